@@ -1,0 +1,33 @@
+import type { VsockBinding } from './types/vsock.d.cts';
+import type { FdStreamBinding } from './types/fdstream.d.cts';
+import type { AioBinding } from './types/aio.d.cts';
+
+export type { VsockBinding } from './types/vsock.d.cts';
+export type { FdStreamBinding } from './types/fdstream.d.cts';
+export type { AioBinding } from './types/aio.d.cts';
+
+export interface CommonBinding {
+  /** The symbolic name of an errno ("ECONNREFUSED"); accepts errno or -errno. */
+  errnoName(errno: number): string;
+  readonly addonVersion: number;
+}
+
+/** Everything the addon exports. */
+export interface NativeBinding extends CommonBinding, VsockBinding, FdStreamBinding, AioBinding {}
+
+export interface LoadOptions {
+  /** Pretend to run on this platform (tests of the off-Linux path). */
+  platform?: string;
+  /** Load the addon from this package directory instead of @vmlink/native's own. */
+  dir?: string;
+}
+
+/**
+ * Loads the addon once and returns it. Throws `ERR_VMLINK_UNSUPPORTED_PLATFORM` off
+ * Linux, `ERR_VMLINK_NATIVE_NOT_BUILT` when no binary exists, and
+ * `ERR_VMLINK_NATIVE_MISMATCH` when the binary lacks an expected export.
+ */
+export declare function loadBinding(options?: LoadOptions): NativeBinding;
+/** True when loadBinding() would succeed. Never throws. */
+export declare function isAvailable(options?: LoadOptions): boolean;
+export declare const expectedExports: Readonly<Record<'common' | 'vsock' | 'fdstream' | 'aio', readonly string[]>>;

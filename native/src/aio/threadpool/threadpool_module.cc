@@ -1,0 +1,6 @@
+// Placeholder until this area is implemented: registers nothing.
+#include "common/module.h"
+
+namespace vmlink {
+void RegisterAioThreadPool(Napi::Env env, Napi::Object exports) {}
+}  // namespace vmlink

@@ -1,0 +1,6 @@
+// Placeholder until this area is implemented: registers nothing.
+#include "common/module.h"
+
+namespace vmlink {
+void RegisterVsock(Napi::Env env, Napi::Object exports) {}
+}  // namespace vmlink
