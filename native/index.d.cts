@@ -1,10 +1,14 @@
 import type { VsockBinding } from './types/vsock.d.cts';
 import type { FdStreamBinding } from './types/fdstream.d.cts';
 import type { AioBinding } from './types/aio.d.cts';
+import type { ThreadPoolBinding } from './types/threadpool.d.cts';
+import type { IoSubmitBinding } from './types/iosubmit.d.cts';
 
 export type { VsockBinding } from './types/vsock.d.cts';
 export type { FdStreamBinding } from './types/fdstream.d.cts';
 export type { AioBinding } from './types/aio.d.cts';
+export type { ThreadPoolBinding } from './types/threadpool.d.cts';
+export type { IoSubmitBinding } from './types/iosubmit.d.cts';
 
 export interface CommonBinding {
   /** The symbolic name of an errno ("ECONNREFUSED"); accepts errno or -errno. */
@@ -13,7 +17,7 @@ export interface CommonBinding {
 }
 
 /** Everything the addon exports. */
-export interface NativeBinding extends CommonBinding, VsockBinding, FdStreamBinding, AioBinding {}
+export interface NativeBinding extends CommonBinding, VsockBinding, FdStreamBinding, AioBinding, ThreadPoolBinding, IoSubmitBinding {}
 
 export interface LoadOptions {
   /** Pretend to run on this platform (tests of the off-Linux path). */
@@ -30,4 +34,4 @@ export interface LoadOptions {
 export declare function loadBinding(options?: LoadOptions): NativeBinding;
 /** True when loadBinding() would succeed. Never throws. */
 export declare function isAvailable(options?: LoadOptions): boolean;
-export declare const expectedExports: Readonly<Record<'common' | 'vsock' | 'fdstream' | 'aio', readonly string[]>>;
+export declare const expectedExports: Readonly<Record<'common' | 'vsock' | 'fdstream' | 'aio' | 'threadpool' | 'iosubmit', readonly string[]>>;

@@ -7,4 +7,6 @@ module.exports = {
   vsock: require('./expected-vsock.cjs'),
   fdstream: require('./expected-fdstream.cjs'),
   aio: require('./expected-aio.cjs'),
+  threadpool: require('./expected-threadpool.cjs'),
+  iosubmit: require('./expected-iosubmit.cjs'),
 };

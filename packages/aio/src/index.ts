@@ -1,1 +1,14 @@
-export {};
+export type {
+  AioBackend,
+  AioCapabilities,
+  AioFile,
+  AioRequest,
+  AioResult,
+  AioStats,
+  Alignment,
+  BackendName,
+  HistogramSummary,
+  OpenFlags,
+  OpOptions,
+  Position,
+} from './types.js';

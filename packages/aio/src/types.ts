@@ -1,0 +1,115 @@
+/**
+ * The @vmlink/aio contract: every backend (fs, threadpool, iosubmit, or a user's own)
+ * implements AioBackend and hands out AioFile objects.
+ */
+import type { Stats } from 'node:fs';
+
+/** A file offset in bytes: a safe integer >= 0, or a bigint up to 2^63-1. */
+export type Position = number | bigint;
+
+/** What a backend can do; compliance tests skip only what a capability says is absent. */
+export interface AioCapabilities {
+  /** Opens files with O_DIRECT and does aligned direct I/O. */
+  readonly direct: boolean;
+  /** Uses RWF_NOWAIT to detect I/O that would block, and routes it elsewhere. */
+  readonly nowait: boolean;
+  /** Submits many requests to the kernel (or worker threads) per JS<->C++ crossing. */
+  readonly batch: boolean;
+  /** Can cancel queued requests when their AbortSignal fires. */
+  readonly cancel: boolean;
+}
+
+/** O_DIRECT alignment in bytes (statx STATX_DIOALIGN, or probed). 1 = no constraint. */
+export interface Alignment {
+  readonly memory: number;
+  readonly offset: number;
+  readonly length: number;
+}
+
+export interface OpOptions {
+  /** Aborting rejects with an AbortError; queued work is cancelled where `cancel` is declared. */
+  signal?: AbortSignal;
+}
+
+/** `open()` flags: a `node:fs` flag string ('r', 'r+', 'w', 'wx', 'a'...) or a number (fs.constants, may include O_DIRECT). */
+export type OpenFlags = string | number;
+
+export interface AioFile {
+  readonly fd: number;
+  readonly path: string;
+  /** True when the file was opened with O_DIRECT. */
+  readonly direct: boolean;
+  readonly alignment: Alignment;
+  readonly closed: boolean;
+  /** Resolves to the number of bytes read (0 at EOF; short near EOF). */
+  read(buffer: Uint8Array, position: Position, options?: OpOptions): Promise<number>;
+  readv(buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number>;
+  /** Resolves to the number of bytes written. */
+  write(buffer: Uint8Array, position: Position, options?: OpOptions): Promise<number>;
+  writev(buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number>;
+  fsync(options?: OpOptions): Promise<void>;
+  fdatasync(options?: OpOptions): Promise<void>;
+  stat(): Promise<Stats>;
+  /** Waits for in-flight requests to settle, then closes the fd. Closing twice is a no-op. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export type AioRequest =
+  | { op: 'read'; file: AioFile; buffer: Uint8Array; position: Position; signal?: AbortSignal }
+  | { op: 'readv'; file: AioFile; buffers: readonly Uint8Array[]; position: Position; signal?: AbortSignal }
+  | { op: 'write'; file: AioFile; buffer: Uint8Array; position: Position; signal?: AbortSignal }
+  | { op: 'writev'; file: AioFile; buffers: readonly Uint8Array[]; position: Position; signal?: AbortSignal }
+  | { op: 'fsync'; file: AioFile; signal?: AbortSignal }
+  | { op: 'fdatasync'; file: AioFile; signal?: AbortSignal };
+
+/** One result per request, in submission order, shaped like Promise.allSettled. */
+export type AioResult =
+  | { status: 'fulfilled'; value: number }
+  | { status: 'rejected'; reason: Error };
+
+/** A latency histogram summary in microseconds. */
+export interface HistogramSummary {
+  readonly count: number;
+  readonly min: number;
+  readonly max: number;
+  readonly mean: number;
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+}
+
+export interface AioStats {
+  readonly submitted: number;
+  readonly completed: number;
+  readonly failed: number;
+  readonly inFlight: number;
+  /** Requests per submission to the kernel or the workers. */
+  readonly batchSize: HistogramSummary;
+  /** Time spent inside the submitting call (io_submit): the blocking detector. */
+  readonly submitTimeUs: HistogramSummary;
+  /** From the JS call until the kernel or a worker took the request. */
+  readonly queueWaitUs: HistogramSummary;
+  /** From submission until completion. */
+  readonly serviceTimeUs: HistogramSummary;
+  /** Reads whose RWF_NOWAIT attempt returned EAGAIN and were retried on the fallback. */
+  readonly nowaitFallbacks: number;
+  /** Requests sent to the fallback backend by the blocking guard before submission. */
+  readonly guardRouted: number;
+  /** O_DIRECT requests rejected (strict) or routed because of misalignment. */
+  readonly alignmentRejections: number;
+}
+
+export interface AioBackend {
+  readonly name: string;
+  readonly capabilities: AioCapabilities;
+  open(path: string, flags?: OpenFlags, mode?: number): Promise<AioFile>;
+  /** Submits a batch; one failure does not fail the others. */
+  submit(requests: readonly AioRequest[]): Promise<AioResult[]>;
+  stats(): AioStats;
+  /** Closes every file still open and releases threads, contexts and fds. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export type BackendName = 'auto' | 'threadpool' | 'iosubmit' | 'fs';
