@@ -7,6 +7,7 @@ export type {
   AioStats,
   Alignment,
   BackendName,
+  FdIo,
   HistogramSummary,
   OpenFlags,
   OpOptions,

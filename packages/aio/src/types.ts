@@ -112,4 +112,17 @@ export interface AioBackend {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/**
+ * Positioned I/O on a raw fd, without opening or owning it. The thread pool and the `fs`
+ * reference implement it; the io_submit backend routes requests that would block in the
+ * kernel to one of these (its "fallback").
+ */
+export interface FdIo {
+  readonly name: string;
+  readv(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number>;
+  writev(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number>;
+  fsync(fd: number, options?: OpOptions): Promise<void>;
+  fdatasync(fd: number, options?: OpOptions): Promise<void>;
+}
+
 export type BackendName = 'auto' | 'threadpool' | 'iosubmit' | 'fs';
