@@ -1,0 +1,31 @@
+import { VmlinkError } from '@vmlink/errors';
+
+/**
+ * Codes the agent puts on the wire. Clients map them to exit codes, so they are part of
+ * the protocol: never rename one.
+ */
+export const AgentErrorCode = {
+  /** A path resolves (lexically or through a symlink) outside `--root`. */
+  PATH_ESCAPE: 'ERR_VMLINK_PATH_ESCAPE',
+  /** A path that is not a non-empty string without NUL bytes. */
+  INVALID_PATH: 'ERR_VMLINK_INVALID_PATH',
+  /** File methods while the agent runs without `--root`. */
+  FS_DISABLED: 'ERR_VMLINK_FS_DISABLED',
+  /** `exec` of a command that is not in `--allow-exec`. */
+  EXEC_DENIED: 'ERR_VMLINK_EXEC_DENIED',
+  /** A request (params or body) larger than the agent accepts. */
+  TOO_LARGE: 'ERR_VMLINK_REQUEST_TOO_LARGE',
+  /** More concurrent streams on one connection than the agent allows. */
+  TOO_MANY_STREAMS: 'ERR_VMLINK_TOO_MANY_STREAMS',
+  /** The bytes received do not match the SHA-256 the client announced. */
+  CHECKSUM_MISMATCH: 'ERR_VMLINK_CHECKSUM_MISMATCH',
+  /** Malformed params (wrong type, missing field). */
+  INVALID_PARAMS: 'ERR_VMLINK_INVALID_PARAMS',
+  /** The agent is shutting down and takes no new requests. */
+  SHUTTING_DOWN: 'ERR_VMLINK_SHUTTING_DOWN',
+} as const;
+export type AgentErrorCode = (typeof AgentErrorCode)[keyof typeof AgentErrorCode];
+
+export function agentError(code: AgentErrorCode, message: string, options?: { cause?: unknown }): VmlinkError {
+  return new VmlinkError(code, message, options);
+}

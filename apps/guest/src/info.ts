@@ -1,0 +1,55 @@
+import os from 'node:os';
+import { AGENT_VERSION } from './version.js';
+
+/** What `info` answers. Plain JSON: it crosses the wire as is. */
+export interface AgentInfo {
+  hostname: string;
+  kernel: { sysname: string; release: string; version: string; machine: string };
+  uptimeSeconds: number;
+  load: [number, number, number];
+  memory: { totalBytes: number; freeBytes: number };
+  cpus: { count: number; model: string };
+  /** The guest's own AF_VSOCK CID, or null when AF_VSOCK is unavailable. */
+  vsockCid: number | null;
+  agent: { version: string; node: string; pid: number; aio: string; root: string | null; allowExec: string[] };
+  /** The URIs the agent serves right now. */
+  transports: string[];
+}
+
+export interface InfoSources {
+  /** Reads the local vsock CID; undefined when the platform has no AF_VSOCK. */
+  readonly vsockCid: () => Promise<number | undefined>;
+  readonly transports: () => string[];
+  readonly aio: () => string;
+  readonly root: string | undefined;
+  readonly allowExec: readonly string[];
+}
+
+export async function collectInfo(sources: InfoSources): Promise<AgentInfo> {
+  const cpus = os.cpus();
+  const [l1 = 0, l5 = 0, l15 = 0] = os.loadavg();
+  let vsockCid: number | null = null;
+  try {
+    vsockCid = (await sources.vsockCid()) ?? null;
+  } catch {
+    vsockCid = null; // no AF_VSOCK here (a container, a host): info still answers
+  }
+  return {
+    hostname: os.hostname(),
+    kernel: { sysname: os.type(), release: os.release(), version: os.version(), machine: os.machine() },
+    uptimeSeconds: Math.round(os.uptime()),
+    load: [l1, l5, l15],
+    memory: { totalBytes: os.totalmem(), freeBytes: os.freemem() },
+    cpus: { count: cpus.length, model: cpus[0]?.model.trim() ?? 'unknown' },
+    vsockCid,
+    agent: {
+      version: AGENT_VERSION,
+      node: process.version,
+      pid: process.pid,
+      aio: sources.aio(),
+      root: sources.root ?? null,
+      allowExec: [...sources.allowExec],
+    },
+    transports: sources.transports(),
+  };
+}

@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_TIMEOUT_MS, parseHostArgs } from '../src/args.js';
+import { parseEndpoint, planCopy, splitRemoteSpec } from '../src/remote-spec.js';
+import { ExitCode, exitCodeFor } from '../src/exit-codes.js';
+
+const common = { json: false, timeoutMs: DEFAULT_TIMEOUT_MS };
+
+describe('splitRemoteSpec: the URI:PATH rule (pure)', () => {
+  it.each([
+    ['unix:/tmp/a.sock:/etc/hosts', 'unix:/tmp/a.sock', '/etc/hosts'],
+    ['vsock://3:1024:/var/log/x', 'vsock://3:1024', '/var/log/x'],
+    ['vsock://any:1024:/', 'vsock://any:1024', '/'],
+    ['virtio-serial+unix:/q/c.sock:/a:/b', 'virtio-serial+unix:/q/c.sock', '/a:/b'],
+    ['virtio-serial:org.vmlink.agent.0:/data/f', 'virtio-serial:org.vmlink.agent.0', '/data/f'],
+    ['unix:/tmp/with:colon.sock:/x', 'unix:/tmp/with:colon.sock', '/x'],
+  ])('%s -> %s + %s', (arg, uri, path) => {
+    expect(splitRemoteSpec(arg)).toEqual({ uri, path });
+  });
+
+  it.each(['unix:/tmp/a.sock', 'vsock://3:1024', 'plain.txt', 'dir/file', ':/x', 'unix:'])('%s has no remote path', (arg) => {
+    expect(splitRemoteSpec(arg)).toBeUndefined();
+  });
+});
+
+describe('planCopy (pure)', () => {
+  it('downloads and uploads', () => {
+    expect(planCopy('unix:/tmp/a.sock:/etc/hosts', 'hosts', undefined)).toEqual({
+      direction: 'download', uri: 'unix:/tmp/a.sock', remotePath: '/etc/hosts', localPath: 'hosts',
+    });
+    expect(planCopy('./big.bin', 'vsock://3:1024:/tmp/big.bin', undefined)).toEqual({
+      direction: 'upload', uri: 'vsock://3:1024', remotePath: '/tmp/big.bin', localPath: './big.bin',
+    });
+  });
+
+  it('with --uri, a leading colon marks the remote side whatever the socket path holds', () => {
+    expect(planCopy(':/etc/hosts', 'out', 'unix:/odd:/path.sock')).toEqual({
+      direction: 'download', uri: 'unix:/odd:/path.sock', remotePath: '/etc/hosts', localPath: 'out',
+    });
+    expect(parseEndpoint('unix:/a.sock:/x', 'unix:/b.sock')).toEqual({ kind: 'local', path: 'unix:/a.sock:/x' });
+  });
+
+  it('keeps ./ and / local even when they look like URIs', () => {
+    expect(parseEndpoint('./unix:/x', undefined)).toEqual({ kind: 'local', path: './unix:/x' });
+    expect(parseEndpoint('/abs/unix:/x', undefined)).toEqual({ kind: 'local', path: '/abs/unix:/x' });
+  });
+
+  it('needs exactly one remote side', () => {
+    expect(() => planCopy('a', 'b', undefined)).toThrow(expect.objectContaining({ code: 'ERR_VMLINK_USAGE', message: expect.stringContaining('neither') }));
+    expect(() => planCopy('unix:/a:/x', 'unix:/a:/y', undefined)).toThrow(expect.objectContaining({ message: expect.stringContaining('both') }));
+  });
+});
+
+describe('parseHostArgs (pure)', () => {
+  it('parses every command', () => {
+    expect(parseHostArgs(['ping', 'unix:/a.sock'])).toEqual({ name: 'ping', uri: 'unix:/a.sock', count: 1, common });
+    expect(parseHostArgs(['info', 'unix:/a.sock', '--json'])).toEqual({ name: 'info', uri: 'unix:/a.sock', common: { ...common, json: true } });
+    expect(parseHostArgs(['ls', 'unix:/a.sock', '/d'])).toEqual({ name: 'ls', uri: 'unix:/a.sock', path: '/d', common });
+    expect(parseHostArgs(['ls', 'unix:/a.sock'])).toMatchObject({ path: '/' });
+    expect(parseHostArgs(['cp', 'unix:/a.sock:/f', 'out', '--no-progress'])).toMatchObject({
+      name: 'cp', progress: false, plan: { direction: 'download', remotePath: '/f' },
+    });
+    expect(parseHostArgs(['bench', 'unix:/a.sock', '--rounds', '5', '--size', '2'])).toMatchObject({ rounds: 5, sizeMiB: 2 });
+    expect(parseHostArgs(['--uri', 'unix:/a.sock', 'info'])).toMatchObject({ name: 'info', uri: 'unix:/a.sock' });
+  });
+
+  it('gives everything after -- to exec, including things that look like our flags', () => {
+    expect(parseHostArgs(['exec', 'unix:/a.sock', '--', 'echo', '--json', '-n', 'hi'])).toEqual({
+      name: 'exec', uri: 'unix:/a.sock', command: 'echo', args: ['--json', '-n', 'hi'], common,
+    });
+    expect(() => parseHostArgs(['exec', 'unix:/a.sock', 'echo'])).toThrow(expect.objectContaining({ code: 'ERR_VMLINK_USAGE' }));
+  });
+
+  it('has --help on every command and on its own', () => {
+    expect(parseHostArgs(['--help'])).toEqual({ name: 'help', topic: undefined });
+    for (const name of ['ping', 'info', 'ls', 'cp', 'exec', 'bench'] as const) {
+      expect(parseHostArgs([name, '--help'])).toEqual({ name: 'help', topic: name });
+    }
+  });
+
+  it('rejects bad command lines with ERR_VMLINK_USAGE', () => {
+    for (const argv of [[], ['frobnicate'], ['ping'], ['ping', 'u', 'extra'], ['ping', 'u', '--count', '0'], ['cp', 'a'], ['info', 'u', '--nope']]) {
+      expect(() => parseHostArgs(argv)).toThrow(expect.objectContaining({ code: 'ERR_VMLINK_USAGE' }));
+    }
+  });
+});
+
+describe('exitCodeFor (pure)', () => {
+  it('maps causes to the documented codes', () => {
+    expect(exitCodeFor('ECONNREFUSED')).toBe(ExitCode.UNREACHABLE);
+    expect(exitCodeFor('ERR_VMLINK_EXEC_DENIED')).toBe(ExitCode.POLICY);
+    expect(exitCodeFor('ERR_VMLINK_PATH_ESCAPE')).toBe(ExitCode.POLICY);
+    expect(exitCodeFor('ERR_VMLINK_CHECKSUM_MISMATCH')).toBe(ExitCode.INTEGRITY);
+    expect(exitCodeFor('ERR_VMLINK_CONNECTION_LOST')).toBe(ExitCode.CONNECTION_LOST);
+    expect(exitCodeFor('SOMETHING_NEW')).toBe(ExitCode.FAILURE);
+    expect(exitCodeFor(undefined)).toBe(ExitCode.FAILURE);
+  });
+});
