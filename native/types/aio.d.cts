@@ -1,3 +1,22 @@
-// Types of the exports src/aio (allocAligned, statx alignment) provides (filled in with the area).
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface AioBinding {}
+// Types of the exports src/aio provides: buffer address checks and O_DIRECT alignment.
+
+/** Where an alignment came from: statx(STATX_DIOALIGN), the device's logical block size, or a 4096 default. */
+export type DioAlignmentSource = 'statx' | 'sysfs' | 'default';
+
+export interface DioAlignmentInfo {
+  readonly memory: number;
+  readonly offset: number;
+  readonly length: number;
+  readonly source: DioAlignmentSource;
+}
+
+export interface AioBinding {
+  /** The real address of `view`'s first byte modulo `alignment` (a power of two). */
+  addressOffset(view: ArrayBufferView, alignment: number): number;
+  /**
+   * O_DIRECT alignment of an open fd. 'auto' (default) tries statx, then sysfs, then
+   * 4096; 'statx' and 'sysfs' force one method and throw (EOPNOTSUPP, ENOENT) when it
+   * has no answer. A closed fd throws EBADF.
+   */
+  dioAlignment(fd: number, method?: 'auto' | 'statx' | 'sysfs'): DioAlignmentInfo;
+}

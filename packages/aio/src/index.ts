@@ -6,10 +6,33 @@ export type {
   AioResult,
   AioStats,
   Alignment,
+  BackendFactory,
   BackendName,
+  BackendOptions,
   FdIo,
   HistogramSummary,
   OpenFlags,
   OpOptions,
   Position,
 } from './types.js';
+export { createBackend } from './create-backend.js';
+export { createFsBackend, createFsFdIo } from './fs-backend.js';
+export { FsFdIo } from './fs-io.js';
+export { FdBackend, type FdBackendInit } from './fd-backend.js';
+export { FdFile, type FdFileInit } from './fd-file.js';
+export { allocAligned, isAligned, alignmentOf, misalignment, hasDirectFlag, O_DIRECT, NO_ALIGNMENT } from './align.js';
+export { StatsRecorder } from './stats.js';
+export { LogHistogram } from './histogram.js';
+export { closedError, misalignedError, withPath, backendUnavailable, type IoError } from './errors.js';
+export {
+  MAX_BUFFERS,
+  MAX_POSITION,
+  normalizePosition,
+  positionToBigInt,
+  totalLength,
+  validateBuffer,
+  validateBuffers,
+  validateOpenFlags,
+  validateOpOptions,
+  validatePosition,
+} from './validate.js';

@@ -17,6 +17,11 @@ export interface AioCapabilities {
   readonly batch: boolean;
   /** Can cancel queued requests when their AbortSignal fires. */
   readonly cancel: boolean;
+  /**
+   * What happens to a misaligned O_DIRECT request: 'reject' (EINVAL naming the alignment,
+   * the default when absent) or 'route' (done another way, e.g. through a bounce buffer).
+   */
+  readonly misalignedDirect?: 'reject' | 'route';
 }
 
 /** O_DIRECT alignment in bytes (statx STATX_DIOALIGN, or probed). 1 = no constraint. */
@@ -27,7 +32,11 @@ export interface Alignment {
 }
 
 export interface OpOptions {
-  /** Aborting rejects with an AbortError; queued work is cancelled where `cancel` is declared. */
+  /**
+   * Aborting before the request is handed over rejects with an AbortError; a backend that
+   * declares `cancel` also withdraws requests still queued. A request already running
+   * completes and settles with its real result (so a write is never reported as undone).
+   */
   signal?: AbortSignal;
 }
 
@@ -126,3 +135,19 @@ export interface FdIo {
 }
 
 export type BackendName = 'auto' | 'threadpool' | 'iosubmit' | 'fs';
+
+/** Options for createBackend(); each backend reads the ones it knows and ignores the rest. */
+export interface BackendOptions {
+  /** Worker threads (threadpool; default: the number of cores, at least 2). */
+  readonly threads?: number;
+  /** io_submit: turn the blocking guard off (iosubmit). */
+  readonly strict?: boolean;
+  readonly [option: string]: unknown;
+}
+
+/**
+ * How createBackend() builds a plugin's backend: a plugin package (e.g.
+ * `@vmlink/aio-threadpool`) exports `createBackend: BackendFactory` next to its own named
+ * factory. May throw ERR_VMLINK_UNSUPPORTED_PLATFORM / ERR_VMLINK_NATIVE_NOT_BUILT.
+ */
+export type BackendFactory = (options?: BackendOptions) => AioBackend | Promise<AioBackend>;
