@@ -1,0 +1,100 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createFsBackend, type AioBackend } from '@vmlink/aio';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listDirectory, readFileStreamed, statPath, writeFileAtomic } from '../src/methods/files.js';
+import { RootJail } from '../src/policy/confine.js';
+
+const sha = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+
+async function* chunks(data: Uint8Array, size: number, failAfter?: number): AsyncGenerator<Uint8Array> {
+  for (let offset = 0; offset < data.length; offset += size) {
+    if (failAfter !== undefined && offset >= failAfter) throw Object.assign(new Error('client vanished'), { code: 'ECONNRESET' });
+    yield data.subarray(offset, offset + size);
+  }
+}
+
+describe('file methods over a real fs AIO backend and real files', () => {
+  let base: string;
+  let root: string;
+  let jail: RootJail;
+  let backend: AioBackend;
+  const signal = new AbortController().signal;
+
+  beforeAll(async () => {
+    base = await mkdtemp(path.join(tmpdir(), 'vmlink-files-'));
+    root = path.join(base, 'root');
+    await mkdir(path.join(root, 'sub'), { recursive: true });
+    await writeFile(path.join(base, 'outside.txt'), 'secret');
+    await symlink(path.join(base, 'outside.txt'), path.join(root, 'sub', 'leak'));
+    jail = await RootJail.create(root);
+    backend = createFsBackend();
+  });
+  afterAll(async () => {
+    await backend.close();
+    await rm(base, { recursive: true, force: true });
+  });
+
+  it('writes atomically, then reads back the same bytes and SHA-256', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 17);
+    const written = await writeFileAtomic(backend, jail, '/sub/data.bin', chunks(data, 300_000), {
+      expectedSha256: sha(data), maxBytes: 1 << 30, signal,
+    });
+    expect(written).toEqual({ size: data.length, sha256: sha(data) });
+    const received: Uint8Array[] = [];
+    const read = await readFileStreamed(backend, jail, '/sub/data.bin', async (c) => { received.push(Buffer.from(c)); }, signal);
+    expect(read).toEqual(written);
+    expect(Buffer.concat(received).equals(data)).toBe(true);
+    expect(await statPath(jail, 'sub/data.bin')).toMatchObject({ path: '/sub/data.bin', type: 'file', size: data.length });
+  });
+
+  it('leaves neither the target nor a temp file when the source fails mid-way', async () => {
+    const data = randomBytes(2 * 1024 * 1024);
+    await expect(
+      writeFileAtomic(backend, jail, '/sub/half.bin', chunks(data, 256 * 1024, 1024 * 1024), { maxBytes: 1 << 30, signal }),
+    ).rejects.toMatchObject({ code: 'ECONNRESET' });
+    expect((await readdir(path.join(root, 'sub'))).filter((n) => n.includes('half'))).toEqual([]);
+  });
+
+  it('discards a file whose checksum does not match, keeping the old content', async () => {
+    await writeFile(path.join(root, 'sub', 'keep.txt'), 'old');
+    await expect(
+      writeFileAtomic(backend, jail, '/sub/keep.txt', chunks(Buffer.from('new content'), 4), { expectedSha256: sha(Buffer.from('other')), maxBytes: 100, signal }),
+    ).rejects.toMatchObject({ code: 'ERR_VMLINK_CHECKSUM_MISMATCH' });
+    expect(await readFile(path.join(root, 'sub', 'keep.txt'), 'utf8')).toBe('old');
+    expect((await readdir(path.join(root, 'sub'))).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('refuses more than maxBytes and cleans up', async () => {
+    await expect(
+      writeFileAtomic(backend, jail, '/sub/big.bin', chunks(randomBytes(5000), 1000), { maxBytes: 4096, signal }),
+    ).rejects.toMatchObject({ code: 'ERR_VMLINK_REQUEST_TOO_LARGE' });
+    expect((await readdir(path.join(root, 'sub'))).filter((n) => n.includes('big'))).toEqual([]);
+  });
+
+  it('replaces a symlink at the target instead of writing through it', async () => {
+    await writeFileAtomic(backend, jail, '/sub/leak', chunks(Buffer.from('mine'), 4), { maxBytes: 100, signal });
+    expect(await readFile(path.join(base, 'outside.txt'), 'utf8')).toBe('secret');
+    expect(await readFile(path.join(root, 'sub', 'leak'), 'utf8')).toBe('mine');
+  });
+
+  it('refuses escapes for every method', async () => {
+    await symlink(base, path.join(root, 'up'));
+    const escape = { code: 'ERR_VMLINK_PATH_ESCAPE' };
+    await expect(statPath(jail, '/up/outside.txt')).rejects.toMatchObject(escape);
+    await expect(listDirectory(jail, '/../', 10)).rejects.toMatchObject(escape);
+    await expect(readFileStreamed(backend, jail, '/up/outside.txt', async () => {}, signal)).rejects.toMatchObject(escape);
+    await expect(writeFileAtomic(backend, jail, '/up/x', chunks(Buffer.from('x'), 1), { maxBytes: 10, signal })).rejects.toMatchObject(escape);
+  });
+
+  it('lists a directory sorted, symlinks shown as symlinks, bounded', async () => {
+    const listing = await listDirectory(jail, '/sub', 1000);
+    expect(listing.path).toBe('/sub');
+    expect(listing.entries.map((e) => e.name)).toEqual([...listing.entries.map((e) => e.name)].sort());
+    expect(listing.truncated).toBe(false);
+    const small = await listDirectory(jail, '/sub', 1);
+    expect(small).toMatchObject({ truncated: true, entries: [expect.any(Object)] });
+  });
+});
