@@ -1,3 +1,102 @@
-// Types of the exports src/fdstream provides (filled in with the area).
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface FdStreamBinding {}
+// Types and contract of src/fdstream: a reader/writer for ONE non-blocking fd (socket,
+// pipe, FIFO, character device such as /dev/virtio-ports/NAME), driven by a uv_poll_t on
+// the Node loop. No threads, no unbounded buffering. A JS Duplex sits on top:
+// `_read()` -> readStart(), `push()` false -> readStop(), `_writev()` -> write(chunks).
+
+/** Called with `this` = the FdStream. */
+export interface FdStreamCallbacks {
+  /**
+   * One chunk (stream mode) or one message (`messages: true`). The Buffer is a fresh
+   * copy: keep it. `truncatedFrom` is set, in message mode only, when the message did not
+   * fit in `readSize`: it is the message's real length and `chunk` holds its first
+   * `readSize` bytes (the rest is lost: the kernel drops it).
+   */
+  onData(chunk: Buffer, truncatedFrom: number | undefined): void;
+  /** read() returned 0 in hangupMode 'end': the peer finished writing. Reading stops for good. */
+  onEnd?(): void;
+  /**
+   * A read/recvmsg (or poll) error, shaped like Node's (`read ECONNRESET`: code, errno,
+   * syscall). Reading stops; the owner usually destroys the stream.
+   */
+  onError(error: NodeJS.ErrnoException): void;
+  /**
+   * hangupMode 'notify' only (required there): the peer went away (read() gave EOF, or
+   * EIO on a pty). Reported once per hang-up; the fd stays open and the stream waits,
+   * without spinning, for the peer to come back. Writes meanwhile stay queued (EAGAIN)
+   * or fail, as the device decides.
+   */
+  onHangup?(): void;
+  /**
+   * hangupMode 'notify': the peer is back after onHangup: the fd polled writable without
+   * HUP (a virtio-serial host reconnected), or data arrived (a FIFO got a new writer).
+   * Data that arrives is delivered after this call.
+   */
+  onReconnect?(): void;
+}
+
+export interface FdStreamOptions {
+  /**
+   * 'end' (default, sockets and pipes): EOF ends the readable side (onEnd).
+   * 'notify' (virtio-serial char devices): EOF/POLLHUP means "peer away", reported as
+   * onHangup, then onReconnect. Internally the fd sits in a private edge-triggered epoll
+   * set (EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET) and the loop polls that epoll fd, because a
+   * device that keeps IN|HUP set would make a level-triggered poll spin.
+   */
+  hangupMode?: 'end' | 'notify';
+  /**
+   * Message mode (SOCK_SEQPACKET): each recvmsg is one onData call, each written chunk is
+   * one send(). Zero-length messages read as EOF, so do not send them.
+   */
+  messages?: boolean;
+  /** Bytes per read() (stream) or the largest message taken whole. Default 65536, max 64 MiB. */
+  readSize?: number;
+}
+
+export interface FdStream {
+  /** The fd, or -1 once closed. */
+  readonly fd: number;
+  readonly closed: boolean;
+  /** hangupMode 'notify': true between onHangup and onReconnect. */
+  readonly hungUp: boolean;
+  /** Times the poll watcher woke this stream (a hung-up device must not make this climb). */
+  readonly wakeups: number;
+  /** Bytes of the pending write not yet accepted by the kernel. */
+  readonly writeQueueSize: number;
+  /** Start delivering onData (no-op when already reading or closed). */
+  readStart(): void;
+  /** Stop reading: the fd is no longer polled for input, the kernel buffers (and pushes back). */
+  readStop(): void;
+  /**
+   * Writes the chunks in order (writev in stream mode; one send() each in message mode).
+   * Returns true when the kernel took everything now (callback NOT called); false when
+   * the rest waits for POLLOUT: then callback(null) once all is written, or
+   * callback(error) (`write EPIPE`...). Throws on an immediate failure, on a closed stream
+   * (EBADF) and when a write is already pending (ERR_VMLINK_WRITE_PENDING): one at a time.
+   * The chunks are not copied: do not modify them until written.
+   */
+  write(chunks: Uint8Array | readonly Uint8Array[], callback: (error: NodeJS.ErrnoException | null) => void): boolean;
+  /** Calls back once when the fd polls writable (the end of a non-blocking connect). */
+  awaitWritable(callback: () => void): void;
+  /** shutdown(SHUT_WR): the peer reads EOF. Sockets only (a char device throws ENOTSOCK). */
+  shutdown(): void;
+  /** Closes the fd exactly once; a pending write is dropped (its callback never runs). Idempotent. */
+  close(): void;
+  /** The watcher keeps the loop alive (default). */
+  ref(): void;
+  /** The watcher no longer keeps the loop alive. */
+  unref(): void;
+}
+
+export interface FdStreamConstructor {
+  /**
+   * Takes ownership of `fd` at once (closed by close(), by the garbage collector, or if
+   * this constructor throws) and makes it O_NONBLOCK.
+   */
+  new (fd: number, options: FdStreamOptions | undefined, callbacks: FdStreamCallbacks): FdStream;
+}
+
+export interface FdStreamBinding {
+  FdStream: FdStreamConstructor;
+  /** A connected AF_UNIX socket pair, non-blocking and close-on-exec (in-process pipes, tests). */
+  socketpair(type?: 'stream' | 'seqpacket'): [number, number];
+}
