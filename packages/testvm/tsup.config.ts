@@ -7,4 +7,6 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'node20',
+  // assets.ts finds ../assets through import.meta.url, also in the CJS build.
+  shims: true,
 });

@@ -1,1 +1,5 @@
-export {};
+export { startVm, Vm, defaultGuestEnv, type RunOptions, type RunResult, type VmTimings } from './vm.js';
+export type { StartVmOptions, PortSpec } from './options.js';
+export type { GuestInfo } from './protocol.js';
+export { TestVmErrorCode, GuestError, RunTimeoutError, APT_INSTALL_LINE, HOST_PACKAGES } from './errors.js';
+export { cacheRoot } from './cache.js';

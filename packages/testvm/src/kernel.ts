@@ -1,0 +1,114 @@
+import { mkdir, readdir, readFile, writeFile, copyFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import type { ArchProfile } from './arch.js';
+import { buildOnce, writeFileAtomic } from './cache.js';
+import { testVmError, TestVmErrorCode } from './errors.js';
+import { execHost } from './host-exec.js';
+import { GUEST_MODULES, indexModules, resolveModules } from './kernel-modules.js';
+
+/** A kernel unpacked into the cache: the image, its release and the guest's modules in load order. */
+export interface GuestKernel {
+  dir: string;
+  vmlinuz: string;
+  release: string;
+  /** Module names in insmod order; files are `<dir>/modules/<name>.ko`. */
+  modules: string[];
+  /** Identifies this kernel + module set for the initramfs cache key. */
+  key: string;
+}
+
+interface KernelPackage {
+  name: string;
+  version: string;
+}
+
+function kernelNotFound(detail: string, cause?: unknown): Error {
+  return testVmError(
+    TestVmErrorCode.KERNEL_NOT_FOUND,
+    `cannot get a Debian kernel for the guest: ${detail}. Check that apt works: apt-get update && apt-cache depends linux-image-amd64`,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+async function aptCacheDepends(meta: string): Promise<string | undefined> {
+  const res = await execHost('apt-cache', ['depends', meta]).catch(() => undefined);
+  if (res === undefined || res.code !== 0) return undefined;
+  const match = /Depends:\s*(linux-image-[^\s<>]+)/.exec(res.stdout);
+  return match?.[1];
+}
+
+/** The versioned package `linux-image-<arch>` depends on, running `apt-get update` once if apt knows nothing. */
+export async function resolveKernelPackage(profile: ArchProfile): Promise<KernelPackage> {
+  let name = await aptCacheDepends(profile.kernelMetaPackage);
+  if (name === undefined && process.getuid?.() === 0) {
+    await execHost('apt-get', ['update']).catch(() => undefined);
+    name = await aptCacheDepends(profile.kernelMetaPackage);
+  }
+  if (name === undefined) throw kernelNotFound(`apt-cache does not know ${profile.kernelMetaPackage}`);
+  const show = await execHost('apt-cache', ['show', '--no-all-versions', name]);
+  const version = /^Version:\s*(\S+)/m.exec(show.stdout)?.[1];
+  if (version === undefined) throw kernelNotFound(`apt-cache show ${name} gives no version`);
+  return { name, version };
+}
+
+async function unpackKernel(pkg: KernelPackage, modules: readonly string[], out: string): Promise<void> {
+  const work = join(out, 'work');
+  await mkdir(work, { recursive: true });
+  const download = await execHost('apt-get', ['download', `${pkg.name}=${pkg.version}`], { cwd: work });
+  const debs = (await readdir(work)).filter((f) => f.endsWith('.deb'));
+  const deb = debs[0];
+  if (download.code !== 0 || deb === undefined) {
+    throw kernelNotFound(`apt-get download ${pkg.name} failed: ${download.stderr.trim()}`);
+  }
+  const tree = join(work, 'tree');
+  const unpack = await execHost('dpkg', ['-x', join(work, deb), tree]);
+  if (unpack.code !== 0) throw kernelNotFound(`dpkg -x ${deb} failed: ${unpack.stderr.trim()}`);
+
+  const boot = await readdir(join(tree, 'boot'));
+  const image = boot.find((f) => f.startsWith('vmlinuz-'));
+  if (image === undefined) throw kernelNotFound(`${deb} has no /boot/vmlinuz-*`);
+  const release = image.slice('vmlinuz-'.length);
+  await copyFile(join(tree, 'boot', image), join(out, 'vmlinuz'));
+
+  const index = await indexModules(join(tree, 'lib', 'modules', release, 'kernel'));
+  const resolved = await resolveModules(index, modules);
+  await mkdir(join(out, 'modules'));
+  for (const mod of resolved) await writeFile(join(out, 'modules', `${mod.name}.ko`), mod.bytes);
+  await writeFile(join(out, 'modules.order'), resolved.map((m) => m.name).join('\n') + '\n');
+  await writeFile(join(out, 'release'), release);
+  // Only the image and a handful of modules are kept; the unpacked tree is ~400 MB.
+  await rm(work, { recursive: true, force: true });
+}
+
+async function loadKernel(dir: string): Promise<GuestKernel> {
+  const release = (await readFile(join(dir, 'release'), 'utf8')).trim();
+  const modules = (await readFile(join(dir, 'modules.order'), 'utf8')).split('\n').filter((l) => l !== '');
+  return { dir, vmlinuz: join(dir, 'vmlinuz'), release, modules, key: dir };
+}
+
+/**
+ * The guest kernel from the cache, fetched with `apt-get download` + `dpkg -x` the first
+ * time. The resolved package is remembered in `kernel/current.json` so later boots skip
+ * apt-cache (~1 s); delete the cache folder to pick up a newer Debian kernel.
+ */
+export async function getKernel(cache: string, profile: ArchProfile, modules: readonly string[] = GUEST_MODULES): Promise<GuestKernel> {
+  const modulesKey = createHash('sha256').update(modules.join(',')).digest('hex').slice(0, 12);
+  const currentFile = join(cache, 'kernel', `current-${profile.kernelMetaPackage}-${modulesKey}.json`);
+  try {
+    const current = JSON.parse(await readFile(currentFile, 'utf8')) as { dir: string };
+    return await loadKernel(current.dir);
+  } catch {
+    // Not resolved yet, or the cache was cleaned: resolve again.
+  }
+  const pkg = await resolveKernelPackage(profile);
+  const dir = join(cache, 'kernel', `${pkg.name}_${pkg.version}_${modulesKey}`);
+  try {
+    await buildOnce(dir, (tmp) => unpackKernel(pkg, modules, tmp));
+  } catch (err) {
+    if ((err as { code?: string }).code === TestVmErrorCode.KERNEL_NOT_FOUND) throw err;
+    throw kernelNotFound(`unpacking ${pkg.name} failed: ${(err as Error).message}`, err);
+  }
+  await writeFileAtomic(currentFile, JSON.stringify({ dir, package: pkg }));
+  return loadKernel(dir);
+}

@@ -1,0 +1,138 @@
+import { stat } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import { invalidArgType, validateAbortSignal, validateInteger } from '@vmlink/errors';
+import { testVmError, TestVmErrorCode } from './errors.js';
+import { CONTROL_PORT_NAME, RESULT_PORT_NAME } from './qemu.js';
+
+/** A virtio-serial port, given by name (`'org.example.0'`) or as `{ name }`. */
+export type PortSpec = string | { name: string };
+
+export interface StartVmOptions {
+  /** Host folder(s) mounted over 9p at the same absolute path in the guest. */
+  share?: string | readonly string[];
+  /** Mount the shares read-only (default false: tests may write results). */
+  shareReadOnly?: boolean;
+  /** Named virtio-serial ports, each backed by a host Unix socket (`vm.portPath(name)`). */
+  ports?: readonly PortSpec[];
+  /** Guest memory; default 1024. */
+  memoryMiB?: number;
+  /** Guest CPUs; default 1 (as fast as 2 under TCG for light work, and kinder to parallel tests). */
+  cpus?: number;
+  /** How long the boot may take until the guest is ready to run commands; default 120 000. */
+  timeoutMs?: number;
+  /** Aborts the boot (QEMU is killed, the promise rejects with an AbortError). */
+  signal?: AbortSignal;
+  /** Host programs copied into the guest with the libraries they load, e.g. `['socat']`. */
+  withPrograms?: readonly string[];
+  /** QEMU binary name or path; default `qemu-system-x86_64` on PATH. */
+  qemuBinary?: string;
+  /** `'tcg'` (default) or `'kvm'`; KVM only where it is known to boot. */
+  accel?: 'tcg' | 'kvm';
+  /** Environment every `vm.run` starts from, merged over the default. */
+  env?: Readonly<Record<string, string>>;
+  /** Cap on each of stdout and stderr kept per command; default 64 MiB. */
+  maxOutputBytes?: number;
+}
+
+export interface ResolvedShare {
+  path: string;
+  tag: string;
+}
+
+export interface ResolvedOptions {
+  shares: ResolvedShare[];
+  shareReadOnly: boolean;
+  ports: string[];
+  memoryMiB: number;
+  cpus: number;
+  timeoutMs: number;
+  signal: AbortSignal | undefined;
+  withPrograms: string[];
+  qemuBinary: string | undefined;
+  accel: 'tcg' | 'kvm';
+  env: Record<string, string>;
+  maxOutputBytes: number;
+}
+
+const MAX_PORT_NAME = 255;
+const RESERVED_PREFIX = 'org.vmlink.testvm.';
+
+/** virtio-serial names become /dev/virtio-ports/NAME: printable ASCII, no '/', not '.' or '..'. */
+export function validatePortName(name: unknown): string {
+  if (typeof name !== 'string') throw invalidArgType('ports[].name', 'of type string', name);
+  let problem: string | undefined;
+  if (name.length === 0) problem = 'it is empty';
+  else if (name.length > MAX_PORT_NAME) problem = `it is longer than ${MAX_PORT_NAME} characters`;
+  else if (!/^[\x21-\x7e]+$/.test(name)) problem = 'only printable ASCII without spaces is allowed';
+  else if (name.includes('/')) problem = "'/' is not allowed";
+  else if (name === '.' || name === '..') problem = "'.' and '..' are not allowed";
+  else if (name.startsWith(RESERVED_PREFIX) || name === CONTROL_PORT_NAME || name === RESULT_PORT_NAME) {
+    problem = `names starting with '${RESERVED_PREFIX}' are reserved`;
+  }
+  if (problem !== undefined) {
+    throw testVmError(TestVmErrorCode.BAD_PORT_NAME, `bad virtio-serial port name ${JSON.stringify(name)}: ${problem}`);
+  }
+  return name;
+}
+
+async function resolveShare(path: unknown, index: number): Promise<ResolvedShare> {
+  if (typeof path !== 'string' || path === '') throw invalidArgType('share', 'a non-empty string or an array of them', path);
+  const absolute = isAbsolute(path) ? path : resolve(path);
+  const info = await stat(absolute).catch(() => undefined);
+  if (info === undefined || !info.isDirectory()) {
+    throw testVmError(
+      TestVmErrorCode.SHARE_NOT_FOUND,
+      `share folder '${absolute}' ${info === undefined ? 'does not exist' : 'is not a folder'}`,
+    );
+  }
+  return { path: absolute, tag: `vmlink${index}` };
+}
+
+function stringRecord(value: unknown, name: string): Record<string, string> {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null) throw invalidArgType(name, 'an object of strings', value);
+  const out: Record<string, string> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (typeof v !== 'string') throw invalidArgType(`${name}.${key}`, 'of type string', v);
+    out[key] = v;
+  }
+  return out;
+}
+
+export async function resolveOptions(options: StartVmOptions = {}): Promise<ResolvedOptions> {
+  if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'of type object', options);
+  validateAbortSignal(options.signal, 'options.signal');
+  const shareList = options.share === undefined ? [] : typeof options.share === 'string' ? [options.share] : [...options.share];
+  const shares: ResolvedShare[] = [];
+  for (const [i, path] of shareList.entries()) shares.push(await resolveShare(path, i));
+
+  const ports = (options.ports ?? []).map((spec) => validatePortName(typeof spec === 'string' ? spec : spec?.name));
+  const duplicate = ports.find((name, i) => ports.indexOf(name) !== i);
+  if (duplicate !== undefined) {
+    throw testVmError(TestVmErrorCode.BAD_PORT_NAME, `virtio-serial port name ${JSON.stringify(duplicate)} is given twice`);
+  }
+  const withPrograms = [...(options.withPrograms ?? [])];
+  for (const program of withPrograms) {
+    if (typeof program !== 'string' || program === '') throw invalidArgType('withPrograms[]', 'a non-empty string', program);
+  }
+  if (options.accel !== undefined && options.accel !== 'tcg' && options.accel !== 'kvm') {
+    throw invalidArgType('accel', "'tcg' or 'kvm'", options.accel);
+  }
+  if (options.qemuBinary !== undefined && (typeof options.qemuBinary !== 'string' || options.qemuBinary === '')) {
+    throw invalidArgType('qemuBinary', 'a non-empty string', options.qemuBinary);
+  }
+  return {
+    shares,
+    shareReadOnly: options.shareReadOnly === true,
+    ports,
+    memoryMiB: validateInteger(options.memoryMiB ?? 1024, 'memoryMiB', 128, 65536),
+    cpus: validateInteger(options.cpus ?? 1, 'cpus', 1, 64),
+    timeoutMs: validateInteger(options.timeoutMs ?? 120_000, 'timeoutMs', 1, 2 ** 31 - 1),
+    signal: options.signal,
+    withPrograms,
+    qemuBinary: options.qemuBinary,
+    accel: options.accel ?? 'tcg',
+    env: stringRecord(options.env, 'env'),
+    maxOutputBytes: validateInteger(options.maxOutputBytes ?? 64 * 1024 * 1024, 'maxOutputBytes', 0, 2 ** 31 - 1),
+  };
+}

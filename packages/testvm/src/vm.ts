@@ -1,0 +1,406 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { abortError, throwIfAborted, invalidArgType, validateAbortSignal, validateInteger } from '@vmlink/errors';
+import { archProfile } from './arch.js';
+import { cacheRoot } from './cache.js';
+import { connectWhenListening, ControlChannel } from './control.js';
+import { readTail } from './console-log.js';
+import { APT_INSTALL_LINE, GuestError, RunTimeoutError, testVmError, TestVmErrorCode } from './errors.js';
+import { findExecutable } from './host-files.js';
+import { getInitramfs, resolvePrograms } from './initramfs.js';
+import { getKernel } from './kernel.js';
+import { resolveOptions, type ResolvedOptions, type StartVmOptions } from './options.js';
+import type { GuestInfo, GuestMessage } from './protocol.js';
+import { qemuArgs } from './qemu.js';
+import { SupervisedQemu, type QemuExit } from './supervisor.js';
+
+export interface RunOptions {
+  /** Working directory in the guest; default `/root`. */
+  cwd?: string;
+  /** Merged over the VM's environment; `undefined` removes a variable. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Kill the command (its whole process group) and reject with ERR_VMLINK_TESTVM_RUN_TIMEOUT. */
+  timeoutMs?: number;
+  /** Bytes for the command's stdin; without it stdin is /dev/null. */
+  input?: string | Uint8Array;
+  /** Kills the command and rejects with an AbortError. */
+  signal?: AbortSignal;
+}
+
+export interface RunResult {
+  /** The exit status; 128 + N when a signal N ended it (as a shell reports it). */
+  exitCode: number;
+  /** The signal that ended it, if any. */
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  /** True when some output went past `maxOutputBytes` and was dropped. */
+  truncated: boolean;
+}
+
+/** The guest's environment before `options.env` and `run`'s env are merged over it. */
+export function defaultGuestEnv(hostEnv: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin',
+    HOME: '/root',
+    USER: 'root',
+    LANG: 'C.UTF-8',
+  };
+  if (hostEnv.CI !== undefined) env.CI = hostEnv.CI;
+  return env;
+}
+
+interface PendingRun {
+  stdout: Buffer[];
+  stderr: Buffer[];
+  bytes: { stdout: number; stderr: number };
+  truncated: boolean;
+  resolve: (result: RunResult) => void;
+  reject: (err: Error) => void;
+  cleanup: () => void;
+}
+
+export interface VmTimings {
+  /** Kernel + initramfs from the cache (or built). */
+  prepareMs: number;
+  /** QEMU start until the runner said it is ready. */
+  bootMs: number;
+}
+
+/** A running guest. Always `await vm.stop()` (also after a failure) when done. */
+export class Vm {
+  /** What the guest reported when it became ready. */
+  readonly info: GuestInfo;
+  readonly timings: VmTimings;
+  private nextId = 1;
+  private readonly runs = new Map<number, PendingRun>();
+  private stopping: Promise<void> | undefined;
+  private goneError: Error | undefined;
+  private onBye: (() => void) | undefined;
+
+  /** @internal use startVm() */
+  constructor(
+    private readonly qemu: SupervisedQemu,
+    private readonly control: ControlChannel,
+    private readonly options: ResolvedOptions,
+    private readonly paths: { tmpDir: string; consoleLog: string; resultLog: string; ports: Map<string, string> },
+    info: GuestInfo,
+    timings: VmTimings,
+  ) {
+    this.info = info;
+    this.timings = timings;
+    void qemu.exited.then(async () => {
+      if (this.stopping !== undefined) return;
+      const tail = await readTail(this.paths.consoleLog);
+      this.markGone(new GuestError(TestVmErrorCode.GUEST_EXITED, 'the guest shut down while commands were running', tail));
+    });
+  }
+
+  /** QEMU's process id. */
+  get pid(): number {
+    return this.qemu.pid ?? -1;
+  }
+
+  /** The VM's private temp folder (sockets, console log); removed by stop(). */
+  get tmpDir(): string {
+    return this.paths.tmpDir;
+  }
+
+  /** Host path of the Unix socket behind virtio-serial port `name` (QEMU listens; connect to it). */
+  portPath(name: string): string {
+    const path = this.paths.ports.get(name);
+    if (path === undefined) {
+      throw testVmError(
+        TestVmErrorCode.UNKNOWN_PORT,
+        `no virtio-serial port named ${JSON.stringify(name)}; this VM has: ${[...this.paths.ports.keys()].join(', ') || 'none'}`,
+      );
+    }
+    return path;
+  }
+
+  /** What the guest printed on its serial console so far (the tail). */
+  consoleTail(maxBytes = 16384): Promise<string> {
+    return readTail(this.paths.consoleLog, maxBytes);
+  }
+
+  /** Runs `cmd args` in the guest and collects its output and exit code. */
+  run(cmd: string, args: readonly string[] = [], options: RunOptions = {}): Promise<RunResult> {
+    if (typeof cmd !== 'string' || cmd === '') return Promise.reject(invalidArgType('cmd', 'a non-empty string', cmd));
+    if (!Array.isArray(args) || args.some((a) => typeof a !== 'string')) {
+      return Promise.reject(invalidArgType('args', 'an array of strings', args));
+    }
+    try {
+      validateAbortSignal(options.signal, 'options.signal');
+      if (options.timeoutMs !== undefined) validateInteger(options.timeoutMs, 'options.timeoutMs', 1, 2 ** 31 - 1);
+      throwIfAborted(options.signal);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.goneError !== undefined) return Promise.reject(this.goneError);
+    if (this.stopping !== undefined) return Promise.reject(testVmError(TestVmErrorCode.STOPPED, 'the VM is stopped'));
+
+    const env: Record<string, string> = { ...defaultGuestEnv(), ...this.options.env };
+    for (const [key, value] of Object.entries(options.env ?? {})) {
+      if (value === undefined) delete env[key];
+      else env[key] = value;
+    }
+    const id = this.nextId++;
+    const input = options.input === undefined ? undefined : Buffer.from(options.input).toString('base64');
+    return new Promise<RunResult>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = (): void => {
+        this.control.send({ type: 'kill', id });
+        this.finishRun(id, abortError(options.signal));
+      };
+      const run: PendingRun = {
+        stdout: [],
+        stderr: [],
+        bytes: { stdout: 0, stderr: 0 },
+        truncated: false,
+        resolve,
+        reject,
+        cleanup: () => {
+          if (timer !== undefined) clearTimeout(timer);
+          options.signal?.removeEventListener('abort', onAbort);
+        },
+      };
+      this.runs.set(id, run);
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      if (options.timeoutMs !== undefined) {
+        const timeoutMs = options.timeoutMs;
+        timer = setTimeout(() => {
+          this.control.send({ type: 'kill', id });
+          const { stdout, stderr } = decode(run);
+          this.finishRun(
+            id,
+            new RunTimeoutError(`'${[cmd, ...args].join(' ')}' did not finish within ${timeoutMs} ms; it was killed`, stdout, stderr),
+          );
+        }, timeoutMs);
+      }
+      this.control.send({ type: 'run', id, cmd, args: [...args], cwd: options.cwd ?? '/root', env, ...(input === undefined ? {} : { input }) });
+    });
+  }
+
+  /** @internal */
+  handleMessage(message: GuestMessage): void {
+    switch (message.type) {
+      case 'out': {
+        const run = this.runs.get(message.id);
+        if (run === undefined) return;
+        const chunk = Buffer.from(message.data, 'base64');
+        const room = this.options.maxOutputBytes - run.bytes[message.stream];
+        if (chunk.length > room) run.truncated = true;
+        const kept = chunk.subarray(0, Math.max(0, room));
+        run[message.stream].push(kept);
+        run.bytes[message.stream] += kept.length;
+        return;
+      }
+      case 'exit': {
+        const run = this.runs.get(message.id);
+        if (run === undefined) return;
+        const { stdout, stderr } = decode(run);
+        this.finishRun(message.id, {
+          exitCode: message.exitCode,
+          signal: message.signal,
+          stdout,
+          stderr: message.spawnError === undefined ? stderr : `${stderr}${message.spawnError}\n`,
+          truncated: run.truncated || message.truncated,
+        });
+        return;
+      }
+      case 'bye':
+        this.onBye?.();
+        return;
+      case 'fatal':
+        this.markGone(testVmError(TestVmErrorCode.GUEST_EXITED, `the guest runner failed: ${message.message}`));
+        return;
+      case 'ready':
+        return;
+    }
+  }
+
+  private finishRun(id: number, outcome: RunResult | Error): void {
+    const run = this.runs.get(id);
+    if (run === undefined) return;
+    this.runs.delete(id);
+    run.cleanup();
+    if (outcome instanceof Error) run.reject(outcome);
+    else run.resolve(outcome);
+  }
+
+  private markGone(err: Error): void {
+    this.goneError ??= err;
+    for (const id of [...this.runs.keys()]) this.finishRun(id, err);
+  }
+
+  /** Stops the guest: QEMU is killed, sockets and the temp folder are removed. Safe to call twice. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    for (const id of [...this.runs.keys()]) {
+      this.finishRun(id, testVmError(TestVmErrorCode.STOPPED, 'the VM was stopped while the command ran'));
+    }
+    if (!this.qemu.hasExited) {
+      // Let the guest flush writes to the shares (sync) before the plug is pulled.
+      const bye = new Promise<void>((resolve) => {
+        this.onBye = resolve;
+      });
+      this.control.send({ type: 'shutdown' });
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([bye, this.qemu.exited, new Promise((resolve) => (timer = setTimeout(resolve, 3000)))]);
+      clearTimeout(timer);
+    }
+    this.control.close();
+    await this.qemu.release();
+  }
+
+  /** Lets the process exit while the VM runs (the supervisor still cleans up when it does). */
+  unref(): void {
+    this.qemu.unref();
+    this.control.unref();
+  }
+
+  ref(): void {
+    this.qemu.ref();
+    this.control.ref();
+  }
+}
+
+function decode(run: PendingRun): { stdout: string; stderr: string } {
+  return { stdout: Buffer.concat(run.stdout).toString('utf8'), stderr: Buffer.concat(run.stderr).toString('utf8') };
+}
+
+async function resolveQemu(options: ResolvedOptions, defaultBinary: string, qemuPackage: string): Promise<string> {
+  const name = options.qemuBinary ?? defaultBinary;
+  const found = await findExecutable(name);
+  if (found === undefined) {
+    throw testVmError(
+      TestVmErrorCode.QEMU_NOT_FOUND,
+      `QEMU ('${name}') is not installed or not on PATH. Install it (package ${qemuPackage}) with: ${APT_INSTALL_LINE}`,
+    );
+  }
+  return found;
+}
+
+function describeExit(exit: QemuExit): string {
+  if (exit.spawnError !== undefined) return `QEMU could not start: ${exit.spawnError}`;
+  if (exit.signal !== null) return `QEMU was killed by ${exit.signal}`;
+  return `QEMU exited with code ${exit.code}`;
+}
+
+/**
+ * Boots a throwaway guest: Debian kernel, busybox initramfs with the host's node, the
+ * shares at their host paths, the ports as /dev/virtio-ports/NAME. Resolves when a
+ * command can run.
+ */
+export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
+  const resolved = await resolveOptions(options);
+  const { signal } = resolved;
+  throwIfAborted(signal);
+  const profile = archProfile();
+  const qemuPath = await resolveQemu(resolved, profile.qemuBinary, profile.qemuPackage);
+
+  const prepareStart = performance.now();
+  const cache = cacheRoot();
+  const kernel = await getKernel(cache, profile);
+  const programs = await resolvePrograms(resolved.withPrograms);
+  const initramfs = await getInitramfs(cache, { kernel, node: process.execPath, programs });
+  throwIfAborted(signal);
+  const prepareMs = performance.now() - prepareStart;
+
+  const tmpDir = await mkdtemp(join(tmpdir(), 'vmlink-testvm-'));
+  const ports = new Map(resolved.ports.map((name, i) => [name, join(tmpDir, `port${i}.sock`)]));
+  const paths = { tmpDir, consoleLog: join(tmpDir, 'console.log'), resultLog: join(tmpDir, 'result.log'), ports };
+  const controlSocket = join(tmpDir, 'control.sock');
+  const args = qemuArgs({
+    profile,
+    accel: resolved.accel,
+    kernel: kernel.vmlinuz,
+    initrd: initramfs.path,
+    memoryMiB: resolved.memoryMiB,
+    cpus: resolved.cpus,
+    consoleLog: paths.consoleLog,
+    resultLog: paths.resultLog,
+    controlSocket,
+    ports: [...ports].map(([name, socketPath]) => ({ name, socketPath })),
+    shares: resolved.shares.map((s) => ({ tag: s.tag, hostPath: s.path, readOnly: resolved.shareReadOnly })),
+  });
+
+  const bootStart = performance.now();
+  const qemu = await SupervisedQemu.start(qemuPath, args, tmpDir);
+  let vm: Vm | undefined;
+  let failure: Error | undefined;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    failure ??= testVmError(TestVmErrorCode.BOOT_TIMEOUT, `the guest was not ready within ${resolved.timeoutMs} ms`);
+    qemu.kill();
+  }, resolved.timeoutMs);
+  const onAbort = (): void => {
+    failure ??= abortError(signal);
+    qemu.kill();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+
+  try {
+    const socket = await connectWhenListening(controlSocket, () => failure === undefined && !qemu.hasExited);
+    if (socket !== undefined) {
+      let onReady: (info: GuestInfo) => void = () => {};
+      let onFatal: (message: string) => void = () => {};
+      const ready = new Promise<GuestInfo>((resolve, reject) => {
+        onReady = resolve;
+        onFatal = (message) => reject(testVmError(TestVmErrorCode.BOOT_FAILED, `the guest could not set up: ${message}`));
+      });
+      const control = new ControlChannel(
+        socket,
+        (message) => {
+          if (message.type === 'ready') {
+            const { type: _type, ...info } = message;
+            onReady(info);
+          }
+          else if (message.type === 'fatal' && vm === undefined) onFatal(message.message);
+          else vm?.handleMessage(message);
+        },
+        () => {},
+      );
+      control.send({
+        type: 'config',
+        shares: resolved.shares.map((s) => ({ tag: s.tag, path: s.path, readOnly: resolved.shareReadOnly })),
+        ports: resolved.ports,
+        outputCap: resolved.maxOutputBytes,
+      });
+      const aborted = new Promise<never>((_, reject) => {
+        const check = (): void => reject(failure ?? new Error('QEMU exited'));
+        void qemu.exited.then(check);
+      });
+      const info = await Promise.race([ready, aborted]);
+      vm = new Vm(qemu, control, resolved, paths, info, { prepareMs, bootMs: performance.now() - bootStart });
+      return vm;
+    }
+    throw failure ?? new Error('QEMU exited');
+  } catch (err) {
+    const exit = qemu.hasExited ? await qemu.exited : undefined;
+    const tail = await readTail(paths.consoleLog);
+    const qemuLog = (await readTail(join(tmpDir, 'qemu.log'), 2048)).trim();
+    const resultLog = (await readTail(paths.resultLog, 2048)).trim();
+    await qemu.release();
+    if (failure !== undefined && (failure.name === 'AbortError' || timedOut)) {
+      if (failure.name === 'AbortError') throw failure;
+      throw new GuestError(TestVmErrorCode.BOOT_TIMEOUT, failure.message, tail);
+    }
+    const reasons = [
+      (err as Error).message,
+      exit === undefined ? '' : describeExit(exit),
+      qemuLog === '' ? '' : `QEMU said: ${qemuLog}`,
+      resultLog === '' ? '' : `guest result port: ${resultLog}`,
+    ].filter((r) => r !== '');
+    throw new GuestError(TestVmErrorCode.BOOT_FAILED, `the guest failed to boot: ${reasons.join('; ')}`, tail, { cause: err });
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
