@@ -1,0 +1,53 @@
+import { invalidArgType, outOfRange, validateInteger, validateObject } from '@vmlink/errors';
+import type { FdIo } from '@vmlink/aio';
+
+export interface IoSubmitBackendOptions {
+  /**
+   * Turn the blocking guard off: every request goes to io_submit (no RWF_NOWAIT, no
+   * fallback), so blocking shows in `stats().submitTimeUs`. Misaligned O_DIRECT requests
+   * then fail with EINVAL naming the alignment. Default false.
+   */
+  readonly strict?: boolean;
+  /**
+   * Where the guard sends requests that would block io_submit. Default: the
+   * @vmlink/aio-threadpool FdIo when it is installed, else the node:fs one.
+   */
+  readonly fallback?: FdIo;
+  /** Requests in the kernel at once (the io_setup size). Default 128. */
+  readonly maxInFlight?: number;
+  /**
+   * Reads of files opened without O_DIRECT: 'nowait' (default) sends them to io_submit
+   * with RWF_NOWAIT, so page-cache hits are served in the batch and misses (EAGAIN) go to
+   * the fallback; 'fallback' sends them straight to the fallback.
+   */
+  readonly bufferedReads?: 'nowait' | 'fallback';
+}
+
+export interface ResolvedOptions {
+  readonly strict: boolean;
+  readonly fallback: FdIo | undefined;
+  readonly maxInFlight: number;
+  readonly bufferedReads: 'nowait' | 'fallback';
+}
+
+export const DEFAULT_MAX_IN_FLIGHT = 128;
+
+const FD_IO_METHODS = ['readv', 'writev', 'fsync', 'fdatasync'] as const;
+
+/** Checks the options; every bad value is a coded error naming it. */
+export function validateOptions(options: unknown, maxInFlightLimit: number): Omit<ResolvedOptions, 'fallback'> & { fallback?: FdIo } {
+  validateObject(options, 'options');
+  const { strict = false, fallback, maxInFlight = DEFAULT_MAX_IN_FLIGHT, bufferedReads = 'nowait' } = options as IoSubmitBackendOptions;
+  if (typeof strict !== 'boolean') throw invalidArgType('options.strict', 'of type boolean', strict);
+  validateInteger(maxInFlight, 'options.maxInFlight', 1, maxInFlightLimit);
+  if (bufferedReads !== 'nowait' && bufferedReads !== 'fallback') {
+    throw outOfRange('options.bufferedReads', "'nowait' or 'fallback'", bufferedReads);
+  }
+  if (fallback !== undefined) {
+    const candidate = fallback as unknown as Record<string, unknown>;
+    if (candidate === null || typeof candidate !== 'object' || FD_IO_METHODS.some((name) => typeof candidate[name] !== 'function')) {
+      throw invalidArgType('options.fallback', 'an FdIo (readv, writev, fsync, fdatasync)', fallback);
+    }
+  }
+  return { strict, maxInFlight, bufferedReads, ...(fallback === undefined ? {} : { fallback }) };
+}
