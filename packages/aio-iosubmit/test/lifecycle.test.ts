@@ -1,0 +1,133 @@
+import { spawnSync } from 'node:child_process';
+import { constants } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { allocAligned, createBackend, O_DIRECT, type FdIo } from '@vmlink/aio';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createIoSubmitBackend, IoSubmitBackend } from '../src/index.js';
+import { aioContextMappings, openFds, scratchDir, writeRandomFile } from './helpers.js';
+
+const scratch = scratchDir();
+afterAll(() => scratch.remove());
+
+describe('io_submit backend lifecycle', () => {
+  it('leaves no fd (files, eventfd, buffered twins) and no AIO context after close', async () => {
+    const path = join(scratch.dir, 'leak.bin');
+    writeRandomFile(path, 64 * 1024);
+    const fdsBefore = openFds();
+    const contextsBefore = aioContextMappings();
+    const backend = await createIoSubmitBackend();
+    expect(aioContextMappings()).toBe(contextsBefore + 1);
+    const direct = await backend.open(path, constants.O_RDWR | O_DIRECT);
+    const buffered = await backend.open(path, 'r');
+    await Promise.all([
+      direct.read(allocAligned(4096), 0),
+      direct.read(Buffer.alloc(10), 5), // misaligned: opens the buffered twin
+      buffered.read(Buffer.alloc(10), 0),
+      direct.fsync(),
+    ]);
+    await backend.close();
+    expect(backend.eventFd).toBe(-1);
+    expect(aioContextMappings()).toBe(contextsBefore);
+    expect(openFds()).toEqual(fdsBefore);
+    await expect(direct.read(allocAligned(4096), 0)).rejects.toMatchObject({ code: 'EBADF' });
+    await expect(backend.open(path)).rejects.toMatchObject({ code: 'EBADF' });
+  });
+
+  it('close waits for requests in flight, which settle with their real results', async () => {
+    const path = join(scratch.dir, 'inflight.bin');
+    const data = writeRandomFile(path, 1 << 20);
+    const backend = await createIoSubmitBackend();
+    const file = await backend.open(path, constants.O_RDONLY | O_DIRECT);
+    const buffers = Array.from({ length: 64 }, () => allocAligned(16384));
+    const reads = buffers.map((buffer, i) => file.read(buffer, i * 16384));
+    const closing = backend.close();
+    expect(await Promise.all(reads)).toEqual(buffers.map(() => 16384));
+    await closing;
+    expect(buffers.every((buffer, i) => buffer.equals(data.subarray(i * 16384, (i + 1) * 16384)))).toBe(true);
+  });
+
+  it('queues beyond maxInFlight and submits at most 32 iocbs per io_submit call', async () => {
+    const path = join(scratch.dir, 'queue.bin');
+    const data = writeRandomFile(path, 1 << 20);
+    const backend = await createIoSubmitBackend({ maxInFlight: 40 });
+    try {
+      const file = await backend.open(path, constants.O_RDONLY | O_DIRECT);
+      const buffers = Array.from({ length: 200 }, () => allocAligned(4096));
+      const results = await Promise.all(buffers.map((buffer, i) => file.read(buffer, (i % 256) * 4096)));
+      expect(results.every((n) => n === 4096)).toBe(true);
+      expect(buffers.every((buffer, i) => buffer.equals(data.subarray((i % 256) * 4096, (i % 256 + 1) * 4096)))).toBe(true);
+      const stats = backend.stats();
+      expect(stats.batchSize.max).toBeLessThanOrEqual(32);
+      expect(stats.submitted).toBe(200);
+      expect(stats.completed).toBe(200);
+      expect(stats.inFlight).toBe(0);
+      expect(stats.submitTimeUs.count).toBe(stats.batchSize.count);
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('withdraws a queued request when its signal aborts; a pre-aborted one never starts', async () => {
+    const path = join(scratch.dir, 'abort.bin');
+    writeRandomFile(path, 8192);
+    const backend = await createIoSubmitBackend();
+    try {
+      const file = await backend.open(path, 'r');
+      const controller = new AbortController();
+      const reading = file.read(Buffer.alloc(10), 0, { signal: controller.signal });
+      controller.abort(); // same tick: still queued in JS
+      await expect(reading).rejects.toMatchObject({ name: 'AbortError' });
+      await expect(file.read(Buffer.alloc(10), 0, { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
+      expect(backend.stats().batchSize.count).toBe(0);
+      expect(await file.read(Buffer.alloc(10), 0)).toBe(10);
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('io_setup EAGAIN says which limit to raise', async () => {
+    const max = Number((await import('node:fs')).readFileSync('/proc/sys/fs/aio-max-nr', 'utf8'));
+    await expect(createIoSubmitBackend({ maxInFlight: max + 1 })).rejects.toMatchObject({
+      code: 'EAGAIN',
+      syscall: 'io_setup',
+      message: expect.stringContaining('raise /proc/sys/fs/aio-max-nr'),
+    });
+  });
+
+  it('rejects bad options with coded errors naming them', async () => {
+    await expect(createIoSubmitBackend({ maxInFlight: 0 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('options.maxInFlight') });
+    await expect(createIoSubmitBackend({ strict: 'yes' as unknown as boolean })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(createIoSubmitBackend({ fallback: {} as FdIo })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('options.fallback') });
+    await expect(createIoSubmitBackend({ bufferedReads: 'sometimes' as 'nowait' })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+  });
+
+  it("is what @vmlink/aio's createBackend('iosubmit') returns", async () => {
+    const backend = await createBackend('iosubmit', { strict: true });
+    try {
+      expect(backend.name).toBe('iosubmit');
+      expect(backend.capabilities.misalignedDirect).toBe('reject');
+    } finally {
+      await backend.close();
+    }
+    expect(IoSubmitBackend).toBeTypeOf('function');
+  });
+
+  it('a process that used the backend and did not close it exits when idle', () => {
+    const path = join(scratch.dir, 'exit.bin');
+    writeRandomFile(path, 64 * 1024);
+    const entry = fileURLToPath(new URL('../dist/index.js', import.meta.url));
+    const script = `
+      const { createIoSubmitBackend } = await import(${JSON.stringify(entry)});
+      const backend = await createIoSubmitBackend();
+      const file = await backend.open(${JSON.stringify(path)}, 'r');
+      const n = await file.read(Buffer.alloc(4096), 0);
+      console.log('read', n);
+    `;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    expect(child.error).toBeUndefined();
+    expect(child.stderr).toBe('');
+    expect(child.stdout.trim()).toBe('read 4096');
+    expect(child.status).toBe(0);
+  });
+});

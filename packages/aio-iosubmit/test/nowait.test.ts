@@ -1,0 +1,64 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createIoSubmitBackend, type IoSubmitBackend } from '../src/index.js';
+import { dropFileCache, scratchDir, writeRandomFile } from './helpers.js';
+
+describe('RWF_NOWAIT reads', () => {
+  const scratch = scratchDir();
+  let backend: IoSubmitBackend;
+
+  beforeAll(async () => {
+    backend = await createIoSubmitBackend();
+  });
+  afterAll(async () => {
+    await backend.close();
+    scratch.remove();
+  });
+
+  it('serves a warm buffered read inside the io_submit batch', async () => {
+    const path = join(scratch.dir, 'warm.bin');
+    const data = writeRandomFile(path, 64 * 1024);
+    const file = await backend.open(path, 'r');
+    const buffer = Buffer.alloc(4096);
+    await file.read(buffer, 0); // warms the page (a miss would go to the fallback)
+    const before = backend.stats();
+    expect(await file.read(buffer, 0)).toBe(4096);
+    const after = backend.stats();
+    expect(after.nowaitFallbacks - before.nowaitFallbacks).toBe(0);
+    expect(after.guardRouted - before.guardRouted).toBe(0);
+    expect(after.batchSize.count - before.batchSize.count).toBe(1);
+    expect(buffer.equals(data.subarray(0, 4096))).toBe(true);
+    await file.close();
+  });
+
+  it('retries a cold-cache read (NOWAIT EAGAIN) on the fallback and returns the right bytes', async () => {
+    const path = join(scratch.dir, 'cold.bin');
+    const data = writeRandomFile(path, 1 << 20);
+    dropFileCache(path);
+    const file = await backend.open(path, 'r');
+    const before = backend.stats();
+    const buffer = Buffer.alloc(64 * 1024);
+    expect(await file.read(buffer, 512 * 1024)).toBe(buffer.length);
+    expect(buffer.equals(data.subarray(512 * 1024, 576 * 1024))).toBe(true);
+    const after = backend.stats();
+    expect(after.nowaitFallbacks - before.nowaitFallbacks).toBe(1);
+    expect(after.failed - before.failed).toBe(0);
+    await file.close();
+  });
+
+  it("bufferedReads: 'fallback' sends buffered reads straight to the fallback", async () => {
+    const routed = await createIoSubmitBackend({ bufferedReads: 'fallback' });
+    try {
+      const path = join(scratch.dir, 'routed.bin');
+      const data = writeRandomFile(path, 8192);
+      const file = await routed.open(path, 'r');
+      const buffer = Buffer.alloc(100);
+      expect(await file.read(buffer, 50)).toBe(100);
+      expect(buffer.equals(data.subarray(50, 150))).toBe(true);
+      expect(routed.stats()).toMatchObject({ guardRouted: 1, nowaitFallbacks: 0 });
+      expect(routed.stats().batchSize.count).toBe(0);
+    } finally {
+      await routed.close();
+    }
+  });
+});
