@@ -1,3 +1,3 @@
 'use strict';
 // Exports src/aio/threadpool must provide (see expected-exports.cjs).
-module.exports = [];
+module.exports = ['ThreadPool'];

@@ -1,0 +1,205 @@
+import { loadBinding, type NativeBinding } from '@vmlink/native';
+import { abortError, SystemError, throwIfAborted } from '@vmlink/errors';
+import {
+  closedError,
+  StatsRecorder,
+  validateBuffers,
+  validateOpOptions,
+  validatePosition,
+  type FdIo,
+  type OpOptions,
+  type Position,
+} from '@vmlink/aio';
+import { resolveThreadCount, type ThreadPoolOptions } from './options.js';
+
+type ThreadPoolInstance = InstanceType<NativeBinding['ThreadPool']>;
+/** Operation codes the native pool understands (native/types/threadpool.d.cts). */
+type ThreadPoolOp = 0 | 1 | 2 | 3;
+
+const OP_READ: ThreadPoolOp = 0;
+const OP_WRITE: ThreadPoolOp = 1;
+const OP_FSYNC: ThreadPoolOp = 2;
+const OP_FDATASYNC: ThreadPoolOp = 3;
+const META_FIELDS = 6;
+const COMPLETION_FIELDS = 5;
+const TWO_32 = 2 ** 32;
+const NO_BUFFERS: readonly Uint8Array[] = [];
+
+/** A request between the JS call and its completion. */
+interface Request {
+  readonly id: number;
+  readonly op: ThreadPoolOp;
+  readonly fd: number;
+  readonly buffers: readonly Uint8Array[];
+  readonly position: Position;
+  readonly syscall: string;
+  readonly resolve: (value: number) => void;
+  readonly reject: (reason: Error) => void;
+  /** Still in this tick's batch, not yet handed to the workers. */
+  staged: boolean;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+/**
+ * FdIo on the addon's dedicated worker threads. Requests made within one tick are handed
+ * over in one native call; completions come back in batches through one callback.
+ * Aborting withdraws requests no worker has started yet.
+ */
+export class ThreadPoolIo implements FdIo {
+  readonly name = 'threadpool';
+  readonly recorder: StatsRecorder;
+  readonly threads: number;
+  readonly #binding: NativeBinding;
+  readonly #pool: ThreadPoolInstance;
+  readonly #requests = new Map<number, Request>();
+  #staged: Request[] = [];
+  #flushScheduled = false;
+  #nextId = 0;
+  #closing: Promise<void> | undefined;
+  #whenIdle: (() => void) | undefined;
+
+  constructor(options?: ThreadPoolOptions, recorder: StatsRecorder = new StatsRecorder()) {
+    this.threads = resolveThreadCount(options);
+    this.recorder = recorder;
+    this.#binding = loadBinding();
+    this.#pool = new this.#binding.ThreadPool(this.threads, (completions) => this.#complete(completions));
+  }
+
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  readv(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number> {
+    return this.#enqueue(OP_READ, 'preadv2', fd, () => validateBuffers(buffers), position, options);
+  }
+
+  writev(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number> {
+    return this.#enqueue(OP_WRITE, 'pwritev2', fd, () => validateBuffers(buffers), position, options);
+  }
+
+  async fsync(fd: number, options?: OpOptions): Promise<void> {
+    await this.#enqueue(OP_FSYNC, 'fsync', fd, () => NO_BUFFERS, 0, options);
+  }
+
+  async fdatasync(fd: number, options?: OpOptions): Promise<void> {
+    await this.#enqueue(OP_FDATASYNC, 'fdatasync', fd, () => NO_BUFFERS, 0, options);
+  }
+
+  /** Waits for every request in flight, then stops and joins the workers. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      if (this.#requests.size > 0) await new Promise<void>((resolve) => (this.#whenIdle = resolve));
+      this.#pool.destroy();
+    })();
+    return this.#closing;
+  }
+
+  #enqueue(
+    op: ThreadPoolOp,
+    syscall: string,
+    fd: number,
+    validate: () => readonly Uint8Array[],
+    position: Position,
+    options: OpOptions | undefined,
+  ): Promise<number> {
+    let buffers: readonly Uint8Array[];
+    let signal: AbortSignal | undefined;
+    try {
+      buffers = validate();
+      position = validatePosition(position);
+      signal = validateOpOptions(options);
+      if (!Number.isInteger(fd) || fd < 0) throw closedError(syscall);
+      if (this.closed) throw closedError(syscall);
+      throwIfAborted(signal);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise<number>((resolve, reject) => {
+      const request: Request = { id: this.#allocateId(), op, fd, buffers, position, syscall, resolve, reject, staged: true, signal, onAbort: undefined };
+      if (signal !== undefined) {
+        request.onAbort = () => this.#abort(request);
+        signal.addEventListener('abort', request.onAbort, { once: true });
+      }
+      this.#requests.set(request.id, request);
+      this.#staged.push(request);
+      this.recorder.submitted();
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        queueMicrotask(() => this.#flush());
+      }
+    });
+  }
+
+  #allocateId(): number {
+    do this.#nextId = (this.#nextId + 1) >>> 0;
+    while (this.#nextId === 0 || this.#requests.has(this.#nextId));
+    return this.#nextId;
+  }
+
+  /** Hands this tick's requests to the workers in one native call. */
+  #flush(): void {
+    this.#flushScheduled = false;
+    const batch = this.#staged.filter((request) => request.staged);
+    this.#staged = [];
+    if (batch.length === 0) return;
+    const meta = new Uint32Array(batch.length * META_FIELDS);
+    const buffers: Uint8Array[] = [];
+    batch.forEach((request, i) => {
+      const [low, high] = splitPosition(request.position);
+      meta.set([request.id, request.op, request.fd, request.buffers.length, low, high], i * META_FIELDS);
+      for (const buffer of request.buffers) buffers.push(buffer);
+      request.staged = false;
+    });
+    const started = performance.now();
+    this.#pool.submit(meta, buffers);
+    this.recorder.batch(batch.length, (performance.now() - started) * 1000);
+  }
+
+  #abort(request: Request): void {
+    if (!this.#requests.has(request.id)) return;
+    // Staged requests never reach the workers; queued ones are withdrawn if no worker took them.
+    const withdrawn = request.staged || this.#pool.cancel(request.id);
+    if (!withdrawn) return;
+    request.staged = false;
+    this.#settle(request);
+    request.reject(abortError(request.signal));
+    this.recorder.settled(false);
+  }
+
+  #complete(completions: Float64Array): void {
+    for (let i = 0; i < completions.length; i += COMPLETION_FIELDS) {
+      const request = this.#requests.get(completions[i]!);
+      if (request === undefined) continue;
+      const result = completions[i + 1]!;
+      const partial = completions[i + 2]!;
+      this.recorder.queueWait(completions[i + 3]!);
+      this.recorder.serviceTime(completions[i + 4]!);
+      this.#settle(request);
+      if (result >= 0) {
+        this.recorder.settled(true);
+        request.resolve(result);
+      } else {
+        this.recorder.settled(false);
+        request.reject(this.#systemError(-result, request.syscall, partial));
+      }
+    }
+  }
+
+  #settle(request: Request): void {
+    this.#requests.delete(request.id);
+    if (request.onAbort !== undefined) request.signal?.removeEventListener('abort', request.onAbort);
+    if (this.#requests.size === 0) this.#whenIdle?.();
+  }
+
+  #systemError(errno: number, syscall: string, partial: number): Error {
+    const error = new SystemError({ code: this.#binding.errnoName(errno), errno, syscall }) as SystemError & { bytesWritten?: number };
+    if (partial > 0) error.bytesWritten = partial;
+    return error;
+  }
+}
+
+function splitPosition(position: Position): [low: number, high: number] {
+  if (typeof position === 'bigint') return [Number(position & 0xffff_ffffn), Number(position >> 32n)];
+  return [position % TWO_32, Math.floor(position / TWO_32)];
+}
