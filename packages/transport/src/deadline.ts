@@ -33,7 +33,13 @@ export function dialWithDeadline<C extends Connection>(
   options: DialOptions | undefined,
   start: (signal: AbortSignal) => Promise<C>,
 ): Promise<C> {
-  const { signal, timeout } = validateDialOptions(options);
+  let signal: AbortSignal | undefined;
+  let timeout: number | undefined;
+  try {
+    ({ signal, timeout } = validateDialOptions(options));
+  } catch (error) {
+    return Promise.reject(error); // dial() is async: bad options reject, they never throw
+  }
   if (signal?.aborted) return Promise.reject(abortError(signal));
 
   const inner = new AbortController();
