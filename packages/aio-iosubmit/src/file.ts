@@ -18,6 +18,7 @@ import {
 } from '@vmlink/aio';
 import { abortError, SystemError, throwIfAborted } from '@vmlink/errors';
 import type { IoSubmitBuffers } from './native.js';
+import { watchAbort } from './abort-watch.js';
 import { routeRead, routeWrite, type FileFacts, type GuardPolicy, type Route } from './guard.js';
 import type { KernelOp, KernelOutcome, KernelQueue } from './kernel-queue.js';
 import type { WriteNowaitProbe } from './write-nowait.js';
@@ -294,11 +295,7 @@ export class IoSubmitFile implements AioFile {
 
   #kernel(op: KernelOp, buffers: IoSubmitBuffers, position: Position, rwFlags: number, signal: AbortSignal | undefined): Promise<KernelOutcome> {
     return new Promise<KernelOutcome>((resolve, reject) => {
-      const onAbort = (): void => {
-        // Only a request still queued here can be withdrawn; one in the kernel settles
-        // with its real result.
-        if (withdraw()) reject(abortError(signal));
-      };
+      let unwatch: (() => void) | undefined;
       const withdraw = this.#services.queue.enqueue({
         op,
         fd: this.fd,
@@ -307,11 +304,13 @@ export class IoSubmitFile implements AioFile {
         rwFlags,
         alignment: this.direct ? this.alignment : undefined,
         settle: (outcome) => {
-          signal?.removeEventListener('abort', onAbort);
+          unwatch?.();
           resolve(outcome);
         },
       });
-      signal?.addEventListener('abort', onAbort, { once: true });
+      // Only a request still queued here can be withdrawn; one in the kernel settles with
+      // its real result.
+      if (signal !== undefined) unwatch = watchAbort(signal, () => withdraw() && reject(abortError(signal)));
     });
   }
 

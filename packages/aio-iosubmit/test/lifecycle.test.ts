@@ -79,6 +79,12 @@ describe('io_submit backend lifecycle', () => {
       controller.abort(); // same tick: still queued in JS
       await expect(reading).rejects.toMatchObject({ name: 'AbortError' });
       await expect(file.read(Buffer.alloc(10), 0, { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
+      // Many queued requests on one signal (one listener for all of them) are all withdrawn.
+      const shared = new AbortController();
+      const many = Array.from({ length: 20 }, () => file.read(Buffer.alloc(10), 0, { signal: shared.signal }));
+      shared.abort();
+      const settled = await Promise.allSettled(many);
+      expect(settled.every((r) => r.status === 'rejected' && (r.reason as Error).name === 'AbortError')).toBe(true);
       expect(backend.stats().batchSize.count).toBe(0);
       expect(await file.read(Buffer.alloc(10), 0)).toBe(10);
     } finally {
