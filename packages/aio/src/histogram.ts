@@ -38,7 +38,10 @@ export class LogHistogram {
     let seen = 0;
     for (let i = 0; i < this.#counts.length; i++) {
       seen += this.#counts[i]!;
-      if (seen >= rank) return Math.min(this.#max, Math.max(this.#min, upperBoundOf(i)));
+      if (seen < rank) continue;
+      // The last bucket also holds everything beyond the covered range.
+      if (i === this.#counts.length - 1) return this.#max;
+      return Math.min(this.#max, Math.max(this.#min, upperBoundOf(i)));
     }
     return this.#max;
   }
