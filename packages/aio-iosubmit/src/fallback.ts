@@ -1,4 +1,5 @@
 import { createFsFdIo, type FdIo } from '@vmlink/aio';
+import { createThreadPoolIo } from '@vmlink/aio-threadpool';
 
 /** The FdIo the guard routes to, and how to release it when the backend closes. */
 export interface Fallback {
@@ -7,7 +8,19 @@ export interface Fallback {
   readonly release?: () => Promise<void>;
 }
 
-/** The default fallback: the node:fs FdIo (libuv's pool). */
+/** Loader codes meaning "this addon build lacks the thread pool": use node:fs instead. */
+const UNAVAILABLE = new Set(['ERR_VMLINK_NATIVE_NOT_BUILT', 'ERR_VMLINK_NATIVE_MISMATCH']);
+
+/**
+ * The default fallback: a dedicated thread pool (@vmlink/aio-threadpool), owned and
+ * closed by the backend; the node:fs FdIo (libuv's pool) only if the pool cannot load.
+ */
 export function defaultFallback(): Promise<Fallback> {
-  return Promise.resolve({ io: createFsFdIo() });
+  try {
+    const pool = createThreadPoolIo();
+    return Promise.resolve({ io: pool, release: () => pool.close() });
+  } catch (error) {
+    if (!UNAVAILABLE.has((error as { code?: string }).code ?? '')) throw error;
+    return Promise.resolve({ io: createFsFdIo() });
+  }
 }

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { allocAligned, createBackend, O_DIRECT, type FdIo } from '@vmlink/aio';
+import { allocAligned, createBackend, createFsFdIo, O_DIRECT, type FdIo } from '@vmlink/aio';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createIoSubmitBackend, IoSubmitBackend } from '../src/index.js';
 import { aioContextMappings, openFds, scratchDir, writeRandomFile } from './helpers.js';
@@ -106,6 +106,27 @@ describe('io_submit backend lifecycle', () => {
     await expect(createIoSubmitBackend({ strict: 'yes' as unknown as boolean })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
     await expect(createIoSubmitBackend({ fallback: {} as FdIo })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('options.fallback') });
     await expect(createIoSubmitBackend({ bufferedReads: 'sometimes' as 'nowait' })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+  });
+
+  it('falls back to the dedicated thread pool by default, or to the FdIo it is given', async () => {
+    const path = join(scratch.dir, 'fallback.bin');
+    const data = writeRandomFile(path, 8192);
+    const pooled = await createIoSubmitBackend();
+    expect(pooled.fallback?.name).toBe('threadpool');
+    await pooled.close();
+    const given = createFsFdIo();
+    const backend = await createIoSubmitBackend({ fallback: given });
+    try {
+      expect(backend.fallback).toBe(given);
+      const file = await backend.open(path, 'r+');
+      const buffer = Buffer.alloc(16);
+      await file.write(Buffer.from('x'), 0); // buffered write: routed to `given`
+      expect(given.recorder.snapshot().completed).toBe(1);
+      expect(await file.read(buffer, 1)).toBe(16);
+      expect(buffer.equals(data.subarray(1, 17))).toBe(true);
+    } finally {
+      await backend.close();
+    }
   });
 
   it("is what @vmlink/aio's createBackend('iosubmit') returns", async () => {
