@@ -11,7 +11,7 @@
 // Every finished command is also summarised on the result port (a host file).
 const fs = require('node:fs');
 const os = require('node:os');
-const { spawn, execFileSync } = require('node:child_process');
+const { spawn, execFile, execFileSync } = require('node:child_process');
 
 const CONTROL_PORT = 'org.vmlink.testvm.control';
 const RESULT_PORT = 'org.vmlink.testvm.result';
@@ -182,8 +182,12 @@ function runCommand(request) {
     if (job.done) return;
     job.done = true;
     running.delete(id);
-    send({ type: 'exit', id, exitCode, signal, truncated: job.truncated, spawnError });
-    summarise({ id, cmd: request.cmd, args: request.args, exitCode, signal, stdoutTail: job.tails.stdout, stderrTail: job.tails.stderr });
+    // 9p with cache=loose keeps writes in the guest's page cache: flush them so the host
+    // sees a command's files as soon as the command is reported done.
+    flushWritableShares(() => {
+      send({ type: 'exit', id, exitCode, signal, truncated: job.truncated, spawnError });
+      summarise({ id, cmd: request.cmd, args: request.args, exitCode, signal, stdoutTail: job.tails.stdout, stderrTail: job.tails.stderr });
+    });
   };
   let child;
   try {
@@ -236,6 +240,15 @@ function runCommand(request) {
   });
 }
 
+let writableShares = false;
+function flushWritableShares(then) {
+  if (!writableShares) {
+    then();
+    return;
+  }
+  execFile('sync', [], () => then());
+}
+
 function killCommand(id) {
   const job = running.get(id);
   if (job === undefined || job.child.pid === undefined) return;
@@ -251,6 +264,7 @@ function mountShares(shares) {
     fs.mkdirSync(share.path, { recursive: true });
     const options = ['trans=virtio', 'version=9p2000.L', 'msize=512000', 'cache=loose', share.readOnly ? 'ro' : 'rw'];
     execFileSync('mount', ['-t', '9p', '-o', options.join(','), share.tag, share.path], { stdio: ['ignore', 'inherit', 'inherit'] });
+    if (!share.readOnly) writableShares = true;
   }
 }
 

@@ -3,3 +3,5 @@ export type { StartVmOptions, PortSpec } from './options.js';
 export type { GuestInfo } from './protocol.js';
 export { TestVmErrorCode, GuestError, RunTimeoutError, APT_INSTALL_LINE, HOST_PACKAGES } from './errors.js';
 export { cacheRoot } from './cache.js';
+export { runInVm } from './run-in-vm.js';
+export { runGuestNodeTest, type GuestNodeTestOptions, type GuestNodeTestResult } from './node-test.js';
