@@ -1,1 +1,23 @@
-export {};
+/**
+ * @vmlink/vsock: AF_VSOCK for Node.js, shaped like node:net. Everything runs on the Node
+ * event loop (no threads): non-blocking sockets watched by the @vmlink/native addon.
+ */
+export {
+  VMADDR_CID_ANY,
+  VMADDR_CID_HYPERVISOR,
+  VMADDR_CID_LOCAL,
+  VMADDR_CID_HOST,
+  VMADDR_PORT_ANY,
+  VMADDR_FLAG_TO_HOST,
+} from './constants.js';
+export { vsockUri, type VsockAddress } from './address.js';
+export type { ConnectOptions } from './options.js';
+export { VsockSocket, connect, type VsockSocketOptions, type VsockConnectOptions } from './socket.js';
+export {
+  VsockSeqpacketSocket,
+  connectSeqpacket,
+  type SeqpacketSocketOptions,
+  type SeqpacketConnectOptions,
+} from './seqpacket.js';
+export { VsockServer, createServer, createSeqpacketServer, type ListenOptions, type VsockServerOptions } from './server.js';
+export { isSupported, isSeqpacketSupported, isDatagramSupported, createDatagramSocket, localCid } from './probe.js';

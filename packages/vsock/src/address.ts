@@ -1,0 +1,31 @@
+import { validateObject, validateUint32 } from '@vmlink/errors';
+
+import { VMADDR_CID_ANY, VMADDR_PORT_ANY } from './constants.js';
+
+/** A vsock address: context id (which machine) and port. */
+export interface VsockAddress {
+  cid: number;
+  port: number;
+}
+
+/** `vsock://cid:port`, the form used in error messages. */
+export function vsockUri(cid: number, port: number): string {
+  return `vsock://${cid}:${port}`;
+}
+
+/** CID and port of a connect target: both required uint32 (ERR_INVALID_ARG_TYPE / ERR_OUT_OF_RANGE). */
+export function validateTarget(options: unknown, what: string): VsockAddress {
+  validateObject(options, what);
+  return {
+    cid: validateUint32(options.cid, `${what}.cid`),
+    port: validateUint32(options.port, `${what}.port`),
+  };
+}
+
+/** CID and port to bind: default to any CID and an ephemeral port. */
+export function validateBindAddress(options: Record<string, unknown>, what: string): VsockAddress {
+  return {
+    cid: options.cid === undefined ? VMADDR_CID_ANY : validateUint32(options.cid, `${what}.cid`),
+    port: options.port === undefined ? VMADDR_PORT_ANY : validateUint32(options.port, `${what}.port`),
+  };
+}
