@@ -203,6 +203,11 @@ export class ReconnectingClient extends EventEmitter<ReconnectingEventMap> imple
     return new Promise((resolve) => {
       let failure: Error | undefined;
       connection.on('error', (error: Error) => (failure ??= error));
+      // The peer finished: finish our side too, so a half-open link cannot stay "up"
+      // (the Connection must be read for 'end' to come, as with any stream).
+      connection.once('end', () => {
+        if (!connection.writableEnded) connection.end();
+      });
       connection.once('close', () => {
         this.current = undefined;
         this.currentState = 'waiting';
