@@ -68,7 +68,7 @@ describe('ThreadPool (raw binding)', () => {
     expect(() => pool.submit(new Uint32Array(5), [])).toThrow(TypeError);
     expect(() => pool.submit(meta([1, 9, 0, 0, 0, 0]), [])).toThrow(TypeError);
     expect(() => pool.submit(meta([1, READ, 0, 2, 0, 0]), [Buffer.alloc(1)])).toThrow(TypeError);
-    expect(() => pool.submit(meta([1, READ, 0, 1, 0, 0]), ['x'])).toThrow(TypeError);
+    expect(() => pool.submit(meta([1, READ, 0, 1, 0, 0]), ['x' as unknown as Buffer])).toThrow(TypeError);
     expect(pool.inFlight).toBe(0);
     pool.destroy();
   });
