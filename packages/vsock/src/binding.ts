@@ -12,6 +12,11 @@ export type NativeListener = InstanceType<NativeBinding['VsockListener']>;
  * here: the loader caches, and checking the platform each time keeps the rule simple.
  */
 export function vsockBinding(): Binding {
-  assertLinux('@vmlink/vsock (AF_VSOCK)');
+  assertPlatform();
   return loadBinding();
+}
+
+/** ERR_VMLINK_UNSUPPORTED_PLATFORM off Linux: constructors call it so that every entry point fails alike. */
+export function assertPlatform(): void {
+  assertLinux('@vmlink/vsock (AF_VSOCK)');
 }

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { abortError, outOfRange, validateBuffer, validateFunction, validateInteger, validateObject, VmlinkError } from '@vmlink/errors';
 
 import type { VsockAddress } from './address.js';
-import { vsockBinding, type Binding, type FdStream } from './binding.js';
+import { assertPlatform, vsockBinding, type Binding, type FdStream } from './binding.js';
 import { beginConnect } from './connect.js';
 import { alreadyConnectedError, invalidFdTypeError, messageTruncatedError, socketClosedError } from './errors.js';
 import { parseConnectOptions, validateFd, type ConnectOptions } from './options.js';
@@ -62,6 +62,7 @@ export class VsockSeqpacketSocket extends EventEmitter {
 
   constructor(options: SeqpacketSocketOptions = {}) {
     super();
+    assertPlatform();
     validateObject(options, 'options');
     if (options.maxMessageSize !== undefined) {
       this.#maxMessageSize = validateInteger(options.maxMessageSize, 'options.maxMessageSize', 1, MAX_MESSAGE_SIZE);
@@ -119,6 +120,7 @@ export class VsockSeqpacketSocket extends EventEmitter {
     if (this.#destroyed) throw socketClosedError();
     if (this.#handle !== undefined || this.#connecting) throw alreadyConnectedError();
     const { target, signal } = parseConnectOptions(options);
+    const binding = vsockBinding(); // off Linux: throws ERR_VMLINK_UNSUPPORTED_PLATFORM now
     if (onConnect !== undefined) {
       validateFunction(onConnect, 'onConnect');
       this.once('connect', onConnect);
@@ -130,10 +132,8 @@ export class VsockSeqpacketSocket extends EventEmitter {
       process.nextTick(() => this.destroy(abortError(signal)));
       return this;
     }
-    let binding: Binding;
     let handle: FdStream;
     try {
-      binding = vsockBinding();
       handle = this.#openHandle(binding, binding.vsockSocket('seqpacket'));
     } catch (error) {
       this.#connecting = false;

@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import { validateAbortSignal, validateFunction, validateInteger, validateObject, VmlinkError } from '@vmlink/errors';
 
 import { validateBindAddress, type VsockAddress } from './address.js';
-import { vsockBinding, type Binding, type NativeListener } from './binding.js';
+import { assertPlatform, vsockBinding, type Binding, type NativeListener } from './binding.js';
 import { invalidFdTypeError } from './errors.js';
 import { validateBoolean, validateFd } from './options.js';
 import { VsockSeqpacketSocket, type SeqpacketSocketOptions } from './seqpacket.js';
@@ -55,6 +55,7 @@ export class VsockServer<T extends SocketType = 'stream'> extends EventEmitter {
   /** @internal use createServer() / createSeqpacketServer(). */
   constructor(type: T, options: VsockServerOptions & SeqpacketSocketOptions = {}) {
     super();
+    assertPlatform();
     validateObject(options, 'options');
     this.#type = type;
     this.#pauseOnConnect = validateBoolean(options.pauseOnConnect, 'options.pauseOnConnect') ?? false;

@@ -3,7 +3,7 @@ import { Duplex, type DuplexOptions } from 'node:stream';
 import { abortError, validateFunction, validateInteger, validateObject } from '@vmlink/errors';
 
 import type { VsockAddress } from './address.js';
-import { vsockBinding, type Binding, type FdStream } from './binding.js';
+import { assertPlatform, vsockBinding, type Binding, type FdStream } from './binding.js';
 import { beginConnect } from './connect.js';
 import { alreadyConnectedError, invalidFdTypeError, socketClosedError } from './errors.js';
 import { MAX_TIMER_MS, parseConnectOptions, validateBoolean, validateFd, type ConnectOptions } from './options.js';
@@ -18,6 +18,7 @@ export interface VsockSocketOptions {
 export interface VsockConnectOptions extends ConnectOptions, VsockSocketOptions {}
 
 function duplexOptions(options: unknown): DuplexOptions {
+  assertPlatform();
   validateObject(options, 'options');
   const highWaterMark = (name: string) =>
     options[name] === undefined ? undefined : validateInteger(options[name], `options.${name}`, 0, 2 ** 31 - 1);
@@ -135,6 +136,7 @@ export class VsockSocket extends Duplex {
     if (this.destroyed) throw socketClosedError();
     if (this.#handle !== undefined || this.#connecting) throw alreadyConnectedError();
     const { target, signal } = parseConnectOptions(options);
+    const binding = vsockBinding(); // off Linux: throws ERR_VMLINK_UNSUPPORTED_PLATFORM now
     if (onConnect !== undefined) {
       validateFunction(onConnect, 'onConnect');
       this.once('connect', onConnect);
@@ -146,10 +148,8 @@ export class VsockSocket extends Duplex {
       this.#failSoon(signal);
       return this;
     }
-    let binding: Binding;
     let handle: FdStream;
     try {
-      binding = vsockBinding();
       handle = this.#openHandle(binding, binding.vsockSocket('stream'));
     } catch (error) {
       this.#connecting = false;
