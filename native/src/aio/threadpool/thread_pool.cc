@@ -277,7 +277,12 @@ void ThreadPool::Execute(const PoolRequest& request, PoolCompletion* completion)
 
 void ThreadPool::OnAsync(uv_async_t* handle) {
   auto* pool = static_cast<ThreadPool*>(handle->data);
-  if (pool != nullptr) pool->DeliverCompletions();
+  if (pool == nullptr) return;
+  try {
+    pool->DeliverCompletions();
+  } catch (...) {
+    // Nothing may propagate into libuv; DeliverCompletions reports JS errors itself.
+  }
 }
 
 void ThreadPool::DeliverCompletions() {
@@ -287,24 +292,49 @@ void ThreadPool::DeliverCompletions() {
     completions.swap(done_);
   }
   if (completions.empty()) return;
-  Napi::HandleScope scope(env_);
-  Napi::Float64Array results = Napi::Float64Array::New(env_, completions.size() * kCompletionFields);
-  double* out = results.Data();
+  // Raw N-API calls with checked statuses: this runs from a libuv callback, where a C++
+  // exception must not escape, and the env may be shutting down (a terminated worker).
+  napi_env env = env_;
+  napi_handle_scope scope = nullptr;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) {
+    for (const PoolCompletion& completion : completions) ReleaseBatch(completion.batch);
+    RemoveInFlight(completions.size());
+    return;
+  }
+  const size_t count = completions.size() * kCompletionFields;
+  void* data = nullptr;
+  napi_value arraybuffer = nullptr;
+  napi_value results = nullptr;
+  bool ok = napi_create_arraybuffer(env, count * sizeof(double), &data, &arraybuffer) == napi_ok &&
+            napi_create_typedarray(env, napi_float64_array, count, arraybuffer, 0, &results) == napi_ok;
+  double* out = static_cast<double*>(data);
   for (const PoolCompletion& completion : completions) {
-    *out++ = completion.id;
-    *out++ = static_cast<double>(completion.result);
-    *out++ = static_cast<double>(completion.partial);
-    *out++ = completion.queue_wait_us;
-    *out++ = completion.service_us;
+    if (ok) {
+      *out++ = completion.id;
+      *out++ = static_cast<double>(completion.result);
+      *out++ = static_cast<double>(completion.partial);
+      *out++ = completion.queue_wait_us;
+      *out++ = completion.service_us;
+    }
     ReleaseBatch(completion.batch);
   }
   RemoveInFlight(completions.size());
-  try {
+  if (ok) {
     // MakeCallback, so promise reactions run right after (as for any Node I/O callback).
-    on_complete_.MakeCallback(Value(), {results}, *async_context_);
-  } catch (const Napi::Error& error) {
-    napi_fatal_exception(env_, error.Value());
+    napi_value receiver = nullptr;
+    napi_value callback = nullptr;
+    napi_value ignored = nullptr;
+    if (napi_get_reference_value(env, static_cast<napi_ref>(*this), &receiver) == napi_ok &&
+        napi_get_reference_value(env, static_cast<napi_ref>(on_complete_), &callback) == napi_ok && receiver != nullptr &&
+        callback != nullptr) {
+      napi_status status = napi_make_callback(env, *async_context_, receiver, callback, 1, &results, &ignored);
+      if (status == napi_pending_exception) {
+        napi_value error = nullptr;
+        if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
+      }
+    }
   }
+  napi_close_handle_scope(env, scope);
 }
 
 void ThreadPool::ReleaseBatch(PoolBatch* batch) {
