@@ -5,3 +5,4 @@ export { TestVmErrorCode, GuestError, RunTimeoutError, APT_INSTALL_LINE, HOST_PA
 export { cacheRoot } from './cache.js';
 export { runInVm } from './run-in-vm.js';
 export { runGuestNodeTest, type GuestNodeTestOptions, type GuestNodeTestResult } from './node-test.js';
+export { doctor, type DoctorCheck, type DoctorReport } from './doctor.js';

@@ -26,6 +26,9 @@ export interface RunOptions {
   input?: string | Uint8Array;
   /** Kills the command and rejects with an AbortError. */
   signal?: AbortSignal;
+  /** Called with each piece of output as it arrives (it is collected in the result too). */
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
 }
 
 export interface RunResult {
@@ -56,6 +59,7 @@ interface PendingRun {
   stderr: Buffer[];
   bytes: { stdout: number; stderr: number };
   truncated: boolean;
+  listeners: { stdout?: (chunk: Buffer) => void; stderr?: (chunk: Buffer) => void };
   resolve: (result: RunResult) => void;
   reject: (err: Error) => void;
   cleanup: () => void;
@@ -158,6 +162,7 @@ export class Vm {
         stderr: [],
         bytes: { stdout: 0, stderr: 0 },
         truncated: false,
+        listeners: { stdout: options.onStdout, stderr: options.onStderr },
         resolve,
         reject,
         cleanup: () => {
@@ -189,6 +194,7 @@ export class Vm {
         const run = this.runs.get(message.id);
         if (run === undefined) return;
         const chunk = Buffer.from(message.data, 'base64');
+        run.listeners[message.stream]?.(chunk);
         const room = this.options.maxOutputBytes - run.bytes[message.stream];
         if (chunk.length > room) run.truncated = true;
         const kept = chunk.subarray(0, Math.max(0, room));

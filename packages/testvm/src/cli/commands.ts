@@ -1,0 +1,147 @@
+import { spawnSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { resolve, sep } from 'node:path';
+import { doctor } from '../doctor.js';
+import { APT_INSTALL_LINE } from '../errors.js';
+import { startVm, type Vm } from '../vm.js';
+import { parseRunArgs, usageError, type RunArgs } from './args.js';
+
+/** Exit status for "the guest hung, failed to boot, or the input was bad". */
+export const EXIT_VM_FAILED = 2;
+
+function formatSeconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** Ctrl-C aborts the boot or the command; the VM is always stopped. */
+function interruptSignal(): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const onSignal = (): void => controller.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+async function boot(args: RunArgs, signal: AbortSignal, timeoutMs: number | undefined): Promise<Vm> {
+  return startVm({
+    share: args.share,
+    shareReadOnly: args.readOnly,
+    ports: args.port,
+    withPrograms: args.with,
+    memoryMiB: args.memoryMiB,
+    cpus: args.cpus,
+    timeoutMs,
+    signal,
+  });
+}
+
+/** The guest cwd: --cwd, else the host's cwd when a share contains it, else /root. */
+function guestCwd(args: RunArgs): string {
+  if (args.cwd !== undefined) return resolve(args.cwd);
+  const here = process.cwd();
+  const shared = args.share.map((s) => resolve(s)).some((s) => here === s || here.startsWith(s.endsWith(sep) ? s : s + sep));
+  return shared ? here : '/root';
+}
+
+export async function runCommand(argv: readonly string[]): Promise<number> {
+  const args = parseRunArgs(argv, true);
+  const [cmd, ...cmdArgs] = args.command;
+  if (cmd === undefined) throw usageError('no command given: put it after --');
+  const deadline = args.timeoutSeconds === undefined ? undefined : Date.now() + args.timeoutSeconds * 1000;
+  const interrupt = interruptSignal();
+  let vm: Vm | undefined;
+  try {
+    vm = await boot(args, interrupt.signal, args.timeoutSeconds === undefined ? undefined : args.timeoutSeconds * 1000);
+    if (process.env.VMLINK_TESTVM_PORTS_FILE !== undefined) {
+      // Lets a wrapper find the host sockets of --port NAME while the command runs.
+      await writeFile(process.env.VMLINK_TESTVM_PORTS_FILE, JSON.stringify(Object.fromEntries(args.port.map((p) => [p, vm?.portPath(p)]))));
+    }
+    const result = await vm.run(cmd, cmdArgs, {
+      cwd: guestCwd(args),
+      env: args.env,
+      timeoutMs: deadline === undefined ? undefined : Math.max(1, deadline - Date.now()),
+      signal: interrupt.signal,
+      onStdout: (chunk) => process.stdout.write(chunk),
+      onStderr: (chunk) => process.stderr.write(chunk),
+    });
+    if (result.truncated) process.stderr.write('vmlink-testvm: output was truncated (over the per-command cap)\n');
+    return result.exitCode;
+  } finally {
+    interrupt.dispose();
+    await vm?.stop();
+  }
+}
+
+export async function infoCommand(argv: readonly string[]): Promise<number> {
+  const args = parseRunArgs(argv, false);
+  const interrupt = interruptSignal();
+  const started = performance.now();
+  let vm: Vm | undefined;
+  try {
+    vm = await boot(args, interrupt.signal, args.timeoutSeconds === undefined ? undefined : args.timeoutSeconds * 1000);
+    const bootMs = performance.now() - started;
+    const { info } = vm;
+    const lines = [
+      `kernel release: ${info.release}`,
+      `cpus:           ${info.cpus}`,
+      `memory:         ${Math.round(info.memoryBytes / (1024 * 1024))} MiB`,
+      `modules:        ${[...info.modules].reverse().join(' ')}`,
+      `boot:           ${formatSeconds(bootMs)} (cache ${formatSeconds(vm.timings.prepareMs)}, QEMU to ready ${formatSeconds(vm.timings.bootMs)})`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+    return 0;
+  } finally {
+    interrupt.dispose();
+    await vm?.stop();
+  }
+}
+
+async function probeKvm(): Promise<string> {
+  let vm: Vm | undefined;
+  try {
+    vm = await startVm({ accel: 'kvm', timeoutMs: 30_000 });
+    return `a KVM guest booted in ${formatSeconds(vm.timings.bootMs)}: accel: 'kvm' works here`;
+  } catch (err) {
+    return `a KVM guest did not boot (${(err as { code?: string }).code ?? 'error'}): keep the default TCG`;
+  } finally {
+    await vm?.stop();
+  }
+}
+
+export async function doctorCommand(argv: readonly string[]): Promise<number> {
+  const install = argv.includes('--install');
+  const probe = argv.includes('--probe-kvm');
+  const unknown = argv.filter((a) => a !== '--install' && a !== '--probe-kvm');
+  if (unknown.length > 0) throw usageError(`unknown doctor option ${unknown.join(' ')}`);
+  let report = await doctor();
+  if (install && report.missingPackages.length > 0) {
+    if (process.getuid?.() !== 0) {
+      process.stderr.write(`vmlink-testvm: --install needs root; run as root: ${APT_INSTALL_LINE}\n`);
+      return 1;
+    }
+    const steps = [['apt-get', ['update']], ['apt-get', ['install', '-y', ...report.missingPackages]]] as const;
+    for (const [file, stepArgs] of steps) {
+      process.stdout.write(`+ ${file} ${stepArgs.join(' ')}\n`);
+      const res = spawnSync(file, stepArgs, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+      if (res.status !== 0) return 1;
+    }
+    report = await doctor();
+  }
+  for (const check of report.checks) {
+    const mark = check.ok ? 'ok     ' : check.required ? 'MISSING' : 'note   ';
+    process.stdout.write(`${mark} ${check.name}: ${check.detail}\n`);
+  }
+  if (probe) process.stdout.write(`probe   KVM: ${await probeKvm()}\n`);
+  if (report.missingPackages.length > 0) {
+    process.stdout.write(`\nTo fix, as root:\n  apt-get update && apt-get install -y ${report.missingPackages.join(' ')}\n`);
+  } else if (report.ok) {
+    process.stdout.write('\nEverything the test guest needs is here.\n');
+  }
+  return report.ok ? 0 : 1;
+}
