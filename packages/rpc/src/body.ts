@@ -1,0 +1,146 @@
+import { Readable } from 'node:stream';
+import { RpcError, RpcErrorCode } from './errors.js';
+import type { FrameWriter } from './writer.js';
+
+/** What may be sent as a streamed body. */
+export type BodySource = Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array> | Uint8Array;
+
+/**
+ * The receiving end of a streamed body: a Readable whose buffer never exceeds `window`
+ * bytes, because the sender may only send what we granted. Credit is returned as the
+ * consumer reads (in `_read`), in batches of at least half a window, or at once when
+ * the sender is close to running out.
+ */
+export class InboundBody extends Readable {
+  private received = 0;
+  private granted: number;
+  private creditedConsumed = 0;
+  private finished = false;
+
+  constructor(
+    private readonly window: number,
+    private readonly grant: (bytes: number) => void,
+    private readonly stop: () => void,
+  ) {
+    super({ highWaterMark: window });
+    this.granted = window;
+    grant(window);
+  }
+
+  /** Bytes held here that the consumer has not read yet. */
+  get bufferedBytes(): number {
+    return this.readableLength;
+  }
+
+  onChunk(payload: Buffer): void {
+    if (this.finished || this.destroyed) return;
+    this.received += payload.length;
+    if (this.received > this.granted) {
+      this.destroy(new RpcError(RpcErrorCode.STREAM_ABORTED, `the sender exceeded its credit (${this.received} > ${this.granted} bytes)`));
+      return;
+    }
+    this.push(payload);
+  }
+
+  onEnd(error: RpcError | undefined): void {
+    if (this.finished || this.destroyed) return;
+    this.finished = true;
+    if (error) this.destroy(error);
+    else this.push(null);
+  }
+
+  override _read(): void {
+    if (this.finished) return;
+    const consumed = this.received - this.readableLength;
+    const fresh = consumed - this.creditedConsumed;
+    const senderLeft = this.granted - this.received;
+    if (fresh > 0 && (fresh >= this.window / 2 || senderLeft < this.window / 2)) {
+      this.creditedConsumed = consumed;
+      this.granted += fresh;
+      this.grant(fresh);
+    }
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.finished) {
+      this.finished = true;
+      this.stop(); // tell the sender to stop: nobody will read the rest
+    }
+    callback(error);
+  }
+}
+
+/** Sending-side credit: chunks wait here until the receiver grants bytes. */
+export class CreditGate {
+  private available = 0;
+  private waiter: { resolve: (n: number) => void; reject: (e: Error) => void; max: number } | undefined;
+  private failure: Error | undefined;
+
+  add(bytes: number): void {
+    this.available += bytes;
+    const waiter = this.waiter;
+    if (waiter && this.available > 0) {
+      this.waiter = undefined;
+      waiter.resolve(this.takeNow(waiter.max));
+    }
+  }
+
+  fail(error: Error): void {
+    this.failure ??= error;
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.reject(error);
+  }
+
+  /** Wait for credit; resolves with how many bytes (1..max) may be sent now. */
+  take(max: number): Promise<number> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.available > 0) return Promise.resolve(this.takeNow(max));
+    return new Promise((resolve, reject) => (this.waiter = { resolve, reject, max }));
+  }
+
+  private takeNow(max: number): number {
+    const n = Math.min(max, this.available);
+    this.available -= n;
+    return n;
+  }
+}
+
+function toBuffer(chunk: unknown): Buffer {
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  if (typeof chunk === 'string') return Buffer.from(chunk);
+  throw new RpcError(RpcErrorCode.STREAM_ABORTED, 'a body chunk must be a Uint8Array');
+}
+
+/**
+ * Send `source` as stream `stream`: chunks of at most `chunkSize`, each waiting for
+ * credit and for the connection to drain. Resolves when END is written; on failure
+ * writes END with the error and rejects.
+ */
+export async function pumpBody(
+  source: BodySource,
+  stream: number,
+  writer: FrameWriter,
+  gate: CreditGate,
+  chunkSize: number,
+): Promise<void> {
+  const iterable: AsyncIterable<unknown> | Iterable<unknown> = source instanceof Uint8Array ? [source] : source;
+  try {
+    for await (const item of iterable) {
+      const chunk = toBuffer(item);
+      for (let offset = 0; offset < chunk.length; ) {
+        const n = await gate.take(Math.min(chunkSize, chunk.length - offset));
+        await writer.ready();
+        writer.write({ type: 'CHUNK', stream, payload: chunk.subarray(offset, offset + n) });
+        offset += n;
+      }
+    }
+    writer.write({ type: 'END', stream, error: undefined });
+  } catch (error) {
+    if (source instanceof Readable) source.destroy();
+    const rpcError = error instanceof RpcError ? error : new RpcError(RpcErrorCode.STREAM_ABORTED, `body source failed: ${(error as Error).message}`, { cause: error });
+    writer.write({ type: 'END', stream, error: { code: rpcError.code, message: rpcError.message } });
+    throw rpcError;
+  }
+}
