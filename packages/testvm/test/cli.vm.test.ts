@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { BOOT_TIMEOUT_MS, repoRoot } from './helpers.js';
+
+// The built CLI, as users run it (the root test script builds first).
+const builtCli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [builtCli, ...args], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('vmlink-testvm CLI', () => {
+  it(
+    'run: prints the command output and exits with its exit code, in the shared cwd',
+    async () => {
+      const res = await cli(['run', '--share', repoRoot, '--env', 'GREETING=hi', '--', 'sh', '-c', 'echo "$GREETING from $(pwd)"; echo oops >&2; exit 5']);
+      expect(res.stderr).toContain('oops');
+      expect(res).toMatchObject({ code: 5, stdout: `hi from ${repoRoot.replace(/\/$/, '')}\n` });
+    },
+    BOOT_TIMEOUT_MS,
+  );
+
+  it(
+    'run: a command that hangs past --timeout exits 2 with a clear message',
+    async () => {
+      const res = await cli(['run', '--timeout', '45', '--', 'sleep', '1000']);
+      expect(res.code).toBe(2);
+      expect(res.stderr).toMatch(/ERR_VMLINK_TESTVM_RUN_TIMEOUT.*sleep 1000.*did not finish within/);
+    },
+    BOOT_TIMEOUT_MS,
+  );
+
+  it('run: bad input exits 2 naming the problem, before booting', async () => {
+    const missing = await cli(['run', '--share', '/nonexistent/dir', '--', 'true']);
+    expect(missing).toMatchObject({ code: 2, stderr: expect.stringContaining('ERR_VMLINK_TESTVM_SHARE_NOT_FOUND') });
+    const badPort = await cli(['run', '--port', 'a/b', '--', 'true']);
+    expect(badPort).toMatchObject({ code: 2, stderr: expect.stringContaining('ERR_VMLINK_TESTVM_BAD_PORT_NAME') });
+    const noCommand = await cli(['run']);
+    expect(noCommand).toMatchObject({ code: 2, stderr: expect.stringContaining('no command given') });
+    const noQemu = await cli(['run', '--', 'true'], { ...process.env, PATH: '/nonexistent' });
+    expect(noQemu).toMatchObject({ code: 2, stderr: expect.stringMatching(/ERR_VMLINK_TESTVM_QEMU_NOT_FOUND.*apt-get install/) });
+  });
+
+  it(
+    'info: boots and prints kernel release, cpus, memory and modules',
+    async () => {
+      const res = await cli(['info', '--cpus', '2']);
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stdout).toMatch(/kernel release: \S+-amd64/);
+      expect(res.stdout).toMatch(/cpus:\s+2\n/);
+      expect(res.stdout).toMatch(/modules:.*vsock_loopback/);
+    },
+    BOOT_TIMEOUT_MS,
+  );
+
+  it('doctor: reports every check and exits 0 on a ready host', async () => {
+    const res = await cli(['doctor']);
+    expect(res.code, res.stdout).toBe(0);
+    for (const name of ['QEMU', 'qboot firmware', 'busybox', 'guest kernel', '/dev/kvm']) expect(res.stdout).toContain(name);
+  });
+
+  it('doctor: names the apt-get line when QEMU is missing', async () => {
+    const res = await cli(['doctor'], { ...process.env, PATH: '/usr/bin/nonexistent:/bin/nonexistent' });
+    expect(res.code).toBe(1);
+    expect(res.stdout).toMatch(/MISSING QEMU/);
+    expect(res.stdout).toMatch(/apt-get update && apt-get install -y .*qemu-system-x86/);
+  });
+});
