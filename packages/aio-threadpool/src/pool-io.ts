@@ -1,5 +1,5 @@
 import { loadBinding, type NativeBinding } from '@vmlink/native';
-import { abortError, SystemError, throwIfAborted } from '@vmlink/errors';
+import { abortError, SystemError, throwIfAborted, validateInteger } from '@vmlink/errors';
 import {
   closedError,
   StatsRecorder,
@@ -109,7 +109,7 @@ export class ThreadPoolIo implements FdIo {
       buffers = validate();
       position = validatePosition(position);
       signal = validateOpOptions(options);
-      if (!Number.isInteger(fd) || fd < 0) throw closedError(syscall);
+      validateInteger(fd, 'fd', 0, 0x7fff_ffff);
       if (this.closed) throw closedError(syscall);
       throwIfAborted(signal);
     } catch (error) {

@@ -63,6 +63,8 @@ describe('ThreadPoolIo as an FdIo on raw fds', () => {
       await expect(io.writev(readOnly, [Buffer.from('x')], 0)).rejects.toMatchObject({ code: 'EBADF', errno: -9, syscall: 'pwritev2' });
       closeSync(readOnly);
       await expect(io.readv(fd, [Buffer.alloc(1)], -3)).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+      await expect(io.readv(-1, [Buffer.alloc(1)], 0)).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+      await expect(io.readv('3' as unknown as number, [Buffer.alloc(1)], 0)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
     } finally {
       await io.close();
       closeSync(fd);

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, type TestContext } from 'vitest';
 import { patternBytes } from './helpers.js';
@@ -20,7 +21,7 @@ export function enospcTests(ctx: AioSuiteContext): void {
       unavailable = 'mounting a small tmpfs needs root on Linux';
       return;
     }
-    const dir = mkdtempSync(join(ctx.setup.dir ?? '/tmp', 'vmlink-enospc-'));
+    const dir = mkdtempSync(join(ctx.setup.dir ?? tmpdir(), 'vmlink-enospc-'));
     mkdirSync(dir, { recursive: true });
     try {
       execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${FS_BYTES},mode=0700`, 'vmlink-enospc', dir], { stdio: 'pipe' });
