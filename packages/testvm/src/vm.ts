@@ -29,6 +29,8 @@ export interface RunOptions {
   /** Called with each piece of output as it arrives (it is collected in the result too). */
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
+  /** Lower cap than the VM's `maxOutputBytes` on each of stdout and stderr kept for this command. */
+  maxOutputBytes?: number;
 }
 
 export interface RunResult {
@@ -59,6 +61,7 @@ interface PendingRun {
   stderr: Buffer[];
   bytes: { stdout: number; stderr: number };
   truncated: boolean;
+  cap: number;
   listeners: { stdout?: (chunk: Buffer) => void; stderr?: (chunk: Buffer) => void };
   resolve: (result: RunResult) => void;
   reject: (err: Error) => void;
@@ -137,6 +140,7 @@ export class Vm {
     try {
       validateAbortSignal(options.signal, 'options.signal');
       if (options.timeoutMs !== undefined) validateInteger(options.timeoutMs, 'options.timeoutMs', 1, 2 ** 31 - 1);
+      if (options.maxOutputBytes !== undefined) validateInteger(options.maxOutputBytes, 'options.maxOutputBytes', 0, 2 ** 31 - 1);
       throwIfAborted(options.signal);
     } catch (err) {
       return Promise.reject(err);
@@ -162,6 +166,7 @@ export class Vm {
         stderr: [],
         bytes: { stdout: 0, stderr: 0 },
         truncated: false,
+        cap: Math.min(options.maxOutputBytes ?? Infinity, this.options.maxOutputBytes),
         listeners: { stdout: options.onStdout, stderr: options.onStderr },
         resolve,
         reject,
@@ -195,7 +200,7 @@ export class Vm {
         if (run === undefined) return;
         const chunk = Buffer.from(message.data, 'base64');
         run.listeners[message.stream]?.(chunk);
-        const room = this.options.maxOutputBytes - run.bytes[message.stream];
+        const room = run.cap - run.bytes[message.stream];
         if (chunk.length > room) run.truncated = true;
         const kept = chunk.subarray(0, Math.max(0, room));
         run[message.stream].push(kept);

@@ -129,6 +129,23 @@ describe('a booted guest (one VM for this file)', () => {
     expect(results.map((r) => [r.stdout, r.stderr])).toEqual([1, 2, 3, 4].map((n) => [`${n}\n`, `e${n}\n`]));
   });
 
+  it('caps kept output and says it did', async () => {
+    const result = await vm.run('node', ['-e', 'process.stdout.write("y".repeat(5000))'], { maxOutputBytes: 1000 });
+    expect(result).toMatchObject({ exitCode: 0, truncated: true, stdout: 'y'.repeat(1000) });
+  });
+
+  it('aborts a running command with an AbortError', async () => {
+    const controller = new AbortController();
+    const running = vm.run('sleep', ['1000'], { signal: controller.signal });
+    setTimeout(() => controller.abort(), 500);
+    await expect(running).rejects.toMatchObject({ name: 'AbortError' });
+  });
+
+  it('refuses bad run arguments with coded errors', async () => {
+    await expect(vm.run('')).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(vm.run('echo', ['ok'], { timeoutMs: -1 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+  });
+
   it('names its ports and refuses unknown ones', () => {
     expect(vm.portPath(PORT)).toMatch(/\.sock$/);
     expect(() => vm.portPath('org.vmlink.test.missing')).toThrow(expect.objectContaining({ code: TestVmErrorCode.UNKNOWN_PORT }));
