@@ -7,4 +7,7 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'node20',
+  shims: true,
+  // Workspace packages stay imports (some are loaded lazily, e.g. @vmlink/vsock): never bundled.
+  external: [/^@vmlink\//],
 });

@@ -1,10 +1,13 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts', 'src/cli.ts'],
+  entry: ['src/index.ts', 'src/cli.ts', 'src/demo.ts', 'src/demo-vm.ts'],
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,
   sourcemap: true,
   target: 'node20',
+  shims: true,
+  // Workspace packages stay imports (plugins and @vmlink/testvm load lazily): never bundled.
+  external: [/^@vmlink\//],
 });

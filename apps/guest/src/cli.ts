@@ -1,2 +1,58 @@
 #!/usr/bin/env node
-export {};
+import { Agent } from './agent.js';
+import { GUEST_USAGE, parseGuestArgs } from './options.js';
+import { createLogger } from './request-log.js';
+import { AGENT_VERSION } from './version.js';
+
+/** Exit codes: 0 clean stop, 2 usage, 1 could not start. */
+async function main(argv: readonly string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseGuestArgs(argv);
+  } catch (error) {
+    process.stderr.write(`vmlink-guest: ${(error as Error).message}\nTry 'vmlink-guest --help'.\n`);
+    return 2;
+  }
+  if (parsed.kind === 'help') {
+    process.stdout.write(GUEST_USAGE);
+    return 0;
+  }
+  if (parsed.kind === 'version') {
+    process.stdout.write(`${AGENT_VERSION}\n`);
+    return 0;
+  }
+  const log = createLogger({ json: parsed.options.jsonLog, quiet: parsed.options.quiet });
+  let agent: Agent;
+  try {
+    agent = await Agent.start(parsed.options, log);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    log.error('cannot start', { code: code ?? 'ERROR', cause: (error as Error).message });
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      log.event('signal', { signal });
+      process.removeListener('SIGTERM', stop);
+      process.removeListener('SIGINT', stop);
+      agent.shutdown().then(resolve, (error: unknown) => {
+        log.error('shutdown failed', { cause: (error as Error).message });
+        resolve();
+      });
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // Exit explicitly: a plugin handle left open must not keep a stopped agent alive.
+    process.exit(code);
+  },
+  (error: unknown) => {
+    process.stderr.write(`vmlink-guest: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -19,6 +19,8 @@ export const AgentErrorCode = {
   TOO_MANY_STREAMS: 'ERR_VMLINK_TOO_MANY_STREAMS',
   /** The bytes received do not match the SHA-256 the client announced. */
   CHECKSUM_MISMATCH: 'ERR_VMLINK_CHECKSUM_MISMATCH',
+  /** fs.write received fewer or more bytes than the client announced. */
+  SIZE_MISMATCH: 'ERR_VMLINK_SIZE_MISMATCH',
   /** Malformed params (wrong type, missing field). */
   INVALID_PARAMS: 'ERR_VMLINK_INVALID_PARAMS',
   /** The agent is shutting down and takes no new requests. */

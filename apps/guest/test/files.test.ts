@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createFsBackend, type AioBackend } from '@vmlink/aio';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listDirectory, readFileStreamed, statPath, writeFileAtomic } from '../src/methods/files.js';
+import { listDirectory, readFileStreamed, statPath, sweepStaleTempFiles, tempNameFor, writeFileAtomic } from '../src/methods/files.js';
 import { RootJail } from '../src/policy/confine.js';
 
 const sha = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
@@ -96,5 +96,16 @@ describe('file methods over a real fs AIO backend and real files', () => {
     expect(listing.truncated).toBe(false);
     const small = await listDirectory(jail, '/sub', 1);
     expect(small).toMatchObject({ truncated: true, entries: [expect.any(Object)] });
+  });
+
+  it('sweeps temp files of dead writers only', async () => {
+    const dead = path.join(root, 'sub', tempNameFor('x.bin', 2 ** 22 + 12345)); // above pid_max's default: never alive
+    const mine = path.join(root, 'sub', tempNameFor('y.bin'));
+    const lookalike = path.join(root, 'sub', '.z.vmlink-notapid.tmp');
+    for (const f of [dead, mine, lookalike]) await writeFile(f, 'partial');
+    expect(await sweepStaleTempFiles(root)).toEqual([dead]);
+    const names = await readdir(path.join(root, 'sub'));
+    expect(names).toContain(path.basename(mine));
+    expect(names).toContain(path.basename(lookalike));
   });
 });

@@ -30,6 +30,7 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 const BY_CODE: ReadonlyMap<string, ExitCode> = new Map<string, ExitCode>([
   ['ERR_VMLINK_USAGE', ExitCode.USAGE],
+  ['ERR_VMLINK_INVALID_ADDRESS', ExitCode.USAGE],
   ['ECONNREFUSED', ExitCode.UNREACHABLE],
   ['ENOENT_SOCKET', ExitCode.UNREACHABLE],
   ['ENODEV', ExitCode.UNREACHABLE],
@@ -54,6 +55,7 @@ const BY_CODE: ReadonlyMap<string, ExitCode> = new Map<string, ExitCode>([
   ['ERR_VMLINK_INVALID_PATH', ExitCode.REMOTE_FILE],
   ['ERR_VMLINK_LOCAL_FILE', ExitCode.LOCAL_FILE],
   ['ERR_VMLINK_CHECKSUM_MISMATCH', ExitCode.INTEGRITY],
+  ['ERR_VMLINK_SIZE_MISMATCH', ExitCode.INTEGRITY],
   ['ECONNRESET', ExitCode.CONNECTION_LOST],
   ['EPIPE', ExitCode.CONNECTION_LOST],
   ['ERR_VMLINK_CONNECTION_LOST', ExitCode.CONNECTION_LOST],

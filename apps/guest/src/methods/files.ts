@@ -128,6 +128,8 @@ export interface WriteOptions {
   readonly expectedSha256?: string | undefined;
   /** Refuse (and discard) if more than this arrives. */
   readonly maxBytes: number;
+  /** Refuse (and discard) unless exactly this many bytes arrive. */
+  readonly expectedSize?: number | undefined;
   /** File mode for a new file (default 0o644). */
   readonly mode?: number;
   readonly signal: AbortSignal;
@@ -149,7 +151,7 @@ export async function writeFileAtomic(
   const { dir, name, target } = await jail.resolveForCreate(remotePath);
   const existing = await fsp.lstat(target).catch(() => undefined);
   if (existing?.isDirectory()) throw Object.assign(new Error(`fs.write: '${String(remotePath)}' is a directory`), { code: 'EISDIR' });
-  const tempPath = path.join(dir, `.${name}.vmlink-${randomBytes(6).toString('hex')}.tmp`);
+  const tempPath = path.join(dir, tempNameFor(name));
   const file = await backend.open(tempPath, OPEN_CREATE_EXCLUSIVE, options.mode ?? 0o644);
   let renamed = false;
   try {
@@ -167,6 +169,12 @@ export async function writeFileAtomic(
     }
     throwIfAborted(options.signal);
     const sha256 = hash.digest('hex');
+    if (options.expectedSize !== undefined && options.expectedSize !== position) {
+      throw agentError(
+        AgentErrorCode.SIZE_MISMATCH,
+        `fs.write: '${String(remotePath)}' received ${position} bytes, the client announced ${options.expectedSize}; discarded`,
+      );
+    }
     if (options.expectedSha256 !== undefined && options.expectedSha256 !== sha256) {
       throw agentError(
         AgentErrorCode.CHECKSUM_MISMATCH,
@@ -194,6 +202,50 @@ async function writeFully(file: BackendFile, chunk: Uint8Array, position: number
     if (n <= 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' });
     offset += n;
   }
+}
+
+/** `.NAME.vmlink-PID-RANDOM.tmp`: the pid tells a later agent whether the writer is gone. */
+export function tempNameFor(name: string, pid = process.pid): string {
+  return `.${name}.vmlink-${pid}-${randomBytes(6).toString('hex')}.tmp`;
+}
+
+const TEMP_NAME = /^\..+\.vmlink-(\d+)-[0-9a-f]{12}\.tmp$/;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes temp files left by agents that died mid-write (SIGKILL, power loss), so a
+ * killed transfer leaves nothing behind once an agent runs again. Walks at most
+ * `maxEntries` entries, never follows symlinks; returns the removed paths.
+ */
+export async function sweepStaleTempFiles(root: string, maxEntries = 100_000): Promise<string[]> {
+  const removed: string[] = [];
+  const pending = [root];
+  let seen = 0;
+  while (pending.length > 0 && seen < maxEntries) {
+    const dir = pending.pop() as string;
+    const entries = await fsp.readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const entry of entries) {
+      seen += 1;
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        pending.push(full);
+        continue;
+      }
+      const match = TEMP_NAME.exec(entry.name);
+      if (entry.isFile() && match && Number(match[1]) !== process.pid && !processAlive(Number(match[1]))) {
+        await fsp.unlink(full).then(() => removed.push(full), () => undefined);
+      }
+    }
+  }
+  return removed;
 }
 
 /** Makes the rename itself durable. */

@@ -1,0 +1,91 @@
+import type { FileBackend } from './aio.js';
+import { AgentErrorCode, agentError } from './errors.js';
+import { collectInfo, type InfoSources } from './info.js';
+import { checkExecRequest, runCommand } from './methods/exec.js';
+import { listDirectory, readFileStreamed, statPath, writeFileAtomic } from './methods/files.js';
+import type { AgentLimits } from './options.js';
+import type { RootJail } from './policy/confine.js';
+import type { ExecPolicy } from './policy/exec-policy.js';
+import { EXEC_STDERR, EXEC_STDOUT, encodeExecRecord, type MethodName } from './protocol.js';
+
+/** What a method handler gets besides its params. Independent of the RPC library. */
+export interface CallContext {
+  readonly peer: string;
+  /** Aborted when the client goes away or the agent's shutdown grace runs out. */
+  readonly signal: AbortSignal;
+  /** The request's streamed body (fs.write), if the client sent one. */
+  readonly body: AsyncIterable<Uint8Array> | undefined;
+  /** Sends one chunk of the response body; resolves when the peer can take more. */
+  readonly sendChunk: (chunk: Uint8Array) => Promise<void>;
+  /** Facts for the request log line (bytes moved, exit code). */
+  readonly note: (key: string, value: string | number | boolean) => void;
+}
+
+export type Handler = (params: Record<string, unknown>, ctx: CallContext) => Promise<unknown>;
+
+export interface HandlerDeps {
+  readonly jail: RootJail | undefined;
+  readonly policy: ExecPolicy;
+  readonly backend: FileBackend;
+  readonly limits: AgentLimits;
+  readonly info: InfoSources;
+}
+
+/** The agent's methods: ping, info, fs.stat, fs.list, fs.read, fs.write, exec. */
+export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
+  const jail = (): RootJail => {
+    if (!deps.jail) throw agentError(AgentErrorCode.FS_DISABLED, 'file methods are disabled: the agent runs without --root');
+    return deps.jail;
+  };
+  return {
+    ping: async () => ({ pong: true, time: Date.now() }),
+    info: async () => collectInfo(deps.info),
+    'fs.stat': async (params) => statPath(jail(), params['path']),
+    'fs.list': async (params) => listDirectory(jail(), params['path'] ?? '/', deps.limits.maxListEntries),
+    'fs.read': async (params, ctx) => {
+      const result = await readFileStreamed(deps.backend, jail(), params['path'], ctx.sendChunk, ctx.signal);
+      ctx.note('bytes', result.size);
+      return result;
+    },
+    'fs.write': async (params, ctx) => {
+      const size = params['size'];
+      if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+        throw agentError(AgentErrorCode.INVALID_PARAMS, `fs.write: size must be an integer >= 0, got ${JSON.stringify(size)}`);
+      }
+      if (size > deps.limits.maxWriteBytes) {
+        throw agentError(AgentErrorCode.TOO_LARGE, `fs.write: ${size} bytes exceeds the agent's limit of ${deps.limits.maxWriteBytes}`);
+      }
+      const sha256 = params['sha256'];
+      if (sha256 !== undefined && (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256))) {
+        throw agentError(AgentErrorCode.INVALID_PARAMS, 'fs.write: sha256 must be 64 lower-case hex digits');
+      }
+      const mode = params['mode'];
+      if (mode !== undefined && (typeof mode !== 'number' || !Number.isInteger(mode) || mode < 0 || mode > 0o777)) {
+        throw agentError(AgentErrorCode.INVALID_PARAMS, 'fs.write: mode must be an integer in 0..0o777');
+      }
+      const result = await writeFileAtomic(deps.backend, jail(), params['path'], ctx.body ?? emptyBody(), {
+        expectedSha256: sha256,
+        // The announced size is the cap: a client cannot announce 1 byte and send 1 GiB.
+        maxBytes: size,
+        expectedSize: size,
+        mode,
+        signal: ctx.signal,
+      });
+      ctx.note('bytes', result.size);
+      return result;
+    },
+    exec: async (params, ctx) => {
+      const { command, args } = checkExecRequest(deps.policy, { command: params['command'], args: params['args'] });
+      const result = await runCommand(command, args, {
+        cwd: deps.jail?.realRoot ?? '/',
+        signal: ctx.signal,
+        onOutput: (stream, chunk) => ctx.sendChunk(encodeExecRecord(stream === 'stdout' ? EXEC_STDOUT : EXEC_STDERR, chunk)),
+      });
+      ctx.note('command', command);
+      ctx.note('exit', result.exitCode ?? result.signal ?? '?');
+      return result;
+    },
+  };
+}
+
+async function* emptyBody(): AsyncGenerator<Uint8Array> {}

@@ -1,0 +1,79 @@
+import type { AgentClient } from './agent-client.js';
+import { type Command, HELP, parseHostArgs } from './args.js';
+import { benchCommand } from './commands/bench.js';
+import { cpCommand } from './commands/cp.js';
+import { execCommand } from './commands/exec.js';
+import { infoCommand, lsCommand, pingCommand } from './commands/simple.js';
+import { ExitCode, exitCodeFor } from './exit-codes.js';
+import { type CliOutput, processOutput } from './output.js';
+import { connectAgent } from './rpc-client.js';
+import { CLI_VERSION } from './version.js';
+
+/** A human sentence for the cause behind each family of codes. */
+function hintFor(code: string | undefined): string {
+  switch (exitCodeFor(code)) {
+    case ExitCode.UNREACHABLE:
+      return ' (is the agent running and listening on that URI?)';
+    case ExitCode.TIMEOUT:
+      return ' (the agent did not answer in time)';
+    case ExitCode.POLICY:
+      return ' (refused by the agent policy)';
+    case ExitCode.CONNECTION_LOST:
+      return ' (the connection to the agent broke)';
+    default:
+      return '';
+  }
+}
+
+function uriOf(command: Command): string | undefined {
+  if ('uri' in command) return command.uri;
+  if (command.name === 'cp') return command.plan.uri;
+  return undefined;
+}
+
+/** Runs one CLI invocation and returns its exit code; never throws for expected failures. */
+export async function runCli(argv: readonly string[], out: CliOutput = processOutput): Promise<number> {
+  let command: Command;
+  try {
+    command = parseHostArgs(argv);
+  } catch (error) {
+    out.stderr.write(`vmlink: ${(error as Error).message}\n`);
+    return ExitCode.USAGE;
+  }
+  if (command.name === 'help') {
+    out.stdout.write(`${HELP[command.topic ?? 'main']}\n`);
+    return ExitCode.OK;
+  }
+  if (command.name === 'version') {
+    out.stdout.write(`${CLI_VERSION}\n`);
+    return ExitCode.OK;
+  }
+  const uri = uriOf(command) ?? '';
+  let client: AgentClient | undefined;
+  try {
+    client = await connectAgent(uri, { timeoutMs: command.common.timeoutMs });
+    switch (command.name) {
+      case 'ping':
+        return await pingCommand(client, command.count, command.common, out);
+      case 'info':
+        return await infoCommand(client, command.common, out);
+      case 'ls':
+        return await lsCommand(client, command.path, command.common, out);
+      case 'cp':
+        return await cpCommand(client, command.plan, command.progress, command.common, out);
+      case 'exec':
+        return await execCommand(client, command.command, command.args, command.common, out);
+      case 'bench':
+        return await benchCommand(client, command.rounds, command.sizeMiB, command.common, out);
+      default:
+        return ExitCode.USAGE;
+    }
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const codeText = typeof code === 'string' ? code : undefined;
+    out.stderr.write(`vmlink ${command.name} ${uri}: ${(error as Error).message}${hintFor(codeText)} [${codeText ?? 'ERROR'}]\n`);
+    return exitCodeFor(codeText);
+  } finally {
+    await client?.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * The issue's CI test: vmlink-guest inside a @vmlink/testvm guest, the vmlink CLI on the
+ * host over virtio-serial (QEMU's chardev socket), plus a client inside the guest over
+ * vsock (CID 1). One VM for the whole file.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startVm, type Vm } from '@vmlink/testvm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ExitCode } from '../src/exit-codes.js';
+import { GUEST_CLI, HOST_CLI, runVmlink, spawnVmlink } from './helpers.js';
+
+const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
+const PORT = 'org.vmlink.agent.0';
+const ROOT = '/tmp/agent-root';
+const LOG = '/tmp/vmlink-agent.log';
+const PID = '/tmp/vmlink-agent.pid';
+
+async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+describe('vmlink CLI on the host, vmlink-guest in a QEMU guest, over virtio-serial', () => {
+  let vm: Vm;
+  let local: string;
+  let uri: string;
+
+  const guestLog = async (): Promise<string> => (await vm.run('cat', [LOG])).stdout;
+  const startAgent = async (): Promise<void> => {
+    const agent = [
+      'node', GUEST_CLI, '--listen', `virtio-serial:${PORT}`, '--listen', 'vsock://any:1024',
+      '--root', ROOT, '--allow-exec', 'uname,echo,sh',
+    ].join(' ');
+    const script = `mkdir -p ${ROOT}/dir && (setsid ${agent} >${LOG} 2>&1 </dev/null & echo $! >${PID})
+for i in $(seq 1 300); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; exit 1`;
+    const started = await vm.run('sh', ['-c', script], { timeoutMs: 90_000 });
+    if (started.exitCode !== 0) throw new Error(`agent did not start in the guest:\n${await guestLog()}`);
+  };
+  const killAgent = async (signal: 'KILL' | 'TERM'): Promise<void> => {
+    await vm.run('sh', ['-c', `kill -${signal} $(cat ${PID})`]);
+  };
+
+  beforeAll(async () => {
+    local = await mkdtemp(path.join(tmpdir(), 'vmlink-vm-e2e-'));
+    vm = await startVm({ share: repoRoot, ports: [PORT], memoryMiB: 1024 });
+    uri = `virtio-serial+unix:${vm.portPath(PORT)}`;
+    await startAgent();
+  }, 240_000);
+
+  afterAll(async () => {
+    await vm?.stop();
+    if (local) await rm(local, { recursive: true, force: true });
+  });
+
+  it('ping, info and ls over virtio-serial', async () => {
+    const ping = await runVmlink(['ping', uri, '--count', '3']);
+    expect(ping.code, `${ping.stderr}\n${await guestLog()}`).toBe(0);
+    const info = await runVmlink(['info', uri, '--json']);
+    expect(info.code, info.stderr).toBe(0);
+    const parsed = JSON.parse(info.stdout) as { kernel: { release: string }; transports: string[]; agent: { root: string } };
+    expect(parsed.kernel.release).toBe(vm.info.release);
+    expect(parsed.transports).toEqual(expect.arrayContaining([`virtio-serial:${PORT}`]));
+    expect(parsed.agent.root).toBe(ROOT);
+    const ls = await runVmlink(['ls', uri, '/']);
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(ls.stdout).toContain('dir/');
+  });
+
+  it('copies 64 MiB both ways with SHA-256 verified on each side', async () => {
+    const original = path.join(local, 'big.bin');
+    await writeFile(original, randomBytes(64 * 1024 * 1024));
+    const expected = await sha256File(original);
+    const up = await runVmlink(['cp', original, `${uri}:/dir/big.bin`], { timeoutMs: 600_000 });
+    expect(up.code, up.stderr).toBe(0);
+    const inGuest = await vm.run('sha256sum', [`${ROOT}/dir/big.bin`]);
+    expect(inGuest.stdout.split(' ')[0]).toBe(expected);
+    const back = path.join(local, 'back.bin');
+    const down = await runVmlink(['cp', `${uri}:/dir/big.bin`, back], { timeoutMs: 600_000 });
+    expect(down.code, down.stderr).toBe(0);
+    expect(await sha256File(back)).toBe(expected);
+  }, 600_000);
+
+  it('exec: output, exit codes and the policy refusal', async () => {
+    const uname = await runVmlink(['exec', uri, '--', 'uname', '-r']);
+    expect(uname).toMatchObject({ code: 0, stdout: `${vm.info.release}\n` });
+    const seven = await runVmlink(['exec', uri, '--', 'sh', '-c', 'echo err >&2; exit 7']);
+    expect(seven).toMatchObject({ code: 7, stderr: 'err\n' });
+    const refused = await runVmlink(['exec', uri, '--', 'cat', '/etc/passwd']);
+    expect(refused.code).toBe(ExitCode.POLICY);
+    expect(refused.stderr).toMatch(/ERR_VMLINK_EXEC_DENIED/);
+    const escape = await runVmlink(['ls', uri, '/../etc']);
+    expect(escape.code).toBe(ExitCode.POLICY);
+    expect(escape.stderr).toMatch(/ERR_VMLINK_PATH_ESCAPE/);
+  });
+
+  it('a second client inside the guest reaches the same agent over vsock (CID 1)', async () => {
+    const ping = await vm.run('node', [HOST_CLI, 'ping', 'vsock://1:1024'], { timeoutMs: 60_000 });
+    expect(ping.exitCode, `${ping.stdout}${ping.stderr}`).toBe(0);
+    expect(ping.stdout).toMatch(/pong from vsock:\/\/1:1024/);
+  });
+
+  it('a killed agent mid-copy: the CLI fails within 2 s with a clear code, no half file on either side', async () => {
+    const made = await vm.run('sh', ['-c', `truncate -s 4G ${ROOT}/huge.bin`]);
+    expect(made.exitCode, made.stderr).toBe(0);
+    const target = path.join(local, 'huge.bin');
+    // Over virtio-serial the host sees no hang-up when the guest process dies: the
+    // CLI notices the silence, so its silence limit is set below the 2 s bound.
+    const copy = spawnVmlink(['cp', `${uri}:/huge.bin`, target, '--timeout', '1500']);
+    const deadline = Date.now() + 60_000;
+    const partial = async (): Promise<number> => {
+      const name = (await readdir(local)).find((n) => n.endsWith('.part'));
+      return name ? (await stat(path.join(local, name)).catch(() => undefined))?.size ?? 0 : 0;
+    };
+    while ((await partial()) < 1024 * 1024 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const killedAt = performance.now();
+    await killAgent('KILL');
+    const result = await copy.done;
+    const elapsed = performance.now() - killedAt;
+    expect([ExitCode.CONNECTION_LOST, ExitCode.TIMEOUT], result.stderr).toContain(result.code);
+    expect(result.stderr).toContain(uri);
+    expect(elapsed).toBeLessThan(2000);
+    expect((await readdir(local)).filter((n) => n.startsWith('.huge.bin'))).toEqual([]);
+    await expect(stat(target)).rejects.toMatchObject({ code: 'ENOENT' });
+    await vm.run('rm', ['-f', `${ROOT}/huge.bin`]);
+  }, 180_000);
+
+  it('after an agent restart the CLI reconnects over the same port', async () => {
+    await startAgent();
+    const ping = await runVmlink(['ping', uri, '--count', '2']);
+    expect(ping.code, `${ping.stderr}\n${await guestLog()}`).toBe(0);
+    const upload = path.join(local, 'small.txt');
+    await writeFile(upload, 'after restart\n');
+    const up = await runVmlink(['cp', upload, `${uri}:/dir/small.txt`]);
+    expect(up.code, up.stderr).toBe(0);
+    const leftovers = await vm.run('sh', ['-c', `ls -a ${ROOT}/dir | grep -c '\\.tmp$' || true`]);
+    expect(leftovers.stdout.trim()).toBe('0');
+  }, 120_000);
+
+  it('SIGTERM stops the agent cleanly', async () => {
+    await killAgent('TERM');
+    const waited = await vm.run('sh', ['-c', `for i in $(seq 1 100); do kill -0 $(cat ${PID}) 2>/dev/null || exit 0; sleep 0.1; done; exit 1`]);
+    expect(waited.exitCode, await guestLog()).toBe(0);
+    expect(await guestLog()).toMatch(/stopped/);
+  }, 60_000);
+});
