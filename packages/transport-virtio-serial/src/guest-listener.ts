@@ -1,0 +1,249 @@
+import { ListenerBase, toConnection, type Transport } from '@vmlink/transport';
+import { UNNAMED_HOST_URI } from './address.js';
+import { nativeBinding, type FdStream } from './binding.js';
+import { connectionReset, protocolError } from './errors.js';
+import { FrameReader } from './frame-reader.js';
+import { GuestConnection, type GuestPortLink } from './guest-connection.js';
+import { FrameType, encodeData, encodeHeader, type Header } from './wire.js';
+
+interface QueuedWrite {
+  readonly records: Uint8Array[];
+  /** The Connection the bytes belong to; undefined for the port's own records (ACK, END). */
+  readonly owner: GuestConnection | undefined;
+  readonly nonce: bigint;
+  readonly callback: ((error: Error | null) => void) | undefined;
+}
+
+/**
+ * Where the port stands with the host:
+ * - idle: no host session; bytes are stale and skipped until a HELLO.
+ * - acked: we answered HELLO(nonce) with ACK and wait for OPEN(nonce).
+ * - open: a session; its Connection may already be gone (then its DATA is discarded).
+ */
+type Phase = 'idle' | 'acked' | 'open';
+
+/**
+ * The guest side: owns the port's fd (opened O_NONBLOCK, read and written by the native
+ * FdStream in hang-up 'notify' mode: no pool thread, no spinning while the host is away)
+ * and turns each host handshake into a new Connection.
+ */
+export class VirtioSerialListener extends ListenerBase implements GuestPortLink {
+  private readonly stream: FdStream;
+  private readonly reader: FrameReader;
+  private phase: Phase = 'idle';
+  private nonce: bigint | undefined;
+  private connection: GuestConnection | undefined;
+  private readonly queue: QueuedWrite[] = [];
+  private writing = false;
+  private refed = true;
+
+  /** Takes ownership of `fd` (an open virtio-serial port, or a stand-in in tests). */
+  constructor(
+    transport: Transport,
+    fd: number,
+    private readonly uri: string,
+    signal?: AbortSignal,
+  ) {
+    super(transport, signal);
+    this.reader = new FrameReader(
+      {
+        header: (header) => this.onHeader(header),
+        payload: (bytes) => {
+          if (this.connection && !this.connection.deliver(bytes)) this.stream.readStop();
+        },
+        desync: () => this.endSession(protocolError(uri, 'bytes from the host are not a record header')),
+      },
+      { scanning: true }, // whatever a former host left in the port is stale
+    );
+    const { FdStream } = nativeBinding();
+    this.stream = new FdStream(fd, { hangupMode: 'notify' }, {
+      onData: (chunk) => this.reader.feed(chunk),
+      onError: (error) => this.onReadError(error),
+      onHangup: () => this.onHangup(),
+    });
+    this.stream.readStart();
+  }
+
+  address(): string {
+    return this.uri;
+  }
+
+  /** Native wake-ups so far: a hung-up port must not make this climb (no spinning). */
+  get wakeups(): number {
+    return this.stream.wakeups;
+  }
+
+  /** True while the host is away (between the hang-up and its return). */
+  get hostAway(): boolean {
+    return this.stream.hungUp;
+  }
+
+  ref(): this {
+    this.refed = true;
+    this.updateRef();
+    return this;
+  }
+
+  unref(): this {
+    this.refed = false;
+    this.updateRef();
+    return this;
+  }
+
+  updateRef(): void {
+    if (this.stream.closed) return;
+    const keepAlive = (this.refed && !this.closed) || (this.connection?.refed ?? false);
+    if (keepAlive) this.stream.ref();
+    else this.stream.unref();
+  }
+
+  protected closeHandle(): Promise<void> {
+    // An open Connection keeps the fd (it is the same channel); it closes with it.
+    if (this.connection === undefined) this.stream.close();
+    else this.updateRef();
+    return Promise.resolve();
+  }
+
+  // ---- reading ---------------------------------------------------------------------
+
+  private onHeader(header: Header): boolean {
+    const current = header.nonce === this.nonce;
+    switch (header.type) {
+      case FrameType.hello:
+        if (!current) this.startSession(header.nonce);
+        return true; // ours again: the host repeats HELLO until it sees our ACK
+      case FrameType.open:
+        if (!current || this.phase !== 'acked') return false;
+        this.openConnection();
+        return true;
+      case FrameType.data:
+        return current && this.phase === 'open';
+      case FrameType.end:
+        if (!current || this.phase !== 'open') return false;
+        this.connection?.hostEnded();
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  private onHangup(): void {
+    // read() gave EOF: everything the host sent was read. A record it left unfinished
+    // is dropped; the next host starts with HELLO.
+    this.reader.scan();
+    this.endSession(connectionReset('read', this.uri, 'the host went away'));
+  }
+
+  private onReadError(error: Error): void {
+    this.endSession(error);
+    this.reportError(error);
+    void this.close();
+  }
+
+  resumeReading(): void {
+    if (!this.stream.closed) this.stream.readStart();
+  }
+
+  // ---- sessions --------------------------------------------------------------------
+
+  /** A new host said HELLO: the former session (if any) is over; answer ACK. */
+  private startSession(nonce: bigint): void {
+    this.endSession(connectionReset('read', this.uri, 'a new host connected'));
+    if (this.closed) return; // not accepting: stay silent, the host's dial times out
+    this.nonce = nonce;
+    this.phase = 'acked';
+    this.enqueue({ records: [encodeHeader(FrameType.ack, nonce)], owner: undefined, nonce, callback: undefined });
+  }
+
+  private openConnection(): void {
+    const nonce = this.nonce as bigint;
+    this.phase = 'open';
+    if (this.closed) return;
+    const connection = new GuestConnection(
+      this,
+      nonce,
+      (chunks) => encodeData(nonce, chunks),
+      () => encodeHeader(FrameType.end, nonce),
+    );
+    this.connection = connection;
+    this.updateRef();
+    this.accept(toConnection(connection, { transport: this.transport, localAddress: this.uri, remoteAddress: UNNAMED_HOST_URI }));
+  }
+
+  /** The host left (or was replaced, or garbled the stream): reset its Connection. */
+  private endSession(error: Error): void {
+    const connection = this.connection;
+    const nonce = this.nonce;
+    this.phase = 'idle';
+    this.nonce = undefined;
+    if (nonce !== undefined) this.dropQueued(nonce, error);
+    if (connection && !connection.destroyed) {
+      if (connection.readableEnded && connection.writableFinished) connection.destroy();
+      else connection.destroy(error);
+    }
+  }
+
+  connectionClosed(connection: GuestConnection): void {
+    if (this.connection !== connection) return;
+    this.connection = undefined;
+    this.dropQueued(connection.nonce, new Error('the Connection was destroyed'), connection);
+    // Tell the host, unless it already knows: it then discards nothing but our DATA.
+    if (!connection.sentEnd && this.phase === 'open' && this.nonce === connection.nonce) {
+      connection.sentEnd = true;
+      this.enqueue({ records: [encodeHeader(FrameType.end, connection.nonce)], owner: undefined, nonce: connection.nonce, callback: undefined });
+    }
+    if (this.closed) {
+      this.stream.close();
+      return;
+    }
+    this.updateRef();
+    this.resumeReading(); // a paused Connection may have stopped the reader
+  }
+
+  // ---- writing: one native write at a time, in order ------------------------------
+
+  send(owner: GuestConnection, records: Uint8Array[], callback: (error: Error | null) => void): void {
+    if (owner !== this.connection || this.nonce !== owner.nonce) {
+      callback(connectionReset('write', this.uri, 'the host went away'));
+      return;
+    }
+    this.enqueue({ records, owner, nonce: owner.nonce, callback });
+  }
+
+  private enqueue(write: QueuedWrite): void {
+    this.queue.push(write);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (!this.writing && this.queue.length > 0 && !this.stream.closed) {
+      const write = this.queue.shift() as QueuedWrite;
+      let done: boolean;
+      try {
+        // While the host is away the kernel says EAGAIN: the write waits for it to come
+        // back. Such bytes reach the next host before its ACK, and it discards them.
+        done = this.stream.write(write.records, (error) => {
+          this.writing = false;
+          write.callback?.(error);
+          this.pump();
+        });
+      } catch (error) {
+        write.callback?.(error as Error);
+        continue;
+      }
+      if (done) write.callback?.(null);
+      else this.writing = true;
+    }
+  }
+
+  /** Forget queued (not yet started) writes of a session; their callbacks get `error`. */
+  private dropQueued(nonce: bigint, error: Error, owner?: GuestConnection): void {
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      const write = this.queue[i] as QueuedWrite;
+      if (write.nonce === nonce && (owner === undefined || write.owner === owner)) {
+        this.queue.splice(i, 1);
+        write.callback?.(error);
+      }
+    }
+  }
+}
