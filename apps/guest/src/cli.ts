@@ -22,6 +22,10 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const log = createLogger({ json: parsed.options.jsonLog, quiet: parsed.options.quiet });
+  // Last line of defence: one request's bug must not take down every client's agent.
+  process.on('unhandledRejection', (reason) => {
+    log.error('unhandled rejection (bug)', { cause: (reason as Error)?.stack ?? String(reason) });
+  });
   let agent: Agent;
   try {
     agent = await Agent.start(parsed.options, log);

@@ -43,15 +43,30 @@ export function bindConnection(connection: Connection, dispatch: Dispatch, optio
   const calls = new Map<number, ServerCall>();
   let closed = false;
 
-  const write = (frame: Buffer): Promise<void> =>
-    new Promise((resolve, reject) => {
-      if (closed || connection.destroyed) {
+  // One shared wait for 'drain' (many calls may be blocked on the same full socket),
+  // settled by 'close' too, so no sender waits forever on a dead connection.
+  let drained: Promise<void> | undefined;
+  const waitDrain = (): Promise<void> => {
+    drained ??= new Promise<void>((resolve, reject) => {
+      const onDrain = (): void => {
+        connection.off('close', onClose);
+        drained = undefined;
+        resolve();
+      };
+      const onClose = (): void => {
+        connection.off('drain', onDrain);
+        drained = undefined;
         reject(new VmlinkError('ERR_VMLINK_CONNECTION_LOST', 'the client went away'));
-        return;
-      }
-      if (connection.write(frame)) resolve();
-      else connection.once('drain', resolve);
+      };
+      connection.once('drain', onDrain);
+      connection.once('close', onClose);
     });
+    return drained;
+  };
+  const write = async (frame: Buffer): Promise<void> => {
+    if (closed || connection.destroyed) throw new VmlinkError('ERR_VMLINK_CONNECTION_LOST', 'the client went away');
+    if (!connection.write(frame)) await waitDrain();
+  };
 
   const reply = (id: number, outcome: { ok: unknown } | { err: { code: string; message: string } }): void => {
     write(encodeJson(FrameType.RESPONSE, id, outcome)).catch(() => undefined);

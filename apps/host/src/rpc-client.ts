@@ -109,12 +109,30 @@ class WireClient implements AgentClient {
     this.watchdog = setTimeout(check, this.timeoutMs);
   }
 
-  private send(frame: Buffer): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (this.failure) return reject(this.failure);
-      if (this.connection.write(frame)) resolve();
-      else this.connection.once('drain', resolve);
+  private drained: Promise<void> | undefined;
+
+  /** One shared wait for 'drain', settled by 'close' too: no sender waits on a dead link. */
+  private waitDrain(): Promise<void> {
+    this.drained ??= new Promise<void>((resolve, reject) => {
+      const onDrain = (): void => {
+        this.connection.off('close', onClose);
+        this.drained = undefined;
+        resolve();
+      };
+      const onClose = (): void => {
+        this.connection.off('drain', onDrain);
+        this.drained = undefined;
+        reject(this.failure ?? this.lost('the agent closed the connection'));
+      };
+      this.connection.once('drain', onDrain);
+      this.connection.once('close', onClose);
     });
+    return this.drained;
+  }
+
+  private async send(frame: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (!this.connection.write(frame)) await this.waitDrain();
   }
 
   private onFrame(frame: Frame): void {

@@ -103,13 +103,19 @@ export async function readFileStreamed(
     const hash = createHash('sha256');
     let position = 0;
     let pending = readChunk(file, position, signal);
-    for (;;) {
-      const chunk = await pending;
-      if (chunk.length === 0) break;
-      position += chunk.length;
-      pending = readChunk(file, position, signal);
-      hash.update(chunk);
-      await sink(chunk);
+    try {
+      for (;;) {
+        const chunk = await pending;
+        if (chunk.length === 0) break;
+        position += chunk.length;
+        pending = readChunk(file, position, signal);
+        hash.update(chunk);
+        await sink(chunk);
+      }
+    } catch (error) {
+      // The read-ahead may be left behind (client gone): it must not become an unhandled rejection.
+      pending.catch(() => undefined);
+      throw error;
     }
     return { size: position, sha256: hash.digest('hex') };
   } finally {
