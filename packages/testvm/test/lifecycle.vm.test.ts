@@ -1,12 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startVm, TestVmErrorCode } from '../src/index.js';
-import { BOOT_TIMEOUT_MS, fixtures, formatMs } from './helpers.js';
+import { runInVm, startVm, TestVmErrorCode } from '../src/index.js';
+import { BOOT_TIMEOUT_MS, fixtures, formatMs, repoRoot } from './helpers.js';
 
 function processAlive(pid: number): boolean {
   try {
@@ -106,6 +106,17 @@ describe('nothing survives a failed, aborted or killed VM', () => {
     expect(await readdir(privateTmp)).toEqual([]);
   });
 
+  it('a QEMU that dies at once fails with ERR_VMLINK_TESTVM_BOOT_FAILED quoting what it said', async () => {
+    const fakeQemu = join(privateTmp, 'fake-qemu');
+    await writeFile(fakeQemu, '#!/bin/sh\necho "fake qemu: no machine for you" >&2\nexit 1\n');
+    await chmod(fakeQemu, 0o755);
+    await expect(startVm({ qemuBinary: fakeQemu })).rejects.toMatchObject({
+      code: TestVmErrorCode.BOOT_FAILED,
+      message: expect.stringMatching(/exited with code 1.*fake qemu: no machine for you/s),
+    });
+    expect(await readdir(privateTmp)).toEqual(['fake-qemu']);
+  });
+
   it(
     'a caller killed with SIGKILL leaves no QEMU and no socket folder behind',
     async () => {
@@ -131,6 +142,23 @@ describe('nothing survives a failed, aborted or killed VM', () => {
       await waitUntil('QEMU is gone', () => !processAlive(pid));
       await waitUntil('the temp folder is removed', () => !existsSync(tmpDir));
       expect(await readdir(privateTmp)).toEqual([]);
+    },
+    BOOT_TIMEOUT_MS,
+  );
+});
+
+describe('runInVm', () => {
+  it(
+    'boots, runs one command and stops; a read-only share refuses writes',
+    async () => {
+      const result = await runInVm('sh', ['-c', `cat package.json >/dev/null && touch ${join(repoRoot, 'vmlink-ro-probe')}`], {
+        share: repoRoot,
+        shareReadOnly: true,
+        run: { cwd: repoRoot },
+      });
+      expect(result.exitCode).not.toBe(0);
+      expect(result.stderr).toMatch(/Read-only file system/);
+      expect(existsSync(join(repoRoot, 'vmlink-ro-probe'))).toBe(false);
     },
     BOOT_TIMEOUT_MS,
   );
