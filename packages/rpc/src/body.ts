@@ -50,7 +50,13 @@ export class InboundBody extends Readable {
   }
 
   override _read(): void {
-    if (this.finished) return;
+    // Node calls _read() from inside read(), before the bytes being read leave the
+    // buffer: count what was consumed once that read() has returned.
+    queueMicrotask(() => this.returnCredit());
+  }
+
+  private returnCredit(): void {
+    if (this.finished || this.destroyed) return;
     const consumed = this.received - this.readableLength;
     const fresh = consumed - this.creditedConsumed;
     const senderLeft = this.granted - this.received;

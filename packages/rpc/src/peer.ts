@@ -352,10 +352,12 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
         else body?.destroy(); // a response to a call we gave up on: stop its body
         return;
       }
-      case 'ERROR':
-        if (frame.id === null) this.emit('warning', fromWire(frame.error));
-        else this.calls.get(frame.id)?.fail(fromWire(frame.error));
+      case 'ERROR': {
+        const call = frame.id === null ? undefined : this.calls.get(frame.id);
+        if (call) call.fail(fromWire(frame.error));
+        else this.emit('warning', fromWire(frame.error)); // about no call of ours (or one we gave up)
         return;
+      }
       case 'NOTIFY':
         return this.onNotify(frame.method, frame.params);
       case 'CHUNK':
