@@ -29,9 +29,9 @@ export class GuestConnection extends Duplex {
     super({ allowHalfOpen: true });
   }
 
-  /** Bytes of a DATA record; false when the reader should pause. */
-  deliver(bytes: Buffer): boolean {
-    return this.push(bytes);
+  /** Bytes of a DATA record (kept in the readable buffer if nobody reads now). */
+  deliver(bytes: Buffer): void {
+    this.push(bytes);
   }
 
   /** The host said END: no more bytes from it. */

@@ -6,6 +6,9 @@ import { FrameReader } from './frame-reader.js';
 import { GuestConnection, type GuestPortLink } from './guest-connection.js';
 import { FrameType, encodeData, encodeHeader, type Header } from './wire.js';
 
+/** Bytes read ahead of a Connection that does not read (see deliver()). */
+const READ_AHEAD = 1024 * 1024;
+
 interface QueuedWrite {
   readonly records: Uint8Array[];
   /** The Connection the bytes belong to; undefined for the port's own records (ACK, END). */
@@ -48,9 +51,7 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
     this.reader = new FrameReader(
       {
         header: (header) => this.onHeader(header),
-        payload: (bytes) => {
-          if (this.connection && !this.connection.deliver(bytes)) this.stream.readStop();
-        },
+        payload: (bytes) => this.deliver(bytes),
         desync: () => this.endSession(protocolError(uri, 'bytes from the host are not a record header')),
       },
       { scanning: true }, // whatever a former host left in the port is stale
@@ -138,6 +139,18 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
     this.endSession(error);
     this.reportError(error);
     void this.close();
+  }
+
+  /**
+   * Hand DATA to the Connection. Reading goes on past its highWaterMark, up to
+   * READ_AHEAD bytes: a paused reader would not see a hang-up or a new host's HELLO, and
+   * what a vanished host left in flight is far less than that (the virtqueue's buffers).
+   */
+  private deliver(bytes: Buffer): void {
+    const connection = this.connection;
+    if (connection === undefined) return; // its Connection is gone: the host's DATA is dropped
+    connection.deliver(bytes);
+    if (connection.readableLength >= READ_AHEAD) this.stream.readStop();
   }
 
   resumeReading(): void {

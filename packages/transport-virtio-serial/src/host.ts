@@ -4,7 +4,7 @@ import { toConnection, type Connection, type Transport } from '@vmlink/transport
 import { UNNAMED_HOST_URI, type HostSocketAddress } from './address.js';
 import { connectionReset, protocolError } from './errors.js';
 import { FrameReader } from './frame-reader.js';
-import { FrameType, encodeData, encodeHeader, newNonce, type Header } from './wire.js';
+import { FILLER_SIZE, FrameType, encodeData, encodeHeader, newNonce, type Header } from './wire.js';
 
 /** HELLO is sent again after these delays (then every last one) until the guest answers. */
 const HELLO_REPEAT_MS = [100, 200, 400, 800, 1600, 3200];
@@ -61,6 +61,7 @@ class HostConnection extends Duplex {
         this.socket.write(encodeHeader(FrameType.open, this.nonce));
         resolve();
       };
+      this.socket.write(Buffer.alloc(FILLER_SIZE));
       let attempt = 0;
       const hello = (): void => {
         this.socket.write(encodeHeader(FrameType.hello, this.nonce));

@@ -18,8 +18,18 @@ export const HEADER_SIZE = 16;
 export const SENTINEL = 0xff;
 const MAGIC_1 = 0x76; // 'v'
 const MAGIC_2 = 0x73; // 's'
-/** Largest payload of one DATA record; bigger writes are split. */
-export const MAX_PAYLOAD = 1024 * 1024;
+/**
+ * Largest payload of one DATA record; bigger writes are split. Small on purpose: a host
+ * that vanished mid-record can leave at most this much unfinished, and a new host
+ * flushes that out with FILLER_SIZE bytes before its HELLO.
+ */
+export const MAX_PAYLOAD = 16 * 1024;
+/**
+ * Zero bytes a host sends before its first HELLO. They complete any record a former host
+ * left unfinished (its reader then meets zeros where a header must be, and resyncs), so
+ * the HELLO is always seen. Zeros are never a header: a header starts with 0xFF.
+ */
+export const FILLER_SIZE = MAX_PAYLOAD + HEADER_SIZE;
 
 export const FrameType = {
   hello: 0x48, // 'H'
