@@ -209,7 +209,7 @@ export class Agent {
     }
     for (const connection of this.connections) connection.end();
     // Give the last responses a moment to flush, then cut whatever is left.
-    await new Promise((resolve) => setTimeout(resolve, 50).unref());
+    await new Promise((resolve) => setTimeout(resolve, 50));
     for (const connection of this.connections) connection.destroy();
     await this.backend.close();
     this.log.event('stopped');

@@ -155,6 +155,18 @@ describe('vmlink CLI against vmlink-guest over unix', () => {
     expect(usage.code).toBe(ExitCode.USAGE);
   });
 
+  it('Ctrl-C on a download removes the partial file', async () => {
+    await writeFile(path.join(root, 'huge2.bin'), '');
+    await truncate(path.join(root, 'huge2.bin'), 2 * 1024 ** 3);
+    const copy = spawnVmlink(['cp', `${agent.uri}:/huge2.bin`, path.join(local, 'huge2.bin')]);
+    await waitFor(async () => (await partialSize(local)) > 0, 'the download to start');
+    copy.child.kill('SIGINT');
+    const result = await copy.done;
+    expect(result.code).toBe(130);
+    expect(await leftovers(local)).toEqual([]);
+    await rm(path.join(root, 'huge2.bin'));
+  }, 60_000);
+
   it('a killed agent mid-download: the CLI fails within 2 s with a clear code and no half file', async () => {
     // A sparse 2 GiB file: cheap to make, and long enough to read that we catch it mid-way.
     await truncate(path.join(root, 'huge.bin')).catch(() => undefined);

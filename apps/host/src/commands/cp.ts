@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, rmSync } from 'node:fs';
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { VmlinkError } from '@vmlink/errors';
@@ -54,6 +54,14 @@ async function download(client: AgentClient, plan: CopyPlan, progressOut: Progre
   }
   let bar: ProgressBar | undefined;
   let done = false;
+  // Ctrl-C mid-download: remove the partial file before dying, like any other failure.
+  const onInterrupt = (): void => {
+    bar?.clear();
+    rmSync(temp, { force: true });
+    process.exit(130);
+  };
+  process.once('SIGINT', onInterrupt);
+  process.once('SIGTERM', onInterrupt);
   try {
     const hash = createHash('sha256');
     let size = 0;
@@ -78,6 +86,8 @@ async function download(client: AgentClient, plan: CopyPlan, progressOut: Progre
     bar?.finish();
     return { direction: 'download', from: `${client.uri}:${plan.remotePath}`, to: target, size, sha256: local, verified: true };
   } finally {
+    process.off('SIGINT', onInterrupt);
+    process.off('SIGTERM', onInterrupt);
     if (!done) {
       bar?.clear();
       await handle.close().catch(() => undefined);
