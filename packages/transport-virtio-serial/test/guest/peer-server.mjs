@@ -1,0 +1,105 @@
+// Guest side of the host<->guest tests: listens on virtio-serial:NAME and serves every
+// Connection the host opens. The first line picks the job:
+//   echo|send|sink|hold|halfclose ...  the transport compliance peer (@vmlink/compliance)
+//   reqs <n>      requests: each line "<id> <size>" is answered "<id> <size bytes of x>\n"
+//   stats         one JSON line with what this server saw, then end
+// A first line that is none of these is a stale byte reaching a new Connection: counted.
+import { readFileSync } from 'node:fs';
+import { servePeerConnection } from '@vmlink/compliance/transport';
+import { virtioSerial } from '@vmlink/transport-virtio-serial';
+
+const name = process.argv[2];
+if (!name) throw new Error('usage: peer-server.mjs PORT_NAME');
+
+const stats = {
+  connections: 0,
+  stale: [],
+  answered: 0,
+  failed: {},
+  resets: 0,
+  /** Per host absence: CPU ticks (utime+stime) and native wake-ups of this process while the host was away. */
+  away: [],
+};
+
+/** utime + stime of this process, in clock ticks (USER_HZ, 100 per second). */
+function cpuTicks() {
+  const stat = readFileSync('/proc/self/stat', 'latin1');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]); // fields 14 and 15 of proc(5)
+}
+
+function readFirstLine(connection) {
+  return new Promise((resolve, reject) => {
+    let buffered = Buffer.alloc(0);
+    const onData = (chunk) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const newline = buffered.indexOf(0x0a);
+      if (newline < 0 && buffered.length < 256) return;
+      connection.off('data', onData);
+      connection.pause();
+      if (newline < 0) return resolve({ line: buffered.toString('latin1'), rest: Buffer.alloc(0) });
+      resolve({ line: buffered.subarray(0, newline).toString('latin1'), rest: buffered.subarray(newline + 1) });
+    };
+    connection.on('data', onData);
+    connection.once('error', reject);
+    connection.once('end', () => resolve({ line: buffered.toString('latin1'), rest: Buffer.alloc(0) }));
+  });
+}
+
+function countFailure(error) {
+  const code = error?.code ?? 'NO_CODE';
+  stats.failed[code] = (stats.failed[code] ?? 0) + 1;
+}
+
+function serveRequests(connection) {
+  let buffered = '';
+  connection.setEncoding('latin1');
+  connection.on('data', (text) => {
+    buffered += text;
+    let newline;
+    while ((newline = buffered.indexOf('\n')) >= 0) {
+      const [id, size] = buffered.slice(0, newline).split(' ');
+      buffered = buffered.slice(newline + 1);
+      connection.write(`${id} ${'x'.repeat(Number(size))}\n`, (error) => (error ? countFailure(error) : (stats.answered += 1)));
+    }
+  });
+  connection.on('end', () => connection.end());
+}
+
+let awaySince;
+const transport = virtioSerial();
+const listener = await transport.listen(`virtio-serial:${name}`);
+listener.on('connection', async (connection) => {
+  stats.connections += 1;
+  if (awaySince) {
+    stats.away.push({ ticks: cpuTicks() - awaySince.ticks, wakeups: listener.wakeups - awaySince.wakeups, ms: Date.now() - awaySince.at });
+    awaySince = undefined;
+  }
+  connection.on('error', (error) => {
+    if (error.code === 'ECONNRESET') stats.resets += 1;
+  });
+  // From here until the next Connection the host is away (or about to come back).
+  connection.on('close', () => (awaySince = { ticks: cpuTicks(), wakeups: listener.wakeups, at: Date.now() }));
+  let first;
+  try {
+    first = await readFirstLine(connection);
+  } catch {
+    return;
+  }
+  const [command] = first.line.split(' ');
+  if (['echo', 'send', 'sink', 'hold', 'halfclose'].includes(command)) {
+    connection.unshift(Buffer.concat([Buffer.from(`${first.line}\n`, 'latin1'), first.rest]));
+    void servePeerConnection(connection);
+  } else if (command === 'reqs') {
+    if (first.rest.length > 0) connection.unshift(first.rest);
+    serveRequests(connection);
+    connection.resume();
+  } else if (command === 'stats') {
+    connection.end(`${JSON.stringify(stats)}\n`);
+  } else {
+    stats.stale.push(JSON.stringify(first.line.slice(0, 64)));
+    connection.destroy();
+  }
+});
+listener.on('error', (error) => console.error('listener error', error));
+console.log(`listening virtio-serial:${name} pid ${process.pid}`);
