@@ -43,14 +43,14 @@ export class IoSubmitBackend implements AioBackend {
   #closing: Promise<void> | undefined;
 
   /** Use createIoSubmitBackend(). */
-  constructor(options: { strict: boolean; maxInFlight: number; bufferedReads: 'nowait' | 'fallback'; fallback: Fallback | undefined }) {
+  constructor(options: { strict: boolean; maxInFlight: number; submitThreshold: number; bufferedReads: 'nowait' | 'fallback'; fallback: Fallback | undefined }) {
     const binding = ioSubmitBinding();
     this.strict = options.strict;
     this.fallback = options.fallback?.io;
     this.#releaseFallback = options.fallback?.release ?? (() => Promise.resolve());
     this.#recorder = new StatsRecorder();
     this.#writeNowait = new WriteNowaitProbe();
-    this.#queue = new KernelQueue(options.maxInFlight, this.#recorder);
+    this.#queue = new KernelQueue(options.maxInFlight, options.submitThreshold, this.#recorder);
     this.#services = {
       queue: this.#queue,
       recorder: this.#recorder,

@@ -35,12 +35,14 @@ const TWO_32 = 4294967296;
 
 /**
  * One kernel AIO context plus the JS side of batching: requests made within a tick are
- * queued and handed to the addon in one submit() call (the addon splits them into
- * io_submit calls of up to 32), at most `maxInFlight` in the kernel at a time. When the
+ * queued and handed to the addon in one submit() call at the end of the tick, or as soon
+ * as `submitThreshold` are queued (the addon splits them into io_submit calls of up to
+ * 32), at most `maxInFlight` in the kernel at a time. When the
  * kernel says EAGAIN the queue is marked blocked and resubmits from the completion path.
  */
 export class KernelQueue {
   readonly maxInFlight: number;
+  readonly #submitThreshold: number;
   readonly #context: IoSubmitContext;
   readonly #layout: IoSubmitLayout;
   readonly #recorder: StatsRecorder;
@@ -53,9 +55,14 @@ export class KernelQueue {
   #inKernel = 0;
   #destroyed = false;
 
-  constructor(maxInFlight: number, recorder: StatsRecorder) {
+  /**
+   * `submitThreshold`: queued requests that trigger a submit at once instead of at the end
+   * of the tick.
+   */
+  constructor(maxInFlight: number, submitThreshold: number, recorder: StatsRecorder) {
     const binding = ioSubmitBinding();
     this.maxInFlight = maxInFlight;
+    this.#submitThreshold = submitThreshold;
     this.#recorder = recorder;
     this.#layout = binding.ioSubmitLayout;
     this.#opCodes = this.#layout.ops;
@@ -82,7 +89,10 @@ export class KernelQueue {
   enqueue(request: KernelRequest): () => boolean {
     const entry: Entry = { request, enqueuedAt: performance.now(), submittedAt: 0, withdrawn: false };
     this.#pending.push(entry);
-    this.#scheduleFlush();
+    // A full enough queue goes now, so the device starts on it while JS makes the rest
+    // (like QEMU submitting at max_batch without waiting for the unplug).
+    if (this.#pending.length >= this.#submitThreshold) this.#flush();
+    else this.#scheduleFlush();
     // Withdrawing works only while the request is still queued here.
     return () => {
       if (entry.submittedAt !== 0 || entry.withdrawn) return false;

@@ -71,7 +71,8 @@ describe('io_submit backend lifecycle', () => {
   it('withdraws a queued request when its signal aborts; a pre-aborted one never starts', async () => {
     const path = join(scratch.dir, 'abort.bin');
     writeRandomFile(path, 8192);
-    const backend = await createIoSubmitBackend();
+    // A threshold above the request count keeps everything queued until the end of the tick.
+    const backend = await createIoSubmitBackend({ submitThreshold: 64 });
     try {
       const file = await backend.open(path, 'r');
       const controller = new AbortController();
@@ -92,6 +93,26 @@ describe('io_submit backend lifecycle', () => {
     }
   });
 
+  it('submits at once when submitThreshold requests are queued; only the rest can be withdrawn', async () => {
+    const path = join(scratch.dir, 'threshold.bin');
+    const data = writeRandomFile(path, 8192);
+    const backend = await createIoSubmitBackend({ submitThreshold: 4 });
+    try {
+      const file = await backend.open(path, 'r');
+      const controller = new AbortController();
+      const buffers = Array.from({ length: 6 }, () => Buffer.alloc(16));
+      const reads = buffers.map((buffer) => file.read(buffer, 0, { signal: controller.signal }));
+      controller.abort();
+      const settled = await Promise.allSettled(reads);
+      // The first 4 went to the kernel when the 4th was queued and complete for real.
+      expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected']);
+      expect(buffers.slice(0, 4).every((buffer) => buffer.equals(data.subarray(0, 16)))).toBe(true);
+      expect(backend.stats().batchSize).toMatchObject({ count: 1, max: 4 });
+    } finally {
+      await backend.close();
+    }
+  });
+
   it('io_setup EAGAIN says which limit to raise', async () => {
     const max = Number((await import('node:fs')).readFileSync('/proc/sys/fs/aio-max-nr', 'utf8'));
     await expect(createIoSubmitBackend({ maxInFlight: max + 1 })).rejects.toMatchObject({
@@ -106,6 +127,7 @@ describe('io_submit backend lifecycle', () => {
     await expect(createIoSubmitBackend({ strict: 'yes' as unknown as boolean })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
     await expect(createIoSubmitBackend({ fallback: {} as FdIo })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('options.fallback') });
     await expect(createIoSubmitBackend({ bufferedReads: 'sometimes' as 'nowait' })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    await expect(createIoSubmitBackend({ submitThreshold: 0 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('options.submitThreshold') });
   });
 
   it('falls back to the dedicated thread pool by default, or to the FdIo it is given', async () => {

@@ -1,0 +1,121 @@
+#!/usr/bin/env node
+// AIO benchmarks: `node bench/aio/run.mjs [--quick] [--only=throughput|stall] [--runs=N] [--seconds=S]`.
+// Prints markdown tables and writes JSON to bench/results/. Installs nothing: it says
+// what is missing (fio, the addon, the built packages).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, release } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const resultsDir = join(here, '..', 'results');
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    runs: { type: 'string' },
+    seconds: { type: 'string' },
+  },
+});
+
+const GiB = 1 << 30;
+const cfg = {
+  quick: args.quick,
+  fileSize: args.quick ? 256 << 20 : GiB,
+  unalignedSize: args.quick ? 64 << 20 : 256 << 20,
+  seconds: Number(args.seconds ?? (args.quick ? 2 : 10)),
+  runs: Number(args.runs ?? (args.quick ? 1 : 3)),
+  log: (line) => console.log(line),
+};
+
+async function missingPrerequisites() {
+  const missing = [];
+  const { fioAvailable } = await import('./lib/fio.mjs');
+  cfg.fio = fioAvailable();
+  if (!cfg.fio) missing.push('fio (apt-get install fio): fio columns are left out');
+  try {
+    const native = await import('@vmlink/native');
+    native.default.loadBinding();
+  } catch (error) {
+    return [`the addon: ${error.message} (npm run build -w @vmlink/native)`];
+  }
+  for (const pkg of ['@vmlink/aio', '@vmlink/aio-threadpool', '@vmlink/aio-iosubmit']) {
+    try {
+      await import(pkg);
+    } catch {
+      return [`${pkg} is not built (npm run build)`];
+    }
+  }
+  return missing;
+}
+
+const problems = await missingPrerequisites();
+for (const problem of problems) console.log(`missing: ${problem}`);
+if (problems.some((p) => !p.startsWith('fio'))) process.exit(1);
+
+const { randomDataFile } = await import('./lib/files.mjs');
+const { throughputSuite } = await import('./throughput.mjs');
+const { stallSuite } = await import('./stall.mjs');
+const { table, fmt, fmtInt } = await import('./lib/report.mjs');
+
+console.log(`# AIO benchmarks (${cfg.quick ? 'quick' : 'full'}: ${cfg.fileSize >> 20} MiB file, ${cfg.seconds} s runs, ${cfg.runs} run(s), medians)`);
+console.log(`node ${process.version}, kernel ${release()}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'})\n`);
+console.log('preparing data files (random bytes, written, not fallocated)...');
+cfg.file = randomDataFile(`data-${cfg.fileSize >> 20}M.bin`, cfg.fileSize);
+cfg.unalignedFile = randomDataFile(`unaligned-${cfg.unalignedSize >> 20}M.bin`, cfg.unalignedSize);
+
+const result = { date: new Date().toISOString(), node: process.version, kernel: release(), cores: cpus().length, config: { ...cfg, log: undefined } };
+
+if (args.only === undefined || args.only === 'throughput') {
+  console.log('\n## Throughput');
+  const rows = await throughputSuite(cfg);
+  result.throughput = rows;
+  console.log(
+    '\n' +
+      table(
+        ['benchmark', 'engine', 'IOPS (median)', 'MB/s', 'vs', 'ratio', 'target'],
+        rows.map((r) => [
+          r.bench,
+          r.engine,
+          fmtInt(r.iops),
+          fmt(r.mbps, 1),
+          r.baseline === undefined ? '' : r.baseline.command !== undefined ? 'fio' : 'node FileHandle',
+          r.ratio === undefined ? '' : `${fmt(r.ratio)}x`,
+          r.target === undefined ? '' : `>= ${r.target}x ${r.ratio >= r.target ? 'met' : 'NOT met'}`,
+        ]),
+      ),
+  );
+  const fioCommands = rows.filter((r) => r.command !== undefined).map((r) => r.command);
+  if (fioCommands.length > 0) console.log(`\nfio commands:\n${fioCommands.map((c) => `    ${c}`).join('\n')}`);
+}
+
+if (args.only === undefined || args.only === 'stall') {
+  console.log('\n## Stall suite (event-loop delay beyond the 1 ms monitor interval)');
+  const rows = await stallSuite(cfg);
+  result.stall = rows;
+  console.log(
+    '\n' +
+      table(
+        ['workload', 'engine', 'loop delay p50 / p99 / max (ms)', 'submit time p99 / max (us)', 'ops/s', 'routed', 'NOWAIT fallbacks'],
+        rows.map((r) => {
+          const m = r.median;
+          return [
+            r.scenario,
+            r.engine,
+            `${fmt(m.loopDelayMs.p50)} / ${fmt(m.loopDelayMs.p99)} / ${fmt(m.loopDelayMs.max)}`,
+            `${fmtInt(m.submitTimeUs.p99)} / ${fmtInt(m.submitTimeUs.max)}`,
+            fmtInt(m.opsPerSec),
+            fmtInt(m.guardRouted),
+            fmtInt(m.nowaitFallbacks),
+          ];
+        }),
+      ),
+  );
+}
+
+mkdirSync(resultsDir, { recursive: true });
+const out = join(resultsDir, `aio-${cfg.quick ? 'quick-' : ''}${result.date.replace(/[:.]/g, '-')}.json`);
+writeFileSync(out, JSON.stringify(result, null, 2));
+console.log(`\nJSON: ${out}`);

@@ -1,0 +1,133 @@
+// The stall suite: workloads where io_submit does the I/O inside the call, run on each
+// engine while perf_hooks.monitorEventLoopDelay watches the event loop.
+import { closeSync, fdatasyncSync, ftruncateSync, openSync, rmSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { buffers, DIRECT_RW, openEngine } from './lib/engines.mjs';
+import { benchPath, dropCache } from './lib/files.mjs';
+import { closedLoop, randomOffset } from './lib/load.mjs';
+import { median } from './lib/report.mjs';
+
+export const STALL_ENGINES = ['iosubmit strict', 'iosubmit', 'threadpool'];
+
+/** The histogram's timer fires every RESOLUTION_MS: delay is what comes on top of that. */
+const RESOLUTION_MS = 1;
+
+/**
+ * Each scenario: prepare() -> { path, flags, cleanup? }, and the request one loop makes.
+ * `cfg`: { file, fileSize, unalignedFile, unalignedSize }.
+ */
+function scenarios(cfg) {
+  return [
+    {
+      name: 'O_DIRECT appends (64 KiB, 4 in flight)',
+      depth: 4,
+      blockSize: 64 * 1024,
+      prepare: () => {
+        const path = benchPath('stall-append.bin');
+        closeSync(openSync(path, 'w'));
+        let next = 0;
+        return { path, flags: DIRECT_RW, cleanup: () => rmSync(path, { force: true }), offset: () => (next++) * 64 * 1024, write: true };
+      },
+    },
+    {
+      name: 'O_DIRECT writes to a sparse file (4 KiB random, 32 in flight)',
+      depth: 32,
+      blockSize: 4096,
+      prepare: () => {
+        const path = benchPath('stall-sparse.bin');
+        const fd = openSync(path, 'w');
+        ftruncateSync(fd, cfg.fileSize);
+        closeSync(fd);
+        return { path, flags: DIRECT_RW, cleanup: () => rmSync(path, { force: true }), offset: () => randomOffset(cfg.fileSize, 4096), write: true };
+      },
+    },
+    {
+      name: 'cold buffered reads (4 KiB random, 32 in flight)',
+      depth: 32,
+      blockSize: 4096,
+      prepare: () => {
+        dropCache(cfg.file);
+        return { path: cfg.file, flags: 'r', offset: () => randomOffset(cfg.fileSize, 4096), write: false };
+      },
+    },
+    {
+      name: 'unaligned buffered writes (2 KiB at +1024, cold, 32 in flight)',
+      depth: 32,
+      blockSize: 2048,
+      prepare: () => {
+        syncFile(cfg.unalignedFile);
+        dropCache(cfg.unalignedFile);
+        return { path: cfg.unalignedFile, flags: 'r+', offset: () => randomOffset(cfg.unalignedSize, 4096) + 1024, write: true };
+      },
+    },
+  ];
+}
+
+function syncFile(path) {
+  const fd = openSync(path, 'r');
+  try {
+    fdatasyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function stallRun(cfg, scenario, engine) {
+  const setup = scenario.prepare();
+  const io = await openEngine(engine, setup.path, setup.flags);
+  const bufs = buffers(scenario.depth, scenario.blockSize);
+  const delay = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
+  try {
+    delay.enable();
+    const load = await closedLoop({
+      depth: scenario.depth,
+      seconds: cfg.seconds,
+      warmupSeconds: 0,
+      op: (w) => (setup.write ? io.write(bufs[w], setup.offset()) : io.read(bufs[w], setup.offset())),
+    });
+    delay.disable();
+    const stats = io.stats();
+    const excess = (ns) => Math.max(0, ns / 1e6 - RESOLUTION_MS);
+    return {
+      opsPerSec: load.opsPerSec,
+      loopDelayMs: { p50: excess(delay.percentile(50)), p99: excess(delay.percentile(99)), max: excess(delay.max) },
+      submitTimeUs: stats === undefined ? undefined : { p99: stats.submitTimeUs.p99, max: stats.submitTimeUs.max },
+      guardRouted: stats?.guardRouted ?? 0,
+      nowaitFallbacks: stats?.nowaitFallbacks ?? 0,
+    };
+  } finally {
+    await io.close();
+    setup.cleanup?.();
+  }
+}
+
+/** Returns rows { scenario, engine, runs: [...], median: {...} }; `cfg.runs` runs each. */
+export async function stallSuite(cfg) {
+  const rows = [];
+  for (const scenario of scenarios(cfg)) {
+    for (const engine of STALL_ENGINES) {
+      const runs = [];
+      for (let i = 0; i < cfg.runs; i++) runs.push(await stallRun(cfg, scenario, engine));
+      const med = (pick) => median(runs.map(pick).filter((v) => v !== undefined));
+      const row = {
+        scenario: scenario.name,
+        engine,
+        runs,
+        median: {
+          opsPerSec: med((r) => r.opsPerSec),
+          loopDelayMs: { p50: med((r) => r.loopDelayMs.p50), p99: med((r) => r.loopDelayMs.p99), max: med((r) => r.loopDelayMs.max) },
+          submitTimeUs: { p99: med((r) => r.submitTimeUs?.p99), max: med((r) => r.submitTimeUs?.max) },
+          guardRouted: med((r) => r.guardRouted),
+          nowaitFallbacks: med((r) => r.nowaitFallbacks),
+        },
+      };
+      rows.push(row);
+      const m = row.median;
+      cfg.log(
+        `  ${scenario.name} / ${engine}: loop delay p99 ${m.loopDelayMs.p99.toFixed(2)} ms, max ${m.loopDelayMs.max.toFixed(2)} ms; ` +
+          `submit p99 ${Math.round(m.submitTimeUs.p99)} us, max ${Math.round(m.submitTimeUs.max)} us; ${Math.round(m.opsPerSec)} ops/s`,
+      );
+    }
+  }
+  return rows;
+}
