@@ -72,14 +72,16 @@ function headerOf(frame: Frame): Record<string, unknown> {
  * (JSON.stringify) on values JSON cannot carry, such as BigInt or cycles.
  */
 export function encodeFrame(frame: Frame): Buffer[] {
-  const header = Buffer.from(JSON.stringify(headerOf(frame)), 'utf8');
+  const json = JSON.stringify(headerOf(frame));
+  const headerLength = Buffer.byteLength(json, 'utf8');
   const payload = frame.type === 'CHUNK' ? frame.payload : undefined;
-  const length = FRAME_OVERHEAD + header.length + (payload?.length ?? 0);
-  const head = Buffer.allocUnsafe(LENGTH_BYTES + FRAME_OVERHEAD + header.length);
+  const length = FRAME_OVERHEAD + headerLength + (payload?.length ?? 0);
+  // One allocation for prefix + header: this runs for every call and every chunk.
+  const head = Buffer.allocUnsafe(LENGTH_BYTES + FRAME_OVERHEAD + headerLength);
   head.writeUInt32BE(length, 0);
   head.writeUInt8(FrameType[frame.type], 4);
-  head.writeUInt32BE(header.length, 5);
-  header.copy(head, 9);
+  head.writeUInt32BE(headerLength, 5);
+  head.write(json, 9, 'utf8');
   return payload && payload.length > 0 ? [head, payload] : [head];
 }
 

@@ -82,6 +82,31 @@ interface OutboundStream {
 
 const MAX_TIMEOUT = 0x7fff_ffff;
 
+/**
+ * A request being handled. Its AbortSignal is made only if the handler asks for it
+ * (AbortController is costly on a path taken once per call).
+ */
+class IncomingCall {
+  cancelled = false;
+  private controller: AbortController | undefined;
+  private reason: unknown;
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.cancelled) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  cancel(reason: unknown): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
+}
+
 function validateTimeout(value: unknown, name: string): number | undefined {
   if (value === undefined) return undefined;
   return validateInteger(value, name, 1, MAX_TIMEOUT);
@@ -105,7 +130,7 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
   private readonly decoder: FrameDecoder;
   private readonly writer: FrameWriter;
   private readonly calls = new Map<number, PendingCall>();
-  private readonly incoming = new Map<number, AbortController>();
+  private readonly incoming = new Map<number, IncomingCall>();
   private readonly inbound = new Map<number, InboundBody>();
   private readonly outbound = new Map<number, OutboundStream>();
   /** Requests read while maxConcurrentRequests were running (the connection is paused). */
@@ -178,25 +203,23 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
   }
 
   /** Call `method` and resolve with its result (a response body, if any, is discarded). */
-  async call(method: string, params?: unknown, options?: CallOptions): Promise<unknown> {
-    const response = await this.request(method, params, options);
-    response.body?.destroy();
-    return response.result;
+  call(method: string, params?: unknown, options?: CallOptions): Promise<unknown> {
+    return this.startCall(method, params, options, false) as Promise<unknown>;
   }
 
   /** Call `method` and resolve with its result and streamed response body. */
-  request(method: string, params?: unknown, options: CallOptions = {}): Promise<RpcResponse> {
+  request(method: string, params?: unknown, options?: CallOptions): Promise<RpcResponse> {
+    return this.startCall(method, params, options, true) as Promise<RpcResponse>;
+  }
+
+  private startCall(method: string, params: unknown, options: CallOptions = {}, wantBody: boolean): Promise<unknown> {
+    let timeout: number | undefined;
     try {
       if (typeof method !== 'string' || method.length === 0 || method.length > 256) {
         throw invalidArgType('method', 'a string of 1..256 characters', method);
       }
       validateObject(options, 'options');
       validateAbortSignal(options.signal, 'options.signal');
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    let timeout: number | undefined;
-    try {
       timeout = validateTimeout(options.timeout, 'options.timeout') ?? this.defaultTimeout;
     } catch (error) {
       return Promise.reject(error);
@@ -207,7 +230,7 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
 
     const id = this.nextId++;
     const stream = body === undefined ? undefined : this.nextStream++;
-    return new Promise<RpcResponse>((resolve, reject) => {
+    return new Promise<unknown>((resolve, reject) => {
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
       let requestSent = false;
@@ -234,8 +257,12 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
       this.calls.set(id, {
         method,
         resolve: (response) => {
-          if (settle()) resolve(response);
-          else response.body?.destroy();
+          if (!settle()) response.body?.destroy();
+          else if (wantBody) resolve(response);
+          else {
+            response.body?.destroy();
+            resolve(response.result);
+          }
         },
         fail: (error) => {
           if (!settle()) return;
@@ -244,29 +271,28 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
         },
       });
 
+      const send = (): void => {
+        if (settled) return;
+        let gate: CreditGate | undefined;
+        if (stream !== undefined) {
+          gate = new CreditGate();
+          this.outbound.set(stream, { gate });
+        }
+        try {
+          this.writer.write({ type: 'REQUEST', id, method, params, stream });
+        } catch {
+          if (stream !== undefined) this.outbound.delete(stream);
+          giveUp(invalidArgType('params', 'JSON-serialisable', params));
+          return;
+        }
+        requestSent = true;
+        // A body that fails or is stopped ends with an END/STOP on the wire; the call
+        // itself is settled by the handler's answer.
+        if (stream !== undefined && gate && body !== undefined) this.startPump(body, stream, gate);
+      };
       // Wait for room before sending: a peer that stops reading stops new calls here.
-      this.writer.ready().then(
-        () => {
-          if (settled) return;
-          let gate: CreditGate | undefined;
-          if (stream !== undefined) {
-            gate = new CreditGate();
-            this.outbound.set(stream, { gate });
-          }
-          try {
-            this.writer.write({ type: 'REQUEST', id, method, params, stream });
-          } catch {
-            if (stream !== undefined) this.outbound.delete(stream);
-            giveUp(invalidArgType('params', 'JSON-serialisable', params));
-            return;
-          }
-          requestSent = true;
-          // A body that fails or is stopped ends with an END/STOP on the wire; the call
-          // itself is settled by the handler's answer.
-          if (stream !== undefined && gate && body !== undefined) this.startPump(body, stream, gate);
-        },
-        (error: Error) => giveUp(error),
-      );
+      if (this.writer.canWrite) send();
+      else this.writer.ready().then(send, (error: Error) => giveUp(error));
     });
   }
 
@@ -373,7 +399,7 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
         this.outbound.get(frame.stream)?.gate.add(frame.bytes);
         return;
       case 'CANCEL':
-        this.incoming.get(frame.id)?.abort(new RpcError(RpcErrorCode.CANCELLED, 'the caller cancelled the request'));
+        this.incoming.get(frame.id)?.cancel(new RpcError(RpcErrorCode.CANCELLED, 'the caller cancelled the request'));
         return;
       case 'STOP':
         this.stopOutbound(frame.stream, new RpcError(RpcErrorCode.STREAM_ABORTED, 'the receiver stopped reading the body'));
@@ -392,29 +418,50 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
       });
       return;
     }
-    const controller = new AbortController();
-    this.incoming.set(frame.id, controller);
+    const call = new IncomingCall();
+    this.incoming.set(frame.id, call);
     this.active += 1;
     if (this.active >= this.maxConcurrent) this.connection.pause();
-    const context: HandlerContext = { method: frame.method, signal: controller.signal, body, peer: this };
-    Promise.resolve()
-      .then(() => handler(frame.params, context))
-      .then(
-        (value) => this.reply(frame.id, value, controller.signal),
-        (error: unknown) => this.replyError(frame.id, error, controller.signal),
-      )
-      .finally(() => {
-        this.incoming.delete(frame.id);
-        this.active -= 1;
-        const next = this.isClosed ? undefined : this.waiting.shift();
-        if (next) this.onRequest(...next);
-        else if (this.active < this.maxConcurrent && !this.isClosed) this.connection.resume();
-        if (body && !body.readableEnded) body.destroy(); // the handler is done; stop what it did not read
-      });
+    const finish = (): void => {
+      this.incoming.delete(frame.id);
+      this.active -= 1;
+      const next = this.isClosed ? undefined : this.waiting.shift();
+      if (next) this.onRequest(...next);
+      else if (this.active < this.maxConcurrent && !this.isClosed) this.connection.resume();
+      if (body && !body.readableEnded) body.destroy(); // the handler is done; stop what it did not read
+    };
+    const context: HandlerContext = {
+      method: frame.method,
+      get signal() {
+        return call.signal;
+      },
+      body,
+      peer: this,
+    };
+    let value: unknown;
+    try {
+      value = handler(frame.params, context);
+    } catch (error) {
+      this.replyError(frame.id, error, call);
+      finish();
+      return;
+    }
+    if (value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function') {
+      Promise.resolve(value as PromiseLike<unknown>)
+        .then(
+          (result) => this.reply(frame.id, result, call),
+          (error: unknown) => this.replyError(frame.id, error, call),
+        )
+        .finally(finish);
+    } else {
+      // A synchronous handler is answered in the same tick: no promise hops on the hot path.
+      this.reply(frame.id, value, call);
+      finish();
+    }
   }
 
-  private reply(id: number, value: unknown, signal: AbortSignal): void {
-    if (signal.aborted || !this.writer.open) return; // the caller is gone
+  private reply(id: number, value: unknown, call: IncomingCall): void {
+    if (call.cancelled || !this.writer.open) return; // the caller is gone
     const withStream = value instanceof BodyResult ? value : undefined;
     const result = withStream ? withStream.result : value;
     const stream = withStream ? this.nextStream++ : undefined;
@@ -427,14 +474,14 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
       this.writer.write({ type: 'RESPONSE', id, result, stream });
     } catch {
       if (stream !== undefined) this.outbound.delete(stream);
-      this.replyError(id, new RpcError(RpcErrorCode.HANDLER_FAILED, 'the handler result is not JSON-serialisable'), signal);
+      this.replyError(id, new RpcError(RpcErrorCode.HANDLER_FAILED, 'the handler result is not JSON-serialisable'), call);
       return;
     }
     if (withStream && stream !== undefined && gate) this.startPump(withStream.body, stream, gate);
   }
 
-  private replyError(id: number, error: unknown, signal: AbortSignal): void {
-    if (signal.aborted || !this.writer.open) return;
+  private replyError(id: number, error: unknown, call: IncomingCall): void {
+    if (call.cancelled || !this.writer.open) return;
     const wire = toWireError(error);
     try {
       this.writer.write({ type: 'ERROR', id, error: wire });
@@ -464,7 +511,7 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
     this.closeError = error;
     const closed = closedError(error);
     for (const call of [...this.calls.values()]) call.fail(closed);
-    for (const controller of this.incoming.values()) controller.abort(closed);
+    for (const call of this.incoming.values()) call.cancel(closed);
     for (const body of this.inbound.values()) body.destroy(closed);
     this.inbound.clear();
     this.waiting.length = 0;

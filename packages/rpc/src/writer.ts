@@ -14,17 +14,34 @@ export class FrameWriter {
     return !this.connection.destroyed && !this.connection.writableEnded;
   }
 
-  /** Write one frame; false when the connection asks us to wait for 'drain' (or is gone). */
+  /** True when a frame can be written now without waiting for 'drain'. */
+  get canWrite(): boolean {
+    return this.open && !this.connection.writableNeedDrain;
+  }
+
+  /**
+   * Write one frame; false when the connection asks us to wait for 'drain' (or is gone).
+   * Frames written in one tick leave in one writev: the first write corks the
+   * connection and the uncork runs on the next tick.
+   */
   write(frame: Frame): boolean {
     if (!this.open) return false;
     const parts = encodeFrame(frame);
-    if (parts.length === 1) return this.connection.write(parts[0]);
-    this.connection.cork();
-    this.connection.write(parts[0]);
-    const ok = this.connection.write(parts[1]);
-    this.connection.uncork();
+    if (!this.corked) {
+      this.corked = true;
+      this.connection.cork();
+      process.nextTick(this.uncork);
+    }
+    let ok = this.connection.write(parts[0]);
+    if (parts.length > 1) ok = this.connection.write(parts[1]);
     return ok;
   }
+
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.connection.uncork();
+  };
 
   /** Resolve when the connection can take more; reject if it closes first. */
   ready(): Promise<void> {

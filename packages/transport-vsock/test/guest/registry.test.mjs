@@ -29,6 +29,8 @@ test('reconnecting() over vsock comes up when the listener appears and again aft
   await probe.close();
 
   const client = reconnecting(transport, `vsock://local:${port}`, { backoff: { initialDelay: 10, maxDelay: 100 } });
+  // The link is read (as any user would): only a read Connection sees the peer's end.
+  client.on('up', (connection) => connection.resume());
   await once(client, 'retry'); // nobody listens yet
   let listener = await transport.listen(`vsock://any:${port}`);
   const accepted = [];
