@@ -177,10 +177,20 @@ function signalNumber(signal) {
 
 function runCommand(request) {
   const { id } = request;
-  const job = { child: null, sent: { stdout: 0, stderr: 0 }, truncated: false, tails: { stdout: '', stderr: '' }, done: false };
+  const job = {
+    child: null,
+    sent: { stdout: 0, stderr: 0 },
+    truncated: false,
+    tails: { stdout: '', stderr: '' },
+    done: false,
+    exited: false,
+    drainTimer: undefined,
+    armDrain: () => {},
+  };
   const finish = (exitCode, signal, spawnError) => {
     if (job.done) return;
     job.done = true;
+    clearTimeout(job.drainTimer);
     running.delete(id);
     // 9p with cache=loose keeps writes in the guest's page cache: flush them so the host
     // sees a command's files as soon as the command is reported done.
@@ -206,6 +216,7 @@ function runCommand(request) {
   running.set(id, job);
   for (const stream of ['stdout', 'stderr']) {
     child[stream].on('data', (chunk) => {
+      if (job.exited) job.armDrain();
       job.tails[stream] = (job.tails[stream] + chunk.toString('utf8')).slice(-SUMMARY_TAIL_BYTES);
       const room = outputCap - job.sent[stream];
       if (room <= 0) {
@@ -231,12 +242,23 @@ function runCommand(request) {
   });
   child.on('close', (code, signal) => finish(code ?? 128 + signalNumber(signal), signal ?? null));
   child.on('exit', (code, signal) => {
-    // A background process may keep stdout open forever: do not wait for it past a short drain.
-    setTimeout(() => {
-      child.stdout.destroy();
-      child.stderr.destroy();
-      finish(code ?? 128 + signalNumber(signal), signal ?? null);
-    }, EXIT_DRAIN_MS);
+    // A background process may keep stdout open forever: once the command has exited,
+    // finish when its pipes have been quiet for EXIT_DRAIN_MS (and we are not holding
+    // them paused for backpressure), without waiting for 'close'.
+    job.exited = true;
+    job.armDrain = () => {
+      clearTimeout(job.drainTimer);
+      job.drainTimer = setTimeout(() => {
+        if (outputPaused) {
+          job.armDrain();
+          return;
+        }
+        child.stdout.destroy();
+        child.stderr.destroy();
+        finish(code ?? 128 + signalNumber(signal), signal ?? null);
+      }, EXIT_DRAIN_MS);
+    };
+    job.armDrain();
   });
 }
 

@@ -28,7 +28,12 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    const { code, message } = err as { code?: string; message?: string };
+    const { code, message, name } = err as { code?: string; message?: string; name?: string };
+    if (name === 'AbortError') {
+      process.stderr.write('vmlink-testvm: interrupted; the guest was stopped\n');
+      process.exitCode = 130;
+      return;
+    }
     process.stderr.write(`vmlink-testvm: ${code === undefined ? '' : `[${code}] `}${message ?? String(err)}\n`);
     process.exitCode = EXIT_VM_FAILED;
   },

@@ -122,8 +122,16 @@ describe('a booted guest (one VM for this file)', () => {
     const echoed = await vm.run('cat', [], { input: 'from stdin\n' });
     expect(echoed.stdout).toBe('from stdin\n');
 
-    const big = await vm.run('node', ['-e', 'process.stdout.write("x".repeat(3 * 1024 * 1024))']);
-    expect(big.stdout.length).toBe(3 * 1024 * 1024);
+    // Big enough to fill the guest's send queue, so the runner pauses the pipes for a while.
+    const size = 24 * 1024 * 1024;
+    const big = await vm.run('node', ['-e', `process.stdout.write("x".repeat(${size}))`]);
+    expect(big.stdout.length).toBe(size);
+    expect(big.truncated).toBe(false);
+
+    // The background sleep keeps stdout open; the result must not wait for it.
+    const background = await vm.run('sh', ['-c', 'sleep 1000 & echo started'], { timeoutMs: 20_000 });
+    expect(background).toMatchObject({ exitCode: 0, stdout: 'started\n' });
+    await vm.run('pkill', ['-x', 'sleep']);
 
     const results = await Promise.all([1, 2, 3, 4].map((n) => vm.run('sh', ['-c', `sleep 0.$n; echo ${n}; echo e${n} >&2`])));
     expect(results.map((r) => [r.stdout, r.stderr])).toEqual([1, 2, 3, 4].map((n) => [`${n}\n`, `e${n}\n`]));
