@@ -1,6 +1,6 @@
-import { mkdir, rename, rm, readFile, writeFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, readFile, writeFile, stat, utimes } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -74,6 +74,11 @@ export async function buildOnce(dir: string, build: (tmpDir: string) => Promise<
   await mkdir(parent, { recursive: true });
   return withLock(`${dir}.lock`, async () => {
     if (await exists(dir)) return dir;
+    // Temp folders are only made under this lock: any left over come from a dead builder.
+    const prefix = `${basename(dir)}.tmp-`;
+    for (const stale of (await readdir(dirname(dir))).filter((name) => name.startsWith(prefix))) {
+      await rm(join(dirname(dir), stale), { recursive: true, force: true });
+    }
     const tmp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     await mkdir(tmp, { recursive: true });
     try {
@@ -93,4 +98,23 @@ export async function writeFileAtomic(path: string, data: string): Promise<void>
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   await writeFile(tmp, data);
   await rename(tmp, path);
+}
+
+/**
+ * Marks `dir` as just used and removes all but the `keep` most recently used entries
+ * next to it (each initramfs is ~110 MB; a node upgrade makes a new one).
+ */
+export async function touchAndPrune(dir: string, keep: number): Promise<void> {
+  const now = new Date();
+  await utimes(dir, now, now).catch(() => {});
+  const parent = dirname(dir);
+  const entries = (await readdir(parent)).filter((name) => !name.includes('.tmp-') && !name.endsWith('.lock'));
+  const dated = await Promise.all(
+    entries.map(async (name) => ({ name, mtimeMs: await stat(join(parent, name)).then((s) => s.mtimeMs, () => 0) })),
+  );
+  dated.sort((a, b) => b.mtimeMs - a.mtimeMs);
+  for (const { name } of dated.slice(keep)) {
+    // An entry that a running VM uses can go: QEMU has the file open already.
+    await rm(join(parent, name), { recursive: true, force: true });
+  }
 }

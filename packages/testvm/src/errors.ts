@@ -3,6 +3,7 @@ import { VmlinkError } from '@vmlink/errors';
 /** Every error code @vmlink/testvm throws, in one place so callers can match on them. */
 export const TestVmErrorCode = {
   SHARE_NOT_FOUND: 'ERR_VMLINK_TESTVM_SHARE_NOT_FOUND',
+  BAD_SHARE: 'ERR_VMLINK_TESTVM_BAD_SHARE',
   BAD_PORT_NAME: 'ERR_VMLINK_TESTVM_BAD_PORT_NAME',
   UNKNOWN_PORT: 'ERR_VMLINK_TESTVM_UNKNOWN_PORT',
   QEMU_NOT_FOUND: 'ERR_VMLINK_TESTVM_QEMU_NOT_FOUND',

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { buildOnce } from './cache.js';
+import { buildOnce, touchAndPrune } from './cache.js';
 import { writeCpio, type CpioEntry } from './cpio.js';
 import { readAsset } from './assets.js';
 import { findExecutable, GuestTree, requireProgram } from './host-files.js';
@@ -10,6 +10,9 @@ import { execHost } from './host-exec.js';
 
 /** Bumped whenever the layout below changes in a way the inputs do not show. */
 const LAYOUT_VERSION = 3;
+
+/** How many initramfs builds the cache keeps (most recently used first). */
+const KEEP_INITRAMFS = 6;
 
 export const GUEST_MODULE_DIR = '/opt/vmlink-testvm/modules';
 export const GUEST_RUNNER = '/opt/vmlink-testvm/runner.cjs';
@@ -128,6 +131,7 @@ export async function getInitramfs(cache: string, inputs: InitramfsInputs): Prom
     for (const node of tree.nodes.values()) if (node.type === 'file') sizes.set(node.source, node.size);
     await writeCpio(join(tmp, 'initramfs.cpio'), toEntries(tree), async (source) => sizes.get(source) ?? 0);
   });
+  await touchAndPrune(dir, KEEP_INITRAMFS);
   return { path: join(dir, 'initramfs.cpio'), key };
 }
 

@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { invalidArgType, validateAbortSignal, validateInteger } from '@vmlink/errors';
 import { testVmError, TestVmErrorCode } from './errors.js';
 import { CONTROL_PORT_NAME, RESULT_PORT_NAME } from './qemu.js';
@@ -75,6 +75,15 @@ export function validatePortName(name: unknown): string {
   return name;
 }
 
+/** Guest folders a share must not hide: mounting over them (or a parent) breaks the guest. */
+function guestEssentials(): string[] {
+  return ['/proc', '/sys', '/dev', '/etc', '/usr/bin', '/usr/lib', '/usr/lib64', '/usr/sbin', '/bin', '/lib', '/lib64', '/sbin', '/opt/vmlink-testvm', dirname(process.execPath)];
+}
+
+function isSameOrInside(path: string, parent: string): boolean {
+  return path === parent || path.startsWith(parent.endsWith(sep) ? parent : parent + sep);
+}
+
 async function resolveShare(path: unknown, index: number): Promise<ResolvedShare> {
   if (typeof path !== 'string' || path === '') throw invalidArgType('share', 'a non-empty string or an array of them', path);
   const absolute = isAbsolute(path) ? path : resolve(path);
@@ -83,6 +92,13 @@ async function resolveShare(path: unknown, index: number): Promise<ResolvedShare
     throw testVmError(
       TestVmErrorCode.SHARE_NOT_FOUND,
       `share folder '${absolute}' ${info === undefined ? 'does not exist' : 'is not a folder'}`,
+    );
+  }
+  const hidden = guestEssentials().find((essential) => isSameOrInside(essential, absolute));
+  if (hidden !== undefined) {
+    throw testVmError(
+      TestVmErrorCode.BAD_SHARE,
+      `share folder '${absolute}' cannot be mounted at its own path in the guest: it would hide the guest's ${hidden}`,
     );
   }
   return { path: absolute, tag: `vmlink${index}` };
@@ -105,6 +121,8 @@ export async function resolveOptions(options: StartVmOptions = {}): Promise<Reso
   const shareList = options.share === undefined ? [] : typeof options.share === 'string' ? [options.share] : [...options.share];
   const shares: ResolvedShare[] = [];
   for (const [i, path] of shareList.entries()) shares.push(await resolveShare(path, i));
+  // Parents are mounted before the folders inside them.
+  shares.sort((a, b) => a.path.length - b.path.length);
 
   const ports = (options.ports ?? []).map((spec) => validatePortName(typeof spec === 'string' ? spec : spec?.name));
   const duplicate = ports.find((name, i) => ports.indexOf(name) !== i);

@@ -33,6 +33,10 @@ describe('bad input is refused with a coded error before anything starts', () =>
     });
   });
 
+  it.each(['/', '/usr', '/proc'])('a share that would hide the guest system (%s)', async (path) => {
+    await expect(startVm({ share: path })).rejects.toMatchObject({ code: TestVmErrorCode.BAD_SHARE });
+  });
+
   it.each(['', 'a/b', 'has space', '..', 'x'.repeat(256), 'org.vmlink.testvm.control', 'tab\tname'])(
     'port name %j',
     async (name) => {
