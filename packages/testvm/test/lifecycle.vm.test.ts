@@ -195,6 +195,13 @@ describe('concurrent VMs', () => {
         expect(a.tmpDir).not.toBe(b.tmpDir);
         const [ra, rb] = await Promise.all([a.run('echo', ['a']), b.run('echo', ['b'])]);
         expect([ra.stdout, rb.stdout]).toEqual(['a\n', 'b\n']);
+
+        // A guest that dies under a running command: the command fails, the other VM goes on.
+        const pending = a.run('sleep', ['1000']);
+        process.kill(a.pid, 'SIGKILL');
+        await expect(pending).rejects.toMatchObject({ code: TestVmErrorCode.GUEST_EXITED });
+        await expect(a.run('true')).rejects.toMatchObject({ code: TestVmErrorCode.GUEST_EXITED });
+        expect((await b.run('echo', ['still here'])).stdout).toBe('still here\n');
       } finally {
         await Promise.all([a.stop(), b.stop()]);
       }
