@@ -5,14 +5,24 @@ import type { Connection, Listener, Transports } from '@vmlink/transport';
 import { openFileBackend, type FileBackend } from './aio.js';
 import { AgentErrorCode, agentError } from './errors.js';
 import { sweepStaleTempFiles } from './methods/files.js';
-import { createHandlers, type CallContext, type Handler } from './handlers.js';
+import { createHandlers, Streamed, type CallContext, type Handler } from './handlers.js';
 import type { AgentOptions } from './options.js';
 import { RootJail } from './policy/confine.js';
 import { ExecPolicy } from './policy/exec-policy.js';
 import { METHODS, type MethodName } from './protocol.js';
 import type { AgentLogger } from './request-log.js';
-import { bindConnection, type Dispatch } from './rpc-binding.js';
+import { RpcPeer, withBody, type HandlerContext } from '@vmlink/rpc';
+import { Channel } from './channel.js';
 import { loadTransports } from './transports.js';
+
+/** Bad frames tolerated per connection before the agent drops it. */
+const MAX_PROTOCOL_WARNINGS = 16;
+
+interface Session {
+  readonly peer: string;
+  /** Requests of this connection still running (bodies included). */
+  active: number;
+}
 
 /** The vsock CID, read lazily through @vmlink/vsock when that package can load here. */
 async function readVsockCid(): Promise<number | undefined> {
@@ -30,7 +40,7 @@ async function readVsockCid(): Promise<number | undefined> {
  */
 export class Agent {
   private readonly listeners = new Map<string, Listener>();
-  private readonly connections = new Set<Connection>();
+  private readonly sessions = new Map<Connection, RpcPeer>();
   private readonly inFlight = new Set<Promise<unknown>>();
   /** Aborted when the shutdown grace runs out: whatever still runs is cut off. */
   private readonly hardStop = new AbortController();
@@ -125,61 +135,84 @@ export class Agent {
       connection.destroy();
       return;
     }
-    const peer = `${connection.remoteAddress || connection.transport.name}#${this.nextPeer++}`;
-    this.connections.add(connection);
-    let active = 0;
-    const dispatch: Dispatch = async (method, params, io) => {
-      const started = performance.now();
-      const details: Record<string, string | number | boolean> = {};
-      let result = 'OK';
-      active += 1;
-      const run = (async () => {
-        if (this.shuttingDown) throw agentError(AgentErrorCode.SHUTTING_DOWN, 'the agent is shutting down');
-        if (active > this.options.limits.maxConcurrentPerConnection) {
-          throw agentError(
-            AgentErrorCode.TOO_MANY_STREAMS,
-            `more than ${this.options.limits.maxConcurrentPerConnection} requests in flight on this connection`,
-          );
-        }
-        const handler = (METHODS as readonly string[]).includes(method) ? this.handlers[method as MethodName] : undefined;
-        if (!handler) throw new VmlinkError('ERR_VMLINK_UNKNOWN_METHOD', `unknown method '${method}' (known: ${METHODS.join(', ')})`);
-        if (params === null || typeof params !== 'object' || Array.isArray(params)) {
-          throw agentError(AgentErrorCode.INVALID_PARAMS, `${method}: params must be an object`);
-        }
-        const signal = AbortSignal.any([io.signal, this.hardStop.signal]);
-        const ctx: CallContext = {
-          peer,
-          signal,
-          body: io.body,
-          sendChunk: io.sendChunk,
-          note: (key, value) => {
-            details[key] = value;
-          },
-        };
-        return handler(params as Record<string, unknown>, ctx);
-      })();
-      this.inFlight.add(run);
-      try {
-        return await run;
-      } catch (error) {
-        result = codeOf(error) ?? 'ERROR';
-        throw error;
-      } finally {
-        active -= 1;
-        this.inFlight.delete(run);
-        this.log.request({ method, peer, durationMs: performance.now() - started, result, detail: details });
-      }
-    };
-    const session = bindConnection(connection, dispatch, {
-      maxParamsBytes: this.options.limits.maxParamsBytes,
-      onProtocolError: (error) => this.log.error('protocol error', { peer, code: codeOf(error) ?? 'ERROR', cause: error.message }),
+    const peerName = `${connection.remoteAddress || connection.transport.name}#${this.nextPeer++}`;
+    const limit = this.options.limits.maxConcurrentPerConnection;
+    // RPC's own cap only pushes back (it stops reading); ours answers with a clear code.
+    const rpc = new RpcPeer(connection, { maxFrameSize: this.options.limits.maxFrameBytes, maxConcurrentRequests: limit * 4 });
+    this.sessions.set(connection, rpc);
+    const session: Session = { peer: peerName, active: 0 };
+    for (const method of METHODS) {
+      rpc.handle(method, (params, context) => this.runCall(method, params, context, session));
+    }
+    let warnings = 0;
+    rpc.on('warning', (warning) => {
+      warnings += 1;
+      this.log.error('protocol error', { peer: peerName, code: warning.code, cause: warning.message });
+      // RPC stays in sync after a bad frame; a client that keeps sending them is dropped.
+      if (warnings >= MAX_PROTOCOL_WARNINGS) rpc.destroy(warning);
     });
-    this.log.event('connected', { peer });
+    this.log.event('connected', { peer: peerName });
     connection.once('close', () => {
-      this.connections.delete(connection);
-      session.close();
-      this.log.event('disconnected', { peer });
+      this.sessions.delete(connection);
+      this.log.event('disconnected', { peer: peerName });
     });
+  }
+
+  /** One request: limits, the handler, the log line once its body (if any) is done too. */
+  private async runCall(method: MethodName, params: unknown, context: HandlerContext, session: Session): Promise<unknown> {
+    const started = performance.now();
+    const details: Record<string, string | number | boolean> = {};
+    session.active += 1;
+    let settle!: (outcome: unknown) => void;
+    const tracked = new Promise<unknown>((resolve) => (settle = resolve));
+    this.inFlight.add(tracked);
+    const finish = (error: unknown): void => {
+      session.active -= 1;
+      this.inFlight.delete(tracked);
+      settle(undefined);
+      const result = error === undefined ? 'OK' : (codeOf(error) ?? 'ERROR');
+      this.log.request({ method, peer: session.peer, durationMs: performance.now() - started, result, detail: details });
+    };
+    try {
+      if (this.shuttingDown) throw agentError(AgentErrorCode.SHUTTING_DOWN, 'the agent is shutting down');
+      if (session.active > this.options.limits.maxConcurrentPerConnection) {
+        throw agentError(AgentErrorCode.TOO_MANY_STREAMS, `more than ${this.options.limits.maxConcurrentPerConnection} requests in flight on this connection`);
+      }
+      if (params === null || typeof params !== 'object' || Array.isArray(params)) {
+        throw agentError(AgentErrorCode.INVALID_PARAMS, `${method}: params must be an object`);
+      }
+      const signal = AbortSignal.any([context.signal, this.hardStop.signal]);
+      const ctx: CallContext = {
+        peer: session.peer,
+        signal,
+        body: context.body,
+        note: (key, value) => {
+          details[key] = value;
+        },
+      };
+      const reply = await this.handlers[method](params as Record<string, unknown>, ctx);
+      if (!(reply instanceof Streamed)) {
+        finish(undefined);
+        return reply;
+      }
+      const channel = new Channel(() => agentError(AgentErrorCode.CLIENT_GONE, 'the client stopped reading the body'));
+      // The request is over when the body has been handed to RPC to the last byte (so a
+      // shutdown does not end the connection under it), not merely produced.
+      reply.produce((chunk) => channel.send(chunk)).then(
+        () => {
+          channel.end();
+          void channel.done.then(() => finish(undefined));
+        },
+        (error: unknown) => {
+          channel.fail(error as Error);
+          void channel.done.then(() => finish(error));
+        },
+      );
+      return withBody(reply.result, channel);
+    } catch (error) {
+      finish(error);
+      throw error;
+    }
   }
 
   /**
@@ -207,10 +240,17 @@ export class Agent {
         await Promise.allSettled([...this.inFlight]);
       }
     }
-    for (const connection of this.connections) connection.end();
-    // Give the last responses a moment to flush, then cut whatever is left.
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    for (const connection of this.connections) connection.destroy();
+    // rpc.close() flushes what RPC still queues, ends, and waits for the client to close;
+    // a client that never does is cut off after a second.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.sessions.values()].map((rpc) => rpc.close())),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, 1000);
+      }),
+    ]);
+    clearTimeout(timer);
+    for (const connection of this.sessions.keys()) connection.destroy();
     await this.backend.close();
     this.log.event('stopped');
   }

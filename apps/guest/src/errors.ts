@@ -21,8 +21,12 @@ export const AgentErrorCode = {
   CHECKSUM_MISMATCH: 'ERR_VMLINK_CHECKSUM_MISMATCH',
   /** fs.write received fewer or more bytes than the client announced. */
   SIZE_MISMATCH: 'ERR_VMLINK_SIZE_MISMATCH',
+  /** A file changed size while fs.read streamed it. */
+  FILE_CHANGED: 'ERR_VMLINK_FILE_CHANGED',
   /** Malformed params (wrong type, missing field). */
   INVALID_PARAMS: 'ERR_VMLINK_INVALID_PARAMS',
+  /** The client stopped reading a response body (went away, or cancelled). */
+  CLIENT_GONE: 'ERR_VMLINK_CLIENT_GONE',
   /** The agent is shutting down and takes no new requests. */
   SHUTTING_DOWN: 'ERR_VMLINK_SHUTTING_DOWN',
 } as const;

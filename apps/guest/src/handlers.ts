@@ -1,12 +1,13 @@
 import type { FileBackend } from './aio.js';
+import type { ChunkSink } from './methods/files.js';
 import { AgentErrorCode, agentError } from './errors.js';
 import { collectInfo, type InfoSources } from './info.js';
 import { checkExecRequest, runCommand } from './methods/exec.js';
-import { listDirectory, readFileStreamed, statPath, writeFileAtomic } from './methods/files.js';
+import { listDirectory, openForRead, statPath, streamOpenedFile, writeFileAtomic } from './methods/files.js';
 import type { AgentLimits } from './options.js';
 import type { RootJail } from './policy/confine.js';
 import type { ExecPolicy } from './policy/exec-policy.js';
-import { EXEC_STDERR, EXEC_STDOUT, encodeExecRecord, type MethodName } from './protocol.js';
+import { EXEC_EXIT, EXEC_STDERR, EXEC_STDOUT, encodeExecRecord, type MethodName } from './protocol.js';
 
 /** What a method handler gets besides its params. Independent of the RPC library. */
 export interface CallContext {
@@ -15,10 +16,19 @@ export interface CallContext {
   readonly signal: AbortSignal;
   /** The request's streamed body (fs.write), if the client sent one. */
   readonly body: AsyncIterable<Uint8Array> | undefined;
-  /** Sends one chunk of the response body; resolves when the peer can take more. */
-  readonly sendChunk: (chunk: Uint8Array) => Promise<void>;
   /** Facts for the request log line (bytes moved, exit code). */
   readonly note: (key: string, value: string | number | boolean) => void;
+}
+
+/**
+ * A reply with a streamed body: `result` goes out first, then `produce` sends the body
+ * through `send` (which resolves when the client can take more).
+ */
+export class Streamed {
+  constructor(
+    readonly result: unknown,
+    readonly produce: (send: ChunkSink) => Promise<void>,
+  ) {}
 }
 
 export type Handler = (params: Record<string, unknown>, ctx: CallContext) => Promise<unknown>;
@@ -43,9 +53,12 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
     'fs.stat': async (params) => statPath(jail(), params['path']),
     'fs.list': async (params) => listDirectory(jail(), params['path'] ?? '/', deps.limits.maxListEntries),
     'fs.read': async (params, ctx) => {
-      const result = await readFileStreamed(deps.backend, jail(), params['path'], ctx.sendChunk, ctx.signal);
-      ctx.note('bytes', result.size);
-      return result;
+      const opened = await openForRead(deps.backend, jail(), params['path']);
+      return new Streamed({ size: opened.size }, async (send) => {
+        const result = await streamOpenedFile(opened, send, ctx.signal);
+        await send(Buffer.from(result.sha256, 'hex'));
+        ctx.note('bytes', result.size);
+      });
     },
     'fs.write': async (params, ctx) => {
       const size = params['size'];
@@ -76,14 +89,16 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
     },
     exec: async (params, ctx) => {
       const { command, args } = checkExecRequest(deps.policy, { command: params['command'], args: params['args'] });
-      const result = await runCommand(command, args, {
-        cwd: deps.jail?.realRoot ?? '/',
-        signal: ctx.signal,
-        onOutput: (stream, chunk) => ctx.sendChunk(encodeExecRecord(stream === 'stdout' ? EXEC_STDOUT : EXEC_STDERR, chunk)),
-      });
       ctx.note('command', command);
-      ctx.note('exit', result.exitCode ?? result.signal ?? '?');
-      return result;
+      return new Streamed({ command }, async (send) => {
+        const result = await runCommand(command, args, {
+          cwd: deps.jail?.realRoot ?? '/',
+          signal: ctx.signal,
+          onOutput: (stream, chunk) => send(encodeExecRecord(stream === 'stdout' ? EXEC_STDOUT : EXEC_STDERR, chunk)),
+        });
+        await send(encodeExecRecord(EXEC_EXIT, Buffer.from(JSON.stringify(result))));
+        ctx.note('exit', result.exitCode ?? result.signal ?? '?');
+      });
     },
   };
 }

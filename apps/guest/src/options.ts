@@ -9,8 +9,8 @@ export type AioChoice = (typeof AIO_CHOICES)[number];
 export const DEFAULT_LISTEN = ['vsock://any:1024', 'virtio-serial:org.vmlink.agent.0'] as const;
 
 export interface AgentLimits {
-  /** Largest JSON params of one request, in bytes. */
-  readonly maxParamsBytes: number;
+  /** Largest RPC frame accepted (bounds params; checked before allocation). */
+  readonly maxFrameBytes: number;
   /** Largest file accepted by fs.write. */
   readonly maxWriteBytes: number;
   /** Requests in flight per connection; more are refused with ERR_VMLINK_TOO_MANY_STREAMS. */
@@ -24,7 +24,7 @@ export interface AgentLimits {
 }
 
 export const DEFAULT_LIMITS: AgentLimits = {
-  maxParamsBytes: 64 * 1024,
+  maxFrameBytes: 1024 * 1024,
   maxWriteBytes: 16 * 1024 ** 3,
   maxConcurrentPerConnection: 16,
   maxListEntries: 10_000,

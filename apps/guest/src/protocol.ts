@@ -1,40 +1,25 @@
 /**
- * The agent's wire vocabulary on top of @vmlink/rpc: method names, params and results.
- * Shared in spirit with apps/host/src/protocol.ts (the CLI keeps its own copy so that
- * neither app depends on the other; a test checks that the two agree).
+ * The agent's vocabulary on top of @vmlink/rpc: method names and the layout of the two
+ * streamed response bodies. apps/host/src/protocol.ts mirrors the body layouts (the apps
+ * do not depend on each other); the end-to-end tests keep the two in agreement.
  */
 export const METHODS = ['ping', 'info', 'fs.stat', 'fs.list', 'fs.read', 'fs.write', 'exec'] as const;
 export type MethodName = (typeof METHODS)[number];
 
-export interface PingResult {
-  pong: true;
-  /** Agent clock, ms since epoch. */
-  time: number;
-}
-
-export interface FsReadParams {
-  path: string;
-}
-export interface FsWriteParams {
-  path: string;
-  /** Bytes the client will send (checked against the limit before anything is written). */
-  size: number;
-  /** SHA-256 of the whole content, hex; the agent refuses to rename if it differs. */
-  sha256?: string;
-  mode?: number;
-}
-export interface ExecParams {
-  command: string;
-  args?: string[];
-}
+/**
+ * fs.read: the result `{ size }` comes first (RPC results precede bodies), so the body is
+ * the `size` bytes of the file followed by a 32-byte SHA-256 trailer of those bytes.
+ */
+export const READ_TRAILER_BYTES = 32;
 
 /**
- * exec output travels in one response body as records: 1 byte stream tag (1 stdout,
- * 2 stderr), 4 bytes big-endian length, then the bytes. One body keeps flow control
- * simple and the order of stdout/stderr interleaving intact.
+ * exec: one body of records, each 1 byte tag, u32 BE length, bytes. Tags: 1 stdout,
+ * 2 stderr, 3 the exit status as JSON `{ exitCode, signal }` (always the last record).
+ * One body keeps flow control simple and stdout/stderr interleaving in order.
  */
 export const EXEC_STDOUT = 1;
 export const EXEC_STDERR = 2;
+export const EXEC_EXIT = 3;
 export const EXEC_RECORD_HEADER = 5;
 
 export function encodeExecRecord(tag: number, data: Uint8Array): Buffer {

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FrameDecoder, FrameType, encodeJson, type Frame } from '../src/wire.js';
+import { RpcPeer } from '@vmlink/rpc';
 
 const GUEST_CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 
@@ -23,22 +23,15 @@ function open(socketPath: string): Promise<Socket> {
   });
 }
 
-/** A raw client speaking the frames by hand: test code, not a fake agent. */
+/** One call on a fresh connection, through @vmlink/rpc as any client would. */
 async function call(socketPath: string, method: string, params: unknown = {}): Promise<{ ok?: unknown; err?: { code: string } }> {
-  const socket = await open(socketPath);
-  const decoder = new FrameDecoder();
+  const peer = new RpcPeer(await open(socketPath));
   try {
-    return await new Promise((resolve, reject) => {
-      socket.on('data', (chunk: Buffer) => {
-        for (const frame of decoder.push(chunk)) {
-          if (frame.type === FrameType.RESPONSE) resolve(JSON.parse(frame.payload.toString('utf8')) as { ok?: unknown });
-        }
-      });
-      socket.once('close', () => reject(new Error('closed before the answer')));
-      socket.write(encodeJson(FrameType.REQUEST, 1, { method, params, body: false }));
-    });
+    return { ok: await peer.call(method, params, { timeout: 10_000 }) };
+  } catch (error) {
+    return { err: { code: (error as { code: string }).code } };
   } finally {
-    socket.destroy();
+    peer.destroy();
   }
 }
 
@@ -74,59 +67,65 @@ describe('misbehaving clients', () => {
     await rm(work, { recursive: true, force: true });
   });
 
-  it('garbage bytes and an oversized length close only that connection', async () => {
-    for (const garbage of [Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3]), randomBytes(4096), Buffer.from('GET / HTTP/1.1\r\n\r\n')]) {
+  it('garbage bytes cannot take the agent down; a client that keeps sending them is dropped', async () => {
+    for (const garbage of [Buffer.from([0, 0, 0, 2, 1, 2]), randomBytes(4096), Buffer.from('GET / HTTP/1.1\r\n\r\n')]) {
       const socket = await open(socketPath);
-      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
       socket.on('error', () => undefined);
       socket.write(garbage);
-      await closed;
+      await new Promise((r) => setTimeout(r, 100));
+      socket.destroy();
     }
+    // Many small malformed frames (length 6, unknown type): answered, counted, then dropped.
+    const noisy = await open(socketPath);
+    const dropped = new Promise<void>((resolve) => noisy.once('close', () => resolve()));
+    noisy.on('error', () => undefined);
+    noisy.on('data', () => undefined);
+    const bad = Buffer.from([0, 0, 0, 6, 0xee, 0, 0, 0, 0, 0]);
+    for (let i = 0; i < 64; i += 1) noisy.write(bad);
+    await dropped;
     expect(await call(socketPath, 'ping')).toMatchObject({ ok: { pong: true } });
     expect(agent.exitCode).toBeNull();
     expect(log).toMatch(/protocol error/);
   });
 
   it('malformed requests get an error reply and the connection lives on', async () => {
-    expect(await call(socketPath, 'no.such.method')).toMatchObject({ err: { code: 'ERR_VMLINK_UNKNOWN_METHOD' } });
+    expect(await call(socketPath, 'no.such.method')).toMatchObject({ err: { code: 'ERR_VMLINK_RPC_UNKNOWN_METHOD' } });
     expect(await call(socketPath, 'fs.stat', [1, 2])).toMatchObject({ err: { code: 'ERR_VMLINK_INVALID_PARAMS' } });
     expect(await call(socketPath, 'fs.stat', { path: 42 })).toMatchObject({ err: { code: 'ERR_VMLINK_INVALID_PATH' } });
     expect(await call(socketPath, 'fs.write', { path: '/x', size: -1 })).toMatchObject({ err: { code: 'ERR_VMLINK_INVALID_PARAMS' } });
   });
 
   it('1000 streams opened by one client: the excess is refused, others are still served', async () => {
-    const greedy = await open(socketPath);
-    const decoder = new FrameDecoder();
-    const refusals: Frame[] = [];
-    greedy.on('data', (chunk: Buffer) => {
-      for (const frame of decoder.push(chunk)) if (frame.type === FrameType.RESPONSE) refusals.push(frame);
-    });
-    greedy.pause(); // after the first data event handler is attached: read slowly, in bursts
-    for (let id = 1; id <= 1000; id += 1) greedy.write(encodeJson(FrameType.REQUEST, id, { method: 'fs.read', params: { path: '/big.bin' }, body: false }));
-    greedy.resume();
-    const deadline = Date.now() + 30_000;
-    while (refusals.length < 1000 - 16 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    const codes = refusals.map((f) => (JSON.parse(f.payload.toString('utf8')) as { err?: { code: string } }).err?.code);
-    expect(codes.filter((c) => c === 'ERR_VMLINK_TOO_MANY_STREAMS').length).toBeGreaterThanOrEqual(1000 - 16);
+    const greedy = new RpcPeer(await open(socketPath));
+    // 1000 downloads at once, none of them read: every body stalls on its credit window.
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 1000 }, () => greedy.request('fs.read', { path: '/big.bin' }, { timeout: 30_000 })),
+    );
+    const refused = outcomes.filter((o) => o.status === 'rejected' && (o.reason as { code?: string }).code === 'ERR_VMLINK_TOO_MANY_STREAMS');
+    const accepted = outcomes.filter((o) => o.status === 'fulfilled');
+    expect(accepted.length).toBeLessThanOrEqual(16);
+    expect(refused.length).toBe(1000 - accepted.length);
     expect(await call(socketPath, 'ping')).toMatchObject({ ok: { pong: true } });
+    for (const o of outcomes) if (o.status === 'fulfilled') o.value.body?.destroy();
     greedy.destroy();
   }, 60_000);
 
   it('a client that never reads its stream stalls only itself, with bounded agent memory', async () => {
     const before = await rssKiB(agent.pid as number);
-    const stuck: Socket[] = [];
+    const stuck: RpcPeer[] = [];
     for (let i = 0; i < 4; i += 1) {
-      const socket = await open(socketPath);
-      socket.pause(); // never read: the agent's sends must wait for credit, not pile up
-      socket.write(encodeJson(FrameType.REQUEST, 1, { method: 'fs.read', params: { path: '/big.bin' }, body: false }));
-      stuck.push(socket);
+      const peer = new RpcPeer(await open(socketPath));
+      // The body is never read: the agent's sends must wait for credit, not pile up.
+      const { body } = await peer.request('fs.read', { path: '/big.bin' });
+      body?.on('error', () => undefined); // destroyed with the peer at the end
+      stuck.push(peer);
     }
     await new Promise((r) => setTimeout(r, 1000));
     expect(await call(socketPath, 'ping')).toMatchObject({ ok: { pong: true } });
     expect(await call(socketPath, 'fs.stat', { path: '/big.bin' })).toMatchObject({ ok: { size: 64 * 1024 * 1024 } });
     const after = await rssKiB(agent.pid as number);
-    // 4 x 64 MiB would be 256 MiB if buffered; the credit window caps it near 4 x 9 MiB.
+    // 4 x 64 MiB would be 256 MiB if buffered; the credit window caps it near 4 x (1 MiB window + 1 MiB read-ahead).
     expect(after - before).toBeLessThan(128 * 1024);
-    for (const socket of stuck) socket.destroy();
+    for (const peer of stuck) peer.destroy();
   }, 60_000);
 });

@@ -1,36 +1,25 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { VmlinkError } from '@vmlink/errors';
+import { RpcPeer } from '@vmlink/rpc';
 import type { Connection } from '@vmlink/transport';
 import type { AgentClient, AgentInfo, ExecResult, ListResult, StatResult, TransferResult } from './agent-client.js';
+import { EXEC_EXIT, EXEC_MAX_RECORD, EXEC_RECORD_HEADER, EXEC_STDERR, READ_TRAILER_BYTES } from './protocol.js';
 import { loadTransports } from './transports.js';
-import {
-  CreditGate,
-  FrameDecoder,
-  FrameType,
-  MAX_CHUNK,
-  creditPayload,
-  encodeFrame,
-  encodeJson,
-  type Frame,
-} from './wire.js';
 
 export interface ConnectOptions {
-  /** Connect timeout, and the longest silence tolerated while a watched call runs. */
+  /** Connect timeout, and the longest silence tolerated while a call runs. */
   readonly timeoutMs: number;
 }
 
-const EXEC_RECORD_HEADER = 5;
-
-interface PendingCall {
-  readonly method: string;
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (error: Error) => void;
-  readonly onChunk: ((chunk: Buffer) => Promise<void>) | undefined;
-  /** Chunks are handled one after the other; the response waits for the last one. */
-  chain: Promise<void>;
-  readonly credit: CreditGate;
-  /** Silence from the agent counts against this call (not for exec: a command may be quiet). */
-  readonly watched: boolean;
-}
+/** RPC-level codes turned into the CLI's own (see exit-codes.ts). */
+const RPC_CODES: Readonly<Record<string, string>> = {
+  ERR_VMLINK_RPC_CLOSED: 'ERR_VMLINK_CONNECTION_LOST',
+  ERR_VMLINK_RPC_TIMEOUT: 'ERR_VMLINK_TIMEOUT',
+  ERR_VMLINK_RPC_UNKNOWN_METHOD: 'ERR_VMLINK_PROTOCOL',
+  ERR_VMLINK_RPC_MALFORMED_FRAME: 'ERR_VMLINK_PROTOCOL',
+  ERR_VMLINK_RPC_FRAME_TOO_LARGE: 'ERR_VMLINK_PROTOCOL',
+};
 
 function connectError(uri: string, cause: Error): VmlinkError {
   const code = (cause as { code?: unknown }).code;
@@ -49,15 +38,19 @@ export async function connectAgent(uri: string, options: ConnectOptions): Promis
   } catch (error) {
     throw connectError(uri, error as Error);
   }
-  return new WireClient(uri, connection, options.timeoutMs);
+  return new RpcAgentClient(uri, connection, options.timeoutMs);
 }
 
-class WireClient implements AgentClient {
-  private readonly decoder = new FrameDecoder();
-  private readonly calls = new Map<number, PendingCall>();
-  private nextId = 1;
-  private failure: Error | undefined;
+/**
+ * AgentClient over @vmlink/rpc. Besides RPC's own errors it watches for silence: while a
+ * call runs, no byte from the agent for `timeoutMs` fails it with ERR_VMLINK_TIMEOUT.
+ * That is how a dead agent behind virtio-serial is noticed (QEMU's chardev socket stays
+ * open when the guest process dies). exec is exempt: a command may be quiet for long.
+ */
+class RpcAgentClient implements AgentClient {
+  private readonly rpc: RpcPeer;
   private lastActivity = performance.now();
+  private readonly watched = new Set<AbortController>();
   private watchdog: NodeJS.Timeout | undefined;
 
   constructor(
@@ -65,43 +58,40 @@ class WireClient implements AgentClient {
     private readonly connection: Connection,
     private readonly timeoutMs: number,
   ) {
-    connection.on('data', (chunk: Buffer) => {
+    this.rpc = new RpcPeer(connection);
+    // A second 'data' listener only observes: RpcPeer reads in flowing mode already.
+    connection.on('data', () => {
       this.lastActivity = performance.now();
-      try {
-        for (const frame of this.decoder.push(chunk)) this.onFrame(frame);
-      } catch (error) {
-        this.fail(new VmlinkError('ERR_VMLINK_PROTOCOL', `${uri} does not speak the vmlink protocol: ${(error as Error).message}`));
-      }
     });
-    connection.on('error', (error: Error) => this.fail(this.lost(error.message)));
-    connection.on('close', () => this.fail(this.lost('the agent closed the connection')));
-    connection.on('end', () => this.fail(this.lost('the agent closed the connection')));
+    this.rpc.on('warning', () => undefined);
   }
 
-  private lost(why: string): VmlinkError {
-    return new VmlinkError('ERR_VMLINK_CONNECTION_LOST', `connection to ${this.uri} lost: ${why}`);
-  }
-
-  private fail(error: Error): void {
-    if (this.failure) return;
-    this.failure = error;
-    clearTimeout(this.watchdog);
-    for (const call of this.calls.values()) {
-      call.credit.fail(error);
-      call.chain.then(() => call.reject(error), () => call.reject(error));
+  /** Runs `work` with a signal that the silence watchdog aborts. */
+  private async watch<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController();
+    this.watched.add(controller);
+    this.lastActivity = performance.now();
+    this.armWatchdog();
+    try {
+      return await work(controller.signal);
+    } catch (error) {
+      if (controller.signal.aborted) throw controller.signal.reason as Error;
+      throw this.translate(error);
+    } finally {
+      this.watched.delete(controller);
     }
-    this.calls.clear();
-    this.connection.destroy();
   }
 
   private armWatchdog(): void {
-    if (this.watchdog || this.failure) return;
+    if (this.watchdog) return;
     const check = (): void => {
       this.watchdog = undefined;
-      if (![...this.calls.values()].some((c) => c.watched)) return;
+      if (this.watched.size === 0) return;
       const silent = performance.now() - this.lastActivity;
       if (silent >= this.timeoutMs) {
-        this.fail(new VmlinkError('ERR_VMLINK_TIMEOUT', `no answer from ${this.uri} for ${Math.round(silent)} ms`));
+        const error = new VmlinkError('ERR_VMLINK_TIMEOUT', `no answer from ${this.uri} for ${Math.round(silent)} ms`);
+        for (const controller of this.watched) controller.abort(error);
+        this.rpc.destroy(error);
         return;
       }
       this.watchdog = setTimeout(check, this.timeoutMs - silent);
@@ -109,114 +99,16 @@ class WireClient implements AgentClient {
     this.watchdog = setTimeout(check, this.timeoutMs);
   }
 
-  private drained: Promise<void> | undefined;
-
-  /** One shared wait for 'drain', settled by 'close' too: no sender waits on a dead link. */
-  private waitDrain(): Promise<void> {
-    this.drained ??= new Promise<void>((resolve, reject) => {
-      const onDrain = (): void => {
-        this.connection.off('close', onClose);
-        this.drained = undefined;
-        resolve();
-      };
-      const onClose = (): void => {
-        this.connection.off('drain', onDrain);
-        this.drained = undefined;
-        reject(this.failure ?? this.lost('the agent closed the connection'));
-      };
-      this.connection.once('drain', onDrain);
-      this.connection.once('close', onClose);
-    });
-    return this.drained;
+  private translate(error: unknown): Error {
+    const code = (error as { code?: unknown }).code;
+    const mapped = typeof code === 'string' ? RPC_CODES[code] : undefined;
+    if (!mapped) return error as Error;
+    const why = mapped === 'ERR_VMLINK_CONNECTION_LOST' ? `connection to ${this.uri} lost` : `${this.uri}`;
+    return new VmlinkError(mapped, `${why}: ${(error as Error).message}`, { cause: error });
   }
 
-  private async send(frame: Buffer): Promise<void> {
-    if (this.failure) throw this.failure;
-    if (!this.connection.write(frame)) await this.waitDrain();
-  }
-
-  private onFrame(frame: Frame): void {
-    const call = this.calls.get(frame.id);
-    if (!call) return;
-    switch (frame.type) {
-      case FrameType.DATA: {
-        const onChunk = call.onChunk;
-        if (!onChunk) throw new Error(`unexpected body data for ${call.method}`);
-        const id = frame.id;
-        call.chain = call.chain
-          .then(() => onChunk(frame.payload))
-          .then(() => this.send(encodeFrame(FrameType.CREDIT, id, creditPayload(1))));
-        call.chain.catch((error: unknown) => {
-          // The local side failed (disk full...): tell the agent to stop, fail the call.
-          this.send(encodeFrame(FrameType.CANCEL, id)).catch(() => undefined);
-          this.calls.delete(id);
-          call.reject(error as Error);
-        });
-        return;
-      }
-      case FrameType.CREDIT:
-        call.credit.grant(frame.payload.length >= 4 ? frame.payload.readUInt32BE(0) : 0);
-        return;
-      case FrameType.RESPONSE: {
-        this.calls.delete(frame.id);
-        call.credit.fail(new VmlinkError('ERR_VMLINK_CALL_DONE', 'call finished'));
-        const outcome = JSON.parse(frame.payload.toString('utf8')) as { ok?: unknown; err?: { code: string; message: string } };
-        call.chain.then(
-          () => (outcome.err ? call.reject(new VmlinkError(outcome.err.code, outcome.err.message)) : call.resolve(outcome.ok)),
-          () => undefined,
-        );
-        return;
-      }
-      default:
-        throw new Error(`unexpected frame type ${frame.type}`);
-    }
-  }
-
-  private call<T>(
-    method: string,
-    params: Record<string, unknown>,
-    options: { body?: AsyncIterable<Uint8Array>; onChunk?: (chunk: Buffer) => Promise<void>; watched?: boolean } = {},
-  ): Promise<T> {
-    if (this.failure) return Promise.reject(this.failure);
-    const id = this.nextId++;
-    const result = new Promise<T>((resolve, reject) => {
-      this.calls.set(id, {
-        method,
-        resolve: resolve as (value: unknown) => void,
-        reject,
-        onChunk: options.onChunk,
-        chain: Promise.resolve(),
-        credit: new CreditGate(),
-        watched: options.watched ?? true,
-      });
-    });
-    this.lastActivity = performance.now();
-    this.armWatchdog();
-    const request = encodeJson(FrameType.REQUEST, id, { method, params, body: options.body !== undefined });
-    this.send(request)
-      .then(async () => {
-        if (options.body) await this.pumpBody(id, options.body);
-      })
-      .catch((error: unknown) => {
-        const call = this.calls.get(id);
-        if (!call) return;
-        this.calls.delete(id);
-        this.send(encodeFrame(FrameType.CANCEL, id)).catch(() => undefined);
-        call.reject(error as Error);
-      });
-    return result;
-  }
-
-  private async pumpBody(id: number, body: AsyncIterable<Uint8Array>): Promise<void> {
-    for await (const chunk of body) {
-      for (let offset = 0; offset < chunk.length; offset += MAX_CHUNK) {
-        const call = this.calls.get(id);
-        if (!call) return; // answered early (an error): stop sending
-        await call.credit.take();
-        await this.send(encodeFrame(FrameType.DATA, id, chunk.subarray(offset, offset + MAX_CHUNK)));
-      }
-    }
-    if (this.calls.has(id)) await this.send(encodeFrame(FrameType.END, id));
+  private call<T>(method: string, params: Record<string, unknown>): Promise<T> {
+    return this.watch((signal) => this.rpc.call(method, params, { signal }) as Promise<T>);
   }
 
   ping(): Promise<{ time: number }> {
@@ -235,48 +127,94 @@ class WireClient implements AgentClient {
     return this.call('fs.list', { path });
   }
 
-  async read(path: string, sink: (chunk: Uint8Array) => Promise<void>, onSize?: (size: number) => void): Promise<TransferResult> {
-    if (onSize) onSize((await this.stat(path)).size);
-    return this.call('fs.read', { path }, { onChunk: sink });
+  read(path: string, sink: (chunk: Uint8Array) => Promise<void>, onSize?: (size: number) => void): Promise<TransferResult> {
+    return this.watch(async (signal) => {
+      const { result, body } = await this.rpc.request('fs.read', { path }, { signal });
+      const size = (result as { size?: unknown }).size;
+      if (typeof size !== 'number' || !body) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `fs.read from ${this.uri}: no size or no body in the reply`);
+      onSize?.(size);
+      const hash = createHash('sha256');
+      let received = 0;
+      const trailer: Buffer[] = [];
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        const content = chunk.subarray(0, Math.max(0, size - received));
+        if (content.length > 0) {
+          hash.update(content);
+          await sink(content);
+        }
+        if (content.length < chunk.length) trailer.push(chunk.subarray(content.length));
+        received += chunk.length;
+      }
+      const announced = Buffer.concat(trailer);
+      if (received !== size + READ_TRAILER_BYTES) {
+        throw new VmlinkError('ERR_VMLINK_PROTOCOL', `fs.read from ${this.uri}: ${received} body bytes for a ${size}-byte file`);
+      }
+      const sha256 = hash.digest('hex');
+      if (announced.toString('hex') !== sha256) {
+        throw new VmlinkError(
+          'ERR_VMLINK_CHECKSUM_MISMATCH',
+          `${path}: received bytes hash to ${sha256}, the agent read ${announced.toString('hex')}; the copy was discarded`,
+        );
+      }
+      return { size, sha256 };
+    });
   }
 
   write(path: string, source: AsyncIterable<Uint8Array>, size: number, sha256: string): Promise<TransferResult> {
-    return this.call('fs.write', { path, size, sha256 }, { body: source });
+    const self = this;
+    // Each chunk the RPC layer pulls means the agent granted credit: that is activity.
+    async function* observed(): AsyncGenerator<Uint8Array> {
+      for await (const chunk of source) {
+        self.lastActivity = performance.now();
+        yield chunk;
+      }
+    }
+    return this.watch((signal) => this.rpc.call('fs.write', { path, size, sha256 }, { signal, body: observed() }) as Promise<TransferResult>);
   }
 
-  exec(
+  async exec(
     command: string,
     args: readonly string[],
     onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>,
   ): Promise<ExecResult> {
-    let pending: Buffer = Buffer.alloc(0);
-    const onChunk = async (chunk: Buffer): Promise<void> => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      while (pending.length >= EXEC_RECORD_HEADER) {
-        const length = pending.readUInt32BE(1);
-        if (pending.length < EXEC_RECORD_HEADER + length) break;
-        const tag = pending.readUInt8(0);
-        await onOutput(tag === 2 ? 'stderr' : 'stdout', pending.subarray(EXEC_RECORD_HEADER, EXEC_RECORD_HEADER + length));
-        pending = pending.subarray(EXEC_RECORD_HEADER + length);
+    let body: Readable | undefined;
+    try {
+      ({ body } = await this.rpc.request('exec', { command, args: [...args] }));
+      if (!body) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `exec on ${this.uri}: the reply has no body`);
+      let pending: Buffer = Buffer.alloc(0);
+      let exit: ExecResult | undefined;
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+        while (pending.length >= EXEC_RECORD_HEADER) {
+          const length = pending.readUInt32BE(1);
+          if (length > EXEC_MAX_RECORD) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `exec on ${this.uri}: a ${length}-byte output record`);
+          if (pending.length < EXEC_RECORD_HEADER + length) break;
+          const tag = pending.readUInt8(0);
+          const data = pending.subarray(EXEC_RECORD_HEADER, EXEC_RECORD_HEADER + length);
+          pending = pending.subarray(EXEC_RECORD_HEADER + length);
+          if (tag === EXEC_EXIT) exit = JSON.parse(data.toString('utf8')) as ExecResult;
+          else await onOutput(tag === EXEC_STDERR ? 'stderr' : 'stdout', data);
+        }
       }
-    };
-    return this.call('exec', { command, args: [...args] }, { onChunk, watched: false });
+      if (!exit) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `exec on ${this.uri}: the output ended without an exit status`);
+      return exit;
+    } catch (error) {
+      body?.destroy();
+      throw this.translate(error);
+    }
   }
 
   async close(): Promise<void> {
     clearTimeout(this.watchdog);
-    if (this.connection.destroyed) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.connection.destroy();
-        resolve();
-      }, 200);
-      timer.unref();
-      this.connection.once('close', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      this.connection.end();
-    });
+    if (this.rpc.closed) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.rpc.close().catch(() => undefined),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, 500);
+      }),
+    ]);
+    clearTimeout(timer);
+    this.connection.destroy();
   }
 }

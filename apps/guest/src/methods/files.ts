@@ -81,50 +81,73 @@ export async function listDirectory(jail: RootJail, remotePath: unknown, maxEntr
 /** Where read chunks go; resolving means "ready for more" (backpressure). */
 export type ChunkSink = (chunk: Uint8Array) => Promise<void>;
 
-/**
- * Streams a file through the AIO backend: the next chunk is read while the previous one
- * is being sent, so the disk and the transport overlap. Returns size and SHA-256.
- */
-export async function readFileStreamed(
-  backend: FileBackend,
-  jail: RootJail,
-  remotePath: unknown,
-  sink: ChunkSink,
-  signal: AbortSignal,
-  onOpened?: (size: number) => void,
-): Promise<TransferResult> {
+/** A file opened for fs.read: confined, a regular file, its size fixed at open. */
+export interface OpenedFile {
+  readonly file: BackendFile;
+  readonly size: number;
+  readonly remotePath: string;
+}
+
+/** Opens a file for reading through the AIO backend, with every confinement check. */
+export async function openForRead(backend: FileBackend, jail: RootJail, remotePath: unknown): Promise<OpenedFile> {
   const real = await jail.resolveExisting(remotePath);
   const file = await backend.open(real, OPEN_READ_NOFOLLOW);
   try {
     await jail.assertFdInside(file.fd, remotePath);
     const stats = await fsp.stat(real);
     if (!stats.isFile()) throw Object.assign(new Error(`fs.read: '${String(remotePath)}' is not a regular file`), { code: 'EISDIR' });
-    onOpened?.(stats.size);
-    const hash = createHash('sha256');
-    let position = 0;
-    let pending = readChunk(file, position, signal);
-    try {
-      for (;;) {
-        const chunk = await pending;
-        if (chunk.length === 0) break;
-        position += chunk.length;
-        pending = readChunk(file, position, signal);
-        hash.update(chunk);
-        await sink(chunk);
+    return { file, size: stats.size, remotePath: String(remotePath) };
+  } catch (error) {
+    await file.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Streams exactly `opened.size` bytes (the size announced to the client) and closes the
+ * file. The next chunk is read while the previous one is being sent, so the disk and
+ * the transport overlap. A file that shrank meanwhile fails with ERR_VMLINK_FILE_CHANGED.
+ */
+export async function streamOpenedFile(opened: OpenedFile, sink: ChunkSink, signal: AbortSignal): Promise<TransferResult> {
+  const { file, size } = opened;
+  const hash = createHash('sha256');
+  let position = 0;
+  let pending: Promise<Uint8Array> | undefined;
+  try {
+    pending = size > 0 ? readChunk(file, 0, Math.min(CHUNK_BYTES, size), signal) : undefined;
+    while (pending) {
+      const chunk = await pending;
+      if (chunk.length === 0) {
+        throw agentError(AgentErrorCode.FILE_CHANGED, `fs.read: '${opened.remotePath}' shrank while being read (${position} of ${size} bytes)`);
       }
-    } catch (error) {
-      // The read-ahead may be left behind (client gone): it must not become an unhandled rejection.
-      pending.catch(() => undefined);
-      throw error;
+      position += chunk.length;
+      pending = position < size ? readChunk(file, position, Math.min(CHUNK_BYTES, size - position), signal) : undefined;
+      hash.update(chunk);
+      await sink(chunk);
     }
-    return { size: position, sha256: hash.digest('hex') };
+    return { size, sha256: hash.digest('hex') };
+  } catch (error) {
+    // The read-ahead may be left behind (client gone): it must not become an unhandled rejection.
+    pending?.catch(() => undefined);
+    throw error;
   } finally {
     await file.close();
   }
 }
 
-async function readChunk(file: BackendFile, position: number, signal: AbortSignal): Promise<Uint8Array> {
-  const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+/** Opens and streams in one go (tests and simple callers). */
+export async function readFileStreamed(
+  backend: FileBackend,
+  jail: RootJail,
+  remotePath: unknown,
+  sink: ChunkSink,
+  signal: AbortSignal,
+): Promise<TransferResult> {
+  return streamOpenedFile(await openForRead(backend, jail, remotePath), sink, signal);
+}
+
+async function readChunk(file: BackendFile, position: number, length: number, signal: AbortSignal): Promise<Uint8Array> {
+  const buffer = Buffer.allocUnsafe(length);
   const n = await file.read(buffer, position, { signal });
   return buffer.subarray(0, n);
 }

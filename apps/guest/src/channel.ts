@@ -1,0 +1,74 @@
+/**
+ * A push-to-pull bridge with room for one chunk: the producer's `send()` resolves only
+ * once the consumer has taken the chunk, so a slow or stalled reader stalls the producer
+ * (a file read, a child's pipe) instead of filling memory.
+ */
+export class Channel implements AsyncIterable<Uint8Array> {
+  private slot: Uint8Array | undefined;
+  private ended = false;
+  private failure: Error | undefined;
+  private consumerGone: Error | undefined;
+  private wakeConsumer: (() => void) | undefined;
+  private wakeProducer: (() => void) | undefined;
+
+  private markDone!: () => void;
+  /** Settles once the consumer has finished (read to the end, failed, or stopped). */
+  readonly done = new Promise<void>((resolve) => (this.markDone = resolve));
+
+  constructor(private readonly goneError: () => Error) {}
+
+  /** Hands one chunk over; rejects once the consumer has stopped reading. */
+  async send(chunk: Uint8Array): Promise<void> {
+    if (this.consumerGone) throw this.consumerGone;
+    while (this.slot !== undefined) {
+      await new Promise<void>((resolve) => (this.wakeProducer = resolve));
+      if (this.consumerGone) throw this.consumerGone;
+    }
+    this.slot = chunk;
+    this.poke('consumer');
+    while (this.slot === chunk && !this.consumerGone) {
+      await new Promise<void>((resolve) => (this.wakeProducer = resolve));
+    }
+    if (this.slot === chunk && this.consumerGone) throw this.consumerGone;
+  }
+
+  end(): void {
+    this.ended = true;
+    this.poke('consumer');
+  }
+
+  fail(error: Error): void {
+    this.failure ??= error;
+    this.poke('consumer');
+  }
+
+  private poke(who: 'consumer' | 'producer'): void {
+    const wake = who === 'consumer' ? this.wakeConsumer : this.wakeProducer;
+    if (who === 'consumer') this.wakeConsumer = undefined;
+    else this.wakeProducer = undefined;
+    wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    try {
+      for (;;) {
+        if (this.slot !== undefined) {
+          const chunk = this.slot;
+          this.slot = undefined;
+          this.poke('producer');
+          yield chunk;
+          continue;
+        }
+        if (this.failure) throw this.failure;
+        if (this.ended) return;
+        await new Promise<void>((resolve) => (this.wakeConsumer = resolve));
+      }
+    } finally {
+      if (!this.ended && !this.failure) {
+        this.consumerGone = this.goneError();
+        this.poke('producer');
+      }
+      this.markDone();
+    }
+  }
+}
