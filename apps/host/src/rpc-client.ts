@@ -161,11 +161,13 @@ class RpcAgentClient implements AgentClient {
   }
 
   write(path: string, source: AsyncIterable<Uint8Array>, size: number, sha256: string): Promise<TransferResult> {
-    const self = this;
     // Each chunk the RPC layer pulls means the agent granted credit: that is activity.
+    const touch = (): void => {
+      this.lastActivity = performance.now();
+    };
     async function* observed(): AsyncGenerator<Uint8Array> {
       for await (const chunk of source) {
-        self.lastActivity = performance.now();
+        touch();
         yield chunk;
       }
     }
