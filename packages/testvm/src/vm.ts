@@ -97,10 +97,10 @@ export class Vm {
   ) {
     this.info = info;
     this.timings = timings;
-    void qemu.exited.then(async () => {
+    void qemu.exited.then(async (exit) => {
       if (this.stopping !== undefined) return;
       const tail = await readTail(this.paths.consoleLog);
-      this.markGone(new GuestError(TestVmErrorCode.GUEST_EXITED, 'the guest shut down while commands were running', tail));
+      this.markGone(new GuestError(TestVmErrorCode.GUEST_EXITED, `the guest went away before vm.stop(): ${describeExit(exit)}`, tail));
     });
   }
 
