@@ -13,8 +13,10 @@ const freshAddress = (): string => `unix:${join(dir, `r${counter++}.sock`)}`;
 const transport = unix();
 const fast = { initialDelay: 5, maxDelay: 40, factor: 2, jitter: 0.5 };
 
-function next<K extends 'up' | 'down' | 'retry' | 'close'>(client: ReconnectingClient, event: K): Promise<unknown> {
-  return new Promise((resolve) => client.once(event, (value?: unknown) => resolve(value)));
+function next(client: ReconnectingClient, event: 'up' | 'down' | 'retry' | 'close'): Promise<unknown> {
+  // The typed EventEmitter wants per-event listeners; this helper only needs the first argument.
+  const emitter = client as unknown as { once(event: string, listener: (value?: unknown) => void): void };
+  return new Promise((resolve) => emitter.once(event, (value) => resolve(value)));
 }
 
 /** A server that can be started and stopped at one address, like a guest that reboots. */
