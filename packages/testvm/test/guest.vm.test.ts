@@ -102,6 +102,11 @@ describe('a booted guest (one VM for this file)', () => {
     expect(Buffer.concat(received).equals(expectedBack)).toBe(true);
   });
 
+  it('reaches itself over TCP loopback (127.0.0.1 and localhost)', async () => {
+    const result = await vm.run('node', [join(fixtures, 'tcp-loopback.mjs')], { timeoutMs: 30_000 });
+    expect(result).toMatchObject({ exitCode: 0, stdout: 'via 127.0.0.1\nvia localhost\n' });
+  });
+
   it('propagates exit codes, signals and spawn failures', async () => {
     expect((await vm.run('true')).exitCode).toBe(0);
     expect((await vm.run('sh', ['-c', 'exit 7'])).exitCode).toBe(7);
