@@ -6,7 +6,7 @@
 //                  {type:'shutdown'}
 //   guest -> host  {type:'ready', release, cpus, memoryBytes, modules, uptimeMs}
 //                  {type:'out', id, stream, data(base64)}
-//                  {type:'exit', id, exitCode, signal, truncated, spawnError?}
+//                  {type:'exit', id, exitCode, signal, truncated, spawnError?, failure?: 'bad-cwd'}
 //                  {type:'fatal', message}  {type:'bye'}
 // Every finished command is also summarised on the result port (a host file).
 const fs = require('node:fs');
@@ -175,6 +175,14 @@ function signalNumber(signal) {
   return os.constants.signals[signal] ?? 0;
 }
 
+function isDirectory(path) {
+  try {
+    return fs.statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 function runCommand(request) {
   const { id } = request;
   const job = {
@@ -187,7 +195,7 @@ function runCommand(request) {
     drainTimer: undefined,
     armDrain: () => {},
   };
-  const finish = (exitCode, signal, spawnError) => {
+  const finish = (exitCode, signal, spawnError, failure) => {
     if (job.done) return;
     job.done = true;
     clearTimeout(job.drainTimer);
@@ -195,10 +203,14 @@ function runCommand(request) {
     // 9p with cache=loose keeps writes in the guest's page cache: flush them so the host
     // sees a command's files as soon as the command is reported done.
     flushWritableShares(() => {
-      send({ type: 'exit', id, exitCode, signal, truncated: job.truncated, spawnError });
+      send({ type: 'exit', id, exitCode, signal, truncated: job.truncated, spawnError, failure });
       summarise({ id, cmd: request.cmd, args: request.args, exitCode, signal, stdoutTail: job.tails.stdout, stderrTail: job.tails.stderr });
     });
   };
+  if (!isDirectory(request.cwd)) {
+    finish(127, null, `working directory '${request.cwd}' does not exist in the guest`, 'bad-cwd');
+    return;
+  }
   let child;
   try {
     child = spawn(request.cmd, request.args ?? [], {

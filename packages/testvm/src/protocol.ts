@@ -20,7 +20,7 @@ export type HostMessage =
 export type GuestMessage =
   | ({ type: 'ready' } & GuestInfo)
   | { type: 'out'; id: number; stream: 'stdout' | 'stderr'; data: string }
-  | { type: 'exit'; id: number; exitCode: number; signal: string | null; truncated: boolean; spawnError?: string }
+  | { type: 'exit'; id: number; exitCode: number; signal: string | null; truncated: boolean; spawnError?: string; failure?: 'bad-cwd' }
   | { type: 'fatal'; message: string }
   | { type: 'bye' };
 

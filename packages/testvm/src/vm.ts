@@ -210,6 +210,10 @@ export class Vm {
       case 'exit': {
         const run = this.runs.get(message.id);
         if (run === undefined) return;
+        if (message.failure === 'bad-cwd') {
+          this.finishRun(message.id, testVmError(TestVmErrorCode.BAD_CWD, message.spawnError ?? 'bad working directory'));
+          return;
+        }
         const { stdout, stderr } = decode(run);
         this.finishRun(message.id, {
           exitCode: message.exitCode,

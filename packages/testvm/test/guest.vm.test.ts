@@ -157,6 +157,13 @@ describe('a booted guest (one VM for this file)', () => {
   it('refuses bad run arguments with coded errors', async () => {
     await expect(vm.run('')).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
     await expect(vm.run('echo', ['ok'], { timeoutMs: -1 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    await expect(vm.run('true', [], { cwd: '/no/such/dir' })).rejects.toMatchObject({
+      code: TestVmErrorCode.BAD_CWD,
+      message: expect.stringContaining('/no/such/dir'),
+    });
+    // A variable set to undefined is removed from the default environment.
+    const env = await vm.run('sh', ['-c', 'echo "${HOME:-unset} $EXTRA"'], { env: { HOME: undefined, EXTRA: 'x' } });
+    expect(env.stdout).toBe('unset x\n');
   });
 
   it('names its ports and refuses unknown ones', () => {
