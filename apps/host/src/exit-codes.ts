@@ -53,6 +53,7 @@ const BY_CODE: ReadonlyMap<string, ExitCode> = new Map<string, ExitCode>([
   ['ELOOP', ExitCode.REMOTE_FILE],
   ['ENOSPC', ExitCode.REMOTE_FILE],
   ['ERR_VMLINK_INVALID_PATH', ExitCode.REMOTE_FILE],
+  ['ERR_VMLINK_FILE_CHANGED', ExitCode.REMOTE_FILE],
   ['ERR_VMLINK_LOCAL_FILE', ExitCode.LOCAL_FILE],
   ['ERR_VMLINK_CHECKSUM_MISMATCH', ExitCode.INTEGRITY],
   ['ERR_VMLINK_SIZE_MISMATCH', ExitCode.INTEGRITY],
