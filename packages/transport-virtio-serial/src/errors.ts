@@ -9,3 +9,8 @@ export function connectionReset(syscall: string, address: string, why: string): 
 export function protocolError(address: string, why: string): VmlinkError {
   return new VmlinkError('ERR_VMLINK_VIRTIO_SERIAL_PROTOCOL', `virtio-serial protocol error on ${address}: ${why}`);
 }
+
+/** A write dropped because its Connection was destroyed first (Node's code for that). */
+export function destroyedError(): VmlinkError {
+  return new VmlinkError('ERR_STREAM_DESTROYED', 'Cannot call write after a stream was destroyed');
+}

@@ -1,7 +1,7 @@
 import { ListenerBase, toConnection, type Transport } from '@vmlink/transport';
 import { UNNAMED_HOST_URI } from './address.js';
 import { nativeBinding, type FdStream } from './binding.js';
-import { connectionReset, protocolError } from './errors.js';
+import { connectionReset, destroyedError, protocolError } from './errors.js';
 import { FrameReader } from './frame-reader.js';
 import { GuestConnection, type GuestPortLink } from './guest-connection.js';
 import { FrameType, encodeData, encodeHeader, type Header } from './wire.js';
@@ -31,7 +31,11 @@ type Phase = 'idle' | 'acked' | 'open';
  * and turns each host handshake into a new Connection.
  */
 export class VirtioSerialListener extends ListenerBase implements GuestPortLink {
-  private readonly stream: FdStream;
+  private stream: FdStream;
+  /** Wake-ups of streams replaced by reopen(), so `wakeups` keeps counting. */
+  private pastWakeups = 0;
+  /** The write the native stream holds now (its callback must run even if the fd is replaced). */
+  private inFlight: QueuedWrite | undefined;
   private readonly reader: FrameReader;
   private phase: Phase = 'idle';
   private nonce: bigint | undefined;
@@ -40,12 +44,17 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
   private writing = false;
   private refed = true;
 
-  /** Takes ownership of `fd` (an open virtio-serial port, or a stand-in in tests). */
+  /**
+   * Takes ownership of `fd` (an open virtio-serial port, or a stand-in in tests).
+   * `reopen` opens the port again (see onHangup); without it a write left pending while
+   * the host is away stays pending until the host is back.
+   */
   constructor(
     transport: Transport,
     fd: number,
     private readonly uri: string,
     signal?: AbortSignal,
+    private readonly reopen?: () => number,
   ) {
     super(transport, signal);
     this.reader = new FrameReader(
@@ -56,13 +65,18 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
       },
       { scanning: true }, // whatever a former host left in the port is stale
     );
+    this.stream = this.openStream(fd);
+  }
+
+  private openStream(fd: number): FdStream {
     const { FdStream } = nativeBinding();
-    this.stream = new FdStream(fd, { hangupMode: 'notify' }, {
+    const stream = new FdStream(fd, { hangupMode: 'notify' }, {
       onData: (chunk) => this.reader.feed(chunk),
       onError: (error) => this.onReadError(error),
       onHangup: () => this.onHangup(),
     });
-    this.stream.readStart();
+    stream.readStart();
+    return stream;
   }
 
   address(): string {
@@ -71,7 +85,7 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
 
   /** Native wake-ups so far: a hung-up port must not make this climb (no spinning). */
   get wakeups(): number {
-    return this.stream.wakeups;
+    return this.pastWakeups + this.stream.wakeups;
   }
 
   /** True while the host is away (between the hang-up and its return). */
@@ -133,6 +147,31 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
     // is dropped; the next host starts with HELLO.
     this.reader.scan();
     this.endSession(connectionReset('read', this.uri, 'the host went away'));
+    if (this.inFlight !== undefined && this.reopen !== undefined && !this.stream.closed) this.replaceStream(this.reopen);
+  }
+
+  /**
+   * A write the kernel refused with EAGAIN because the host left would wait in the
+   * native stream for the host's return, and the stream re-polls it on every wake-up
+   * while the port reports HUP: a busy loop (see README, Limits). Its bytes would only
+   * be discarded by the next host anyway, so drop it: close the fd (the only way to drop
+   * a pending native write) and open the port again.
+   */
+  private replaceStream(reopen: () => number): void {
+    const dropped = this.inFlight;
+    this.inFlight = undefined;
+    this.writing = false;
+    this.pastWakeups += this.stream.wakeups;
+    this.stream.close();
+    try {
+      this.stream = this.openStream(reopen());
+      this.updateRef();
+    } catch (error) {
+      this.reportError(error as Error); // e.g. EBUSY: another process took the port meanwhile
+      void this.close();
+    }
+    dropped?.callback?.(connectionReset('write', this.uri, 'the host went away'));
+    this.pump();
   }
 
   private onReadError(error: Error): void {
@@ -199,7 +238,7 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
   connectionClosed(connection: GuestConnection): void {
     if (this.connection !== connection) return;
     this.connection = undefined;
-    this.dropQueued(connection.nonce, new Error('the Connection was destroyed'), connection);
+    this.dropQueued(connection.nonce, destroyedError(), connection);
     // Tell the host, unless it already knows: it then discards nothing but our DATA.
     if (!connection.sentEnd && this.phase === 'open' && this.nonce === connection.nonce) {
       connection.sentEnd = true;
@@ -237,6 +276,7 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
         // back. Such bytes reach the next host before its ACK, and it discards them.
         done = this.stream.write(write.records, (error) => {
           this.writing = false;
+          this.inFlight = undefined;
           write.callback?.(error);
           this.pump();
         });
@@ -245,7 +285,10 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
         continue;
       }
       if (done) write.callback?.(null);
-      else this.writing = true;
+      else {
+        this.writing = true;
+        this.inFlight = write;
+      }
     }
   }
 

@@ -1,0 +1,81 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as vitest from 'vitest';
+import { describeTransportCompliance } from '@vmlink/compliance/transport';
+import { runGuestNodeTest, startVm, type Vm } from '@vmlink/testvm';
+import { virtioSerial } from '../src/index.js';
+import { reconnectLoop, readGuestStats } from './helpers/reconnect.js';
+import { startStalledSocket } from './helpers/stalled.js';
+import { BOOT_TIMEOUT_MS, guestDir, repoRoot, startGuestServer, type GuestServer } from './helpers/vm.js';
+
+// One VM for the whole file. Port A: the compliance peer; port B: the reconnect server;
+// port C: nobody's (guest-side listener checks).
+const PORT_COMPLIANCE = 'org.vmlink.vs.compliance';
+const PORT_RECONNECT = 'org.vmlink.vs.reconnect';
+const PORT_SPARE = 'org.vmlink.vs.spare';
+const host = virtioSerial({ side: 'host' });
+
+let vm: Vm | undefined;
+const servers: GuestServer[] = [];
+
+function bootedVm(): Vm {
+  if (!vm) throw new Error('the VM did not boot (see beforeAll)');
+  return vm;
+}
+
+describe('virtio-serial host<->guest (one VM)', () => {
+  beforeAll(async () => {
+    vm = await startVm({ share: repoRoot, ports: [PORT_COMPLIANCE, PORT_RECONNECT, PORT_SPARE] });
+    servers.push(await startGuestServer(vm, PORT_COMPLIANCE), await startGuestServer(vm, PORT_RECONNECT));
+  }, BOOT_TIMEOUT_MS);
+
+  afterAll(async () => {
+    for (const server of servers) await server.stop();
+    await vm?.stop();
+  }, 30_000);
+
+  // The suite dials from this process through QEMU's chardev socket; the peer listens on
+  // /dev/virtio-ports/NAME inside the guest.
+  describeTransportCompliance(
+    {
+      transport: host,
+      startPeer: async () => ({ address: `virtio-serial+unix:${bootedVm().portPath(PORT_COMPLIANCE)}`, close: async () => {} }),
+      unreachableAddress: () => 'virtio-serial+unix:/nonexistent/vmlink/chardev.sock',
+      stalledAddress: startStalledSocket,
+      child: { module: '@vmlink/transport-virtio-serial', factory: 'virtioSerial', args: [{ side: 'host' }] },
+      timeoutMs: 120_000,
+    },
+    vitest,
+  );
+
+  it('host disconnects and reconnects 100 times with a request in flight: no hang, no spin, no stale byte, every request settled', async () => {
+    const address = `virtio-serial+unix:${bootedVm().portPath(PORT_RECONNECT)}`;
+    const host100 = await reconnectLoop(host, address, 100);
+    const guest = await readGuestStats(host, address);
+    const context = `host: ${JSON.stringify(host100)}\nguest: ${JSON.stringify(guest)}\nguest output:\n${servers[1]?.output()}`;
+
+    // Host side: every request settled, and every reply that came was exactly ours.
+    expect(host100.answered + host100.failed, context).toBe(100);
+    expect(host100.wrongReplies, context).toEqual([]);
+    expect(Object.keys(host100.failureCodes).every((code) => /^(ABORT_ERR|ECONNRESET)$/.test(code)), context).toBe(true);
+    // Guest side: one Connection per dial (+1 for the stats one), no stale first line,
+    // every request it saw answered or failed with a code.
+    expect(guest.connections, context).toBe(101);
+    expect(guest.stale, context).toEqual([]);
+    expect(Object.keys(guest.failed).every((code) => code !== 'NO_CODE'), context).toBe(true);
+    // No spin while the host was away for a second: a spinning process burns ~100 ticks/s.
+    const longAbsences = guest.away.filter((a) => a.ms >= 900);
+    expect(longAbsences.length, context).toBeGreaterThanOrEqual(3);
+    for (const absence of longAbsences) {
+      expect(absence.ticks, context).toBeLessThanOrEqual(25);
+      expect(absence.wakeups, context).toBeLessThanOrEqual(20);
+    }
+  }, 600_000);
+
+  it('guest-side listener checks (EBUSY, ENOENT, no spin without a host, no leaked handles) pass in the guest', async () => {
+    const result = await runGuestNodeTest(bootedVm(), join(guestDir, 'listener.test.mjs'), {
+      env: { VS_SPARE_PORT: PORT_SPARE, VS_BUSY_PORT: PORT_COMPLIANCE },
+    });
+    expect(result.exitCode, result.output).toBe(0);
+  }, 180_000);
+});
