@@ -26,7 +26,9 @@ interface Session {
 
 /** The vsock CID, read lazily through @vmlink/vsock when that package can load here. */
 async function readVsockCid(): Promise<number | undefined> {
-  const vsock = (await import('@vmlink/vsock')) as Record<string, unknown>;
+  // A variable specifier: @vmlink/vsock is optional here (its types are not needed at build).
+  const specifier = '@vmlink/vsock';
+  const vsock = (await import(specifier)) as Record<string, unknown>;
   for (const name of ['getLocalCid', 'localCid', 'getLocalCID']) {
     const fn = vsock[name];
     if (typeof fn === 'function') return (await (fn as () => number | Promise<number>)()) ?? undefined;

@@ -8,13 +8,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GUEST_CLI, HOST_CLI, REPO_ROOT, Story, bold, dim } from './demo-kit.js';
 import { runAgentStory } from './demo-steps.js';
+import { loadTestVm, type GuestVm } from './testvm.js';
 
 export const AGENT_PORT = 'org.vmlink.agent.0';
 const AGENT_LOG = '/tmp/vmlink-agent.log';
 const AGENT_PID = '/tmp/vmlink-agent.pid';
 
-type TestVm = typeof import('@vmlink/testvm');
-type Vm = Awaited<ReturnType<TestVm['startVm']>>;
+type Vm = GuestVm;
 
 function indent(text: string): string {
   return text
@@ -47,7 +47,7 @@ for i in $(seq 1 100); do kill -0 $pid 2>/dev/null || exit 0; sleep 0.1; done; e
 async function main(): Promise<number> {
   const story = new Story();
   process.stdout.write(`${bold('vmlink demo:vm')}: an agent in a QEMU guest, the CLI on the host over virtio-serial\n`);
-  const testvm = (await import('@vmlink/testvm')) as TestVm;
+  const testvm = await loadTestVm();
   const workDir = await mkdtemp(path.join(tmpdir(), 'vmlink-demo-vm-'));
   story.heading('boot a throwaway guest (QEMU, TCG: this takes a while)');
   const vm = await testvm.startVm({ share: REPO_ROOT, ports: [AGENT_PORT], memoryMiB: 1024, timeoutMs: 180_000 });

@@ -9,9 +9,9 @@ import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startVm, type Vm } from '@vmlink/testvm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../src/exit-codes.js';
+import { loadTestVm, type GuestVm } from '../src/testvm.js';
 import { GUEST_CLI, HOST_CLI, runVmlink, spawnVmlink } from './helpers.js';
 
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
@@ -27,7 +27,7 @@ async function sha256File(file: string): Promise<string> {
 }
 
 describe('vmlink CLI on the host, vmlink-guest in a QEMU guest, over virtio-serial', () => {
-  let vm: Vm;
+  let vm: GuestVm;
   let local: string;
   let uri: string;
 
@@ -48,7 +48,7 @@ for i in $(seq 1 300); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; e
 
   beforeAll(async () => {
     local = await mkdtemp(path.join(tmpdir(), 'vmlink-vm-e2e-'));
-    vm = await startVm({ share: repoRoot, ports: [PORT], memoryMiB: 1024 });
+    vm = await (await loadTestVm()).startVm({ share: repoRoot, ports: [PORT], memoryMiB: 1024 });
     uri = `virtio-serial+unix:${vm.portPath(PORT)}`;
     await startAgent();
   }, 240_000);
