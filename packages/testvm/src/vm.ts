@@ -1,5 +1,6 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { abortError, throwIfAborted, invalidArgType, validateAbortSignal, validateInteger } from '@vmlink/errors';
 import { archProfile } from './arch.js';
@@ -308,6 +309,37 @@ function describeExit(exit: QemuExit): string {
 }
 
 /**
+ * The control channel, and the guest's 'ready' (or 'fatal' while setting up). Messages
+ * after that go to `later`.
+ */
+function readyHandshake(socket: Socket, later: (message: GuestMessage) => void): { control: ControlChannel; ready: Promise<GuestInfo> } {
+  let settled = false;
+  let onReady: (info: GuestInfo) => void = () => {};
+  let onFatal: (message: string) => void = () => {};
+  const ready = new Promise<GuestInfo>((resolve, reject) => {
+    onReady = resolve;
+    onFatal = (message) => reject(testVmError(TestVmErrorCode.BOOT_FAILED, `the guest could not set up: ${message}`));
+  });
+  const control = new ControlChannel(
+    socket,
+    (message) => {
+      if (settled) {
+        later(message);
+      } else if (message.type === 'ready') {
+        settled = true;
+        const { type: _type, ...info } = message;
+        onReady(info);
+      } else if (message.type === 'fatal') {
+        settled = true;
+        onFatal(message.message);
+      }
+    },
+    () => {},
+  );
+  return { control, ready };
+}
+
+/**
  * Boots a throwaway guest: Debian kernel, busybox initramfs with the host's node, the
  * shares at their host paths, the ports as /dev/virtio-ports/NAME. Resolves when a
  * command can run.
@@ -361,47 +393,31 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
   };
   signal?.addEventListener('abort', onAbort, { once: true });
 
+  let control: ControlChannel | undefined;
   try {
+    const stopped = new Promise<never>((_, reject) => {
+      void qemu.exited.then(() => reject(failure ?? new Error('QEMU stopped before the guest was ready')));
+    });
+    stopped.catch(() => {}); // awaited below; may settle while nothing awaits it yet
     const socket = await connectWhenListening(controlSocket, () => failure === undefined && !qemu.hasExited);
-    if (socket !== undefined) {
-      let onReady: (info: GuestInfo) => void = () => {};
-      let onFatal: (message: string) => void = () => {};
-      const ready = new Promise<GuestInfo>((resolve, reject) => {
-        onReady = resolve;
-        onFatal = (message) => reject(testVmError(TestVmErrorCode.BOOT_FAILED, `the guest could not set up: ${message}`));
-      });
-      const control = new ControlChannel(
-        socket,
-        (message) => {
-          if (message.type === 'ready') {
-            const { type: _type, ...info } = message;
-            onReady(info);
-          }
-          else if (message.type === 'fatal' && vm === undefined) onFatal(message.message);
-          else vm?.handleMessage(message);
-        },
-        () => {},
-      );
-      control.send({
-        type: 'config',
-        shares: resolved.shares.map((s) => ({ tag: s.tag, path: s.path, readOnly: resolved.shareReadOnly })),
-        ports: resolved.ports,
-        outputCap: resolved.maxOutputBytes,
-      });
-      const aborted = new Promise<never>((_, reject) => {
-        const check = (): void => reject(failure ?? new Error('QEMU exited'));
-        void qemu.exited.then(check);
-      });
-      const info = await Promise.race([ready, aborted]);
-      vm = new Vm(qemu, control, resolved, paths, info, { prepareMs, bootMs: performance.now() - bootStart });
-      return vm;
-    }
-    throw failure ?? new Error('QEMU exited');
+    if (socket === undefined) return await stopped;
+    const handshake = readyHandshake(socket, (message) => vm?.handleMessage(message));
+    control = handshake.control;
+    control.send({
+      type: 'config',
+      shares: resolved.shares.map((s) => ({ tag: s.tag, path: s.path, readOnly: resolved.shareReadOnly })),
+      ports: resolved.ports,
+      outputCap: resolved.maxOutputBytes,
+    });
+    const info = await Promise.race([handshake.ready, stopped]);
+    vm = new Vm(qemu, control, resolved, paths, info, { prepareMs, bootMs: performance.now() - bootStart });
+    return vm;
   } catch (err) {
     const exit = qemu.hasExited ? await qemu.exited : undefined;
     const tail = await readTail(paths.consoleLog);
     const qemuLog = (await readTail(join(tmpDir, 'qemu.log'), 2048)).trim();
     const resultLog = (await readTail(paths.resultLog, 2048)).trim();
+    control?.close();
     await qemu.release();
     if (failure !== undefined && (failure.name === 'AbortError' || timedOut)) {
       if (failure.name === 'AbortError') throw failure;
