@@ -180,7 +180,8 @@ export class Agent {
       if (session.active > this.options.limits.maxConcurrentPerConnection) {
         throw agentError(AgentErrorCode.TOO_MANY_STREAMS, `more than ${this.options.limits.maxConcurrentPerConnection} requests in flight on this connection`);
       }
-      if (params === null || typeof params !== 'object' || Array.isArray(params)) {
+      params ??= {}; // a call without params
+      if (typeof params !== 'object' || Array.isArray(params)) {
         throw agentError(AgentErrorCode.INVALID_PARAMS, `${method}: params must be an object`);
       }
       const signal = AbortSignal.any([context.signal, this.hardStop.signal]);

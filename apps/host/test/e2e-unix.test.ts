@@ -155,6 +155,18 @@ describe('vmlink CLI against vmlink-guest over unix', () => {
     expect(usage.code).toBe(ExitCode.USAGE);
   });
 
+  it('bench measures round trips and bulk throughput', async () => {
+    const run = await runVmlink(['bench', agent.uri, '--rounds', '20', '--size', '4', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout) as { ping: { rounds: number; perSecond: number }; upload: { bytes: number }; download: { bytes: number } };
+    expect(report.ping.rounds).toBe(20);
+    expect(report.ping.perSecond).toBeGreaterThan(0);
+    expect(report.upload.bytes).toBe(4 * 1024 * 1024);
+    expect(report.download.bytes).toBe(4 * 1024 * 1024);
+    const table = await runVmlink(['bench', agent.uri, '--rounds', '5', '--size', '1']);
+    expect(table.stdout).toMatch(/\| ping round trips\/s \(5\) \| \d+ \|/);
+  }, 60_000);
+
   it('Ctrl-C on a download removes the partial file', async () => {
     await writeFile(path.join(root, 'huge2.bin'), '');
     await truncate(path.join(root, 'huge2.bin'), 2 * 1024 ** 3);

@@ -1,0 +1,80 @@
+/**
+ * The vmlink-guest binary itself (built dist/cli.js): --help, usage errors, several
+ * --listen URIs where some cannot be served, the request log, SIGTERM.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RpcPeer } from '@vmlink/rpc';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const GUEST_CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+describe('vmlink-guest command line', () => {
+  let work: string;
+  beforeAll(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'vmlink-agent-cli-'));
+  });
+  afterAll(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('--help prints the usage and exits 0; a bad flag exits 2 naming it', () => {
+    const help = spawnSync(process.execPath, [GUEST_CLI, '--help'], { encoding: 'utf8' });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: vmlink-guest/);
+    for (const flag of ['--listen', '--aio', '--root', '--allow-exec', '--json']) expect(help.stdout).toContain(flag);
+    const bad = spawnSync(process.execPath, [GUEST_CLI, '--aio', 'uring'], { encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("'uring'");
+  });
+
+  it('exits 1 when no --listen URI can be served', () => {
+    const run = spawnSync(process.execPath, [GUEST_CLI, '--listen', 'virtio-serial:org.vmlink.absent.0'], { encoding: 'utf8', timeout: 30_000 });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(/cannot listen uri=virtio-serial:org\.vmlink\.absent\.0/);
+    expect(run.stderr).toMatch(/ERR_VMLINK_NO_LISTENER/);
+  });
+
+  it('serves the URIs it can, logs the ones it cannot, one log line per request, exits 0 on SIGTERM', async () => {
+    const socketPath = path.join(work, 'agent.sock');
+    const agent = spawn(
+      process.execPath,
+      [GUEST_CLI, '--listen', 'virtio-serial:org.vmlink.absent.0', '--listen', `unix:${socketPath}`, '--json'],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let log = '';
+    agent.stderr?.setEncoding('utf8').on('data', (t: string) => (log += t));
+    const exited = new Promise<number | null>((resolve) => agent.on('exit', (code) => resolve(code)));
+    const deadline = Date.now() + 20_000;
+    while (!log.includes('"msg":"ready"')) {
+      if (agent.exitCode !== null || Date.now() > deadline) throw new Error(`agent did not start:\n${log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const socket = connect(socketPath);
+    await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    const rpc = new RpcPeer(socket);
+    expect(await rpc.call('ping')).toMatchObject({ pong: true });
+    const info = (await rpc.call('info')) as { transports: string[]; agent: { root: string | null } };
+    expect(info.transports).toEqual([`unix:${socketPath}`]);
+    await expect(rpc.call('fs.stat', { path: '/' })).rejects.toMatchObject({ code: 'ERR_VMLINK_FS_DISABLED' });
+    await expect(rpc.call('exec', { command: 'uname' })).rejects.toMatchObject({ code: 'ERR_VMLINK_EXEC_DENIED' });
+    await rpc.close();
+    agent.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const lines = log.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toContainEqual(expect.objectContaining({ kind: 'error', msg: 'cannot listen', uri: 'virtio-serial:org.vmlink.absent.0' }));
+    const requests = lines.filter((l) => l['kind'] === 'req');
+    expect(requests.map((r) => [r['msg'], r['result']])).toEqual([
+      ['ping', 'OK'],
+      ['info', 'OK'],
+      ['fs.stat', 'ERR_VMLINK_FS_DISABLED'],
+      ['exec', 'ERR_VMLINK_EXEC_DENIED'],
+    ]);
+    for (const r of requests) expect(r).toMatchObject({ peer: expect.stringMatching(/#\d+$/), ms: expect.any(Number) });
+    expect(lines.at(-1)).toMatchObject({ msg: 'stopped' });
+  }, 60_000);
+});
