@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createFsBackend, type AioBackend } from '@vmlink/aio';
+import { createBackend, type AioBackend } from '@vmlink/aio';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listDirectory, readFileStreamed, statPath, sweepStaleTempFiles, tempNameFor, writeFileAtomic } from '../src/methods/files.js';
 import { RootJail } from '../src/policy/confine.js';
@@ -16,7 +16,7 @@ async function* chunks(data: Uint8Array, size: number, failAfter?: number): Asyn
   }
 }
 
-describe('file methods over a real fs AIO backend and real files', () => {
+describe.each(['fs', 'threadpool', 'iosubmit'] as const)('file methods over the %s AIO backend and real files', (backendName) => {
   let base: string;
   let root: string;
   let jail: RootJail;
@@ -30,7 +30,7 @@ describe('file methods over a real fs AIO backend and real files', () => {
     await writeFile(path.join(base, 'outside.txt'), 'secret');
     await symlink(path.join(base, 'outside.txt'), path.join(root, 'sub', 'leak'));
     jail = await RootJail.create(root);
-    backend = createFsBackend();
+    backend = await createBackend(backendName);
   });
   afterAll(async () => {
     await backend.close();
