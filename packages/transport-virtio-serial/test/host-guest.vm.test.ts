@@ -52,6 +52,8 @@ describe('virtio-serial host<->guest (one VM)', () => {
     const address = `virtio-serial+unix:${bootedVm().portPath(PORT_RECONNECT)}`;
     const host100 = await reconnectLoop(host, address, 100);
     const guest = await readGuestStats(host, address);
+    const longest = guest.away.filter((a) => a.ms >= 900).map((a) => `${a.ms} ms: ${a.ticks} ticks, ${a.wakeups} wake-ups`);
+    console.log(`reconnect x100: host ${JSON.stringify(host100)}; guest answered ${guest.answered}, failed ${JSON.stringify(guest.failed)}; away ${longest.join('; ')}`);
     const context = `host: ${JSON.stringify(host100)}\nguest: ${JSON.stringify(guest)}\nguest output:\n${servers[1]?.output()}`;
 
     // Host side: every request settled, and every reply that came was exactly ours.
