@@ -1,6 +1,7 @@
 import { connect } from 'node:net';
 import { unlink } from 'node:fs/promises';
 import { VmlinkError } from '@vmlink/errors';
+import { RpcPeer, withBody, type HandlerContext } from '@vmlink/rpc';
 import type { Connection, Listener, Transports } from '@vmlink/transport';
 import { openFileBackend, type FileBackend } from './aio.js';
 import { AgentErrorCode, agentError } from './errors.js';
@@ -11,7 +12,6 @@ import { RootJail } from './policy/confine.js';
 import { ExecPolicy } from './policy/exec-policy.js';
 import { METHODS, type MethodName } from './protocol.js';
 import type { AgentLogger } from './request-log.js';
-import { RpcPeer, withBody, type HandlerContext } from '@vmlink/rpc';
 import { Channel } from './channel.js';
 import { loadTransports } from './transports.js';
 
@@ -20,20 +20,18 @@ const MAX_PROTOCOL_WARNINGS = 16;
 
 interface Session {
   readonly peer: string;
+  /** Aborted when the connection closes: ends every call of this session, bodies included. */
+  readonly closed: AbortController;
   /** Requests of this connection still running (bodies included). */
   active: number;
 }
 
-/** The vsock CID, read lazily through @vmlink/vsock when that package can load here. */
+/** The local vsock CID through @vmlink/vsock (throws where AF_VSOCK is missing; info copes). */
 async function readVsockCid(): Promise<number | undefined> {
-  // A variable specifier: @vmlink/vsock is optional here (its types are not needed at build).
+  // A variable specifier: @vmlink/vsock is loaded at run time only, never needed to build.
   const specifier = '@vmlink/vsock';
-  const vsock = (await import(specifier)) as Record<string, unknown>;
-  for (const name of ['getLocalCid', 'localCid', 'getLocalCID']) {
-    const fn = vsock[name];
-    if (typeof fn === 'function') return (await (fn as () => number | Promise<number>)()) ?? undefined;
-  }
-  return undefined;
+  const { localCid } = (await import(specifier)) as { localCid?: () => number };
+  return localCid?.();
 }
 
 /**
@@ -142,7 +140,7 @@ export class Agent {
     // RPC's own cap only pushes back (it stops reading); ours answers with a clear code.
     const rpc = new RpcPeer(connection, { maxFrameSize: this.options.limits.maxFrameBytes, maxConcurrentRequests: limit * 4 });
     this.sessions.set(connection, rpc);
-    const session: Session = { peer: peerName, active: 0 };
+    const session: Session = { peer: peerName, active: 0, closed: new AbortController() };
     for (const method of METHODS) {
       rpc.handle(method, (params, context) => this.runCall(method, params, context, session));
     }
@@ -155,6 +153,7 @@ export class Agent {
     });
     this.log.event('connected', { peer: peerName });
     connection.once('close', () => {
+      session.closed.abort(agentError(AgentErrorCode.CLIENT_GONE, 'the client went away'));
       this.sessions.delete(connection);
       this.log.event('disconnected', { peer: peerName });
     });
@@ -184,7 +183,7 @@ export class Agent {
       if (typeof params !== 'object' || Array.isArray(params)) {
         throw agentError(AgentErrorCode.INVALID_PARAMS, `${method}: params must be an object`);
       }
-      const signal = AbortSignal.any([context.signal, this.hardStop.signal]);
+      const signal = AbortSignal.any([context.signal, session.closed.signal, this.hardStop.signal]);
       const ctx: CallContext = {
         peer: session.peer,
         signal,
@@ -199,6 +198,9 @@ export class Agent {
         return reply;
       }
       const channel = new Channel(() => agentError(AgentErrorCode.CLIENT_GONE, 'the client stopped reading the body'));
+      // context.signal may no longer fire once the handler has returned: ours still does.
+      if (signal.aborted) channel.abort(signal.reason as Error);
+      else signal.addEventListener('abort', () => channel.abort(signal.reason as Error), { once: true });
       // The request is over when the body has been handed to RPC to the last byte (so a
       // shutdown does not end the connection under it), not merely produced.
       reply.produce((chunk) => channel.send(chunk)).then(

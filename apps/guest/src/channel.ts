@@ -32,6 +32,13 @@ export class Channel implements AsyncIterable<Uint8Array> {
     if (this.slot === chunk && this.consumerGone) throw this.consumerGone;
   }
 
+  /** The reader will never come (connection gone, shutdown): fail the producer, settle `done`. */
+  abort(reason: Error): void {
+    this.consumerGone ??= reason;
+    this.poke('producer');
+    this.markDone();
+  }
+
   end(): void {
     this.ended = true;
     this.poke('consumer');
