@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -59,6 +59,27 @@ describe('bad input is refused with a coded error before anything starts', () =>
       await expect(startVm()).rejects.toMatchObject({ code: TestVmErrorCode.QEMU_NOT_FOUND });
     } finally {
       process.env.PATH = savedPath;
+    }
+  });
+
+  it('no kernel in the cache and no apt to fetch one', async () => {
+    // A PATH with QEMU but without apt-cache/apt-get, and an empty cache.
+    const dir = await mkdtemp(join(tmpdir(), 'vmlink-testvm-noapt-'));
+    const savedPath = process.env.PATH;
+    const savedCache = process.env.VMLINK_TESTVM_CACHE;
+    try {
+      await symlink('/usr/bin/qemu-system-x86_64', join(dir, 'qemu-system-x86_64'));
+      process.env.PATH = dir;
+      process.env.VMLINK_TESTVM_CACHE = join(dir, 'cache');
+      await expect(startVm()).rejects.toMatchObject({
+        code: TestVmErrorCode.KERNEL_NOT_FOUND,
+        message: expect.stringContaining('apt-cache depends linux-image-amd64'),
+      });
+    } finally {
+      process.env.PATH = savedPath;
+      if (savedCache === undefined) delete process.env.VMLINK_TESTVM_CACHE;
+      else process.env.VMLINK_TESTVM_CACHE = savedCache;
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
