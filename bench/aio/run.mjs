@@ -25,6 +25,7 @@ const cfg = {
   quick: args.quick,
   fileSize: args.quick ? 256 << 20 : GiB,
   unalignedSize: args.quick ? 64 << 20 : 256 << 20,
+  appendCap: args.quick ? 256 << 20 : 2 * GiB,
   seconds: Number(args.seconds ?? (args.quick ? 2 : 10)),
   runs: Number(args.runs ?? (args.quick ? 1 : 3)),
   log: (line) => console.log(line),

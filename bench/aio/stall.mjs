@@ -14,7 +14,7 @@ const RESOLUTION_MS = 1;
 
 /**
  * Each scenario: prepare() -> { path, flags, cleanup? }, and the request one loop makes.
- * `cfg`: { file, fileSize, unalignedFile, unalignedSize }.
+ * `cfg`: { file, fileSize, unalignedFile, unalignedSize, appendCap }.
  */
 function scenarios(cfg) {
   return [
@@ -26,7 +26,9 @@ function scenarios(cfg) {
         const path = benchPath('stall-append.bin');
         closeSync(openSync(path, 'w'));
         let next = 0;
-        return { path, flags: DIRECT_RW, cleanup: () => rmSync(path, { force: true }), offset: () => (next++) * 64 * 1024, write: true };
+        // Capped: appends must never fill the disk, whatever the clock says.
+        const offset = () => (next * 64 * 1024 >= cfg.appendCap ? null : next++ * 64 * 1024);
+        return { path, flags: DIRECT_RW, cleanup: () => rmSync(path, { force: true }), offset, write: true };
       },
     },
     {
@@ -83,7 +85,11 @@ async function stallRun(cfg, scenario, engine) {
       depth: scenario.depth,
       seconds: cfg.seconds,
       warmupSeconds: 0,
-      op: (w) => (setup.write ? io.write(bufs[w], setup.offset()) : io.read(bufs[w], setup.offset())),
+      op: (w) => {
+        const offset = setup.offset();
+        if (offset === null) return null;
+        return setup.write ? io.write(bufs[w], offset) : io.read(bufs[w], offset);
+      },
     });
     delay.disable();
     const stats = io.stats();

@@ -3,8 +3,9 @@
 import { performance } from 'node:perf_hooks';
 
 /**
- * `op(worker, i)` performs one request and resolves to the bytes moved. Returns
- * { ops, bytes, seconds, opsPerSec, bytesPerSec }.
+ * `op(worker, i)` performs one request and resolves to the bytes moved, or returns null
+ * when that loop has nothing more to do (a size cap). The first error stops every loop and
+ * is rethrown. Returns { ops, bytes, seconds, opsPerSec, bytesPerSec }.
  */
 export async function closedLoop({ depth, seconds, op, warmupSeconds = 0.5 }) {
   let stop = false;
@@ -14,21 +15,31 @@ export async function closedLoop({ depth, seconds, op, warmupSeconds = 0.5 }) {
   const loops = Array.from({ length: depth }, async (_, worker) => {
     let i = 0;
     while (!stop) {
-      const n = await op(worker, i++);
+      const pending = op(worker, i++);
+      if (pending === null) return;
+      let n;
+      try {
+        n = await pending;
+      } catch (error) {
+        stop = true;
+        throw error;
+      }
       if (counting) {
         ops++;
         bytes += n;
       }
     }
   });
-  await sleep(warmupSeconds * 1000);
+  const all = Promise.all(loops);
+  const finished = all.then(() => true, () => true);
+  await Promise.race([sleep(warmupSeconds * 1000), finished]);
   counting = true;
   const start = performance.now();
-  await sleep(seconds * 1000);
+  await Promise.race([sleep(seconds * 1000), finished]);
   counting = false;
   const elapsed = (performance.now() - start) / 1000;
   stop = true;
-  await Promise.all(loops);
+  await all;
   return { ops, bytes, seconds: elapsed, opsPerSec: ops / elapsed, bytesPerSec: bytes / elapsed };
 }
 

@@ -304,25 +304,26 @@ class IoSubmitContext : public Napi::ObjectWrap<IoSubmitContext> {
     if (inFlight_ == 0 && watcher_) watcher_->Unref();
   }
 
+  // One reap per wake-up, never a loop: requests submitted from the callback may complete
+  // inside io_submit (page-cache hits, blocking appends in strict mode), and reaping them
+  // here again and again would never give the loop back to libuv (timers would starve).
+  // Their completions signal the eventfd, so the next loop iteration delivers them.
   void OnEventFdReadable() {
     if (destroyed_) return;
     kernel_->DrainEventFd();
-    Napi::Env env = Env();
-    for (;;) {
-      int got = kernel_->Reap(events_.data(), static_cast<int>(events_.size()));
-      if (got <= 0) return;  // nothing left (or io_getevents failed: the next wake retries)
-      for (int i = 0; i < got; i++) {
-        uint64_t slotIndex = events_[i].data;
-        if (slotIndex < slots_.size()) slots_[slotIndex].busy = false;
-        completionData_[2 * i] = static_cast<double>(slotIndex);
-        completionData_[2 * i + 1] = static_cast<double>(events_[i].res);
-      }
-      RemoveInFlight(static_cast<uint32_t>(got));
-      Napi::HandleScope scope(env);
-      // MakeCallback: runs the tick queue and microtasks afterwards, where JS resubmits.
-      onComplete_.MakeCallback(Value(), {Napi::Number::New(env, got)});
-      if (destroyed_) return;
+    int got = kernel_->Reap(events_.data(), static_cast<int>(events_.size()));
+    if (got <= 0) return;  // nothing (a wake for events already reaped), or io_getevents failed: retried next wake
+    for (int i = 0; i < got; i++) {
+      uint64_t slotIndex = events_[i].data;
+      if (slotIndex < slots_.size()) slots_[slotIndex].busy = false;
+      completionData_[2 * i] = static_cast<double>(slotIndex);
+      completionData_[2 * i + 1] = static_cast<double>(events_[i].res);
     }
+    RemoveInFlight(static_cast<uint32_t>(got));
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    // MakeCallback: runs the tick queue and microtasks afterwards, where JS resubmits.
+    onComplete_.MakeCallback(Value(), {Napi::Number::New(env, got)});
   }
 
   Napi::Value CancelSlot(const Napi::CallbackInfo& info) {
