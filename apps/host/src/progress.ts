@@ -89,6 +89,8 @@ export class ProgressBar {
 
   private draw(now: number): void {
     const snap = { done: this.done, total: this.total, elapsedMs: now - this.started };
-    this.out.write(`\r${renderProgressLine(this.label, snap, this.out.columns ?? 80)}\x1b[K`);
+    // A pty without a size (script, some CI runners) reports 0 columns.
+    const width = this.out.columns !== undefined && this.out.columns > 0 ? this.out.columns : 80;
+    this.out.write(`\r${renderProgressLine(this.label, snap, width)}\x1b[K`);
   }
 }

@@ -2,6 +2,7 @@
  * End to end on the host over the Unix transport: a real vmlink-guest child process and
  * real `vmlink` CLI child processes (built dist/), real files.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
@@ -9,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../src/exit-codes.js';
-import { type AgentProcess, runVmlink, spawnVmlink, startAgent } from './helpers.js';
+import { type AgentProcess, HOST_CLI, runVmlink, spawnVmlink, startAgent } from './helpers.js';
 
 async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
@@ -110,6 +111,15 @@ describe('vmlink CLI against vmlink-guest over unix', () => {
     expect(await leftovers(local)).toEqual([]);
     expect(await leftovers(path.join(root, 'dir'))).toEqual([]);
   }, 120_000);
+
+  it('draws a progress bar with rate and ETA on a terminal (a pty from script(1))', async () => {
+    const target = path.join(local, 'tty.bin');
+    const command = `${process.execPath} ${HOST_CLI} cp ${agent.uri}:/dir/big.bin ${target}`;
+    const run = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
+    expect(run.status, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/download tty\.bin \[#+\] 100% 64\.0 MiB\/64\.0 MiB .*\/s ETA/);
+    await rm(target);
+  }, 60_000);
 
   it('copies into a directory target and with the --uri form', async () => {
     const run = await runVmlink(['--uri', agent.uri, 'cp', ':/dir/hello.txt', local]);

@@ -27,6 +27,13 @@ describe('progress formatting (pure)', () => {
     expect(written).toEqual([]);
   });
 
+  it('falls back to 80 columns on a terminal that reports none', () => {
+    const written: string[] = [];
+    const bar = new ProgressBar('x', 10, { isTTY: true, columns: 0, write: (t: string) => written.push(t) }, 0);
+    bar.advance(5);
+    expect(written.join('')).toContain('50%');
+  });
+
   it('draws and ends with a newline on a terminal', () => {
     const written: string[] = [];
     const bar = new ProgressBar('x', 10, { isTTY: true, columns: 80, write: (t: string) => written.push(t) }, 0);
