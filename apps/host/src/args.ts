@@ -9,6 +9,8 @@ export interface CommonOptions {
   readonly json: boolean;
   /** Connect timeout, and the longest silence tolerated while a request runs. */
   readonly timeoutMs: number;
+  /** Keep dialing an agent that is not up yet (booting, restarting) until the timeout. */
+  readonly wait: boolean;
 }
 
 export type Command =
@@ -27,6 +29,7 @@ export type CommandName = (typeof COMMAND_NAMES)[number];
 const COMMON_HELP = `  --json           print the result as JSON (one object)
   --timeout MS     connect timeout and longest silence from the agent (default ${DEFAULT_TIMEOUT_MS})
   --uri URI        the agent URI, instead of the positional one
+  --wait           if nothing listens yet (agent booting or restarting), retry until --timeout
   --help           this help`;
 
 export const HELP: Readonly<Record<CommandName | 'main', string>> = {
@@ -109,6 +112,7 @@ export function parseHostArgs(argv: readonly string[]): Command {
       tokens: true,
       options: {
         json: { type: 'boolean', default: false },
+        wait: { type: 'boolean', default: false },
         timeout: { type: 'string' },
         uri: { type: 'string' },
         count: { type: 'string' },
@@ -150,6 +154,7 @@ export function parseHostArgs(argv: readonly string[]): Command {
   const common: CommonOptions = {
     json: values.json ?? false,
     timeoutMs: positiveInt(values.timeout, '--timeout', DEFAULT_TIMEOUT_MS),
+    wait: values.wait ?? false,
   };
   const explicitUri = values.uri;
   const takeUri = (): string => {

@@ -10,6 +10,8 @@ import { loadTransports } from './transports.js';
 export interface ConnectOptions {
   /** Connect timeout, and the longest silence tolerated while a call runs. */
   readonly timeoutMs: number;
+  /** Retry an unreachable agent (booting, restarting) with backoff until `timeoutMs`. */
+  readonly wait?: boolean;
 }
 
 /** RPC-level codes turned into the CLI's own (see exit-codes.ts). */
@@ -32,13 +34,20 @@ function connectError(uri: string, cause: Error): VmlinkError {
 /** Dials `uri` with every transport plugin that loads here and returns a client. */
 export async function connectAgent(uri: string, options: ConnectOptions): Promise<AgentClient> {
   const { transports } = await loadTransports();
-  let connection: Connection;
-  try {
-    connection = await transports.dial(uri, { timeout: options.timeoutMs });
-  } catch (error) {
-    throw connectError(uri, error as Error);
+  const deadline = performance.now() + options.timeoutMs;
+  for (let attempt = 0; ; attempt += 1) {
+    let connection: Connection;
+    try {
+      const left = Math.max(1, Math.round(deadline - performance.now()));
+      connection = await transports.dial(uri, { timeout: left });
+      return new RpcAgentClient(uri, connection, options.timeoutMs);
+    } catch (error) {
+      const failure = connectError(uri, error as Error);
+      const delay = Math.min(1000, 50 * 2 ** attempt);
+      if (!options.wait || failure.code !== 'ERR_VMLINK_UNREACHABLE' || performance.now() + delay >= deadline) throw failure;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
   }
-  return new RpcAgentClient(uri, connection, options.timeoutMs);
 }
 
 /**

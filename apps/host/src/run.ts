@@ -51,7 +51,7 @@ export async function runCli(argv: readonly string[], out: CliOutput = processOu
   const uri = uriOf(command) ?? '';
   let client: AgentClient | undefined;
   try {
-    client = await connectAgent(uri, { timeoutMs: command.common.timeoutMs });
+    client = await connectAgent(uri, { timeoutMs: command.common.timeoutMs, wait: command.common.wait });
     switch (command.name) {
       case 'ping':
         return await pingCommand(client, command.count, command.common, out);

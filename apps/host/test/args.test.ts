@@ -3,7 +3,7 @@ import { DEFAULT_TIMEOUT_MS, parseHostArgs } from '../src/args.js';
 import { parseEndpoint, planCopy, splitRemoteSpec } from '../src/remote-spec.js';
 import { ExitCode, exitCodeFor } from '../src/exit-codes.js';
 
-const common = { json: false, timeoutMs: DEFAULT_TIMEOUT_MS };
+const common = { json: false, timeoutMs: DEFAULT_TIMEOUT_MS, wait: false };
 
 describe('splitRemoteSpec: the URI:PATH rule (pure)', () => {
   it.each([
@@ -61,6 +61,7 @@ describe('parseHostArgs (pure)', () => {
     });
     expect(parseHostArgs(['bench', 'unix:/a.sock', '--rounds', '5', '--size', '2'])).toMatchObject({ rounds: 5, sizeMiB: 2 });
     expect(parseHostArgs(['--uri', 'unix:/a.sock', 'info'])).toMatchObject({ name: 'info', uri: 'unix:/a.sock' });
+    expect(parseHostArgs(['ping', 'u', '--wait', '--timeout', '500'])).toMatchObject({ common: { wait: true, timeoutMs: 500 } });
   });
 
   it('gives everything after -- to exec, including things that look like our flags', () => {

@@ -211,7 +211,13 @@ describe('vmlink CLI against vmlink-guest over unix', () => {
   it('the CLI fails cleanly while the agent is down, and works again after a restart', async () => {
     const down = await runVmlink(['ping', agent.uri]);
     expect(down.code).toBe(ExitCode.UNREACHABLE);
+    // --wait: a CLI started while the agent is down connects once it is back.
+    const waiting = spawnVmlink(['ping', agent.uri, '--wait', '--timeout', '30000']);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(waiting.child.exitCode).toBeNull();
     agent = await startAgent(socketPath, agentArgs()); // reclaims the stale socket file
+    const waited = await waiting.done;
+    expect(waited.code, waited.stderr).toBe(0);
     const up = await runVmlink(['ping', agent.uri]);
     expect(up.code, up.stderr).toBe(0);
   }, 60_000);
