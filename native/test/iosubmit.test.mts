@@ -143,6 +143,25 @@ describe('IoSubmitContext (native)', () => {
     }
   });
 
+  it('cancel: ENOENT for a slot not in flight; regular-file requests cannot be cancelled (EINVAL) and still complete', async () => {
+    const fd = openSync(path, 'r');
+    const { ctx, next } = openContext(4);
+    try {
+      expect(ctx.cancel(2)).toBe(2 /* ENOENT */);
+      setRequest(ctx, 0, { slot: 1, fd, op: layout.ops.read });
+      const buffer = Buffer.alloc(65536);
+      ctx.submit(1, [buffer]);
+      const result = ctx.inFlight > 0 ? ctx.cancel(1) : 2;
+      expect([0, 22 /* EINVAL */, 2 /* ENOENT: already reaped */]).toContain(result);
+      const [done] = await next(1);
+      expect(done?.slot).toBe(1);
+      expect(done?.res === 65536 || done?.res === -4 /* EINTR: cancelled */).toBe(true);
+    } finally {
+      ctx.destroy();
+      closeSync(fd);
+    }
+  });
+
   it('reaps completions from the userspace ring', () => {
     const { ctx } = openContext(4);
     expect(ctx.usesRing).toBe(true);
