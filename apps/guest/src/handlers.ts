@@ -2,7 +2,7 @@ import type { FileBackend } from './aio.js';
 import type { ChunkSink } from './methods/files.js';
 import { AgentErrorCode, agentError } from './errors.js';
 import { collectInfo, type InfoSources } from './info.js';
-import { checkExecRequest, runCommand } from './methods/exec.js';
+import { checkExecRequest, startCommand } from './methods/exec.js';
 import { listDirectory, openForRead, statPath, streamOpenedFile, writeFileAtomic } from './methods/files.js';
 import type { AgentLimits } from './options.js';
 import type { RootJail } from './policy/confine.js';
@@ -90,12 +90,11 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
     exec: async (params, ctx) => {
       const { command, args } = checkExecRequest(deps.policy, { command: params['command'], args: params['args'] });
       ctx.note('command', command);
+      const running = await startCommand(command, args, { cwd: deps.jail?.realRoot ?? '/', signal: ctx.signal });
       return new Streamed({ command }, async (send) => {
-        const result = await runCommand(command, args, {
-          cwd: deps.jail?.realRoot ?? '/',
-          signal: ctx.signal,
-          onOutput: (stream, chunk) => send(encodeExecRecord(stream === 'stdout' ? EXEC_STDOUT : EXEC_STDERR, chunk)),
-        });
+        const result = await running.collect((stream, chunk) =>
+          send(encodeExecRecord(stream === 'stdout' ? EXEC_STDOUT : EXEC_STDERR, chunk)),
+        );
         await send(encodeExecRecord(EXEC_EXIT, Buffer.from(JSON.stringify(result))));
         ctx.note('exit', result.exitCode ?? result.signal ?? '?');
       });

@@ -43,7 +43,7 @@ describe('vmlink-guest command line', () => {
     const socketPath = path.join(work, 'agent.sock');
     const agent = spawn(
       process.execPath,
-      [GUEST_CLI, '--listen', 'virtio-serial:org.vmlink.absent.0', '--listen', `unix:${socketPath}`, '--json'],
+      [GUEST_CLI, '--listen', 'virtio-serial:org.vmlink.absent.0', '--listen', `unix:${socketPath}`, '--json', '--allow-exec', 'vmlink-no-such-command'],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let log = '';
@@ -62,6 +62,8 @@ describe('vmlink-guest command line', () => {
     expect(info.transports).toEqual([`unix:${socketPath}`]);
     await expect(rpc.call('fs.stat', { path: '/' })).rejects.toMatchObject({ code: 'ERR_VMLINK_FS_DISABLED' });
     await expect(rpc.call('exec', { command: 'uname' })).rejects.toMatchObject({ code: 'ERR_VMLINK_EXEC_DENIED' });
+    // Allowed but not installed: the call itself fails with the errno code.
+    await expect(rpc.call('exec', { command: 'vmlink-no-such-command' })).rejects.toMatchObject({ code: 'ENOENT' });
     await rpc.close();
     agent.kill('SIGTERM');
     expect(await exited).toBe(0);
@@ -73,6 +75,7 @@ describe('vmlink-guest command line', () => {
       ['info', 'OK'],
       ['fs.stat', 'ERR_VMLINK_FS_DISABLED'],
       ['exec', 'ERR_VMLINK_EXEC_DENIED'],
+      ['exec', 'ENOENT'],
     ]);
     for (const r of requests) expect(r).toMatchObject({ peer: expect.stringMatching(/#\d+$/), ms: expect.any(Number) });
     expect(lines.at(-1)).toMatchObject({ msg: 'stopped' });

@@ -70,7 +70,7 @@ export function exitCodeFor(code: string | undefined): ExitCode {
 
 /** The table printed by `vmlink --help` and the README. */
 export const EXIT_CODE_HELP = `Exit codes:
-  0   success (exec: the remote command's own exit code)
+  0   success (exec: the remote command's own exit code; 127 not found, 126 not executable)
   1   other failure
   2   usage error
   65  checksum mismatch (the copy was discarded)

@@ -72,6 +72,9 @@ export async function runCli(argv: readonly string[], out: CliOutput = processOu
     const code = (error as { code?: unknown }).code;
     const codeText = typeof code === 'string' ? code : undefined;
     out.stderr.write(`vmlink ${command.name} ${uri}: ${(error as Error).message}${hintFor(codeText)} [${codeText ?? 'ERROR'}]\n`);
+    // Like a shell: an allowed command that is not installed or not executable.
+    if (command.name === 'exec' && codeText === 'ENOENT') return 127;
+    if (command.name === 'exec' && codeText === 'EACCES') return 126;
     return exitCodeFor(codeText);
   } finally {
     await client?.close().catch(() => undefined);

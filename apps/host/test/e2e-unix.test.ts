@@ -40,7 +40,7 @@ describe('vmlink CLI against vmlink-guest over unix', () => {
   let local: string;
   let socketPath: string;
   let agent: AgentProcess;
-  const agentArgs = (): string[] => ['--root', root, '--allow-exec', 'uname,echo,sh', '--grace-ms', '20000'];
+  const agentArgs = (): string[] => ['--root', root, '--allow-exec', 'uname,echo,sh,vmlink-no-such-command', '--grace-ms', '20000'];
 
   beforeAll(async () => {
     work = await mkdtemp(path.join(tmpdir(), 'vmlink-e2e-'));
@@ -75,7 +75,7 @@ describe('vmlink CLI against vmlink-guest over unix', () => {
     const info = await runVmlink(['info', agent.uri, '--json']);
     expect(info.code, info.stderr).toBe(0);
     const parsed = JSON.parse(info.stdout) as { hostname: string; agent: { allowExec: string[] }; transports: string[]; cpus: { count: number } };
-    expect(parsed.agent.allowExec).toEqual(['uname', 'echo', 'sh']);
+    expect(parsed.agent.allowExec).toEqual(['uname', 'echo', 'sh', 'vmlink-no-such-command']);
     expect(parsed.transports).toEqual([agent.uri]);
     expect(parsed.cpus.count).toBeGreaterThan(0);
     const text = await runVmlink(['info', agent.uri]);
@@ -132,6 +132,9 @@ describe('vmlink CLI against vmlink-guest over unix', () => {
     expect(echo).toMatchObject({ code: 0, stdout: 'hi there\n' });
     const mixed = await runVmlink(['exec', agent.uri, '--', 'sh', '-c', 'echo out; echo err >&2; exit 7']);
     expect(mixed).toMatchObject({ code: 7, stdout: 'out\n', stderr: 'err\n' });
+    const missing = await runVmlink(['exec', agent.uri, '--', 'vmlink-no-such-command']);
+    expect(missing.code).toBe(127); // allowed, but not installed: like a shell
+    expect(missing.stderr).toMatch(/ENOENT/);
     const json = await runVmlink(['exec', agent.uri, '--json', '--', 'sh', '-c', 'kill -TERM $$']);
     expect(json.code).toBe(128 + 15);
     expect(JSON.parse(json.stdout)).toMatchObject({ exitCode: null, signal: 'SIGTERM' });

@@ -1,5 +1,6 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
+import type { Readable } from 'node:stream';
 import type { ExecPolicy } from '../policy/exec-policy.js';
 
 export interface ExecRequest {
@@ -13,13 +14,6 @@ export interface ExecResult {
   signal: string | null;
 }
 
-export interface ExecIo {
-  /** Called per chunk of output; resolving means "ready for more" (backpressure). */
-  readonly onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>;
-  readonly cwd: string;
-  readonly signal: AbortSignal;
-}
-
 /** Validates exec params: a command the policy allows and an array of string args. */
 export function checkExecRequest(policy: ExecPolicy, request: ExecRequest): { command: string; args: string[] } {
   const command = policy.check(request.command);
@@ -31,67 +25,55 @@ export function checkExecRequest(policy: ExecPolicy, request: ExecRequest): { co
 }
 
 /**
- * Runs an allowed command without a shell, stdin closed. Output is paused while the
- * client is not reading it (the child then blocks on a full pipe instead of the agent
- * buffering without bound). Aborting (client gone, shutdown) kills the child.
+ * Starts an allowed command without a shell, stdin closed, and resolves once it runs, so
+ * that "not installed" (ENOENT) or "not executable" (EACCES) fail the call itself with
+ * their errno code. Aborting (client gone, shutdown) kills the child.
  */
-export function runCommand(command: string, args: readonly string[], io: ExecIo): Promise<ExecResult> {
-  return new Promise<ExecResult>((resolve, reject) => {
-    const child = spawn(command, args, { cwd: io.cwd, stdio: ['ignore', 'pipe', 'pipe'], shell: false });
+export function startCommand(command: string, args: readonly string[], options: { cwd: string; signal: AbortSignal }): Promise<RunningCommand> {
+  return new Promise<RunningCommand>((resolve, reject) => {
+    const child = spawn(command, args, { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'], shell: false });
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      reject(Object.assign(err, { message: `exec '${command}': ${err.message}` }));
+    });
+    child.once('spawn', () => resolve(new RunningCommand(child, options.signal)));
+  });
+}
+
+/** A started child: its output is forwarded with backpressure, then its exit status. */
+export class RunningCommand {
+  private readonly exited: Promise<ExecResult>;
+
+  constructor(
+    private readonly child: ChildProcessByStdio<null, Readable, Readable>,
+    private readonly signal: AbortSignal,
+  ) {
+    // Listen at once: a quick command may exit before its output is collected.
+    this.exited = new Promise((resolve) => child.once('exit', (exitCode, signalName) => resolve({ exitCode, signal: signalName })));
     const kill = (): void => {
       child.kill('SIGKILL');
     };
-    io.signal.addEventListener('abort', kill, { once: true });
-    let pendingOutputs = 0;
-    const pipe = (name: 'stdout' | 'stderr'): void => {
-      const stream = child[name];
-      stream.on('data', (chunk: Buffer) => {
-        stream.pause();
-        pendingOutputs += 1;
-        io.onOutput(name, chunk).then(
-          () => {
-            pendingOutputs -= 1;
-            stream.resume();
-            maybeDone();
-          },
-          (err: unknown) => {
-            pendingOutputs -= 1;
-            kill();
-            failure ??= err as Error;
-            maybeDone();
-          },
-        );
-      });
+    if (signal.aborted) kill();
+    else signal.addEventListener('abort', kill, { once: true });
+    void this.exited.then(() => signal.removeEventListener('abort', kill));
+  }
+
+  /**
+   * Forwards stdout and stderr chunk by chunk; a pipe is paused while its chunk is being
+   * delivered, so a client that does not read blocks the child on a full pipe instead of
+   * the agent buffering. If delivery fails (client gone) the child is killed.
+   */
+  async collect(onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>): Promise<ExecResult> {
+    const forward = async (name: 'stdout' | 'stderr'): Promise<void> => {
+      for await (const chunk of this.child[name]) await onOutput(name, chunk as Buffer);
     };
-    let failure: Error | undefined;
-    let exit: ExecResult | undefined;
-    let streamsOpen = 2;
-    const maybeDone = (): void => {
-      if (exit === undefined || streamsOpen > 0 || pendingOutputs > 0) return;
-      io.signal.removeEventListener('abort', kill);
-      if (failure) reject(failure);
-      else resolve(exit);
-    };
-    pipe('stdout');
-    pipe('stderr');
-    child.stdout.on('close', () => {
-      streamsOpen -= 1;
-      maybeDone();
-    });
-    child.stderr.on('close', () => {
-      streamsOpen -= 1;
-      maybeDone();
-    });
-    child.on('error', (err) => {
-      // spawn failure (ENOENT: not installed): no 'exit' follows.
-      io.signal.removeEventListener('abort', kill);
-      reject(Object.assign(err, { message: `exec '${command}': ${err.message}` }));
-    });
-    child.on('exit', (code, signal) => {
-      exit = { exitCode: code, signal };
-      maybeDone();
-    });
-  });
+    try {
+      await Promise.all([forward('stdout'), forward('stderr')]);
+    } catch (error) {
+      this.child.kill('SIGKILL');
+      throw error;
+    }
+    return this.exited;
+  }
 }
 
 /** The shell convention: 128 + signal number. */
