@@ -102,13 +102,13 @@ export async function writeFileAtomic(path: string, data: string): Promise<void>
 
 /**
  * Marks `dir` as just used and removes all but the `keep` most recently used entries
- * next to it (each initramfs is ~110 MB; a node upgrade makes a new one).
+ * next to it (an initramfs is ~110 MB, a kernel ~75 MB; upgrades make new ones).
  */
-export async function touchAndPrune(dir: string, keep: number): Promise<void> {
+export async function touchAndPrune(dir: string, keep: number, isEntry: (name: string) => boolean = () => true): Promise<void> {
   const now = new Date();
   await utimes(dir, now, now).catch(() => {});
   const parent = dirname(dir);
-  const entries = (await readdir(parent)).filter((name) => !name.includes('.tmp-') && !name.endsWith('.lock'));
+  const entries = (await readdir(parent)).filter((name) => isEntry(name) && !name.includes('.tmp-') && !name.endsWith('.lock'));
   const dated = await Promise.all(
     entries.map(async (name) => ({ name, mtimeMs: await stat(join(parent, name)).then((s) => s.mtimeMs, () => 0) })),
   );

@@ -1,16 +1,22 @@
-import { mkdir, readdir, readFile, writeFile, copyFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile, copyFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { ArchProfile } from './arch.js';
-import { buildOnce, writeFileAtomic } from './cache.js';
+import { buildOnce, touchAndPrune, writeFileAtomic } from './cache.js';
 import { testVmError, TestVmErrorCode } from './errors.js';
 import { execHost } from './host-exec.js';
 import { GUEST_MODULES, indexModules, resolveModules } from './kernel-modules.js';
+import { extractVmlinux } from './vmlinux.js';
+
+/** Bumped when the kernel cache entry's layout changes (v2: adds the unpacked vmlinux). */
+const KERNEL_LAYOUT = 'v2';
+const KEEP_KERNELS = 2;
 
 /** A kernel unpacked into the cache: the image, its release and the guest's modules in load order. */
 export interface GuestKernel {
   dir: string;
-  vmlinuz: string;
+  /** What QEMU's -kernel gets: the unpacked ELF vmlinux (PVH boot) when there is one, else the bzImage. */
+  image: string;
   release: string;
   /** Module names in insmod order; files are `<dir>/modules/<name>.ko`. */
   modules: string[];
@@ -70,6 +76,7 @@ async function unpackKernel(pkg: KernelPackage, modules: readonly string[], out:
   if (image === undefined) throw kernelNotFound(`${deb} has no /boot/vmlinuz-*`);
   const release = image.slice('vmlinuz-'.length);
   await copyFile(join(tree, 'boot', image), join(out, 'vmlinuz'));
+  await extractVmlinux(join(out, 'vmlinuz'), join(out, 'vmlinux'));
 
   const index = await indexModules(join(tree, 'lib', 'modules', release, 'kernel'));
   const resolved = await resolveModules(index, modules);
@@ -84,7 +91,9 @@ async function unpackKernel(pkg: KernelPackage, modules: readonly string[], out:
 async function loadKernel(dir: string): Promise<GuestKernel> {
   const release = (await readFile(join(dir, 'release'), 'utf8')).trim();
   const modules = (await readFile(join(dir, 'modules.order'), 'utf8')).split('\n').filter((l) => l !== '');
-  return { dir, vmlinuz: join(dir, 'vmlinuz'), release, modules, key: dir };
+  const vmlinux = join(dir, 'vmlinux');
+  const image = (await stat(vmlinux).then(() => true, () => false)) ? vmlinux : join(dir, 'vmlinuz');
+  return { dir, image, release, modules, key: dir };
 }
 
 /**
@@ -94,7 +103,7 @@ async function loadKernel(dir: string): Promise<GuestKernel> {
  */
 export async function getKernel(cache: string, profile: ArchProfile, modules: readonly string[] = GUEST_MODULES): Promise<GuestKernel> {
   const modulesKey = createHash('sha256').update(modules.join(',')).digest('hex').slice(0, 12);
-  const currentFile = join(cache, 'kernel', `current-${profile.kernelMetaPackage}-${modulesKey}.json`);
+  const currentFile = join(cache, 'kernel', `current-${profile.kernelMetaPackage}-${modulesKey}-${KERNEL_LAYOUT}.json`);
   try {
     const current = JSON.parse(await readFile(currentFile, 'utf8')) as { dir: string };
     return await loadKernel(current.dir);
@@ -102,7 +111,7 @@ export async function getKernel(cache: string, profile: ArchProfile, modules: re
     // Not resolved yet, or the cache was cleaned: resolve again.
   }
   const pkg = await resolveKernelPackage(profile);
-  const dir = join(cache, 'kernel', `${pkg.name}_${pkg.version}_${modulesKey}`);
+  const dir = join(cache, 'kernel', `${pkg.name}_${pkg.version}_${modulesKey}_${KERNEL_LAYOUT}`);
   try {
     await buildOnce(dir, (tmp) => unpackKernel(pkg, modules, tmp));
   } catch (err) {
@@ -110,5 +119,7 @@ export async function getKernel(cache: string, profile: ArchProfile, modules: re
     throw kernelNotFound(`unpacking ${pkg.name} failed: ${(err as Error).message}`, err);
   }
   await writeFileAtomic(currentFile, JSON.stringify({ dir, package: pkg }));
+  // Older kernels (and older cache layouts) go once a new one is in place.
+  await touchAndPrune(dir, KEEP_KERNELS, (name) => name.startsWith('linux-image-'));
   return loadKernel(dir);
 }

@@ -366,7 +366,7 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
   const args = qemuArgs({
     profile,
     accel: resolved.accel,
-    kernel: kernel.vmlinuz,
+    kernel: kernel.image,
     initrd: initramfs.path,
     memoryMiB: resolved.memoryMiB,
     cpus: resolved.cpus,

@@ -1,7 +1,8 @@
 // Host-only tests of the pieces that build the guest (no QEMU needed).
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeCpio } from '../src/cpio.js';
@@ -11,6 +12,7 @@ import { qemuArgs, qemuValue } from '../src/qemu.js';
 import { archProfile } from '../src/arch.js';
 import { GuestTree, sharedLibraries } from '../src/host-files.js';
 import { buildOnce, cacheRoot } from '../src/cache.js';
+import { extractVmlinux } from '../src/vmlinux.js';
 
 describe('newc cpio writer', () => {
   it('writes an archive GNU cpio extracts byte for byte', async () => {
@@ -119,6 +121,36 @@ describe('cache', () => {
       await Promise.all([buildOnce(target, build), buildOnce(target, build), buildOnce(target, build)]);
       expect(builds).toBe(1);
       expect(await readFile(join(target, 'part2'), 'utf8')).toBe('b');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('vmlinux extraction', () => {
+  it('finds the xz payload inside a bzImage-like file and unpacks the ELF', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vmlink-testvm-vmlinux-'));
+    try {
+      const elf = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46]), randomBytes(100_000)]);
+      await writeFile(join(dir, 'elf'), elf);
+      execFileSync('xz', ['-k', join(dir, 'elf')]);
+      const payload = await readFile(join(dir, 'elf.xz'));
+      // Setup code before the payload, a trailer after it, as in a real bzImage.
+      const bzImage = Buffer.concat([Buffer.alloc(20_000, 0x90), payload, Buffer.alloc(64, 0xaa)]);
+      await writeFile(join(dir, 'vmlinuz'), bzImage);
+      expect(await extractVmlinux(join(dir, 'vmlinuz'), join(dir, 'vmlinux'))).toBe(true);
+      expect((await readFile(join(dir, 'vmlinux'))).equals(elf)).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reports false and leaves nothing when there is no payload', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vmlink-testvm-vmlinux-'));
+    try {
+      await writeFile(join(dir, 'vmlinuz'), Buffer.alloc(4096, 0x90));
+      expect(await extractVmlinux(join(dir, 'vmlinuz'), join(dir, 'vmlinux'))).toBe(false);
+      expect(await readdir(dir)).toEqual(['vmlinuz']);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
