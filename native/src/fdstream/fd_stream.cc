@@ -250,10 +250,16 @@ void FdStream::OnPoll(int status, int events) {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
   if (status < 0) {
-    reading_ = false;
-    if (watcher_) watcher_->Stop();
-    Call(onError_, {ErrnoError(env, -status, "poll").Value()});
-    return;
+    // libuv has stopped the handle: keep our bookkeeping in step so UpdateInterest restarts it.
+    watcher_->Stop();
+    if (status != UV_EBADF) {
+      reading_ = false;
+      Call(onError_, {ErrnoError(env, -status, "poll").Value()});
+      return;
+    }
+    // libuv reports POLLERR as UV_EBADF. It is usually a pending socket error (a refused
+    // connect, a reset): let the waiting operations find it (SO_ERROR, read, write).
+    events = UV_READABLE | UV_WRITABLE;
   }
   if (mode_ == HangupMode::kNotify) {
     OnEpollWake();
