@@ -38,7 +38,7 @@ describe('vmlink-testvm CLI', () => {
   it(
     'run: a command that hangs past --timeout exits 2 with a clear message',
     async () => {
-      const res = await cli(['run', '--timeout', '45', '--', 'sleep', '1000']);
+      const res = await cli(['run', '--timeout', '30', '--', 'sleep', '1000']);
       expect(res.code).toBe(2);
       expect(res.stderr).toMatch(/ERR_VMLINK_TESTVM_RUN_TIMEOUT.*sleep 1000.*did not finish within/);
     },

@@ -108,7 +108,9 @@ async function probeKvm(): Promise<string> {
     vm = await startVm({ accel: 'kvm', timeoutMs: 30_000 });
     return `a KVM guest booted in ${formatSeconds(vm.timings.bootMs)}: accel: 'kvm' works here`;
   } catch (err) {
-    return `a KVM guest did not boot (${(err as { code?: string }).code ?? 'error'}): keep the default TCG`;
+    const { code, message } = err as { code?: string; message?: string };
+    const reason = (message ?? '').split('\n')[0]?.slice(0, 300);
+    return `a KVM guest did not boot (${code ?? 'error'}: ${reason}): keep the default TCG`;
   } finally {
     await vm?.stop();
   }
