@@ -111,6 +111,42 @@ describe('argument validation (no socket is created)', () => {
   });
 });
 
+// CID 1 is the one address this host may dial: it has no loopback transport, so the
+// connect hangs until a timeout, which is exactly what these two tests need.
+describe('connect timeout and mid-connect abort (CID 1 never answers on this host)', () => {
+  it('timeout: ETIMEDOUT naming the address; the fd is closed', async () => {
+    const before = openFds();
+    const socket = connect({ cid: 1, port: 5555, timeout: 200 });
+    const closing = new Promise<boolean>((resolve) => socket.once('close', resolve));
+    const [error] = await once(socket, 'error');
+    expect(error).toMatchObject({
+      code: 'ETIMEDOUT',
+      errno: -constants.errno.ETIMEDOUT,
+      syscall: 'connect',
+      cid: 1,
+      port: 5555,
+      message: 'connect ETIMEDOUT vsock://1:5555',
+    });
+    expect(await closing).toBe(true);
+    expect(openFds()).toBe(before);
+  });
+
+  it('an AbortSignal aborted while connecting: AbortError, the fd is closed', async () => {
+    const before = openFds();
+    const controller = new AbortController();
+    const socket = connect({ cid: 1, port: 5556, signal: controller.signal });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(socket.connecting).toBe(true);
+    expect(openFds()).toBe(before + 1);
+    const errored = once(socket, 'error');
+    controller.abort();
+    const [error] = await errored;
+    expect(error).toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' });
+    expect(socket.fd).toBe(-1);
+    expect(openFds()).toBe(before);
+  });
+});
+
 describe('servers on this host', () => {
   it('listens on an ephemeral port and reports it through address()', async () => {
     const server = createServer();
