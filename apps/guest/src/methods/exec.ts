@@ -1,6 +1,6 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
+import { AgentErrorCode, agentError } from '../errors.js';
 import type { ExecPolicy } from '../policy/exec-policy.js';
 
 export interface ExecRequest {
@@ -19,7 +19,7 @@ export function checkExecRequest(policy: ExecPolicy, request: ExecRequest): { co
   const command = policy.check(request.command);
   const args = request.args ?? [];
   if (!Array.isArray(args) || !args.every((a): a is string => typeof a === 'string' && !a.includes('\0'))) {
-    throw Object.assign(new Error('exec: args must be an array of strings without NUL bytes'), { code: 'ERR_VMLINK_INVALID_PARAMS' });
+    throw agentError(AgentErrorCode.INVALID_PARAMS, 'exec: args must be an array of strings without NUL bytes');
   }
   return { command, args };
 }
@@ -74,11 +74,4 @@ export class RunningCommand {
     }
     return this.exited;
   }
-}
-
-/** The shell convention: 128 + signal number. */
-export function exitStatusOf(result: ExecResult): number {
-  if (result.exitCode !== null) return result.exitCode;
-  const number = result.signal ? osConstants.signals[result.signal as keyof typeof osConstants.signals] : undefined;
-  return 128 + (number ?? 0);
 }

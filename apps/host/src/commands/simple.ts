@@ -45,7 +45,8 @@ export function formatListing(listing: ListResult): string {
   const mark = { directory: '/', symlink: '@', file: '', other: '?' } as const;
   const lines = listing.entries.map((e) => {
     const when = new Date(e.mtimeMs).toISOString().replace('T', ' ').slice(0, 16);
-    return `${e.type === 'directory' ? '-' : formatBytes(e.size).padStart(10)}  ${when}  ${e.name}${mark[e.type]}`.replace(/^-/, '         -');
+    const size = e.type === 'directory' ? '-' : formatBytes(e.size);
+    return `${size.padStart(10)}  ${when}  ${e.name}${mark[e.type]}`;
   });
   if (listing.truncated) lines.push(`(truncated after ${listing.entries.length} entries)`);
   return lines.join('\n');
