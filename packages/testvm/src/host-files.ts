@@ -25,6 +25,13 @@ export async function requireProgram(name: string): Promise<string> {
   return found;
 }
 
+/** `withPrograms` names resolved to absolute host paths (ERR_VMLINK_TESTVM_PROGRAM_NOT_FOUND otherwise). */
+export async function resolvePrograms(names: readonly string[]): Promise<string[]> {
+  const resolved: string[] = [];
+  for (const name of names) resolved.push(await requireProgram(name));
+  return resolved;
+}
+
 /** Paths of the shared libraries `ldd` lists for a binary (none for a static one). */
 export async function sharedLibraries(binary: string): Promise<string[]> {
   const res = await execHost('ldd', [binary]);

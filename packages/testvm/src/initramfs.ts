@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { buildOnce, touchAndPrune } from './cache.js';
 import { writeCpio, type CpioEntry } from './cpio.js';
 import { readAsset } from './assets.js';
-import { findExecutable, GuestTree, requireProgram } from './host-files.js';
+import { findExecutable, GuestTree } from './host-files.js';
 import type { GuestKernel } from './kernel.js';
 import { testVmError, TestVmErrorCode } from './errors.js';
 import { execHost } from './host-exec.js';
@@ -133,10 +133,4 @@ export async function getInitramfs(cache: string, inputs: InitramfsInputs): Prom
   });
   await touchAndPrune(dir, KEEP_INITRAMFS);
   return { path: join(dir, 'initramfs.cpio'), key };
-}
-
-export async function resolvePrograms(names: readonly string[]): Promise<string[]> {
-  const resolved: string[] = [];
-  for (const name of names) resolved.push(await requireProgram(name));
-  return resolved;
 }

@@ -1,5 +1,6 @@
 import type { StartVmOptions } from './options.js';
-import { startVm, type RunOptions, type RunResult } from './vm.js';
+import { startVm } from './start-vm.js';
+import type { RunOptions, RunResult } from './vm.js';
 
 /** Boots a guest, runs one command, stops the guest. */
 export async function runInVm(

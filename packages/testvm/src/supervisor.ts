@@ -115,3 +115,10 @@ export class SupervisedQemu {
     (this.child.stdin as Writable & { unref?: () => void }).unref?.();
   }
 }
+
+/** 'QEMU exited with code 1', 'QEMU was killed by SIGKILL', ... */
+export function describeQemuExit(exit: QemuExit): string {
+  if (exit.spawnError !== undefined) return `QEMU could not start: ${exit.spawnError}`;
+  if (exit.signal !== null) return `QEMU was killed by ${exit.signal}`;
+  return `QEMU exited with code ${exit.code}`;
+}

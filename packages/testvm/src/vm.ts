@@ -1,20 +1,10 @@
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import type { Socket } from 'node:net';
-import { join } from 'node:path';
 import { abortError, throwIfAborted, invalidArgType, validateAbortSignal, validateInteger } from '@vmlink/errors';
-import { archProfile } from './arch.js';
-import { cacheRoot } from './cache.js';
-import { connectWhenListening, ControlChannel } from './control.js';
+import type { ControlChannel } from './control.js';
 import { readTail } from './console-log.js';
-import { APT_INSTALL_LINE, GuestError, RunTimeoutError, testVmError, TestVmErrorCode } from './errors.js';
-import { findExecutable } from './host-files.js';
-import { getInitramfs, resolvePrograms } from './initramfs.js';
-import { getKernel } from './kernel.js';
-import { resolveOptions, type ResolvedOptions, type StartVmOptions } from './options.js';
+import { GuestError, RunTimeoutError, testVmError, TestVmErrorCode } from './errors.js';
+import type { ResolvedOptions } from './options.js';
 import type { GuestInfo, GuestMessage } from './protocol.js';
-import { qemuArgs } from './qemu.js';
-import { SupervisedQemu, type QemuExit } from './supervisor.js';
+import { describeQemuExit, type SupervisedQemu } from './supervisor.js';
 
 export interface RunOptions {
   /** Working directory in the guest; default `/root`. */
@@ -101,7 +91,7 @@ export class Vm {
     void qemu.exited.then(async (exit) => {
       if (this.stopping !== undefined) return;
       const tail = await readTail(this.paths.consoleLog);
-      this.markGone(new GuestError(TestVmErrorCode.GUEST_EXITED, `the guest went away before vm.stop(): ${describeExit(exit)}`, tail));
+      this.markGone(new GuestError(TestVmErrorCode.GUEST_EXITED, `the guest went away before vm.stop(): ${describeQemuExit(exit)}`, tail));
     });
   }
 
@@ -288,150 +278,4 @@ export class Vm {
 
 function decode(run: PendingRun): { stdout: string; stderr: string } {
   return { stdout: Buffer.concat(run.stdout).toString('utf8'), stderr: Buffer.concat(run.stderr).toString('utf8') };
-}
-
-async function resolveQemu(options: ResolvedOptions, defaultBinary: string, qemuPackage: string): Promise<string> {
-  const name = options.qemuBinary ?? defaultBinary;
-  const found = await findExecutable(name);
-  if (found === undefined) {
-    throw testVmError(
-      TestVmErrorCode.QEMU_NOT_FOUND,
-      `QEMU ('${name}') is not installed or not on PATH. Install it (package ${qemuPackage}) with: ${APT_INSTALL_LINE}`,
-    );
-  }
-  return found;
-}
-
-function describeExit(exit: QemuExit): string {
-  if (exit.spawnError !== undefined) return `QEMU could not start: ${exit.spawnError}`;
-  if (exit.signal !== null) return `QEMU was killed by ${exit.signal}`;
-  return `QEMU exited with code ${exit.code}`;
-}
-
-/**
- * The control channel, and the guest's 'ready' (or 'fatal' while setting up). Messages
- * after that go to `later`.
- */
-function readyHandshake(socket: Socket, later: (message: GuestMessage) => void): { control: ControlChannel; ready: Promise<GuestInfo> } {
-  let settled = false;
-  let onReady: (info: GuestInfo) => void = () => {};
-  let onFatal: (message: string) => void = () => {};
-  const ready = new Promise<GuestInfo>((resolve, reject) => {
-    onReady = resolve;
-    onFatal = (message) => reject(testVmError(TestVmErrorCode.BOOT_FAILED, `the guest could not set up: ${message}`));
-  });
-  const control = new ControlChannel(
-    socket,
-    (message) => {
-      if (settled) {
-        later(message);
-      } else if (message.type === 'ready') {
-        settled = true;
-        const { type: _type, ...info } = message;
-        onReady(info);
-      } else if (message.type === 'fatal') {
-        settled = true;
-        onFatal(message.message);
-      }
-    },
-    () => {},
-  );
-  return { control, ready };
-}
-
-/**
- * Boots a throwaway guest: Debian kernel, busybox initramfs with the host's node, the
- * shares at their host paths, the ports as /dev/virtio-ports/NAME. Resolves when a
- * command can run.
- */
-export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
-  const resolved = await resolveOptions(options);
-  const { signal } = resolved;
-  throwIfAborted(signal);
-  const profile = archProfile();
-  const qemuPath = await resolveQemu(resolved, profile.qemuBinary, profile.qemuPackage);
-
-  const prepareStart = performance.now();
-  const cache = cacheRoot();
-  const kernel = await getKernel(cache, profile);
-  const programs = await resolvePrograms(resolved.withPrograms);
-  const initramfs = await getInitramfs(cache, { kernel, node: process.execPath, programs });
-  throwIfAborted(signal);
-  const prepareMs = performance.now() - prepareStart;
-
-  const tmpDir = await mkdtemp(join(tmpdir(), 'vmlink-testvm-'));
-  const ports = new Map(resolved.ports.map((name, i) => [name, join(tmpDir, `port${i}.sock`)]));
-  const paths = { tmpDir, consoleLog: join(tmpDir, 'console.log'), resultLog: join(tmpDir, 'result.log'), ports };
-  const controlSocket = join(tmpDir, 'control.sock');
-  const args = qemuArgs({
-    profile,
-    accel: resolved.accel,
-    kernel: kernel.image,
-    initrd: initramfs.path,
-    memoryMiB: resolved.memoryMiB,
-    cpus: resolved.cpus,
-    consoleLog: paths.consoleLog,
-    resultLog: paths.resultLog,
-    controlSocket,
-    ports: [...ports].map(([name, socketPath]) => ({ name, socketPath })),
-    shares: resolved.shares.map((s) => ({ tag: s.tag, hostPath: s.path, readOnly: resolved.shareReadOnly })),
-  });
-
-  const bootStart = performance.now();
-  const qemu = await SupervisedQemu.start(qemuPath, args, tmpDir);
-  let vm: Vm | undefined;
-  let failure: Error | undefined;
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    failure ??= testVmError(TestVmErrorCode.BOOT_TIMEOUT, `the guest was not ready within ${resolved.timeoutMs} ms`);
-    qemu.kill();
-  }, resolved.timeoutMs);
-  const onAbort = (): void => {
-    failure ??= abortError(signal);
-    qemu.kill();
-  };
-  signal?.addEventListener('abort', onAbort, { once: true });
-
-  let control: ControlChannel | undefined;
-  try {
-    const stopped = new Promise<never>((_, reject) => {
-      void qemu.exited.then(() => reject(failure ?? new Error('QEMU stopped before the guest was ready')));
-    });
-    stopped.catch(() => {}); // awaited below; may settle while nothing awaits it yet
-    const socket = await connectWhenListening(controlSocket, () => failure === undefined && !qemu.hasExited);
-    if (socket === undefined) return await stopped;
-    const handshake = readyHandshake(socket, (message) => vm?.handleMessage(message));
-    control = handshake.control;
-    control.send({
-      type: 'config',
-      shares: resolved.shares.map((s) => ({ tag: s.tag, path: s.path, readOnly: resolved.shareReadOnly })),
-      ports: resolved.ports,
-      outputCap: resolved.maxOutputBytes,
-    });
-    const info = await Promise.race([handshake.ready, stopped]);
-    vm = new Vm(qemu, control, resolved, paths, info, { prepareMs, bootMs: performance.now() - bootStart });
-    return vm;
-  } catch (err) {
-    const exit = qemu.hasExited ? await qemu.exited : undefined;
-    const tail = await readTail(paths.consoleLog);
-    const qemuLog = (await readTail(join(tmpDir, 'qemu.log'), 2048)).trim();
-    const resultLog = (await readTail(paths.resultLog, 2048)).trim();
-    control?.close();
-    await qemu.release();
-    if (failure !== undefined && (failure.name === 'AbortError' || timedOut)) {
-      if (failure.name === 'AbortError') throw failure;
-      throw new GuestError(TestVmErrorCode.BOOT_TIMEOUT, failure.message, tail);
-    }
-    const reasons = [
-      (err as Error).message,
-      exit === undefined ? '' : describeExit(exit),
-      qemuLog === '' ? '' : `QEMU said: ${qemuLog}`,
-      resultLog === '' ? '' : `guest result port: ${resultLog}`,
-    ].filter((r) => r !== '');
-    throw new GuestError(TestVmErrorCode.BOOT_FAILED, `the guest failed to boot: ${reasons.join('; ')}`, tail, { cause: err });
-  } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener('abort', onAbort);
-  }
 }

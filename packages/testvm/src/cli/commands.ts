@@ -3,7 +3,8 @@ import { writeFile } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { doctor } from '../doctor.js';
 import { APT_INSTALL_LINE } from '../errors.js';
-import { startVm, type Vm } from '../vm.js';
+import { startVm } from '../start-vm.js';
+import type { Vm } from '../vm.js';
 import { parseRunArgs, usageError, type RunArgs } from './args.js';
 
 /** Exit status for "the guest hung, failed to boot, or the input was bad". */
