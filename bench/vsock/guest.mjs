@@ -1,0 +1,115 @@
+// Guest half of bench/vsock/run.mjs (runs inside the QEMU guest, CID 1 loopback).
+// Prints one JSON line with every measurement.
+//   node guest.mjs [--mib 256] [--round-trips 10000]
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import { parseArgs } from 'node:util';
+
+import { connect, createServer } from '@vmlink/vsock';
+
+const { values: args } = parseArgs({ options: { mib: { type: 'string', default: '256' }, 'round-trips': { type: 'string', default: '10000' } } });
+const TOTAL = Number(args.mib) * 1024 * 1024;
+const ROUND_TRIPS = Number(args['round-trips']);
+const CHUNK = Buffer.alloc(1024 * 1024, 0x5a);
+
+/** One-way transfer of TOTAL bytes: seconds from connect to the last byte received. */
+async function oneWay(listen, dial) {
+  let done;
+  const finished = new Promise((resolve) => (done = resolve));
+  const address = await listen((socket) => {
+    let received = 0;
+    socket.on('data', (chunk) => {
+      received += chunk.length;
+      if (received >= TOTAL) done(performance.now());
+    });
+  });
+  const started = performance.now();
+  const client = await dial(address);
+  for (let sent = 0; sent < TOTAL; sent += CHUNK.length) {
+    if (!client.write(sent + CHUNK.length <= TOTAL ? CHUNK : CHUNK.subarray(0, TOTAL - sent))) await once(client, 'drain');
+  }
+  const ended = await finished;
+  client.destroy();
+  return (ended - started) / 1000;
+}
+
+/** ROUND_TRIPS 1-byte ping-pongs; returns sorted latencies in microseconds. */
+async function pingPong(listen, dial) {
+  const address = await listen((socket) => socket.on('data', (chunk) => socket.write(chunk)));
+  const client = await dial(address);
+  const latencies = new Float64Array(ROUND_TRIPS);
+  const byte = Buffer.from([1]);
+  for (let i = 0; i < ROUND_TRIPS; i++) {
+    const started = performance.now();
+    client.write(byte);
+    await once(client, 'data');
+    latencies[i] = (performance.now() - started) * 1000;
+  }
+  client.destroy();
+  return latencies.sort();
+}
+
+const servers = [];
+const vsock = {
+  listen: async (onConnection) => {
+    const server = createServer(onConnection);
+    servers.push(server);
+    server.listen({});
+    await once(server, 'listening');
+    return server.address().port;
+  },
+  dial: async (port) => {
+    const socket = connect({ cid: 1, port });
+    await once(socket, 'connect');
+    return socket;
+  },
+};
+const tcp = {
+  listen: async (onConnection) => {
+    const server = net.createServer(onConnection);
+    servers.push(server);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    return server.address().port;
+  },
+  dial: async (port) => {
+    const socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
+    await once(socket, 'connect');
+    return socket;
+  },
+};
+
+/** socat to socat, the same transfer: `socat -u VSOCK-LISTEN:P /dev/null` fed by a limited /dev/zero. */
+async function socatOneWay() {
+  const port = 40_000 + Math.floor(Math.random() * 10_000);
+  const listener = spawn('socat', ['-u', `VSOCK-LISTEN:${port}`, 'OPEN:/dev/null'], { stdio: 'inherit' });
+  const exited = once(listener, 'exit');
+  // The sender fails (connection reset) until the listener is up: retry, time the attempt that worked.
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const started = performance.now();
+    const sender = spawn('socat', ['-u', `OPEN:/dev/zero,readbytes=${TOTAL}`, `VSOCK-CONNECT:1:${port}`], { stdio: 'ignore' });
+    const [code] = await once(sender, 'exit');
+    if (code === 0) {
+      const [listenerCode] = await exited;
+      if (listenerCode !== 0) throw new Error(`socat listener exited ${listenerCode}`);
+      return (performance.now() - started) / 1000;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  listener.kill();
+  throw new Error('socat sender never connected');
+}
+
+const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+
+const result = { mib: Number(args.mib), roundTrips: ROUND_TRIPS, throughput: {}, latency: {} };
+result.throughput.socat = await socatOneWay();
+result.throughput.vsock = await oneWay(vsock.listen, vsock.dial);
+result.throughput.tcp = await oneWay(tcp.listen, tcp.dial);
+for (const [name, transport] of [['vsock', vsock], ['tcp', tcp]]) {
+  const sorted = await pingPong(transport.listen, transport.dial);
+  result.latency[name] = { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99) };
+}
+for (const server of servers) server.close();
+console.log(JSON.stringify(result));
