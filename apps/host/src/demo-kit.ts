@@ -72,17 +72,32 @@ export async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** Prefixes each line a child writes, so the agent's request log reads apart from the CLI. */
-export function prefixLines(child: ChildProcess, prefix: string): void {
-  for (const stream of [child.stdout, child.stderr]) {
-    let partial = '';
-    stream?.setEncoding('utf8');
-    stream?.on('data', (text: string) => {
-      const lines = (partial + text).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) process.stdout.write(`${dim(`${prefix} | ${line}`)}\n`);
-    });
-  }
+/**
+ * Prefixes each line a child writes, so the agent's request log reads apart from the CLI;
+ * `show` drops lines the story does not need (connection chatter). Resolves `untilLine`
+ * when a line containing it arrives.
+ */
+export function prefixLines(
+  child: ChildProcess,
+  prefix: string,
+  show: (line: string) => boolean = () => true,
+  untilLine?: string,
+): Promise<void> {
+  return new Promise((resolve) => {
+    for (const stream of [child.stdout, child.stderr]) {
+      let partial = '';
+      stream?.setEncoding('utf8');
+      stream?.on('data', (text: string) => {
+        const lines = (partial + text).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) {
+          if (show(line)) process.stdout.write(`${dim(`${prefix} | ${line}`)}\n`);
+          if (untilLine !== undefined && line.includes(untilLine)) resolve();
+        }
+      });
+    }
+    child.once('exit', () => resolve());
+  });
 }
 
 export function waitForExit(child: ChildProcess, timeoutMs: number): Promise<number | null> {

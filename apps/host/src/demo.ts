@@ -3,29 +3,11 @@
  * `vmlink` CLI. Exits 0 only if every step did what it should.
  */
 import { spawn } from 'node:child_process';
-import { connect } from 'node:net';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GUEST_CLI, Story, bold, dim, prefixLines, waitForExit } from './demo-kit.js';
 import { runAgentStory } from './demo-steps.js';
-
-async function waitForSocket(socketPath: string, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect(socketPath);
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (ok) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
-}
 
 async function main(): Promise<number> {
   const story = new Story();
@@ -41,9 +23,17 @@ async function main(): Promise<number> {
   const agentArgs = ['--listen', uri, '--root', root, '--allow-exec', 'uname,echo', '--aio', 'auto'];
   story.say(`${dim('$')} vmlink-guest ${agentArgs.join(' ')}`);
   const agent = spawn(process.execPath, [GUEST_CLI, ...agentArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
-  prefixLines(agent, 'agent');
+  // The agent logs one line per request; connection open/close lines are left out here.
+  const ready = prefixLines(agent, 'agent', (line) => !/ info (dis)?connected /.test(line), ' ready ');
   try {
-    const up = await waitForSocket(socketPath, 15_000);
+    let timer: NodeJS.Timeout | undefined;
+    const up = await Promise.race([
+      ready.then(() => agent.exitCode === null),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), 20_000);
+      }),
+    ]);
+    clearTimeout(timer);
     story.check(up, `agent listening on ${uri}`);
     if (up) await runAgentStory(story, uri, workDir);
 
