@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { abortError, throwIfAborted, invalidArgType, validateAbortSignal, validateInteger } from '@vmlink/errors';
 import type { ControlChannel } from './control.js';
 import { readTail } from './console-log.js';
@@ -33,6 +34,17 @@ export interface RunResult {
   stderr: string;
   /** True when some output went past `maxOutputBytes` and was dropped. */
   truncated: boolean;
+}
+
+/** One finished command as the guest recorded it on the result port. */
+export interface CommandSummary {
+  id: number;
+  cmd: string;
+  args: string[];
+  exitCode: number;
+  signal: string | null;
+  stdoutTail: string;
+  stderrTail: string;
 }
 
 /** The guest's environment before `options.env` and `run`'s env are merged over it. */
@@ -120,6 +132,25 @@ export class Vm {
   /** What the guest printed on its serial console so far (the tail). */
   consoleTail(maxBytes = 16384): Promise<string> {
     return readTail(this.paths.consoleLog, maxBytes);
+  }
+
+  /**
+   * The guest's own record of finished commands, from the result port (a host file the
+   * guest writes): exit code, signal and the last 4 KiB of each stream, oldest first.
+   */
+  async resultLog(): Promise<CommandSummary[]> {
+    const text = await readFile(this.paths.resultLog, 'utf8').catch(() => '');
+    const summaries: CommandSummary[] = [];
+    for (const line of text.split('\n')) {
+      if (line.trim() === '') continue;
+      try {
+        const value = JSON.parse(line) as Partial<CommandSummary>;
+        if (typeof value.cmd === 'string' && typeof value.exitCode === 'number') summaries.push(value as CommandSummary);
+      } catch {
+        // A line cut short by a guest that died mid-write.
+      }
+    }
+    return summaries;
   }
 
   /** Runs `cmd args` in the guest and collects its output and exit code. */

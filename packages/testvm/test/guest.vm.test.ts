@@ -166,6 +166,12 @@ describe('a booted guest (one VM for this file)', () => {
     expect(env.stdout).toBe('unset x\n');
   });
 
+  it('records finished commands on the file-backed result port', async () => {
+    await vm.run('sh', ['-c', 'echo result-port-check; exit 4']);
+    const log = await vm.resultLog();
+    expect(log.at(-1)).toMatchObject({ cmd: 'sh', exitCode: 4, signal: null, stdoutTail: 'result-port-check\n' });
+  });
+
   it('names its ports and refuses unknown ones', () => {
     expect(vm.portPath(PORT)).toMatch(/\.sock$/);
     expect(() => vm.portPath('org.vmlink.test.missing')).toThrow(expect.objectContaining({ code: TestVmErrorCode.UNKNOWN_PORT }));
