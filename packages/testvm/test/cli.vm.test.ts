@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BOOT_TIMEOUT_MS, repoRoot } from './helpers.js';
 
@@ -26,11 +29,25 @@ function cli(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Pro
 
 describe('vmlink-testvm CLI', () => {
   it(
-    'run: prints the command output and exits with its exit code, in the shared cwd',
+    'run: prints the command output and exits with its exit code, in the shared cwd, with --port and --with',
     async () => {
-      const res = await cli(['run', '--share', repoRoot, '--env', 'GREETING=hi', '--', 'sh', '-c', 'echo "$GREETING from $(pwd)"; echo oops >&2; exit 5']);
+      const portsFile = join(await mkdtemp(join(tmpdir(), 'vmlink-testvm-cli-')), 'ports.json');
+      const script = [
+        'echo "$GREETING from $(pwd)"',
+        'test -e /dev/virtio-ports/org.vmlink.cli.0 && echo port-linked',
+        'socat -V >/dev/null && echo socat-present',
+        'echo oops >&2',
+        'exit 5',
+      ].join('; ');
+      const res = await cli(
+        ['run', '--share', repoRoot, '--env', 'GREETING=hi', '--port', 'org.vmlink.cli.0', '--with', 'socat', '--', 'sh', '-c', script],
+        { ...process.env, VMLINK_TESTVM_PORTS_FILE: portsFile },
+      );
       expect(res.stderr).toContain('oops');
-      expect(res).toMatchObject({ code: 5, stdout: `hi from ${repoRoot.replace(/\/$/, '')}\n` });
+      expect(res).toMatchObject({ code: 5, stdout: `hi from ${repoRoot.replace(/\/$/, '')}\nport-linked\nsocat-present\n` });
+      const ports = JSON.parse(await readFile(portsFile, 'utf8')) as Record<string, string>;
+      expect(ports['org.vmlink.cli.0']).toMatch(/\.sock$/);
+      await rm(dirname(portsFile), { recursive: true, force: true });
     },
     BOOT_TIMEOUT_MS,
   );
