@@ -213,7 +213,7 @@ export class IoSubmitFile implements AioFile {
     const route = this.#route(isRead, position, length);
     if (route.to === 'fallback') {
       services.recorder.guardRouted();
-      return this.#viaFallback(isRead, buffers, position, signal, this.fd);
+      return this.#viaFallback(isRead, buffers, position, signal, await this.#fallbackFd(buffers, position));
     }
 
     const native: IoSubmitBuffers = op === 'read' || op === 'write' ? buffers[0] : buffers;
@@ -245,7 +245,8 @@ export class IoSubmitFile implements AioFile {
     const services = this.#services;
     const policy: GuardPolicy = {
       guard: services.fallback !== undefined,
-      bufferedReads: this.#readNowait ? services.bufferedReads : 'fallback',
+      bufferedReads: services.bufferedReads,
+      readNowait: this.#readNowait,
       writeNowait: services.writeNowait.enabled(this.#dev),
     };
     if (isRead) return routeRead(this.#facts, policy);
@@ -276,6 +277,13 @@ export class IoSubmitFile implements AioFile {
     // O_DIRECT refuses it anywhere: the fallback does it on a buffered fd of the same file.
     services.recorder.guardRouted();
     return this.#viaFallback(isRead, buffers, position, signal, await this.#bufferedTwin());
+  }
+
+  /** The fd a routed request uses: this one, or the buffered twin when O_DIRECT would refuse it. */
+  async #fallbackFd(buffers: readonly Uint8Array[], position: Position): Promise<number> {
+    if (!this.direct || misalignment(this.alignment, buffers, position) === undefined) return this.fd;
+    this.#services.recorder.alignmentRejection();
+    return this.#bufferedTwin();
   }
 
   async #viaFallback(isRead: boolean, buffers: readonly Uint8Array[], position: Position, signal: AbortSignal | undefined, fd: number): Promise<number> {

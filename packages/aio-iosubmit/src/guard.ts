@@ -21,6 +21,8 @@ export interface GuardPolicy {
   readonly guard: boolean;
   /** Buffered reads: io_submit with RWF_NOWAIT (page-cache hits), or straight to the fallback. */
   readonly bufferedReads: 'nowait' | 'fallback';
+  /** Read RWF_NOWAIT is usable on this file (false after EOPNOTSUPP). */
+  readonly readNowait: boolean;
   /** Write RWF_NOWAIT is usable on this file's file system (not switched off by the probe). */
   readonly writeNowait: boolean;
 }
@@ -37,10 +39,10 @@ const KERNEL_NOWAIT: Route = Object.freeze({ to: 'kernel', nowait: true });
 
 export function routeRead(file: FileFacts, policy: GuardPolicy): Route {
   if (!policy.guard) return KERNEL_BLOCKING;
-  if (!file.direct && policy.bufferedReads === 'fallback') return { to: 'fallback', reason: 'buffered' };
+  if (!file.direct && (policy.bufferedReads === 'fallback' || !policy.readNowait)) return { to: 'fallback', reason: 'buffered' };
   // O_DIRECT reads of allocated data are asynchronous; NOWAIT catches the rest (and, for
   // buffered files, page-cache misses) with EAGAIN instead of blocking.
-  return KERNEL_NOWAIT;
+  return policy.readNowait ? KERNEL_NOWAIT : KERNEL_BLOCKING;
 }
 
 /** `end` is position + length; a number past 2^53 counts as extending. */

@@ -4,8 +4,8 @@ import { PROBE_WRITES, WriteNowaitProbe } from '../src/write-nowait.js';
 
 // Pure routing logic over in-memory file facts (no I/O here; the I/O tests are in routing.test.ts).
 const allocatedDirect: FileFacts = { direct: true, append: false, sparse: false, size: 1 << 20 };
-const guarded: GuardPolicy = { guard: true, bufferedReads: 'nowait', writeNowait: true };
-const strict: GuardPolicy = { guard: false, bufferedReads: 'nowait', writeNowait: true };
+const guarded: GuardPolicy = { guard: true, bufferedReads: 'nowait', readNowait: true, writeNowait: true };
+const strict: GuardPolicy = { guard: false, bufferedReads: 'nowait', readNowait: true, writeNowait: true };
 
 describe('blocking guard (pure routing)', () => {
   it('sends reads to the kernel with NOWAIT, buffered ones too unless told otherwise', () => {
@@ -13,6 +13,9 @@ describe('blocking guard (pure routing)', () => {
     expect(routeRead({ ...allocatedDirect, direct: false }, guarded)).toEqual({ to: 'kernel', nowait: true });
     expect(routeRead({ ...allocatedDirect, direct: false }, { ...guarded, bufferedReads: 'fallback' })).toEqual({ to: 'fallback', reason: 'buffered' });
     expect(routeRead(allocatedDirect, strict)).toEqual({ to: 'kernel', nowait: false });
+    // Where NOWAIT is not supported (EOPNOTSUPP seen): direct reads stay in the kernel, buffered ones are routed.
+    expect(routeRead(allocatedDirect, { ...guarded, readNowait: false })).toEqual({ to: 'kernel', nowait: false });
+    expect(routeRead({ ...allocatedDirect, direct: false }, { ...guarded, readNowait: false })).toEqual({ to: 'fallback', reason: 'buffered' });
   });
 
   it('routes writes that would block: buffered, append, sparse, extending', () => {

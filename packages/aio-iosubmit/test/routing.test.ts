@@ -114,6 +114,17 @@ describe('blocking guard on real files (guarded backend)', () => {
     await file.close();
   });
 
+  it('routes a misaligned O_DIRECT append through the buffered twin', async () => {
+    const path = join(scratch.dir, 'misaligned-append.bin');
+    writeRandomFile(path, 4096);
+    const file = await backend.open(path, DIRECT_RW);
+    const before = backend.stats();
+    expect(await file.write(Buffer.from('tail'), 4096)).toBe(4);
+    expect(delta(before, backend.stats())).toMatchObject({ routed: 1, alignmentRejections: 1, ioSubmitCalls: 0 });
+    await file.close();
+    expect(readFileSync(path).subarray(4096).toString()).toBe('tail');
+  });
+
   it(`probes write NOWAIT per file system and settles within ${PROBE_WRITES} writes`, async () => {
     const path = join(scratch.dir, 'probe.bin');
     writeRandomFile(path, 256 * 1024);
