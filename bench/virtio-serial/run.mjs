@@ -43,10 +43,15 @@ async function socatBulk(vm) {
   const socket = createConnection(vm.portPath(PORT));
   await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
   const timing = timeBytes(socket, size);
-  const run = vm.run('sh', ['-c', `head -c ${size} /dev/zero | socat -u -b 65536 - /dev/virtio-ports/${PORT}`], { timeoutMs: 600_000 });
-  const secs = await timing;
-  const result = await run;
-  if (result.exitCode !== 0) throw new Error(`socat failed: ${result.stderr}`);
+  const run = vm.run('sh', ['-c', `head -c ${size} /dev/zero | socat -u -b 65536 STDIN OPEN:/dev/virtio-ports/${PORT},wronly`], {
+    timeoutMs: 600_000,
+  });
+  const failed = run.then((result) => {
+    if (result.exitCode !== 0) throw new Error(`socat failed (${result.exitCode}): ${result.stderr}`);
+    return new Promise(() => {}); // finished: the timing decides
+  });
+  const secs = await Promise.race([timing, failed]);
+  await run;
   socket.destroy();
   return secs;
 }

@@ -59,7 +59,9 @@ describe('virtio-serial host<->guest (one VM)', () => {
     // Host side: every request settled, and every reply that came was exactly ours.
     expect(host100.answered + host100.failed, context).toBe(100);
     expect(host100.wrongReplies, context).toEqual([]);
-    expect(Object.keys(host100.failureCodes).every((code) => /^(ABORT_ERR|ECONNRESET)$/.test(code)), context).toBe(true);
+    // Only the requests the host abandoned (ways 1 and 2) may fail; ways 0 (wait) and 3 (end()) are always answered.
+    expect(Object.keys(host100.failureCodes), context).toEqual(host100.failed > 0 ? ['ABORT_ERR'] : []);
+    expect(host100.answered, context).toBeGreaterThanOrEqual(50);
     // Guest side: one Connection per dial (+1 for the stats one), no stale first line,
     // every request it saw answered or failed with a code.
     expect(guest.connections, context).toBe(101);

@@ -28,6 +28,11 @@ function cpuTicks() {
   return Number(fields[11]) + Number(fields[12]); // fields 14 and 15 of proc(5)
 }
 
+/**
+ * The first line; the bytes after it are put back at once, in the same tick: a Connection
+ * whose END came with its data emits 'end' on the next tick unless bytes are buffered
+ * again by then (an unshift after an await would be too late).
+ */
 function readFirstLine(connection) {
   return new Promise((resolve, reject) => {
     let buffered = Buffer.alloc(0);
@@ -37,13 +42,21 @@ function readFirstLine(connection) {
       if (newline < 0 && buffered.length < 256) return;
       connection.off('data', onData);
       connection.pause();
-      if (newline < 0) return resolve({ line: buffered.toString('latin1'), rest: Buffer.alloc(0) });
-      resolve({ line: buffered.subarray(0, newline).toString('latin1'), rest: buffered.subarray(newline + 1) });
+      const end = newline < 0 ? buffered.length : newline;
+      const rest = buffered.subarray(newline < 0 ? end : end + 1);
+      connection.unshift(Buffer.concat([Buffer.from('\n'), rest])); // keep the newline: callers put the line back
+      resolve(buffered.subarray(0, end).toString('latin1'));
     };
     connection.on('data', onData);
     connection.once('error', reject);
-    connection.once('end', () => resolve({ line: buffered.toString('latin1'), rest: Buffer.alloc(0) }));
+    connection.once('end', () => resolve(buffered.toString('latin1')));
   });
+}
+
+/** Drop the newline readFirstLine left in front. */
+function skipNewline(connection) {
+  const first = connection.read(1);
+  if (first !== null && first[0] !== 0x0a) connection.unshift(first);
 }
 
 function countFailure(error) {
@@ -80,26 +93,34 @@ listener.on('connection', async (connection) => {
   });
   // From here until the next Connection the host is away (or about to come back).
   connection.on('close', () => (awaySince = { ticks: cpuTicks(), wakeups: listener.wakeups, at: Date.now() }));
-  let first;
+  let line;
   try {
-    first = await readFirstLine(connection);
+    line = await readFirstLine(connection);
   } catch {
     return;
   }
-  const [command] = first.line.split(' ');
+  const [command] = line.split(' ');
+  try {
+    dispatch(connection, command, line);
+  } catch (error) {
+    connection.destroy(error);
+  }
+});
+
+function dispatch(connection, command, line) {
   if (['echo', 'send', 'sink', 'hold', 'halfclose'].includes(command)) {
-    connection.unshift(Buffer.concat([Buffer.from(`${first.line}\n`, 'latin1'), first.rest]));
+    connection.unshift(Buffer.from(line, 'latin1')); // the peer reads the command line itself
     void servePeerConnection(connection);
   } else if (command === 'reqs') {
-    if (first.rest.length > 0) connection.unshift(first.rest);
+    skipNewline(connection);
     serveRequests(connection);
     connection.resume();
   } else if (command === 'stats') {
     connection.end(`${JSON.stringify(stats)}\n`);
   } else {
-    stats.stale.push(JSON.stringify(first.line.slice(0, 64)));
+    stats.stale.push(JSON.stringify(line.slice(0, 64)));
     connection.destroy();
   }
-});
+}
 listener.on('error', (error) => console.error('listener error', error));
 console.log(`listening virtio-serial:${name} pid ${process.pid}`);

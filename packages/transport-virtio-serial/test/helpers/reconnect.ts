@@ -6,6 +6,8 @@ export interface LoopResult {
   failureCodes: Record<string, number>;
   /** Replies that were not exactly the answer to this Connection's request (stale bytes would land here). */
   wrongReplies: string[];
+  /** `iteration/way/size: code` of every failed request. */
+  failures: string[];
 }
 
 export interface GuestStats {
@@ -63,7 +65,7 @@ function request(connection: Connection, id: number, size: number, signal: Abort
  * a few ms, or with end(). Every 25th time the host stays away for a second.
  */
 export async function reconnectLoop(transport: Transport, address: string, count: number): Promise<LoopResult> {
-  const result: LoopResult = { answered: 0, failed: 0, failureCodes: {}, wrongReplies: [] };
+  const result: LoopResult = { answered: 0, failed: 0, failureCodes: {}, wrongReplies: [], failures: [] };
   for (let i = 0; i < count; i++) {
     const connection = await transport.dial(address, { timeout: 60_000 });
     const size = SIZES[i % SIZES.length] as number;
@@ -91,6 +93,7 @@ export async function reconnectLoop(transport: Transport, address: string, count
       const code = String((error as { code?: unknown }).code ?? 'NO_CODE');
       result.failed += 1;
       result.failureCodes[code] = (result.failureCodes[code] ?? 0) + 1;
+      result.failures.push(`${i}/${i % 4}/${size}: ${code} ${(error as Error).message}`);
     }
     if (!connection.closed) {
       const closed = new Promise((resolve) => connection.once('close', resolve));
