@@ -55,12 +55,17 @@ describe('vmlink-testvm CLI', () => {
   it(
     'run: a command that hangs past --timeout exits 2 with a clear message',
     async () => {
-      const res = await cli(['run', '--timeout', '30', '--', 'sleep', '1000']);
+      const res = await cli(['run', '--timeout', '3', '--', 'sleep', '1000']);
       expect(res.code).toBe(2);
       expect(res.stderr).toMatch(/ERR_VMLINK_TESTVM_RUN_TIMEOUT.*sleep 1000.*did not finish within/);
     },
     BOOT_TIMEOUT_MS,
   );
+
+  it('run: a guest not up within --boot-timeout exits 2 with ERR_VMLINK_TESTVM_BOOT_TIMEOUT', async () => {
+    const res = await cli(['run', '--boot-timeout', '1', '--', 'true']);
+    expect(res).toMatchObject({ code: 2, stderr: expect.stringContaining('ERR_VMLINK_TESTVM_BOOT_TIMEOUT') });
+  });
 
   it('run: bad input exits 2 naming the problem, before booting', async () => {
     const missing = await cli(['run', '--share', '/nonexistent/dir', '--', 'true']);

@@ -3,10 +3,12 @@ import { VmlinkError } from '@vmlink/errors';
 
 export const USAGE = `Usage:
   vmlink-testvm run [--share DIR]... [--port NAME]... [--with PROGRAM]... [--timeout S]
-                    [--memory MiB] [--cpus N] [--cwd DIR] [--env K=V]... [--read-only] -- CMD [ARGS...]
+                    [--boot-timeout S] [--memory MiB] [--cpus N] [--cwd DIR] [--env K=V]...
+                    [--read-only] -- CMD [ARGS...]
       Boot a throwaway guest, run CMD in it, print its output, exit with its exit code
-      (2 when the guest hung, failed to boot or the input was bad).
-  vmlink-testvm info [--share DIR]... [--with PROGRAM]...
+      (2 when the guest hung, failed to boot or the input was bad). --timeout limits
+      CMD (no limit by default), --boot-timeout the boot (default 120).
+  vmlink-testvm info [--share DIR]... [--with PROGRAM]... [--boot-timeout S]
       Boot the guest and print its kernel release, CPUs, memory and loaded modules.
   vmlink-testvm doctor [--install] [--probe-kvm]
       List what the host lacks (packages, kernel, /dev/kvm) and the apt-get line to fix it;
@@ -22,6 +24,7 @@ export interface RunArgs {
   port: string[];
   with: string[];
   timeoutSeconds: number | undefined;
+  bootTimeoutSeconds: number | undefined;
   memoryMiB: number | undefined;
   cpus: number | undefined;
   cwd: string | undefined;
@@ -54,6 +57,7 @@ export function parseRunArgs(argv: readonly string[], needsCommand: boolean): Ru
         port: { type: 'string', multiple: true, default: [] },
         with: { type: 'string', multiple: true, default: [] },
         timeout: { type: 'string' },
+        'boot-timeout': { type: 'string' },
         memory: { type: 'string' },
         cpus: { type: 'string' },
         cwd: { type: 'string' },
@@ -77,6 +81,7 @@ export function parseRunArgs(argv: readonly string[], needsCommand: boolean): Ru
     port: values.port ?? [],
     with: values.with ?? [],
     timeoutSeconds: positiveNumber('timeout', values.timeout, false),
+    bootTimeoutSeconds: positiveNumber('boot-timeout', values['boot-timeout'], false),
     memoryMiB: positiveNumber('memory', values.memory, true),
     cpus: positiveNumber('cpus', values.cpus, true),
     cwd: values.cwd,

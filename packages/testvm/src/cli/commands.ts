@@ -29,7 +29,7 @@ function interruptSignal(): { signal: AbortSignal; dispose: () => void } {
   };
 }
 
-async function boot(args: RunArgs, signal: AbortSignal, timeoutMs: number | undefined): Promise<Vm> {
+async function boot(args: RunArgs, signal: AbortSignal): Promise<Vm> {
   return startVm({
     share: args.share,
     shareReadOnly: args.readOnly,
@@ -37,7 +37,7 @@ async function boot(args: RunArgs, signal: AbortSignal, timeoutMs: number | unde
     withPrograms: args.with,
     memoryMiB: args.memoryMiB,
     cpus: args.cpus,
-    timeoutMs,
+    timeoutMs: args.bootTimeoutSeconds === undefined ? undefined : Math.ceil(args.bootTimeoutSeconds * 1000),
     signal,
   });
 }
@@ -54,11 +54,10 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
   const args = parseRunArgs(argv, true);
   const [cmd, ...cmdArgs] = args.command;
   if (cmd === undefined) throw usageError('no command given: put it after --');
-  const deadline = args.timeoutSeconds === undefined ? undefined : Date.now() + args.timeoutSeconds * 1000;
   const interrupt = interruptSignal();
   let vm: Vm | undefined;
   try {
-    vm = await boot(args, interrupt.signal, args.timeoutSeconds === undefined ? undefined : args.timeoutSeconds * 1000);
+    vm = await boot(args, interrupt.signal);
     if (process.env.VMLINK_TESTVM_PORTS_FILE !== undefined) {
       // Lets a wrapper find the host sockets of --port NAME while the command runs.
       await writeFile(process.env.VMLINK_TESTVM_PORTS_FILE, JSON.stringify(Object.fromEntries(args.port.map((p) => [p, vm?.portPath(p)]))));
@@ -66,7 +65,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     const result = await vm.run(cmd, cmdArgs, {
       cwd: guestCwd(args),
       env: args.env,
-      timeoutMs: deadline === undefined ? undefined : Math.max(1, deadline - Date.now()),
+      timeoutMs: args.timeoutSeconds === undefined ? undefined : Math.ceil(args.timeoutSeconds * 1000),
       signal: interrupt.signal,
       onStdout: (chunk) => process.stdout.write(chunk),
       onStderr: (chunk) => process.stderr.write(chunk),
@@ -85,7 +84,7 @@ export async function infoCommand(argv: readonly string[]): Promise<number> {
   const started = performance.now();
   let vm: Vm | undefined;
   try {
-    vm = await boot(args, interrupt.signal, args.timeoutSeconds === undefined ? undefined : args.timeoutSeconds * 1000);
+    vm = await boot(args, interrupt.signal);
     const bootMs = performance.now() - started;
     const { info } = vm;
     const lines = [
