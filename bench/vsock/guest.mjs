@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { parseArgs } from 'node:util';
 
+import { loadBinding } from '@vmlink/native';
 import { connect, createServer } from '@vmlink/vsock';
 
 const { values: args } = parseArgs({ options: { mib: { type: 'string', default: '256' }, 'round-trips': { type: 'string', default: '10000' } } });
@@ -101,15 +102,61 @@ async function socatOneWay() {
   throw new Error('socat sender never connected');
 }
 
+/**
+ * Diagnostic: the same ping-pong over an AF_UNIX socketpair with the native FdStream that
+ * @vmlink/vsock sockets use, vs node:net over a Unix socket. Equal numbers mean any
+ * vsock/TCP gap comes from the kernel transport, not from our user-space path.
+ */
+async function fdStreamUnixPingPong() {
+  const binding = loadBinding();
+  const [a, b] = binding.socketpair('stream');
+  let wake;
+  const server = new binding.FdStream(a, {}, { onData: (chunk) => server.write(chunk, () => {}), onError: (e) => { throw e; } });
+  const client = new binding.FdStream(b, {}, { onData: () => wake(), onError: (e) => { throw e; } });
+  server.readStart();
+  client.readStart();
+  const latencies = new Float64Array(ROUND_TRIPS);
+  const byte = Buffer.from([1]);
+  for (let i = 0; i < ROUND_TRIPS; i++) {
+    const started = performance.now();
+    await new Promise((resolve) => {
+      wake = resolve;
+      client.write(byte, () => {});
+    });
+    latencies[i] = (performance.now() - started) * 1000;
+  }
+  server.close();
+  client.close();
+  return latencies.sort();
+}
+
+const unixNet = {
+  listen: async (onConnection) => {
+    const path = `/tmp/vmlink-bench-${process.pid}.sock`;
+    const server = net.createServer(onConnection);
+    servers.push(server);
+    server.listen(path);
+    await once(server, 'listening');
+    return path;
+  },
+  dial: async (path) => {
+    const socket = net.connect(path);
+    await once(socket, 'connect');
+    return socket;
+  },
+};
+
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 
 const result = { mib: Number(args.mib), roundTrips: ROUND_TRIPS, throughput: {}, latency: {} };
 result.throughput.socat = await socatOneWay();
 result.throughput.vsock = await oneWay(vsock.listen, vsock.dial);
 result.throughput.tcp = await oneWay(tcp.listen, tcp.dial);
-for (const [name, transport] of [['vsock', vsock], ['tcp', tcp]]) {
+for (const [name, transport] of [['vsock', vsock], ['tcp', tcp], ['unixNet', unixNet]]) {
   const sorted = await pingPong(transport.listen, transport.dial);
   result.latency[name] = { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99) };
 }
+const unixFdStream = await fdStreamUnixPingPong();
+result.latency.unixFdStream = { p50: quantile(unixFdStream, 0.5), p99: quantile(unixFdStream, 0.99) };
 for (const server of servers) server.close();
 console.log(JSON.stringify(result));

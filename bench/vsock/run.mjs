@@ -7,7 +7,9 @@
 //
 //   npm run build && node bench/vsock/run.mjs [--mib 256] [--round-trips 10000] [--json bench/results/vsock.json]
 //
-// Targets: throughput >= 0.9x socat; p50 latency within 1.2x of net's.
+// Targets: throughput >= 0.9x socat; p50 latency within 1.2x of net's. The diagnostic rows
+// run the same ping-pong over AF_UNIX (our native FdStream vs node:net) to tell the
+// user-space cost apart from the kernel transport's.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +49,8 @@ const rows = [
   ['throughput', `node:net over TCP loopback`, `${mbps(throughput.tcp).toFixed(1)} MB/s`, `${(mbps(throughput.tcp) / mbps(throughput.socat)).toFixed(2)}x socat`],
   ['latency', `@vmlink/vsock 1 B ping-pong`, `p50 ${latency.vsock.p50.toFixed(0)} us, p99 ${latency.vsock.p99.toFixed(0)} us`, `${(latency.vsock.p50 / latency.tcp.p50).toFixed(2)}x net p50 (target <= 1.2x)`],
   ['latency', `node:net TCP loopback 1 B ping-pong`, `p50 ${latency.tcp.p50.toFixed(0)} us, p99 ${latency.tcp.p99.toFixed(0)} us`, 'reference'],
+  ['diagnostic', `native FdStream, AF_UNIX socketpair`, `p50 ${latency.unixFdStream.p50.toFixed(0)} us, p99 ${latency.unixFdStream.p99.toFixed(0)} us`, `${(latency.unixFdStream.p50 / latency.unixNet.p50).toFixed(2)}x net over Unix p50`],
+  ['diagnostic', `node:net over a Unix socket`, `p50 ${latency.unixNet.p50.toFixed(0)} us, p99 ${latency.unixNet.p99.toFixed(0)} us`, 'reference'],
 ];
 const header = ['kind', 'what', 'result', 'vs'];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
