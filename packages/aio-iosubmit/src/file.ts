@@ -233,7 +233,16 @@ export class IoSubmitFile implements AioFile {
       }
       throw this.#systemError(errno, op);
     }
-    if (isRead) return res;
+    if (isRead) {
+      // A NOWAIT read may stop short where the cached part ends; the rest is read the
+      // blocking way (on the fallback), which also tells a real EOF (0) apart.
+      if (route.nowait && res > 0 && res < length && services.fallback !== undefined) {
+        const rest = skipBytes(buffers, res);
+        const restPosition = addPosition(position, res);
+        return res + (await this.#viaFallback(true, rest, restPosition, signal, await this.#fallbackFd(rest, restPosition)));
+      }
+      return res;
+    }
 
     if (route.nowait) services.writeNowait.succeeded(this.#dev);
     this.#wrote(position, res);

@@ -46,6 +46,23 @@ describe('RWF_NOWAIT reads', () => {
     await file.close();
   });
 
+  it('completes a read that NOWAIT served only in part (cached head, cold tail)', async () => {
+    const path = join(scratch.dir, 'half.bin');
+    const data = writeRandomFile(path, 1 << 20);
+    dropFileCache(path);
+    const file = await backend.open(path, 'r');
+    // Warm the first 16 KiB only, then read 256 KiB from 0: NOWAIT copies the cached head.
+    await file.read(Buffer.alloc(16384), 0);
+    const buffer = Buffer.alloc(256 * 1024);
+    expect(await file.read(buffer, 0)).toBe(buffer.length);
+    expect(buffer.equals(data.subarray(0, buffer.length))).toBe(true);
+    // At EOF the rest reads 0: a short count, as the contract says.
+    const tail = Buffer.alloc(8192);
+    expect(await file.read(tail, (1 << 20) - 4096)).toBe(4096);
+    expect(tail.subarray(0, 4096).equals(data.subarray((1 << 20) - 4096))).toBe(true);
+    await file.close();
+  });
+
   it("bufferedReads: 'fallback' sends buffered reads straight to the fallback", async () => {
     const routed = await createIoSubmitBackend({ bufferedReads: 'fallback' });
     try {
