@@ -67,7 +67,9 @@ export class IoSubmitFile implements AioFile {
   readonly #dev: number;
   readonly #services: FileServices;
   readonly #onClosed: (file: IoSubmitFile) => void;
-  readonly #inFlight = new Set<Promise<unknown>>();
+  /** Requests started and not settled; close() waits for 0. */
+  #pending = 0;
+  #whenIdle: (() => void) | undefined;
   #facts: FileFacts;
   #readNowait = true;
   #twin: Promise<number> | undefined;
@@ -126,11 +128,14 @@ export class IoSubmitFile implements AioFile {
 
   stat(): Promise<Stats> {
     if (this.closed) return Promise.reject(closedError('fstat', this.path));
-    return this.#track(
-      new Promise<Stats>((resolve, reject) => {
-        fstat(this.fd, (error, stats) => (error ? reject(withPath(error, this.path)) : resolve(stats)));
-      }),
-    );
+    this.#pending++;
+    return new Promise<Stats>((resolve, reject) => {
+      fstat(this.fd, (error, stats) => {
+        this.#settledOne();
+        if (error) reject(withPath(error, this.path));
+        else resolve(stats);
+      });
+    });
   }
 
   close(): Promise<void> {
@@ -143,7 +148,7 @@ export class IoSubmitFile implements AioFile {
   }
 
   async #closeWhenIdle(): Promise<void> {
-    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+    if (this.#pending > 0) await new Promise<void>((resolve) => (this.#whenIdle = resolve));
     try {
       if (this.#twin !== undefined) {
         const twin = await this.#twin.catch(() => -1);
@@ -155,11 +160,13 @@ export class IoSubmitFile implements AioFile {
     }
   }
 
-  #track<T>(promise: Promise<T>): Promise<T> {
-    this.#inFlight.add(promise);
-    const forget = (): void => void this.#inFlight.delete(promise);
-    promise.then(forget, forget);
-    return promise;
+  #settledOne(): void {
+    this.#pending--;
+    if (this.#pending === 0 && this.#whenIdle !== undefined) {
+      const wake = this.#whenIdle;
+      this.#whenIdle = undefined;
+      wake();
+    }
   }
 
   /** Validation, EBADF after close, abort-before-start and stats around one request. */
@@ -174,17 +181,19 @@ export class IoSubmitFile implements AioFile {
     }
     const recorder = this.#services.recorder;
     recorder.submitted();
-    const request = run(signal).then(
+    this.#pending++;
+    return run(signal).then(
       (value) => {
         recorder.settled(true);
+        this.#settledOne();
         return value;
       },
       (error: unknown) => {
         recorder.settled(false);
+        this.#settledOne();
         throw withPath(error, this.path);
       },
     );
-    return this.#track(request);
   }
 
   #transfer(op: TransferOp, validate: () => readonly Uint8Array[], position: Position, options: OpOptions | undefined): Promise<number> {
