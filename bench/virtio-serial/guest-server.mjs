@@ -37,6 +37,7 @@ listener.on('connection', async (connection) => {
     const peer = new RpcPeer(connection);
     peer.handle('echo', (params) => params);
     peer.handle('read', ({ size }) => withBody({ size }, bytes(size)));
+    connection.resume(); // firstLine() paused it; a 'data' listener alone does not resume a paused stream
   } else if (command === 'echo') {
     connection.pipe(connection);
   } else if (command === 'send') {

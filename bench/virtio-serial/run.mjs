@@ -79,12 +79,16 @@ async function roundTrips(once) {
   return { perSecond: latencies.length / ((performance.now() - started) / 1000), p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }
 
-const vm = await startVm({ share: repoRoot, ports: [PORT], withPrograms: ['socat'], cpus: 2 });
+const log = (what) => process.stderr.write(`[bench] ${what}\n`);
+log('booting');
+const vm = await startVm({ share: repoRoot, ports: [PORT], withPrograms: ['socat'] });
 let server;
 try {
   const rows = [];
   const mbps = (secs) => size / (1024 * 1024) / secs;
+  log('socat');
   const socat = await socatBulk(vm);
+  log(`socat ${socat.toFixed(2)} s`);
   rows.push({ what: `socat, ${args.mib} MiB guest -> host`, mibPerSecond: mbps(socat) });
 
   const controller = new AbortController();
@@ -95,13 +99,15 @@ try {
   const transport = virtioSerial({ side: 'host' });
   const address = `virtio-serial+unix:${vm.portPath(PORT)}`;
 
+  log('raw Connection');
   const raw = await dialCommand(transport, address, `send ${size}`);
   rows.push({ what: `Connection (raw), ${args.mib} MiB guest -> host`, mibPerSecond: mbps(await timeBytes(raw, size)) });
   raw.destroy();
 
+  log('rpc');
   const rpc = new RpcPeer(await dialCommand(transport, address, 'rpc'));
   const t0 = performance.now();
-  const response = await rpc.call('read', { size });
+  const response = await rpc.request('read', { size });
   let got = 0;
   for await (const chunk of response.body) got += chunk.length;
   if (got !== size) throw new Error(`rpc body: ${got} of ${size} bytes`);
