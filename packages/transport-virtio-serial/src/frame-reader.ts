@@ -10,8 +10,11 @@ export interface FrameSink {
   header(header: Header): boolean;
   /** Payload bytes of the DATA record taken last: a view of a chunk given to `feed()` (callers feed fresh chunks, so it may be kept). */
   payload(bytes: Buffer): void;
-  /** Bytes where a header had to be were not one we could take; the reader now scans. */
-  desync(): void;
+  /**
+   * Bytes where a header had to be were not one we could take; the reader now scans.
+   * `firstByte` is the byte found there: 0 is a new host's filler (see wire.ts).
+   */
+  desync(firstByte: number): void;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -75,7 +78,7 @@ export class FrameReader {
       }
       if (!this.scanning) {
         this.scanning = true;
-        this.sink.desync();
+        this.sink.desync(bytes[pos] as number);
       }
       pos += 1;
     }

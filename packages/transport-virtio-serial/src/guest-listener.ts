@@ -61,7 +61,12 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
       {
         header: (header) => this.onHeader(header),
         payload: (bytes) => this.deliver(bytes),
-        desync: () => this.endSession(protocolError(uri, 'bytes from the host are not a record header')),
+        desync: (firstByte) =>
+          this.endSession(
+            firstByte === 0
+              ? connectionReset('read', uri, 'the host went away: a new host connected') // its filler
+              : protocolError(uri, 'bytes from the host are not a record header'),
+          ),
       },
       { scanning: true }, // whatever a former host left in the port is stale
     );
