@@ -7,6 +7,8 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'node20',
+  // Keep 'node:' specifiers: bare 'test' or 'timers/promises' resolve differently under bundlers.
+  removeNodeProtocol: false,
   shims: true,
   // Workspace packages stay imports (some are loaded lazily, e.g. @vmlink/vsock): never bundled.
   external: [/^@vmlink\//],

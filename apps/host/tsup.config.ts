@@ -7,6 +7,8 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'node20',
+  // Keep 'node:' specifiers: bare 'test' or 'timers/promises' resolve differently under bundlers.
+  removeNodeProtocol: false,
   shims: true,
   // Workspace packages stay imports (plugins and @vmlink/testvm load lazily): never bundled.
   external: [/^@vmlink\//],

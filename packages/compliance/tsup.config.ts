@@ -7,5 +7,7 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'node20',
+  // Keep 'node:' specifiers: bare 'test' or 'timers/promises' resolve differently under bundlers.
+  removeNodeProtocol: false,
   external: ['vitest'],
 });
