@@ -1,20 +1,6 @@
 import { fstat, open as openFd, type Stats } from 'node:fs';
-import {
-  alignmentOf,
-  closedError,
-  hasDirectFlag,
-  StatsRecorder,
-  validateOpenFlags,
-  type AioBackend,
-  type AioCapabilities,
-  type AioFile,
-  type AioRequest,
-  type AioResult,
-  type AioStats,
-  type FdIo,
-  type OpenFlags,
-} from '@vmlink/aio';
-import { assertLinux, invalidArgType, validateInteger, VmlinkError } from '@vmlink/errors';
+import { AioBackendBase, alignmentOf, hasDirectFlag, StatsRecorder, type AioCapabilities, type AioFile, type FdIo } from '@vmlink/aio';
+import { assertLinux } from '@vmlink/errors';
 import { defaultFallback, type Fallback } from './fallback.js';
 import { IoSubmitFile, type FileServices } from './file.js';
 import { KernelQueue } from './kernel-queue.js';
@@ -26,7 +12,7 @@ import { WriteNowaitProbe, type WriteNowaitMode } from './write-nowait.js';
  * The io_submit backend: one kernel AIO context, requests batched per tick, and (unless
  * strict) a blocking guard that sends what would block io_submit to a fallback FdIo.
  */
-export class IoSubmitBackend implements AioBackend {
+export class IoSubmitBackend extends AioBackendBase {
   readonly name = 'iosubmit';
   readonly capabilities: AioCapabilities;
   /** True when the blocking guard is off. */
@@ -34,26 +20,22 @@ export class IoSubmitBackend implements AioBackend {
   /** The FdIo the guard routes to (undefined when strict). */
   readonly fallback: FdIo | undefined;
   readonly #queue: KernelQueue;
-  readonly #recorder: StatsRecorder;
   readonly #services: FileServices;
   readonly #writeNowait: WriteNowaitProbe;
   readonly #releaseFallback: () => Promise<void>;
-  readonly #files = new Set<IoSubmitFile>();
-  readonly #opening = new Set<Promise<unknown>>();
-  #closing: Promise<void> | undefined;
 
   /** Use createIoSubmitBackend(). */
   constructor(options: { strict: boolean; maxInFlight: number; submitThreshold: number; bufferedReads: 'nowait' | 'fallback'; fallback: Fallback | undefined }) {
+    super(new StatsRecorder());
     const binding = ioSubmitBinding();
     this.strict = options.strict;
     this.fallback = options.fallback?.io;
     this.#releaseFallback = options.fallback?.release ?? (() => Promise.resolve());
-    this.#recorder = new StatsRecorder();
     this.#writeNowait = new WriteNowaitProbe();
-    this.#queue = new KernelQueue(options.maxInFlight, options.submitThreshold, this.#recorder);
+    this.#queue = new KernelQueue(options.maxInFlight, options.submitThreshold, this.recorder);
     this.#services = {
       queue: this.#queue,
-      recorder: this.#recorder,
+      recorder: this.recorder,
       fallback: this.fallback,
       bufferedReads: options.bufferedReads,
       writeNowait: this.#writeNowait,
@@ -67,10 +49,6 @@ export class IoSubmitBackend implements AioBackend {
       cancel: true,
       misalignedDirect: options.strict ? 'reject' : 'route',
     });
-  }
-
-  get closed(): boolean {
-    return this.#closing !== undefined;
   }
 
   /** Requests in the kernel at once at most. */
@@ -88,65 +66,14 @@ export class IoSubmitBackend implements AioBackend {
     return this.#writeNowait.modes();
   }
 
-  async open(path: string, flags: OpenFlags = 'r', mode = 0o666): Promise<AioFile> {
-    if (typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
-    const checkedFlags = validateOpenFlags(flags);
-    validateInteger(mode, 'mode', 0, 0o7777);
-    if (this.closed) throw closedError('open', path);
-    const opening = openWithStats(path, checkedFlags, mode);
-    this.#opening.add(opening);
-    let opened: { fd: number; stats: Stats };
-    try {
-      opened = await opening;
-    } finally {
-      this.#opening.delete(opening);
-    }
-    const direct = hasDirectFlag(checkedFlags);
-    const file = new IoSubmitFile({
-      fd: opened.fd,
-      path,
-      flags: checkedFlags,
-      direct,
-      alignment: alignmentOf(opened.fd, direct),
-      stats: opened.stats,
-      services: this.#services,
-      onClosed: (closedFile) => this.#files.delete(closedFile),
-    });
-    this.#files.add(file);
-    if (this.closed) {
-      await file.close();
-      throw closedError('open', path);
-    }
-    return file;
+  protected override async openFile(path: string, flags: string | number, mode: number, onClosed: (file: AioFile) => void): Promise<AioFile> {
+    const { fd, stats } = await openWithStats(path, flags, mode);
+    const direct = hasDirectFlag(flags);
+    return new IoSubmitFile({ fd, path, flags, direct, alignment: alignmentOf(fd, direct), stats, services: this.#services, onClosed });
   }
 
-  async submit(requests: readonly AioRequest[]): Promise<AioResult[]> {
-    if (!Array.isArray(requests)) throw invalidArgType('requests', 'an Array of AioRequest', requests);
-    const settled = await Promise.allSettled(requests.map((request: AioRequest) => startRequest(request)));
-    return settled.map((result): AioResult =>
-      result.status === 'fulfilled'
-        ? { status: 'fulfilled', value: result.value }
-        : { status: 'rejected', reason: result.reason instanceof Error ? result.reason : new Error(String(result.reason)) },
-    );
-  }
-
-  stats(): AioStats {
-    return this.#recorder.snapshot();
-  }
-
-  close(): Promise<void> {
-    this.#closing ??= this.#closeAll();
-    return this.#closing;
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
-
-  async #closeAll(): Promise<void> {
-    await Promise.allSettled([...this.#opening]);
-    // Each file waits for its requests; after that nothing is queued or in the kernel.
-    await Promise.allSettled([...this.#files].map((file) => file.close()));
+  /** Called once every file has closed, so nothing is queued or in the kernel. */
+  protected override async release(): Promise<void> {
     this.#queue.destroy();
     await this.#releaseFallback();
   }
@@ -181,34 +108,4 @@ function openWithStats(path: string, flags: string | number, mode: number): Prom
       });
     });
   });
-}
-
-function startRequest(request: AioRequest): Promise<number> {
-  if (request === null || typeof request !== 'object') return Promise.reject(invalidArgType('request', 'of type object', request));
-  const file = request.file as AioFile | undefined;
-  if (file === null || typeof file !== 'object' || typeof file.read !== 'function') {
-    return Promise.reject(invalidArgType('request.file', 'an AioFile', file));
-  }
-  const options = request.signal === undefined ? undefined : { signal: request.signal };
-  switch (request.op) {
-    case 'read':
-      return file.read(request.buffer, request.position, options);
-    case 'readv':
-      return file.readv(request.buffers, request.position, options);
-    case 'write':
-      return file.write(request.buffer, request.position, options);
-    case 'writev':
-      return file.writev(request.buffers, request.position, options);
-    case 'fsync':
-      return file.fsync(options).then(() => 0);
-    case 'fdatasync':
-      return file.fdatasync(options).then(() => 0);
-    default:
-      return Promise.reject(
-        new VmlinkError(
-          'ERR_INVALID_ARG_VALUE',
-          `The request op must be one of read, readv, write, writev, fsync, fdatasync. Received ${String((request as { op?: unknown }).op)}`,
-        ),
-      );
-  }
 }

@@ -1,22 +1,19 @@
-import { close as closeFd, constants as fsConstants, fstat, open as openFd, type Stats } from 'node:fs';
+import { close as closeFd, constants as fsConstants, open as openFd, type Stats } from 'node:fs';
 import {
-  closedError,
+  AioFileBase,
   misalignedError,
   misalignment,
+  skipBytes,
   totalLength,
-  validateBuffer,
-  validateBuffers,
-  validateOpOptions,
-  validatePosition,
-  withPath,
-  type AioFile,
   type Alignment,
   type FdIo,
   type OpOptions,
   type Position,
   type StatsRecorder,
+  type SyncOp,
+  type TransferOp,
 } from '@vmlink/aio';
-import { abortError, SystemError, throwIfAborted } from '@vmlink/errors';
+import { abortError, SystemError } from '@vmlink/errors';
 import type { IoSubmitBuffers } from './native.js';
 import { watchAbort } from './abort-watch.js';
 import { routeRead, routeWrite, type FileFacts, type GuardPolicy, type Route } from './guard.js';
@@ -51,35 +48,22 @@ export interface IoSubmitFileInit {
   readonly onClosed: (file: IoSubmitFile) => void;
 }
 
-type TransferOp = 'read' | 'readv' | 'write' | 'writev';
-
 /**
  * An AioFile whose requests go to the backend's io_submit queue, or, when the blocking
  * guard says they would block, to the fallback FdIo. Tracks the file size (fstat at open,
  * raised by completed writes) to recognise writes that extend the file.
  */
-export class IoSubmitFile implements AioFile {
-  readonly fd: number;
-  readonly path: string;
-  readonly direct: boolean;
-  readonly alignment: Alignment;
+export class IoSubmitFile extends AioFileBase {
   readonly #flags: string | number;
   readonly #dev: number;
   readonly #services: FileServices;
   readonly #onClosed: (file: IoSubmitFile) => void;
-  /** Requests started and not settled; close() waits for 0. */
-  #pending = 0;
-  #whenIdle: (() => void) | undefined;
   #facts: FileFacts;
   #readNowait = true;
   #twin: Promise<number> | undefined;
-  #closing: Promise<void> | undefined;
 
   constructor(init: IoSubmitFileInit) {
-    this.fd = init.fd;
-    this.path = init.path;
-    this.direct = init.direct;
-    this.alignment = init.alignment;
+    super(init);
     this.#flags = init.flags;
     this.#dev = init.stats.dev;
     this.#services = init.services;
@@ -93,126 +77,49 @@ export class IoSubmitFile implements AioFile {
     };
   }
 
-  get closed(): boolean {
-    return this.#closing !== undefined;
-  }
-
   /** What the guard knows about this file (for tests and diagnostics). */
   get facts(): FileFacts {
     return this.#facts;
   }
 
-  read(buffer: Uint8Array, position: Position, options?: OpOptions): Promise<number> {
-    return this.#transfer('read', () => [validateBuffer(buffer)], position, options);
+  protected override transfer(op: TransferOp, buffers: readonly Uint8Array[], position: Position, options: OpOptions | undefined): Promise<number> {
+    return this.track(op, options, (signal) => this.#counted(() => this.#run(op, buffers, position, signal)));
   }
 
-  readv(buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number> {
-    return this.#transfer('readv', () => validateBuffers(buffers), position, options);
-  }
-
-  write(buffer: Uint8Array, position: Position, options?: OpOptions): Promise<number> {
-    return this.#transfer('write', () => [validateBuffer(buffer)], position, options);
-  }
-
-  writev(buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number> {
-    return this.#transfer('writev', () => validateBuffers(buffers), position, options);
-  }
-
-  fsync(options?: OpOptions): Promise<void> {
-    return this.#sync('fsync', options);
-  }
-
-  fdatasync(options?: OpOptions): Promise<void> {
-    return this.#sync('fdatasync', options);
-  }
-
-  stat(): Promise<Stats> {
-    if (this.closed) return Promise.reject(closedError('fstat', this.path));
-    this.#pending++;
-    return new Promise<Stats>((resolve, reject) => {
-      fstat(this.fd, (error, stats) => {
-        this.#settledOne();
-        if (error) reject(withPath(error, this.path));
-        else resolve(stats);
-      });
+  protected override sync(op: SyncOp, signal: AbortSignal | undefined): Promise<void> {
+    return this.#counted(async () => {
+      const outcome = await this.#kernel(op, undefined, 0, 0, signal);
+      if (outcome.kind === 'done' && outcome.res < 0) throw this.#systemError(-outcome.res, op);
     });
   }
 
-  close(): Promise<void> {
-    this.#closing ??= this.#closeWhenIdle();
-    return this.#closing;
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
-
-  async #closeWhenIdle(): Promise<void> {
-    if (this.#pending > 0) await new Promise<void>((resolve) => (this.#whenIdle = resolve));
-    try {
-      if (this.#twin !== undefined) {
-        const twin = await this.#twin.catch(() => -1);
-        if (twin >= 0) await closeAsync(twin);
-      }
-      await closeAsync(this.fd);
-    } finally {
-      this.#onClosed(this);
+  /** The buffered twin (if a misaligned request opened one), then the fd. */
+  protected override async closeFds(): Promise<void> {
+    if (this.#twin !== undefined) {
+      const twin = await this.#twin.catch(() => -1);
+      if (twin >= 0) await closeAsync(twin);
     }
+    await super.closeFds();
   }
 
-  #settledOne(): void {
-    this.#pending--;
-    if (this.#pending === 0 && this.#whenIdle !== undefined) {
-      const wake = this.#whenIdle;
-      this.#whenIdle = undefined;
-      wake();
-    }
+  protected override onClosed(): void {
+    this.#onClosed(this);
   }
 
-  /** Validation, EBADF after close, abort-before-start and stats around one request. */
-  #start<T>(syscall: string, options: OpOptions | undefined, run: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
-    let signal: AbortSignal | undefined;
-    try {
-      signal = validateOpOptions(options);
-      if (this.closed) throw closedError(syscall, this.path);
-      throwIfAborted(signal);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  /** The backend's submitted/completed/failed counts around one request (stat() is not one). */
+  #counted<T>(run: () => Promise<T>): Promise<T> {
     const recorder = this.#services.recorder;
     recorder.submitted();
-    this.#pending++;
-    return run(signal).then(
+    return run().then(
       (value) => {
         recorder.settled(true);
-        this.#settledOne();
         return value;
       },
       (error: unknown) => {
         recorder.settled(false);
-        this.#settledOne();
-        throw withPath(error, this.path);
+        throw error;
       },
     );
-  }
-
-  #transfer(op: TransferOp, validate: () => readonly Uint8Array[], position: Position, options: OpOptions | undefined): Promise<number> {
-    let buffers: readonly Uint8Array[];
-    let pos: Position;
-    try {
-      buffers = validate();
-      pos = validatePosition(position);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#start(op, options, (signal) => this.#run(op, buffers, pos, signal));
-  }
-
-  #sync(op: 'fsync' | 'fdatasync', options: OpOptions | undefined): Promise<void> {
-    return this.#start(op, options, async (signal) => {
-      const outcome = await this.#kernel(op, undefined, 0, 0, signal);
-      if (outcome.kind === 'done' && outcome.res < 0) throw this.#systemError(-outcome.res, op);
-    });
   }
 
   async #run(op: TransferOp, buffers: readonly Uint8Array[], position: Position, signal: AbortSignal | undefined): Promise<number> {
@@ -366,20 +273,6 @@ function isAppend(flags: string | number): boolean {
 
 function addPosition(position: Position, bytes: number): Position {
   return typeof position === 'bigint' ? position + BigInt(bytes) : position + bytes;
-}
-
-function skipBytes(buffers: readonly Uint8Array[], count: number): Uint8Array[] {
-  let left = count;
-  const rest: Uint8Array[] = [];
-  for (const buffer of buffers) {
-    if (left >= buffer.byteLength) {
-      left -= buffer.byteLength;
-      continue;
-    }
-    rest.push(left > 0 ? buffer.subarray(left) : buffer);
-    left = 0;
-  }
-  return rest;
 }
 
 function closeAsync(fd: number): Promise<void> {

@@ -2,7 +2,7 @@ import { fdatasync, fsync, read, readv, writev } from 'node:fs';
 import { outOfRange, throwIfAborted } from '@vmlink/errors';
 import { StatsRecorder } from './stats.js';
 import type { FdIo, OpOptions, Position } from './types.js';
-import { normalizePosition, totalLength, validateBuffers, validateOpOptions, validatePosition } from './validate.js';
+import { normalizePosition, skipBytes, totalLength, validateBuffers, validateOpOptions, validatePosition } from './validate.js';
 
 type Callback<T> = (error: NodeJS.ErrnoException | null, value: T) => void;
 
@@ -97,18 +97,4 @@ async function writeAll(fd: number, buffers: readonly Uint8Array[], position: nu
     }
   }
   return done;
-}
-
-function skipBytes(buffers: readonly Uint8Array[], count: number): readonly Uint8Array[] {
-  let left = count;
-  const rest: Uint8Array[] = [];
-  for (const buffer of buffers) {
-    if (left >= buffer.byteLength) {
-      left -= buffer.byteLength;
-      continue;
-    }
-    rest.push(left > 0 ? buffer.subarray(left) : buffer);
-    left = 0;
-  }
-  return rest;
 }

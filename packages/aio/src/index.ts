@@ -18,6 +18,9 @@ export type {
 export { createBackend } from './create-backend.js';
 export { createFsBackend, createFsFdIo } from './fs-backend.js';
 export { FsFdIo } from './fs-io.js';
+export { AioBackendBase } from './backend-base.js';
+export { AioFileBase, type AioFileBaseInit, type SyncOp, type TransferOp } from './file-base.js';
+export { submitRequests } from './submit.js';
 export { FdBackend, type FdBackendInit } from './fd-backend.js';
 export { FdFile, type FdFileInit } from './fd-file.js';
 export { allocAligned, isAligned, alignmentOf, misalignment, hasDirectFlag, O_DIRECT, NO_ALIGNMENT } from './align.js';
@@ -29,6 +32,7 @@ export {
   MAX_POSITION,
   normalizePosition,
   positionToBigInt,
+  skipBytes,
   totalLength,
   validateBuffer,
   validateBuffers,

@@ -75,3 +75,18 @@ export function totalLength(buffers: readonly Uint8Array[]): number {
   for (const buffer of buffers) total += buffer.byteLength;
   return total;
 }
+
+/** The part of a buffer list after its first `count` bytes (views, not copies): what a short transfer left. */
+export function skipBytes(buffers: readonly Uint8Array[], count: number): Uint8Array[] {
+  let left = count;
+  const rest: Uint8Array[] = [];
+  for (const buffer of buffers) {
+    if (left >= buffer.byteLength) {
+      left -= buffer.byteLength;
+      continue;
+    }
+    rest.push(left > 0 ? buffer.subarray(left) : buffer);
+    left = 0;
+  }
+  return rest;
+}

@@ -1,0 +1,163 @@
+import { close as closeFd, fstat, type Stats } from 'node:fs';
+import { throwIfAborted } from '@vmlink/errors';
+import { closedError, withPath } from './errors.js';
+import type { AioFile, Alignment, OpOptions, Position } from './types.js';
+import { validateBuffer, validateBuffers, validateOpOptions, validatePosition } from './validate.js';
+
+/** The data-moving AioFile calls. */
+export type TransferOp = 'read' | 'readv' | 'write' | 'writev';
+/** The flushing AioFile calls. */
+export type SyncOp = 'fsync' | 'fdatasync';
+
+export interface AioFileBaseInit {
+  readonly fd: number;
+  readonly path: string;
+  readonly direct: boolean;
+  readonly alignment: Alignment;
+}
+
+/**
+ * What every AioFile over a raw fd does the same way, whatever does its I/O: argument
+ * validation, EBADF after close, abort-before-start, the path on system errors, counting
+ * requests in flight, and a close() that waits for them before closing the fd.
+ * A backend implements `transfer` and `sync`; `stat` is fstat on the fd.
+ */
+export abstract class AioFileBase implements AioFile {
+  readonly fd: number;
+  readonly path: string;
+  readonly direct: boolean;
+  readonly alignment: Alignment;
+  /** Requests started and not settled; close() waits for 0. */
+  #pending = 0;
+  #whenIdle: (() => void) | undefined;
+  #closing: Promise<void> | undefined;
+
+  protected constructor(init: AioFileBaseInit) {
+    this.fd = init.fd;
+    this.path = init.path;
+    this.direct = init.direct;
+    this.alignment = init.alignment;
+  }
+
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  read(buffer: Uint8Array, position: Position, options?: OpOptions): Promise<number> {
+    return this.#validated('read', () => [validateBuffer(buffer)], position, options);
+  }
+
+  readv(buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number> {
+    return this.#validated('readv', () => validateBuffers(buffers), position, options);
+  }
+
+  write(buffer: Uint8Array, position: Position, options?: OpOptions): Promise<number> {
+    return this.#validated('write', () => [validateBuffer(buffer)], position, options);
+  }
+
+  writev(buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number> {
+    return this.#validated('writev', () => validateBuffers(buffers), position, options);
+  }
+
+  fsync(options?: OpOptions): Promise<void> {
+    return this.track('fsync', options, (signal) => this.sync('fsync', signal));
+  }
+
+  fdatasync(options?: OpOptions): Promise<void> {
+    return this.track('fdatasync', options, (signal) => this.sync('fdatasync', signal));
+  }
+
+  stat(): Promise<Stats> {
+    return this.track('fstat', undefined, () => new Promise<Stats>((resolve, reject) => {
+      fstat(this.fd, (error, stats) => (error ? reject(error) : resolve(stats)));
+    }));
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#closeWhenIdle();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /**
+   * One read/readv/write/writev whose buffers and position are valid. Do any checks of
+   * your own, then start it with `track(op, options, run)`.
+   */
+  protected abstract transfer(op: TransferOp, buffers: readonly Uint8Array[], position: Position, options: OpOptions | undefined): Promise<number>;
+
+  /** fsync or fdatasync the fd; runs inside `track`, so the file is open and `signal` not aborted. */
+  protected abstract sync(op: SyncOp, signal: AbortSignal | undefined): Promise<void>;
+
+  /** Closes what the file holds once nothing is in flight; by default the fd. */
+  protected closeFds(): Promise<void> {
+    return closeFdAsync(this.fd);
+  }
+
+  /** Called once after close() has closed the fds (or failed to): the backend forgets the file. */
+  protected onClosed(): void {}
+
+  /**
+   * Starts a request: checks `options`, rejects with EBADF after close() and with an
+   * AbortError when the signal already fired, then runs it and counts it in flight until
+   * it settles. System errors get the file's path.
+   */
+  protected track<T>(syscall: string, options: OpOptions | undefined, run: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = validateOpOptions(options);
+      if (this.closed) throw closedError(syscall, this.path);
+      throwIfAborted(signal);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const running = run(signal);
+    this.#pending++;
+    return running.then(
+      (value) => {
+        this.#settledOne();
+        return value;
+      },
+      (error: unknown) => {
+        this.#settledOne();
+        throw withPath(error, this.path);
+      },
+    );
+  }
+
+  #validated(op: TransferOp, validate: () => readonly Uint8Array[], position: Position, options: OpOptions | undefined): Promise<number> {
+    let buffers: readonly Uint8Array[];
+    let pos: Position;
+    try {
+      buffers = validate();
+      pos = validatePosition(position);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.transfer(op, buffers, pos, options);
+  }
+
+  #settledOne(): void {
+    this.#pending--;
+    if (this.#pending === 0 && this.#whenIdle !== undefined) {
+      const wake = this.#whenIdle;
+      this.#whenIdle = undefined;
+      wake();
+    }
+  }
+
+  async #closeWhenIdle(): Promise<void> {
+    if (this.#pending > 0) await new Promise<void>((resolve) => (this.#whenIdle = resolve));
+    try {
+      await this.closeFds();
+    } finally {
+      this.onClosed();
+    }
+  }
+}
+
+function closeFdAsync(fd: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => closeFd(fd, (error) => (error ? reject(error) : resolve())));
+}
