@@ -13,7 +13,7 @@ import { ExecPolicy } from './policy/exec-policy.js';
 import { METHODS, type MethodName } from './protocol.js';
 import type { AgentLogger } from './request-log.js';
 import { Channel } from './channel.js';
-import { loadTransports } from './transports.js';
+import { loadInstalledTransports } from '@vmlink/transport';
 
 /** Bad frames tolerated per connection before the agent drops it. */
 const MAX_PROTOCOL_WARNINGS = 16;
@@ -72,7 +72,7 @@ export class Agent {
 
   /** Starts serving. Fails only if no URI at all could be listened on. */
   static async start(options: AgentOptions, log: AgentLogger): Promise<Agent> {
-    const { transports, failures } = await loadTransports();
+    const { transports, failures } = await loadInstalledTransports();
     for (const failure of failures) {
       log.event('transport plugin unavailable', { plugin: failure.plugin, cause: failure.error.message });
     }

@@ -5,7 +5,7 @@ import { RpcPeer } from '@vmlink/rpc';
 import type { Connection } from '@vmlink/transport';
 import type { AgentClient, AgentInfo, ExecResult, ListResult, StatResult, TransferResult } from './agent-client.js';
 import { EXEC_EXIT, EXEC_MAX_RECORD, EXEC_RECORD_HEADER, EXEC_STDERR, READ_TRAILER_BYTES } from './protocol.js';
-import { loadTransports } from './transports.js';
+import { loadInstalledTransports } from '@vmlink/transport';
 
 export interface ConnectOptions {
   /** Connect timeout, and the longest silence tolerated while a call runs. */
@@ -33,7 +33,7 @@ function connectError(uri: string, cause: Error): VmlinkError {
 
 /** Dials `uri` with every transport plugin that loads here and returns a client. */
 export async function connectAgent(uri: string, options: ConnectOptions): Promise<AgentClient> {
-  const { transports } = await loadTransports();
+  const { transports } = await loadInstalledTransports();
   const deadline = performance.now() + options.timeoutMs;
   for (let attempt = 0; ; attempt += 1) {
     let connection: Connection;

@@ -27,3 +27,4 @@ export {
   type ReconnectingState,
   type RetryInfo,
 } from './reconnecting.js';
+export { loadInstalledTransports, type InstalledTransports } from './installed.js';
