@@ -7,4 +7,6 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'node20',
+  // Keep 'node:' specifiers: bare 'test' or 'timers/promises' resolve differently under bundlers.
+  removeNodeProtocol: false,
 });
