@@ -1,15 +1,24 @@
 // Guest half of bench/vsock/run.mjs (runs inside the QEMU guest, CID 1 loopback).
 // Prints one JSON line with every measurement.
-//   node guest.mjs [--mib 256] [--round-trips 10000]
-import { spawn } from 'node:child_process';
+//   node guest.mjs [--mib 256] [--round-trips 10000] [--c-bin /path/to/pingpong]
+import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
-import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
 
 import { loadBinding } from '@vmlink/native';
 import { connect, createServer } from '@vmlink/vsock';
 
-const { values: args } = parseArgs({ options: { mib: { type: 'string', default: '256' }, 'round-trips': { type: 'string', default: '10000' } } });
+const { values: args } = parseArgs({
+  options: {
+    mib: { type: 'string', default: '256' },
+    'round-trips': { type: 'string', default: '10000' },
+    'c-bin': { type: 'string' },
+  },
+});
 const TOTAL = Number(args.mib) * 1024 * 1024;
 const ROUND_TRIPS = Number(args['round-trips']);
 const CHUNK = Buffer.alloc(1024 * 1024, 0x5a);
@@ -38,8 +47,23 @@ async function oneWay(listen, dial) {
 /** ROUND_TRIPS 1-byte ping-pongs; returns sorted latencies in microseconds. */
 async function pingPong(listen, dial) {
   const address = await listen((socket) => socket.on('data', (chunk) => socket.write(chunk)));
-  const client = await dial(address);
-  const latencies = new Float64Array(ROUND_TRIPS);
+  return timePingPongs(await dial(address));
+}
+
+/** The same, against bench/vsock/echo-peer.mjs in a child process (its own event loop). */
+async function pingPongCrossProcess(name, dial) {
+  const peer = spawn(process.execPath, [join(fileURLToPath(new URL('.', import.meta.url)), 'echo-peer.mjs'), name], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const [line] = await once(peer.stdout, 'data');
+    return await timePingPongs(await dial(Number(String(line).trim())));
+  } finally {
+    peer.kill();
+  }
+}
+
+async function timePingPongs(client) {  const latencies = new Float64Array(ROUND_TRIPS);
   const byte = Buffer.from([1]);
   for (let i = 0; i < ROUND_TRIPS; i++) {
     const started = performance.now();
@@ -108,8 +132,43 @@ async function socatOneWay() {
  * vsock/TCP gap comes from the kernel transport, not from our user-space path.
  */
 async function fdStreamUnixPingPong() {
+  const [a, b] = loadBinding().socketpair('stream');
+  return fdStreamPingPong(a, b);
+}
+
+/** Diagnostic: a connected AF_VSOCK pair (CID 1) straight from the addon, no Duplex. */
+async function fdStreamVsockPingPong() {
   const binding = loadBinding();
-  const [a, b] = binding.socketpair('stream');
+  const { VMADDR_CID_ANY, VMADDR_PORT_ANY } = binding.vsockConstants;
+  const listenFd = binding.vsockSocket('stream');
+  binding.vsockBind(listenFd, VMADDR_CID_ANY, VMADDR_PORT_ANY);
+  binding.vsockListen(listenFd, 1);
+  const { port } = binding.vsockSockName(listenFd);
+  let accepted;
+  const acceptedFd = new Promise((resolve, reject) => (accepted = { resolve, reject }));
+  const listener = new binding.VsockListener(listenFd, { onConnection: (fd) => accepted.resolve(fd), onError: (e) => accepted.reject(e) });
+  listener.start();
+  const clientFd = binding.vsockSocket('stream');
+  if (!binding.vsockConnect(clientFd, 1, port, 0)) {
+    // EINPROGRESS. Only one FdStream may own the fd, so wait by asking getpeername (ENOTCONN until done).
+    for (;;) {
+      const error = binding.vsockConnectResult(clientFd, 1, port);
+      if (error !== null) throw error;
+      try {
+        binding.vsockPeerName(clientFd);
+        break;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    }
+  }
+  const serverFd = await acceptedFd;
+  listener.close();
+  return fdStreamPingPong(serverFd, clientFd);
+}
+
+async function fdStreamPingPong(a, b) {
+  const binding = loadBinding();
   let wake;
   const server = new binding.FdStream(a, {}, { onData: (chunk) => server.write(chunk, () => {}), onError: (e) => { throw e; } });
   const client = new binding.FdStream(b, {}, { onData: () => wake(), onError: (e) => { throw e; } });
@@ -148,15 +207,57 @@ const unixNet = {
 
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 
-const result = { mib: Number(args.mib), roundTrips: ROUND_TRIPS, throughput: {}, latency: {} };
+/** The main thread's involuntary context switches (preempted while runnable). */
+function involuntarySwitches() {
+  const status = readFileSync(`/proc/self/task/${process.pid}/status`, 'utf8');
+  return Number(/nonvoluntary_ctxt_switches:\s*(\d+)/.exec(status)?.[1] ?? NaN);
+}
+
+/**
+ * Runs one ping-pong series and summarises it, with two per-round-trip counters that
+ * explain the vsock rows: how often the main thread was preempted (vsock_loopback wakes a
+ * kernel worker on every send) and how much CPU this process burned (all its threads).
+ */
+async function measure(run) {
+  const switches = involuntarySwitches();
+  const cpu = process.cpuUsage();
+  const sorted = await run();
+  const used = process.cpuUsage(cpu);
+  return {
+    p50: quantile(sorted, 0.5),
+    p99: quantile(sorted, 0.99),
+    preemptionsPerRoundTrip: (involuntarySwitches() - switches) / sorted.length,
+    cpuUsPerRoundTrip: (used.user + used.system) / sorted.length,
+  };
+}
+
+/** bench/vsock/pingpong.c, built on the host by run.mjs: the kernel floor in C. */
+const runC = async (...cArgs) => JSON.parse((await promisify(execFile)(args['c-bin'], cArgs.map(String))).stdout);
+
+const result = { mib: Number(args.mib), roundTrips: ROUND_TRIPS, throughput: {}, latency: {}, c: null };
 result.throughput.socat = await socatOneWay();
 result.throughput.vsock = await oneWay(vsock.listen, vsock.dial);
 result.throughput.tcp = await oneWay(tcp.listen, tcp.dial);
 for (const [name, transport] of [['vsock', vsock], ['tcp', tcp], ['unixNet', unixNet]]) {
-  const sorted = await pingPong(transport.listen, transport.dial);
-  result.latency[name] = { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99) };
+  result.latency[name] = await measure(() => pingPong(transport.listen, transport.dial));
 }
-const unixFdStream = await fdStreamUnixPingPong();
-result.latency.unixFdStream = { p50: quantile(unixFdStream, 0.5), p99: quantile(unixFdStream, 0.99) };
+for (const [name, run] of [
+  ['unixFdStream', fdStreamUnixPingPong],
+  ['vsockFdStream', fdStreamVsockPingPong],
+  ['vsockCrossProcess', () => pingPongCrossProcess('vsock', vsock.dial)],
+  ['tcpCrossProcess', () => pingPongCrossProcess('tcp', tcp.dial)],
+]) {
+  result.latency[name] = await measure(run);
+}
+if (args['c-bin'] !== undefined) {
+  result.c = { latency: {}, throughput: {} };
+  for (const transport of ['vsock', 'tcp']) {
+    for (const wait of ['block', 'epoll', 'loop']) {
+      const { p50, p99 } = await runC('latency', transport, ROUND_TRIPS, wait);
+      result.c.latency[`${transport}-${wait}`] = { p50, p99 };
+    }
+    result.c.throughput[transport] = (await runC('throughput', transport, TOTAL)).seconds;
+  }
+}
 for (const server of servers) server.close();
 console.log(JSON.stringify(result));

@@ -8,9 +8,14 @@
 //   npm run build && node bench/vsock/run.mjs [--mib 256] [--round-trips 10000] [--json bench/results/vsock.json]
 //
 // Targets: throughput >= 0.9x socat; p50 latency within 1.2x of net's. The diagnostic rows
-// run the same ping-pong over AF_UNIX (our native FdStream vs node:net) to tell the
-// user-space cost apart from the kernel transport's.
+// tell the user-space cost apart from the kernel transport's: the same ping-pong over
+// AF_UNIX (our native FdStream vs node:net), over vsock with the bare FdStream (no Duplex),
+// with the echo peer in another process, and bench/vsock/pingpong.c, a C peer compiled
+// here with `cc -O2` into bench/results/ (rows skipped when there is no cc), giving the
+// kernel floor for each transport and way of waiting.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -28,10 +33,28 @@ const { values: args } = parseArgs({
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(here, '..', '..');
 
+/** Builds the C reference peer; undefined (rows skipped) when the host has no cc. */
+function buildCPeer() {
+  const output = join(repoRoot, 'bench', 'results', 'pingpong');
+  mkdirSync(dirname(output), { recursive: true });
+  try {
+    execFileSync('cc', ['-O2', '-Wall', '-o', output, join(here, 'pingpong.c')], { stdio: 'inherit' });
+    return output;
+  } catch (error) {
+    if (error.code !== 'ENOENT') throw error;
+    console.error('no cc on this host: skipping the C reference rows');
+    return undefined;
+  }
+}
+const cBin = buildCPeer();
+const loadBefore = loadavg();
+
 const vm = await startVm({ share: repoRoot, withPrograms: ['socat'], memoryMiB: 1024, cpus: Number(args.cpus) });
 let measured;
 try {
-  const run = await vm.run('node', [join(here, 'guest.mjs'), '--mib', args.mib, '--round-trips', args['round-trips']], {
+  const guestArgs = [join(here, 'guest.mjs'), '--mib', args.mib, '--round-trips', args['round-trips']];
+  if (cBin !== undefined) guestArgs.push('--c-bin', cBin);
+  const run = await vm.run('node', guestArgs, {
     cwd: here,
     timeoutMs: 1_800_000,
   });
@@ -41,26 +64,49 @@ try {
   await vm.stop();
 }
 
+const loadAfter = loadavg();
 const mbps = (seconds) => (measured.mib * 1.048576) / seconds;
-const { throughput, latency } = measured;
+const { throughput, latency, c } = measured;
+// Node rows also say how often the main thread was preempted and the process's CPU, per round trip.
+const pp = ({ p50, p99, preemptionsPerRoundTrip, cpuUsPerRoundTrip }) =>
+  `p50 ${p50.toFixed(0)} us, p99 ${p99.toFixed(0)} us` +
+  (cpuUsPerRoundTrip === undefined ? '' : `; ${preemptionsPerRoundTrip.toFixed(1)} preempt, ${cpuUsPerRoundTrip.toFixed(0)} us CPU`);
+const ratio = (a, b, what) => `${(a.p50 / b.p50).toFixed(2)}x ${what} p50`;
 const rows = [
   ['throughput', `@vmlink/vsock ${measured.mib} MiB one way`, `${mbps(throughput.vsock).toFixed(1)} MB/s`, `${(mbps(throughput.vsock) / mbps(throughput.socat)).toFixed(2)}x socat (target >= 0.9x)`],
   ['throughput', `socat -> socat over vsock`, `${mbps(throughput.socat).toFixed(1)} MB/s`, 'reference'],
   ['throughput', `node:net over TCP loopback`, `${mbps(throughput.tcp).toFixed(1)} MB/s`, `${(mbps(throughput.tcp) / mbps(throughput.socat)).toFixed(2)}x socat`],
-  ['latency', `@vmlink/vsock 1 B ping-pong`, `p50 ${latency.vsock.p50.toFixed(0)} us, p99 ${latency.vsock.p99.toFixed(0)} us`, `${(latency.vsock.p50 / latency.tcp.p50).toFixed(2)}x net p50 (target <= 1.2x)`],
-  ['latency', `node:net TCP loopback 1 B ping-pong`, `p50 ${latency.tcp.p50.toFixed(0)} us, p99 ${latency.tcp.p99.toFixed(0)} us`, 'reference'],
-  ['diagnostic', `native FdStream, AF_UNIX socketpair`, `p50 ${latency.unixFdStream.p50.toFixed(0)} us, p99 ${latency.unixFdStream.p99.toFixed(0)} us`, `${(latency.unixFdStream.p50 / latency.unixNet.p50).toFixed(2)}x net over Unix p50`],
-  ['diagnostic', `node:net over a Unix socket`, `p50 ${latency.unixNet.p50.toFixed(0)} us, p99 ${latency.unixNet.p99.toFixed(0)} us`, 'reference'],
+  ['latency', `@vmlink/vsock 1 B ping-pong`, pp(latency.vsock), `${(latency.vsock.p50 / latency.tcp.p50).toFixed(2)}x net p50 (target <= 1.2x)`],
+  ['latency', `node:net TCP loopback 1 B ping-pong`, pp(latency.tcp), 'reference'],
+  ['diagnostic', `native FdStream, AF_UNIX socketpair`, pp(latency.unixFdStream), ratio(latency.unixFdStream, latency.unixNet, 'net over Unix')],
+  ['diagnostic', `node:net over a Unix socket`, pp(latency.unixNet), 'reference'],
+  ['diagnostic', `native FdStream over vsock (no Duplex)`, pp(latency.vsockFdStream), ratio(latency.vsockFdStream, latency.vsock, '@vmlink/vsock')],
+  ['diagnostic', `@vmlink/vsock, echo peer in another process`, pp(latency.vsockCrossProcess), ratio(latency.vsockCrossProcess, latency.tcpCrossProcess, 'net cross-process')],
+  ['diagnostic', `node:net TCP, echo peer in another process`, pp(latency.tcpCrossProcess), 'reference'],
 ];
+if (c !== null) {
+  const cLatency = c.latency;
+  rows.push(
+    ['kernel floor', `C, vsock, one thread/one epoll (as above)`, pp(cLatency['vsock-loop']), `@vmlink/vsock is ${(latency.vsock.p50 / cLatency['vsock-loop'].p50).toFixed(2)}x this`],
+    ['kernel floor', `C, TCP, one thread/one epoll (as above)`, pp(cLatency['tcp-loop']), `net is ${(latency.tcp.p50 / cLatency['tcp-loop'].p50).toFixed(2)}x this; vsock/TCP ${(cLatency['vsock-loop'].p50 / cLatency['tcp-loop'].p50).toFixed(2)}x`],
+    ['kernel floor', `C, vsock, 2 processes, blocking read`, pp(cLatency['vsock-block']), `vsock/TCP ${(cLatency['vsock-block'].p50 / cLatency['tcp-block'].p50).toFixed(2)}x`],
+    ['kernel floor', `C, TCP, 2 processes, blocking read`, pp(cLatency['tcp-block']), 'reference'],
+    ['kernel floor', `C, vsock, 2 processes, epoll`, pp(cLatency['vsock-epoll']), `@vmlink/vsock cross-process is ${(latency.vsockCrossProcess.p50 / cLatency['vsock-epoll'].p50).toFixed(2)}x this`],
+    ['kernel floor', `C, TCP, 2 processes, epoll`, pp(cLatency['tcp-epoll']), `net cross-process is ${(latency.tcpCrossProcess.p50 / cLatency['tcp-epoll'].p50).toFixed(2)}x this`],
+    ['kernel floor', `C ${measured.mib} MiB one way over vsock`, `${mbps(c.throughput.vsock).toFixed(1)} MB/s`, `@vmlink/vsock is ${(mbps(throughput.vsock) / mbps(c.throughput.vsock)).toFixed(2)}x this`],
+    ['kernel floor', `C ${measured.mib} MiB one way over TCP`, `${mbps(c.throughput.tcp).toFixed(1)} MB/s`, `net is ${(mbps(throughput.tcp) / mbps(c.throughput.tcp)).toFixed(2)}x this`],
+  );
+}
 const header = ['kind', 'what', 'result', 'vs'];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
 const line = (cells) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
 console.log(line(header));
 console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 for (const row of rows) console.log(line(row));
-console.log(`(${measured.roundTrips} round trips; QEMU TCG guest, ${args.cpus} vCPUs)`);
+const load = (l) => l.map((x) => x.toFixed(2)).join(' ');
+console.log(`(${measured.roundTrips} round trips; QEMU TCG guest, ${args.cpus} vCPUs; host load average ${load(loadBefore)} before, ${load(loadAfter)} after)`);
 
 const jsonPath = join(repoRoot, args.json);
 mkdirSync(dirname(jsonPath), { recursive: true });
-writeFileSync(jsonPath, `${JSON.stringify({ date: new Date().toISOString(), ...measured }, null, 2)}\n`);
+writeFileSync(jsonPath, `${JSON.stringify({ date: new Date().toISOString(), loadAverage: { before: loadBefore, after: loadAfter }, ...measured }, null, 2)}\n`);
 console.log(`wrote ${jsonPath}`);
