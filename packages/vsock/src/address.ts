@@ -29,3 +29,9 @@ export function validateBindAddress(options: Record<string, unknown>, what: stri
     port: options.port === undefined ? VMADDR_PORT_ANY : validateUint32(options.port, `${what}.port`),
   };
 }
+
+/** A connected socket's address(): this end's CID and port, or {} before it has them (as net does). */
+export function localAddressOf(socket: { localCid: number | undefined; localPort: number | undefined }): VsockAddress | Record<string, never> {
+  if (socket.localCid === undefined || socket.localPort === undefined) return {};
+  return { cid: socket.localCid, port: socket.localPort };
+}

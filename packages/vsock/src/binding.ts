@@ -5,6 +5,8 @@ export type Binding = NativeBinding;
 export type FdStream = InstanceType<NativeBinding['FdStream']>;
 export type FdStreamCallbacks = ConstructorParameters<NativeBinding['FdStream']>[2];
 export type NativeListener = InstanceType<NativeBinding['VsockListener']>;
+/** The connection-oriented socket types this package wraps (datagrams have no API yet). */
+export type SocketType = 'stream' | 'seqpacket';
 
 /**
  * The addon, loaded on first use. Off Linux this throws ERR_VMLINK_UNSUPPORTED_PLATFORM

@@ -1,13 +1,13 @@
 import { EventEmitter } from 'node:events';
 
-import { abortError, outOfRange, validateBuffer, validateFunction, validateInteger, validateObject, VmlinkError } from '@vmlink/errors';
+import { outOfRange, validateBuffer, validateFunction, validateInteger, validateObject, VmlinkError } from '@vmlink/errors';
 
-import type { VsockAddress } from './address.js';
-import { assertPlatform, vsockBinding, type Binding, type FdStream } from './binding.js';
-import { beginConnect } from './connect.js';
-import { alreadyConnectedError, invalidFdTypeError, messageTruncatedError, socketClosedError } from './errors.js';
-import { parseConnectOptions, validateFd, type ConnectOptions } from './options.js';
-import { kAccepted } from './socket.js';
+import { localAddressOf, type VsockAddress } from './address.js';
+import { adoptConnectedFd, kAccepted, type ConnectedFd } from './adopt.js';
+import { assertPlatform, type Binding, type FdStream } from './binding.js';
+import { SocketEndpoint } from './endpoint.js';
+import { messageTruncatedError, socketClosedError } from './errors.js';
+import type { ConnectOptions } from './options.js';
 
 export interface SeqpacketSocketOptions {
   /**
@@ -46,19 +46,21 @@ export class VsockSeqpacketSocket extends EventEmitter {
 
   readonly #maxMessageSize: number | undefined;
   readonly #highWaterMark: number;
-  #binding: Binding | undefined;
-  #handle: FdStream | undefined;
-  #connecting = false;
+  readonly #endpoint = new SocketEndpoint(this, {
+    createStream: (binding, fd) => this.#createStream(binding, fd),
+    onConnected: () => {
+      this.emit('connect');
+      this.#startReading();
+      this.#flush();
+    },
+  });
   #destroyed = false;
   #ending = false;
   #paused = false;
-  #refed = true;
   #queue: Outgoing[] = [];
   #queuedBytes = 0;
   #inFlight: Outgoing | undefined;
   #needDrain = false;
-  #cancelConnect: (() => void) | undefined;
-  #unwatchSignal: (() => void) | undefined;
 
   constructor(options: SeqpacketSocketOptions = {}) {
     super();
@@ -73,27 +75,18 @@ export class VsockSeqpacketSocket extends EventEmitter {
 
   /** Adopts a connected AF_VSOCK SOCK_SEQPACKET socket; it owns the fd from then on. */
   static fromFd(fd: number, options: SeqpacketSocketOptions = {}): VsockSeqpacketSocket {
-    validateFd(fd, 'fd');
-    const binding = vsockBinding();
-    const info = binding.vsockAdoptFd(fd);
-    if (!info.vsock) throw invalidFdTypeError(fd, 'is not an AF_VSOCK socket');
-    if (info.listening) throw invalidFdTypeError(fd, 'is a listening socket: use server.listen({ fd })');
-    if (info.type !== 'seqpacket') throw invalidFdTypeError(fd, `is a ${info.type} socket, not a seqpacket socket`);
-    const peer = binding.vsockPeerName(fd);
-    const socket = new VsockSeqpacketSocket(options);
-    socket.#attach(binding, fd, peer);
-    return socket;
+    return VsockSeqpacketSocket[kAccepted](adoptConnectedFd(fd, 'seqpacket'), options);
   }
 
   /** Internal: wraps an accepted connection's fd. */
-  static [kAccepted](binding: Binding, fd: number, peer: VsockAddress, options: SeqpacketSocketOptions): VsockSeqpacketSocket {
+  static [kAccepted](connected: ConnectedFd, options: SeqpacketSocketOptions): VsockSeqpacketSocket {
     const socket = new VsockSeqpacketSocket(options);
-    socket.#attach(binding, fd, peer);
+    socket.#endpoint.attach(connected);
     return socket;
   }
 
   get connecting(): boolean {
-    return this.#connecting;
+    return this.#endpoint.connecting;
   }
 
   get destroyed(): boolean {
@@ -107,45 +100,17 @@ export class VsockSeqpacketSocket extends EventEmitter {
 
   /** The largest message received whole (see the option). */
   get maxMessageSize(): number | undefined {
-    return this.#maxMessageSize ?? (this.#handle ? this.#binding?.vsockGetBufferSize(this.#handle.fd) : undefined);
+    const { binding, handle } = this.#endpoint;
+    return this.#maxMessageSize ?? (handle ? binding?.vsockGetBufferSize(handle.fd) : undefined);
   }
 
   address(): VsockAddress | Record<string, never> {
-    if (this.localCid === undefined || this.localPort === undefined) return {};
-    return { cid: this.localCid, port: this.localPort };
+    return localAddressOf(this);
   }
 
   /** Connects this new socket; same options, errors and rules as VsockSocket#connect. */
   connect(options: ConnectOptions, onConnect?: () => void): this {
-    if (this.#destroyed) throw socketClosedError();
-    if (this.#handle !== undefined || this.#connecting) throw alreadyConnectedError();
-    const { target, signal } = parseConnectOptions(options);
-    const binding = vsockBinding(); // off Linux: throws ERR_VMLINK_UNSUPPORTED_PLATFORM now
-    if (onConnect !== undefined) {
-      validateFunction(onConnect, 'onConnect');
-      this.once('connect', onConnect);
-    }
-    this.remoteCid = target.cid;
-    this.remotePort = target.port;
-    this.#connecting = true;
-    if (signal?.aborted) {
-      process.nextTick(() => this.destroy(abortError(signal)));
-      return this;
-    }
-    let handle: FdStream;
-    try {
-      handle = this.#openHandle(binding, binding.vsockSocket('seqpacket'));
-    } catch (error) {
-      this.#connecting = false;
-      process.nextTick(() => this.destroy(error as Error));
-      return this;
-    }
-    if (signal !== undefined) {
-      const onAbort = () => this.destroy(abortError(signal));
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.#unwatchSignal = () => signal.removeEventListener('abort', onAbort);
-    }
-    this.#cancelConnect = beginConnect(binding, handle, target, (error) => this.#onConnectDone(error));
+    this.#endpoint.connect('seqpacket', options, onConnect);
     return this;
   }
 
@@ -164,7 +129,7 @@ export class VsockSeqpacketSocket extends EventEmitter {
     this.#queue.push({ message, callback });
     this.#queuedBytes += message.byteLength;
     this.bytesWritten += message.byteLength;
-    if (!this.#connecting) this.#flush();
+    if (!this.#endpoint.connecting) this.#flush();
     const below = this.#queuedBytes < this.#highWaterMark;
     if (!below) this.#needDrain = true;
     return below;
@@ -173,13 +138,13 @@ export class VsockSeqpacketSocket extends EventEmitter {
   /** Stop 'message' events: the kernel buffers and then pushes back on the sender. */
   pause(): this {
     this.#paused = true;
-    this.#handle?.readStop();
+    this.#endpoint.handle?.readStop();
     return this;
   }
 
   resume(): this {
     this.#paused = false;
-    if (!this.#connecting && this.listenerCount('message') > 0) this.#handle?.readStart();
+    if (!this.#endpoint.connecting && this.listenerCount('message') > 0) this.#endpoint.handle?.readStart();
     return this;
   }
 
@@ -188,7 +153,7 @@ export class VsockSeqpacketSocket extends EventEmitter {
     if (onFinish !== undefined) this.once('finish', onFinish);
     if (this.#ending) return this;
     this.#ending = true;
-    if (!this.#connecting) this.#flush();
+    if (!this.#endpoint.connecting) this.#flush();
     return this;
   }
 
@@ -196,10 +161,7 @@ export class VsockSeqpacketSocket extends EventEmitter {
   destroy(error?: Error): this {
     if (this.#destroyed) return this;
     this.#destroyed = true;
-    this.#connecting = false;
-    this.#cancelConnect?.();
-    this.#unwatchSignal?.();
-    this.#handle?.close();
+    this.#endpoint.close();
     const dropped = this.#inFlight === undefined ? this.#queue : [this.#inFlight, ...this.#queue];
     this.#queue = [];
     this.#inFlight = undefined;
@@ -218,14 +180,12 @@ export class VsockSeqpacketSocket extends EventEmitter {
   }
 
   ref(): this {
-    this.#refed = true;
-    this.#handle?.ref();
+    this.#endpoint.ref();
     return this;
   }
 
   unref(): this {
-    this.#refed = false;
-    this.#handle?.unref();
+    this.#endpoint.unref();
     return this;
   }
 
@@ -236,8 +196,7 @@ export class VsockSeqpacketSocket extends EventEmitter {
 
   // ---- internals --------------------------------------------------------------------------
 
-  #openHandle(binding: Binding, fd: number): FdStream {
-    this.#binding = binding;
+  #createStream(binding: Binding, fd: number): FdStream {
     let readSize = this.#maxMessageSize;
     if (readSize === undefined) {
       try {
@@ -251,49 +210,15 @@ export class VsockSeqpacketSocket extends EventEmitter {
       onEnd: () => this.#onEnd(),
       onError: (error) => this.destroy(error),
     });
-    this.#handle = handle;
-    if (!this.#refed) handle.unref();
     // Deliver messages as soon as someone listens (like a Readable in flowing mode).
     this.on('newListener', (event: string) => {
-      if (event === 'message' && !this.#paused && !this.#connecting) process.nextTick(() => this.#startReading());
+      if (event === 'message' && !this.#paused && !this.#endpoint.connecting) process.nextTick(() => this.#startReading());
     });
     return handle;
   }
 
   #startReading(): void {
-    if (!this.#paused && !this.#destroyed && this.listenerCount('message') > 0) this.#handle?.readStart();
-  }
-
-  #attach(binding: Binding, fd: number, peer: VsockAddress): void {
-    const handle = this.#openHandle(binding, fd);
-    this.remoteCid = peer.cid;
-    this.remotePort = peer.port;
-    this.#readLocalAddress(handle);
-  }
-
-  #readLocalAddress(handle: FdStream): void {
-    try {
-      const local = this.#binding?.vsockSockName(handle.fd);
-      this.localCid = local?.cid;
-      this.localPort = local?.port;
-    } catch {
-      // A peer that reset at once: the address is simply unknown.
-    }
-  }
-
-  #onConnectDone(error: Error | null): void {
-    this.#cancelConnect = undefined;
-    this.#connecting = false;
-    if (error !== null) {
-      this.destroy(error);
-      return;
-    }
-    const handle = this.#handle;
-    if (handle === undefined || this.#destroyed) return;
-    this.#readLocalAddress(handle);
-    this.emit('connect');
-    this.#startReading();
-    this.#flush();
+    if (!this.#paused && !this.#destroyed && this.listenerCount('message') > 0) this.#endpoint.handle?.readStart();
   }
 
   #onMessage(message: Buffer, truncatedFrom: number | undefined): void {
@@ -311,7 +236,7 @@ export class VsockSeqpacketSocket extends EventEmitter {
   }
 
   #flush(): void {
-    const handle = this.#handle;
+    const handle = this.#endpoint.handle;
     while (handle !== undefined && !this.#destroyed && this.#inFlight === undefined) {
       const next = this.#queue.shift();
       if (next === undefined) break;

@@ -4,11 +4,12 @@ import { EventEmitter } from 'node:events';
 import { validateAbortSignal, validateFunction, validateInteger, validateObject, VmlinkError } from '@vmlink/errors';
 
 import { validateBindAddress, type VsockAddress } from './address.js';
-import { assertPlatform, vsockBinding, type Binding, type NativeListener } from './binding.js';
+import { kAccepted } from './adopt.js';
+import { assertPlatform, vsockBinding, type Binding, type NativeListener, type SocketType } from './binding.js';
 import { invalidFdTypeError } from './errors.js';
 import { validateBoolean, validateFd } from './options.js';
 import { VsockSeqpacketSocket, type SeqpacketSocketOptions } from './seqpacket.js';
-import { kAccepted, VsockSocket, type VsockSocketOptions } from './socket.js';
+import { VsockSocket, type VsockSocketOptions } from './socket.js';
 
 export interface ListenOptions {
   /** Local CID to bind (default VMADDR_CID_ANY). */
@@ -31,7 +32,6 @@ export interface VsockServerOptions extends VsockSocketOptions {
   pauseOnConnect?: boolean;
 }
 
-type SocketType = 'stream' | 'seqpacket';
 type Connection<T extends SocketType> = T extends 'stream' ? VsockSocket : VsockSeqpacketSocket;
 
 // Accept errors that mean "out of fds or memory for now": retry shortly instead of spinning.
@@ -205,8 +205,8 @@ export class VsockServer<T extends SocketType = 'stream'> extends EventEmitter {
   #onConnection(binding: Binding, fd: number, peer: VsockAddress): void {
     const socket = (
       this.#type === 'stream'
-        ? VsockSocket[kAccepted](binding, fd, peer, this.#socketOptions)
-        : VsockSeqpacketSocket[kAccepted](binding, fd, peer, this.#socketOptions)
+        ? VsockSocket[kAccepted]({ binding, fd, peer }, this.#socketOptions)
+        : VsockSeqpacketSocket[kAccepted]({ binding, fd, peer }, this.#socketOptions)
     ) as Connection<T>;
     if (this.#pauseOnConnect) socket.pause();
     this.#connections.add(socket);

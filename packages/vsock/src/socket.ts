@@ -1,12 +1,13 @@
 import { Duplex, type DuplexOptions } from 'node:stream';
 
-import { abortError, validateFunction, validateInteger, validateObject } from '@vmlink/errors';
+import { validateFunction, validateInteger, validateObject } from '@vmlink/errors';
 
-import type { VsockAddress } from './address.js';
-import { assertPlatform, vsockBinding, type Binding, type FdStream } from './binding.js';
-import { beginConnect } from './connect.js';
-import { alreadyConnectedError, invalidFdTypeError, socketClosedError } from './errors.js';
-import { MAX_TIMER_MS, parseConnectOptions, validateBoolean, validateFd, type ConnectOptions } from './options.js';
+import { localAddressOf, type VsockAddress } from './address.js';
+import { adoptConnectedFd, kAccepted, type ConnectedFd } from './adopt.js';
+import { assertPlatform, type FdStream } from './binding.js';
+import { SocketEndpoint } from './endpoint.js';
+import { socketClosedError } from './errors.js';
+import { MAX_TIMER_MS, validateBoolean, type ConnectOptions } from './options.js';
 
 export interface VsockSocketOptions {
   /** Keep the writable side open after the peer ends (default false, like `net`). */
@@ -32,9 +33,6 @@ function duplexOptions(options: unknown): DuplexOptions {
   };
 }
 
-/** Internal: how VsockServer hands an accepted fd to a new socket. */
-export const kAccepted = Symbol('vmlink.vsock.accepted');
-
 const ENOTCONN_CODES = new Set(['ENOTCONN', 'ECONNRESET', 'EPIPE']);
 
 /**
@@ -52,13 +50,17 @@ export class VsockSocket extends Duplex {
   localCid: number | undefined;
   localPort: number | undefined;
 
-  #binding: Binding | undefined;
-  #handle: FdStream | undefined;
-  #connecting = false;
-  #cancelConnect: (() => void) | undefined;
+  readonly #endpoint = new SocketEndpoint(this, {
+    createStream: (binding, fd) =>
+      new binding.FdStream(fd, undefined, {
+        onData: (chunk) => this.#onData(chunk),
+        onEnd: () => this.push(null),
+        onError: (error) => this.destroy(error),
+      }),
+    onConnected: (handle) => this.#onConnected(handle),
+  });
   #bytesWritten = 0;
   #wantRead = false;
-  #refed = true;
   #afterConnect: Array<() => void> = [];
   #idleTimer: NodeJS.Timeout | undefined;
 
@@ -72,22 +74,13 @@ export class VsockSocket extends Duplex {
    * left alone), or the getpeername error (ENOTCONN) when it is not connected.
    */
   static fromFd(fd: number, options: VsockSocketOptions = {}): VsockSocket {
-    validateFd(fd, 'fd');
-    const binding = vsockBinding();
-    const info = binding.vsockAdoptFd(fd);
-    if (!info.vsock) throw invalidFdTypeError(fd, 'is not an AF_VSOCK socket');
-    if (info.listening) throw invalidFdTypeError(fd, 'is a listening socket: use server.listen({ fd })');
-    if (info.type !== 'stream') throw invalidFdTypeError(fd, `is a ${info.type} socket, not a stream socket`);
-    const peer = binding.vsockPeerName(fd);
-    const socket = new VsockSocket(options);
-    socket.#attach(binding, fd, peer);
-    return socket;
+    return VsockSocket[kAccepted](adoptConnectedFd(fd, 'stream'), options);
   }
 
   /** Internal: wraps an accepted connection's fd. */
-  static [kAccepted](binding: Binding, fd: number, peer: VsockAddress, options: VsockSocketOptions): VsockSocket {
+  static [kAccepted](connected: ConnectedFd, options: VsockSocketOptions): VsockSocket {
     const socket = new VsockSocket(options);
-    socket.#attach(binding, fd, peer);
+    socket.#endpoint.attach(connected);
     return socket;
   }
 
@@ -98,17 +91,17 @@ export class VsockSocket extends Duplex {
 
   /** True between connect() and 'connect'. */
   get connecting(): boolean {
-    return this.#connecting;
+    return this.#endpoint.connecting;
   }
 
   /** True until connected (like net.Socket#pending). */
   get pending(): boolean {
-    return this.#handle === undefined || this.#connecting;
+    return this.#endpoint.handle === undefined || this.#endpoint.connecting;
   }
 
   get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
-    if (this.#connecting) return 'opening';
-    if (this.#handle === undefined || this.destroyed) return 'closed';
+    if (this.#endpoint.connecting) return 'opening';
+    if (this.#endpoint.handle === undefined || this.destroyed) return 'closed';
     if (this.readable && this.writable) return 'open';
     if (this.readable) return 'readOnly';
     if (this.writable) return 'writeOnly';
@@ -117,13 +110,12 @@ export class VsockSocket extends Duplex {
 
   /** The fd while open, else -1. */
   get fd(): number {
-    return this.#handle?.fd ?? -1;
+    return this.#endpoint.handle?.fd ?? -1;
   }
 
   /** This end's address, like net.Socket#address(); {} before connect. */
   address(): VsockAddress | Record<string, never> {
-    if (this.localCid === undefined || this.localPort === undefined) return {};
-    return { cid: this.localCid, port: this.localPort };
+    return localAddressOf(this);
   }
 
   /**
@@ -133,31 +125,7 @@ export class VsockSocket extends Duplex {
    * 'error' (`connect ECONNREFUSED vsock://1:1234`, with code/errno/syscall/cid/port).
    */
   connect(options: ConnectOptions, onConnect?: () => void): this {
-    if (this.destroyed) throw socketClosedError();
-    if (this.#handle !== undefined || this.#connecting) throw alreadyConnectedError();
-    const { target, signal } = parseConnectOptions(options);
-    const binding = vsockBinding(); // off Linux: throws ERR_VMLINK_UNSUPPORTED_PLATFORM now
-    if (onConnect !== undefined) {
-      validateFunction(onConnect, 'onConnect');
-      this.once('connect', onConnect);
-    }
-    this.remoteCid = target.cid;
-    this.remotePort = target.port;
-    this.#connecting = true;
-    if (signal?.aborted) {
-      this.#failSoon(signal);
-      return this;
-    }
-    let handle: FdStream;
-    try {
-      handle = this.#openHandle(binding, binding.vsockSocket('stream'));
-    } catch (error) {
-      this.#connecting = false;
-      process.nextTick(() => this.destroy(error as Error));
-      return this;
-    }
-    if (signal !== undefined) this.#watchSignal(signal);
-    this.#cancelConnect = beginConnect(binding, handle, target, (error) => this.#onConnectDone(error));
+    this.#endpoint.connect('stream', options, onConnect);
     return this;
   }
 
@@ -183,15 +151,13 @@ export class VsockSocket extends Duplex {
 
   /** Keep the event loop alive while this socket is open (default). */
   ref(): this {
-    this.#refed = true;
-    this.#handle?.ref();
+    this.#endpoint.ref();
     return this;
   }
 
   /** Let the process exit even though this socket is open. */
   unref(): this {
-    this.#refed = false;
-    this.#handle?.unref();
+    this.#endpoint.unref();
     return this;
   }
 
@@ -204,7 +170,7 @@ export class VsockSocket extends Duplex {
 
   override _read(): void {
     this.#wantRead = true;
-    if (!this.#connecting) this.#handle?.readStart();
+    if (!this.#endpoint.connecting) this.#endpoint.handle?.readStart();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -217,12 +183,12 @@ export class VsockSocket extends Duplex {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    if (this.#connecting) {
+    if (this.#endpoint.connecting) {
       this.#afterConnect.push(() => this._final(callback));
       return;
     }
     try {
-      this.#handle?.shutdown();
+      this.#endpoint.handle?.shutdown();
       callback();
     } catch (error) {
       // The peer is already gone: nothing left to tell it.
@@ -231,73 +197,17 @@ export class VsockSocket extends Duplex {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.#cancelConnect?.();
-    this.#cancelConnect = undefined;
-    this.#connecting = false;
+    this.#endpoint.close();
     this.#afterConnect = [];
     if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
-    this.#unwatchSignal?.();
-    this.#handle?.close();
     callback(error);
     process.nextTick(() => this.emit('close', error !== null && error !== undefined));
   }
 
   // ---- internals --------------------------------------------------------------------------
 
-  #unwatchSignal: (() => void) | undefined;
-
-  #watchSignal(signal: AbortSignal): void {
-    const onAbort = () => this.destroy(abortError(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    this.#unwatchSignal = () => signal.removeEventListener('abort', onAbort);
-  }
-
-  #failSoon(signal: AbortSignal): void {
-    // An AbortError, as net does, whether the connect has started or not; never
-    // synchronously from connect().
-    process.nextTick(() => this.destroy(abortError(signal)));
-  }
-
-  #openHandle(binding: Binding, fd: number): FdStream {
-    this.#binding = binding;
-    const handle = new binding.FdStream(fd, undefined, {
-      onData: (chunk) => this.#onData(chunk),
-      onEnd: () => this.push(null),
-      onError: (error) => this.destroy(error),
-    });
-    this.#handle = handle;
-    if (!this.#refed) handle.unref();
-    return handle;
-  }
-
-  #attach(binding: Binding, fd: number, peer: VsockAddress): void {
-    const handle = this.#openHandle(binding, fd);
-    this.remoteCid = peer.cid;
-    this.remotePort = peer.port;
-    this.#readLocalAddress(handle);
-  }
-
-  #readLocalAddress(handle: FdStream): void {
-    try {
-      const local = this.#binding?.vsockSockName(handle.fd);
-      this.localCid = local?.cid;
-      this.localPort = local?.port;
-    } catch {
-      // A peer that reset at once: the address is simply unknown.
-    }
-  }
-
-  #onConnectDone(error: Error | null): void {
-    this.#cancelConnect = undefined;
-    this.#connecting = false;
-    if (error !== null) {
-      this.destroy(error);
-      return;
-    }
-    const handle = this.#handle;
-    if (handle === undefined || this.destroyed) return;
-    this.#readLocalAddress(handle);
+  #onConnected(handle: FdStream): void {
     this.emit('connect');
     this.emit('ready');
     if (this.#wantRead) handle.readStart();
@@ -309,15 +219,15 @@ export class VsockSocket extends Duplex {
   #onData(chunk: Buffer): void {
     this.bytesRead += chunk.length;
     this.#idleTimer?.refresh();
-    if (!this.push(chunk)) this.#handle?.readStop();
+    if (!this.push(chunk)) this.#endpoint.handle?.readStop();
   }
 
   #send(buffers: Buffer[], length: number, callback: (error?: Error | null) => void): void {
-    if (this.#connecting) {
+    if (this.#endpoint.connecting) {
       this.#afterConnect.push(() => this.#send(buffers, length, callback));
       return;
     }
-    const handle = this.#handle;
+    const handle = this.#endpoint.handle;
     if (handle === undefined) {
       callback(socketClosedError());
       return;
