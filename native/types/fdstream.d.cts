@@ -20,10 +20,13 @@ export interface FdStreamCallbacks {
    */
   onError(error: NodeJS.ErrnoException): void;
   /**
-   * hangupMode 'notify' only (required there): the peer went away (read() gave EOF, or
-   * EIO on a pty). Reported once per hang-up; the fd stays open and the stream waits,
-   * without spinning, for the peer to come back. Writes meanwhile stay queued (EAGAIN)
-   * or fail, as the device decides.
+   * hangupMode 'notify' only (required there): the peer went away. While reading: read()
+   * gave EOF (or EIO on a pty), so everything the peer sent came first. While paused: the
+   * device reported HUP/RDHUP; what the peer left unread comes after the next readStart()
+   * and is not a reconnect. Reported once per hang-up; the fd stays open and the stream
+   * waits, without spinning, for the peer to come back. A write the device refuses
+   * meanwhile (EAGAIN) waits for that return, or fails, as the device decides:
+   * dropPendingWrite() gives it up.
    */
   onHangup?(): void;
   /**
@@ -75,6 +78,15 @@ export interface FdStream {
    * The chunks are not copied: do not modify them until written.
    */
   write(chunks: Uint8Array | readonly Uint8Array[], callback: (error: NodeJS.ErrnoException | null) => void): boolean;
+  /**
+   * Gives up the pending write (e.g. one a hung-up device refuses until its peer is back,
+   * whose bytes the next peer would not want): its unsent bytes are forgotten and its
+   * callback runs now, before this returns, with `error` (default: `write ECONNRESET`,
+   * shaped like Node's; `send ECONNRESET` in message mode). Returns false, calling
+   * nothing, when no write is pending or the stream is closed. Throws a TypeError when
+   * `error` is neither undefined nor an object. Bytes already taken by the kernel stay sent.
+   */
+  dropPendingWrite(error?: Error): boolean;
   /** Calls back once when the fd polls writable (the end of a non-blocking connect). */
   awaitWritable(callback: () => void): void;
   /** shutdown(SHUT_WR): the peer reads EOF. Sockets only (a char device throws ENOTSOCK). */

@@ -48,6 +48,7 @@ Napi::Function FdStream::Define(Napi::Env env) {
                          InstanceMethod<&FdStream::ReadStop>("readStop"),
                          InstanceMethod<&FdStream::Write>("write"),
                          InstanceMethod<&FdStream::AwaitWritable>("awaitWritable"),
+                         InstanceMethod<&FdStream::DropPendingWrite>("dropPendingWrite"),
                          InstanceMethod<&FdStream::Shutdown>("shutdown"),
                          InstanceMethod<&FdStream::Close>("close"),
                          InstanceMethod<&FdStream::RefMethod>("ref"),
@@ -194,7 +195,7 @@ Napi::Value FdStream::Write(const Napi::CallbackInfo& info) {
     index++;
   }
   writeCallback_ = Napi::Persistent(info[1].As<Napi::Function>());
-  if (mode_ == HangupMode::kNotify) RearmEpoll();
+  if (mode_ == HangupMode::kNotify && !peerAway_) RearmEpoll();
   UpdateInterest();
   return Napi::Boolean::New(env, false);
 }
@@ -208,6 +209,27 @@ Napi::Value FdStream::AwaitWritable(const Napi::CallbackInfo& info) {
   if (mode_ == HangupMode::kNotify) RearmEpoll();
   UpdateInterest();
   return env.Undefined();
+}
+
+// dropPendingWrite(error?) -> true when a write was pending: its unsent bytes are
+// forgotten and its callback runs now with `error` (default: `write ECONNRESET`), so the
+// Duplex above never loses a callback. The way out of a write a hung-up peer refuses.
+Napi::Value FdStream::DropPendingWrite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_ || writeCallback_.IsEmpty()) return Napi::Boolean::New(env, false);
+  Napi::Value error = info[0];
+  if (error.IsUndefined()) {
+    error = ErrnoError(env, ECONNRESET, messages_ ? "send" : "write").Value();
+  } else if (!error.IsObject()) {
+    throw Napi::TypeError::New(env, "FdStream.dropPendingWrite: error must be an Error or undefined");
+  }
+  pending_.clear();
+  pendingIndex_ = pendingOffset_ = pendingBytes_ = 0;
+  Napi::FunctionReference callback = std::move(writeCallback_);
+  UpdateInterest();
+  // A plain call: we are inside JS already, and a throw belongs to our caller.
+  callback.Call(Value(), {error});
+  return Napi::Boolean::New(env, true);
 }
 
 Napi::Value FdStream::Shutdown(const Napi::CallbackInfo& info) {
@@ -281,12 +303,17 @@ void FdStream::OnEpollWake() {
   for (int i = 0; i < n; i++) mask |= events[i].events;
 
   const uint32_t gone = EPOLLHUP | EPOLLRDHUP | EPOLLERR;
+  peerAway_ = (mask & (EPOLLHUP | EPOLLRDHUP)) != 0;
   if (hungUp_ && (mask & EPOLLOUT) && !(mask & gone) && !Reconnect()) return;
-  if (mask & (EPOLLOUT | gone)) {
-    if (!writableWaiter_.IsEmpty() && !NotifyWritableWaiter()) return;
-    if (!pending_.empty() && !FlushWrites()) return;
-  }
+  if ((mask & (EPOLLOUT | gone)) && !writableWaiter_.IsEmpty() && !NotifyWritableWaiter()) return;
+  // Only OUT (room) or ERR (an error to report) can move a pending write on. HUP alone
+  // cannot, and retrying on it can spin: a pty master's refused write wakes its own wait
+  // queue, so each attempt would bring the next HUP report.
+  if ((mask & (EPOLLOUT | EPOLLERR)) && !pending_.empty() && !FlushWrites()) return;
   if ((mask & (EPOLLIN | gone)) && reading_ && !DoReads()) return;
+  // Reading drains to EOF and reports the hang-up there, after the peer's last bytes.
+  // Paused, the HUP edge is the only news we get: report it now, not when reading resumes.
+  if (peerAway_ && !reading_ && !Hangup()) return;
   UpdateInterest();
 }
 
@@ -335,7 +362,8 @@ bool FdStream::ReadOnce(bool* again) {
     readEnded_ = true;
     return Call(onEnd_, {});
   }
-  if (hungUp_ && !Reconnect()) return false;
+  // Bytes read while the device still says HUP were left by the peer that went away.
+  if (hungUp_ && !peerAway_ && !Reconnect()) return false;
   size_t length = std::min(static_cast<size_t>(n), size);
   Napi::Value chunk = Napi::Buffer<uint8_t>::Copy(env, readBuffer_.data(), length);
   Napi::Value original = truncated ? Napi::Number::New(env, static_cast<double>(n)) : env.Undefined();
@@ -349,7 +377,9 @@ bool FdStream::FlushWrites() {
   int err = WritePending(&blocked);
   if (err != 0) return CompleteWrite(ErrnoError(Env(), err, messages_ ? "send" : "write").Value());
   if (!blocked) return CompleteWrite(Env().Null());
-  if (mode_ == HangupMode::kNotify) RearmEpoll();
+  // EAGAIN while the device says HUP: re-arming would re-report that level HUP at once, a
+  // busy loop. The peer's return is an edge of its own (OUT without HUP): wait for it.
+  if (mode_ == HangupMode::kNotify && !peerAway_) RearmEpoll();
   return true;
 }
 

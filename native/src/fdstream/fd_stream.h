@@ -4,6 +4,7 @@
 //   readStart()/readStop()   follow the Duplex's _read()/push() backpressure
 //   write(chunks, cb)        tries writev at once; on EAGAIN keeps the rest, polls writable
 //   shutdown()               shutdown(SHUT_WR), sockets only
+//   dropPendingWrite(err?)   gives up a write the peer will not take; its callback gets err
 //   close()                  closes the fd exactly once, even with a write pending
 //
 // Two ways to learn readiness:
@@ -12,7 +13,10 @@
 //                       that epoll fd. EOF/EIO means "peer away" (virtio-serial host gone):
 //                       reported once as onHangup, then nothing until the peer is back
 //                       (an OUT edge or new data), reported as onReconnect. A level-triggered
-//                       poll would spin here: the char device keeps IN|HUP set.
+//                       poll would spin here: the char device keeps IN|HUP set. For the
+//                       same reason nothing re-arms the epoll entry (EPOLL_CTL_MOD re-reports
+//                       a level HUP) while the last report said HUP: a write refused with
+//                       EAGAIN then waits for the edge of the peer's return.
 #pragma once
 #include <napi.h>
 
@@ -47,6 +51,7 @@ class FdStream : public Napi::ObjectWrap<FdStream> {
   Napi::Value ReadStop(const Napi::CallbackInfo& info);
   Napi::Value Write(const Napi::CallbackInfo& info);
   Napi::Value AwaitWritable(const Napi::CallbackInfo& info);
+  Napi::Value DropPendingWrite(const Napi::CallbackInfo& info);
   Napi::Value Shutdown(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value RefMethod(const Napi::CallbackInfo& info);
@@ -103,6 +108,8 @@ class FdStream : public Napi::ObjectWrap<FdStream> {
   bool reading_ = false;
   bool readEnded_ = false;
   bool hungUp_ = false;
+  // 'notify': the last epoll report had HUP/RDHUP set (the peer is away right now).
+  bool peerAway_ = false;
   bool closed_ = false;
   bool pinned_ = false;
   bool refed_ = true;
