@@ -166,6 +166,9 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
     connection.on('end', () => this.shutdown(undefined));
     connection.on('error', (error: Error) => this.shutdown(error));
     connection.on('close', () => this.shutdown(undefined));
+    // The peer owns the flow from now on: a 'data' listener does not resume a stream the
+    // caller paused explicitly (readableFlowing === false), and nothing else would.
+    connection.resume();
   }
 
   get closed(): boolean {

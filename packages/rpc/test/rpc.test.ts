@@ -216,4 +216,18 @@ describe('RpcPeer backpressure', () => {
     expect(results.every((r) => r === 'done')).toBe(true);
     expect(maxRunning).toBe(4);
   });
+
+  it('takes over the flow of a connection the caller paused before handing it over', async () => {
+    const sockets = await socketPair();
+    sockets[1].pause(); // explicitly paused: adding a 'data' listener alone would not resume it
+    expect(sockets[1].readableFlowing).toBe(false);
+    const client = new RpcPeer(sockets[0]);
+    const server = new RpcPeer(sockets[1], { handlers: { ping: () => 'pong' } });
+    cleanups.push(() => {
+      client.destroy();
+      server.destroy();
+    });
+    expect(sockets[1].readableFlowing).toBe(true);
+    expect(await client.call('ping', undefined, { timeout: 10_000 })).toBe('pong');
+  });
 });
