@@ -31,11 +31,7 @@ type Phase = 'idle' | 'acked' | 'open';
  * and turns each host handshake into a new Connection.
  */
 export class VirtioSerialListener extends ListenerBase implements GuestPortLink {
-  private stream: FdStream;
-  /** Wake-ups of streams replaced by reopen(), so `wakeups` keeps counting. */
-  private pastWakeups = 0;
-  /** The write the native stream holds now (its callback must run even if the fd is replaced). */
-  private inFlight: QueuedWrite | undefined;
+  private readonly stream: FdStream;
   private readonly reader: FrameReader;
   private phase: Phase = 'idle';
   private nonce: bigint | undefined;
@@ -44,17 +40,12 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
   private writing = false;
   private refed = true;
 
-  /**
-   * Takes ownership of `fd` (an open virtio-serial port, or a stand-in in tests).
-   * `reopen` opens the port again (see onHangup); without it a write left pending while
-   * the host is away stays pending until the host is back.
-   */
+  /** Takes ownership of `fd` (an open virtio-serial port, or a stand-in in tests). */
   constructor(
     transport: Transport,
     fd: number,
     private readonly uri: string,
     signal?: AbortSignal,
-    private readonly reopen?: () => number,
   ) {
     super(transport, signal);
     this.reader = new FrameReader(
@@ -70,18 +61,13 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
       },
       { scanning: true }, // whatever a former host left in the port is stale
     );
-    this.stream = this.openStream(fd);
-  }
-
-  private openStream(fd: number): FdStream {
     const { FdStream } = nativeBinding();
-    const stream = new FdStream(fd, { hangupMode: 'notify' }, {
+    this.stream = new FdStream(fd, { hangupMode: 'notify' }, {
       onData: (chunk) => this.reader.feed(chunk),
       onError: (error) => this.onReadError(error),
       onHangup: () => this.onHangup(),
     });
-    stream.readStart();
-    return stream;
+    this.stream.readStart();
   }
 
   address(): string {
@@ -90,7 +76,7 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
 
   /** Native wake-ups so far: a hung-up port must not make this climb (no spinning). */
   get wakeups(): number {
-    return this.pastWakeups + this.stream.wakeups;
+    return this.stream.wakeups;
   }
 
   /** True while the host is away (between the hang-up and its return). */
@@ -148,35 +134,14 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
   }
 
   private onHangup(): void {
-    // read() gave EOF: everything the host sent was read. A record it left unfinished
-    // is dropped; the next host starts with HELLO.
+    // Reported while reading (read() gave EOF: everything the host sent was read) or
+    // while paused (HUP: what it left is read later, as stale bytes). A record it left
+    // unfinished is dropped; the next host starts with HELLO.
     this.reader.scan();
     this.endSession(connectionReset('read', this.uri, 'the host went away'));
-    if (this.inFlight !== undefined && this.reopen !== undefined && !this.stream.closed) this.replaceStream(this.reopen);
-  }
-
-  /**
-   * A write the kernel refused with EAGAIN because the host left would wait in the
-   * native stream for the host's return, and the stream re-polls it on every wake-up
-   * while the port reports HUP: a busy loop (see README, Limits). Its bytes would only
-   * be discarded by the next host anyway, so drop it: close the fd (the only way to drop
-   * a pending native write) and open the port again.
-   */
-  private replaceStream(reopen: () => number): void {
-    const dropped = this.inFlight;
-    this.inFlight = undefined;
-    this.writing = false;
-    this.pastWakeups += this.stream.wakeups;
-    this.stream.close();
-    try {
-      this.stream = this.openStream(reopen());
-      this.updateRef();
-    } catch (error) {
-      this.reportError(error as Error); // e.g. EBUSY: another process took the port meanwhile
-      void this.close();
-    }
-    dropped?.callback?.(connectionReset('write', this.uri, 'the host went away'));
-    this.pump();
+    // A write the kernel refused (EAGAIN) would wait for the next host, who would only
+    // discard its bytes: give it up (its callback runs, then pump() goes on).
+    this.stream.dropPendingWrite(connectionReset('write', this.uri, 'the host went away'));
   }
 
   private onReadError(error: Error): void {
@@ -187,8 +152,10 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
 
   /**
    * Hand DATA to the Connection. Reading goes on past its highWaterMark, up to
-   * READ_AHEAD bytes: a paused reader would not see a hang-up or a new host's HELLO, and
-   * what a vanished host left in flight is far less than that (the virtqueue's buffers).
+   * READ_AHEAD bytes. Hang-ups are reported while paused, but one can be missed (the host
+   * left and a new one connected before this process ran): then only the new host's HELLO
+   * in the byte stream ends the old session, and a paused reader would not see it. What a
+   * vanished host left in flight is far less than READ_AHEAD (the virtqueue's buffers).
    */
   private deliver(bytes: Buffer): void {
     const connection = this.connection;
@@ -281,7 +248,6 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
         // back. Such bytes reach the next host before its ACK, and it discards them.
         done = this.stream.write(write.records, (error) => {
           this.writing = false;
-          this.inFlight = undefined;
           write.callback?.(error);
           this.pump();
         });
@@ -290,10 +256,7 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
         continue;
       }
       if (done) write.callback?.(null);
-      else {
-        this.writing = true;
-        this.inFlight = write;
-      }
+      else this.writing = true;
     }
   }
 

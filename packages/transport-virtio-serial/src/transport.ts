@@ -95,8 +95,8 @@ export class VirtioSerialTransport implements Transport<VirtioSerialAddress> {
     }
     throwIfAborted(options.signal);
     // A char device open never blocks; EBUSY when another process (or listener) holds the port.
-    const open = (): number => openSync(target.devicePath, constants.O_RDWR | constants.O_NONBLOCK);
-    return new VirtioSerialListener(this, open(), target.uri, options.signal, open);
+    const fd = openSync(target.devicePath, constants.O_RDWR | constants.O_NONBLOCK);
+    return new VirtioSerialListener(this, fd, target.uri, options.signal);
   }
 }
 

@@ -4,15 +4,27 @@ import * as vitest from 'vitest';
 import { describeTransportCompliance } from '@vmlink/compliance/transport';
 import { runGuestNodeTest, startVm, type Vm } from '@vmlink/testvm';
 import { virtioSerial } from '../src/index.js';
-import { reconnectLoop, readGuestStats } from './helpers/reconnect.js';
+import type { Transport } from '@vmlink/transport';
+import { reconnectLoop, readGuestStats, type GuestStats } from './helpers/reconnect.js';
 import { startStalledSocket } from './helpers/stalled.js';
 import { BOOT_TIMEOUT_MS, guestDir, repoRoot, startGuestServer, type GuestServer } from './helpers/vm.js';
 
+const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface HangupStats extends GuestStats {
+  floods: Array<{ issued: number; settled: number; errors: Record<string, number> }>;
+  paused: string[];
+}
+
+const readHangupStats = (transport: Transport, address: string): Promise<HangupStats> => readGuestStats(transport, address) as Promise<HangupStats>;
+
 // One VM for the whole file. Port A: the compliance peer; port B: the reconnect server;
-// port C: nobody's (guest-side listener checks).
+// port C: nobody's (guest-side listener checks); port D: hang-ups with a write pending or
+// a Connection that does not read.
 const PORT_COMPLIANCE = 'org.vmlink.vs.compliance';
 const PORT_RECONNECT = 'org.vmlink.vs.reconnect';
 const PORT_SPARE = 'org.vmlink.vs.spare';
+const PORT_HANGUP = 'org.vmlink.vs.hangup';
 const host = virtioSerial({ side: 'host' });
 
 let vm: Vm | undefined;
@@ -25,8 +37,12 @@ function bootedVm(): Vm {
 
 describe('virtio-serial host<->guest (one VM)', () => {
   beforeAll(async () => {
-    vm = await startVm({ share: repoRoot, ports: [PORT_COMPLIANCE, PORT_RECONNECT, PORT_SPARE] });
-    servers.push(await startGuestServer(vm, PORT_COMPLIANCE), await startGuestServer(vm, PORT_RECONNECT));
+    vm = await startVm({ share: repoRoot, ports: [PORT_COMPLIANCE, PORT_RECONNECT, PORT_SPARE, PORT_HANGUP] });
+    servers.push(
+      await startGuestServer(vm, PORT_COMPLIANCE),
+      await startGuestServer(vm, PORT_RECONNECT),
+      await startGuestServer(vm, PORT_HANGUP),
+    );
   }, BOOT_TIMEOUT_MS);
 
   afterAll(async () => {
@@ -75,6 +91,45 @@ describe('virtio-serial host<->guest (one VM)', () => {
       expect(absence.wakeups, context).toBeLessThanOrEqual(20);
     }
   }, 600_000);
+
+  it('the host leaves with a guest write pending (EAGAIN), then with a guest Connection that does not read: both see the hang-up, no spin', async () => {
+    const address = `virtio-serial+unix:${bootedVm().portPath(PORT_HANGUP)}`;
+    const server = servers[2] as GuestServer;
+    const outputWith = async (line: string, count: number): Promise<void> => {
+      while (server.output().split(line).length - 1 < count) await delay(50);
+    };
+
+    // 1. The guest writes until the port refuses (the host does not read), then the host leaves.
+    const flooded = await host.dial(address, { timeout: 60_000 });
+    flooded.on('error', () => {});
+    flooded.pause();
+    flooded.write('flood\n');
+    await outputWith('flood stalled', 1);
+    flooded.destroy();
+    await delay(1200); // away for a while: the guest must not spin meanwhile
+
+    // 2. The host sends more than the guest reads ahead of a paused Connection, then leaves.
+    const paused = await host.dial(address, { timeout: 60_000 });
+    paused.on('error', () => {});
+    paused.write('pause\n');
+    paused.write(Buffer.alloc(4 * 1024 * 1024, 0x70));
+    await outputWith('pause full', 1);
+    paused.destroy();
+    await delay(300);
+
+    // A new host is seen only if the guest saw the hang-up of the paused Connection.
+    const guest = await readHangupStats(host, address);
+    const context = `guest: ${JSON.stringify(guest)}\nguest output:\n${server.output()}`;
+    const [floodResult] = guest.floods;
+    expect(floodResult, context).toBeDefined();
+    // Every write was called back; the one the kernel held was dropped at the hang-up.
+    expect(floodResult?.settled, context).toBe(floodResult?.issued);
+    expect(floodResult?.errors['ECONNRESET:write'], context).toBe(1);
+    expect(guest.away[0]?.ms, context).toBeGreaterThanOrEqual(1000);
+    expect(guest.away[0]?.ticks, context).toBeLessThanOrEqual(25);
+    expect(guest.away[0]?.wakeups, context).toBeLessThanOrEqual(20);
+    expect(guest.paused, context).toEqual(['ECONNRESET']);
+  }, 300_000);
 
   it('guest-side listener checks (EBUSY, ENOENT, no spin without a host, no leaked handles) pass in the guest', async () => {
     const result = await runGuestNodeTest(bootedVm(), join(guestDir, 'listener.test.mjs'), {

@@ -2,6 +2,8 @@
 // Connection the host opens. The first line picks the job:
 //   echo|send|sink|hold|halfclose ...  the transport compliance peer (@vmlink/compliance)
 //   reqs <n>      requests: each line "<id> <size>" is answered "<id> <size bytes of x>\n"
+//   flood         writes 1 MiB chunks until the Connection dies (the host does not read)
+//   pause         never reads (the host sends more than the guest reads ahead)
 //   stats         one JSON line with what this server saw, then end
 // A first line that is none of these is a stale byte reaching a new Connection: counted.
 import { readFileSync } from 'node:fs';
@@ -19,7 +21,53 @@ const stats = {
   resets: 0,
   /** Per host absence: CPU ticks (utime+stime) and native wake-ups of this process while the host was away. */
   away: [],
+  /** Per flood: writes issued, callbacks run, and the callbacks' errors as `code:syscall`. */
+  floods: [],
+  /** Per pause: how the never-reading Connection ended (its error code). */
+  paused: [],
 };
+
+/** 1 MiB writes until the Connection dies; says "flood stalled" once writes stop going out. */
+function flood(connection) {
+  const chunk = Buffer.alloc(1024 * 1024, 0x66);
+  const result = { issued: 0, settled: 0, errors: {} };
+  stats.floods.push(result);
+  const write = () => {
+    while (!connection.destroyed) {
+      result.issued += 1;
+      const more = connection.write(chunk, (error) => {
+        result.settled += 1;
+        const key = error ? `${error.code ?? 'NO_CODE'}:${error.syscall ?? ''}` : 'ok';
+        result.errors[key] = (result.errors[key] ?? 0) + 1;
+      });
+      if (!more) {
+        connection.once('drain', write);
+        return;
+      }
+    }
+  };
+  let seen = -1;
+  const watch = setInterval(() => {
+    if (connection.destroyed) clearInterval(watch);
+    else if (result.settled === seen) {
+      console.log('flood stalled');
+      clearInterval(watch);
+    } else seen = result.settled;
+  }, 500);
+  write();
+}
+
+/** Never reads; says "pause full" once the listener stopped reading ahead for it. */
+function pause(connection) {
+  connection.on('close', () => stats.paused.push(connection.errored?.code ?? 'NO_ERROR'));
+  const watch = setInterval(() => {
+    if (connection.destroyed) clearInterval(watch);
+    else if (connection.readableLength >= 1024 * 1024) {
+      console.log('pause full');
+      clearInterval(watch);
+    }
+  }, 50);
+}
 
 /** utime + stime of this process, in clock ticks (USER_HZ, 100 per second). */
 function cpuTicks() {
@@ -115,6 +163,10 @@ function dispatch(connection, command, line) {
     skipNewline(connection);
     serveRequests(connection);
     connection.resume();
+  } else if (command === 'flood') {
+    flood(connection);
+  } else if (command === 'pause') {
+    pause(connection); // paused already (readFirstLine): nothing here resumes it
   } else if (command === 'stats') {
     connection.end(`${JSON.stringify(stats)}\n`);
   } else {
