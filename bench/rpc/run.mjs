@@ -102,7 +102,8 @@ function rawEcho(connection, size) {
 async function main() {
   const seconds = Number(args.seconds);
   const size = Number(args.size);
-  const server = spawn(process.execPath, [new URL(import.meta.url).pathname, '--serve', '--transport', args.transport], {
+  // The server inherits our node flags: `node --cpu-prof bench/rpc/run.mjs` profiles both sides.
+  const server = spawn(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, '--serve', '--transport', args.transport], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const addresses = await new Promise((resolve, reject) => {

@@ -11,7 +11,9 @@ export type Decoded =
       readonly id: number | null;
     };
 
-const TYPE_NAMES = new Map<number, FrameTypeName>(Object.entries(FrameType).map(([name, value]) => [value, name as FrameTypeName]));
+/** Frame type names by type byte (a plain array: looked up once per frame). */
+const TYPE_NAMES: Array<FrameTypeName | undefined> = [];
+for (const [name, value] of Object.entries(FrameType)) TYPE_NAMES[value] = name as FrameTypeName;
 const MAX_METHOD_LENGTH = 256;
 
 class Malformed extends Error {
@@ -45,27 +47,31 @@ function wireError(header: Record<string, unknown>, id: number | null): WireErro
   return header.data === undefined ? { code, message } : { code, message, data: header.data };
 }
 
-/** Turn a frame body (type, headerLength, header, payload) into a checked Frame. */
-function parseBody(body: Buffer): Frame {
-  const typeByte = body.readUInt8(0);
-  const type = TYPE_NAMES.get(typeByte);
-  if (!type) throw new Malformed(`unknown frame type ${typeByte}`);
-  const headerLength = body.readUInt32BE(1);
-  if (headerLength > body.length - FRAME_OVERHEAD) {
-    throw new Malformed(`header length ${headerLength} exceeds the frame (${body.length - FRAME_OVERHEAD} bytes left)`);
+/**
+ * Turn a frame body (type, headerLength, header, payload) at bytes[start, end) into a
+ * checked Frame. Read in place: only a CHUNK's payload becomes a Buffer view.
+ */
+function parseBody(bytes: Buffer, start: number, end: number): Frame {
+  const typeByte = bytes[start] as number;
+  const type = TYPE_NAMES[typeByte];
+  if (type === undefined) throw new Malformed(`unknown frame type ${typeByte}`);
+  const headerLength = bytes.readUInt32BE(start + 1);
+  const headerStart = start + FRAME_OVERHEAD;
+  if (headerLength > end - headerStart) {
+    throw new Malformed(`header length ${headerLength} exceeds the frame (${end - headerStart} bytes left)`);
   }
+  const headerEnd = headerStart + headerLength;
   let header: unknown;
   try {
-    header = JSON.parse(body.toString('utf8', FRAME_OVERHEAD, FRAME_OVERHEAD + headerLength));
+    header = JSON.parse(bytes.toString('utf8', headerStart, headerEnd));
   } catch {
     throw new Malformed('the header is not valid JSON');
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new Malformed('the header is not a JSON object');
   const h = header as Record<string, unknown>;
-  const payload = body.subarray(FRAME_OVERHEAD + headerLength);
   // A request id, read early so a bad request can still be answered.
   const id = type === 'REQUEST' && isId(h.id) ? h.id : null;
-  if (type !== 'CHUNK' && payload.length > 0) throw new Malformed(`a ${type} frame carries no payload`, id);
+  if (type !== 'CHUNK' && headerEnd < end) throw new Malformed(`a ${type} frame carries no payload`, id);
 
   switch (type) {
     case 'REQUEST':
@@ -85,7 +91,7 @@ function parseBody(body: Buffer): Frame {
     case 'NOTIFY':
       return { type, method: field(h, 'method', isMethod, `a string of 1..${MAX_METHOD_LENGTH} characters`), params: h.params };
     case 'CHUNK':
-      return { type, stream: field(h, 'stream', isId, 'a stream id'), payload };
+      return { type, stream: field(h, 'stream', isId, 'a stream id'), payload: bytes.subarray(headerEnd, end) };
     case 'END':
       return { type, stream: field(h, 'stream', isId, 'a stream id'), error: h.code === undefined ? undefined : wireError(h, null) };
     case 'CREDIT':
@@ -124,6 +130,17 @@ export class FrameDecoder {
     const out: Decoded[] = [];
     let offset = 0;
     while (offset < chunk.length) {
+      if (this.bodyLength < 0 && this.prefixFill === 0 && this.skipping === 0 && chunk.length - offset >= LENGTH_BYTES) {
+        // Fast path, the usual case: a whole frame lies in this chunk. Decode it in place
+        // (no copy of the prefix, no view per frame). The size checks come first as always.
+        const length = chunk.readUInt32BE(offset);
+        const start = offset + LENGTH_BYTES;
+        if (length <= this.maxFrameSize && length >= MIN_FRAME_LENGTH && chunk.length - start >= length) {
+          out.push(decode(chunk, start, start + length));
+          offset = start + length;
+          continue;
+        }
+      }
       if (this.skipping > 0) {
         const n = Math.min(this.skipping, chunk.length - offset);
         this.skipping -= n;
@@ -171,11 +188,15 @@ export class FrameDecoder {
     this.parts.length = 0;
     this.partsLength = 0;
     this.bodyLength = -1;
-    try {
-      return { kind: 'frame', frame: parseBody(body) };
-    } catch (caught) {
-      if (!(caught instanceof Malformed)) throw caught;
-      return { kind: 'error', id: caught.id, error: new RpcError(RpcErrorCode.MALFORMED_FRAME, `malformed frame: ${caught.message}`) };
-    }
+    return decode(body, 0, body.length);
+  }
+}
+
+function decode(bytes: Buffer, start: number, end: number): Decoded {
+  try {
+    return { kind: 'frame', frame: parseBody(bytes, start, end) };
+  } catch (caught) {
+    if (!(caught instanceof Malformed)) throw caught;
+    return { kind: 'error', id: caught.id, error: new RpcError(RpcErrorCode.MALFORMED_FRAME, `malformed frame: ${caught.message}`) };
   }
 }

@@ -67,21 +67,44 @@ function headerOf(frame: Frame): Record<string, unknown> {
   }
 }
 
+/** `,"key":<json>` for a defined value (JSON.stringify may still drop it, as in an object). */
+function jsonMember(key: string, value: unknown): string {
+  if (value === undefined) return '';
+  const json = JSON.stringify(value) as string | undefined;
+  return json === undefined ? '' : `,"${key}":${json}`;
+}
+
+/**
+ * Header JSON of a frame. REQUEST and RESPONSE, once per call each, are built as text
+ * (no intermediate object); the same bytes JSON.stringify(headerOf(frame)) would give.
+ */
+function headerJson(frame: Frame): string {
+  switch (frame.type) {
+    case 'REQUEST':
+      return `{"id":${frame.id},"method":${JSON.stringify(frame.method)}${jsonMember('params', frame.params)}${frame.stream === undefined ? '' : `,"stream":${frame.stream}`}}`;
+    case 'RESPONSE':
+      return `{"id":${frame.id}${jsonMember('result', frame.result)}${frame.stream === undefined ? '' : `,"stream":${frame.stream}`}}`;
+    default:
+      return JSON.stringify(headerOf(frame));
+  }
+}
+
 /**
  * Encode a frame as [prefix+header, payload?]: the payload is never copied. Throws
  * (JSON.stringify) on values JSON cannot carry, such as BigInt or cycles.
  */
 export function encodeFrame(frame: Frame): Buffer[] {
-  const json = JSON.stringify(headerOf(frame));
-  const headerLength = Buffer.byteLength(json, 'utf8');
+  const json = headerJson(frame);
+  // One allocation for prefix + header: this runs for every call and every chunk. Small
+  // headers get worst-case room (3 bytes per UTF-16 unit) so the JSON is encoded once;
+  // big ones are measured first rather than over-allocated.
+  const room = Buffer.allocUnsafe(LENGTH_BYTES + FRAME_OVERHEAD + (json.length <= 4096 ? json.length * 3 : Buffer.byteLength(json)));
+  const headerLength = room.write(json, 9, 'utf8');
+  const head = room.subarray(0, 9 + headerLength);
   const payload = frame.type === 'CHUNK' ? frame.payload : undefined;
-  const length = FRAME_OVERHEAD + headerLength + (payload?.length ?? 0);
-  // One allocation for prefix + header: this runs for every call and every chunk.
-  const head = Buffer.allocUnsafe(LENGTH_BYTES + FRAME_OVERHEAD + headerLength);
-  head.writeUInt32BE(length, 0);
-  head.writeUInt8(FrameType[frame.type], 4);
+  head.writeUInt32BE(FRAME_OVERHEAD + headerLength + (payload?.length ?? 0), 0);
+  head[4] = FrameType[frame.type];
   head.writeUInt32BE(headerLength, 5);
-  head.write(json, 9, 'utf8');
   return payload && payload.length > 0 ? [head, payload] : [head];
 }
 

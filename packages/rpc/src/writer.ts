@@ -21,26 +21,45 @@ export class FrameWriter {
 
   /**
    * Write one frame; false when the connection asks us to wait for 'drain' (or is gone).
-   * Frames written in one tick leave in one writev: the first write corks the
-   * connection and the uncork runs on the next tick.
+   * The first frame of a tick leaves at once (one write: a lone call or reply is not held
+   * back a tick, and the other side can start on it); frames that follow in the same
+   * tick are corked and leave together in one writev on the next tick.
    */
   write(frame: Frame): boolean {
     if (!this.open) return false;
     const parts = encodeFrame(frame);
-    if (!this.corked) {
-      this.corked = true;
-      this.connection.cork();
-      process.nextTick(this.uncork);
+    const connection = this.connection;
+    if (this.batching) {
+      if (!this.corked) {
+        this.corked = true;
+        connection.cork();
+      }
+      return this.writeParts(parts);
     }
+    this.batching = true;
+    process.nextTick(this.endBatch);
+    if (parts.length === 1) return connection.write(parts[0]);
+    connection.cork(); // prefix+header and payload in one writev
+    const ok = this.writeParts(parts);
+    connection.uncork();
+    return ok;
+  }
+
+  private writeParts(parts: readonly Buffer[]): boolean {
     let ok = this.connection.write(parts[0]);
     if (parts.length > 1) ok = this.connection.write(parts[1]);
     return ok;
   }
 
+  /** True from a tick's first frame until the next tick. */
+  private batching = false;
   private corked = false;
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.connection.uncork();
+  private readonly endBatch = (): void => {
+    this.batching = false;
+    if (this.corked) {
+      this.corked = false;
+      this.connection.uncork();
+    }
   };
 
   /** Resolve when the connection can take more; reject if it closes first. */
