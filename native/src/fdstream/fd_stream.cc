@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -304,7 +305,8 @@ void FdStream::OnEpollWake() {
 
   const uint32_t gone = EPOLLHUP | EPOLLRDHUP | EPOLLERR;
   peerAway_ = (mask & (EPOLLHUP | EPOLLRDHUP)) != 0;
-  if (hungUp_ && (mask & EPOLLOUT) && !(mask & gone) && !Reconnect()) return;
+  // The mask is only as fresh as the epoll_wait: confirm the return with a poll() now.
+  if (hungUp_ && (mask & EPOLLOUT) && !(mask & gone) && PeerBack(true) && !Reconnect()) return;
   if ((mask & (EPOLLOUT | gone)) && !writableWaiter_.IsEmpty() && !NotifyWritableWaiter()) return;
   // Only OUT (room) or ERR (an error to report) can move a pending write on. HUP alone
   // cannot, and retrying on it can spin: a pty master's refused write wakes its own wait
@@ -363,7 +365,7 @@ bool FdStream::ReadOnce(bool* again) {
     return Call(onEnd_, {});
   }
   // Bytes read while the device still says HUP were left by the peer that went away.
-  if (hungUp_ && !peerAway_ && !Reconnect()) return false;
+  if (hungUp_ && !peerAway_ && PeerBack(false) && !Reconnect()) return false;
   size_t length = std::min(static_cast<size_t>(n), size);
   Napi::Value chunk = Napi::Buffer<uint8_t>::Copy(env, readBuffer_.data(), length);
   Napi::Value original = truncated ? Napi::Number::New(env, static_cast<double>(n)) : env.Undefined();
@@ -401,6 +403,26 @@ bool FdStream::Hangup() {
   if (hungUp_) return true;
   hungUp_ = true;
   return Call(onHangup_, {});
+}
+
+// A reconnect is a fact about the fd now, not about the wake-up that led here: a
+// virtio-serial port polls OUT for a moment after its host left (QEMU discards the queued
+// bytes before the guest learns of the hang-up), and a wake-up's mask can be stale by the
+// time we act on it. So: poll() the fd itself, without waiting. HUP/RDHUP/ERR says the
+// peer is (still or again) away; `needWritable` also asks for room, the sign of a
+// virtio-serial host (a FIFO's reader never polls writable: its sign is new data).
+bool FdStream::PeerBack(bool needWritable) {
+  pollfd pfd{fd_.get(), static_cast<short>(POLLIN | POLLOUT | POLLRDHUP), 0};
+  int rc;
+  do {
+    rc = ::poll(&pfd, 1, 0);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) return false;  // cannot tell: stay hung up, the next edge asks again
+  if (pfd.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)) {
+    peerAway_ = true;
+    return false;
+  }
+  return !needWritable || (pfd.revents & POLLOUT) != 0;
 }
 
 bool FdStream::Reconnect() {

@@ -72,6 +72,7 @@ class FdStream : public Napi::ObjectWrap<FdStream> {
   bool CompleteWrite(Napi::Value error);
   bool NotifyWritableWaiter();
   bool Hangup();
+  bool PeerBack(bool needWritable);
   bool Reconnect();
 
   // Sends queued chunks; returns 0, or the errno of a hard failure. Sets *blocked on EAGAIN.

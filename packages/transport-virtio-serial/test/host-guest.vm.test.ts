@@ -122,9 +122,15 @@ describe('virtio-serial host<->guest (one VM)', () => {
     const context = `guest: ${JSON.stringify(guest)}\nguest output:\n${server.output()}`;
     const [floodResult] = guest.floods;
     expect(floodResult, context).toBeDefined();
-    // Every write was called back; the one the kernel held was dropped at the hang-up.
+    // Every write was called back, ok or reset. "flood stalled" does not prove a write is
+    // pending when the host leaves: QEMU discards what the guest queued once the host
+    // socket is gone, so the port may take the refused write before the guest learns of
+    // the hang-up (then it settles ok). At most the one pending write can be dropped.
     expect(floodResult?.settled, context).toBe(floodResult?.issued);
-    expect(floodResult?.errors['ECONNRESET:write'], context).toBe(1);
+    expect(Object.keys(floodResult?.errors ?? {}).filter((key) => key !== 'ok' && key !== 'ECONNRESET:write'), context).toEqual([]);
+    expect(floodResult?.errors['ECONNRESET:write'] ?? 0, context).toBeLessThanOrEqual(1);
+    // The hang-up was seen when the host left, and nothing was taken for its return
+    // until it came back: the guest's absence spans the host's 1200 ms.
     expect(guest.away[0]?.ms, context).toBeGreaterThanOrEqual(1000);
     expect(guest.away[0]?.ticks, context).toBeLessThanOrEqual(25);
     expect(guest.away[0]?.wakeups, context).toBeLessThanOrEqual(20);
