@@ -178,7 +178,11 @@ Napi::Value FdStream::Write(const Napi::CallbackInfo& info) {
   }
 
   bool blocked = false;
+  size_t before = pendingBytes_;
   int err = WritePending(&blocked);
+  // The device took bytes while we thought the peer away: ask the fd whether it is back
+  // (its return can come with no edge at all: see ConfirmReturn).
+  if (err == 0 && pendingBytes_ < before && !ConfirmReturn()) return Napi::Boolean::New(env, !blocked);
   if (err != 0 || !blocked) {
     pending_.clear();
     pendingBytes_ = 0;
@@ -313,6 +317,7 @@ void FdStream::OnEpollWake() {
   // queue, so each attempt would bring the next HUP report.
   if ((mask & (EPOLLOUT | EPOLLERR)) && !pending_.empty() && !FlushWrites()) return;
   if ((mask & (EPOLLIN | gone)) && reading_ && !DoReads()) return;
+  if (!ConfirmReturn()) return;
   // Reading drains to EOF and reports the hang-up there, after the peer's last bytes.
   // Paused, the HUP edge is the only news we get: report it now, not when reading resumes.
   if (peerAway_ && !reading_ && !Hangup()) return;
@@ -365,7 +370,7 @@ bool FdStream::ReadOnce(bool* again) {
     return Call(onEnd_, {});
   }
   // Bytes read while the device still says HUP were left by the peer that went away.
-  if (hungUp_ && !peerAway_ && PeerBack(false) && !Reconnect()) return false;
+  if (hungUp_ && PeerBack(false) && !Reconnect()) return false;
   size_t length = std::min(static_cast<size_t>(n), size);
   Napi::Value chunk = Napi::Buffer<uint8_t>::Copy(env, readBuffer_.data(), length);
   Napi::Value original = truncated ? Napi::Number::New(env, static_cast<double>(n)) : env.Undefined();
@@ -407,8 +412,9 @@ bool FdStream::Hangup() {
 
 // A reconnect is a fact about the fd now, not about the wake-up that led here: a
 // virtio-serial port polls OUT for a moment after its host left (QEMU discards the queued
-// bytes before the guest learns of the hang-up), and a wake-up's mask can be stale by the
-// time we act on it. So: poll() the fd itself, without waiting. HUP/RDHUP/ERR says the
+// bytes before the guest learns of the hang-up), and a guest reads a new host's first
+// bytes under the old IN|HUP, learning of the host a moment later. So: poll() the fd
+// itself, without waiting. HUP/RDHUP/ERR says the
 // peer is (still or again) away; `needWritable` also asks for room, the sign of a
 // virtio-serial host (a FIFO's reader never polls writable: its sign is new data).
 bool FdStream::PeerBack(bool needWritable) {
@@ -422,7 +428,18 @@ bool FdStream::PeerBack(bool needWritable) {
     peerAway_ = true;
     return false;
   }
+  peerAway_ = false;
   return !needWritable || (pfd.revents & POLLOUT) != 0;
+}
+
+// Hung up, after a wake-up or a write the device took: is the peer back? Ask now, because
+// its return may bring no edge of its own. A host that arrives while the guest reads its
+// first bytes under the old IN|HUP, and then does not read while the guest fills the port,
+// leaves the port polling neither IN nor OUT: the edge-triggered set reports nothing.
+// A missed return would also hide the next hang-up (reported once per hang-up).
+bool FdStream::ConfirmReturn() {
+  if (mode_ != HangupMode::kNotify || closed_ || !hungUp_ || !PeerBack(false)) return !closed_;
+  return Reconnect();
 }
 
 bool FdStream::Reconnect() {

@@ -73,6 +73,7 @@ class FdStream : public Napi::ObjectWrap<FdStream> {
   bool NotifyWritableWaiter();
   bool Hangup();
   bool PeerBack(bool needWritable);
+  bool ConfirmReturn();
   bool Reconnect();
 
   // Sends queued chunks; returns 0, or the errno of a hard failure. Sets *blocked on EAGAIN.
