@@ -31,8 +31,11 @@ export interface FdStreamCallbacks {
   onHangup?(): void;
   /**
    * hangupMode 'notify': the peer is back after onHangup: the fd polled writable without
-   * HUP (a virtio-serial host reconnected), or data arrived (a FIFO got a new writer).
-   * Data that arrives is delivered after this call.
+   * HUP (a virtio-serial host reconnected), or data arrived (a FIFO got a new writer), or
+   * the device took a write. Every such sign is confirmed by a poll() of the fd at that
+   * moment (no HUP), since a wake-up's mask can be stale, and it is checked after every
+   * wake-up while hung up, since a return can bring no edge of its own. Data that
+   * arrives is delivered after this call. May run inside write() (the device took bytes).
    */
   onReconnect?(): void;
 }
