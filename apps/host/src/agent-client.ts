@@ -28,18 +28,9 @@ export interface ExecResult {
   signal: string | null;
 }
 
-/** Plain JSON from the agent's `info`; printed as is with --json. */
-export interface AgentInfo {
-  hostname: string;
-  kernel: { sysname: string; release: string; version: string; machine: string };
-  uptimeSeconds: number;
-  load: [number, number, number];
-  memory: { totalBytes: number; freeBytes: number };
-  cpus: { count: number; model: string };
-  vsockCid: number | null;
-  agent: { version: string; node: string; pid: number; aio: string; root: string | null; allowExec: string[] };
-  transports: string[];
-}
+/** Plain JSON from the agent's `info` (the agent defines it); printed as is with --json. */
+export type { AgentInfo } from 'vmlink-guest';
+import type { AgentInfo } from 'vmlink-guest';
 
 export interface AgentClient {
   readonly uri: string;
