@@ -7,6 +7,8 @@ export { parseGuestArgs, DEFAULT_LIMITS, DEFAULT_LISTEN, GUEST_USAGE, type Agent
 export { RootJail, splitRemotePath } from './policy/confine.js';
 export { ExecPolicy, parseAllowExec } from './policy/exec-policy.js';
 export { collectInfo, type AgentInfo } from './info.js';
+export type { FileType, ListEntry, ListResult, StatResult, TransferResult } from './methods/files.js';
+export type { ExecResult } from './methods/exec.js';
 export { createLogger, type AgentLogger, type RequestLogEntry } from './request-log.js';
 export { AgentErrorCode } from './errors.js';
 export { METHODS, type MethodName } from './protocol.js';

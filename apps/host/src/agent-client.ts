@@ -2,35 +2,9 @@
  * What the CLI needs from an agent, independent of how calls travel. The implementation
  * over @vmlink/rpc is in rpc-client.ts; commands only see this interface.
  */
-export type FileType = 'file' | 'directory' | 'symlink' | 'other';
-
-export interface StatResult {
-  path: string;
-  type: FileType;
-  size: number;
-  mode: number;
-  mtimeMs: number;
-}
-
-export interface ListResult {
-  path: string;
-  entries: { name: string; type: FileType; size: number; mtimeMs: number }[];
-  truncated: boolean;
-}
-
-export interface TransferResult {
-  size: number;
-  sha256: string;
-}
-
-export interface ExecResult {
-  exitCode: number | null;
-  signal: string | null;
-}
-
-/** Plain JSON from the agent's `info` (the agent defines it); printed as is with --json. */
-export type { AgentInfo } from 'vmlink-guest';
-import type { AgentInfo } from 'vmlink-guest';
+// The wire shapes of stat, list, transfers, exec and info are the agent's (vmlink-guest defines them).
+export type { AgentInfo, ExecResult, FileType, ListResult, StatResult, TransferResult } from 'vmlink-guest';
+import type { AgentInfo, ExecResult, ListResult, StatResult, TransferResult } from 'vmlink-guest';
 
 export interface AgentClient {
   readonly uri: string;
