@@ -61,7 +61,7 @@ const { throughputSuite } = await import('./throughput.mjs');
 const { stallSuite } = await import('./stall.mjs');
 const { table, fmt, fmtInt } = await import('./lib/report.mjs');
 
-console.log(`# AIO benchmarks (${cfg.quick ? 'quick' : 'full'}: ${cfg.fileSize >> 20} MiB file, ${cfg.seconds} s runs, ${cfg.runs} run(s), medians)`);
+console.log(`# AIO benchmarks (${cfg.quick ? 'quick' : 'full'}: ${cfg.fileSize >> 20} MiB file, ${cfg.seconds} s runs, ${cfg.runs} round(s), contestants interleaved, medians)`);
 console.log(`node ${process.version}, kernel ${release()}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'})\n`);
 console.log('preparing data files (random bytes, written, not fallocated)...');
 cfg.file = randomDataFile(`data-${cfg.fileSize >> 20}M.bin`, cfg.fileSize);
@@ -76,7 +76,7 @@ if (args.only === undefined || args.only === 'throughput') {
   console.log(
     '\n' +
       table(
-        ['benchmark', 'engine', 'IOPS (median)', 'MB/s', 'vs', 'ratio', 'target'],
+        ['benchmark', 'engine', 'IOPS (median)', 'MB/s', 'vs', 'ratio (median of rounds)', 'per-round ratios', 'target'],
         rows.map((r) => [
           r.bench,
           r.engine,
@@ -84,6 +84,7 @@ if (args.only === undefined || args.only === 'throughput') {
           fmt(r.mbps, 1),
           r.baseline === undefined ? '' : r.baseline.command !== undefined ? 'fio' : 'node FileHandle',
           r.ratio === undefined ? '' : `${fmt(r.ratio)}x`,
+          r.roundRatios === undefined ? '' : r.roundRatios.map((x) => fmt(x)).join(', '),
           r.target === undefined ? '' : `>= ${r.target}x ${r.ratio >= r.target ? 'met' : 'NOT met'}`,
         ]),
       ),

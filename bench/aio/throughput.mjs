@@ -1,101 +1,171 @@
 // Throughput benchmarks: our engines against fio (and Node's FileHandle) on the same file.
+//
+// The virtual disk of a shared machine drifts a lot within minutes (fio alone has given
+// 1k, 12k and 72k IOPS in three back-to-back 10 s runs), so engines are never measured in
+// separate blocks: each round runs every contestant once, the order rotates from round to
+// round, and a ratio is taken inside each round. The reported ratio is the median of those
+// per-round ratios; the per-engine medians are shown beside it.
 import { defaultThreadCount } from '@vmlink/aio-threadpool';
 import { buffers, DIRECT_READ, openEngine } from './lib/engines.mjs';
 import { dropCache, warmCache } from './lib/files.mjs';
 import { runFio } from './lib/fio.mjs';
 import { closedLoop, randomOffset } from './lib/load.mjs';
-import { repeat } from './lib/report.mjs';
+import { median } from './lib/report.mjs';
 
-/** Runs one engine on a closed-loop load `runs` times; returns the median IOPS and MB/s. */
-async function engineRuns(cfg, engine, { flags, depth, blockSize, pattern, options }) {
+/** A contestant that runs one of our engines (or Node's FileHandle) on a closed-loop load. */
+async function engineContestant(cfg, engine, { flags, depth, blockSize, pattern, options }) {
   const io = await openEngine(engine, cfg.file, flags, options);
-  try {
-    const bufs = buffers(depth, blockSize);
-    let cursor = 0;
-    const nextOffset = pattern === 'seq'
-      ? () => {
-          const offset = cursor;
-          cursor = (cursor + blockSize) % cfg.fileSize;
-          return offset;
-        }
-      : () => randomOffset(cfg.fileSize, blockSize);
-    const result = await repeat(cfg.runs, () => closedLoop({ depth, seconds: cfg.seconds, op: (w) => io.read(bufs[w], nextOffset()) }), (r) => r.opsPerSec);
-    return { iops: result.median, mbps: (result.median * blockSize) / 1e6, values: result.values };
-  } finally {
-    await io.close();
-  }
+  const bufs = buffers(depth, blockSize);
+  let cursor = 0;
+  const nextOffset = pattern === 'seq'
+    ? () => {
+        const offset = cursor;
+        cursor = (cursor + blockSize) % cfg.fileSize;
+        return offset;
+      }
+    : () => randomOffset(cfg.fileSize, blockSize);
+  return {
+    blockSize,
+    measure: async () => (await closedLoop({ depth, seconds: cfg.seconds, op: (w) => io.read(bufs[w], nextOffset()) })).opsPerSec,
+    close: () => io.close(),
+  };
 }
 
-async function fioRuns(cfg, job, blockSize) {
-  const result = await repeat(cfg.runs, () => runFio(cfg.file, cfg.fileSize, cfg.seconds, job), (r) => r.iops);
-  return { iops: result.median, mbps: (result.median * blockSize) / 1e6, values: result.values, command: result.results[0].command };
+function fioContestant(cfg, job, blockSize) {
+  let command;
+  return {
+    blockSize,
+    measure: async () => {
+      const result = runFio(cfg.file, cfg.fileSize, cfg.seconds, job);
+      command = result.command;
+      return result.iops;
+    },
+    close: async () => {},
+    get command() {
+      return command;
+    },
+  };
 }
 
 /**
- * Returns rows: { bench, engine, iops, mbps, values, baseline?, ratio?, target? }.
+ * Runs `cfg.runs` rounds; in each round every contestant runs once, in an order rotated by
+ * the round number. Returns { [name]: values[] } (IOPS per round, in round order).
+ */
+async function rounds(cfg, contestants) {
+  const names = Object.keys(contestants);
+  const values = Object.fromEntries(names.map((name) => [name, []]));
+  for (let round = 0; round < cfg.runs; round++) {
+    for (let k = 0; k < names.length; k++) {
+      const name = names[(k + round) % names.length];
+      values[name][round] = await contestants[name].measure();
+    }
+  }
+  return values;
+}
+
+function row(bench, engine, values, blockSize) {
+  const iops = median(values);
+  return { bench, engine, iops, mbps: (iops * blockSize) / 1e6, values };
+}
+
+/** Adds ratio fields to `subject` against `baseline`: the median of per-round ratios. */
+function compare(subject, baseline, target) {
+  subject.roundRatios = subject.values.map((v, i) => v / baseline.values[i]);
+  subject.ratio = median(subject.roundRatios);
+  subject.baseline = baseline;
+  subject.target = target;
+}
+
+/**
+ * Returns rows: { bench, engine, iops, mbps, values, baseline?, ratio?, roundRatios?, target?, command? }.
  * `cfg`: { file, fileSize, seconds, runs, fio (bool), log }.
  */
 export async function throughputSuite(cfg) {
   const rows = [];
   const threads = defaultThreadCount();
-  const add = (row) => {
-    rows.push(row);
-    cfg.log(`  ${row.bench} / ${row.engine}: ${Math.round(row.iops)} IOPS (${row.values.map(Math.round).join(', ')})`);
+  const log = (r) => {
+    const ratios = r.roundRatios ? `; per-round ratios ${r.roundRatios.map((x) => x.toFixed(2)).join(', ')}` : '';
+    cfg.log(`  ${r.bench} / ${r.engine}: ${Math.round(r.iops)} IOPS (${r.values.map(Math.round).join(', ')})${ratios}`);
   };
-  const vsFio = async (bench, engineRow, job, blockSize, target, metric) => {
-    add(engineRow);
-    if (!cfg.fio) return;
-    const fio = await fioRuns(cfg, job, blockSize);
-    add({ bench, engine: `fio ${job.ioengine}${job.numjobs ? ` numjobs=${job.numjobs}` : ` iodepth=${job.iodepth}`}`, ...fio });
-    engineRow.baseline = fio;
-    engineRow.ratio = engineRow[metric] / fio[metric];
-    engineRow.target = target;
+
+  // One of our engines against one fio job, round by round.
+  const vsFio = async (bench, engineName, engineLabel, load, job, target) => {
+    const ours = await engineContestant(cfg, engineName, load);
+    try {
+      if (!cfg.fio) {
+        const values = await rounds(cfg, { ours });
+        const r = row(bench, engineLabel, values.ours, load.blockSize);
+        rows.push(r);
+        log(r);
+        return;
+      }
+      const fio = fioContestant(cfg, job, load.blockSize);
+      const values = await rounds(cfg, { ours, fio });
+      const oursRow = row(bench, engineLabel, values.ours, load.blockSize);
+      const fioRow = {
+        ...row(bench, `fio ${job.ioengine}${job.numjobs ? ` numjobs=${job.numjobs}` : ` iodepth=${job.iodepth}`}`, values.fio, load.blockSize),
+        command: fio.command,
+      };
+      compare(oursRow, fioRow, target);
+      rows.push(oursRow, fioRow);
+      log(oursRow);
+      log(fioRow);
+    } finally {
+      await ours.close();
+    }
   };
 
   // Direct reads never touch the cache, but dirty or cached pages make NOWAIT say EAGAIN.
   dropCache(cfg.file);
 
-  let bench = '4 KiB random read, O_DIRECT, 32 in flight';
   await vsFio(
-    bench,
-    { bench, engine: 'iosubmit', ...(await engineRuns(cfg, 'iosubmit', { flags: DIRECT_READ, depth: 32, blockSize: 4096 })) },
+    '4 KiB random read, O_DIRECT, 32 in flight',
+    'iosubmit',
+    'iosubmit',
+    { flags: DIRECT_READ, depth: 32, blockSize: 4096 },
     { rw: 'randread', bs: '4k', direct: 1, ioengine: 'libaio', iodepth: 32 },
-    4096,
     0.9,
-    'iops',
   );
 
-  bench = `4 KiB random read, O_DIRECT, ${threads} threads`;
   await vsFio(
-    bench,
-    { bench, engine: `threadpool (${threads} threads, 32 in flight)`, ...(await engineRuns(cfg, 'threadpool', { flags: DIRECT_READ, depth: 32, blockSize: 4096, options: { threads } })) },
+    `4 KiB random read, O_DIRECT, ${threads} threads`,
+    'threadpool',
+    `threadpool (${threads} threads, 32 in flight)`,
+    { flags: DIRECT_READ, depth: 32, blockSize: 4096, options: { threads } },
     { rw: 'randread', bs: '4k', direct: 1, ioengine: 'psync', numjobs: threads },
-    4096,
     0.9,
-    'iops',
   );
 
-  bench = '128 KiB sequential read, O_DIRECT, 16 in flight';
+  // Same block size on both sides, so the IOPS ratio is the MB/s ratio.
   await vsFio(
-    bench,
-    { bench, engine: 'iosubmit', ...(await engineRuns(cfg, 'iosubmit', { flags: DIRECT_READ, depth: 16, blockSize: 128 * 1024, pattern: 'seq' })) },
+    '128 KiB sequential read, O_DIRECT, 16 in flight',
+    'iosubmit',
+    'iosubmit',
+    { flags: DIRECT_READ, depth: 16, blockSize: 128 * 1024, pattern: 'seq' },
     { rw: 'read', bs: '128k', direct: 1, ioengine: 'libaio', iodepth: 16 },
-    128 * 1024,
     0.95,
-    'mbps',
   );
 
-  bench = '4 KiB random read, buffered, warm cache, 32 in flight';
+  const bench = '4 KiB random read, buffered, warm cache, 32 in flight';
   warmCache(cfg.file);
-  const node = { bench, engine: 'node FileHandle', ...(await engineRuns(cfg, 'node FileHandle', { flags: 'r', depth: 32, blockSize: 4096 })) };
-  add(node);
-  for (const engine of ['iosubmit', 'threadpool', 'fs']) {
-    const row = { bench, engine, ...(await engineRuns(cfg, engine, { flags: 'r', depth: 32, blockSize: 4096 })) };
-    row.baseline = node;
-    row.ratio = row.iops / node.iops;
-    // The fs backend is the reference (libuv's pool, one crossing per request): no target.
-    if (engine !== 'fs') row.target = 4;
-    add(row);
+  const load = { flags: 'r', depth: 32, blockSize: 4096 };
+  const engines = ['node FileHandle', 'iosubmit', 'threadpool', 'fs'];
+  const contestants = {};
+  try {
+    for (const engine of engines) contestants[engine] = await engineContestant(cfg, engine, load);
+    const values = await rounds(cfg, contestants);
+    const node = row(bench, 'node FileHandle', values['node FileHandle'], load.blockSize);
+    rows.push(node);
+    log(node);
+    for (const engine of engines.slice(1)) {
+      const r = row(bench, engine, values[engine], load.blockSize);
+      // The fs backend is the reference (libuv's pool, one crossing per request): no target.
+      compare(r, node, engine === 'fs' ? undefined : 4);
+      rows.push(r);
+      log(r);
+    }
+  } finally {
+    for (const contestant of Object.values(contestants)) await contestant.close();
   }
   return rows;
 }

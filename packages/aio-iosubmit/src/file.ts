@@ -83,7 +83,20 @@ export class IoSubmitFile extends AioFileBase {
   }
 
   protected override transfer(op: TransferOp, buffers: readonly Uint8Array[], position: Position, options: OpOptions | undefined): Promise<number> {
-    return this.track(op, options, (signal) => this.#counted(() => this.#run(op, buffers, position, signal)));
+    return this.trackSettled<number>(op, options, (signal, settle) => {
+      const recorder = this.#services.recorder;
+      recorder.submitted();
+      const resolve = (bytes: number): void => {
+        recorder.settled(true);
+        settle.resolve(bytes);
+      };
+      const reject = (error: unknown): void => {
+        recorder.settled(false);
+        settle.reject(error);
+      };
+      if (signal === undefined && (op === 'read' || op === 'write')) this.#runDirect(op, buffers, position, resolve, reject);
+      else this.#run(op, buffers, position, signal).then(resolve, reject);
+    });
   }
 
   protected override sync(op: SyncOp, signal: AbortSignal | undefined): Promise<void> {
@@ -122,6 +135,49 @@ export class IoSubmitFile extends AioFileBase {
     );
   }
 
+  /**
+   * The hot path of a single-buffer request without a signal: a request the guard lets
+   * through goes to the kernel queue with a plain callback, and a plain full result settles
+   * the caller's promise straight from the completion (no promise chain per request);
+   * everything else (routing, NOWAIT fallbacks, short transfers, errors) goes the general
+   * way through `#afterKernel`.
+   */
+  #runDirect(op: 'read' | 'write', buffers: readonly Uint8Array[], position: Position, resolve: (bytes: number) => void, reject: (error: unknown) => void): void {
+    const isRead = op === 'read';
+    const buffer = buffers[0] as Uint8Array;
+    const length = buffer.byteLength;
+    const route = this.#route(isRead, position, length);
+    if (route.to === 'fallback') {
+      this.#run(op, buffers, position, undefined).then(resolve, reject);
+      return;
+    }
+    const services = this.#services;
+    services.queue.enqueue({
+      op,
+      fd: this.fd,
+      position,
+      buffers: buffer,
+      rwFlags: route.nowait ? services.rwfNowait : 0,
+      alignment: this.direct ? this.alignment : undefined,
+      settle: (outcome) => {
+        if (outcome.kind === 'done') {
+          const res = outcome.res;
+          // A read that got everything, or 0 at EOF without NOWAIT (a NOWAIT read may stop
+          // short where the cache ends, which #afterKernel completes).
+          if (isRead ? res === length || (res >= 0 && !route.nowait) : res === length) {
+            if (!isRead) {
+              if (route.nowait) services.writeNowait.succeeded(this.#dev);
+              this.#wrote(position, res);
+            }
+            resolve(res);
+            return;
+          }
+        }
+        this.#afterKernel(op, isRead, buffers, position, length, route.nowait, outcome, undefined).then(resolve, reject);
+      },
+    });
+  }
+
   async #run(op: TransferOp, buffers: readonly Uint8Array[], position: Position, signal: AbortSignal | undefined): Promise<number> {
     const services = this.#services;
     const isRead = op === 'read' || op === 'readv';
@@ -134,12 +190,27 @@ export class IoSubmitFile extends AioFileBase {
 
     const native: IoSubmitBuffers = op === 'read' || op === 'write' ? buffers[0] : buffers;
     const outcome = await this.#kernel(op, native, position, route.nowait ? services.rwfNowait : 0, signal);
+    return this.#afterKernel(op, isRead, buffers, position, length, route.nowait, outcome, signal);
+  }
+
+  /** What follows the kernel's answer: alignment refusals, NOWAIT fallbacks, errors, short transfers. */
+  async #afterKernel(
+    op: TransferOp,
+    isRead: boolean,
+    buffers: readonly Uint8Array[],
+    position: Position,
+    length: number,
+    nowait: boolean,
+    outcome: KernelOutcome,
+    signal: AbortSignal | undefined,
+  ): Promise<number> {
+    const services = this.#services;
     if (outcome.kind === 'misaligned') return this.#misaligned(op, isRead, buffers, position, signal);
 
     const res = outcome.res;
     if (res < 0) {
       const errno = -res;
-      if (route.nowait && services.fallback !== undefined && (errno === EAGAIN || errno === EOPNOTSUPP)) {
+      if (nowait && services.fallback !== undefined && (errno === EAGAIN || errno === EOPNOTSUPP)) {
         // Would have blocked (EAGAIN), or NOWAIT is not supported here (EOPNOTSUPP):
         // the fallback does it without NOWAIT.
         if (errno === EOPNOTSUPP && isRead) this.#readNowait = false;
@@ -152,7 +223,7 @@ export class IoSubmitFile extends AioFileBase {
     if (isRead) {
       // A NOWAIT read may stop short where the cached part ends; the rest is read the
       // blocking way (on the fallback), which also tells a real EOF (0) apart.
-      if (route.nowait && res > 0 && res < length && services.fallback !== undefined) {
+      if (nowait && res > 0 && res < length && services.fallback !== undefined) {
         const rest = skipBytes(buffers, res);
         const restPosition = addPosition(position, res);
         return res + (await this.#viaFallback(true, rest, restPosition, signal, await this.#fallbackFd(rest, restPosition)));
@@ -160,7 +231,7 @@ export class IoSubmitFile extends AioFileBase {
       return res;
     }
 
-    if (route.nowait) services.writeNowait.succeeded(this.#dev);
+    if (nowait) services.writeNowait.succeeded(this.#dev);
     this.#wrote(position, res);
     if (res > 0 && res < length) return this.#continueWrite(buffers, position, res, signal);
     return res;

@@ -143,14 +143,28 @@ export class ThreadPoolIo implements FdIo {
     const batch = this.#staged.filter((request) => request.staged);
     this.#staged = [];
     if (batch.length === 0) return;
+    // Plain indexed stores: this runs once per tick at hundreds of thousands of requests a
+    // second, where a temporary array per request shows in the profile.
     const meta = new Uint32Array(batch.length * META_FIELDS);
     const buffers: Uint8Array[] = [];
-    batch.forEach((request, i) => {
-      const [low, high] = splitPosition(request.position);
-      meta.set([request.id, request.op, request.fd, request.buffers.length, low, high], i * META_FIELDS);
+    for (let i = 0; i < batch.length; i++) {
+      const request = batch[i] as Request;
+      const base = i * META_FIELDS;
+      const position = request.position;
+      meta[base] = request.id;
+      meta[base + 1] = request.op;
+      meta[base + 2] = request.fd;
+      meta[base + 3] = request.buffers.length;
+      if (typeof position === 'bigint') {
+        meta[base + 4] = Number(position & 0xffff_ffffn);
+        meta[base + 5] = Number(position >> 32n);
+      } else {
+        meta[base + 4] = position % TWO_32;
+        meta[base + 5] = Math.floor(position / TWO_32);
+      }
       for (const buffer of request.buffers) buffers.push(buffer);
       request.staged = false;
-    });
+    }
     const started = performance.now();
     this.#pool.submit(meta, buffers);
     this.recorder.batch(batch.length, (performance.now() - started) * 1000);
@@ -197,9 +211,4 @@ export class ThreadPoolIo implements FdIo {
     if (partial > 0) error.bytesWritten = partial;
     return error;
   }
-}
-
-function splitPosition(position: Position): [low: number, high: number] {
-  if (typeof position === 'bigint') return [Number(position & 0xffff_ffffn), Number(position >> 32n)];
-  return [position % TWO_32, Math.floor(position / TWO_32)];
 }

@@ -19,7 +19,7 @@ export { createBackend } from './create-backend.js';
 export { createFsBackend, createFsFdIo } from './fs-backend.js';
 export { FsFdIo } from './fs-io.js';
 export { AioBackendBase } from './backend-base.js';
-export { AioFileBase, type AioFileBaseInit, type SyncOp, type TransferOp } from './file-base.js';
+export { AioFileBase, type AioFileBaseInit, type Settle, type SyncOp, type TransferOp } from './file-base.js';
 export { submitRequests } from './submit.js';
 export { FdBackend, type FdBackendInit } from './fd-backend.js';
 export { FdFile, type FdFileInit } from './fd-file.js';
