@@ -11,6 +11,13 @@ export type Decoded =
       readonly id: number | null;
     };
 
+/** Where `FrameDecoder.feed` delivers what it decodes, in wire order. */
+export interface FrameSink {
+  frame(frame: Frame): void;
+  /** A frame that was skipped; `id` is the request id when it could be read. */
+  malformed(error: RpcError, id: number | null): void;
+}
+
 /** Frame type names by type byte (a plain array: looked up once per frame). */
 const TYPE_NAMES: Array<FrameTypeName | undefined> = [];
 for (const [name, value] of Object.entries(FrameType)) TYPE_NAMES[value] = name as FrameTypeName;
@@ -126,8 +133,18 @@ export class FrameDecoder {
     return this.partsLength + this.prefixFill;
   }
 
+  /** Decode what `chunk` completes; returns the frames and errors in wire order. */
   push(chunk: Buffer): Decoded[] {
     const out: Decoded[] = [];
+    this.feed(chunk, {
+      frame: (frame) => out.push({ kind: 'frame', frame }),
+      malformed: (error, id) => out.push({ kind: 'error', error, id }),
+    });
+    return out;
+  }
+
+  /** Decode what `chunk` completes and hand each frame or error to `sink` as it is read (no array per read). */
+  feed(chunk: Buffer, sink: FrameSink): void {
     let offset = 0;
     while (offset < chunk.length) {
       if (this.bodyLength < 0 && this.prefixFill === 0 && this.skipping === 0 && chunk.length - offset >= LENGTH_BYTES) {
@@ -136,8 +153,8 @@ export class FrameDecoder {
         const length = chunk.readUInt32BE(offset);
         const start = offset + LENGTH_BYTES;
         if (length <= this.maxFrameSize && length >= MIN_FRAME_LENGTH && chunk.length - start >= length) {
-          out.push(decode(chunk, start, start + length));
           offset = start + length;
+          decode(chunk, start, offset, sink);
           continue;
         }
       }
@@ -150,53 +167,47 @@ export class FrameDecoder {
         chunk.copy(this.prefix, this.prefixFill, offset, offset + n);
         this.prefixFill += n;
         offset += n;
-        if (this.prefixFill === LENGTH_BYTES) this.startFrame(this.prefix.readUInt32BE(0), out);
+        if (this.prefixFill === LENGTH_BYTES) this.startFrame(this.prefix.readUInt32BE(0), sink);
       } else {
         const n = Math.min(this.bodyLength - this.partsLength, chunk.length - offset);
         this.parts.push(chunk.subarray(offset, offset + n));
         this.partsLength += n;
         offset += n;
-        if (this.partsLength === this.bodyLength) out.push(this.finishFrame());
+        if (this.partsLength === this.bodyLength) this.finishFrame(sink);
       }
     }
-    return out;
   }
 
-  private startFrame(length: number, out: Decoded[]): void {
+  private startFrame(length: number, sink: FrameSink): void {
     this.prefixFill = 0;
     if (length > this.maxFrameSize) {
       this.skipping = length;
-      out.push({
-        kind: 'error',
-        id: null,
-        error: new RpcError(RpcErrorCode.FRAME_TOO_LARGE, `frame of ${length} bytes exceeds maxFrameSize ${this.maxFrameSize}; skipped`),
-      });
+      sink.malformed(new RpcError(RpcErrorCode.FRAME_TOO_LARGE, `frame of ${length} bytes exceeds maxFrameSize ${this.maxFrameSize}; skipped`), null);
     } else if (length < MIN_FRAME_LENGTH) {
       this.skipping = length;
-      out.push({
-        kind: 'error',
-        id: null,
-        error: new RpcError(RpcErrorCode.MALFORMED_FRAME, `frame of ${length} bytes is shorter than the minimum ${MIN_FRAME_LENGTH}; skipped`),
-      });
+      sink.malformed(new RpcError(RpcErrorCode.MALFORMED_FRAME, `frame of ${length} bytes is shorter than the minimum ${MIN_FRAME_LENGTH}; skipped`), null);
     } else {
       this.bodyLength = length;
     }
   }
 
-  private finishFrame(): Decoded {
+  private finishFrame(sink: FrameSink): void {
     const body = this.parts.length === 1 ? (this.parts[0] as Buffer) : Buffer.concat(this.parts, this.partsLength);
     this.parts.length = 0;
     this.partsLength = 0;
     this.bodyLength = -1;
-    return decode(body, 0, body.length);
+    decode(body, 0, body.length, sink);
   }
 }
 
-function decode(bytes: Buffer, start: number, end: number): Decoded {
+function decode(bytes: Buffer, start: number, end: number, sink: FrameSink): void {
+  let frame: Frame;
   try {
-    return { kind: 'frame', frame: parseBody(bytes, start, end) };
+    frame = parseBody(bytes, start, end);
   } catch (caught) {
     if (!(caught instanceof Malformed)) throw caught;
-    return { kind: 'error', id: caught.id, error: new RpcError(RpcErrorCode.MALFORMED_FRAME, `malformed frame: ${caught.message}`) };
+    sink.malformed(new RpcError(RpcErrorCode.MALFORMED_FRAME, `malformed frame: ${caught.message}`), caught.id);
+    return;
   }
+  sink.frame(frame);
 }

@@ -4,6 +4,6 @@
  */
 export { RpcPeer, withBody, BodyResult, type Handler, type HandlerContext, type CallOptions, type RpcResponse, type RpcPeerOptions, type RpcPeerEventMap } from './peer.js';
 export { RpcError, RpcErrorCode, type RpcErrorOptions } from './errors.js';
-export { FrameDecoder, type Decoded } from './decoder.js';
+export { FrameDecoder, type Decoded, type FrameSink } from './decoder.js';
 export { encodeFrame, FrameType, DEFAULT_MAX_FRAME_SIZE, MIN_FRAME_LENGTH, type Frame, type WireError } from './frame.js';
 export type { BodySource } from './body.js';

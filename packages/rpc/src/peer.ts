@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Duplex, Readable } from 'node:stream';
 import { abortError, invalidArgType, validateAbortSignal, validateFunction, validateInteger, validateObject } from '@vmlink/errors';
 import { CreditGate, InboundBody, pumpBody, type BodySource } from './body.js';
-import { FrameDecoder, type Decoded } from './decoder.js';
+import { FrameDecoder, type FrameSink } from './decoder.js';
 import { RpcError, RpcErrorCode, toWireError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE, MIN_FRAME_LENGTH, type Frame, type WireError } from './frame.js';
 import { FrameWriter, closedError } from './writer.js';
@@ -70,12 +70,26 @@ export interface RpcPeerEventMap {
   warning: [error: RpcError];
 }
 
-interface PendingCall {
-  readonly method: string;
-  resolve(response: RpcResponse): void;
-  fail(error: Error): void;
-}
+/**
+ * A call of ours waiting for its answer. A class, not closures: a plain call (no signal,
+ * no timeout, no body) costs this object and its promise, nothing per call besides.
+ */
+class OutgoingCall {
+  settled = false;
+  requestSent = false;
+  timer: NodeJS.Timeout | undefined;
+  onAbort: (() => void) | undefined;
 
+  constructor(
+    readonly id: number,
+    readonly method: string,
+    readonly stream: number | undefined,
+    readonly wantBody: boolean,
+    readonly signal: AbortSignal | undefined,
+    readonly resolve: (value: unknown) => void,
+    readonly reject: (error: Error) => void,
+  ) {}
+}
 interface OutboundStream {
   readonly gate: CreditGate;
 }
@@ -83,13 +97,20 @@ interface OutboundStream {
 const MAX_TIMEOUT = 0x7fff_ffff;
 
 /**
- * A request being handled. Its AbortSignal is made only if the handler asks for it
- * (AbortController is costly on a path taken once per call).
+ * A request being handled, and the context its handler gets. Its AbortSignal is made
+ * only if the handler asks for it (AbortController is costly on a path taken once per call).
  */
-class IncomingCall {
+class IncomingCall implements HandlerContext {
   cancelled = false;
   private controller: AbortController | undefined;
   private reason: unknown;
+
+  constructor(
+    readonly id: number,
+    readonly method: string,
+    readonly body: InboundBody | undefined,
+    readonly peer: RpcPeer,
+  ) {}
 
   get signal(): AbortSignal {
     if (!this.controller) {
@@ -129,7 +150,7 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
   private readonly handlers = new Map<string, Handler>();
   private readonly decoder: FrameDecoder;
   private readonly writer: FrameWriter;
-  private readonly calls = new Map<number, PendingCall>();
+  private readonly calls = new Map<number, OutgoingCall>();
   private readonly incoming = new Map<number, IncomingCall>();
   private readonly inbound = new Map<number, InboundBody>();
   private readonly outbound = new Map<number, OutboundStream>();
@@ -160,9 +181,11 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
     this.decoder = new FrameDecoder(this.maxFrameSize);
     this.writer = new FrameWriter(connection);
 
-    connection.on('data', (chunk: Buffer) => {
-      for (const decoded of this.decoder.push(chunk)) this.dispatch(decoded);
-    });
+    const sink: FrameSink = {
+      frame: (frame) => this.dispatch(frame),
+      malformed: (error, id) => this.onMalformed(error, id),
+    };
+    connection.on('data', (chunk: Buffer) => this.decoder.feed(chunk, sink));
     connection.on('end', () => this.shutdown(undefined));
     connection.on('error', (error: Error) => this.shutdown(error));
     connection.on('close', () => this.shutdown(undefined));
@@ -215,88 +238,108 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
     return this.startCall(method, params, options, true) as Promise<RpcResponse>;
   }
 
-  private startCall(method: string, params: unknown, options: CallOptions = {}, wantBody: boolean): Promise<unknown> {
-    let timeout: number | undefined;
-    try {
-      if (typeof method !== 'string' || method.length === 0 || method.length > 256) {
-        throw invalidArgType('method', 'a string of 1..256 characters', method);
-      }
-      validateObject(options, 'options');
-      validateAbortSignal(options.signal, 'options.signal');
-      timeout = validateTimeout(options.timeout, 'options.timeout') ?? this.defaultTimeout;
-    } catch (error) {
-      return Promise.reject(error);
+  private startCall(method: string, params: unknown, options: CallOptions | undefined, wantBody: boolean): Promise<unknown> {
+    let timeout = this.defaultTimeout;
+    let signal: AbortSignal | undefined;
+    let body: BodySource | undefined;
+    if (typeof method !== 'string' || method.length === 0 || method.length > 256) {
+      return Promise.reject(invalidArgType('method', 'a string of 1..256 characters', method));
     }
-    const { signal, body } = options as CallOptions;
-    if (signal?.aborted) return Promise.reject(abortError(signal));
+    if (options !== undefined) {
+      try {
+        validateObject(options, 'options');
+        validateAbortSignal(options.signal, 'options.signal');
+        timeout = validateTimeout(options.timeout, 'options.timeout') ?? this.defaultTimeout;
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      ({ signal, body } = options as CallOptions);
+      if (signal?.aborted) return Promise.reject(abortError(signal));
+    }
     if (this.isClosed) return Promise.reject(closedError(this.closeError));
 
     const id = this.nextId++;
     const stream = body === undefined ? undefined : this.nextStream++;
-    return new Promise<unknown>((resolve, reject) => {
-      let settled = false;
-      let timer: NodeJS.Timeout | undefined;
-      let requestSent = false;
-      const settle = (): boolean => {
-        if (settled) return false;
-        settled = true;
-        this.calls.delete(id);
-        if (timer) clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        return true;
-      };
-      const giveUp = (error: Error): void => {
-        if (!settle()) return;
-        if (requestSent && this.writer.open) this.writer.write({ type: 'CANCEL', id });
-        if (stream !== undefined) this.stopOutbound(stream, error);
-        reject(error);
-      };
-      const onAbort = (): void => giveUp(abortError(signal));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      if (timeout !== undefined) {
-        const ms = timeout;
-        timer = setTimeout(() => giveUp(new RpcError(RpcErrorCode.TIMEOUT, `call '${method}' timed out after ${ms} ms`)), ms);
-      }
-      this.calls.set(id, {
-        method,
-        resolve: (response) => {
-          if (!settle()) response.body?.destroy();
-          else if (wantBody) resolve(response);
-          else {
-            response.body?.destroy();
-            resolve(response.result);
-          }
-        },
-        fail: (error) => {
-          if (!settle()) return;
-          if (stream !== undefined) this.stopOutbound(stream, error);
-          reject(error);
-        },
-      });
-
-      const send = (): void => {
-        if (settled) return;
-        let gate: CreditGate | undefined;
-        if (stream !== undefined) {
-          gate = new CreditGate();
-          this.outbound.set(stream, { gate });
-        }
-        try {
-          this.writer.write({ type: 'REQUEST', id, method, params, stream });
-        } catch {
-          if (stream !== undefined) this.outbound.delete(stream);
-          giveUp(invalidArgType('params', 'JSON-serialisable', params));
-          return;
-        }
-        requestSent = true;
-        // A body that fails or is stopped ends with an END/STOP on the wire; the call
-        // itself is settled by the handler's answer.
-        if (stream !== undefined && gate && body !== undefined) this.startPump(body, stream, gate);
-      };
-      // Wait for room before sending: a peer that stops reading stops new calls here.
-      if (this.writer.canWrite) send();
-      else this.writer.ready().then(send, (error: Error) => giveUp(error));
+    let resolve!: (value: unknown) => void;
+    let reject!: (error: Error) => void;
+    const promise = new Promise<unknown>((res, rej) => {
+      resolve = res;
+      reject = rej;
     });
+    const call = new OutgoingCall(id, method, stream, wantBody, signal, resolve, reject);
+    this.calls.set(id, call);
+    if (signal) {
+      const onAbort = (): void => this.giveUp(call, abortError(signal));
+      call.onAbort = onAbort;
+      signal.addEventListener('abort', onAbort, { once: true });
+    }
+    if (timeout !== undefined) {
+      const ms = timeout;
+      call.timer = setTimeout(() => this.giveUp(call, new RpcError(RpcErrorCode.TIMEOUT, `call '${method}' timed out after ${ms} ms`)), ms);
+    }
+    // Wait for room before sending: a peer that stops reading stops new calls here.
+    if (this.writer.canWrite) this.sendRequest(call, params, body);
+    else {
+      this.writer.ready().then(
+        () => this.sendRequest(call, params, body),
+        (error: Error) => this.giveUp(call, error),
+      );
+    }
+    return promise;
+  }
+
+  private sendRequest(call: OutgoingCall, params: unknown, body: BodySource | undefined): void {
+    if (call.settled) return;
+    const { id, method, stream } = call;
+    let gate: CreditGate | undefined;
+    if (stream !== undefined) {
+      gate = new CreditGate();
+      this.outbound.set(stream, { gate });
+    }
+    try {
+      this.writer.write({ type: 'REQUEST', id, method, params, stream });
+    } catch {
+      if (stream !== undefined) this.outbound.delete(stream);
+      this.giveUp(call, invalidArgType('params', 'JSON-serialisable', params));
+      return;
+    }
+    call.requestSent = true;
+    // A body that fails or is stopped ends with an END/STOP on the wire; the call
+    // itself is settled by the handler's answer.
+    if (stream !== undefined && gate && body !== undefined) this.startPump(body, stream, gate);
+  }
+
+  /** Mark `call` settled and drop what it holds; false if it already was. */
+  private settle(call: OutgoingCall): boolean {
+    if (call.settled) return false;
+    call.settled = true;
+    this.calls.delete(call.id);
+    if (call.timer) clearTimeout(call.timer);
+    if (call.onAbort) call.signal?.removeEventListener('abort', call.onAbort);
+    return true;
+  }
+
+  /** Our side gave up on `call` (abort, timeout, connection gone before sending). */
+  private giveUp(call: OutgoingCall, error: Error): void {
+    if (!this.settle(call)) return;
+    if (call.requestSent && this.writer.open) this.writer.write({ type: 'CANCEL', id: call.id });
+    if (call.stream !== undefined) this.stopOutbound(call.stream, error);
+    call.reject(error);
+  }
+
+  private answered(call: OutgoingCall, response: RpcResponse): void {
+    if (!this.settle(call)) response.body?.destroy();
+    else if (call.wantBody) call.resolve(response);
+    else {
+      response.body?.destroy();
+      call.resolve(response.result);
+    }
+  }
+
+  private failed(call: OutgoingCall, error: Error): void {
+    if (!this.settle(call)) return;
+    if (call.stream !== undefined) this.stopOutbound(call.stream, error);
+    call.reject(error);
   }
 
   /** Send a notification (no reply). Throws ERR_VMLINK_RPC_CLOSED once closed. */
@@ -357,15 +400,14 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
     return body;
   }
 
-  private dispatch(decoded: Decoded): void {
-    if (decoded.kind === 'error') {
-      // Answer so the other side learns why (and a request with a readable id fails
-      // instead of hanging), then carry on with the next frame.
-      this.writer.write({ type: 'ERROR', id: decoded.id, error: { code: decoded.error.code, message: decoded.error.message } });
-      this.emit('warning', decoded.error);
-      return;
-    }
-    const frame = decoded.frame;
+  private onMalformed(error: RpcError, id: number | null): void {
+    // Answer so the other side learns why (and a request with a readable id fails
+    // instead of hanging), then carry on with the next frame.
+    this.writer.write({ type: 'ERROR', id, error: { code: error.code, message: error.message } });
+    this.emit('warning', error);
+  }
+
+  private dispatch(frame: Frame): void {
     switch (frame.type) {
       case 'REQUEST': {
         // Open the body now, so its chunks are kept (within its window) while we wait.
@@ -377,13 +419,13 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
       case 'RESPONSE': {
         const call = this.calls.get(frame.id);
         const body = frame.stream === undefined ? undefined : this.openInbound(frame.stream);
-        if (call) call.resolve({ result: frame.result, body });
+        if (call) this.answered(call, { result: frame.result, body });
         else body?.destroy(); // a response to a call we gave up on: stop its body
         return;
       }
       case 'ERROR': {
         const call = frame.id === null ? undefined : this.calls.get(frame.id);
-        if (call) call.fail(fromWire(frame.error));
+        if (call) this.failed(call, fromWire(frame.error));
         else this.emit('warning', fromWire(frame.error)); // about no call of ours (or one we gave up)
         return;
       }
@@ -421,50 +463,49 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
       });
       return;
     }
-    const call = new IncomingCall();
+    const call = new IncomingCall(frame.id, frame.method, body, this);
     this.incoming.set(frame.id, call);
     this.active += 1;
     if (this.active >= this.maxConcurrent) this.connection.pause();
-    const finish = (): void => {
-      this.incoming.delete(frame.id);
-      this.active -= 1;
-      const next = this.isClosed ? undefined : this.waiting.shift();
-      if (next) this.onRequest(...next);
-      else if (this.active < this.maxConcurrent && !this.isClosed) this.connection.resume();
-      if (body && !body.readableEnded) body.destroy(); // the handler is done; stop what it did not read
-    };
-    const context: HandlerContext = {
-      method: frame.method,
-      get signal() {
-        return call.signal;
-      },
-      body,
-      peer: this,
-    };
     let value: unknown;
     try {
-      value = handler(frame.params, context);
+      value = handler(frame.params, call);
     } catch (error) {
-      this.replyError(frame.id, error, call);
-      finish();
+      this.replyError(call, error);
+      this.finishRequest(call);
       return;
     }
     if (value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function') {
-      Promise.resolve(value as PromiseLike<unknown>)
-        .then(
-          (result) => this.reply(frame.id, result, call),
-          (error: unknown) => this.replyError(frame.id, error, call),
-        )
-        .finally(finish);
+      Promise.resolve(value as PromiseLike<unknown>).then(
+        (result) => {
+          this.reply(call, result);
+          this.finishRequest(call);
+        },
+        (error: unknown) => {
+          this.replyError(call, error);
+          this.finishRequest(call);
+        },
+      );
     } else {
       // A synchronous handler is answered in the same tick: no promise hops on the hot path.
-      this.reply(frame.id, value, call);
-      finish();
+      this.reply(call, value);
+      this.finishRequest(call);
     }
   }
 
-  private reply(id: number, value: unknown, call: IncomingCall): void {
+  private finishRequest(call: IncomingCall): void {
+    this.incoming.delete(call.id);
+    this.active -= 1;
+    const next = this.isClosed ? undefined : this.waiting.shift();
+    if (next) this.onRequest(...next);
+    else if (this.active < this.maxConcurrent && !this.isClosed && !this.connection.readableFlowing) this.connection.resume();
+    const body = call.body;
+    if (body && !body.readableEnded) body.destroy(); // the handler is done; stop what it did not read
+  }
+
+  private reply(call: IncomingCall, value: unknown): void {
     if (call.cancelled || !this.writer.open) return; // the caller is gone
+    const id = call.id;
     const withStream = value instanceof BodyResult ? value : undefined;
     const result = withStream ? withStream.result : value;
     const stream = withStream ? this.nextStream++ : undefined;
@@ -477,14 +518,15 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
       this.writer.write({ type: 'RESPONSE', id, result, stream });
     } catch {
       if (stream !== undefined) this.outbound.delete(stream);
-      this.replyError(id, new RpcError(RpcErrorCode.HANDLER_FAILED, 'the handler result is not JSON-serialisable'), call);
+      this.replyError(call, new RpcError(RpcErrorCode.HANDLER_FAILED, 'the handler result is not JSON-serialisable'));
       return;
     }
     if (withStream && stream !== undefined && gate) this.startPump(withStream.body, stream, gate);
   }
 
-  private replyError(id: number, error: unknown, call: IncomingCall): void {
+  private replyError(call: IncomingCall, error: unknown): void {
     if (call.cancelled || !this.writer.open) return;
+    const id = call.id;
     const wire = toWireError(error);
     try {
       this.writer.write({ type: 'ERROR', id, error: wire });
@@ -513,7 +555,7 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
     this.isClosed = true;
     this.closeError = error;
     const closed = closedError(error);
-    for (const call of [...this.calls.values()]) call.fail(closed);
+    for (const call of [...this.calls.values()]) this.failed(call, closed);
     for (const call of this.incoming.values()) call.cancel(closed);
     for (const body of this.inbound.values()) body.destroy(closed);
     this.inbound.clear();
