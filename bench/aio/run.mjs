@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// AIO benchmarks: `node bench/aio/run.mjs [--quick] [--only=throughput|stall] [--runs=N] [--seconds=S]`.
+// AIO benchmarks: `node bench/aio/run.mjs [--quick] [--only=throughput|stall] [--runs=N] [--seconds=S]
+//   [--scenario=TEXT]` (stall workloads whose name contains TEXT).
 // Prints markdown tables and writes JSON to bench/results/. Installs nothing: it says
 // what is missing (fio, the addon, the built packages).
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     runs: { type: 'string' },
     seconds: { type: 'string' },
+    scenario: { type: 'string' },
   },
 });
 
@@ -28,6 +30,7 @@ const cfg = {
   appendCap: args.quick ? 256 << 20 : 2 * GiB,
   seconds: Number(args.seconds ?? (args.quick ? 2 : 10)),
   runs: Number(args.runs ?? (args.quick ? 1 : 3)),
+  scenario: args.scenario,
   log: (line) => console.log(line),
 };
 

@@ -110,7 +110,7 @@ async function stallRun(cfg, scenario, engine) {
 /** Returns rows { scenario, engine, runs: [...], median: {...} }; `cfg.runs` runs each. */
 export async function stallSuite(cfg) {
   const rows = [];
-  for (const scenario of scenarios(cfg)) {
+  for (const scenario of scenarios(cfg).filter((s) => cfg.scenario === undefined || s.name.includes(cfg.scenario))) {
     for (const engine of STALL_ENGINES) {
       const runs = [];
       for (let i = 0; i < cfg.runs; i++) runs.push(await stallRun(cfg, scenario, engine));

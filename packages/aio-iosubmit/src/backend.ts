@@ -7,6 +7,7 @@ import { KernelQueue } from './kernel-queue.js';
 import { ioSubmitBinding } from './native.js';
 import { validateOptions, type IoSubmitBackendOptions } from './options.js';
 import { WriteNowaitProbe, type WriteNowaitMode } from './write-nowait.js';
+import type { BufferedReads } from './options.js';
 
 /**
  * The io_submit backend: one kernel AIO context, requests batched per tick, and (unless
@@ -25,7 +26,7 @@ export class IoSubmitBackend extends AioBackendBase {
   readonly #releaseFallback: () => Promise<void>;
 
   /** Use createIoSubmitBackend(). */
-  constructor(options: { strict: boolean; maxInFlight: number; submitThreshold: number; bufferedReads: 'nowait' | 'fallback'; fallback: Fallback | undefined }) {
+  constructor(options: { strict: boolean; maxInFlight: number; submitThreshold: number; bufferedReads: BufferedReads; fallback: Fallback | undefined }) {
     super(new StatsRecorder());
     const binding = ioSubmitBinding();
     this.strict = options.strict;

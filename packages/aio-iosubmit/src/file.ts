@@ -16,9 +16,11 @@ import {
 import { abortError, SystemError } from '@vmlink/errors';
 import type { IoSubmitBuffers } from './native.js';
 import { watchAbort } from './abort-watch.js';
+import { ColdReadMeter } from './cold-reads.js';
 import { routeRead, routeWrite, type FileFacts, type GuardPolicy, type Route } from './guard.js';
 import type { KernelOp, KernelOutcome, KernelQueue } from './kernel-queue.js';
 import type { WriteNowaitProbe } from './write-nowait.js';
+import type { BufferedReads } from './options.js';
 
 const EAGAIN = 11;
 const EOPNOTSUPP = 95;
@@ -29,7 +31,7 @@ export interface FileServices {
   readonly recorder: StatsRecorder;
   /** Where the guard sends what would block; undefined in strict mode. */
   readonly fallback: FdIo | undefined;
-  readonly bufferedReads: 'nowait' | 'fallback';
+  readonly bufferedReads: BufferedReads;
   readonly writeNowait: WriteNowaitProbe;
   readonly rwfNowait: number;
   readonly errnoName: (errno: number) => string;
@@ -60,6 +62,7 @@ export class IoSubmitFile extends AioFileBase {
   readonly #onClosed: (file: IoSubmitFile) => void;
   #facts: FileFacts;
   #readNowait = true;
+  readonly #coldReads = new ColdReadMeter();
   #twin: Promise<number> | undefined;
 
   constructor(init: IoSubmitFileInit) {
@@ -148,7 +151,7 @@ export class IoSubmitFile extends AioFileBase {
     const length = buffer.byteLength;
     const route = this.#route(isRead, position, length);
     if (route.to === 'fallback') {
-      this.#run(op, buffers, position, undefined).then(resolve, reject);
+      this.#run(op, buffers, position, undefined, route).then(resolve, reject);
       return;
     }
     const services = this.#services;
@@ -160,6 +163,7 @@ export class IoSubmitFile extends AioFileBase {
       rwFlags: route.nowait ? services.rwfNowait : 0,
       alignment: this.direct ? this.alignment : undefined,
       settle: (outcome) => {
+        if (isRead && route.nowait) this.#recordNowaitRead(outcome, length);
         if (outcome.kind === 'done') {
           const res = outcome.res;
           // A read that got everything, or 0 at EOF without NOWAIT (a NOWAIT read may stop
@@ -178,11 +182,12 @@ export class IoSubmitFile extends AioFileBase {
     });
   }
 
-  async #run(op: TransferOp, buffers: readonly Uint8Array[], position: Position, signal: AbortSignal | undefined): Promise<number> {
+  /** The general path; `route` when the caller has already asked the guard. */
+  async #run(op: TransferOp, buffers: readonly Uint8Array[], position: Position, signal: AbortSignal | undefined, routed?: Route): Promise<number> {
     const services = this.#services;
     const isRead = op === 'read' || op === 'readv';
     const length = totalLength(buffers);
-    const route = this.#route(isRead, position, length);
+    const route = routed ?? this.#route(isRead, position, length);
     if (route.to === 'fallback') {
       services.recorder.guardRouted();
       return this.#viaFallback(isRead, buffers, position, signal, await this.#fallbackFd(buffers, position));
@@ -190,6 +195,7 @@ export class IoSubmitFile extends AioFileBase {
 
     const native: IoSubmitBuffers = op === 'read' || op === 'write' ? buffers[0] : buffers;
     const outcome = await this.#kernel(op, native, position, route.nowait ? services.rwfNowait : 0, signal);
+    if (isRead && route.nowait) this.#recordNowaitRead(outcome, length);
     return this.#afterKernel(op, isRead, buffers, position, length, route.nowait, outcome, signal);
   }
 
@@ -244,9 +250,22 @@ export class IoSubmitFile extends AioFileBase {
       bufferedReads: services.bufferedReads,
       readNowait: this.#readNowait,
       writeNowait: services.writeNowait.enabled(this.#dev),
+      coldReads: isRead && services.bufferedReads === 'adaptive' && !this.#facts.direct && this.#coldReads.skipNowait(),
     };
     if (isRead) return routeRead(this.#facts, policy);
     return routeWrite(this.#facts, Number(position) + length, policy);
+  }
+
+  /** Feeds the cold-file meter of buffered files: a miss is EAGAIN or a read cut short where the cache ends. */
+  #recordNowaitRead(outcome: KernelOutcome, length: number): void {
+    if (this.#facts.direct || this.#services.bufferedReads !== 'adaptive') return;
+    const hit = outcome.kind === 'done' && (outcome.res === length || outcome.res === 0);
+    this.#coldReads.record(hit);
+  }
+
+  /** Whether buffered reads of this file skip NOWAIT for now (its reads kept missing the cache). */
+  get coldReads(): boolean {
+    return this.#coldReads.cold;
   }
 
   /** A short write: the rest is written the same way; a later error carries the bytes written. */

@@ -3,6 +3,7 @@
  * (where it must not block the event loop) or must go to the fallback FdIo (threads).
  * Pure logic over what the file knows about itself; no I/O here.
  */
+import type { BufferedReads } from './options.js';
 
 /** What a file knows that decides whether io_submit would block on it. */
 export interface FileFacts {
@@ -20,15 +21,17 @@ export interface GuardPolicy {
   /** false = strict: everything goes to io_submit, nothing carries RWF_NOWAIT. */
   readonly guard: boolean;
   /** Buffered reads: io_submit with RWF_NOWAIT (page-cache hits), or straight to the fallback. */
-  readonly bufferedReads: 'nowait' | 'fallback';
+  readonly bufferedReads: BufferedReads;
   /** Read RWF_NOWAIT is usable on this file (false after EOPNOTSUPP). */
   readonly readNowait: boolean;
   /** Write RWF_NOWAIT is usable on this file's file system (not switched off by the probe). */
   readonly writeNowait: boolean;
+  /** Buffered reads of this file have been missing the page cache (see cold-reads.ts). */
+  readonly coldReads: boolean;
 }
 
 /** Why the guard sent a request to the fallback. */
-export type RouteReason = 'buffered' | 'append' | 'sparse' | 'extends';
+export type RouteReason = 'buffered' | 'cold' | 'append' | 'sparse' | 'extends';
 
 export type Route =
   | { readonly to: 'kernel'; readonly nowait: boolean }
@@ -36,10 +39,12 @@ export type Route =
 
 const KERNEL_BLOCKING: Route = Object.freeze({ to: 'kernel', nowait: false });
 const KERNEL_NOWAIT: Route = Object.freeze({ to: 'kernel', nowait: true });
+const COLD: Route = Object.freeze({ to: 'fallback', reason: 'cold' });
 
 export function routeRead(file: FileFacts, policy: GuardPolicy): Route {
   if (!policy.guard) return KERNEL_BLOCKING;
   if (!file.direct && (policy.bufferedReads === 'fallback' || !policy.readNowait)) return { to: 'fallback', reason: 'buffered' };
+  if (!file.direct && policy.coldReads) return COLD;
   // O_DIRECT reads of allocated data are asynchronous; NOWAIT catches the rest (and, for
   // buffered files, page-cache misses) with EAGAIN instead of blocking.
   return policy.readNowait ? KERNEL_NOWAIT : KERNEL_BLOCKING;

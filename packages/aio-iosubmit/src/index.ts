@@ -1,5 +1,5 @@
 export { createIoSubmitBackend, IoSubmitBackend } from './backend.js';
-export type { IoSubmitBackendOptions } from './options.js';
+export type { BufferedReads, IoSubmitBackendOptions } from './options.js';
 export type { WriteNowaitMode } from './write-nowait.js';
 export type { FileFacts, RouteReason } from './guard.js';
 export { IoSubmitFile } from './file.js';

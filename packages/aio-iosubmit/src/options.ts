@@ -22,19 +22,26 @@ export interface IoSubmitBackendOptions {
    */
   readonly submitThreshold?: number;
   /**
-   * Reads of files opened without O_DIRECT: 'nowait' (default) sends them to io_submit
-   * with RWF_NOWAIT, so page-cache hits are served in the batch and misses (EAGAIN) go to
-   * the fallback; 'fallback' sends them straight to the fallback.
+   * Reads of files opened without O_DIRECT. 'nowait' sends them to io_submit with
+   * RWF_NOWAIT, so page-cache hits are served in the batch and misses (EAGAIN) go to the
+   * fallback; 'adaptive' (default) does the same while the file's reads hit the cache, and
+   * sends them straight to the fallback while they keep missing it (a NOWAIT miss still
+   * starts readahead inside io_submit, which can hold the event loop for milliseconds);
+   * 'fallback' always sends them to the fallback.
    */
-  readonly bufferedReads?: 'nowait' | 'fallback';
+  readonly bufferedReads?: BufferedReads;
 }
+
+/** How the guard treats reads of files opened without O_DIRECT (see IoSubmitBackendOptions). */
+export type BufferedReads = 'adaptive' | 'nowait' | 'fallback';
+const BUFFERED_READS: readonly BufferedReads[] = ['adaptive', 'nowait', 'fallback'];
 
 export interface ResolvedOptions {
   readonly strict: boolean;
   readonly fallback: FdIo | undefined;
   readonly maxInFlight: number;
   readonly submitThreshold: number;
-  readonly bufferedReads: 'nowait' | 'fallback';
+  readonly bufferedReads: BufferedReads;
 }
 
 export const DEFAULT_MAX_IN_FLIGHT = 128;
@@ -51,13 +58,13 @@ export function validateOptions(options: unknown, maxInFlightLimit: number): Omi
     fallback,
     maxInFlight = DEFAULT_MAX_IN_FLIGHT,
     submitThreshold = DEFAULT_SUBMIT_THRESHOLD,
-    bufferedReads = 'nowait',
+    bufferedReads = 'adaptive',
   } = options as IoSubmitBackendOptions;
   if (typeof strict !== 'boolean') throw invalidArgType('options.strict', 'of type boolean', strict);
   validateInteger(maxInFlight, 'options.maxInFlight', 1, maxInFlightLimit);
   validateInteger(submitThreshold, 'options.submitThreshold', 1, MAX_SUBMIT_THRESHOLD);
-  if (bufferedReads !== 'nowait' && bufferedReads !== 'fallback') {
-    throw outOfRange('options.bufferedReads', "'nowait' or 'fallback'", bufferedReads);
+  if (!BUFFERED_READS.includes(bufferedReads)) {
+    throw outOfRange('options.bufferedReads', "'adaptive', 'nowait' or 'fallback'", bufferedReads);
   }
   if (fallback !== undefined) {
     const candidate = fallback as unknown as Record<string, unknown>;

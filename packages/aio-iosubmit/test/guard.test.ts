@@ -4,8 +4,8 @@ import { PROBE_WRITES, WriteNowaitProbe } from '../src/write-nowait.js';
 
 // Pure routing logic over in-memory file facts (no I/O here; the I/O tests are in routing.test.ts).
 const allocatedDirect: FileFacts = { direct: true, append: false, sparse: false, size: 1 << 20 };
-const guarded: GuardPolicy = { guard: true, bufferedReads: 'nowait', readNowait: true, writeNowait: true };
-const strict: GuardPolicy = { guard: false, bufferedReads: 'nowait', readNowait: true, writeNowait: true };
+const guarded: GuardPolicy = { guard: true, bufferedReads: 'nowait', readNowait: true, writeNowait: true, coldReads: false };
+const strict: GuardPolicy = { guard: false, bufferedReads: 'nowait', readNowait: true, writeNowait: true, coldReads: false };
 
 describe('blocking guard (pure routing)', () => {
   it('sends reads to the kernel with NOWAIT, buffered ones too unless told otherwise', () => {

@@ -126,7 +126,7 @@ describe('io_submit backend lifecycle', () => {
     await expect(createIoSubmitBackend({ maxInFlight: 0 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('options.maxInFlight') });
     await expect(createIoSubmitBackend({ strict: 'yes' as unknown as boolean })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
     await expect(createIoSubmitBackend({ fallback: {} as FdIo })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('options.fallback') });
-    await expect(createIoSubmitBackend({ bufferedReads: 'sometimes' as 'nowait' })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    await expect(createIoSubmitBackend({ bufferedReads: 'sometimes' as 'adaptive' })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
     await expect(createIoSubmitBackend({ submitThreshold: 0 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('options.submitThreshold') });
   });
 
