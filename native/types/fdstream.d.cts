@@ -6,8 +6,9 @@
 /** Called with `this` = the FdStream. */
 export interface FdStreamCallbacks {
   /**
-   * One chunk (stream mode) or one message (`messages: true`). The Buffer is a fresh
-   * copy: keep it. `truncatedFrom` is set, in message mode only, when the message did not
+   * One chunk (stream mode) or one message (`messages: true`). The Buffer is JS's to
+   * keep: the stream never writes to it again (a read that fills `readSize` hands over
+   * the Buffer it read into; a shorter one is copied out at its exact length). `truncatedFrom` is set, in message mode only, when the message did not
    * fit in `readSize`: it is the message's real length and `chunk` holds its first
    * `readSize` bytes (the rest is lost: the kernel drops it).
    */

@@ -94,7 +94,7 @@ FdStream::FdStream(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FdStream>(
     }
     readSize = static_cast<size_t>(requested);
   }
-  readBuffer_.resize(readSize);
+  readSize_ = readSize;
 
   auto take = [&](const char* name, Napi::FunctionReference* out, bool required) {
     Napi::Value fn = callbacks.Get(name);
@@ -159,6 +159,24 @@ Napi::Value FdStream::Write(const Napi::CallbackInfo& info) {
   if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "FdStream.write: callback must be a function");
 
   Napi::Value input = info[0];
+  // The common case first: one chunk, taken whole at once. No vector, no PendingChunk.
+  size_t sent = 0;  // bytes of a lone chunk taken by that first attempt
+  if (!input.IsArray()) {
+    const uint8_t* data;
+    size_t length;
+    ChunkBytes(env, input, &data, &length);
+    if (length == 0) return Napi::Boolean::New(env, true);
+    ssize_t n;
+    do {
+      n = messages_ ? ::send(fd_.get(), data, length, MSG_NOSIGNAL) : ::write(fd_.get(), data, length);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) ThrowErrno(env, errno, messages_ ? "send" : "write");
+    if (n > 0) sent = static_cast<size_t>(n);
+    if (sent == length) {
+      ConfirmReturn();  // the device took bytes: see below
+      return Napi::Boolean::New(env, true);
+    }
+  }
   std::vector<Napi::Value> values;
   if (input.IsArray()) {
     Napi::Array array = input.As<Napi::Array>();
@@ -176,9 +194,11 @@ Napi::Value FdStream::Write(const Napi::CallbackInfo& info) {
     pendingBytes_ += chunk.length;
     pending_.push_back(std::move(chunk));
   }
+  pendingOffset_ = sent;
+  pendingBytes_ -= sent;
 
   bool blocked = false;
-  size_t before = pendingBytes_;
+  size_t before = pendingBytes_ + sent;
   int err = WritePending(&blocked);
   // The device took bytes while we thought the peer away: ask the fd whether it is back
   // (its return can come with no edge at all: see ConfirmReturn).
@@ -338,11 +358,18 @@ bool FdStream::DoReads() {
 // One read (or recvmsg for messages). *again says whether another read may find more.
 bool FdStream::ReadOnce(bool* again) {
   Napi::Env env = Env();
-  size_t size = readBuffer_.size();
+  size_t size = readSize_;
+  uint8_t* buffer = ReadSlab(env);
+  if (buffer == nullptr) {
+    // No Buffer: Node is tearing the environment down (its handles close in a last loop
+    // run). The bytes stay in the kernel; nothing could receive them anyway.
+    *again = false;
+    return true;
+  }
   ssize_t n;
   bool truncated = false;
   if (messages_) {
-    iovec iov{readBuffer_.data(), size};
+    iovec iov{buffer, size};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -350,7 +377,7 @@ bool FdStream::ReadOnce(bool* again) {
     n = recvmsg(fd_.get(), &msg, MSG_TRUNC);
     truncated = n > 0 && ((msg.msg_flags & MSG_TRUNC) || static_cast<size_t>(n) > size);
   } else {
-    n = ::read(fd_.get(), readBuffer_.data(), size);
+    n = ::read(fd_.get(), buffer, size);
   }
   if (n < 0) {
     int err = errno;
@@ -372,11 +399,41 @@ bool FdStream::ReadOnce(bool* again) {
   // Bytes read while the device still says HUP were left by the peer that went away.
   if (hungUp_ && PeerBack(false) && !Reconnect()) return false;
   size_t length = std::min(static_cast<size_t>(n), size);
-  Napi::Value chunk = Napi::Buffer<uint8_t>::Copy(env, readBuffer_.data(), length);
+  Napi::Value chunk;
+  if (length == size) {
+    // Full: the slab is the chunk, JS owns it now. The next read allocates another.
+    chunk = readSlab_.Value();
+    DropReadSlab();
+  } else {
+    chunk = Napi::Buffer<uint8_t>::Copy(env, buffer, length);
+  }
   Napi::Value original = truncated ? Napi::Number::New(env, static_cast<double>(n)) : env.Undefined();
   // Level-triggered streams: a short read means drained; the poll wakes us if more comes.
   *again = messages_ || mode_ == HangupMode::kNotify || length == size;
   return Call(onData_, {chunk, original});
+}
+
+// The Buffer the next read fills, or nullptr when none can be made. Not Napi::Buffer::New:
+// that throws, and a throw must not escape the loop's callback.
+uint8_t* FdStream::ReadSlab(Napi::Env env) {
+  if (readSlabData_ != nullptr) return readSlabData_;
+  napi_value slab;
+  void* data;
+  // Uninitialised memory (Node skips the zero fill for new Buffers): read() overwrites it.
+  if (napi_create_buffer(env, readSize_, &data, &slab) != napi_ok) return nullptr;
+  napi_ref ref;
+  if (napi_create_reference(env, slab, 1, &ref) != napi_ok) return nullptr;
+  readSlab_ = Napi::Reference<Napi::Buffer<uint8_t>>(env, ref);
+  readSlabData_ = static_cast<uint8_t*>(data);
+  return readSlabData_;
+}
+
+// Forgets the slab (handed to JS, or the stream closed). Through the destructor, which
+// ignores napi_delete_reference's status: Reset() throws on failure, and this also runs in
+// ~FdStream at exit, where a throw aborts the process.
+void FdStream::DropReadSlab() {
+  { Napi::Reference<Napi::Buffer<uint8_t>> slab(std::move(readSlab_)); }
+  readSlabData_ = nullptr;
 }
 
 bool FdStream::FlushWrites() {
@@ -551,13 +608,14 @@ void FdStream::CloseNow() {
   pendingIndex_ = pendingOffset_ = pendingBytes_ = 0;
   writeCallback_.Reset();
   writableWaiter_.Reset();
+  DropReadSlab();
   Unpin();
 }
 
-bool FdStream::Call(const Napi::FunctionReference& fn, const std::vector<napi_value>& args) {
+bool FdStream::Call(const Napi::FunctionReference& fn, std::initializer_list<napi_value> args) {
   if (fn.IsEmpty() || closed_) return !closed_;
   try {
-    fn.MakeCallback(Value(), args, *async_);
+    fn.MakeCallback(Value(), args.size(), args.begin(), *async_);
   } catch (const Napi::Error& error) {
     // Like an exception in any Node callback: 'uncaughtException', or the process dies.
     napi_fatal_exception(Env(), error.Value());

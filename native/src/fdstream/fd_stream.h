@@ -21,6 +21,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <vector>
 
@@ -83,7 +84,10 @@ class FdStream : public Napi::ObjectWrap<FdStream> {
   void Pin();
   void Unpin();
   void CloseNow();
-  bool Call(const Napi::FunctionReference& fn, const std::vector<napi_value>& args);
+  // The JS Buffer the next read() fills (allocated on first use); see ReadOnce.
+  uint8_t* ReadSlab(Napi::Env env);
+  void DropReadSlab();
+  bool Call(const Napi::FunctionReference& fn, std::initializer_list<napi_value> args);
   void ThrowIfClosed(Napi::Env env, const char* syscall);
 
   UniqueFd fd_;
@@ -92,7 +96,11 @@ class FdStream : public Napi::ObjectWrap<FdStream> {
   std::unique_ptr<Napi::AsyncContext> async_;
   HangupMode mode_ = HangupMode::kEnd;
   bool messages_ = false;
-  std::vector<uint8_t> readBuffer_;
+  size_t readSize_ = 0;
+  // A read fills this Buffer. A full read hands it to JS as the chunk (no copy: bulk
+  // transfers read full); a shorter one copies out its bytes and keeps it for the next.
+  Napi::Reference<Napi::Buffer<uint8_t>> readSlab_;
+  uint8_t* readSlabData_ = nullptr;
 
   Napi::FunctionReference onData_;
   Napi::FunctionReference onEnd_;
