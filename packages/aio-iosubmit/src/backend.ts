@@ -26,14 +26,14 @@ export class IoSubmitBackend extends AioBackendBase {
   readonly #releaseFallback: () => Promise<void>;
 
   /** Use createIoSubmitBackend(). */
-  constructor(options: { strict: boolean; maxInFlight: number; submitThreshold: number; bufferedReads: BufferedReads; fallback: Fallback | undefined }) {
+  constructor(options: { strict: boolean; maxInFlight: number; submitThreshold: number; directSubmitThreshold: number; bufferedReads: BufferedReads; fallback: Fallback | undefined }) {
     super(new StatsRecorder());
     const binding = ioSubmitBinding();
     this.strict = options.strict;
     this.fallback = options.fallback?.io;
     this.#releaseFallback = options.fallback?.release ?? (() => Promise.resolve());
     this.#writeNowait = new WriteNowaitProbe();
-    this.#queue = new KernelQueue(options.maxInFlight, options.submitThreshold, this.recorder);
+    this.#queue = new KernelQueue(options.maxInFlight, { submit: options.submitThreshold, directSubmit: options.directSubmitThreshold }, this.recorder);
     this.#services = {
       queue: this.#queue,
       recorder: this.recorder,

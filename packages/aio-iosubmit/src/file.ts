@@ -162,6 +162,7 @@ export class IoSubmitFile extends AioFileBase {
       buffers: buffer,
       rwFlags: route.nowait ? services.rwfNowait : 0,
       alignment: this.direct ? this.alignment : undefined,
+      direct: this.direct,
       settle: (outcome) => {
         if (isRead && route.nowait) this.#recordNowaitRead(outcome, length);
         if (outcome.kind === 'done') {
@@ -319,13 +320,15 @@ export class IoSubmitFile extends AioFileBase {
   #kernel(op: KernelOp, buffers: IoSubmitBuffers, position: Position, rwFlags: number, signal: AbortSignal | undefined): Promise<KernelOutcome> {
     return new Promise<KernelOutcome>((resolve, reject) => {
       let unwatch: (() => void) | undefined;
-      const withdraw = this.#services.queue.enqueue({
+      const queue = this.#services.queue;
+      const ticket = queue.enqueue({
         op,
         fd: this.fd,
         position,
         buffers,
         rwFlags,
         alignment: this.direct ? this.alignment : undefined,
+      direct: this.direct,
         settle: (outcome) => {
           unwatch?.();
           resolve(outcome);
@@ -333,7 +336,7 @@ export class IoSubmitFile extends AioFileBase {
       });
       // Only a request still queued here can be withdrawn; one in the kernel settles with
       // its real result.
-      if (signal !== undefined) unwatch = watchAbort(signal, () => withdraw() && reject(abortError(signal)));
+      if (signal !== undefined) unwatch = watchAbort(signal, () => queue.withdraw(ticket) && reject(abortError(signal)));
     });
   }
 

@@ -17,8 +17,15 @@ export interface KernelRequest {
   readonly rwFlags: number;
   /** Checked natively before submission (O_DIRECT files); undefined = no check. */
   readonly alignment: Alignment | undefined;
+  /** On an O_DIRECT file: the device serves it (not a page-cache copy inside io_submit). */
+  readonly direct: boolean;
   /** Called exactly once, unless the request is withdrawn first. */
   readonly settle: (outcome: KernelOutcome) => void;
+}
+
+/** An opaque handle on a queued request (see KernelQueue.withdraw). */
+export interface QueueTicket {
+  readonly request: KernelRequest;
 }
 
 interface Entry {
@@ -43,6 +50,7 @@ const TWO_32 = 4294967296;
 export class KernelQueue {
   readonly maxInFlight: number;
   readonly #submitThreshold: number;
+  readonly #directSubmitThreshold: number;
   readonly #context: IoSubmitContext;
   readonly #layout: IoSubmitLayout;
   readonly #recorder: StatsRecorder;
@@ -50,6 +58,8 @@ export class KernelQueue {
   readonly #freeSlots: number[] = [];
   readonly #bySlot: (Entry | undefined)[];
   #pending: Entry[] = [];
+  /** O_DIRECT requests in #pending. */
+  #pendingDirect = 0;
   #flushScheduled = false;
   #blocked = false;
   #inKernel = 0;
@@ -57,12 +67,15 @@ export class KernelQueue {
 
   /**
    * `submitThreshold`: queued requests that trigger a submit at once instead of at the end
-   * of the tick.
+   * of the tick; `directSubmitThreshold`: the same counting only O_DIRECT requests, which
+   * the device serves, so the sooner the first goes the sooner the device works (a
+   * page-cache hit is a copy inside io_submit, where only the number of calls counts).
    */
-  constructor(maxInFlight: number, submitThreshold: number, recorder: StatsRecorder) {
+  constructor(maxInFlight: number, thresholds: { submit: number; directSubmit: number }, recorder: StatsRecorder) {
     const binding = ioSubmitBinding();
     this.maxInFlight = maxInFlight;
-    this.#submitThreshold = submitThreshold;
+    this.#submitThreshold = thresholds.submit;
+    this.#directSubmitThreshold = thresholds.directSubmit;
     this.#recorder = recorder;
     this.#layout = binding.ioSubmitLayout;
     this.#opCodes = this.#layout.ops;
@@ -85,20 +98,27 @@ export class KernelQueue {
     return this.#context.usesRing;
   }
 
-  /** Queues a request; it goes to the kernel with the others of this tick. Returns a withdraw handle. */
-  enqueue(request: KernelRequest): () => boolean {
+  /** Queues a request; it goes to the kernel with the others of this tick. Returns a ticket for `withdraw`. */
+  enqueue(request: KernelRequest): QueueTicket {
     const entry: Entry = { request, enqueuedAt: performance.now(), submittedAt: 0, withdrawn: false };
     this.#pending.push(entry);
+    if (request.direct) this.#pendingDirect++;
     // A full enough queue goes now, so the device starts on it while JS makes the rest
     // (like QEMU submitting at max_batch without waiting for the unplug).
-    if (this.#pending.length >= this.#submitThreshold) this.#flush();
+    if (this.#pending.length >= this.#submitThreshold || this.#pendingDirect >= this.#directSubmitThreshold) this.#flush();
     else this.#scheduleFlush();
-    // Withdrawing works only while the request is still queued here.
-    return () => {
-      if (entry.submittedAt !== 0 || entry.withdrawn) return false;
-      entry.withdrawn = true;
-      return true;
-    };
+    return entry;
+  }
+
+  /**
+   * Takes back a request that is still queued here (its settle is then never called);
+   * false once it is in the kernel, where it settles with its real result.
+   */
+  withdraw(ticket: QueueTicket): boolean {
+    const entry = ticket as Entry;
+    if (entry.submittedAt !== 0 || entry.withdrawn) return false;
+    entry.withdrawn = true;
+    return true;
   }
 
   /** io_destroy and close the eventfd. Call when nothing is queued or in flight. */
@@ -124,7 +144,7 @@ export class KernelQueue {
     if (this.#destroyed || this.#blocked) return;
     const live = this.#pending.filter((entry) => !entry.withdrawn);
     const count = Math.min(live.length, this.#freeSlots.length);
-    this.#pending = live.slice(count);
+    this.#setPending(live.slice(count));
     if (count === 0) return;
     const batch = live.slice(0, count);
     const { fields, requestStride: stride } = this.#layout;
@@ -185,7 +205,7 @@ export class KernelQueue {
     }
     if (this.#inKernel > 0) busyQueues.add(this);
     if (deferred.length > 0) {
-      this.#pending = deferred.concat(this.#pending);
+      this.#setPending(deferred.concat(this.#pending));
       this.#blocked = true;
       // Normally a completion unblocks; with nothing in the kernel, try again next turn.
       if (this.#inKernel === 0) setImmediate(() => this.#unblock());
@@ -193,6 +213,13 @@ export class KernelQueue {
       this.#scheduleFlush();
     }
     for (const [entry, outcome] of failed) entry.request.settle(outcome);
+  }
+
+  #setPending(entries: Entry[]): void {
+    this.#pending = entries;
+    let direct = 0;
+    for (const entry of entries) if (entry.request.direct) direct++;
+    this.#pendingDirect = direct;
   }
 
   #unblock(): void {
@@ -203,7 +230,9 @@ export class KernelQueue {
   #onComplete(count: number): void {
     const completions = this.#context.completions;
     const now = performance.now();
-    const done: [Entry, number][] = [];
+    // Every slot is released before any request settles: a settle may queue new requests.
+    const done: Entry[] = [];
+    const results: number[] = [];
     for (let i = 0; i < count; i++) {
       const slot = completions[2 * i] as number;
       const entry = this.#bySlot[slot];
@@ -212,10 +241,11 @@ export class KernelQueue {
       this.#freeSlots.push(slot);
       this.#inKernel--;
       this.#recorder.serviceTime((now - entry.submittedAt) * 1000);
-      done.push([entry, completions[2 * i + 1] as number]);
+      done.push(entry);
+      results.push(completions[2 * i + 1] as number);
     }
     if (this.#inKernel === 0) busyQueues.delete(this);
     this.#unblock();
-    for (const [entry, res] of done) entry.request.settle({ kind: 'done', res });
+    for (let i = 0; i < done.length; i++) (done[i] as Entry).request.settle({ kind: 'done', res: results[i] as number });
   }
 }

@@ -22,6 +22,13 @@ export interface IoSubmitBackendOptions {
    */
   readonly submitThreshold?: number;
   /**
+   * The same for requests on O_DIRECT files only: the device serves those, so starting it
+   * sooner beats fewer calls (4 KiB random reads at 32 in flight, this machine: 0.93x fio
+   * libaio at 4 vs 0.84x at 8), while page-cache hits are copies inside io_submit where
+   * fewer calls win (warm 4 KiB reads: ~10% faster at 8 than at 4). Default 4.
+   */
+  readonly directSubmitThreshold?: number;
+  /**
    * Reads of files opened without O_DIRECT. 'nowait' sends them to io_submit with
    * RWF_NOWAIT, so page-cache hits are served in the batch and misses (EAGAIN) go to the
    * fallback; 'adaptive' (default) does the same while the file's reads hit the cache, and
@@ -41,11 +48,13 @@ export interface ResolvedOptions {
   readonly fallback: FdIo | undefined;
   readonly maxInFlight: number;
   readonly submitThreshold: number;
+  readonly directSubmitThreshold: number;
   readonly bufferedReads: BufferedReads;
 }
 
 export const DEFAULT_MAX_IN_FLIGHT = 128;
 export const DEFAULT_SUBMIT_THRESHOLD = 8;
+export const DEFAULT_DIRECT_SUBMIT_THRESHOLD = 4;
 const MAX_SUBMIT_THRESHOLD = 1024;
 
 const FD_IO_METHODS = ['readv', 'writev', 'fsync', 'fdatasync'] as const;
@@ -58,11 +67,13 @@ export function validateOptions(options: unknown, maxInFlightLimit: number): Omi
     fallback,
     maxInFlight = DEFAULT_MAX_IN_FLIGHT,
     submitThreshold = DEFAULT_SUBMIT_THRESHOLD,
+    directSubmitThreshold = DEFAULT_DIRECT_SUBMIT_THRESHOLD,
     bufferedReads = 'adaptive',
   } = options as IoSubmitBackendOptions;
   if (typeof strict !== 'boolean') throw invalidArgType('options.strict', 'of type boolean', strict);
   validateInteger(maxInFlight, 'options.maxInFlight', 1, maxInFlightLimit);
   validateInteger(submitThreshold, 'options.submitThreshold', 1, MAX_SUBMIT_THRESHOLD);
+  validateInteger(directSubmitThreshold, 'options.directSubmitThreshold', 1, MAX_SUBMIT_THRESHOLD);
   if (!BUFFERED_READS.includes(bufferedReads)) {
     throw outOfRange('options.bufferedReads', "'adaptive', 'nowait' or 'fallback'", bufferedReads);
   }
@@ -72,5 +83,5 @@ export function validateOptions(options: unknown, maxInFlightLimit: number): Omi
       throw invalidArgType('options.fallback', 'an FdIo (readv, writev, fsync, fdatasync)', fallback);
     }
   }
-  return { strict, maxInFlight, submitThreshold, bufferedReads, ...(fallback === undefined ? {} : { fallback }) };
+  return { strict, maxInFlight, submitThreshold, directSubmitThreshold, bufferedReads, ...(fallback === undefined ? {} : { fallback }) };
 }

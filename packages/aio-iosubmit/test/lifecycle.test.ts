@@ -113,6 +113,35 @@ describe('io_submit backend lifecycle', () => {
     }
   });
 
+  it('submits O_DIRECT requests at once at directSubmitThreshold, buffered ones at submitThreshold', async () => {
+    const path = join(scratch.dir, 'direct-threshold.bin');
+    const data = writeRandomFile(path, 64 * 1024);
+    const backend = await createIoSubmitBackend({ submitThreshold: 64, directSubmitThreshold: 2 });
+    try {
+      const direct = await backend.open(path, constants.O_RDONLY | O_DIRECT);
+      const buffered = await backend.open(path, 'r');
+      const controller = new AbortController();
+      const signal = controller.signal;
+      const directBuffers = Array.from({ length: 3 }, () => allocAligned(4096));
+      // Two buffered reads, then three direct ones: the second direct read reaches the
+      // direct threshold and submits all four queued so far; the fifth stays queued.
+      const reads = [
+        buffered.read(Buffer.alloc(16), 0, { signal }),
+        buffered.read(Buffer.alloc(16), 0, { signal }),
+        ...directBuffers.map((buffer, i) => direct.read(buffer, i * 4096, { signal })),
+      ];
+      controller.abort();
+      const settled = await Promise.allSettled(reads);
+      expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
+      expect(directBuffers[1]?.equals(data.subarray(4096, 8192))).toBe(true);
+      expect(backend.stats().batchSize).toMatchObject({ count: 1, max: 4 });
+      await direct.close();
+      await buffered.close();
+    } finally {
+      await backend.close();
+    }
+  });
+
   it('io_setup EAGAIN says which limit to raise', async () => {
     const max = Number((await import('node:fs')).readFileSync('/proc/sys/fs/aio-max-nr', 'utf8'));
     await expect(createIoSubmitBackend({ maxInFlight: max + 1 })).rejects.toMatchObject({
@@ -128,6 +157,7 @@ describe('io_submit backend lifecycle', () => {
     await expect(createIoSubmitBackend({ fallback: {} as FdIo })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('options.fallback') });
     await expect(createIoSubmitBackend({ bufferedReads: 'sometimes' as 'adaptive' })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
     await expect(createIoSubmitBackend({ submitThreshold: 0 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('options.submitThreshold') });
+    await expect(createIoSubmitBackend({ directSubmitThreshold: 1.5 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('options.directSubmitThreshold') });
   });
 
   it('falls back to the dedicated thread pool by default, or to the FdIo it is given', async () => {
