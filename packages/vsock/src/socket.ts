@@ -61,6 +61,9 @@ export class VsockSocket extends Duplex {
   });
   #bytesWritten = 0;
   #wantRead = false;
+  // The native side is reading. The Duplex calls _read() after nearly every push, so this
+  // spares a native call per chunk.
+  #reading = false;
   #afterConnect: Array<() => void> = [];
   #idleTimer: NodeJS.Timeout | undefined;
 
@@ -170,7 +173,7 @@ export class VsockSocket extends Duplex {
 
   override _read(): void {
     this.#wantRead = true;
-    if (!this.#endpoint.connecting) this.#endpoint.handle?.readStart();
+    if (!this.#reading && !this.#endpoint.connecting) this.#startReading(this.#endpoint.handle);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -210,7 +213,7 @@ export class VsockSocket extends Duplex {
   #onConnected(handle: FdStream): void {
     this.emit('connect');
     this.emit('ready');
-    if (this.#wantRead) handle.readStart();
+    if (this.#wantRead) this.#startReading(handle);
     const queued = this.#afterConnect;
     this.#afterConnect = [];
     for (const run of queued) run();
@@ -219,7 +222,16 @@ export class VsockSocket extends Duplex {
   #onData(chunk: Buffer): void {
     this.bytesRead += chunk.length;
     this.#idleTimer?.refresh();
-    if (!this.push(chunk)) this.#endpoint.handle?.readStop();
+    if (!this.push(chunk)) {
+      this.#reading = false;
+      this.#endpoint.handle?.readStop();
+    }
+  }
+
+  #startReading(handle: FdStream | undefined): void {
+    if (handle === undefined) return;
+    this.#reading = true;
+    handle.readStart();
   }
 
   // A single Buffer goes to the native write as is: no array or closure per write (hot path).
