@@ -252,7 +252,7 @@ for (const [name, run] of [
 if (args['c-bin'] !== undefined) {
   result.c = { latency: {}, throughput: {} };
   for (const transport of ['vsock', 'tcp']) {
-    for (const wait of ['block', 'epoll', 'loop']) {
+    for (const wait of ['block', 'epoll', 'loop', 'loop-pkey']) {
       const { p50, p99 } = await runC('latency', transport, ROUND_TRIPS, wait);
       result.c.latency[`${transport}-${wait}`] = { p50, p99 };
     }

@@ -2,7 +2,7 @@
 // One process forks an echo server and times ping-pongs against it (or a one-way transfer),
 // over AF_VSOCK to CID 1 (vsock_loopback, inside the test guest ONLY) or TCP 127.0.0.1.
 //
-//   pingpong latency    vsock|tcp ROUND_TRIPS [block|epoll|loop [TOUCH_KIB]] -> {"p50":us,"p99":us,...}
+//   pingpong latency    vsock|tcp ROUND_TRIPS [block|epoll|loop|loop-pkey [TOUCH_KIB]] -> {"p50":us,"p99":us,...}
 //   pingpong throughput vsock|tcp BYTES                           -> {"seconds":s,...}
 //
 // How each end waits for its byte:
@@ -11,7 +11,12 @@
 //   loop   ONE thread with both ends in one epoll set: exactly what guest.mjs does with
 //          Node (client and echo server share one event loop). Over TCP loopback the
 //          write delivers into the peer socket inside the syscall, so this thread never
-//          sleeps; over vsock_loopback delivery is deferred to a kernel worker, so it must. Built by bench/vsock/run.mjs with
+//          sleeps; over vsock_loopback delivery is deferred to a kernel worker, so it must.
+//   loop-pkey  the same after pkey_alloc(), which Node (V8) does at startup: the thread's
+//          PKRU register then differs from the kernel threads' default, so every switch to
+//          and from the vsock_loopback worker rewrites PKRU, and QEMU TCG flushes its
+//          soft TLB on each PKRU write. TCP, which never switches here, is the control.
+// Built by bench/vsock/run.mjs with
 // `cc -O2` on the host into bench/results/ (the guest has the same glibc).
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -25,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -257,7 +263,7 @@ static int throughput(long total) {
 
 int main(int argc, char **argv) {
   if (argc < 4 || (strcmp(argv[2], "vsock") != 0 && strcmp(argv[2], "tcp") != 0)) {
-    fprintf(stderr, "usage: %s latency vsock|tcp ROUND_TRIPS [block|epoll|loop [TOUCH_KIB]]\n       %s throughput vsock|tcp BYTES\n", argv[0], argv[0]);
+    fprintf(stderr, "usage: %s latency vsock|tcp ROUND_TRIPS [block|epoll|loop|loop-pkey [TOUCH_KIB]]\n       %s throughput vsock|tcp BYTES\n", argv[0], argv[0]);
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
@@ -268,6 +274,12 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *wait = argc > 4 ? argv[4] : "block";
+  if (strcmp(wait, "loop-pkey") == 0) {
+    // Like Node 20 (V8): one key, write-disabled. PKRU becomes 0x55555558 (the default is
+    // 0x55555554); no page uses the key, so only the register value changes.
+    if (pkey_alloc(0, PKEY_DISABLE_WRITE) < 0) die("pkey_alloc");
+    wait = "loop";
+  }
   if (strcmp(argv[1], "latency") == 0 && strcmp(wait, "loop") == 0) return latency_one_loop(count, argc > 5 ? strtol(argv[5], NULL, 10) : 0);
   if (strcmp(argv[1], "latency") == 0) return latency(count, strcmp(wait, "epoll") == 0);
   if (strcmp(argv[1], "throughput") == 0) return throughput(count);
