@@ -1,5 +1,5 @@
 import { RpcError, RpcErrorCode } from './errors.js';
-import { FRAME_OVERHEAD, FrameType, LENGTH_BYTES, MIN_FRAME_LENGTH, type Frame, type FrameTypeName, type WireError } from './frame.js';
+import { FRAME_HEAD, FrameFlag, FrameType, LENGTH_BYTES, MAX_METHOD_LENGTH, MIN_FRAME_LENGTH, type Frame, type FrameTypeName, type WireError } from './frame.js';
 
 /** One decoder output: a frame, or a coded error for a frame that was skipped. */
 export type Decoded =
@@ -21,7 +21,11 @@ export interface FrameSink {
 /** Frame type names by type byte (a plain array: looked up once per frame). */
 const TYPE_NAMES: Array<FrameTypeName | undefined> = [];
 for (const [name, value] of Object.entries(FrameType)) TYPE_NAMES[value] = name as FrameTypeName;
-const MAX_METHOD_LENGTH = 256;
+/** Flag bits each frame type may carry; any other bit is malformed. */
+const ALLOWED_FLAGS: number[] = [];
+ALLOWED_FLAGS[FrameType.REQUEST] = FrameFlag.STREAM;
+ALLOWED_FLAGS[FrameType.RESPONSE] = FrameFlag.STREAM;
+ALLOWED_FLAGS[FrameType.ERROR] = FrameFlag.NO_ID;
 
 class Malformed extends Error {
   constructor(
@@ -32,81 +36,109 @@ class Malformed extends Error {
   }
 }
 
-function isId(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
+/** A frame body being read: bounds-checked reads that fail as Malformed. */
+class Cursor {
+  constructor(
+    readonly bytes: Buffer,
+    public at: number,
+    readonly end: number,
+    /** The request id, once known, so a bad request can still be answered. */
+    public id: number | null = null,
+  ) {}
 
-function field<T>(header: Record<string, unknown>, key: string, check: (v: unknown) => v is T, what: string, id: number | null = null): T {
-  const value = header[key];
-  if (!check(value)) throw new Malformed(`'${key}' must be ${what}`, id);
-  return value;
-}
+  u32(what: string): number {
+    if (this.end - this.at < 4) throw new Malformed(`the frame ends before its ${what}`, this.id);
+    const value = this.bytes.readUInt32BE(this.at);
+    this.at += 4;
+    return value;
+  }
 
-const isString = (v: unknown): v is string => typeof v === 'string';
-const isMethod = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_METHOD_LENGTH;
-const optionalId = (v: unknown): v is number | undefined => v === undefined || isId(v);
-const idOrNull = (v: unknown): v is number | null => v === null || isId(v);
-const isCredit = (v: unknown): v is number => isId(v) && v > 0;
+  method(): string {
+    if (this.end - this.at < 2) throw new Malformed('the frame ends before its method length', this.id);
+    const length = this.bytes.readUInt16BE(this.at);
+    const start = this.at + 2;
+    if (length > this.end - start) throw new Malformed(`method length ${length} exceeds the frame (${this.end - start} bytes left)`, this.id);
+    this.at = start + length;
+    const method = this.bytes.toString('utf8', start, this.at);
+    if (method.length === 0 || method.length > MAX_METHOD_LENGTH) {
+      throw new Malformed(`'method' must be a string of 1..${MAX_METHOD_LENGTH} characters`, this.id);
+    }
+    return method;
+  }
 
-function wireError(header: Record<string, unknown>, id: number | null): WireError {
-  const code = field(header, 'code', isString, 'a string', id);
-  const message = field(header, 'message', isString, 'a string', id);
-  return header.data === undefined ? { code, message } : { code, message, data: header.data };
+  /** The rest of the frame as a JSON value; undefined when nothing is left. */
+  json(what: string): unknown {
+    if (this.at === this.end) return undefined;
+    try {
+      return JSON.parse(this.bytes.toString('utf8', this.at, this.end));
+    } catch {
+      throw new Malformed(`the ${what} is not valid JSON`, this.id);
+    } finally {
+      this.at = this.end;
+    }
+  }
+
+  /** An error object {code, message, data?} making up the rest of the frame. */
+  error(): WireError {
+    const value = this.json('error');
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Malformed('the error is not a JSON object', this.id);
+    const { code, message, data } = value as Record<string, unknown>;
+    if (typeof code !== 'string') throw new Malformed("'code' must be a string", this.id);
+    if (typeof message !== 'string') throw new Malformed("'message' must be a string", this.id);
+    return data === undefined ? { code, message } : { code, message, data };
+  }
+
+  /** Nothing may follow what was read. */
+  done(type: FrameTypeName): void {
+    if (this.at !== this.end) throw new Malformed(`${this.end - this.at} bytes follow a complete ${type} frame`, this.id);
+  }
 }
 
 /**
- * Turn a frame body (type, headerLength, header, payload) at bytes[start, end) into a
+ * Turn a frame body (type, flags, id, type-specific fields) at bytes[start, end) into a
  * checked Frame. Read in place: only a CHUNK's payload becomes a Buffer view.
  */
 function parseBody(bytes: Buffer, start: number, end: number): Frame {
   const typeByte = bytes[start] as number;
   const type = TYPE_NAMES[typeByte];
   if (type === undefined) throw new Malformed(`unknown frame type ${typeByte}`);
-  const headerLength = bytes.readUInt32BE(start + 1);
-  const headerStart = start + FRAME_OVERHEAD;
-  if (headerLength > end - headerStart) {
-    throw new Malformed(`header length ${headerLength} exceeds the frame (${end - headerStart} bytes left)`);
-  }
-  const headerEnd = headerStart + headerLength;
-  let header: unknown;
-  try {
-    header = JSON.parse(bytes.toString('utf8', headerStart, headerEnd));
-  } catch {
-    throw new Malformed('the header is not valid JSON');
-  }
-  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new Malformed('the header is not a JSON object');
-  const h = header as Record<string, unknown>;
-  // A request id, read early so a bad request can still be answered.
-  const id = type === 'REQUEST' && isId(h.id) ? h.id : null;
-  if (type !== 'CHUNK' && headerEnd < end) throw new Malformed(`a ${type} frame carries no payload`, id);
+  const flags = bytes[start + 1] as number;
+  const id = bytes.readUInt32BE(start + 2);
+  const cursor = new Cursor(bytes, start + FRAME_HEAD, end, type === 'REQUEST' ? id : null);
+  if ((flags & ~(ALLOWED_FLAGS[typeByte] ?? 0)) !== 0) throw new Malformed(`flags 0x${flags.toString(16)} are not valid on a ${type} frame`, cursor.id);
+  const stream = (flags & FrameFlag.STREAM) === 0 ? undefined : cursor.u32('stream id');
 
   switch (type) {
-    case 'REQUEST':
-      return {
-        type,
-        id: field(h, 'id', isId, 'a non-negative integer'),
-        method: field(h, 'method', isMethod, `a string of 1..${MAX_METHOD_LENGTH} characters`, id),
-        params: h.params,
-        stream: field(h, 'stream', optionalId, 'a stream id', id),
-      };
-    case 'RESPONSE':
-      return { type, id: field(h, 'id', isId, 'a non-negative integer'), result: h.result, stream: field(h, 'stream', optionalId, 'a stream id') };
-    case 'ERROR': {
-      const errorId = field(h, 'id', idOrNull, 'a non-negative integer or null');
-      return { type, id: errorId, error: wireError(h, errorId) };
+    case 'REQUEST': {
+      const method = cursor.method();
+      return { type, id, method, params: cursor.json('params'), stream };
     }
-    case 'NOTIFY':
-      return { type, method: field(h, 'method', isMethod, `a string of 1..${MAX_METHOD_LENGTH} characters`), params: h.params };
+    case 'RESPONSE':
+      return { type, id, result: cursor.json('result'), stream };
+    case 'ERROR': {
+      const errorId = (flags & FrameFlag.NO_ID) === 0 ? id : null;
+      return { type, id: errorId, error: cursor.error() };
+    }
+    case 'NOTIFY': {
+      const method = cursor.method();
+      return { type, method, params: cursor.json('params') };
+    }
     case 'CHUNK':
-      return { type, stream: field(h, 'stream', isId, 'a stream id'), payload: bytes.subarray(headerEnd, end) };
+      return { type, stream: id, payload: bytes.subarray(cursor.at, end) };
     case 'END':
-      return { type, stream: field(h, 'stream', isId, 'a stream id'), error: h.code === undefined ? undefined : wireError(h, null) };
-    case 'CREDIT':
-      return { type, stream: field(h, 'stream', isId, 'a stream id'), bytes: field(h, 'bytes', isCredit, 'a positive integer') };
+      return { type, stream: id, error: cursor.at === end ? undefined : cursor.error() };
+    case 'CREDIT': {
+      const credit = cursor.u32('credit');
+      cursor.done(type);
+      if (credit === 0) throw new Malformed("'bytes' must be a positive integer");
+      return { type, stream: id, bytes: credit };
+    }
     case 'CANCEL':
-      return { type, id: field(h, 'id', isId, 'a non-negative integer') };
+      cursor.done(type);
+      return { type, id };
     case 'STOP':
-      return { type, stream: field(h, 'stream', isId, 'a stream id') };
+      cursor.done(type);
+      return { type, stream: id };
   }
 }
 

@@ -4,7 +4,7 @@ import { abortError, invalidArgType, validateAbortSignal, validateFunction, vali
 import { CreditGate, InboundBody, pumpBody, type BodySource } from './body.js';
 import { FrameDecoder, type FrameSink } from './decoder.js';
 import { RpcError, RpcErrorCode, toWireError } from './errors.js';
-import { DEFAULT_MAX_FRAME_SIZE, MIN_FRAME_LENGTH, type Frame, type WireError } from './frame.js';
+import { DEFAULT_MAX_FRAME_SIZE, MAX_ID, MIN_FRAME_LENGTH, type Frame, type WireError } from './frame.js';
 import { FrameWriter, closedError } from './writer.js';
 
 export interface HandlerContext {
@@ -258,8 +258,8 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
     }
     if (this.isClosed) return Promise.reject(closedError(this.closeError));
 
-    const id = this.nextId++;
-    const stream = body === undefined ? undefined : this.nextStream++;
+    const id = this.takeCallId();
+    const stream = body === undefined ? undefined : this.takeStreamId();
     let resolve!: (value: unknown) => void;
     let reject!: (error: Error) => void;
     const promise = new Promise<unknown>((res, rej) => {
@@ -286,6 +286,21 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
       );
     }
     return promise;
+  }
+
+  /** Ids are u32 on the wire: after MAX_ID they start again at 1, skipping any still in use. */
+  private takeCallId(): number {
+    let id = this.nextId;
+    while (this.calls.has(id)) id = id === MAX_ID ? 1 : id + 1;
+    this.nextId = id === MAX_ID ? 1 : id + 1;
+    return id;
+  }
+
+  private takeStreamId(): number {
+    let stream = this.nextStream;
+    while (this.outbound.has(stream)) stream = stream === MAX_ID ? 1 : stream + 1;
+    this.nextStream = stream === MAX_ID ? 1 : stream + 1;
+    return stream;
   }
 
   private sendRequest(call: OutgoingCall, params: unknown, body: BodySource | undefined): void {
@@ -508,7 +523,7 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
     const id = call.id;
     const withStream = value instanceof BodyResult ? value : undefined;
     const result = withStream ? withStream.result : value;
-    const stream = withStream ? this.nextStream++ : undefined;
+    const stream = withStream ? this.takeStreamId() : undefined;
     let gate: CreditGate | undefined;
     if (stream !== undefined) {
       gate = new CreditGate();

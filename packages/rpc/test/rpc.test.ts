@@ -169,18 +169,23 @@ describe('RpcPeer with bad input on the wire', () => {
     const warnings: RpcError[] = [];
     client.on('warning', (w) => warnings.push(w));
     const raw = sockets[0];
-    const frame = (type: number, header: string, payload = Buffer.alloc(0)): Buffer => {
-      const h = Buffer.from(header);
-      const head = Buffer.alloc(9);
-      head.writeUInt32BE(5 + h.length + payload.length, 0);
+    // Hand-made frames: u32 length, u8 type, u8 flags, u32 id, then the type's fields.
+    const frame = (type: number, flags: number, id: number, rest: Buffer): Buffer => {
+      const head = Buffer.alloc(10);
+      head.writeUInt32BE(6 + rest.length, 0);
       head.writeUInt8(type, 4);
-      head.writeUInt32BE(h.length, 5);
-      return Buffer.concat([head, h, payload]);
+      head.writeUInt8(flags, 5);
+      head.writeUInt32BE(id, 6);
+      return Buffer.concat([head, rest]);
     };
-    raw.write(frame(1, '{"id":999999,"method":42}')); // a request with a bad method: answered by id
-    raw.write(frame(77, '{}')); // unknown type
-    raw.write(frame(1, 'not json'));
-    raw.write(frame(1, '[1,2]'));
+    const method = (name: string): Buffer => {
+      const bytes = Buffer.from(name);
+      return Buffer.concat([Buffer.from([bytes.length >> 8, bytes.length & 0xff]), bytes]);
+    };
+    raw.write(frame(1, 0, 999999, method(''))); // a request with an empty method: answered by id
+    raw.write(frame(77, 0, 1, Buffer.alloc(0))); // unknown type
+    raw.write(frame(1, 0, 2, Buffer.concat([method('ping'), Buffer.from('not json')])));
+    raw.write(frame(1, 0x80, 3, method('ping'))); // a flag no frame has
     raw.write(Buffer.from([0, 0, 0, 2, 1, 0])); // shorter than any frame
     expect(await client.call('ping')).toBe('pong');
     await new Promise((resolve) => setTimeout(resolve, 20));
