@@ -36,15 +36,24 @@ class Malformed extends Error {
   }
 }
 
-/** A frame body being read: bounds-checked reads that fail as Malformed. */
+/**
+ * A frame body being read: bounds-checked reads that fail as Malformed. One instance,
+ * reset per frame (parsing is synchronous and never re-entered): no allocation per frame.
+ */
 class Cursor {
-  constructor(
-    readonly bytes: Buffer,
-    public at: number,
-    readonly end: number,
-    /** The request id, once known, so a bad request can still be answered. */
-    public id: number | null = null,
-  ) {}
+  bytes: Buffer = Buffer.alloc(0);
+  at = 0;
+  end = 0;
+  /** The request id, once known, so a bad request can still be answered. */
+  id: number | null = null;
+
+  reset(bytes: Buffer, at: number, end: number, id: number | null): this {
+    this.bytes = bytes;
+    this.at = at;
+    this.end = end;
+    this.id = id;
+    return this;
+  }
 
   u32(what: string): number {
     if (this.end - this.at < 4) throw new Malformed(`the frame ends before its ${what}`, this.id);
@@ -94,6 +103,8 @@ class Cursor {
   }
 }
 
+const CURSOR = new Cursor();
+
 /**
  * Turn a frame body (type, flags, id, type-specific fields) at bytes[start, end) into a
  * checked Frame. Read in place: only a CHUNK's payload becomes a Buffer view.
@@ -104,7 +115,7 @@ function parseBody(bytes: Buffer, start: number, end: number): Frame {
   if (type === undefined) throw new Malformed(`unknown frame type ${typeByte}`);
   const flags = bytes[start + 1] as number;
   const id = bytes.readUInt32BE(start + 2);
-  const cursor = new Cursor(bytes, start + FRAME_HEAD, end, type === 'REQUEST' ? id : null);
+  const cursor = CURSOR.reset(bytes, start + FRAME_HEAD, end, type === 'REQUEST' ? id : null);
   if ((flags & ~(ALLOWED_FLAGS[typeByte] ?? 0)) !== 0) throw new Malformed(`flags 0x${flags.toString(16)} are not valid on a ${type} frame`, cursor.id);
   const stream = (flags & FrameFlag.STREAM) === 0 ? undefined : cursor.u32('stream id');
 

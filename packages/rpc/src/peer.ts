@@ -479,7 +479,6 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
       return;
     }
     const call = new IncomingCall(frame.id, frame.method, body, this);
-    this.incoming.set(frame.id, call);
     this.active += 1;
     if (this.active >= this.maxConcurrent) this.connection.pause();
     let value: unknown;
@@ -491,6 +490,9 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
       return;
     }
     if (value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function') {
+      // Only a call that outlives this tick can be cancelled: a CANCEL frame is read
+      // after the handler has returned, so a synchronous one never needs the map.
+      this.incoming.set(call.id, call);
       Promise.resolve(value as PromiseLike<unknown>).then(
         (result) => {
           this.reply(call, result);
@@ -511,7 +513,7 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
   private finishRequest(call: IncomingCall): void {
     this.incoming.delete(call.id);
     this.active -= 1;
-    const next = this.isClosed ? undefined : this.waiting.shift();
+    const next = this.isClosed || this.waiting.length === 0 ? undefined : this.waiting.shift();
     if (next) this.onRequest(...next);
     else if (this.active < this.maxConcurrent && !this.isClosed && !this.connection.readableFlowing) this.connection.resume();
     const body = call.body;
