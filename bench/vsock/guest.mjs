@@ -63,7 +63,8 @@ async function pingPongCrossProcess(name, dial) {
   }
 }
 
-async function timePingPongs(client) {  const latencies = new Float64Array(ROUND_TRIPS);
+async function timePingPongs(client) {
+  const latencies = new Float64Array(ROUND_TRIPS);
   const byte = Buffer.from([1]);
   for (let i = 0; i < ROUND_TRIPS; i++) {
     const started = performance.now();
