@@ -14,7 +14,7 @@ const { values: args } = parseArgs({ options: { seconds: { type: 'string', defau
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const vm = await startVm({ share: repoRoot, memoryMiB: 1024, cpus: 2 });
 try {
-  const result = await vm.run('node', ['bench/rpc/run.mjs', '--transport', 'vsock', '--seconds', args.seconds], {
+  const result = await vm.run('node', ['bench/rpc/run.mjs', '--transport', 'vsock', '--seconds', args.seconds, '--warm-up', '5'], {
     cwd: repoRoot,
     timeoutMs: 600_000,
   });

@@ -3,7 +3,7 @@
 // @vmlink Connection, and through an @vmlink/rpc streamed body, all over the same port in
 // the same boot; then small RPC round trips/s and raw echo round trips/s. Prints a table.
 //
-//   npm run build && node bench/virtio-serial/run.mjs [--mib 256] [--seconds 5] [--warm-up 1] [--json bench/results/virtio-serial.json]
+//   npm run build && node bench/virtio-serial/run.mjs [--mib 256] [--seconds 5] [--warm-up 5] [--json bench/results/virtio-serial.json]
 //
 // Boots a throwaway QEMU guest (TCG) with @vmlink/testvm. Target: RPC >= 0.8x socat.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ const { values: args } = parseArgs({
   options: {
     mib: { type: 'string', default: '256' },
     seconds: { type: 'string', default: '5' },
-    'warm-up': { type: 'string', default: '1' },
+    'warm-up': { type: 'string', default: '5' },
     json: { type: 'string' },
   },
 });
