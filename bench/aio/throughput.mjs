@@ -12,9 +12,12 @@ import { runFio } from './lib/fio.mjs';
 import { closedLoop, randomOffset } from './lib/load.mjs';
 import { median } from './lib/report.mjs';
 
-/** A contestant that runs one of our engines (or Node's FileHandle) on a closed-loop load. */
+/**
+ * A contestant that runs one of our engines (or Node's FileHandle) on a closed-loop load.
+ * The engine is opened for each run and closed after it, so that only one engine (and its
+ * threads) exists at a time, as in an application that picked one.
+ */
 async function engineContestant(cfg, engine, { flags, depth, blockSize, pattern, options }) {
-  const io = await openEngine(engine, cfg.file, flags, options);
   const bufs = buffers(depth, blockSize);
   let cursor = 0;
   const nextOffset = pattern === 'seq'
@@ -26,8 +29,15 @@ async function engineContestant(cfg, engine, { flags, depth, blockSize, pattern,
     : () => randomOffset(cfg.fileSize, blockSize);
   return {
     blockSize,
-    measure: async () => (await closedLoop({ depth, seconds: cfg.seconds, op: (w) => io.read(bufs[w], nextOffset()) })).opsPerSec,
-    close: () => io.close(),
+    measure: async () => {
+      const io = await openEngine(engine, cfg.file, flags, options);
+      try {
+        return (await closedLoop({ depth, seconds: cfg.seconds, op: (w) => io.read(bufs[w], nextOffset()) })).opsPerSec;
+      } finally {
+        await io.close();
+      }
+    },
+    close: async () => {},
   };
 }
 
