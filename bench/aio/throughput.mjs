@@ -17,7 +17,7 @@ import { median } from './lib/report.mjs';
  * The engine is opened for each run and closed after it, so that only one engine (and its
  * threads) exists at a time, as in an application that picked one.
  */
-async function engineContestant(cfg, engine, { flags, depth, blockSize, pattern, options }) {
+function engineContestant(cfg, engine, { flags, depth, blockSize, pattern, options }) {
   const bufs = buffers(depth, blockSize);
   let cursor = 0;
   const nextOffset = pattern === 'seq'
@@ -28,7 +28,6 @@ async function engineContestant(cfg, engine, { flags, depth, blockSize, pattern,
       }
     : () => randomOffset(cfg.fileSize, blockSize);
   return {
-    blockSize,
     measure: async () => {
       const io = await openEngine(engine, cfg.file, flags, options);
       try {
@@ -37,20 +36,17 @@ async function engineContestant(cfg, engine, { flags, depth, blockSize, pattern,
         await io.close();
       }
     },
-    close: async () => {},
   };
 }
 
-function fioContestant(cfg, job, blockSize) {
+function fioContestant(cfg, job) {
   let command;
   return {
-    blockSize,
     measure: async () => {
       const result = runFio(cfg.file, cfg.fileSize, cfg.seconds, job);
       command = result.command;
       return result.iops;
     },
-    close: async () => {},
     get command() {
       return command;
     },
@@ -100,29 +96,25 @@ export async function throughputSuite(cfg) {
 
   // One of our engines against one fio job, round by round.
   const vsFio = async (bench, engineName, engineLabel, load, job, target) => {
-    const ours = await engineContestant(cfg, engineName, load);
-    try {
-      if (!cfg.fio) {
-        const values = await rounds(cfg, { ours });
-        const r = row(bench, engineLabel, values.ours, load.blockSize);
-        rows.push(r);
-        log(r);
-        return;
-      }
-      const fio = fioContestant(cfg, job, load.blockSize);
-      const values = await rounds(cfg, { ours, fio });
-      const oursRow = row(bench, engineLabel, values.ours, load.blockSize);
-      const fioRow = {
-        ...row(bench, `fio ${job.ioengine}${job.numjobs ? ` numjobs=${job.numjobs}` : ` iodepth=${job.iodepth}`}`, values.fio, load.blockSize),
-        command: fio.command,
-      };
-      compare(oursRow, fioRow, target);
-      rows.push(oursRow, fioRow);
-      log(oursRow);
-      log(fioRow);
-    } finally {
-      await ours.close();
+    const ours = engineContestant(cfg, engineName, load);
+    if (!cfg.fio) {
+      const values = await rounds(cfg, { ours });
+      const r = row(bench, engineLabel, values.ours, load.blockSize);
+      rows.push(r);
+      log(r);
+      return;
     }
+    const fio = fioContestant(cfg, job);
+    const values = await rounds(cfg, { ours, fio });
+    const oursRow = row(bench, engineLabel, values.ours, load.blockSize);
+    const fioRow = {
+      ...row(bench, `fio ${job.ioengine}${job.numjobs ? ` numjobs=${job.numjobs}` : ` iodepth=${job.iodepth}`}`, values.fio, load.blockSize),
+      command: fio.command,
+    };
+    compare(oursRow, fioRow, target);
+    rows.push(oursRow, fioRow);
+    log(oursRow);
+    log(fioRow);
   };
 
   // Direct reads never touch the cache, but dirty or cached pages make NOWAIT say EAGAIN.
@@ -160,22 +152,17 @@ export async function throughputSuite(cfg) {
   warmCache(cfg.file);
   const load = { flags: 'r', depth: 32, blockSize: 4096 };
   const engines = ['node FileHandle', 'iosubmit', 'threadpool', 'fs'];
-  const contestants = {};
-  try {
-    for (const engine of engines) contestants[engine] = await engineContestant(cfg, engine, load);
-    const values = await rounds(cfg, contestants);
-    const node = row(bench, 'node FileHandle', values['node FileHandle'], load.blockSize);
-    rows.push(node);
-    log(node);
-    for (const engine of engines.slice(1)) {
-      const r = row(bench, engine, values[engine], load.blockSize);
-      // The fs backend is the reference (libuv's pool, one crossing per request): no target.
-      compare(r, node, engine === 'fs' ? undefined : 4);
-      rows.push(r);
-      log(r);
-    }
-  } finally {
-    for (const contestant of Object.values(contestants)) await contestant.close();
+  const contestants = Object.fromEntries(engines.map((engine) => [engine, engineContestant(cfg, engine, load)]));
+  const values = await rounds(cfg, contestants);
+  const node = row(bench, 'node FileHandle', values['node FileHandle'], load.blockSize);
+  rows.push(node);
+  log(node);
+  for (const engine of engines.slice(1)) {
+    const r = row(bench, engine, values[engine], load.blockSize);
+    // The fs backend is the reference (libuv's pool, one crossing per request): no target.
+    compare(r, node, engine === 'fs' ? undefined : 4);
+    rows.push(r);
+    log(r);
   }
   return rows;
 }
