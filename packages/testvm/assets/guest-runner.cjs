@@ -203,8 +203,10 @@ function runCommand(request) {
     // 9p with cache=loose keeps writes in the guest's page cache: flush them so the host
     // sees a command's files as soon as the command is reported done.
     flushWritableShares(() => {
-      send({ type: 'exit', id, exitCode, signal, truncated: job.truncated, spawnError, failure });
+      // The summary goes first: a blocking write to a virtio port returns once QEMU has
+      // taken the bytes, so the host's resultLog() has the record when 'exit' arrives.
       summarise({ id, cmd: request.cmd, args: request.args, exitCode, signal, stdoutTail: job.tails.stdout, stderrTail: job.tails.stderr });
+      send({ type: 'exit', id, exitCode, signal, truncated: job.truncated, spawnError, failure });
     });
   };
   if (!isDirectory(request.cwd)) {
