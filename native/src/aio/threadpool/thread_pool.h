@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 #include <uv.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -74,6 +75,7 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   std::unique_ptr<Napi::AsyncContext> async_context_;
   uv_async_t* async_ = nullptr;  // freed by its close callback
   std::vector<std::thread> workers_;
+  size_t thread_count_ = 0;  // fixed before the workers start (they read it)
   bool shut_down_ = false;
   size_t in_flight_ = 0;  // JS thread only
 
@@ -83,8 +85,16 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   std::list<PoolRequest> queue_;
   std::unordered_map<uint32_t, std::list<PoolRequest>::iterator> queued_by_id_;
 
+  // Whether a worker that just finished a request should wake the loop now (true) or
+  // leave its completion for the next one to carry (see WorkerLoop). Under done_mutex_.
+  bool ShouldWake(std::chrono::steady_clock::time_point finished, double service_us, size_t queued);
+
   std::mutex done_mutex_;
   std::vector<PoolCompletion> done_;
+  bool wake_sent_ = false;  // a wake-up is on its way for what done_ holds
+  std::chrono::steady_clock::time_point first_held_;
+  double recent_service_us_ = 0;  // moving average of service times
+  std::atomic<size_t> queued_{0};  // queue_.size(), readable without queue_mutex_
 };
 
 }  // namespace vmlink
