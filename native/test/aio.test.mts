@@ -25,7 +25,8 @@ function collector(): { onComplete: (c: Float64Array) => void; wait: (count: num
   return {
     onComplete(completions) {
       callbacks += 1;
-      for (let i = 0; i < completions.length; i += 5) rows.push(Array.from(completions.subarray(i, i + 5)));
+      // 6 numbers per request: id, result, partial, queue wait, service time, flags.
+      for (let i = 0; i < completions.length; i += 6) rows.push(Array.from(completions.subarray(i, i + 6)));
       if (rows.length >= wanted) waiter?.();
     },
     wait(count) {

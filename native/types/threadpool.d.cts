@@ -1,12 +1,16 @@
 // Types of the exports src/aio/threadpool provides.
 
-/** Operation codes in ThreadPool.submit's meta array: 0 read, 1 write, 2 fsync, 3 fdatasync. */
-export type ThreadPoolOp = 0 | 1 | 2 | 3;
+/**
+ * Operation codes in ThreadPool.submit's meta array: 0 read, 1 write, 2 fsync, 3 fdatasync,
+ * 4 read trying the page cache alone first (RWF_NOWAIT; its completion says if that served it).
+ */
+export type ThreadPoolOp = 0 | 1 | 2 | 3 | 4;
 
 /**
- * Called once per batch of completions with 5 numbers per request:
+ * Called once per batch of completions with 6 numbers per request:
  * id, result (bytes, or -errno), partial (bytes a failed write transferred first),
- * queue wait in microseconds, service time in microseconds.
+ * queue wait in microseconds, service time in microseconds, flags (1: an op-4 read was
+ * served whole from the page cache).
  */
 export type ThreadPoolCompletionCallback = (completions: Float64Array) => void;
 

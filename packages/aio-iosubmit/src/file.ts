@@ -62,7 +62,7 @@ export class IoSubmitFile extends AioFileBase {
   readonly #onClosed: (file: IoSubmitFile) => void;
   #facts: FileFacts;
   #readNowait = true;
-  readonly #coldReads = new ColdReadMeter();
+  readonly #coldReads: ColdReadMeter;
   #twin: Promise<number> | undefined;
 
   constructor(init: IoSubmitFileInit) {
@@ -71,6 +71,7 @@ export class IoSubmitFile extends AioFileBase {
     this.#dev = init.stats.dev;
     this.#services = init.services;
     this.#onClosed = init.onClosed;
+    this.#coldReads = new ColdReadMeter(undefined, { fallbackReports: init.services.fallback?.readvCacheFirst !== undefined });
     const size = init.stats.size;
     this.#facts = {
       direct: init.direct,
@@ -191,6 +192,7 @@ export class IoSubmitFile extends AioFileBase {
     const route = routed ?? this.#route(isRead, position, length);
     if (route.to === 'fallback') {
       services.recorder.guardRouted();
+      if (route.reason === 'cold') return this.#coldRead(buffers, position, signal);
       return this.#viaFallback(isRead, buffers, position, signal, await this.#fallbackFd(buffers, position));
     }
 
@@ -300,6 +302,16 @@ export class IoSubmitFile extends AioFileBase {
     if (!this.direct || misalignment(this.alignment, buffers, position) === undefined) return this.fd;
     this.#services.recorder.alignmentRejection();
     return this.#bufferedTwin();
+  }
+
+  /** A read of a cold file, on the fallback; where it can tell, whether the cache served it feeds the meter. */
+  async #coldRead(buffers: readonly Uint8Array[], position: Position, signal: AbortSignal | undefined): Promise<number> {
+    const fallback = this.#services.fallback as FdIo;
+    const fd = await this.#fallbackFd(buffers, position);
+    if (fallback.readvCacheFirst === undefined) return this.#viaFallback(true, buffers, position, signal, fd);
+    const { bytes, cached } = await fallback.readvCacheFirst(fd, buffers, position, signal === undefined ? undefined : { signal });
+    this.#coldReads.recordFallback(cached);
+    return bytes;
   }
 
   async #viaFallback(isRead: boolean, buffers: readonly Uint8Array[], position: Position, signal: AbortSignal | undefined, fd: number): Promise<number> {

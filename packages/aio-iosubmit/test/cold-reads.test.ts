@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ColdReadMeter } from '../src/cold-reads.js';
@@ -47,6 +48,26 @@ describe('ColdReadMeter (pure logic)', () => {
     expect(pauseAfterColdWindow()).toBe(3);
   });
 
+  it('with fallback reports: stays cold without probing until a window of fallback reads hits the cache', () => {
+    const meter = new ColdReadMeter(policy, { fallbackReports: true });
+    feed(meter, [false, false, true, true]);
+    expect(meter.cold).toBe(true);
+    // No count-down: far past firstPause and maxPause, every read still skips NOWAIT.
+    for (let i = 0; i < 20; i++) expect(meter.skipNowait()).toBe(true);
+    meter.recordFallback(false);
+    meter.recordFallback(true);
+    meter.recordFallback(false);
+    meter.recordFallback(true); // 2 misses of 4: still cold
+    expect(meter.cold).toBe(true);
+    meter.record(true); // a NOWAIT read from before the file went cold: ignored
+    for (const hit of [true, true, false, true]) meter.recordFallback(hit);
+    expect(meter.cold).toBe(false);
+    expect(meter.skipNowait()).toBe(false);
+    meter.recordFallback(false); // a fallback read from before it warmed: ignored
+    expect(feed(meter, [true, true, true, true])).toEqual([false, false, false, false]);
+    expect(meter.cold).toBe(false);
+  });
+
   it('ignores results of reads that started before the file went cold', () => {
     const meter = new ColdReadMeter(policy);
     feed(meter, [false, false, false, false]);
@@ -92,6 +113,42 @@ describe('cold buffered files on a real file system', () => {
     const after = backend.stats();
     expect(after.guardRouted - probed.guardRouted).toBe(1);
     expect(after.nowaitFallbacks - probed.nowaitFallbacks).toBe(0);
+    await file.close();
+  });
+
+  it('a cold file makes no io_submit reads while it stays cold, and goes back to io_submit once its cache is warm', async () => {
+    const MiB = 1 << 20;
+    const path = join(scratch.dir, 'cold-then-warm.bin');
+    const data = writeRandomFile(path, 48 * MiB);
+    dropFileCache(path);
+    const file = (await backend.open(path, 'r')) as IoSubmitFile;
+    const buffer = Buffer.alloc(4096);
+    for (let i = 0; i < 32; i++) await file.read(buffer, i * MiB);
+    expect(file.coldReads).toBe(true);
+
+    // More reads than the first pause of a probing meter (256 reads, then a window of 32
+    // NOWAIT probes), all cold (distinct pages far apart: no readahead brings the next one
+    // in): with the thread pool as the fallback, none of them is a NOWAIT probe in io_submit.
+    dropFileCache(path);
+    const cold = backend.stats();
+    const reads = 600;
+    const page = (n: number): number => ((n * 7919) % 12_288) * 4096;
+    for (let i = 0; i < reads; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, (_, k) => file.read(Buffer.alloc(4096), page(i + k))));
+    }
+    const stillCold = backend.stats();
+    expect(stillCold.nowaitFallbacks - cold.nowaitFallbacks).toBe(0);
+    expect(stillCold.guardRouted - cold.guardRouted).toBe(reads);
+
+    // Warm the whole file: the next window of fallback reads hits, and reads return to io_submit.
+    readFileSync(path);
+    for (let i = 0; i < 64; i++) {
+      expect(await file.read(buffer, i * 4096 + 8 * MiB)).toBe(4096);
+      expect(buffer.equals(data.subarray(i * 4096 + 8 * MiB, (i + 1) * 4096 + 8 * MiB))).toBe(true);
+    }
+    expect(file.coldReads).toBe(false);
+    const warm = backend.stats();
+    expect(warm.guardRouted - stillCold.guardRouted).toBeLessThan(64);
     await file.close();
   });
 

@@ -6,6 +6,7 @@ import {
   validateBuffers,
   validateOpOptions,
   validatePosition,
+  type CacheFirstRead,
   type FdIo,
   type OpOptions,
   type Position,
@@ -14,14 +15,17 @@ import { resolveThreadCount, type ThreadPoolOptions } from './options.js';
 
 type ThreadPoolInstance = InstanceType<NativeBinding['ThreadPool']>;
 /** Operation codes the native pool understands (native/types/threadpool.d.cts). */
-type ThreadPoolOp = 0 | 1 | 2 | 3;
+type ThreadPoolOp = 0 | 1 | 2 | 3 | 4;
 
 const OP_READ: ThreadPoolOp = 0;
 const OP_WRITE: ThreadPoolOp = 1;
 const OP_FSYNC: ThreadPoolOp = 2;
 const OP_FDATASYNC: ThreadPoolOp = 3;
+const OP_READ_CACHE_FIRST: ThreadPoolOp = 4;
 const META_FIELDS = 6;
-const COMPLETION_FIELDS = 5;
+const COMPLETION_FIELDS = 6;
+/** Completion flag: an OP_READ_CACHE_FIRST read was served whole from the page cache. */
+const SERVED_FROM_CACHE = 1;
 const TWO_32 = 2 ** 32;
 const NO_BUFFERS: readonly Uint8Array[] = [];
 
@@ -39,6 +43,8 @@ interface Request {
   staged: boolean;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+  /** OP_READ_CACHE_FIRST: told whether the page cache served the read, before it resolves. */
+  readonly onCached: ((cached: boolean) => void) | undefined;
 }
 
 /**
@@ -74,6 +80,20 @@ export class ThreadPoolIo implements FdIo {
     return this.#enqueue(OP_READ, 'preadv2', fd, () => validateBuffers(buffers), position, options);
   }
 
+  /**
+   * readv that tries the page cache alone first (preadv2 with RWF_NOWAIT on the worker)
+   * and says whether it served the read whole; if not, the worker reads the usual way.
+   * The io_submit backend uses it to tell when a cold file has warmed up, without a
+   * NOWAIT probe in io_submit (where a miss starts readahead inside the loop's call).
+   */
+  async readvCacheFirst(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<CacheFirstRead> {
+    let cached = false;
+    const bytes = await this.#enqueue(OP_READ_CACHE_FIRST, 'preadv2', fd, () => validateBuffers(buffers), position, options, (served) => {
+      cached = served;
+    });
+    return { bytes, cached };
+  }
+
   writev(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number> {
     return this.#enqueue(OP_WRITE, 'pwritev2', fd, () => validateBuffers(buffers), position, options);
   }
@@ -102,6 +122,7 @@ export class ThreadPoolIo implements FdIo {
     validate: () => readonly Uint8Array[],
     position: Position,
     options: OpOptions | undefined,
+    onCached?: (cached: boolean) => void,
   ): Promise<number> {
     let buffers: readonly Uint8Array[];
     let signal: AbortSignal | undefined;
@@ -116,7 +137,7 @@ export class ThreadPoolIo implements FdIo {
       return Promise.reject(error);
     }
     return new Promise<number>((resolve, reject) => {
-      const request: Request = { id: this.#allocateId(), op, fd, buffers, position, syscall, resolve, reject, staged: true, signal, onAbort: undefined };
+      const request: Request = { id: this.#allocateId(), op, fd, buffers, position, syscall, resolve, reject, staged: true, signal, onAbort: undefined, onCached };
       if (signal !== undefined) {
         request.onAbort = () => this.#abort(request);
         signal.addEventListener('abort', request.onAbort, { once: true });
@@ -190,6 +211,7 @@ export class ThreadPoolIo implements FdIo {
       this.recorder.queueWait(completions[i + 3]!);
       this.recorder.serviceTime(completions[i + 4]!);
       this.#settle(request);
+      request.onCached?.((completions[i + 5]! & SERVED_FROM_CACHE) !== 0);
       if (result >= 0) {
         this.recorder.settled(true);
         request.resolve(result);

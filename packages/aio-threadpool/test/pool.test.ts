@@ -1,4 +1,6 @@
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -101,5 +103,56 @@ describe('ThreadPoolIo as an FdIo on raw fds', () => {
       worker.once('error', reject);
     });
     await expect(worker.terminate()).resolves.toBe(1);
+  });
+});
+
+describe('readvCacheFirst (real file, real page cache)', () => {
+  /** A synced file of random bytes, so its pages are clean and can be dropped from the cache. */
+  function syncedFile(name: string, size: number): { path: string; data: Buffer } {
+    const path = join(dir, name);
+    const data = randomBytes(size);
+    const fd = openSync(path, 'w');
+    writeSync(fd, data);
+    fdatasyncSync(fd);
+    closeSync(fd);
+    return { path, data };
+  }
+  const dropCache = (path: string): void => {
+    execFileSync('dd', [`if=${path}`, 'iflag=nocache', 'count=0', 'status=none']);
+  };
+
+  it('says the cache served a warm read, and not a cold one; both bring the right bytes', async () => {
+    const { path, data } = syncedFile('cache-first', 8 << 20);
+    const fd = openSync(path, 'r');
+    const io = createThreadPoolIo({ threads: 2 });
+    try {
+      readFileSync(path); // warm
+      const warm = Buffer.alloc(4096);
+      expect(await io.readvCacheFirst(fd, [warm], 4096)).toEqual({ bytes: 4096, cached: true });
+      expect(warm.equals(data.subarray(4096, 8192))).toBe(true);
+
+      dropCache(path);
+      const cold = [Buffer.alloc(1000), Buffer.alloc(3096)];
+      const offset = 6 << 20;
+      expect(await io.readvCacheFirst(fd, cold, offset)).toEqual({ bytes: 4096, cached: false });
+      expect(Buffer.concat(cold).equals(data.subarray(offset, offset + 4096))).toBe(true);
+
+      // End of file: nothing to read, nothing to wait for.
+      expect(await io.readvCacheFirst(fd, [Buffer.alloc(16)], 8 << 20)).toEqual({ bytes: 0, cached: true });
+    } finally {
+      await io.close();
+      closeSync(fd);
+    }
+  });
+
+  it('refuses bad input like readv, and EBADF comes back as a system error', async () => {
+    const io = createThreadPoolIo({ threads: 2 });
+    try {
+      await expect(io.readvCacheFirst(0, ['x' as unknown as Uint8Array], 0)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+      await expect(io.readvCacheFirst(0, [Buffer.alloc(1)], -1)).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+      await expect(io.readvCacheFirst(1 << 20, [Buffer.alloc(1)], 0)).rejects.toMatchObject({ code: 'EBADF', syscall: 'preadv2' });
+    } finally {
+      await io.close();
+    }
   });
 });

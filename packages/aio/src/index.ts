@@ -9,6 +9,7 @@ export type {
   BackendFactory,
   BackendName,
   BackendOptions,
+  CacheFirstRead,
   FdIo,
   HistogramSummary,
   OpenFlags,

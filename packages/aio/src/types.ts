@@ -126,9 +126,22 @@ export interface AioBackend {
  * reference implement it; the io_submit backend routes requests that would block in the
  * kernel to one of these (its "fallback").
  */
+/** What FdIo.readvCacheFirst resolves to. */
+export interface CacheFirstRead {
+  /** Bytes read (0 at end of file). */
+  readonly bytes: number;
+  /** The page cache served the whole read: no disk I/O was needed. */
+  readonly cached: boolean;
+}
+
 export interface FdIo {
   readonly name: string;
   readv(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number>;
+  /**
+   * Optional: readv that also says whether the page cache alone served it (the thread
+   * pool has it). The io_submit backend uses it to see a cold file warm up.
+   */
+  readvCacheFirst?(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<CacheFirstRead>;
   writev(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number>;
   fsync(fd: number, options?: OpOptions): Promise<void>;
   fdatasync(fd: number, options?: OpOptions): Promise<void>;

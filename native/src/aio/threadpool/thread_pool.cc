@@ -14,8 +14,8 @@ namespace {
 
 // meta layout per request: id, op, fd, buffer count, position low 32 bits, position high 32 bits.
 constexpr size_t kMetaFields = 6;
-// completions layout per request: id, result, partial, queue wait us, service us.
-constexpr size_t kCompletionFields = 5;
+// completions layout per request: id, result, partial, queue wait us, service us, flags.
+constexpr size_t kCompletionFields = 6;
 constexpr uint32_t kMaxThreads = 256;
 // Completion coalescing (see ThreadPool::ShouldWake): a completion may wait for the next
 // one only while the workers have plenty queued, requests are fast, and for at most this
@@ -142,7 +142,7 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
       const uint32_t* fields = meta.Data() + i * kMetaFields;
       PoolRequest request;
       request.id = fields[0];
-      if (fields[1] > static_cast<uint32_t>(PoolOp::kFdatasync)) throw Napi::TypeError::New(env, "ThreadPool.submit: bad op");
+      if (fields[1] > static_cast<uint32_t>(PoolOp::kReadCacheFirst)) throw Napi::TypeError::New(env, "ThreadPool.submit: bad op");
       request.op = static_cast<PoolOp>(fields[1]);
       request.fd = static_cast<int>(fields[2]);
       uint32_t nbufs = fields[3];
@@ -262,6 +262,21 @@ void ThreadPool::Execute(const PoolRequest& request, PoolCompletion* completion)
   const int iovcnt = static_cast<int>(request.iov.size());
   const off_t position = static_cast<off_t>(request.position);
   switch (request.op) {
+    case PoolOp::kReadCacheFirst: {
+      size_t length = 0;
+      for (const iovec& v : request.iov) length += v.iov_len;
+      ssize_t n;
+      do n = preadv2(request.fd, request.iov.data(), iovcnt, position, RWF_NOWAIT);
+      while (n < 0 && errno == EINTR);
+      // All of it, or 0 (EOF, no I/O needed): served from the cache. Anything else (EAGAIN,
+      // a part, EOPNOTSUPP) is read again the usual way: the cached part costs a copy.
+      if (n >= 0 && (static_cast<size_t>(n) == length || n == 0)) {
+        completion->result = n;
+        completion->flags = kServedFromCache;
+        return;
+      }
+      [[fallthrough]];
+    }
     case PoolOp::kRead: {
       ssize_t n;
       do n = preadv2(request.fd, request.iov.data(), iovcnt, position, 0);
@@ -348,6 +363,7 @@ void ThreadPool::DeliverCompletions() {
       *out++ = static_cast<double>(completion.partial);
       *out++ = completion.queue_wait_us;
       *out++ = completion.service_us;
+      *out++ = completion.flags;
     }
     ReleaseBatch(completion.batch);
   }

@@ -19,7 +19,12 @@
 
 namespace vmlink {
 
-enum class PoolOp : uint32_t { kRead = 0, kWrite = 1, kFsync = 2, kFdatasync = 3 };
+// kReadCacheFirst: a read that tries the page cache alone first (RWF_NOWAIT) and reports
+// whether it was served from there, then reads the usual way if not.
+enum class PoolOp : uint32_t { kRead = 0, kWrite = 1, kFsync = 2, kFdatasync = 3, kReadCacheFirst = 4 };
+
+// PoolCompletion::flags bits.
+constexpr uint32_t kServedFromCache = 1;
 
 // Keeps one submit() call's buffers alive until its last request completes or is cancelled.
 struct PoolBatch {
@@ -43,6 +48,7 @@ struct PoolCompletion {
   int64_t partial = 0;    // bytes a failed write transferred before its error
   double queue_wait_us = 0;
   double service_us = 0;
+  uint32_t flags = 0;
   PoolBatch* batch = nullptr;
 };
 
