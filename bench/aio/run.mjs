@@ -62,7 +62,7 @@ if (problems.some((p) => !p.startsWith('fio'))) process.exit(1);
 const { randomDataFile } = await import('./lib/files.mjs');
 const { throughputSuite } = await import('./throughput.mjs');
 const { stallSuite } = await import('./stall.mjs');
-const { table, fmt, fmtInt } = await import('./lib/report.mjs');
+const { table, fmt, fmtInt, percent } = await import('./lib/report.mjs');
 
 console.log(`# AIO benchmarks (${cfg.quick ? 'quick' : 'full'}: ${cfg.fileSize >> 20} MiB file, ${cfg.seconds} s runs, ${cfg.runs} round(s), contestants interleaved, medians)`);
 console.log(`node ${process.version}, kernel ${release()}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'})\n`);
@@ -79,7 +79,7 @@ if (args.only === undefined || args.only === 'throughput') {
   console.log(
     '\n' +
       table(
-        ['benchmark', 'engine', 'IOPS (median)', 'MB/s', 'vs', 'ratio (median of rounds)', 'per-round ratios', 'target'],
+        ['benchmark', 'engine', 'IOPS (median)', 'MB/s', 'vs', 'ratio (median of rounds)', 'per-round ratios', 'target', 'host steal'],
         rows.map((r) => [
           r.bench,
           r.engine,
@@ -89,6 +89,7 @@ if (args.only === undefined || args.only === 'throughput') {
           r.ratio === undefined ? '' : `${fmt(r.ratio)}x`,
           r.roundRatios === undefined ? '' : r.roundRatios.map((x) => fmt(x)).join(', '),
           r.target === undefined ? '' : `>= ${r.target}x ${r.ratio >= r.target ? 'met' : 'NOT met'}`,
+          percent(r.steal),
         ]),
       ),
   );
@@ -103,7 +104,7 @@ if (args.only === undefined || args.only === 'stall') {
   console.log(
     '\n' +
       table(
-        ['workload', 'engine', 'loop delay p50 / p99 / max (ms)', 'submit time p99 / max (us)', 'ops/s', 'routed', 'NOWAIT fallbacks'],
+        ['workload', 'engine', 'loop delay p50 / p99 / max (ms)', 'submit time p99 / max (us)', 'ops/s', 'routed', 'NOWAIT fallbacks', 'host steal'],
         rows.map((r) => {
           const m = r.median;
           return [
@@ -114,6 +115,7 @@ if (args.only === undefined || args.only === 'stall') {
             fmtInt(m.opsPerSec),
             fmtInt(m.guardRouted),
             fmtInt(m.nowaitFallbacks),
+            percent(m.steal),
           ];
         }),
       ),

@@ -2,12 +2,15 @@
 // engine while perf_hooks.monitorEventLoopDelay watches the event loop.
 import { closeSync, fdatasyncSync, ftruncateSync, openSync, rmSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { cpuSnapshot, stealShare } from './lib/cpu.mjs';
 import { buffers, DIRECT_RW, openEngine } from './lib/engines.mjs';
 import { benchPath, dropCache } from './lib/files.mjs';
 import { closedLoop, randomOffset } from './lib/load.mjs';
 import { median } from './lib/report.mjs';
 
-export const STALL_ENGINES = ['iosubmit strict', 'iosubmit', 'threadpool'];
+// Node's own FileHandle (libuv's pool) is the reference: what the machine gives any
+// program doing this I/O right now (no target).
+export const STALL_ENGINES = ['iosubmit strict', 'iosubmit', 'threadpool', 'node FileHandle'];
 
 /** The histogram's timer fires every RESOLUTION_MS: delay is what comes on top of that. */
 const RESOLUTION_MS = 1;
@@ -81,6 +84,7 @@ async function stallRun(cfg, scenario, engine) {
   const delay = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   try {
     delay.enable();
+    const cpuBefore = cpuSnapshot();
     const load = await closedLoop({
       depth: scenario.depth,
       seconds: cfg.seconds,
@@ -92,10 +96,12 @@ async function stallRun(cfg, scenario, engine) {
       },
     });
     delay.disable();
+    const steal = stealShare(cpuBefore, cpuSnapshot());
     const stats = io.stats();
     const excess = (ns) => Math.max(0, ns / 1e6 - RESOLUTION_MS);
     return {
       opsPerSec: load.opsPerSec,
+      steal,
       loopDelayMs: { p50: excess(delay.percentile(50)), p99: excess(delay.percentile(99)), max: excess(delay.max) },
       submitTimeUs: stats === undefined ? undefined : { p99: stats.submitTimeUs.p99, max: stats.submitTimeUs.max },
       guardRouted: stats?.guardRouted ?? 0,
@@ -114,13 +120,17 @@ export async function stallSuite(cfg) {
     for (const engine of STALL_ENGINES) {
       const runs = [];
       for (let i = 0; i < cfg.runs; i++) runs.push(await stallRun(cfg, scenario, engine));
-      const med = (pick) => median(runs.map(pick).filter((v) => v !== undefined));
+      const med = (pick) => {
+        const values = runs.map(pick).filter((v) => v !== undefined);
+        return values.length === 0 ? undefined : median(values);
+      };
       const row = {
         scenario: scenario.name,
         engine,
         runs,
         median: {
           opsPerSec: med((r) => r.opsPerSec),
+          steal: med((r) => r.steal),
           loopDelayMs: { p50: med((r) => r.loopDelayMs.p50), p99: med((r) => r.loopDelayMs.p99), max: med((r) => r.loopDelayMs.max) },
           submitTimeUs: { p99: med((r) => r.submitTimeUs?.p99), max: med((r) => r.submitTimeUs?.max) },
           guardRouted: med((r) => r.guardRouted),
@@ -131,7 +141,9 @@ export async function stallSuite(cfg) {
       const m = row.median;
       cfg.log(
         `  ${scenario.name} / ${engine}: loop delay p99 ${m.loopDelayMs.p99.toFixed(2)} ms, max ${m.loopDelayMs.max.toFixed(2)} ms; ` +
-          `submit p99 ${Math.round(m.submitTimeUs.p99)} us, max ${Math.round(m.submitTimeUs.max)} us; ${Math.round(m.opsPerSec)} ops/s`,
+          (m.submitTimeUs.p99 === undefined ? '' : `submit p99 ${Math.round(m.submitTimeUs.p99)} us, max ${Math.round(m.submitTimeUs.max)} us; `) +
+          `${Math.round(m.opsPerSec)} ops/s; ` +
+          `host steal ${m.steal === undefined ? 'n/a' : `${Math.round(m.steal * 100)}%`}`,
       );
     }
   }

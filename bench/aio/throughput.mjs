@@ -6,6 +6,7 @@
 // round, and a ratio is taken inside each round. The reported ratio is the median of those
 // per-round ratios; the per-engine medians are shown beside it.
 import { defaultThreadCount } from '@vmlink/aio-threadpool';
+import { cpuSnapshot, stealShare } from './lib/cpu.mjs';
 import { buffers, DIRECT_READ, openEngine } from './lib/engines.mjs';
 import { dropCache, warmCache } from './lib/files.mjs';
 import { runFio } from './lib/fio.mjs';
@@ -55,15 +56,18 @@ function fioContestant(cfg, job) {
 
 /**
  * Runs `cfg.runs` rounds; in each round every contestant runs once, in an order rotated by
- * the round number. Returns { [name]: values[] } (IOPS per round, in round order).
+ * the round number. Returns { [name]: values[] } (IOPS per round, in round order), with
+ * the host steal share of each run in `values[name].steal`.
  */
 async function rounds(cfg, contestants) {
   const names = Object.keys(contestants);
-  const values = Object.fromEntries(names.map((name) => [name, []]));
+  const values = Object.fromEntries(names.map((name) => [name, Object.assign([], { steal: [] })]));
   for (let round = 0; round < cfg.runs; round++) {
     for (let k = 0; k < names.length; k++) {
       const name = names[(k + round) % names.length];
+      const before = cpuSnapshot();
       values[name][round] = await contestants[name].measure();
+      values[name].steal[round] = stealShare(before, cpuSnapshot());
     }
   }
   return values;
@@ -71,7 +75,8 @@ async function rounds(cfg, contestants) {
 
 function row(bench, engine, values, blockSize) {
   const iops = median(values);
-  return { bench, engine, iops, mbps: (iops * blockSize) / 1e6, values };
+  const steals = (values.steal ?? []).filter((v) => v !== undefined);
+  return { bench, engine, iops, mbps: (iops * blockSize) / 1e6, values: [...values], steal: steals.length > 0 ? median(steals) : undefined };
 }
 
 /** Adds ratio fields to `subject` against `baseline`: the median of per-round ratios. */
@@ -91,7 +96,8 @@ export async function throughputSuite(cfg) {
   const threads = defaultThreadCount();
   const log = (r) => {
     const ratios = r.roundRatios ? `; per-round ratios ${r.roundRatios.map((x) => x.toFixed(2)).join(', ')}` : '';
-    cfg.log(`  ${r.bench} / ${r.engine}: ${Math.round(r.iops)} IOPS (${r.values.map(Math.round).join(', ')})${ratios}`);
+    const steal = r.steal === undefined ? '' : `; host steal ${Math.round(r.steal * 100)}%`;
+    cfg.log(`  ${r.bench} / ${r.engine}: ${Math.round(r.iops)} IOPS (${r.values.map(Math.round).join(', ')})${ratios}${steal}`);
   };
 
   // One of our engines against one fio job, round by round.

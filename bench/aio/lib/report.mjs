@@ -25,3 +25,8 @@ export function fmtInt(n) {
 export function fmt(n, digits = 2) {
   return Number.isFinite(n) ? n.toFixed(digits) : 'n/a';
 }
+
+/** A share (0..1) as a whole percentage, or 'n/a'. */
+export function percent(share) {
+  return Number.isFinite(share) ? `${Math.round(share * 100)}%` : 'n/a';
+}

@@ -2,36 +2,50 @@
  * Cold-file detection for buffered reads. A RWF_NOWAIT read that misses the page cache
  * says EAGAIN, but only after the kernel has started readahead for it inside io_submit
  * (page allocation, bio submission, a wait for a free request tag when the device queue
- * is full): on a file that keeps missing, every miss costs the event loop that time and
- * the read still goes to the fallback afterwards. So a file whose NOWAIT reads mostly
- * miss sends its buffered reads straight to the fallback for a while, then probes again;
- * while the probes keep finding a cold file the pause doubles (up to a cap).
+ * is full): every miss can cost the event loop that time, and the read still goes to the
+ * fallback afterwards. So a file whose NOWAIT reads miss too often sends its buffered
+ * reads straight to the fallback for a pause (counted in reads) that doubles, up to a
+ * cap, each time the file is found cold again.
  *
- * When the fallback can say whether the page cache served a read (the thread pool's
- * readvCacheFirst), no probe goes through io_submit at all: a cold file stays with the
- * fallback until a window of its reads there comes back from the cache.
+ * How a pause ends depends on what the fallback can tell:
+ * - It reports whether the page cache served each read (the thread pool's
+ *   readvCacheFirst; `fallbackReports`): when the pause is over, the file goes back to
+ *   io_submit only if the last window of its fallback reads had fewer than missesToWarm
+ *   misses; otherwise a longer pause starts. No probe ever goes through io_submit, and a
+ *   file starts cold: its first window of reads goes to the fallback, so that not even
+ *   the first reads of a cold file start readahead inside io_submit.
+ * - It does not: after the pause, a window of NOWAIT reads in io_submit is the probe.
  * Pure logic: the caller reports hits and misses and asks before each read.
  */
 export interface ColdReadPolicy {
-  /** NOWAIT reads per probe window. */
+  /** Reads per window (NOWAIT reads while warm, fallback reads while cold). */
   readonly window: number;
-  /** Misses in one window (of `window`) that make the file cold. */
+  /** Misses in a window of NOWAIT reads that make the file cold. */
   readonly missesToCool: number;
+  /** A window of fallback reads with fewer misses than this lets the file go warm (fallbackReports). */
+  readonly missesToWarm: number;
   /** Reads sent to the fallback after the first cold window; doubles per cold window. */
   readonly firstPause: number;
   /** The longest pause, in reads. */
   readonly maxPause: number;
 }
 
-export const DEFAULT_COLD_READ_POLICY: ColdReadPolicy = Object.freeze({ window: 32, missesToCool: 16, firstPause: 256, maxPause: 4096 });
+// Cooling at 4 misses of 32 (not half): a miss costs the loop far more in io_submit than
+// a hit costs on the thread pool, so a mostly-warm file with steady misses is better off
+// on the pool. Warming needs a window with at most one miss.
+export const DEFAULT_COLD_READ_POLICY: ColdReadPolicy = Object.freeze({ window: 32, missesToCool: 4, missesToWarm: 2, firstPause: 256, maxPause: 4096 });
 
 export class ColdReadMeter {
   readonly #policy: ColdReadPolicy;
   readonly #fallbackReports: boolean;
-  #probed = 0;
+  // The current window (NOWAIT reads while warm, fallback reads while cold).
+  #seen = 0;
   #missed = 0;
+  #cold = false;
   #pauseLeft = 0;
   #nextPause: number;
+  /** The last full window of fallback reads had fewer than missesToWarm misses. */
+  #fallbackWarm = false;
 
   /**
    * `fallbackReports`: the caller reports how its reads on the fallback ended
@@ -41,47 +55,66 @@ export class ColdReadMeter {
     this.#policy = policy;
     this.#fallbackReports = fallbackReports;
     this.#nextPause = policy.firstPause;
+    if (fallbackReports) {
+      this.#cold = true;
+      this.#pauseLeft = policy.window;
+    }
   }
 
   /** True when this read should skip NOWAIT and go to the fallback (counts the read). */
   skipNowait(): boolean {
-    if (this.#pauseLeft === 0) return false;
-    if (!this.#fallbackReports) this.#pauseLeft--;
+    if (!this.#cold) return false;
+    this.#pauseLeft--;
+    if (this.#pauseLeft === 0) {
+      if (this.#fallbackReports && !this.#fallbackWarm) {
+        this.#startPause();
+      } else {
+        // Warm by the fallback's reports, or time for a window of NOWAIT probes.
+        this.#cold = false;
+        this.#resetWindow();
+      }
+    }
     return true;
   }
 
-  /**
-   * Reports how a read of a cold file ended on the fallback: `hit` = the page cache served
-   * it whole. A window with fewer than missesToCool misses makes the file warm again.
-   */
+  /** Reports how a read of a cold file ended on the fallback: `hit` = the page cache served it whole. */
   recordFallback(hit: boolean): void {
-    if (this.#pauseLeft === 0) return; // a read that started before the file warmed up
-    this.#probed++;
+    if (!this.#cold) return; // a read that started before the file went warm
+    this.#seen++;
     if (!hit) this.#missed++;
-    if (this.#probed < this.#policy.window) return;
-    if (this.#missed < this.#policy.missesToCool) this.#pauseLeft = 0;
-    this.#probed = 0;
-    this.#missed = 0;
+    if (this.#seen < this.#policy.window) return;
+    this.#fallbackWarm = this.#missed < this.#policy.missesToWarm;
+    this.#resetWindow();
   }
 
   /** Reports how a NOWAIT read ended: `hit` = served whole from the page cache. */
   record(hit: boolean): void {
-    if (this.#pauseLeft > 0) return; // a read that started before the file went cold
-    this.#probed++;
+    if (this.#cold) return; // a read that started before the file went cold
+    this.#seen++;
     if (!hit) this.#missed++;
-    if (this.#probed < this.#policy.window) return;
+    if (this.#seen < this.#policy.window) return;
     if (this.#missed >= this.#policy.missesToCool) {
-      this.#pauseLeft = this.#nextPause;
-      this.#nextPause = Math.min(this.#nextPause * 2, this.#policy.maxPause);
+      this.#cold = true;
+      this.#fallbackWarm = false;
+      this.#startPause();
     } else {
       this.#nextPause = this.#policy.firstPause;
     }
-    this.#probed = 0;
-    this.#missed = 0;
+    this.#resetWindow();
   }
 
   /** Whether reads are being sent to the fallback now (for stats and tests). */
   get cold(): boolean {
-    return this.#pauseLeft > 0;
+    return this.#cold;
+  }
+
+  #startPause(): void {
+    this.#pauseLeft = this.#nextPause;
+    this.#nextPause = Math.min(this.#nextPause * 2, this.#policy.maxPause);
+  }
+
+  #resetWindow(): void {
+    this.#seen = 0;
+    this.#missed = 0;
   }
 }

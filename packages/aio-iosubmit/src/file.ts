@@ -71,7 +71,8 @@ export class IoSubmitFile extends AioFileBase {
     this.#dev = init.stats.dev;
     this.#services = init.services;
     this.#onClosed = init.onClosed;
-    this.#coldReads = new ColdReadMeter(undefined, { fallbackReports: init.services.fallback?.readvCacheFirst !== undefined });
+    const adaptive = init.services.bufferedReads === 'adaptive' && !init.direct;
+    this.#coldReads = new ColdReadMeter(undefined, { fallbackReports: adaptive && init.services.fallback?.readvCacheFirst !== undefined });
     const size = init.stats.size;
     this.#facts = {
       direct: init.direct,
@@ -259,10 +260,13 @@ export class IoSubmitFile extends AioFileBase {
     return routeWrite(this.#facts, Number(position) + length, policy);
   }
 
-  /** Feeds the cold-file meter of buffered files: a miss is EAGAIN or a read cut short where the cache ends. */
+  /**
+   * Feeds the cold-file meter of buffered files: a miss is EAGAIN, a read cut short where
+   * the cache ends, or a read whose io_submit call did I/O (slowSubmit).
+   */
   #recordNowaitRead(outcome: KernelOutcome, length: number): void {
     if (this.#facts.direct || this.#services.bufferedReads !== 'adaptive') return;
-    const hit = outcome.kind === 'done' && (outcome.res === length || outcome.res === 0);
+    const hit = outcome.kind === 'done' && outcome.slowSubmit !== true && (outcome.res === length || outcome.res === 0);
     this.#coldReads.record(hit);
   }
 

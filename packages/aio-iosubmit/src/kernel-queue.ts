@@ -5,7 +5,17 @@ import { ioSubmitBinding } from './native.js';
 export type KernelOp = 'read' | 'write' | 'readv' | 'writev' | 'fsync' | 'fdatasync';
 
 /** How a kernel request ended: `res` is bytes (>= 0) or -errno, from io_submit or the completion. */
-export type KernelOutcome = { readonly kind: 'done'; readonly res: number } | { readonly kind: 'misaligned' };
+/**
+ * `slowSubmit`: the io_submit call that carried the request took more than
+ * SLOW_SUBMIT_US_PER_IOCB per request, i.e. it did I/O inside the call. A buffered NOWAIT
+ * read can succeed that way: where the disk answers within the submitting VM exit (a
+ * host-cached virtual disk), the readahead it started is complete by the time the kernel
+ * checks the page, so success alone does not prove a cache hit.
+ */
+export type KernelOutcome = { readonly kind: 'done'; readonly res: number; readonly slowSubmit?: boolean } | { readonly kind: 'misaligned' };
+
+/** Time per request in one io_submit call above which the call did I/O (a cached 4 KiB copy takes ~2 us). */
+export const SLOW_SUBMIT_US_PER_IOCB = 20;
 
 export interface KernelRequest {
   readonly op: KernelOp;
@@ -33,6 +43,7 @@ interface Entry {
   readonly enqueuedAt: number;
   submittedAt: number;
   withdrawn: boolean;
+  slowSubmit: boolean;
 }
 
 /** Queues with requests in the kernel: a strong root, so their buffers cannot be collected mid-flight. */
@@ -100,7 +111,7 @@ export class KernelQueue {
 
   /** Queues a request; it goes to the kernel with the others of this tick. Returns a ticket for `withdraw`. */
   enqueue(request: KernelRequest): QueueTicket {
-    const entry: Entry = { request, enqueuedAt: performance.now(), submittedAt: 0, withdrawn: false };
+    const entry: Entry = { request, enqueuedAt: performance.now(), submittedAt: 0, withdrawn: false, slowSubmit: false };
     this.#pending.push(entry);
     if (request.direct) this.#pendingDirect++;
     // A full enough queue goes now, so the device starts on it while JS makes the rest
@@ -182,6 +193,10 @@ export class KernelQueue {
     for (let r = 0; r < records; r++) {
       this.#recorder.batch(recordTable[r * recordStride] as number, recordTable[r * recordStride + 2] as number);
     }
+    // The records cover the accepted requests in order: tell each request whether its call was slow.
+    let record = -1;
+    let leftInRecord = 0;
+    let slowRecord = false;
 
     const status = this.#context.status;
     const codes = this.#layout.status;
@@ -192,6 +207,14 @@ export class KernelQueue {
       const slot = slots[i] as number;
       const code = status[i] as number;
       if (code === codes.submitted) {
+        while (leftInRecord === 0 && record + 1 < records) {
+          record++;
+          const accepted = recordTable[record * recordStride + 1] as number;
+          leftInRecord = accepted;
+          slowRecord = accepted > 0 && (recordTable[record * recordStride + 2] as number) > accepted * SLOW_SUBMIT_US_PER_IOCB;
+        }
+        leftInRecord--;
+        entry.slowSubmit = slowRecord;
         entry.submittedAt = now;
         this.#bySlot[slot] = entry;
         this.#inKernel++;
@@ -233,6 +256,7 @@ export class KernelQueue {
     // Every slot is released before any request settles: a settle may queue new requests.
     const done: Entry[] = [];
     const results: number[] = [];
+    const slow: boolean[] = [];
     for (let i = 0; i < count; i++) {
       const slot = completions[2 * i] as number;
       const entry = this.#bySlot[slot];
@@ -243,9 +267,10 @@ export class KernelQueue {
       this.#recorder.serviceTime((now - entry.submittedAt) * 1000);
       done.push(entry);
       results.push(completions[2 * i + 1] as number);
+      slow.push(entry.slowSubmit);
     }
     if (this.#inKernel === 0) busyQueues.delete(this);
     this.#unblock();
-    for (let i = 0; i < done.length; i++) (done[i] as Entry).request.settle({ kind: 'done', res: results[i] as number });
+    for (let i = 0; i < done.length; i++) (done[i] as Entry).request.settle({ kind: 'done', res: results[i] as number, slowSubmit: slow[i] as boolean });
   }
 }

@@ -96,7 +96,7 @@ describe('io_submit backend lifecycle', () => {
   it('submits at once when submitThreshold requests are queued; only the rest can be withdrawn', async () => {
     const path = join(scratch.dir, 'threshold.bin');
     const data = writeRandomFile(path, 8192);
-    const backend = await createIoSubmitBackend({ submitThreshold: 4 });
+    const backend = await createIoSubmitBackend({ submitThreshold: 4, bufferedReads: 'nowait' });
     try {
       const file = await backend.open(path, 'r');
       const controller = new AbortController();
@@ -116,7 +116,7 @@ describe('io_submit backend lifecycle', () => {
   it('submits O_DIRECT requests at once at directSubmitThreshold, buffered ones at submitThreshold', async () => {
     const path = join(scratch.dir, 'direct-threshold.bin');
     const data = writeRandomFile(path, 64 * 1024);
-    const backend = await createIoSubmitBackend({ submitThreshold: 64, directSubmitThreshold: 2 });
+    const backend = await createIoSubmitBackend({ submitThreshold: 64, directSubmitThreshold: 2, bufferedReads: 'nowait' });
     try {
       const direct = await backend.open(path, constants.O_RDONLY | O_DIRECT);
       const buffered = await backend.open(path, 'r');

@@ -8,7 +8,9 @@ describe('RWF_NOWAIT reads', () => {
   let backend: IoSubmitBackend;
 
   beforeAll(async () => {
-    backend = await createIoSubmitBackend();
+    // 'nowait' pins buffered reads to io_submit: the default ('adaptive') starts a buffered
+    // file on the thread pool until its reads there show that the page cache serves it.
+    backend = await createIoSubmitBackend({ bufferedReads: 'nowait' });
   });
   afterAll(async () => {
     await backend.close();
