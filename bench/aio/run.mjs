@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // AIO benchmarks: `node bench/aio/run.mjs [--quick] [--only=throughput|stall] [--runs=N] [--seconds=S]
-//   [--scenario=TEXT]` (stall workloads whose name contains TEXT).
+//   [--slice=S] [--scenario=TEXT]` (throughput contestants alternate in slices of S seconds;
+//   stall workloads whose name contains TEXT).
 // Prints markdown tables and writes JSON to bench/results/. Installs nothing: it says
 // what is missing (fio, the addon, the built packages).
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     runs: { type: 'string' },
     seconds: { type: 'string' },
+    slice: { type: 'string' },
     scenario: { type: 'string' },
   },
 });
@@ -30,6 +32,7 @@ const cfg = {
   appendCap: args.quick ? 256 << 20 : 2 * GiB,
   seconds: Number(args.seconds ?? (args.quick ? 2 : 10)),
   runs: Number(args.runs ?? (args.quick ? 1 : 3)),
+  slice: Number(args.slice ?? 2),
   scenario: args.scenario,
   log: (line) => console.log(line),
 };
@@ -64,7 +67,7 @@ const { throughputSuite } = await import('./throughput.mjs');
 const { stallSuite } = await import('./stall.mjs');
 const { table, fmt, fmtInt, percent } = await import('./lib/report.mjs');
 
-console.log(`# AIO benchmarks (${cfg.quick ? 'quick' : 'full'}: ${cfg.fileSize >> 20} MiB file, ${cfg.seconds} s runs, ${cfg.runs} round(s), contestants interleaved, medians)`);
+console.log(`# AIO benchmarks (${cfg.quick ? 'quick' : 'full'}: ${cfg.fileSize >> 20} MiB file, ${cfg.seconds} s runs in ${cfg.slice} s slices, ${cfg.runs} round(s), contestants interleaved, medians)`);
 console.log(`node ${process.version}, kernel ${release()}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'})\n`);
 console.log('preparing data files (random bytes, written, not fallocated)...');
 cfg.file = randomDataFile(`data-${cfg.fileSize >> 20}M.bin`, cfg.fileSize);

@@ -15,8 +15,9 @@ import { median } from './lib/report.mjs';
 
 /**
  * A contestant that runs one of our engines (or Node's FileHandle) on a closed-loop load.
- * The engine is opened for each run and closed after it, so that only one engine (and its
- * threads) exists at a time, as in an application that picked one.
+ * The engine is opened for each slice and closed after it, so that only one engine (and
+ * its threads) exists at a time, as in an application that picked one.
+ * `measure(seconds)` resolves to { ops, seconds }.
  */
 function engineContestant(cfg, engine, { flags, depth, blockSize, pattern, options }) {
   const bufs = buffers(depth, blockSize);
@@ -29,10 +30,11 @@ function engineContestant(cfg, engine, { flags, depth, blockSize, pattern, optio
       }
     : () => randomOffset(cfg.fileSize, blockSize);
   return {
-    measure: async () => {
+    measure: async (seconds) => {
       const io = await openEngine(engine, cfg.file, flags, options);
       try {
-        return (await closedLoop({ depth, seconds: cfg.seconds, op: (w) => io.read(bufs[w], nextOffset()) })).opsPerSec;
+        const load = await closedLoop({ depth, seconds, op: (w) => io.read(bufs[w], nextOffset()) });
+        return { ops: load.ops, seconds: load.seconds };
       } finally {
         await io.close();
       }
@@ -43,10 +45,10 @@ function engineContestant(cfg, engine, { flags, depth, blockSize, pattern, optio
 function fioContestant(cfg, job) {
   let command;
   return {
-    measure: async () => {
-      const result = runFio(cfg.file, cfg.fileSize, cfg.seconds, job);
+    measure: async (seconds) => {
+      const result = runFio(cfg.file, cfg.fileSize, seconds, job);
       command = result.command;
-      return result.iops;
+      return { ops: result.iops * seconds, seconds };
     },
     get command() {
       return command;
@@ -55,19 +57,36 @@ function fioContestant(cfg, job) {
 }
 
 /**
- * Runs `cfg.runs` rounds; in each round every contestant runs once, in an order rotated by
- * the round number. Returns { [name]: values[] } (IOPS per round, in round order), with
- * the host steal share of each run in `values[name].steal`.
+ * Runs `cfg.runs` rounds. In each round every contestant runs for `cfg.seconds` in all,
+ * cut into slices of `cfg.slice` seconds that alternate between the contestants (the order
+ * rotates per slice and per round), so that a disk which drifts within seconds treats them
+ * alike. Returns { [name]: values[] } (IOPS per round: all ops over all measured seconds,
+ * in round order), with the host steal share of each round in `values[name].steal`.
  */
 async function rounds(cfg, contestants) {
   const names = Object.keys(contestants);
   const values = Object.fromEntries(names.map((name) => [name, Object.assign([], { steal: [] })]));
+  const slices = Math.max(1, Math.round(cfg.seconds / cfg.slice));
+  const sliceSeconds = cfg.seconds / slices;
   for (let round = 0; round < cfg.runs; round++) {
-    for (let k = 0; k < names.length; k++) {
-      const name = names[(k + round) % names.length];
-      const before = cpuSnapshot();
-      values[name][round] = await contestants[name].measure();
-      values[name].steal[round] = stealShare(before, cpuSnapshot());
+    const totals = Object.fromEntries(names.map((name) => [name, { ops: 0, seconds: 0, steal: 0, stealKnown: true }]));
+    for (let s = 0; s < slices; s++) {
+      for (let k = 0; k < names.length; k++) {
+        const name = names[(k + round + s) % names.length];
+        const before = cpuSnapshot();
+        const { ops, seconds } = await contestants[name].measure(sliceSeconds);
+        const steal = stealShare(before, cpuSnapshot());
+        const total = totals[name];
+        total.ops += ops;
+        total.seconds += seconds;
+        if (steal === undefined) total.stealKnown = false;
+        else total.steal += steal / slices;
+      }
+    }
+    for (const name of names) {
+      const total = totals[name];
+      values[name][round] = total.ops / total.seconds;
+      values[name].steal[round] = total.stealKnown ? total.steal : undefined;
     }
   }
   return values;

@@ -15,7 +15,7 @@ export function runFio(path, sizeBytes, seconds, job) {
     `--filename=${path}`,
     `--size=${sizeBytes}`,
     '--time_based',
-    `--runtime=${seconds}`,
+    `--runtime=${Math.round(seconds * 1000)}ms`,
     '--ramp_time=1',
     '--group_reporting',
     '--output-format=json',
