@@ -128,8 +128,15 @@ describe('readvCacheFirst (real file, real page cache)', () => {
     try {
       readFileSync(path); // warm
       const warm = Buffer.alloc(4096);
-      expect(await io.readvCacheFirst(fd, [warm], 4096)).toEqual({ bytes: 4096, cached: true });
-      expect(warm.equals(data.subarray(4096, 8192))).toBe(true);
+      // "Cached" also means "within a copy's time": a worker preempted in the middle of one
+      // copy could miss that, so one of a few reads must say so (all bring the right bytes).
+      const warmReads = [];
+      for (let i = 0; i < 4; i++) {
+        warmReads.push(await io.readvCacheFirst(fd, [warm], 4096));
+        expect(warm.equals(data.subarray(4096, 8192))).toBe(true);
+      }
+      expect(warmReads.every((read) => read.bytes === 4096)).toBe(true);
+      expect(warmReads.some((read) => read.cached)).toBe(true);
 
       dropCache(path);
       const cold = [Buffer.alloc(1000), Buffer.alloc(3096)];
