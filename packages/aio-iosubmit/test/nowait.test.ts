@@ -1,4 +1,7 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { allocAligned, O_DIRECT } from '@vmlink/aio';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIoSubmitBackend, type IoSubmitBackend } from '../src/index.js';
 import { dropFileCache, scratchDir, writeRandomFile } from './helpers.js';
@@ -33,7 +36,31 @@ describe('RWF_NOWAIT reads', () => {
     await file.close();
   });
 
-  it('retries a cold-cache read (NOWAIT EAGAIN) on the fallback and returns the right bytes', async () => {
+  it('retries a NOWAIT read that says EAGAIN on the fallback and returns the right bytes', async () => {
+    // An O_DIRECT read over dirty page-cache pages must flush them first: with NOWAIT the
+    // kernel says EAGAIN instead, every time (a cold buffered read is no such certainty:
+    // on a host-cached virtual disk its readahead can finish inside io_submit).
+    const path = join(scratch.dir, 'dirty.bin');
+    writeRandomFile(path, 1 << 20);
+    const fresh = randomBytes(4096);
+    const writer = openSync(path, 'r+');
+    try {
+      writeSync(writer, fresh, 0, 4096, 256 * 1024); // dirty, not synced
+      const file = await backend.open(path, constants.O_RDONLY | O_DIRECT);
+      const before = backend.stats();
+      const buffer = allocAligned(4096);
+      expect(await file.read(buffer, 256 * 1024)).toBe(4096);
+      expect(buffer.equals(fresh)).toBe(true);
+      const after = backend.stats();
+      expect(after.nowaitFallbacks - before.nowaitFallbacks).toBe(1);
+      expect(after.failed - before.failed).toBe(0);
+      await file.close();
+    } finally {
+      closeSync(writer);
+    }
+  });
+
+  it('returns the right bytes for a cold buffered read, whichever way NOWAIT ends', async () => {
     const path = join(scratch.dir, 'cold.bin');
     const data = writeRandomFile(path, 1 << 20);
     dropFileCache(path);
@@ -43,7 +70,8 @@ describe('RWF_NOWAIT reads', () => {
     expect(await file.read(buffer, 512 * 1024)).toBe(buffer.length);
     expect(buffer.equals(data.subarray(512 * 1024, 576 * 1024))).toBe(true);
     const after = backend.stats();
-    expect(after.nowaitFallbacks - before.nowaitFallbacks).toBe(1);
+    // EAGAIN and a retry on the fallback, or a NOWAIT read that did the I/O in the call.
+    expect(after.nowaitFallbacks - before.nowaitFallbacks).toBeLessThanOrEqual(1);
     expect(after.failed - before.failed).toBe(0);
     await file.close();
   });
