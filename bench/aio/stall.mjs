@@ -6,7 +6,7 @@ import { cpuSnapshot, stealShare } from './lib/cpu.mjs';
 import { buffers, DIRECT_RW, openEngine } from './lib/engines.mjs';
 import { benchPath, dropCache } from './lib/files.mjs';
 import { closedLoop, randomOffset } from './lib/load.mjs';
-import { median } from './lib/report.mjs';
+import { median, percent } from './lib/report.mjs';
 
 // Node's own FileHandle (libuv's pool) is the reference: what the machine gives any
 // program doing this I/O right now (no target).
@@ -143,7 +143,7 @@ export async function stallSuite(cfg) {
         `  ${scenario.name} / ${engine}: loop delay p99 ${m.loopDelayMs.p99.toFixed(2)} ms, max ${m.loopDelayMs.max.toFixed(2)} ms; ` +
           (m.submitTimeUs.p99 === undefined ? '' : `submit p99 ${Math.round(m.submitTimeUs.p99)} us, max ${Math.round(m.submitTimeUs.max)} us; `) +
           `${Math.round(m.opsPerSec)} ops/s; ` +
-          `host steal ${m.steal === undefined ? 'n/a' : `${Math.round(m.steal * 100)}%`}`,
+          `host steal ${percent(m.steal)}`,
       );
     }
   }

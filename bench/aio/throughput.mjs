@@ -11,7 +11,7 @@ import { buffers, DIRECT_READ, openEngine } from './lib/engines.mjs';
 import { dropCache, warmCache } from './lib/files.mjs';
 import { runFio } from './lib/fio.mjs';
 import { closedLoop, randomOffset } from './lib/load.mjs';
-import { median } from './lib/report.mjs';
+import { median, percent } from './lib/report.mjs';
 
 /**
  * A contestant that runs one of our engines (or Node's FileHandle) on a closed-loop load.
@@ -115,7 +115,7 @@ export async function throughputSuite(cfg) {
   const threads = defaultThreadCount();
   const log = (r) => {
     const ratios = r.roundRatios ? `; per-round ratios ${r.roundRatios.map((x) => x.toFixed(2)).join(', ')}` : '';
-    const steal = r.steal === undefined ? '' : `; host steal ${Math.round(r.steal * 100)}%`;
+    const steal = r.steal === undefined ? '' : `; host steal ${percent(r.steal)}`;
     cfg.log(`  ${r.bench} / ${r.engine}: ${Math.round(r.iops)} IOPS (${r.values.map(Math.round).join(', ')})${ratios}${steal}`);
   };
 

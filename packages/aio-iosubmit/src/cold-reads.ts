@@ -41,7 +41,7 @@ export class ColdReadMeter {
   // The current window (NOWAIT reads while warm, fallback reads while cold).
   #seen = 0;
   #missed = 0;
-  #cold = false;
+  /** Reads left in the current pause: the file is cold while this is above 0. */
   #pauseLeft = 0;
   #nextPause: number;
   /** The last full window of fallback reads had fewer than missesToWarm misses. */
@@ -55,31 +55,25 @@ export class ColdReadMeter {
     this.#policy = policy;
     this.#fallbackReports = fallbackReports;
     this.#nextPause = policy.firstPause;
-    if (fallbackReports) {
-      this.#cold = true;
-      this.#pauseLeft = policy.window;
-    }
+    if (fallbackReports) this.#pauseLeft = policy.window;
   }
 
   /** True when this read should skip NOWAIT and go to the fallback (counts the read). */
   skipNowait(): boolean {
-    if (!this.#cold) return false;
+    if (this.#pauseLeft === 0) return false;
     this.#pauseLeft--;
     if (this.#pauseLeft === 0) {
-      if (this.#fallbackReports && !this.#fallbackWarm) {
-        this.#startPause();
-      } else {
-        // Warm by the fallback's reports, or time for a window of NOWAIT probes.
-        this.#cold = false;
-        this.#resetWindow();
-      }
+      // Still cold by the fallback's reports: a longer pause. Otherwise warm by them, or
+      // time for a window of NOWAIT probes.
+      if (this.#fallbackReports && !this.#fallbackWarm) this.#startPause();
+      else this.#resetWindow();
     }
     return true;
   }
 
   /** Reports how a read of a cold file ended on the fallback: `hit` = the page cache served it whole. */
   recordFallback(hit: boolean): void {
-    if (!this.#cold) return; // a read that started before the file went warm
+    if (this.#pauseLeft === 0) return; // a read that started before the file went warm
     this.#seen++;
     if (!hit) this.#missed++;
     if (this.#seen < this.#policy.window) return;
@@ -89,12 +83,11 @@ export class ColdReadMeter {
 
   /** Reports how a NOWAIT read ended: `hit` = served whole from the page cache. */
   record(hit: boolean): void {
-    if (this.#cold) return; // a read that started before the file went cold
+    if (this.#pauseLeft > 0) return; // a read that started before the file went cold
     this.#seen++;
     if (!hit) this.#missed++;
     if (this.#seen < this.#policy.window) return;
     if (this.#missed >= this.#policy.missesToCool) {
-      this.#cold = true;
       this.#fallbackWarm = false;
       this.#startPause();
     } else {
@@ -105,7 +98,7 @@ export class ColdReadMeter {
 
   /** Whether reads are being sent to the fallback now (for stats and tests). */
   get cold(): boolean {
-    return this.#cold;
+    return this.#pauseLeft > 0;
   }
 
   #startPause(): void {

@@ -256,7 +256,6 @@ export class KernelQueue {
     // Every slot is released before any request settles: a settle may queue new requests.
     const done: Entry[] = [];
     const results: number[] = [];
-    const slow: boolean[] = [];
     for (let i = 0; i < count; i++) {
       const slot = completions[2 * i] as number;
       const entry = this.#bySlot[slot];
@@ -267,10 +266,12 @@ export class KernelQueue {
       this.#recorder.serviceTime((now - entry.submittedAt) * 1000);
       done.push(entry);
       results.push(completions[2 * i + 1] as number);
-      slow.push(entry.slowSubmit);
     }
     if (this.#inKernel === 0) busyQueues.delete(this);
     this.#unblock();
-    for (let i = 0; i < done.length; i++) (done[i] as Entry).request.settle({ kind: 'done', res: results[i] as number, slowSubmit: slow[i] as boolean });
+    for (let i = 0; i < done.length; i++) {
+      const entry = done[i] as Entry;
+      entry.request.settle({ kind: 'done', res: results[i] as number, slowSubmit: entry.slowSubmit });
+    }
   }
 }
