@@ -16,8 +16,20 @@ export interface CommonBinding {
   readonly addonVersion: number;
 }
 
+/** The peer of a connected AF_UNIX socket, as the kernel recorded it at connect time. */
+export interface PeerCredentials {
+  readonly pid: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+export interface SocketBinding {
+  /** SO_PEERCRED of a connected AF_UNIX socket fd; throws ENOTSOCK/EBADF/ENOPROTOOPT like Node's system errors. */
+  peerCredentials(fd: number): PeerCredentials;
+}
+
 /** Everything the addon exports. */
-export interface NativeBinding extends CommonBinding, VsockBinding, FdStreamBinding, AioBinding, ThreadPoolBinding, IoSubmitBinding {}
+export interface NativeBinding extends CommonBinding, SocketBinding, VsockBinding, FdStreamBinding, AioBinding, ThreadPoolBinding, IoSubmitBinding {}
 
 export interface LoadOptions {
   /** Pretend to run on this platform (tests of the off-Linux path). */
@@ -34,4 +46,4 @@ export interface LoadOptions {
 export declare function loadBinding(options?: LoadOptions): NativeBinding;
 /** True when loadBinding() would succeed. Never throws. */
 export declare function isAvailable(options?: LoadOptions): boolean;
-export declare const expectedExports: Readonly<Record<'common' | 'vsock' | 'fdstream' | 'aio' | 'threadpool' | 'iosubmit', readonly string[]>>;
+export declare const expectedExports: Readonly<Record<'common' | 'socket' | 'vsock' | 'fdstream' | 'aio' | 'threadpool' | 'iosubmit', readonly string[]>>;

@@ -9,4 +9,5 @@ module.exports = {
   aio: require('./expected-aio.cjs'),
   threadpool: require('./expected-threadpool.cjs'),
   iosubmit: require('./expected-iosubmit.cjs'),
+  socket: ['peerCredentials'],
 };

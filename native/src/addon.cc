@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vmlink::RegisterAioThreadPool(env, exports);
   vmlink::RegisterAioIoSubmit(env, exports);
   vmlink::RegisterAioCommon(env, exports);
+  vmlink::RegisterSocket(env, exports);
   return exports;
 }
 }  // namespace

@@ -9,4 +9,5 @@ void RegisterFdStream(Napi::Env env, Napi::Object exports);        // src/fdstre
 void RegisterAioThreadPool(Napi::Env env, Napi::Object exports);   // src/aio/threadpool
 void RegisterAioIoSubmit(Napi::Env env, Napi::Object exports);     // src/aio/iosubmit
 void RegisterAioCommon(Napi::Env env, Napi::Object exports);       // src/aio (allocAligned, statx)
+void RegisterSocket(Napi::Env env, Napi::Object exports);          // src/socket (SO_PEERCRED)
 }  // namespace vmlink
