@@ -1,10 +1,12 @@
 import type { Duplex } from 'node:stream';
-import type { Connection, Transport } from './types.js';
+import type { Connection, ConnectionPeer, Transport } from './types.js';
 
 export interface ConnectionInfo {
   readonly transport: Transport;
   readonly localAddress: string;
   readonly remoteAddress: string;
+  /** The peer's kernel-reported identity, where the plugin knows it. */
+  readonly peer?: ConnectionPeer;
 }
 
 type Refable = { ref(): unknown; unref(): unknown };
@@ -21,6 +23,7 @@ export function toConnection<D extends Duplex>(stream: D, info: ConnectionInfo):
     localAddress: { value: info.localAddress, enumerable: true },
     remoteAddress: { value: info.remoteAddress, enumerable: true },
   });
+  if (info.peer !== undefined) Object.defineProperty(stream, 'peer', { value: Object.freeze({ ...info.peer }), enumerable: true });
   const refable = stream as Partial<Refable>;
   if (typeof refable.ref !== 'function' || typeof refable.unref !== 'function') {
     // A stream without its own handle has nothing that keeps the loop alive.

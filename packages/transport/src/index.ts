@@ -7,6 +7,7 @@ export type {
   TransportAddress,
   TransportCapabilities,
   Connection,
+  ConnectionPeer,
   Listener,
   ListenerEventMap,
   DialOptions,

@@ -39,6 +39,21 @@ export interface ListenOptions {
 }
 
 /**
+ * Who is on the other end, as the kernel reports it: never taken from the peer's own
+ * bytes, so access control can rely on it. Each field is present only where the channel
+ * knows it (Unix sockets: SO_PEERCRED; vsock: the peer's CID; virtio-serial: nothing,
+ * the host is the only possible peer).
+ */
+export interface ConnectionPeer {
+  /** Unix sockets: the uid/gid/pid of the process that connected (SO_PEERCRED). */
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly pid?: number;
+  /** vsock: the peer's context id (2 is the host). */
+  readonly cid?: number;
+}
+
+/**
  * One established byte stream. It is a plain `stream.Duplex` (backpressure through
  * `write()` returning false and `'drain'`), plus where it runs and who is on each end.
  */
@@ -49,6 +64,8 @@ export interface Connection extends Duplex {
   readonly localAddress: string;
   /** URI of the other end. */
   readonly remoteAddress: string;
+  /** The peer's kernel-reported identity, where the channel has one (see ConnectionPeer). */
+  readonly peer?: ConnectionPeer;
   /** Let this connection keep the event loop alive (the default). */
   ref(): this;
   /** Let the process exit even though this connection is open. */
