@@ -1,0 +1,2 @@
+/** vmlink-vsockd (placeholder; being built). */
+export {};

@@ -1,0 +1,2 @@
+/** @vmlink/vhost-user-vsock: a virtio-vsock device served over vhost-user (placeholder; being built). */
+export {};
