@@ -1,7 +1,7 @@
 import { invalidArgType, isLinux, unsupportedPlatform, validateObject } from '@vmlink/errors';
 import { backendUnavailable } from './errors.js';
 import { createFsBackend } from './fs-backend.js';
-import type { AioBackend, BackendFactory, BackendName, BackendOptions } from './types.js';
+import type { AioBackend, BackendFactory, BackendName, BackendOptions, BackendSelection } from './types.js';
 
 /** Plugin packages by backend name, and the named factory each exports besides `createBackend`. */
 const PLUGINS = {
@@ -19,6 +19,28 @@ const UNAVAILABLE_CODES = new Set([
   'ERR_VMLINK_BACKEND_UNAVAILABLE',
 ]);
 
+/** The fallback warning is printed once per process, not once per backend. */
+let warnedFallback = false;
+
+/** Attaches how the backend was chosen, as the read-only `selection` property. */
+function withSelection(backend: AioBackend, selection: Omit<BackendSelection, 'picked'>): AioBackend {
+  Object.defineProperty(backend, 'selection', { value: Object.freeze({ ...selection, picked: backend.name }), enumerable: true });
+  return backend;
+}
+
+/**
+ * 'auto' fell back to the portable backend: say so in `selection`, and once per process
+ * as a warning (code VMLINK_AIO_FALLBACK), since the fs backend is much slower and may
+ * stall on the libuv pool shared with DNS and crypto.
+ */
+function fallBack(reason: string): AioBackend {
+  if (!warnedFallback) {
+    warnedFallback = true;
+    process.emitWarning(`@vmlink/aio: createBackend('auto') fell back to the 'fs' backend: ${reason}`, { code: 'VMLINK_AIO_FALLBACK' });
+  }
+  return withSelection(createFsBackend(), { requested: 'auto', reason, fellBack: true });
+}
+
 /**
  * Creates a backend by name. Plugins are imported on demand (they depend on this package,
  * not the other way round), so this is async. 'auto' picks the thread pool on Linux with
@@ -29,18 +51,22 @@ export async function createBackend(name: BackendName = 'auto', options: Backend
   validateObject(options, 'options');
   switch (name) {
     case 'fs':
-      return createFsBackend();
+      return withSelection(createFsBackend(), { requested: 'fs', reason: "asked for by name", fellBack: false });
     case 'threadpool':
     case 'iosubmit':
-      return createPluginBackend(name, options);
-    case 'auto':
-      if (!isLinux()) return createFsBackend();
+      return withSelection(await createPluginBackend(name, options), { requested: name, reason: 'asked for by name', fellBack: false });
+    case 'auto': {
+      if (!isLinux()) return fallBack(`the native backends need Linux; this platform is '${process.platform}'`);
+      let backend: AioBackend;
       try {
-        return await createPluginBackend('threadpool', options);
+        backend = await createPluginBackend('threadpool', options);
       } catch (error) {
-        if (UNAVAILABLE_CODES.has((error as { code?: string }).code ?? '')) return createFsBackend();
+        const code = (error as { code?: string }).code ?? '';
+        if (UNAVAILABLE_CODES.has(code)) return fallBack(`${code}: ${(error as Error).message}`);
         throw error;
       }
+      return withSelection(backend, { requested: 'auto', reason: `the native addon loads on ${process.platform}-${process.arch}`, fellBack: false });
+    }
     default:
       throw invalidArgType('name', "one of 'auto', 'threadpool', 'iosubmit', 'fs'", name);
   }

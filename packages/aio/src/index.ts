@@ -8,6 +8,7 @@ export type {
   Alignment,
   BackendFactory,
   BackendName,
+  BackendSelection,
   BackendOptions,
   CacheFirstRead,
   FdIo,

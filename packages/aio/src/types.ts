@@ -109,9 +109,23 @@ export interface AioStats {
   readonly alignmentRejections: number;
 }
 
+/** How createBackend() came to this backend: what was asked for, and why this one. */
+export interface BackendSelection {
+  /** The name passed to createBackend ('auto' when none). */
+  readonly requested: BackendName;
+  /** The backend created (equals the backend's `name`). */
+  readonly picked: string;
+  /** Why: e.g. "the addon is built on linux-x64" or the error that made 'auto' fall back to 'fs'. */
+  readonly reason: string;
+  /** True when 'auto' wanted a native backend and fell back to the portable 'fs' one. */
+  readonly fellBack: boolean;
+}
+
 export interface AioBackend {
   readonly name: string;
   readonly capabilities: AioCapabilities;
+  /** Set by createBackend(): what it picked and why (absent on backends made directly). */
+  readonly selection?: BackendSelection;
   open(path: string, flags?: OpenFlags, mode?: number): Promise<AioFile>;
   /** Submits a batch; one failure does not fail the others. */
   submit(requests: readonly AioRequest[]): Promise<AioResult[]>;

@@ -32,14 +32,37 @@ describe('createBackend', () => {
     }
   });
 
-  it("'auto' picks the thread pool on Linux with the addon, 'fs' elsewhere", async () => {
-    const onLinux = await createBackend('auto');
-    expect(onLinux.name).toBe('threadpool');
-    await onLinux.close();
-    pretendPlatform('darwin');
-    const elsewhere = await createBackend();
-    expect(elsewhere.name).toBe('fs');
-    await elsewhere.close();
+  it("'auto' picks the thread pool on Linux with the addon, 'fs' elsewhere, and says which and why", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => {
+      warnings.push(warning);
+    };
+    process.on('warning', onWarning);
+    try {
+      const onLinux = await createBackend('auto');
+      expect(onLinux.name).toBe('threadpool');
+      expect(onLinux.selection).toMatchObject({ requested: 'auto', picked: 'threadpool', fellBack: false, reason: expect.stringContaining('linux') });
+      await onLinux.close();
+      pretendPlatform('darwin');
+      const elsewhere = await createBackend();
+      const again = await createBackend('auto');
+      expect(elsewhere.name).toBe('fs');
+      expect(elsewhere.selection).toMatchObject({ requested: 'auto', picked: 'fs', fellBack: true, reason: expect.stringContaining('darwin') });
+      await elsewhere.close();
+      await again.close();
+      await new Promise((resolve) => setImmediate(resolve)); // 'warning' is emitted on the next tick
+      const fallbacks = warnings.filter((w) => (w as { code?: string }).code === 'VMLINK_AIO_FALLBACK');
+      expect(fallbacks).toHaveLength(1); // once per process, not per backend
+      expect(fallbacks[0]!.message).toContain("fell back to the 'fs' backend");
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
+  it('a backend asked for by name says so', async () => {
+    const backend = await createBackend('fs');
+    expect(backend.selection).toEqual({ requested: 'fs', picked: 'fs', reason: 'asked for by name', fellBack: false });
+    await backend.close();
   });
 
   it('naming a native backend off Linux fails with ERR_VMLINK_UNSUPPORTED_PLATFORM', async () => {
