@@ -158,6 +158,11 @@ function parseBody(bytes: Buffer, start: number, end: number): Frame {
  * anything is allocated; a frame that is too large or malformed is skipped by its
  * declared length (read and dropped, never buffered), so the stream stays in sync and
  * the peer can carry on. Buffered bytes never exceed `maxFrameSize`.
+ *
+ * `pause()` (from inside a sink callback, or between feeds) stops delivery after the
+ * current frame: the rest of the chunk being decoded, and chunks fed meanwhile, are held
+ * undecoded until `resume()`. That is how a peer stops acting on a connection at once
+ * (its replies are not being read) without waiting for the next read.
  */
 export class FrameDecoder {
   private readonly prefix = Buffer.alloc(LENGTH_BYTES);
@@ -168,12 +173,68 @@ export class FrameDecoder {
   private partsLength = 0;
   /** Bytes of a rejected frame still to drop. */
   private skipping = 0;
+  private paused = false;
+  private stopped = false;
+  private feeding = false;
+  /** Chunks (or the rest of one) read while paused, in wire order. */
+  private readonly held: Buffer[] = [];
+  private heldLength = 0;
+  private ended = 0;
 
   constructor(readonly maxFrameSize: number) {}
 
   /** Bytes held for an incomplete frame. */
   get bufferedBytes(): number {
     return this.partsLength + this.prefixFill;
+  }
+
+  /** Bytes received while paused and not decoded yet. */
+  get heldBytes(): number {
+    return this.heldLength;
+  }
+
+  /** True while a frame has started (some of its bytes arrived) and has not ended. */
+  get inFrame(): boolean {
+    return this.prefixFill > 0 || this.bodyLength >= 0 || this.skipping > 0;
+  }
+
+  /** Frames that ended so far (decoded, or skipped to their end): tells one frame in progress from the next. */
+  get framesEnded(): number {
+    return this.ended;
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Stop delivering after the current frame; what arrives is held until `resume`. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** Deliver what was held, then carry on with what is fed. */
+  resume(sink: FrameSink): void {
+    if (this.stopped) return;
+    this.paused = false;
+    if (this.feeding) return; // called from a sink callback: the running loop carries on
+    while (!this.paused && this.held.length > 0) {
+      const chunk = this.held.shift() as Buffer;
+      this.heldLength -= chunk.length;
+      this.run(chunk, sink);
+    }
+  }
+
+  /** Stop for good: drop everything held and buffered, and all that is fed from now on. */
+  stop(): void {
+    this.stopped = true;
+    this.paused = true;
+    this.held.length = 0;
+    this.heldLength = 0;
+    this.parts.length = 0;
+    this.partsLength = 0;
+    this.prefixFill = 0;
+    this.bodyLength = -1;
+    this.skipping = 0;
   }
 
   /** Decode what `chunk` completes; returns the frames and errors in wire order. */
@@ -188,8 +249,36 @@ export class FrameDecoder {
 
   /** Decode what `chunk` completes and hand each frame or error to `sink` as it is read (no array per read). */
   feed(chunk: Buffer, sink: FrameSink): void {
+    if (this.paused || this.held.length > 0) {
+      this.hold(chunk, false);
+      return;
+    }
+    this.run(chunk, sink);
+  }
+
+  private hold(chunk: Buffer, first: boolean): void {
+    if (chunk.length === 0 || this.stopped) return;
+    if (first) this.held.unshift(chunk);
+    else this.held.push(chunk);
+    this.heldLength += chunk.length;
+  }
+
+  private run(chunk: Buffer, sink: FrameSink): void {
+    this.feeding = true;
+    try {
+      this.decodeChunk(chunk, sink);
+    } finally {
+      this.feeding = false;
+    }
+  }
+
+  private decodeChunk(chunk: Buffer, sink: FrameSink): void {
     let offset = 0;
     while (offset < chunk.length) {
+      if (this.paused) {
+        this.hold(chunk.subarray(offset), true);
+        return;
+      }
       if (this.bodyLength < 0 && this.prefixFill === 0 && this.skipping === 0 && chunk.length - offset >= LENGTH_BYTES) {
         // Fast path, the usual case: a whole frame lies in this chunk. Decode it in place
         // (no copy of the prefix, no view per frame). The size checks come first as always.
@@ -197,6 +286,7 @@ export class FrameDecoder {
         const start = offset + LENGTH_BYTES;
         if (length <= this.maxFrameSize && length >= MIN_FRAME_LENGTH && chunk.length - start >= length) {
           offset = start + length;
+          this.ended += 1;
           decode(chunk, start, offset, sink);
           continue;
         }
@@ -205,6 +295,7 @@ export class FrameDecoder {
         const n = Math.min(this.skipping, chunk.length - offset);
         this.skipping -= n;
         offset += n;
+        if (this.skipping === 0) this.ended += 1;
       } else if (this.bodyLength < 0) {
         const n = Math.min(LENGTH_BYTES - this.prefixFill, chunk.length - offset);
         chunk.copy(this.prefix, this.prefixFill, offset, offset + n);
@@ -228,6 +319,7 @@ export class FrameDecoder {
       sink.malformed(new RpcError(RpcErrorCode.FRAME_TOO_LARGE, `frame of ${length} bytes exceeds maxFrameSize ${this.maxFrameSize}; skipped`), null);
     } else if (length < MIN_FRAME_LENGTH) {
       this.skipping = length;
+      if (length === 0) this.ended += 1;
       sink.malformed(new RpcError(RpcErrorCode.MALFORMED_FRAME, `frame of ${length} bytes is shorter than the minimum ${MIN_FRAME_LENGTH}; skipped`), null);
     } else {
       this.bodyLength = length;
@@ -239,6 +331,7 @@ export class FrameDecoder {
     this.parts.length = 0;
     this.partsLength = 0;
     this.bodyLength = -1;
+    this.ended += 1;
     decode(body, 0, body.length, sink);
   }
 }

@@ -18,6 +18,16 @@ export const RpcErrorCode = {
   STREAM_ABORTED: 'ERR_VMLINK_RPC_STREAM_ABORTED',
   /** The request was cancelled by the caller (seen by handlers through ctx.signal). */
   CANCELLED: 'ERR_VMLINK_RPC_CANCELLED',
+  /** Limit: no complete frame and nothing in flight for `idleTimeout` ms; the connection was closed. */
+  IDLE_TIMEOUT: 'ERR_VMLINK_IDLE_TIMEOUT',
+  /** Limit: a frame did not complete within `frameTimeout` ms of its first byte (slowloris); closed. */
+  FRAME_TIMEOUT: 'ERR_VMLINK_FRAME_TIMEOUT',
+  /** Limit: more than `maxBadFrames` malformed frames; the connection was condemned and closed. */
+  BAD_FRAMES: 'ERR_VMLINK_BAD_FRAMES',
+  /** Limit: output queued for the remote passed `maxWriteBuffer`; reading paused until it drains. */
+  WRITE_BACKLOG: 'ERR_VMLINK_WRITE_BACKLOG',
+  /** Limit: the peer's share of the shared memory `budget` was spent; reading paused until released. */
+  MEMORY_BUDGET: 'ERR_VMLINK_MEMORY_BUDGET',
 } as const;
 
 export interface RpcErrorOptions {

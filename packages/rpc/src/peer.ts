@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Duplex, Readable } from 'node:stream';
 import { abortError, invalidArgType, validateAbortSignal, validateFunction, validateInteger, validateObject } from '@vmlink/errors';
 import { CreditGate, InboundBody, pumpBody, type BodySource } from './body.js';
+import { RpcMemoryBudget, type BudgetMember } from './budget.js';
 import { FrameDecoder, type FrameSink } from './decoder.js';
 import { RpcError, RpcErrorCode, toWireError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE, MAX_ID, MIN_FRAME_LENGTH, type Frame, type WireError } from './frame.js';
@@ -57,6 +58,33 @@ export interface RpcPeerOptions {
   /** Timeout for calls that give none, in ms. Default: none. */
   readonly defaultTimeout?: number;
   readonly handlers?: Readonly<Record<string, Handler>>;
+  /**
+   * Output bytes queued on the connection (replies, errors, control frames the remote has
+   * not read yet: the stream's `writableLength`) above which the peer stops reading the
+   * connection; it reads again once they drain. Raised to the stream's
+   * `writableHighWaterMark` if below it. Default 1 MiB.
+   */
+  readonly maxWriteBuffer?: number;
+  /**
+   * Close the connection (ERR_VMLINK_IDLE_TIMEOUT) after this many ms with no complete
+   * frame received and nothing in flight (no call pending, no request running, no body
+   * open). Checked by one timer: the close comes between 1x and 2x this. Default 0: never.
+   */
+  readonly idleTimeout?: number;
+  /**
+   * Close the connection (ERR_VMLINK_FRAME_TIMEOUT) when a frame whose first byte arrived
+   * is not complete this many ms later (a slowloris sender). The clock stops while the
+   * peer itself is not reading. Default 0: never.
+   */
+  readonly frameTimeout?: number;
+  /** A memory budget shared with other peers (`createMemoryBudget(bytes)`). Default: none. */
+  readonly budget?: RpcMemoryBudget;
+  /**
+   * Malformed frames tolerated on the connection; one more condemns it: it is no longer
+   * decoded, nothing more is reported about it, and it is closed (ERR_VMLINK_BAD_FRAMES).
+   * Default 16.
+   */
+  readonly maxBadFrames?: number;
 }
 
 export interface RpcPeerEventMap {
@@ -68,6 +96,26 @@ export interface RpcPeerEventMap {
    * unknown notification. Informational: the peer carries on.
    */
   warning: [error: RpcError];
+  /**
+   * A limit bit (emitted once per code per peer, so it can be logged once):
+   * ERR_VMLINK_WRITE_BACKLOG and ERR_VMLINK_MEMORY_BUDGET (reading paused, the peer
+   * carries on), ERR_VMLINK_IDLE_TIMEOUT, ERR_VMLINK_FRAME_TIMEOUT and
+   * ERR_VMLINK_BAD_FRAMES (the connection is closed with this error).
+   */
+  limit: [error: RpcError];
+}
+
+/** What one peer holds in memory right now, in bytes. */
+export interface RpcPeerMemory {
+  /** Output queued on the connection, not yet taken by the remote (`writableLength`). */
+  readonly writeQueued: number;
+  /** The frame being received (at most maxFrameSize). */
+  readonly frame: number;
+  /** Bytes read but held undecoded while reading is paused (about one read chunk). */
+  readonly held: number;
+  /** Received body bytes not read by their consumer yet (at most streamWindow per body). */
+  readonly bodies: number;
+  readonly total: number;
 }
 
 /**
@@ -95,6 +143,22 @@ interface OutboundStream {
 }
 
 const MAX_TIMEOUT = 0x7fff_ffff;
+
+/** Why the peer is not reading its connection (bits: several can hold at once). */
+const PAUSE_CONCURRENCY = 1;
+const PAUSE_WRITE = 2;
+const PAUSE_BUDGET = 4;
+
+/** Warnings of one code: the first WARNING_BURST of a window go out, the rest become one summary. */
+const WARNING_BURST = 10;
+const WARNING_WINDOW_MS = 1000;
+
+interface WarningWindow {
+  ends: number;
+  emitted: number;
+  suppressed: number;
+  last: RpcError | undefined;
+}
 
 /**
  * A request being handled, and the context its handler gets. Its AbortSignal is made
@@ -128,6 +192,11 @@ class IncomingCall implements HandlerContext {
   }
 }
 
+function validateOptionalMs(value: unknown, name: string): number {
+  if (value === undefined) return 0;
+  return validateInteger(value, name, 0, MAX_TIMEOUT);
+}
+
 function validateTimeout(value: unknown, name: string): number | undefined {
   if (value === undefined) return undefined;
   return validateInteger(value, name, 1, MAX_TIMEOUT);
@@ -141,8 +210,10 @@ function fromWire(error: WireError): RpcError {
  * One end of an RPC conversation over any Duplex (a @vmlink/transport Connection, a
  * socket...). Both ends are symmetric: each can register handlers and make calls.
  */
-export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
+export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMember {
   readonly maxFrameSize: number;
+  /** The effective write cap (see `maxWriteBuffer`). */
+  readonly maxWriteBuffer: number;
   private readonly streamWindow: number;
   private readonly chunkSize: number;
   private readonly maxConcurrent: number;
@@ -161,6 +232,22 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
   private active = 0;
   private closeError: Error | undefined;
   private isClosed = false;
+  private readonly sink: FrameSink;
+  private readonly idleTimeout: number;
+  private readonly frameTimeout: number;
+  private readonly budget: RpcMemoryBudget | undefined;
+  private readonly maxBadFrames: number;
+  private pausedBy = 0;
+  private badFrames = 0;
+  private peakWrite = 0;
+  private readonly limitsHit = new Set<string>();
+  private idleTimer: NodeJS.Timeout | undefined;
+  private lastActive = 0;
+  private frameTimer: NodeJS.Timeout | undefined;
+  /** decoder.framesEnded when the frame timer was armed: a different value means a new frame. */
+  private frameMark = -1;
+  private warnings: Map<string, WarningWindow> | undefined;
+  private warningTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly connection: Duplex,
@@ -178,14 +265,31 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
       validateObject(options.handlers, 'options.handlers');
       for (const [method, handler] of Object.entries(options.handlers)) this.handle(method, handler as Handler);
     }
+    const maxWrite = validateInteger(options.maxWriteBuffer ?? 1024 * 1024, 'options.maxWriteBuffer', 1, Number.MAX_SAFE_INTEGER);
+    this.maxWriteBuffer = Math.max(maxWrite, connection.writableHighWaterMark);
+    this.idleTimeout = validateOptionalMs(options.idleTimeout, 'options.idleTimeout');
+    this.frameTimeout = validateOptionalMs(options.frameTimeout, 'options.frameTimeout');
+    this.maxBadFrames = validateInteger(options.maxBadFrames ?? 16, 'options.maxBadFrames', 0, 0x7fff_ffff);
+    if (options.budget !== undefined && !(options.budget instanceof RpcMemoryBudget)) {
+      throw invalidArgType('options.budget', 'an RpcMemoryBudget (createMemoryBudget)', options.budget);
+    }
+    this.budget = options.budget;
     this.decoder = new FrameDecoder(this.maxFrameSize);
     this.writer = new FrameWriter(connection);
 
-    const sink: FrameSink = {
+    this.sink = {
       frame: (frame) => this.dispatch(frame),
       malformed: (error, id) => this.onMalformed(error, id),
     };
-    connection.on('data', (chunk: Buffer) => this.decoder.feed(chunk, sink));
+    connection.on('data', (chunk: Buffer) => this.onData(chunk));
+    // Replies the remote did not read have drained: read again (write backlog, budget).
+    connection.on('drain', () => this.onDrain());
+    this.budget?.join(this);
+    if (this.idleTimeout > 0) {
+      this.lastActive = performance.now();
+      this.idleTimer = setTimeout(() => this.checkIdle(), this.idleTimeout);
+      this.idleTimer.unref();
+    }
     connection.on('end', () => this.shutdown(undefined));
     connection.on('error', (error: Error) => this.shutdown(error));
     connection.on('close', () => this.shutdown(undefined));
@@ -211,6 +315,36 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
   /** Bytes held by the frame decoder for an incomplete frame (at most maxFrameSize). */
   get decoderBufferedBytes(): number {
     return this.decoder.bufferedBytes;
+  }
+
+  /** Output bytes queued on the connection that the remote has not taken yet. */
+  get writeBufferedBytes(): number {
+    return this.writer.queuedBytes;
+  }
+
+  /** The most output ever queued after a reply of ours (at most maxWriteBuffer plus one frame). */
+  get peakWriteBufferedBytes(): number {
+    return this.peakWrite;
+  }
+
+  /** True while the peer is not reading its connection (backpressure, budget, concurrency). */
+  get readingPaused(): boolean {
+    return this.pausedBy !== 0;
+  }
+
+  /** What this peer holds in memory now (what a shared budget is charged). */
+  get memory(): RpcPeerMemory {
+    const writeQueued = this.writer.queuedBytes;
+    const frame = this.decoder.bufferedBytes;
+    const held = this.decoder.heldBytes;
+    const bodies = this.bodyBytes();
+    return { writeQueued, frame, held, bodies, total: writeQueued + frame + held + bodies };
+  }
+
+  private bodyBytes(): number {
+    let bytes = 0;
+    for (const body of this.inbound.values()) bytes += body.bufferedBytes;
+    return bytes;
   }
 
   /** Register `handler` for `method` (replacing any earlier one). */
@@ -329,6 +463,7 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
     if (call.settled) return false;
     call.settled = true;
     this.calls.delete(call.id);
+    if (this.idleTimeout > 0) this.lastActive = performance.now();
     if (call.timer) clearTimeout(call.timer);
     if (call.onAbort) call.signal?.removeEventListener('abort', call.onAbort);
     return true;
@@ -406,20 +541,37 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
   private openInbound(stream: number): InboundBody {
     const body = new InboundBody(
       this.streamWindow,
-      (bytes) => this.writer.write({ type: 'CREDIT', stream, bytes }),
+      (bytes) => {
+        this.writer.write({ type: 'CREDIT', stream, bytes });
+        // The consumer read what it was granted for: with a budget, that may let us read again.
+        if (this.budget) this.refreshBudget();
+      },
       () => {
         if (this.inbound.delete(stream)) this.writer.write({ type: 'STOP', stream });
       },
     );
     this.inbound.set(stream, body);
+    if (this.budget) body.once('close', () => this.refreshBudget());
     return body;
   }
 
   private onMalformed(error: RpcError, id: number | null): void {
+    if (this.isClosed) return;
+    this.badFrames += 1;
+    if (this.badFrames > this.maxBadFrames) {
+      // Condemned: decode nothing more from it and report it once, not once per frame.
+      this.terminate(
+        new RpcError(RpcErrorCode.BAD_FRAMES, `more than ${this.maxBadFrames} malformed frames on this connection (the last: ${error.message}); closed`, {
+          data: { badFrames: this.badFrames },
+        }),
+      );
+      return;
+    }
     // Answer so the other side learns why (and a request with a readable id fails
     // instead of hanging), then carry on with the next frame.
     this.writer.write({ type: 'ERROR', id, error: { code: error.code, message: error.message } });
-    this.emit('warning', error);
+    this.checkBacklog();
+    this.warn(error);
   }
 
   private dispatch(frame: Frame): void {
@@ -441,7 +593,7 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
       case 'ERROR': {
         const call = frame.id === null ? undefined : this.calls.get(frame.id);
         if (call) this.failed(call, fromWire(frame.error));
-        else this.emit('warning', fromWire(frame.error)); // about no call of ours (or one we gave up)
+        else this.warn(fromWire(frame.error)); // about no call of ours (or one we gave up)
         return;
       }
       case 'NOTIFY':
@@ -476,11 +628,12 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
         id: frame.id,
         error: { code: RpcErrorCode.UNKNOWN_METHOD, message: `unknown method '${frame.method}'` },
       });
+      this.checkBacklog();
       return;
     }
     const call = new IncomingCall(frame.id, frame.method, body, this);
     this.active += 1;
-    if (this.active >= this.maxConcurrent) this.connection.pause();
+    if (this.active >= this.maxConcurrent) this.setPaused(PAUSE_CONCURRENCY, true);
     let value: unknown;
     try {
       value = handler(frame.params, call);
@@ -513,9 +666,10 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
   private finishRequest(call: IncomingCall): void {
     this.incoming.delete(call.id);
     this.active -= 1;
+    if (this.idleTimeout > 0) this.lastActive = performance.now();
     const next = this.isClosed || this.waiting.length === 0 ? undefined : this.waiting.shift();
     if (next) this.onRequest(...next);
-    else if (this.active < this.maxConcurrent && !this.isClosed && !this.connection.readableFlowing) this.connection.resume();
+    else if (this.active < this.maxConcurrent) this.setPaused(PAUSE_CONCURRENCY, false);
     const body = call.body;
     if (body && !body.readableEnded) body.destroy(); // the handler is done; stop what it did not read
   }
@@ -538,6 +692,7 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
       this.replyError(call, new RpcError(RpcErrorCode.HANDLER_FAILED, 'the handler result is not JSON-serialisable'));
       return;
     }
+    this.checkBacklog();
     if (withStream && stream !== undefined && gate) this.startPump(withStream.body, stream, gate);
   }
 
@@ -550,12 +705,13 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
     } catch {
       this.writer.write({ type: 'ERROR', id, error: { code: wire.code, message: wire.message } }); // data was not JSON-able
     }
+    this.checkBacklog();
   }
 
   private onNotify(method: string, params: unknown): void {
     const handler = this.handlers.get(method);
     if (!handler) {
-      this.emit('warning', new RpcError(RpcErrorCode.UNKNOWN_METHOD, `notification for unknown method '${method}'`));
+      this.warn(new RpcError(RpcErrorCode.UNKNOWN_METHOD, `notification for unknown method '${method}'`));
       return;
     }
     const context: HandlerContext = { method, signal: new AbortController().signal, body: undefined, peer: this };
@@ -563,14 +719,227 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> {
       .then(() => handler(params, context))
       .catch((error: unknown) => {
         const wire = toWireError(error);
-        this.emit('warning', new RpcError(wire.code, `notification '${method}' failed: ${wire.message}`, { cause: error }));
+        this.warn(new RpcError(wire.code, `notification '${method}' failed: ${wire.message}`, { cause: error }));
       });
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.isClosed) return;
+    const ended = this.decoder.framesEnded;
+    this.decoder.feed(chunk, this.sink);
+    if (this.idleTimeout > 0 && this.decoder.framesEnded !== ended) this.lastActive = performance.now();
+    if (this.frameTimeout > 0) this.watchFrame();
+    if (this.budget) this.refreshBudget();
+  }
+
+  private onDrain(): void {
+    if (this.isClosed) return;
+    if (this.budget) this.refreshBudget();
+    this.setPaused(PAUSE_WRITE, false);
+  }
+
+  /** Start or stop reading for one reason; the connection is read only when no reason holds. */
+  private setPaused(reason: number, on: boolean): void {
+    const before = this.pausedBy;
+    this.pausedBy = on ? before | reason : before & ~reason;
+    if (this.pausedBy !== before) this.applyReading();
+  }
+
+  private applyReading(): void {
+    if (this.isClosed) return;
+    if (this.pausedBy !== 0) {
+      // Concurrency only stops new reads (frames already read still run through the
+      // waiting queue); backlog and budget stop decoding at once, mid-chunk.
+      if ((this.pausedBy & (PAUSE_WRITE | PAUSE_BUDGET)) !== 0) this.decoder.pause();
+      this.connection.pause();
+      if (this.frameTimer) this.stopFrameTimer(); // not the sender's fault while we do not read
+      return;
+    }
+    if (this.decoder.isPaused) {
+      const ended = this.decoder.framesEnded;
+      this.decoder.resume(this.sink); // what was held back (may pause again)
+      if (this.idleTimeout > 0 && this.decoder.framesEnded !== ended) this.lastActive = performance.now();
+    }
+    if (this.pausedBy !== 0 || this.isClosed) return;
+    this.connection.resume();
+    if (this.frameTimeout > 0) this.watchFrame();
+  }
+
+  /** After writing a reply: stop reading while the remote leaves more than maxWriteBuffer unread. */
+  private checkBacklog(): void {
+    const queued = this.writer.queuedBytes;
+    if (queued > this.peakWrite) this.peakWrite = queued;
+    if (queued > this.maxWriteBuffer && (this.pausedBy & PAUSE_WRITE) === 0) {
+      this.limitOnce(RpcErrorCode.WRITE_BACKLOG, `the remote left more than ${this.maxWriteBuffer} bytes of replies unread; reading paused until they drain`);
+      // 'drain' follows: maxWriteBuffer >= writableHighWaterMark, so this write returned false.
+      this.setPaused(PAUSE_WRITE, true);
+    }
+    if (this.budget) this.refreshBudget();
+  }
+
+  /** Charge the budget what we hold now, and read or not accordingly. */
+  private refreshBudget(): void {
+    const budget = this.budget;
+    if (!budget || this.isClosed) return;
+    const releasable = this.writer.queuedBytes + this.bodyBytes();
+    const over = budget.charge(this, releasable, this.decoder.bufferedBytes + this.decoder.heldBytes);
+    if (over && (this.pausedBy & PAUSE_BUDGET) === 0) {
+      this.limitOnce(RpcErrorCode.MEMORY_BUDGET, `this connection holds ${releasable} bytes, over its share (${budget.fairShare} of ${budget.limit} bytes, ${budget.used} used); reading paused`);
+    }
+    this.setPaused(PAUSE_BUDGET, over);
+  }
+
+  /** @internal Called by a shared RpcMemoryBudget when bytes were released elsewhere. */
+  budgetChanged(): void {
+    this.refreshBudget();
+  }
+
+  private busy(): boolean {
+    return this.active > 0 || this.calls.size > 0 || this.inbound.size > 0 || this.outbound.size > 0 || this.waiting.length > 0 || (this.pausedBy & PAUSE_BUDGET) !== 0;
+  }
+
+  private checkIdle(): void {
+    if (this.isClosed) return;
+    const now = performance.now();
+    if (this.busy()) this.lastActive = now;
+    const quiet = now - this.lastActive;
+    if (quiet >= this.idleTimeout) {
+      this.terminate(new RpcError(RpcErrorCode.IDLE_TIMEOUT, `no frame received and nothing in flight for ${Math.round(quiet)} ms (idleTimeout ${this.idleTimeout} ms); closed`));
+      return;
+    }
+    this.idleTimer = setTimeout(() => this.checkIdle(), this.idleTimeout - quiet);
+    this.idleTimer.unref();
+  }
+
+  /** Keep one timer on the frame in progress: armed at its first byte, kept while it lasts. */
+  private watchFrame(): void {
+    if (this.pausedBy !== 0 || !this.decoder.inFrame) {
+      if (this.frameTimer) this.stopFrameTimer();
+      return;
+    }
+    const mark = this.decoder.framesEnded;
+    if (this.frameTimer && mark === this.frameMark) return; // the same frame: its clock runs on
+    this.frameMark = mark;
+    clearTimeout(this.frameTimer);
+    const started = performance.now();
+    this.frameTimer = setTimeout(() => {
+      this.frameTimer = undefined;
+      const waited = Math.round(performance.now() - started);
+      this.terminate(
+        new RpcError(RpcErrorCode.FRAME_TIMEOUT, `a frame was not complete ${waited} ms after its first byte (frameTimeout ${this.frameTimeout} ms, ${this.decoder.bufferedBytes} bytes of it received); closed`),
+      );
+    }, this.frameTimeout);
+    this.frameTimer.unref();
+  }
+
+  private stopFrameTimer(): void {
+    clearTimeout(this.frameTimer);
+    this.frameTimer = undefined;
+  }
+
+  /** Emit 'limit' for `code` the first time it bites on this peer. */
+  private limitOnce(code: string, message: string): void {
+    this.emitLimit(new RpcError(code, message));
+  }
+
+  private emitLimit(error: RpcError): void {
+    if (this.limitsHit.has(error.code)) return;
+    this.limitsHit.add(error.code);
+    this.emit('limit', error);
+  }
+
+  /**
+   * A limit closes the connection: stop decoding at once, report it once ('limit', then
+   * 'close' with the same error), tell the remote why, and let that last frame leave.
+   */
+  private terminate(error: RpcError): void {
+    if (this.isClosed) return;
+    this.decoder.stop();
+    this.flushWarnings();
+    this.emitLimit(error);
+    if (this.writer.open) this.writer.write({ type: 'ERROR', id: null, error: { code: error.code, message: error.message } });
+    const connection = this.connection;
+    const timer = setTimeout(() => connection.destroy(), 1000); // a remote that reads nothing more
+    timer.unref();
+    connection.once('close', () => clearTimeout(timer));
+    connection.once('finish', () => connection.destroy());
+    this.shutdown(error);
+  }
+
+  /** Emit a warning, at most WARNING_BURST per code per window; the rest are counted into one summary. */
+  private warn(error: RpcError): void {
+    if (this.isClosed) return;
+    const now = performance.now();
+    const windows = (this.warnings ??= new Map());
+    let window = windows.get(error.code);
+    if (!window || now >= window.ends) {
+      if (window) this.flushWindow(error.code, window);
+      window = { ends: now + WARNING_WINDOW_MS, emitted: 0, suppressed: 0, last: undefined };
+      windows.set(error.code, window);
+    }
+    if (window.emitted < WARNING_BURST) {
+      window.emitted += 1;
+      this.emit('warning', error);
+      return;
+    }
+    window.suppressed += 1;
+    window.last = error;
+    this.armWarningTimer(window.ends - now);
+  }
+
+  private armWarningTimer(ms: number): void {
+    if (this.warningTimer) return;
+    this.warningTimer = setTimeout(() => {
+      this.warningTimer = undefined;
+      this.flushEndedWindows();
+    }, Math.max(1, Math.ceil(ms)));
+    this.warningTimer.unref();
+  }
+
+  /** Summaries of the windows that are over; a window still running keeps counting. */
+  private flushEndedWindows(): void {
+    if (!this.warnings || this.isClosed) return;
+    const now = performance.now();
+    let next = Infinity;
+    for (const [code, window] of this.warnings) {
+      if (now >= window.ends) {
+        this.flushWindow(code, window);
+        this.warnings.delete(code);
+      } else if (window.suppressed > 0) next = Math.min(next, window.ends - now);
+    }
+    if (next !== Infinity) this.armWarningTimer(next);
+  }
+
+  /** Every pending summary, now (the connection is closing). */
+  private flushWarnings(): void {
+    if (!this.warnings || this.isClosed) return;
+    for (const [code, window] of this.warnings) this.flushWindow(code, window);
+    this.warnings.clear();
+  }
+
+  private flushWindow(code: string, window: WarningWindow): void {
+    if (window.suppressed === 0 || !window.last) return;
+    const { suppressed, last } = window;
+    window.suppressed = 0;
+    this.emit(
+      'warning',
+      new RpcError(code, `${suppressed} more warnings with this code within ${WARNING_WINDOW_MS} ms; the last: ${last.message}`, {
+        data: { suppressed },
+        remote: last.remote,
+      }),
+    );
   }
 
   private shutdown(error: Error | undefined): void {
     if (this.isClosed) return;
+    this.flushWarnings();
     this.isClosed = true;
     this.closeError = error;
+    this.decoder.stop();
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.frameTimer);
+    clearTimeout(this.warningTimer);
+    this.budget?.leave(this);
     const closed = closedError(error);
     for (const call of [...this.calls.values()]) this.failed(call, closed);
     for (const call of this.incoming.values()) call.cancel(closed);

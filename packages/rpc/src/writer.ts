@@ -62,12 +62,21 @@ export class FrameWriter {
     }
   };
 
+  /** Bytes written and not yet taken by the other side's stream (corked frames included). */
+  get queuedBytes(): number {
+    return this.connection.writableLength;
+  }
+
+  /** The one wait for 'drain' that every waiting sender shares (two listeners, however many wait). */
+  private drained: Promise<void> | undefined;
+
   /** Resolve when the connection can take more; reject if it closes first. */
   ready(): Promise<void> {
     if (!this.open) return Promise.reject(closedError());
     if (!this.connection.writableNeedDrain) return Promise.resolve();
-    return new Promise((resolve, reject) => {
+    this.drained ??= new Promise<void>((resolve, reject) => {
       const done = (error?: Error): void => {
+        this.drained = undefined;
         this.connection.off('drain', onDrain);
         this.connection.off('close', onClose);
         if (error) reject(error);
@@ -78,6 +87,7 @@ export class FrameWriter {
       this.connection.on('drain', onDrain);
       this.connection.on('close', onClose);
     });
+    return this.drained;
   }
 }
 
