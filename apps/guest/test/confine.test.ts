@@ -1,4 +1,4 @@
-import { mkdtemp, mkdir, rm, symlink, writeFile, open } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,7 +27,7 @@ describe('splitRemotePath (pure)', () => {
   });
 });
 
-describe('RootJail (real files and symlinks)', () => {
+describe('RootJail.walk (real files and symlinks, fd-relative)', () => {
   let base: string;
   let root: string;
   let jail: RootJail;
@@ -35,52 +35,98 @@ describe('RootJail (real files and symlinks)', () => {
   beforeAll(async () => {
     base = await mkdtemp(path.join(tmpdir(), 'vmlink-jail-'));
     root = path.join(base, 'root');
-    await mkdir(path.join(root, 'dir'), { recursive: true });
+    await mkdir(path.join(root, 'dir', 'sub'), { recursive: true });
     await writeFile(path.join(root, 'dir', 'file.txt'), 'inside');
     await writeFile(path.join(base, 'secret.txt'), 'outside');
     await symlink(path.join(base, 'secret.txt'), path.join(root, 'escape-file'));
     await symlink(base, path.join(root, 'escape-dir'));
     await symlink('dir/file.txt', path.join(root, 'inner-link'));
+    await symlink('../file.txt', path.join(root, 'dir', 'sub', 'up-link'));
+    await symlink('../../..', path.join(root, 'dir', 'sub', 'climb-out'));
+    await symlink(path.join(root, 'dir'), path.join(root, 'absolute-inside'));
+    await symlink('loop-b', path.join(root, 'loop-a'));
+    await symlink('loop-a', path.join(root, 'loop-b'));
     jail = await RootJail.create(root);
   });
   afterAll(async () => {
+    await jail.close();
     await rm(base, { recursive: true, force: true });
   });
 
-  it('resolves files under the root and maps them back to remote paths', async () => {
-    const real = await jail.resolveExisting('/dir/file.txt');
-    expect(real).toBe(path.join(jail.realRoot, 'dir', 'file.txt'));
-    expect(jail.toRemote(real)).toBe('/dir/file.txt');
-    expect(await jail.resolveExisting('/inner-link')).toBe(real);
-  });
-
-  it('rejects a symlink that points outside, for files and directories', async () => {
-    await expect(jail.resolveExisting('/escape-file')).rejects.toMatchObject({ code: 'ERR_VMLINK_PATH_ESCAPE' });
-    await expect(jail.resolveExisting('/escape-dir/secret.txt')).rejects.toMatchObject({ code: 'ERR_VMLINK_PATH_ESCAPE' });
-    await expect(jail.resolveForCreate('/escape-dir/new.txt')).rejects.toMatchObject({ code: 'ERR_VMLINK_PATH_ESCAPE' });
-  });
-
-  it('resolves the parent of a new file and refuses the root itself', async () => {
-    const where = await jail.resolveForCreate('/dir/new.txt');
-    expect(where).toEqual({ dir: path.join(jail.realRoot, 'dir'), name: 'new.txt', target: path.join(jail.realRoot, 'dir', 'new.txt') });
-    await expect(jail.resolveForCreate('/')).rejects.toMatchObject({ code: 'ERR_VMLINK_INVALID_PATH' });
-    await expect(jail.resolveForCreate('/missing/new.txt')).rejects.toMatchObject({ code: 'ENOENT' });
-  });
-
-  it('checks what an fd really opened (the time-of-check race)', async () => {
-    const inside = await open(path.join(root, 'dir', 'file.txt'));
-    const outside = await open(path.join(base, 'secret.txt'));
+  async function resolved(remote: string, mode: 'directory' | 'entry' | 'create'): Promise<{ resolved: string; name: string | undefined }> {
+    const walked = await jail.walk(remote, mode);
     try {
-      await expect(jail.assertFdInside(inside.fd, '/dir/file.txt')).resolves.toBeUndefined();
-      await expect(jail.assertFdInside(outside.fd, '/dir/file.txt')).rejects.toMatchObject({ code: 'ERR_VMLINK_PATH_ESCAPE' });
+      return { resolved: walked.resolved, name: walked.name };
     } finally {
-      await inside.close();
-      await outside.close();
+      await walked.release();
+    }
+  }
+
+  it('resolves paths under the root, following symlinks that stay inside (relative, .., absolute)', async () => {
+    expect(jail.realRoot).toBe(await realpath(root));
+    expect(await resolved('/dir/file.txt', 'entry')).toEqual({ resolved: '/dir/file.txt', name: 'file.txt' });
+    expect(await resolved('/inner-link', 'entry')).toEqual({ resolved: '/dir/file.txt', name: 'file.txt' });
+    expect(await resolved('/dir/sub/up-link', 'entry')).toEqual({ resolved: '/dir/file.txt', name: 'file.txt' });
+    expect(await resolved('/absolute-inside/sub', 'directory')).toEqual({ resolved: '/dir/sub', name: undefined });
+    expect(await resolved('/', 'directory')).toEqual({ resolved: '/', name: undefined });
+  });
+
+  it('refuses symlinks that lead outside, for every mode, without naming the host path', async () => {
+    for (const [remote, mode] of [
+      ['/escape-file', 'entry'],
+      ['/escape-dir/secret.txt', 'entry'],
+      ['/escape-dir', 'directory'],
+      ['/escape-dir/new.txt', 'create'],
+      ['/dir/sub/climb-out/secret.txt', 'entry'],
+    ] as const) {
+      const error = await jail.walk(remote, mode).then(() => undefined, (e: Error & { code?: string }) => e);
+      expect(error, remote).toMatchObject({ code: 'ERR_VMLINK_PATH_ESCAPE', message: expect.stringContaining(remote) });
+      expect(error?.message).not.toContain(base);
     }
   });
 
-  it('does not mistake a sibling with the same prefix for the inside', () => {
-    expect(jail.isInside(`${jail.realRoot}-sibling/x`)).toBe(false);
-    expect(jail.isInside(jail.realRoot)).toBe(true);
+  it('never follows the final name of a create, and refuses the root itself', async () => {
+    expect(await resolved('/escape-file', 'create')).toEqual({ resolved: '/escape-file', name: 'escape-file' });
+    await expect(jail.walk('/', 'create')).rejects.toMatchObject({ code: 'ERR_VMLINK_INVALID_PATH' });
+  });
+
+  it('answers ENOENT, ENOTDIR and ELOOP with the client path, not the real one', async () => {
+    const cases = [
+      ['/missing/new.txt', 'create', 'ENOENT'],
+      ['/nope', 'entry', 'ENOENT'],
+      ['/dir/file.txt/x', 'entry', 'ENOTDIR'],
+      ['/dir/file.txt', 'directory', 'ENOTDIR'],
+      ['/loop-a', 'entry', 'ELOOP'],
+    ] as const;
+    for (const [remote, mode, code] of cases) {
+      const error = await jail.walk(remote, mode).then(() => undefined, (e: Error & { code?: string; path?: string }) => e);
+      expect(error, remote).toMatchObject({ code, message: expect.stringContaining(`'${remote}'`) });
+      expect(error?.message).not.toContain(root);
+      expect(error?.message).not.toContain('/proc/self/fd');
+    }
+  });
+
+  it('leaves no fd open after walks, failed or not', async () => {
+    const before = await openFdCount();
+    for (let i = 0; i < 20; i += 1) {
+      await resolved('/inner-link', 'entry');
+      await resolved('/dir/sub', 'directory');
+      await jail.walk('/escape-dir/secret.txt', 'entry').catch(() => undefined);
+      await jail.walk('/loop-a', 'entry').catch(() => undefined);
+      await jail.walk('/dir/file.txt/x', 'entry').catch(() => undefined);
+    }
+    expect(await openFdCount()).toBe(before);
+  });
+
+  it('refuses a root that is not a directory, and defaults to refusing hard links', async () => {
+    await expect(RootJail.create(path.join(root, 'dir', 'file.txt'))).rejects.toMatchObject({ code: 'ERR_VMLINK_INVALID_PATH' });
+    expect(jail.allowHardlinks).toBe(false);
+    const allowing = await RootJail.create(root, { allowHardlinks: true });
+    expect(allowing.allowHardlinks).toBe(true);
+    await allowing.close();
   });
 });
+
+async function openFdCount(): Promise<number> {
+  return (await readdir('/proc/self/fd')).length;
+}

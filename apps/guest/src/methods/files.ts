@@ -1,10 +1,24 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { promises as fsp, type Stats } from 'node:fs';
-import path from 'node:path';
-import { throwIfAborted } from '@vmlink/errors';
+import { createHash } from 'node:crypto';
+import { constants as fsConstants, fstat as fstatCallback, promises as fsp, read as readCallback, type Stats } from 'node:fs';
+import { promisify } from 'node:util';
+import { throwIfAborted, VmlinkError } from '@vmlink/errors';
 import type { BackendFile, FileBackend } from '../aio.js';
 import { AgentErrorCode, agentError } from '../errors.js';
-import { OPEN_CREATE_EXCLUSIVE, OPEN_READ_NOFOLLOW, type RootJail } from '../policy/confine.js';
+import { at, O_PATH, reopenPath } from '../fs/beneath.js';
+import { forClient, systemError } from '../fs/client-errors.js';
+import { tempNameFor } from '../fs/stale-temp.js';
+import { OPEN_CREATE_EXCLUSIVE, type RootJail } from '../policy/confine.js';
+
+export { sweepStaleTempFiles, tempNameFor } from '../fs/stale-temp.js';
+
+const fstat = promisify(fstatCallback);
+const readAt = promisify(readCallback);
+
+/**
+ * fs.read of anything but a regular file or directory (FIFO, device, socket, a /proc-like
+ * file whose size is not its content). To be moved into errors.ts as AgentErrorCode.NOT_REGULAR_FILE.
+ */
+export const NOT_REGULAR_FILE = 'ERR_VMLINK_NOT_REGULAR_FILE';
 
 /** Reads and writes move this much per AIO request: big enough to amortise a round trip. */
 export const CHUNK_BYTES = 1024 * 1024;
@@ -46,36 +60,53 @@ function typeOf(stats: Stats): FileType {
 }
 
 export async function statPath(jail: RootJail, remotePath: unknown): Promise<StatResult> {
-  const real = await jail.resolveExisting(remotePath);
-  const stats = await fsp.stat(real);
-  return { path: jail.toRemote(real), type: typeOf(stats), size: stats.size, mode: stats.mode & 0o7777, mtimeMs: Math.round(stats.mtimeMs) };
+  const walked = await jail.walk(remotePath, 'entry');
+  const clientPath = remotePath as string;
+  try {
+    // The walk lstat'ed the final name (a symlink there was followed); the root has no name.
+    const stats = walked.stats ?? (await walked.dir.stat());
+    refuseHardLinked(jail, stats, clientPath, 'fs.stat');
+    return { path: walked.resolved, type: typeOf(stats), size: stats.size, mode: stats.mode & 0o7777, mtimeMs: Math.round(stats.mtimeMs) };
+  } catch (error) {
+    throw forClient(error, clientPath);
+  } finally {
+    await walked.release();
+  }
 }
 
 export async function listDirectory(jail: RootJail, remotePath: unknown, maxEntries: number): Promise<ListResult> {
-  const real = await jail.resolveExisting(remotePath);
-  const dir = await fsp.opendir(real);
+  const walked = await jail.walk(remotePath, 'directory');
+  const clientPath = remotePath as string;
   const entries: ListEntry[] = [];
   let truncated = false;
   try {
-    for await (const dirent of dir) {
-      if (entries.length >= maxEntries) {
-        truncated = true;
-        break;
+    // opendir of the magic link reads the very directory the walk opened, whatever its name is now.
+    const dir = await fsp.opendir(reopenPath(walked.dir.fd));
+    try {
+      for await (const dirent of dir) {
+        if (entries.length >= maxEntries) {
+          truncated = true;
+          break;
+        }
+        // lstat: entries are described, never followed (a symlink shows as a symlink).
+        const stats = await fsp.lstat(at(walked.dir.fd, dirent.name)).catch(() => undefined);
+        entries.push({
+          name: dirent.name,
+          type: stats ? typeOf(stats) : 'other',
+          size: stats?.size ?? 0,
+          mtimeMs: stats ? Math.round(stats.mtimeMs) : 0,
+        });
       }
-      // lstat: entries are described, never followed (a symlink shows as a symlink).
-      const stats = await fsp.lstat(path.join(real, dirent.name)).catch(() => undefined);
-      entries.push({
-        name: dirent.name,
-        type: stats ? typeOf(stats) : 'other',
-        size: stats?.size ?? 0,
-        mtimeMs: stats ? Math.round(stats.mtimeMs) : 0,
-      });
+    } finally {
+      await dir.close().catch(() => undefined);
     }
+  } catch (error) {
+    throw forClient(error, clientPath);
   } finally {
-    await dir.close().catch(() => undefined);
+    await walked.release();
   }
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return { path: jail.toRemote(real), entries, truncated };
+  return { path: walked.resolved, entries, truncated };
 }
 
 /** Where read chunks go; resolving means "ready for more" (backpressure). */
@@ -88,19 +119,85 @@ export interface OpenedFile {
   readonly remotePath: string;
 }
 
-/** Opens a file for reading through the AIO backend, with every confinement check. */
+/**
+ * Opens a file for reading through the AIO backend, with every confinement check.
+ *
+ * The final name is first opened with O_PATH|O_NOFOLLOW, which opens nothing for real: no
+ * FIFO open that waits for a writer, no device driver's open. Only when fstat says it is
+ * a regular file (with one link, unless allowed) is it reopened for reading through
+ * `/proc/self/fd/N`, which is the same inode, not a name that could have been swapped.
+ */
 export async function openForRead(backend: FileBackend, jail: RootJail, remotePath: unknown): Promise<OpenedFile> {
-  const real = await jail.resolveExisting(remotePath);
-  const file = await backend.open(real, OPEN_READ_NOFOLLOW);
+  const walked = await jail.walk(remotePath, 'entry');
+  const clientPath = remotePath as string;
+  let file: BackendFile | undefined;
   try {
-    await jail.assertFdInside(file.fd, remotePath);
-    const stats = await fsp.stat(real);
-    if (!stats.isFile()) throw Object.assign(new Error(`fs.read: '${String(remotePath)}' is not a regular file`), { code: 'EISDIR' });
-    return { file, size: stats.size, remotePath: String(remotePath) };
+    if (walked.name === undefined) throw systemError('EISDIR', 'open', clientPath, `fs.read: '${clientPath}' is a directory`);
+    const probe = await fsp.open(at(walked.dir.fd, walked.name), O_PATH | fsConstants.O_NOFOLLOW);
+    let stats: Stats;
+    try {
+      stats = await probe.stat();
+      refuseUnreadable(jail, stats, clientPath);
+      // No O_NONBLOCK needed here: this inode is a regular file (and O_NONBLOCK would turn
+      // into IOCB_NOWAIT for some AIO backends).
+      file = await backend.open(reopenPath(probe.fd), fsConstants.O_RDONLY);
+    } finally {
+      await probe.close();
+    }
+    const opened = await fstat(file.fd);
+    if (opened.dev !== stats.dev || opened.ino !== stats.ino || !opened.isFile()) {
+      throw agentError(AgentErrorCode.FILE_CHANGED, `fs.read: '${clientPath}' changed while being opened`);
+    }
+    await refuseSizeLie(file.fd, opened, clientPath);
+    return { file, size: opened.size, remotePath: clientPath };
   } catch (error) {
-    await file.close().catch(() => undefined);
-    throw error;
+    await file?.close().catch(() => undefined);
+    throw forClient(error, clientPath);
+  } finally {
+    await walked.release();
   }
+}
+
+/** What fs.read serves: a regular file, and with one link unless hard links are allowed. */
+function refuseUnreadable(jail: RootJail, stats: Stats, clientPath: string): void {
+  if (stats.isDirectory()) throw systemError('EISDIR', 'open', clientPath, `fs.read: '${clientPath}' is a directory`);
+  if (stats.isSymbolicLink()) throw agentError(AgentErrorCode.FILE_CHANGED, `fs.read: '${clientPath}' changed into a symlink while being opened`);
+  if (!stats.isFile()) {
+    throw new VmlinkError(NOT_REGULAR_FILE, `fs.read: '${clientPath}' is a ${kindOf(stats)}, not a regular file: refused`);
+  }
+  refuseHardLinked(jail, stats, clientPath, 'fs.read');
+}
+
+/** Refuses a regular file with more than one link (it may be a hard link to a file outside the root). */
+function refuseHardLinked(jail: RootJail, stats: Stats, clientPath: string, method: string): void {
+  if (stats.isFile() && stats.nlink > 1 && !jail.allowHardlinks) {
+    throw agentError(
+      AgentErrorCode.PATH_ESCAPE,
+      `${method}: '${clientPath}' has ${stats.nlink} hard links; one may be outside the agent root, so it is refused (--allow-hardlinks serves it)`,
+    );
+  }
+}
+
+/**
+ * fs.read announces fstat's size, then sends exactly that many bytes with their SHA-256.
+ * Pseudo files (/proc, /sys) report size 0 yet have content: sending 0 bytes "verified"
+ * would be a lie, so a 0-byte file that yields a byte is refused. (A file that reports
+ * more than it has fails mid-stream with ERR_VMLINK_FILE_CHANGED.)
+ */
+async function refuseSizeLie(fd: number, stats: Stats, clientPath: string): Promise<void> {
+  if (stats.size !== 0) return;
+  const { bytesRead } = await readAt(fd, Buffer.alloc(1), 0, 1, 0);
+  if (bytesRead > 0) {
+    throw new VmlinkError(NOT_REGULAR_FILE, `fs.read: '${clientPath}' reports 0 bytes but has content (a pseudo file such as /proc or /sys): refused`);
+  }
+}
+
+function kindOf(stats: Stats): string {
+  if (stats.isFIFO()) return 'FIFO';
+  if (stats.isCharacterDevice()) return 'character device';
+  if (stats.isBlockDevice()) return 'block device';
+  if (stats.isSocket()) return 'socket';
+  return 'special file';
 }
 
 /**
@@ -129,7 +226,7 @@ export async function streamOpenedFile(opened: OpenedFile, sink: ChunkSink, sign
   } catch (error) {
     // The read-ahead may be left behind (client gone): it must not become an unhandled rejection.
     pending?.catch(() => undefined);
-    throw error;
+    throw forClient(error, opened.remotePath);
   } finally {
     await file.close();
   }
@@ -177,20 +274,23 @@ export async function writeFileAtomic(
   source: AsyncIterable<Uint8Array>,
   options: WriteOptions,
 ): Promise<TransferResult> {
-  const { dir, name, target } = await jail.resolveForCreate(remotePath);
-  const existing = await fsp.lstat(target).catch(() => undefined);
-  if (existing?.isDirectory()) throw Object.assign(new Error(`fs.write: '${String(remotePath)}' is a directory`), { code: 'EISDIR' });
-  const tempPath = path.join(dir, tempNameFor(name));
-  const file = await backend.open(tempPath, OPEN_CREATE_EXCLUSIVE, options.mode ?? 0o644);
+  const walked = await jail.walk(remotePath, 'create');
+  const clientPath = remotePath as string;
+  const dirFd = walked.dir.fd;
+  const name = walked.name as string; // 'create' always ends in a name
+  const tempName = tempNameFor(name);
+  let file: BackendFile | undefined;
   let renamed = false;
   try {
-    await jail.assertFdInside(file.fd, remotePath);
+    const existing = await fsp.lstat(at(dirFd, name)).catch(() => undefined);
+    if (existing?.isDirectory()) throw systemError('EISDIR', 'open', clientPath, `fs.write: '${clientPath}' is a directory`);
+    file = await backend.open(at(dirFd, tempName), OPEN_CREATE_EXCLUSIVE, options.mode ?? 0o644);
     const hash = createHash('sha256');
     let position = 0;
     for await (const chunk of source) {
       throwIfAborted(options.signal);
       if (position + chunk.length > options.maxBytes) {
-        throw agentError(AgentErrorCode.TOO_LARGE, `fs.write: '${String(remotePath)}' exceeds the agent's limit of ${options.maxBytes} bytes`);
+        throw agentError(AgentErrorCode.TOO_LARGE, `fs.write: '${clientPath}' exceeds the agent's limit of ${options.maxBytes} bytes`);
       }
       hash.update(chunk);
       await writeFully(file, chunk, position, options.signal);
@@ -201,26 +301,33 @@ export async function writeFileAtomic(
     if (options.expectedSize !== undefined && options.expectedSize !== position) {
       throw agentError(
         AgentErrorCode.SIZE_MISMATCH,
-        `fs.write: '${String(remotePath)}' received ${position} bytes, the client announced ${options.expectedSize}; discarded`,
+        `fs.write: '${clientPath}' received ${position} bytes, the client announced ${options.expectedSize}; discarded`,
       );
     }
     if (options.expectedSha256 !== undefined && options.expectedSha256 !== sha256) {
       throw agentError(
         AgentErrorCode.CHECKSUM_MISMATCH,
-        `fs.write: '${String(remotePath)}' received SHA-256 ${sha256}, the client announced ${options.expectedSha256}; discarded`,
+        `fs.write: '${clientPath}' received SHA-256 ${sha256}, the client announced ${options.expectedSha256}; discarded`,
       );
     }
     await file.fsync({ signal: options.signal });
     await file.close();
-    await fsp.rename(tempPath, target);
+    // Both names in the one directory the walk opened: the rename cannot land anywhere else.
+    // It replaces the directory entry, never writes into the old inode (a hard-linked or
+    // symlinked target is unlinked from here, its other names untouched).
+    await fsp.rename(at(dirFd, tempName), at(dirFd, name));
     renamed = true;
-    await fsyncDirectory(dir);
+    // Makes the rename itself durable.
+    await walked.dir.sync();
     return { size: position, sha256 };
+  } catch (error) {
+    throw forClient(error, clientPath);
   } finally {
     if (!renamed) {
-      await file.close().catch(() => undefined);
-      await fsp.unlink(tempPath).catch(() => undefined);
+      await file?.close().catch(() => undefined);
+      if (file) await fsp.unlink(at(dirFd, tempName)).catch(() => undefined);
     }
+    await walked.release();
   }
 }
 
@@ -230,59 +337,5 @@ async function writeFully(file: BackendFile, chunk: Uint8Array, position: number
     const n = await file.write(chunk.subarray(offset), position + offset, { signal });
     if (n <= 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' });
     offset += n;
-  }
-}
-
-/** `.NAME.vmlink-PID-RANDOM.tmp`: the pid tells a later agent whether the writer is gone. */
-export function tempNameFor(name: string, pid = process.pid): string {
-  return `.${name}.vmlink-${pid}-${randomBytes(6).toString('hex')}.tmp`;
-}
-
-const TEMP_NAME = /^\..+\.vmlink-(\d+)-[0-9a-f]{12}\.tmp$/;
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/**
- * Removes temp files left by agents that died mid-write (SIGKILL, power loss), so a
- * killed transfer leaves nothing behind once an agent runs again. Walks at most
- * `maxEntries` entries, never follows symlinks; returns the removed paths.
- */
-export async function sweepStaleTempFiles(root: string, maxEntries = 100_000): Promise<string[]> {
-  const removed: string[] = [];
-  const pending = [root];
-  let seen = 0;
-  while (pending.length > 0 && seen < maxEntries) {
-    const dir = pending.pop() as string;
-    const entries = await fsp.readdir(dir, { withFileTypes: true }).catch(() => []);
-    for (const entry of entries) {
-      seen += 1;
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) {
-        pending.push(full);
-        continue;
-      }
-      const match = TEMP_NAME.exec(entry.name);
-      if (entry.isFile() && match && Number(match[1]) !== process.pid && !processAlive(Number(match[1]))) {
-        await fsp.unlink(full).then(() => removed.push(full), () => undefined);
-      }
-    }
-  }
-  return removed;
-}
-
-/** Makes the rename itself durable. */
-async function fsyncDirectory(dir: string): Promise<void> {
-  const handle = await fsp.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

@@ -1,86 +1,70 @@
 import { constants as fsConstants, promises as fsp } from 'node:fs';
-import path from 'node:path';
+import type { FileHandle } from 'node:fs/promises';
 import { AgentErrorCode, agentError } from '../errors.js';
+import { walkBeneath, type WalkMode, type Walked } from '../fs/beneath.js';
+import { forClient } from '../fs/client-errors.js';
+
+export interface RootJailOptions {
+  /**
+   * Serve regular files with more than one hard link (`--allow-hardlinks`). Off by default:
+   * a hard link made inside the root to a file outside it (same file system) would
+   * otherwise make that file readable through the root.
+   */
+  readonly allowHardlinks?: boolean;
+}
 
 /**
  * Confinement of file methods to one directory, shown to clients as `/` (like a chroot):
  * the remote path `/etc/hosts` is `ROOT/etc/hosts`.
  *
- * Three checks, each closing a different hole:
- *  1. lexical: `..` segments that climb above `/` are refused, never clamped;
- *  2. symlinks: the deepest existing ancestor is realpath'd and must stay under ROOT;
- *  3. after open: `/proc/self/fd/N` names what was really opened, which defeats a symlink
- *     swapped in between the check and the open (the time-of-check race).
+ *  1. lexical: `..` segments that climb above `/` are refused, never clamped; NUL refused;
+ *  2. the root is held open, and every path is resolved from that fd one component at a
+ *     time, each opened with O_NOFOLLOW relative to its parent's fd (fs/beneath.ts); the
+ *     methods then act on the final name relative to its parent's fd. Nothing is looked
+ *     up by full path twice, so swapping a directory for a symlink mid-request cannot
+ *     lead outside (the time-of-check race of issue 14);
+ *  3. symlinks inside the root are followed by this walk, not by the kernel: a symlink
+ *     whose text leads above the root, or to a host path outside it, is refused.
  */
 export class RootJail {
   private constructor(
     /** The real (symlink-free) absolute path of the root. */
     readonly realRoot: string,
+    /** The root directory, open for the agent's lifetime: every walk starts here. */
+    readonly handle: FileHandle,
+    readonly allowHardlinks: boolean,
   ) {}
 
-  static async create(root: string): Promise<RootJail> {
+  static async create(root: string, options: RootJailOptions = {}): Promise<RootJail> {
     const realRoot = await fsp.realpath(root);
-    const stats = await fsp.stat(realRoot);
-    if (!stats.isDirectory()) {
-      throw agentError(AgentErrorCode.INVALID_PATH, `--root ${root} is not a directory`);
-    }
-    return new RootJail(realRoot);
+    const handle = await fsp.open(realRoot, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOTDIR') throw agentError(AgentErrorCode.INVALID_PATH, `--root ${root} is not a directory`);
+      throw error;
+    });
+    return new RootJail(realRoot, handle, options.allowHardlinks ?? false);
   }
 
-  /** The host path of a remote path, after the lexical check only. */
-  lexical(remotePath: unknown): string {
-    const segments = splitRemotePath(remotePath);
-    return segments.length === 0 ? this.realRoot : path.join(this.realRoot, ...segments);
-  }
-
-  /** Resolves an existing path (following symlinks) and refuses anything outside the root. */
-  async resolveExisting(remotePath: unknown): Promise<string> {
-    const candidate = this.lexical(remotePath);
-    const real = await fsp.realpath(candidate);
-    this.assertInside(real, remotePath);
-    return real;
+  /** Closes the root fd (tests; the agent keeps its jail for its whole life). */
+  async close(): Promise<void> {
+    await this.handle.close();
   }
 
   /**
-   * Resolves the parent directory of a path that may not exist yet (for writes); returns
-   * the real parent and the final name. The final name itself is never followed.
+   * Resolves a client path beneath the root (see fs/beneath.ts for the modes). The result
+   * holds an open directory fd: the caller must `release()` it. Errors name `remotePath`.
    */
-  async resolveForCreate(remotePath: unknown): Promise<{ dir: string; name: string; target: string }> {
+  async walk(remotePath: unknown, mode: WalkMode): Promise<Walked> {
     const segments = splitRemotePath(remotePath);
-    const name = segments.at(-1);
-    if (name === undefined) {
-      throw agentError(AgentErrorCode.INVALID_PATH, `cannot write to the root directory itself ('${String(remotePath)}')`);
-    }
-    const dir = await fsp.realpath(path.join(this.realRoot, ...segments.slice(0, -1)));
-    this.assertInside(dir, remotePath);
-    return { dir, name, target: path.join(dir, name) };
-  }
-
-  /** Re-checks an open fd: what the kernel actually opened must be under the root. */
-  async assertFdInside(fd: number, remotePath: unknown): Promise<void> {
-    const opened = await fsp.readlink(`/proc/self/fd/${fd}`);
-    this.assertInside(opened, remotePath);
-  }
-
-  /** The remote (client-visible) form of a real path under the root. */
-  toRemote(realPath: string): string {
-    const rel = path.relative(this.realRoot, realPath);
-    return rel === '' ? '/' : `/${rel.split(path.sep).join('/')}`;
-  }
-
-  isInside(realPath: string): boolean {
-    return realPath === this.realRoot || realPath.startsWith(this.realRoot === '/' ? '/' : `${this.realRoot}/`);
-  }
-
-  private assertInside(realPath: string, remotePath: unknown): void {
-    if (!this.isInside(realPath)) {
-      throw agentError(AgentErrorCode.PATH_ESCAPE, `path '${String(remotePath)}' resolves outside the agent root`);
+    const clientPath = remotePath as string;
+    try {
+      return await walkBeneath({ handle: this.handle, realRoot: this.realRoot }, segments, { mode, followSymlinks: true, clientPath });
+    } catch (error) {
+      throw forClient(error, clientPath);
     }
   }
 }
 
 /** O_NOFOLLOW on the last component: a symlink there fails with ELOOP instead of being followed. */
-export const OPEN_READ_NOFOLLOW = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW;
 export const OPEN_CREATE_EXCLUSIVE =
   fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
 
