@@ -1,29 +1,58 @@
-import { connect } from 'node:net';
-import { unlink } from 'node:fs/promises';
 import { VmlinkError } from '@vmlink/errors';
-import { RpcPeer, withBody, type HandlerContext } from '@vmlink/rpc';
+import { RpcPeer, encodeFrame, withBody, type HandlerContext } from '@vmlink/rpc';
 import type { Connection, Listener, Transports } from '@vmlink/transport';
+import { loadInstalledTransports } from '@vmlink/transport';
+import { decideAccess, describePeer, identifyPeer, loadPeerCredentialsReader, type PeerCredentialsReader } from './access/peer-access.js';
 import { openFileBackend, type FileBackend } from './aio.js';
+import { Channel } from './channel.js';
 import { AgentErrorCode, agentError } from './errors.js';
-import { sweepStaleTempFiles } from './methods/files.js';
 import { createHandlers, Streamed, type CallContext, type Handler } from './handlers.js';
+import { ConnectionSlots } from './limits/connection-slots.js';
+import { ConnectionWatch, type WatchTimeout } from './limits/connection-watch.js';
+import { METHOD_MEMORY_COST, MemoryBudget } from './limits/memory-budget.js';
+import { reclaimStaleSocket } from './listen/stale-socket.js';
+import { LimitedLog } from './log/limited-log.js';
+import { sweepStaleTempFiles } from './methods/files.js';
 import type { AgentOptions } from './options.js';
 import { RootJail } from './policy/confine.js';
 import { ExecPolicy } from './policy/exec-policy.js';
 import { METHODS, type MethodName } from './protocol.js';
 import type { AgentLogger } from './request-log.js';
-import { Channel } from './channel.js';
-import { loadInstalledTransports } from '@vmlink/transport';
 
 /** Bad frames tolerated per connection before the agent drops it. */
 const MAX_PROTOCOL_WARNINGS = 16;
+/** A connection told why it is closed gets this long to read the reason. */
+const GOODBYE_MS = 2000;
+/**
+ * Refusals logged once per connection: a client that repeats a refused call gets its
+ * answer every time, the log gets one line.
+ */
+const REFUSAL_CODES: ReadonlySet<string> = new Set([
+  AgentErrorCode.METHOD_BLOCKED,
+  AgentErrorCode.EXEC_DENIED,
+  AgentErrorCode.FS_DISABLED,
+  AgentErrorCode.TOO_MANY_STREAMS,
+  AgentErrorCode.BUSY,
+  AgentErrorCode.SHUTTING_DOWN,
+  AgentErrorCode.PATH_ESCAPE,
+]);
 
 interface Session {
-  readonly peer: string;
+  /** This connection, for the log: `REMOTE#N`. */
+  readonly name: string;
+  /** The client (uid:N, cid:N...): fairness and log limits are per client, not per connection. */
+  readonly key: string;
+  readonly connection: Connection;
+  readonly rpc: RpcPeer;
+  readonly watch: ConnectionWatch;
   /** Aborted when the connection closes: ends every call of this session, bodies included. */
   readonly closed: AbortController;
   /** Requests of this connection still running (bodies included). */
   active: number;
+  /** Set once the agent decided to drop it: nothing more is logged for it. */
+  condemned: boolean;
+  /** Refusal codes already logged for this connection. */
+  readonly refusalsLogged: Set<string>;
 }
 
 /** The local vsock CID through @vmlink/vsock (throws where AF_VSOCK is missing; info copes). */
@@ -35,13 +64,19 @@ async function readVsockCid(): Promise<number | undefined> {
 }
 
 /**
- * The running agent: listeners on every --listen URI, one RPC session per Connection,
- * per-connection limits, and a graceful SIGTERM path.
+ * The running agent: listeners on every --listen URI, access control and limits per
+ * connection, one RPC session per admitted Connection, and a graceful SIGTERM path.
  */
 export class Agent {
   private readonly listeners = new Map<string, Listener>();
-  private readonly sessions = new Map<Connection, RpcPeer>();
+  private readonly sessions = new Map<Connection, Session>();
   private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly slots: ConnectionSlots<Connection>;
+  private readonly budget: MemoryBudget;
+  /** Lines a client can cause: limited per client. */
+  private readonly clientLog: LimitedLog;
+  /** "A limit bit": at most one line per kind and interval, whoever caused it. */
+  private readonly limitLog: LimitedLog;
   /** Aborted when the shutdown grace runs out: whatever still runs is cut off. */
   private readonly hardStop = new AbortController();
   private shuttingDown: Promise<void> | undefined;
@@ -53,19 +88,27 @@ export class Agent {
     private readonly log: AgentLogger,
     private readonly transports: Transports,
     private readonly backend: FileBackend,
+    private readonly readCredentials: PeerCredentialsReader | undefined,
+    policy: ExecPolicy,
     jail: RootJail | undefined,
   ) {
+    const limits = options.limits;
+    this.slots = new ConnectionSlots(limits.maxConnections, limits.maxConnectionsPerPeer);
+    this.budget = new MemoryBudget(limits.memoryBudgetBytes);
+    this.clientLog = new LimitedLog(log);
+    this.limitLog = new LimitedLog(log, { burst: 1 });
     this.handlers = createHandlers({
       jail,
-      policy: new ExecPolicy(options.allowExec),
+      policy,
       backend,
-      limits: options.limits,
+      limits,
       info: {
         vsockCid: readVsockCid,
         transports: () => this.listening,
         aio: () => backend.name,
         root: jail?.realRoot,
         allowExec: options.allowExec,
+        methods: options.access.methods.methods,
       },
     });
   }
@@ -76,28 +119,44 @@ export class Agent {
     for (const failure of failures) {
       log.event('transport plugin unavailable', { plugin: failure.plugin, cause: failure.error.message });
     }
+    // TODO(fd-relative RootJail): pass { allowHardlinks: options.allowHardlinks } once RootJail.create takes it.
     const jail = options.root === undefined ? undefined : await RootJail.create(options.root);
     if (jail) {
       for (const stale of await sweepStaleTempFiles(jail.realRoot)) log.event('removed a stale temp file', { path: stale });
     }
+    const policy = await ExecPolicy.create(options.allowExec, { root: jail?.realRoot });
+    for (const name of policy.unresolved) {
+      log.warn('allowed command not found', { command: name, code: 'ENOENT', cause: 'not in the fixed exec PATH; exec of it fails with ENOENT' });
+    }
     const backend = await openFileBackend(options.aio);
-    const agent = new Agent(options, log, transports, backend, jail);
+    const readCredentials = await loadPeerCredentialsReader();
+    const agent = new Agent(options, log, transports, backend, readCredentials, policy, jail);
     for (const uri of options.listen) await agent.listen(uri);
     if (agent.listeners.size === 0) {
       await backend.close();
       throw new VmlinkError('ERR_VMLINK_NO_LISTENER', `could not listen on any of: ${options.listen.join(', ')}`);
     }
+    const access = options.access;
     log.event('ready', {
       listening: agent.listening.join(','),
       aio: backend.name,
       root: jail?.realRoot ?? 'none',
-      allowExec: options.allowExec.join(',') || 'none',
+      allowExec: [...policy.paths.values()].join(',') || 'none',
+      allowUid: access.allowUids.join(','),
+      allowCid: access.allowCids === 'any' ? 'any' : access.allowCids.join(','),
+      methods: access.methods.methods.join(','),
+      maxConnections: options.limits.maxConnections,
     });
     return agent;
   }
 
   get listening(): string[] {
     return [...this.listeners.values()].map((l) => l.address());
+  }
+
+  /** Connections being served right now. */
+  get connectionCount(): number {
+    return this.sessions.size;
   }
 
   private async listen(uri: string): Promise<void> {
@@ -111,81 +170,181 @@ export class Agent {
       return;
     }
     this.listeners.set(uri, listener);
-    listener.on('connection', (connection) => this.serve(connection));
-    listener.on('error', (error) => this.log.error('listener error', { uri, cause: error.message }));
+    listener.on('connection', (connection) => this.admit(connection));
+    // Accept errors (EMFILE, ENFILE) do not end a listener: it accepts again once fds are free.
+    listener.on('error', (error) =>
+      this.limitLog.error('', 'accept failed', { uri, code: codeOf(error) ?? 'ERROR', cause: error.message, connections: this.sessions.size }),
+    );
     this.log.event('listening', { uri: listener.address() });
   }
 
-  /** A Unix socket left behind by a killed agent is reclaimed if nothing answers on it. */
+  /** A Unix socket left behind by a killed agent is reclaimed if it is a socket and nothing answers on it. */
   private async listenReclaimingStaleSocket(uri: string): Promise<Listener> {
     try {
       return await this.transports.listen(uri);
     } catch (error) {
-      if (codeOf(error) !== 'EADDRINUSE' || !uri.startsWith('unix:/')) throw error;
+      if (codeOf(error) !== 'EADDRINUSE' || !uri.startsWith('unix:') || uri.startsWith('unix:@')) throw error;
       const socketPath = uri.slice('unix:'.length);
-      if (await somethingListens(socketPath)) throw error;
-      await unlink(socketPath);
+      await reclaimStaleSocket(socketPath);
       this.log.event('removed a stale socket', { path: socketPath });
       return this.transports.listen(uri);
     }
   }
 
-  private serve(connection: Connection): void {
+  /** Access control and the connection cap, then serve. */
+  private admit(connection: Connection): void {
+    const name = `${connection.remoteAddress || connection.transport.name}#${this.nextPeer++}`;
+    connection.on('error', () => undefined); // reported through RPC or 'close'; never unhandled
     if (this.shuttingDown) {
       connection.destroy();
       return;
     }
-    const peerName = `${connection.remoteAddress || connection.transport.name}#${this.nextPeer++}`;
-    const limit = this.options.limits.maxConcurrentPerConnection;
+    const identity = identifyPeer(connection, this.readCredentials);
+    const decision = decideAccess(identity, this.options.access);
+    if (!decision.allowed) {
+      this.clientLog.warn(decision.key, 'connection refused', { peer: name, who: describePeer(identity), code: decision.code, cause: decision.message });
+      goodbye(connection, decision.code, decision.message);
+      return;
+    }
+    const admission = this.slots.admit(decision.key);
+    if (admission.kind === 'refuse') {
+      this.limitLog.warn('', 'connection limit reached', { peer: name, code: AgentErrorCode.TOO_MANY_CONNECTIONS, cause: admission.message });
+      goodbye(connection, AgentErrorCode.TOO_MANY_CONNECTIONS, admission.message);
+      return;
+    }
+    if (admission.kind === 'evict') {
+      const victim = this.sessions.get(admission.victim);
+      this.limitLog.warn('', 'connection limit reached', {
+        code: AgentErrorCode.TOO_MANY_CONNECTIONS,
+        cause: `closed the longest-idle connection of ${victim?.key ?? '?'} to admit ${name}`,
+        connections: this.sessions.size,
+      });
+      if (victim) this.condemn(victim, AgentErrorCode.TOO_MANY_CONNECTIONS, 'closed: the agent needed this idle connection for a new client (--max-connections)');
+      else admission.victim.destroy();
+      this.slots.remove(admission.victim);
+    }
+    this.serve(connection, name, decision.key, describePeer(identity));
+  }
+
+  private serve(connection: Connection, name: string, key: string, who: string): void {
+    const limits = this.options.limits;
     // RPC's own cap only pushes back (it stops reading); ours answers with a clear code.
-    const rpc = new RpcPeer(connection, { maxFrameSize: this.options.limits.maxFrameBytes, maxConcurrentRequests: limit * 4 });
-    this.sessions.set(connection, rpc);
-    const session: Session = { peer: peerName, active: 0, closed: new AbortController() };
+    const rpc = new RpcPeer(connection, { maxFrameSize: limits.maxFrameBytes, maxConcurrentRequests: limits.maxConcurrentPerConnection * 4 });
+    let session!: Session;
+    const watch = new ConnectionWatch(connection, {
+      idleTimeoutMs: limits.idleTimeoutMs,
+      frameTimeoutMs: limits.frameTimeoutMs,
+      bufferedBytes: () => rpc.decoderBufferedBytes,
+      busy: () => session.active > 0,
+      onTimeout: (kind) => this.timedOut(session, kind),
+    });
+    session = {
+      name,
+      key,
+      connection,
+      rpc,
+      watch,
+      active: 0,
+      closed: new AbortController(),
+      condemned: false,
+      refusalsLogged: new Set(),
+    };
+    this.sessions.set(connection, session);
+    this.slots.add(connection, { peer: key, busy: false, lastActivity: watch.lastActivity });
     for (const method of METHODS) {
       rpc.handle(method, (params, context) => this.runCall(method, params, context, session));
     }
     let warnings = 0;
     rpc.on('warning', (warning) => {
+      if (session.condemned) return; // the rest of a flood is not news
       warnings += 1;
-      this.log.error('protocol error', { peer: peerName, code: warning.code, cause: warning.message });
+      // A client's mistake, not the agent's: a warning (--quiet silences it), limited per client.
+      this.clientLog.warn(key, 'protocol error', { peer: name, code: warning.code, cause: warning.message });
       // RPC stays in sync after a bad frame; a client that keeps sending them is dropped.
-      if (warnings >= MAX_PROTOCOL_WARNINGS) rpc.destroy(warning);
+      if (warnings >= MAX_PROTOCOL_WARNINGS) {
+        this.clientLog.warn(key, 'dropping a client', { peer: name, code: AgentErrorCode.PROTOCOL_ERRORS, cause: `${warnings} malformed frames` });
+        this.condemn(session, AgentErrorCode.PROTOCOL_ERRORS, `closed after ${warnings} malformed frames`);
+      }
     });
-    this.log.event('connected', { peer: peerName });
+    this.clientLog.event(key, 'connected', { peer: name, who });
     connection.once('close', () => {
       session.closed.abort(agentError(AgentErrorCode.CLIENT_GONE, 'the client went away'));
+      watch.stop();
       this.sessions.delete(connection);
-      this.log.event('disconnected', { peer: peerName });
+      this.slots.remove(connection);
+      if (!session.condemned) this.clientLog.event(key, 'disconnected', { peer: name });
     });
   }
 
-  /** One request: limits, the handler, the log line once its body (if any) is done too. */
+  /** Drop a connection, telling it why; nothing more is logged for it. */
+  private condemn(session: Session, code: AgentErrorCode, message: string): void {
+    if (session.condemned) return;
+    session.condemned = true;
+    session.watch.stop();
+    session.closed.abort(agentError(code, message));
+    session.rpc.removeAllListeners('warning');
+    goodbye(session.connection, code, message);
+  }
+
+  private timedOut(session: Session, kind: WatchTimeout): void {
+    const limits = this.options.limits;
+    const [code, message] =
+      kind === 'idle'
+        ? [AgentErrorCode.IDLE_TIMEOUT, `closed: nothing received for ${limits.idleTimeoutMs} ms (--idle-timeout)`]
+        : [AgentErrorCode.FRAME_TIMEOUT, `closed: a frame was left unfinished for ${limits.frameTimeoutMs} ms (--frame-timeout)`];
+    this.limitLog.warn('', kind === 'idle' ? 'idle connection closed' : 'unfinished frame: connection closed', { peer: session.name, code });
+    this.condemn(session, code, message);
+  }
+
+  private markBusy(session: Session): void {
+    this.slots.update(session.connection, { peer: session.key, busy: session.active > 0, lastActivity: session.watch.lastActivity });
+  }
+
+  /** One request: access, limits, the handler, the log line once its body (if any) is done too. */
   private async runCall(method: MethodName, params: unknown, context: HandlerContext, session: Session): Promise<unknown> {
     const started = performance.now();
     const details: Record<string, string | number | boolean> = {};
     session.active += 1;
+    this.markBusy(session);
     let settle!: (outcome: unknown) => void;
     const tracked = new Promise<unknown>((resolve) => (settle = resolve));
     this.inFlight.add(tracked);
+    let release: (() => void) | undefined;
     const finish = (error: unknown): void => {
       session.active -= 1;
+      release?.();
+      session.watch.touch();
+      this.markBusy(session);
       this.inFlight.delete(tracked);
       settle(undefined);
       const result = error === undefined ? 'OK' : (codeOf(error) ?? 'ERROR');
-      this.log.request({ method, peer: session.peer, durationMs: performance.now() - started, result, detail: details });
+      if (session.condemned) return;
+      if (REFUSAL_CODES.has(result)) {
+        if (session.refusalsLogged.has(result)) return;
+        session.refusalsLogged.add(result);
+      }
+      this.clientLog.request(session.key, { method, peer: session.name, durationMs: performance.now() - started, result, detail: details });
     };
     try {
+      if (session.condemned) throw agentError(AgentErrorCode.CLIENT_GONE, 'the connection is being closed');
       if (this.shuttingDown) throw agentError(AgentErrorCode.SHUTTING_DOWN, 'the agent is shutting down');
+      if (!this.options.access.methods.serves(method)) throw this.options.access.methods.blockedError(method);
       if (session.active > this.options.limits.maxConcurrentPerConnection) {
         throw agentError(AgentErrorCode.TOO_MANY_STREAMS, `more than ${this.options.limits.maxConcurrentPerConnection} requests in flight on this connection`);
       }
       params ??= {}; // a call without params
       if (typeof params !== 'object' || Array.isArray(params)) {
-        throw agentError(AgentErrorCode.INVALID_PARAMS, `${method}: params must be an object`);
+        throw agentError(AgentErrorCode.INVALID_PARAMS, `${method}: params must be an object, got ${Array.isArray(params) ? 'an array' : typeof params}`);
+      }
+      const cost = METHOD_MEMORY_COST[method] ?? 0;
+      release = this.budget.tryReserve(cost);
+      if (release === undefined) {
+        this.limitLog.warn('', 'memory budget spent', { code: AgentErrorCode.BUSY, budget: this.budget.limit, inUse: this.budget.inUse, peer: session.name });
+        throw agentError(AgentErrorCode.BUSY, `the agent is busy: its memory budget (${this.budget.limit} bytes, --memory-budget) is in use by other requests; retry later`);
       }
       const signal = AbortSignal.any([context.signal, session.closed.signal, this.hardStop.signal]);
       const ctx: CallContext = {
-        peer: session.peer,
+        peer: session.name,
         signal,
         body: context.body,
         note: (key, value) => {
@@ -222,7 +381,7 @@ export class Agent {
 
   /**
    * Stops accepting, lets in-flight requests finish for up to the grace period, then
-   * aborts what is left (temp files are unlinked, exec children killed) and closes.
+   * aborts what is left (temp files are unlinked, exec process groups killed) and closes.
    */
   shutdown(): Promise<void> {
     this.shuttingDown ??= this.doShutdown();
@@ -249,7 +408,7 @@ export class Agent {
     // a client that never does is cut off after a second.
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.allSettled([...this.sessions.values()].map((rpc) => rpc.close())),
+      Promise.allSettled([...this.sessions.values()].map((s) => s.rpc.close())),
       new Promise((resolve) => {
         timer = setTimeout(resolve, 1000);
       }),
@@ -257,22 +416,35 @@ export class Agent {
     clearTimeout(timer);
     for (const connection of this.sessions.keys()) connection.destroy();
     await this.backend.close();
+    this.clientLog.flush();
+    this.limitLog.flush();
     this.log.event('stopped');
   }
+}
+
+/**
+ * Tell a connection why it is being closed (an ERROR frame without an id, which any RPC
+ * client reports), end it, and destroy it if the client does not close within
+ * GOODBYE_MS. What it still sends is discarded.
+ */
+function goodbye(connection: Connection, code: string, message: string): void {
+  const timer = setTimeout(() => connection.destroy(), GOODBYE_MS);
+  timer.unref();
+  connection.once('close', () => clearTimeout(timer));
+  // Once our last byte is out, we are done: a client that keeps sending is not read.
+  connection.once('finish', () => connection.destroy());
+  try {
+    if (!connection.destroyed && !connection.writableEnded) {
+      for (const part of encodeFrame({ type: 'ERROR', id: null, error: { code, message } })) connection.write(part);
+      connection.end();
+    }
+  } catch {
+    connection.destroy();
+  }
+  connection.resume();
 }
 
 function codeOf(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
-}
-
-function somethingListens(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(socketPath);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }

@@ -29,6 +29,22 @@ export const AgentErrorCode = {
   CLIENT_GONE: 'ERR_VMLINK_CLIENT_GONE',
   /** The agent is shutting down and takes no new requests. */
   SHUTTING_DOWN: 'ERR_VMLINK_SHUTTING_DOWN',
+  /** exec ran longer than `--exec-timeout`; its process group was killed. */
+  EXEC_TIMEOUT: 'ERR_VMLINK_EXEC_TIMEOUT',
+  /** The connecting peer (uid, CID) is not in `--allow-uid` / `--allow-cid`. */
+  PEER_NOT_ALLOWED: 'ERR_VMLINK_PEER_NOT_ALLOWED',
+  /** The method exists but `--allow-rpcs` / `--block-rpcs` do not serve it. */
+  METHOD_BLOCKED: 'ERR_VMLINK_METHOD_BLOCKED',
+  /** `--max-connections` (or the per-peer share of it) is in use and no idle one could be closed. */
+  TOO_MANY_CONNECTIONS: 'ERR_VMLINK_TOO_MANY_CONNECTIONS',
+  /** The agent's memory budget for streams is spent; retry later. */
+  BUSY: 'ERR_VMLINK_BUSY',
+  /** Nothing received for `--idle-timeout` while no request ran: the connection was closed. */
+  IDLE_TIMEOUT: 'ERR_VMLINK_IDLE_TIMEOUT',
+  /** A frame was not completed within `--frame-timeout`: the connection was closed. */
+  FRAME_TIMEOUT: 'ERR_VMLINK_FRAME_TIMEOUT',
+  /** Too many malformed frames: the connection was closed. */
+  PROTOCOL_ERRORS: 'ERR_VMLINK_TOO_MANY_PROTOCOL_ERRORS',
 } as const;
 export type AgentErrorCode = (typeof AgentErrorCode)[keyof typeof AgentErrorCode];
 

@@ -6,7 +6,7 @@ import { checkExecRequest, startCommand } from './methods/exec.js';
 import { listDirectory, openForRead, statPath, streamOpenedFile, writeFileAtomic } from './methods/files.js';
 import type { AgentLimits } from './options.js';
 import type { RootJail } from './policy/confine.js';
-import type { ExecPolicy } from './policy/exec-policy.js';
+import { describeValue, type ExecPolicy } from './policy/exec-policy.js';
 import { EXEC_EXIT, EXEC_STDERR, EXEC_STDOUT, encodeExecRecord, type MethodName } from './protocol.js';
 
 /** What a method handler gets besides its params. Independent of the RPC library. */
@@ -70,11 +70,11 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
       }
       const sha256 = params['sha256'];
       if (sha256 !== undefined && (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256))) {
-        throw agentError(AgentErrorCode.INVALID_PARAMS, 'fs.write: sha256 must be 64 lower-case hex digits');
+        throw agentError(AgentErrorCode.INVALID_PARAMS, `fs.write: sha256 must be 64 lower-case hex digits, got ${describeValue(sha256)}`);
       }
       const mode = params['mode'];
       if (mode !== undefined && (typeof mode !== 'number' || !Number.isInteger(mode) || mode < 0 || mode > 0o777)) {
-        throw agentError(AgentErrorCode.INVALID_PARAMS, 'fs.write: mode must be an integer in 0..0o777');
+        throw agentError(AgentErrorCode.INVALID_PARAMS, `fs.write: mode must be an integer in 0..0o777 (0..511), got ${describeValue(mode)}`);
       }
       const result = await writeFileAtomic(deps.backend, jail(), params['path'], ctx.body ?? emptyBody(), {
         expectedSha256: sha256,
@@ -90,7 +90,13 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
     exec: async (params, ctx) => {
       const { command, args } = checkExecRequest(deps.policy, { command: params['command'], args: params['args'] });
       ctx.note('command', command);
-      const running = await startCommand(command, args, { cwd: deps.jail?.realRoot ?? '/', signal: ctx.signal });
+      const resolved = await deps.policy.resolve(command);
+      const running = await startCommand(resolved, args, {
+        cwd: deps.jail?.realRoot ?? '/',
+        signal: ctx.signal,
+        timeoutMs: deps.limits.execTimeoutMs,
+      });
+      ctx.note('pid', running.pid ?? 0);
       return new Streamed({ command }, async (send) => {
         const result = await running.collect((stream, chunk) =>
           send(encodeExecRecord(stream === 'stdout' ? EXEC_STDOUT : EXEC_STDERR, chunk)),

@@ -14,6 +14,8 @@ export interface AgentInfo {
   agent: { version: string; node: string; pid: number; aio: string; root: string | null; allowExec: string[] };
   /** The URIs the agent serves right now. */
   transports: string[];
+  /** The methods this agent serves (after --allow-rpcs / --block-rpcs). */
+  methods: string[];
 }
 
 export interface InfoSources {
@@ -23,6 +25,7 @@ export interface InfoSources {
   readonly aio: () => string;
   readonly root: string | undefined;
   readonly allowExec: readonly string[];
+  readonly methods: readonly string[];
 }
 
 export async function collectInfo(sources: InfoSources): Promise<AgentInfo> {
@@ -51,5 +54,6 @@ export async function collectInfo(sources: InfoSources): Promise<AgentInfo> {
       allowExec: [...sources.allowExec],
     },
     transports: sources.transports(),
+    methods: [...sources.methods],
   };
 }

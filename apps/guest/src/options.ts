@@ -1,6 +1,10 @@
 import { parseArgs } from 'node:util';
 import { VmlinkError } from '@vmlink/errors';
+import { MethodAccess, parseMethodList } from './access/method-access.js';
+import { HOST_CID } from './access/peer-access.js';
+import { defaultPerPeer } from './limits/connection-slots.js';
 import { parseAllowExec } from './policy/exec-policy.js';
+import { FIXED_EXEC_PATH } from './policy/exec-resolve.js';
 
 export const AIO_CHOICES = ['auto', 'threadpool', 'iosubmit', 'fs'] as const;
 export type AioChoice = (typeof AIO_CHOICES)[number];
@@ -21,6 +25,18 @@ export interface AgentLimits {
   readonly execOutputHighWaterMark: number;
   /** How long in-flight requests get to finish after SIGTERM. */
   readonly shutdownGraceMs: number;
+  /** Connections at once, over all listeners. */
+  readonly maxConnections: number;
+  /** Connections of one peer (uid, CID); the rest of maxConnections is kept for others. */
+  readonly maxConnectionsPerPeer: number;
+  /** A connection that received nothing this long, with no request in flight, is closed; 0: never. */
+  readonly idleTimeoutMs: number;
+  /** A frame must be complete this long after its first byte; 0: never. */
+  readonly frameTimeoutMs: number;
+  /** Memory all streaming requests together may hold (see METHOD_MEMORY_COST). */
+  readonly memoryBudgetBytes: number;
+  /** exec: the whole process group is killed after this long. */
+  readonly execTimeoutMs: number;
 }
 
 export const DEFAULT_LIMITS: AgentLimits = {
@@ -30,7 +46,25 @@ export const DEFAULT_LIMITS: AgentLimits = {
   maxListEntries: 10_000,
   execOutputHighWaterMark: 256 * 1024,
   shutdownGraceMs: 10_000,
+  maxConnections: 64,
+  maxConnectionsPerPeer: defaultPerPeer(64),
+  idleTimeoutMs: 300_000,
+  frameTimeoutMs: 30_000,
+  memoryBudgetBytes: 256 * 1024 * 1024,
+  execTimeoutMs: 60_000,
 };
+
+/** Who may connect and what they may call (default deny). */
+export interface AccessOptions {
+  /** Unix sockets: peer uids allowed (SO_PEERCRED); default the agent's own uid. */
+  readonly allowUids: readonly number[];
+  /** vsock: peer CIDs allowed; default [2] (the host). */
+  readonly allowCids: readonly number[] | 'any';
+  /** Serve `unix:@name` (abstract sockets have no file permissions). */
+  readonly allowAbstract: boolean;
+  /** Methods served: --allow-rpcs minus --block-rpcs (all when neither is given). */
+  readonly methods: MethodAccess;
+}
 
 export interface AgentOptions {
   readonly listen: readonly string[];
@@ -38,6 +72,9 @@ export interface AgentOptions {
   /** Undefined: file methods are refused (default deny). */
   readonly root: string | undefined;
   readonly allowExec: readonly string[];
+  /** Files with more than one hard link are served (refused by default). */
+  readonly allowHardlinks: boolean;
+  readonly access: AccessOptions;
   /** Log lines as JSON objects instead of text. */
   readonly jsonLog: boolean;
   readonly quiet: boolean;
@@ -58,10 +95,30 @@ Options:
   --root DIR           confine file methods to DIR, shown to clients as /
                        (without it, file methods are refused)
   --allow-exec a,b,c   commands exec may run (bare names or absolute paths); default: none
-  --grace-ms N         on SIGTERM, how long in-flight requests may take (default: ${DEFAULT_LIMITS.shutdownGraceMs})
+                       bare names are found in ${FIXED_EXEC_PATH} only
+  --allow-hardlinks    serve files that have more than one hard link (refused by default)
+  --exec-timeout MS    exec's process group is killed after MS (default: ${DEFAULT_LIMITS.execTimeoutMs})
+
+Who may connect (default deny):
+  --allow-uid U[,U]    Unix socket peers (SO_PEERCRED) allowed, repeatable (default: the agent's own uid)
+  --allow-cid C[,C]    vsock peers allowed, repeatable; 'any' for all (default: ${HOST_CID}, the host)
+  --allow-abstract     allow listening on abstract Unix sockets (unix:@name)
+  --allow-rpcs a,b     serve only these methods
+  --block-rpcs a,b     do not serve these methods
+
+Limits:
+  --max-connections N  connections at once (default: ${DEFAULT_LIMITS.maxConnections}); idle ones are closed to admit new ones
+  --max-connections-per-peer N
+                       connections of one uid or CID (default: max-connections - 8)
   --max-streams N      requests in flight per connection (default: ${DEFAULT_LIMITS.maxConcurrentPerConnection})
+  --idle-timeout MS    close connections idle this long, 0 = never (default: ${DEFAULT_LIMITS.idleTimeoutMs})
+  --frame-timeout MS   close connections that leave a frame unfinished this long, 0 = never (default: ${DEFAULT_LIMITS.frameTimeoutMs})
+  --memory-budget SIZE memory all streaming requests may hold, e.g. 256M (default: 256M)
+  --grace-ms N         on SIGTERM, how long in-flight requests may take (default: ${DEFAULT_LIMITS.shutdownGraceMs})
+
+Logging:
   --json               log one JSON object per line instead of text
-  --quiet              log nothing but errors
+  --quiet              log nothing but errors (client mistakes are warnings)
   --version            print the agent version
   --help               print this help
 
@@ -86,6 +143,18 @@ export function parseGuestArgs(argv: readonly string[]): ParsedGuestArgs {
         'allow-exec': { type: 'string', multiple: true },
         'grace-ms': { type: 'string' },
         'max-streams': { type: 'string' },
+        'allow-hardlinks': { type: 'boolean', default: false },
+        'exec-timeout': { type: 'string' },
+        'allow-uid': { type: 'string', multiple: true },
+        'allow-cid': { type: 'string', multiple: true },
+        'allow-abstract': { type: 'boolean', default: false },
+        'allow-rpcs': { type: 'string', multiple: true },
+        'block-rpcs': { type: 'string', multiple: true },
+        'max-connections': { type: 'string' },
+        'max-connections-per-peer': { type: 'string' },
+        'idle-timeout': { type: 'string' },
+        'frame-timeout': { type: 'string' },
+        'memory-budget': { type: 'string' },
         json: { type: 'boolean', default: false },
         quiet: { type: 'boolean', default: false },
         version: { type: 'boolean', default: false },
@@ -108,15 +177,95 @@ export function parseGuestArgs(argv: readonly string[]): ParsedGuestArgs {
   } catch (err) {
     throw usageError((err as Error).message);
   }
+  const allowAbstract = values['allow-abstract'] ?? false;
+  const abstract = listen.filter((uri) => uri.startsWith('unix:@'));
+  if (abstract.length > 0 && !allowAbstract) {
+    throw usageError(`${abstract.join(', ')}: abstract Unix sockets have no file permissions; add --allow-abstract to serve them`);
+  }
+  let methods: MethodAccess;
+  try {
+    const allow = values['allow-rpcs'] === undefined ? undefined : parseMethodList(values['allow-rpcs']);
+    methods = MethodAccess.from(allow, parseMethodList(values['block-rpcs'] ?? []));
+  } catch (err) {
+    throw usageError(`--allow-rpcs/--block-rpcs: ${(err as Error).message}`);
+  }
+  const maxConnections = positiveInt(values['max-connections'], '--max-connections', DEFAULT_LIMITS.maxConnections);
+  const maxConnectionsPerPeer = positiveInt(values['max-connections-per-peer'], '--max-connections-per-peer', defaultPerPeer(maxConnections));
+  if (maxConnectionsPerPeer > maxConnections) {
+    throw usageError(`--max-connections-per-peer ${maxConnectionsPerPeer} exceeds --max-connections ${maxConnections}`);
+  }
   const limits: AgentLimits = {
     ...DEFAULT_LIMITS,
     shutdownGraceMs: positiveInt(values['grace-ms'], '--grace-ms', DEFAULT_LIMITS.shutdownGraceMs),
     maxConcurrentPerConnection: positiveInt(values['max-streams'], '--max-streams', DEFAULT_LIMITS.maxConcurrentPerConnection),
+    maxConnections,
+    maxConnectionsPerPeer,
+    idleTimeoutMs: nonNegativeInt(values['idle-timeout'], '--idle-timeout', DEFAULT_LIMITS.idleTimeoutMs),
+    frameTimeoutMs: nonNegativeInt(values['frame-timeout'], '--frame-timeout', DEFAULT_LIMITS.frameTimeoutMs),
+    memoryBudgetBytes: byteSize(values['memory-budget'], '--memory-budget', DEFAULT_LIMITS.memoryBudgetBytes),
+    execTimeoutMs: positiveInt(values['exec-timeout'], '--exec-timeout', DEFAULT_LIMITS.execTimeoutMs),
+  };
+  const access: AccessOptions = {
+    allowUids: idList(values['allow-uid'], '--allow-uid', [ownUid()]),
+    allowCids: cidList(values['allow-cid']),
+    allowAbstract,
+    methods,
   };
   return {
     kind: 'run',
-    options: { listen, aio, root: values.root, allowExec, jsonLog: values.json ?? false, quiet: values.quiet ?? false, limits },
+    options: {
+      listen,
+      aio,
+      root: values.root,
+      allowExec,
+      allowHardlinks: values['allow-hardlinks'] ?? false,
+      access,
+      jsonLog: values.json ?? false,
+      quiet: values.quiet ?? false,
+      limits,
+    },
   };
+}
+
+function ownUid(): number {
+  return process.getuid?.() ?? 0;
+}
+
+/** Comma lists, repeatable, of ids 0..2^32-2 (2^32-1 is "no id" to the kernel). */
+function idList(raw: readonly string[] | undefined, flag: string, fallback: number[]): number[] {
+  if (raw === undefined) return fallback;
+  const ids = raw.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+  if (ids.length === 0) throw usageError(`${flag} needs at least one id`);
+  return [...new Set(ids.map((id) => {
+    const n = Number(id);
+    if (!/^\d+$/.test(id) || !Number.isSafeInteger(n) || n > 0xffff_fffe) throw usageError(`${flag}: '${id}' is not an id (0..4294967294)`);
+    return n;
+  }))];
+}
+
+function cidList(raw: readonly string[] | undefined): number[] | 'any' {
+  if (raw === undefined) return [HOST_CID];
+  const entries = raw.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+  if (entries.includes('any')) return 'any';
+  return idList(entries, '--allow-cid', [HOST_CID]);
+}
+
+function nonNegativeInt(raw: string | undefined, flag: string, fallback: number): number {
+  if (raw === undefined) return fallback;
+  if (raw === '0') return 0;
+  return positiveInt(raw, flag, fallback);
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
+
+/** `1048576`, `512K`, `256M`, `1G` (binary units). */
+function byteSize(raw: string | undefined, flag: string, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const match = /^(\d+)([KMG]?)i?B?$/i.exec(raw.trim());
+  const unit = SIZE_UNITS[(match?.[2] ?? '').toUpperCase()];
+  const n = match && unit !== undefined ? Number(match[1]) * unit : Number.NaN;
+  if (!Number.isSafeInteger(n) || n <= 0) throw usageError(`${flag} must be a size like 256M or 1073741824, got '${raw}'`);
+  return n;
 }
 
 function isAioChoice(value: string): value is AioChoice {

@@ -12,6 +12,8 @@ export interface RequestLogEntry {
 export interface AgentLogger {
   request(entry: RequestLogEntry): void;
   event(message: string, fields?: Readonly<Record<string, string | number | boolean>>): void;
+  /** Something a client did wrong (bad frames, refused peers): silenced by --quiet. */
+  warn(message: string, fields?: Readonly<Record<string, string | number | boolean>>): void;
   error(message: string, fields?: Readonly<Record<string, string | number | boolean>>): void;
 }
 
@@ -48,6 +50,9 @@ export function createLogger(options: LoggerOptions): AgentLogger {
     },
     event(message, fields = {}) {
       if (!options.quiet) emit('info', message, fields);
+    },
+    warn(message, fields = {}) {
+      if (!options.quiet) emit('warn', message, fields);
     },
     error(message, fields = {}) {
       emit('error', message, fields);

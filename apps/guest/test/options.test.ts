@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { MethodAccess } from '../src/access/method-access.js';
 import { DEFAULT_LIMITS, DEFAULT_LISTEN, parseGuestArgs } from '../src/options.js';
 import { ExecPolicy, parseAllowExec } from '../src/policy/exec-policy.js';
 
@@ -6,8 +7,57 @@ describe('parseGuestArgs (pure)', () => {
   it('defaults to the guest transports, auto AIO, no root and no exec', () => {
     expect(parseGuestArgs([])).toEqual({
       kind: 'run',
-      options: { listen: [...DEFAULT_LISTEN], aio: 'auto', root: undefined, allowExec: [], jsonLog: false, quiet: false, limits: DEFAULT_LIMITS },
+      options: {
+        listen: [...DEFAULT_LISTEN],
+        aio: 'auto',
+        root: undefined,
+        allowExec: [],
+        allowHardlinks: false,
+        access: { allowUids: [process.getuid?.()], allowCids: [2], allowAbstract: false, methods: MethodAccess.all() },
+        jsonLog: false,
+        quiet: false,
+        limits: DEFAULT_LIMITS,
+      },
     });
+    expect(DEFAULT_LIMITS).toMatchObject({ maxConnections: 64, maxConnectionsPerPeer: 56, execTimeoutMs: 60_000 });
+  });
+
+  it('takes the access flags: uids, CIDs (or any), abstract sockets, method lists', () => {
+    const parsed = parseGuestArgs([
+      '--listen', 'unix:@vmlink', '--allow-abstract', '--allow-uid', '0,1000', '--allow-uid', '1001',
+      '--allow-cid', '1', '--allow-cid', '3', '--allow-rpcs', 'ping,info,exec', '--block-rpcs', 'exec',
+      '--allow-hardlinks', '--exec-timeout', '5000', '--max-connections', '10', '--idle-timeout', '0',
+      '--frame-timeout', '2500', '--memory-budget', '64M',
+    ]);
+    if (parsed.kind !== 'run') throw new Error('expected run');
+    const { access, limits, allowHardlinks } = parsed.options;
+    expect(access.allowUids).toEqual([0, 1000, 1001]);
+    expect(access.allowCids).toEqual([1, 3]);
+    expect(access.allowAbstract).toBe(true);
+    expect(access.methods.methods).toEqual(['ping', 'info']);
+    expect(allowHardlinks).toBe(true);
+    expect(limits).toMatchObject({
+      execTimeoutMs: 5000,
+      maxConnections: 10,
+      maxConnectionsPerPeer: 2, // 10 minus the 8 reserved for other peers
+      idleTimeoutMs: 0,
+      frameTimeoutMs: 2500,
+      memoryBudgetBytes: 64 * 1024 * 1024,
+    });
+    const any = parseGuestArgs(['--allow-cid', 'any']);
+    expect(any.kind === 'run' && any.options.access.allowCids).toBe('any');
+  });
+
+  it('refuses abstract sockets without --allow-abstract, unknown methods and bad ids, naming them', () => {
+    const usage = (message: string) => expect.objectContaining({ code: 'ERR_VMLINK_USAGE', message: expect.stringContaining(message) });
+    expect(() => parseGuestArgs(['--listen', 'unix:@agent'])).toThrow(usage('unix:@agent'));
+    expect(() => parseGuestArgs(['--allow-rpcs', 'ping,fs.nuke'])).toThrow(usage("'fs.nuke'"));
+    expect(() => parseGuestArgs(['--block-rpcs', 'shutdown'])).toThrow(usage("'shutdown'"));
+    expect(() => parseGuestArgs(['--allow-uid', 'root'])).toThrow(usage("'root'"));
+    expect(() => parseGuestArgs(['--allow-cid=-1'])).toThrow(usage("'-1'"));
+    expect(() => parseGuestArgs(['--memory-budget', 'lots'])).toThrow(usage("'lots'"));
+    expect(() => parseGuestArgs(['--exec-timeout', '0'])).toThrow(usage("'0'"));
+    expect(() => parseGuestArgs(['--max-connections', '4', '--max-connections-per-peer', '5'])).toThrow(usage('exceeds'));
   });
 
   it('takes repeated --listen, --aio, --root and comma/repeat --allow-exec', () => {
@@ -44,9 +94,9 @@ describe('parseGuestArgs (pure)', () => {
   });
 });
 
-describe('ExecPolicy (pure)', () => {
-  it('allows exactly the listed names and nothing that merely resembles them', () => {
-    const policy = new ExecPolicy(parseAllowExec(['uname, echo', '/usr/bin/id']));
+describe('ExecPolicy.check', () => {
+  it('allows exactly the listed names and nothing that merely resembles them', async () => {
+    const policy = await ExecPolicy.create(parseAllowExec(['uname, echo', '/usr/bin/id']));
     expect(policy.check('uname')).toBe('uname');
     expect(policy.check('/usr/bin/id')).toBe('/usr/bin/id');
     for (const denied of ['sh', './uname', '/tmp/uname', 'uname ', 'id', '/usr/bin/uname']) {
@@ -54,9 +104,9 @@ describe('ExecPolicy (pure)', () => {
     }
   });
 
-  it('says exec is disabled when nothing is allowed, and rejects non-strings', () => {
-    const policy = new ExecPolicy([]);
+  it('says exec is disabled when nothing is allowed, and rejects non-strings naming them', async () => {
+    const policy = await ExecPolicy.create([]);
     expect(() => policy.check('uname')).toThrow(expect.objectContaining({ message: expect.stringContaining('disabled') }));
-    expect(() => policy.check(42)).toThrow(expect.objectContaining({ code: 'ERR_VMLINK_INVALID_PARAMS' }));
+    expect(() => policy.check(42)).toThrow(expect.objectContaining({ code: 'ERR_VMLINK_INVALID_PARAMS', message: expect.stringContaining('42') }));
   });
 });

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { AgentErrorCode, agentError } from '../errors.js';
-import type { ExecPolicy } from '../policy/exec-policy.js';
+import { describeValue, type ExecPolicy, type ResolvedCommand } from '../policy/exec-policy.js';
+import { FIXED_EXEC_PATH } from '../policy/exec-resolve.js';
 
 export interface ExecRequest {
   readonly command: unknown;
@@ -14,64 +15,185 @@ export interface ExecResult {
   signal: string | null;
 }
 
+export interface StartOptions {
+  readonly cwd: string;
+  /** Aborted on cancel, client gone, or shutdown: the whole process group is killed. */
+  readonly signal: AbortSignal;
+  /** The command's whole process group is killed after this long (ERR_VMLINK_EXEC_TIMEOUT). */
+  readonly timeoutMs: number;
+  /**
+   * After the command exits, how long output still in its pipes may take to arrive: a
+   * process that escaped the group (setsid) may hold them open forever.
+   */
+  readonly drainMs?: number;
+}
+
+const DEFAULT_DRAIN_MS = 1000;
+
 /** Validates exec params: a command the policy allows and an array of string args. */
 export function checkExecRequest(policy: ExecPolicy, request: ExecRequest): { command: string; args: string[] } {
   const command = policy.check(request.command);
-  const args = request.args ?? [];
-  if (!Array.isArray(args) || !args.every((a): a is string => typeof a === 'string' && !a.includes('\0'))) {
-    throw agentError(AgentErrorCode.INVALID_PARAMS, 'exec: args must be an array of strings without NUL bytes');
+  return { command, args: checkArgs(request.args) };
+}
+
+/** `args`: absent, or an array of strings without NUL bytes; the error names the bad value. */
+export function checkArgs(raw: unknown): string[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) {
+    throw agentError(AgentErrorCode.INVALID_PARAMS, `exec: args must be an array of strings, got ${describeValue(raw)}`);
   }
-  return { command, args };
+  raw.forEach((arg: unknown, index) => {
+    if (typeof arg !== 'string') {
+      throw agentError(AgentErrorCode.INVALID_PARAMS, `exec: args[${index}] must be a string, got ${describeValue(arg)}`);
+    }
+    if (arg.includes('\0')) {
+      throw agentError(AgentErrorCode.INVALID_PARAMS, `exec: args[${index}] contains a NUL byte: ${describeValue(arg)}`);
+    }
+  });
+  return raw as string[];
+}
+
+/** The child's environment: the agent's, but PATH is always the fixed one. */
+export function childEnvironment(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...base, PATH: FIXED_EXEC_PATH };
 }
 
 /**
- * Starts an allowed command without a shell, stdin closed, and resolves once it runs, so
- * that "not installed" (ENOENT) or "not executable" (EACCES) fail the call itself with
- * their errno code. Aborting (client gone, shutdown) kills the child.
+ * Starts an allowed command by its absolute path, without a shell, stdin closed, in a
+ * process group of its own (setsid), and resolves once it runs, so that "not executable"
+ * (EACCES) fails the call itself with its errno code.
  */
-export function startCommand(command: string, args: readonly string[], options: { cwd: string; signal: AbortSignal }): Promise<RunningCommand> {
+export function startCommand(command: ResolvedCommand, args: readonly string[], options: StartOptions): Promise<RunningCommand> {
   return new Promise<RunningCommand>((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'], shell: false });
-    child.once('error', (err: NodeJS.ErrnoException) => {
-      reject(Object.assign(err, { message: `exec '${command}': ${err.message}` }));
+    const child = spawn(command.path, args, {
+      cwd: options.cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      shell: false,
+      // Its own session and process group: whatever it starts can be killed with it.
+      detached: true,
+      env: childEnvironment(),
     });
-    child.once('spawn', () => resolve(new RunningCommand(child, options.signal)));
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      reject(Object.assign(err, { message: `exec '${command.name}': ${err.message}` }));
+    });
+    child.once('spawn', () => resolve(new RunningCommand(child, command.name, options)));
   });
 }
 
-/** A started child: its output is forwarded with backpressure, then its exit status. */
+/**
+ * A started command. It is over when the direct child exits, not when its pipes close
+ * (a background grandchild may hold them forever): then its process group is killed,
+ * the pipes get a short drain and are destroyed.
+ */
 export class RunningCommand {
   private readonly exited: Promise<ExecResult>;
+  private timedOut = false;
+  private hasExited = false;
+  private readonly timer: NodeJS.Timeout;
 
   constructor(
     private readonly child: ChildProcessByStdio<null, Readable, Readable>,
-    private readonly signal: AbortSignal,
+    private readonly name: string,
+    private readonly options: StartOptions,
   ) {
     // Listen at once: a quick command may exit before its output is collected.
-    this.exited = new Promise((resolve) => child.once('exit', (exitCode, signalName) => resolve({ exitCode, signal: signalName })));
-    const kill = (): void => {
-      child.kill('SIGKILL');
-    };
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (exitCode, signalName) => {
+        this.hasExited = true;
+        // Whatever it left running in its group goes with it.
+        this.killGroup();
+        resolve({ exitCode, signal: signalName });
+      }),
+    );
+    const kill = (): void => this.killGroup();
+    const signal = options.signal;
     if (signal.aborted) kill();
     else signal.addEventListener('abort', kill, { once: true });
-    void this.exited.then(() => signal.removeEventListener('abort', kill));
+    this.timer = setTimeout(() => {
+      this.timedOut = true;
+      this.killGroup();
+    }, options.timeoutMs);
+    void this.exited.then(() => {
+      clearTimeout(this.timer);
+      signal.removeEventListener('abort', kill);
+    });
+  }
+
+  /** The process group id (the child's pid: it leads its own group). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** SIGKILL to the whole process group; a group already gone is fine. */
+  killGroup(): void {
+    const pid = this.child.pid;
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // ESRCH: nothing left in the group. The child itself is reaped by Node.
+    }
+    if (!this.hasExited) this.child.kill('SIGKILL'); // in case it left its group
   }
 
   /**
    * Forwards stdout and stderr chunk by chunk; a pipe is paused while its chunk is being
    * delivered, so a client that does not read blocks the child on a full pipe instead of
-   * the agent buffering. If delivery fails (client gone) the child is killed.
+   * the agent buffering. If delivery fails (client gone) the group is killed.
    */
   async collect(onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>): Promise<ExecResult> {
-    const forward = async (name: 'stdout' | 'stderr'): Promise<void> => {
-      for await (const chunk of this.child[name]) await onOutput(name, chunk as Buffer);
-    };
-    try {
-      await Promise.all([forward('stdout'), forward('stderr')]);
-    } catch (error) {
-      this.child.kill('SIGKILL');
-      throw error;
+    let failure: unknown;
+    const drained = Promise.all([this.pump('stdout', onOutput), this.pump('stderr', onOutput)]).catch((error: unknown) => {
+      failure = error;
+      this.killGroup();
+      this.child.stdout.destroy();
+      this.child.stderr.destroy();
+    });
+    const result = await this.exited;
+    const cut = setTimeout(() => {
+      this.child.stdout.destroy();
+      this.child.stderr.destroy();
+    }, this.options.drainMs ?? DEFAULT_DRAIN_MS);
+    await drained;
+    clearTimeout(cut);
+    if (failure !== undefined) throw failure;
+    if (this.timedOut) {
+      throw agentError(
+        AgentErrorCode.EXEC_TIMEOUT,
+        `exec '${this.name}' ran longer than ${this.options.timeoutMs} ms (--exec-timeout): its process group was killed`,
+      );
     }
-    return this.exited;
+    return result;
+  }
+
+  /** Delivers one pipe in order; settles once it is closed and its last chunk delivered. */
+  private pump(name: 'stdout' | 'stderr', onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>): Promise<void> {
+    const stream = this.child[name];
+    return new Promise<void>((resolve, reject) => {
+      let delivering = false;
+      let closed = false;
+      let failed = false;
+      stream.on('data', (chunk: Buffer) => {
+        delivering = true;
+        stream.pause();
+        onOutput(name, chunk).then(
+          () => {
+            delivering = false;
+            if (closed) resolve();
+            else stream.resume();
+          },
+          (error: unknown) => {
+            failed = true;
+            reject(error);
+          },
+        );
+      });
+      // A pipe error (EPIPE, destroyed) ends its output like EOF.
+      stream.on('error', () => undefined);
+      stream.once('close', () => {
+        closed = true;
+        if (!delivering && !failed) resolve();
+      });
+    });
   }
 }

@@ -1,0 +1,113 @@
+import type { Connection, ConnectionPeer } from '@vmlink/transport';
+import { AgentErrorCode } from '../errors.js';
+
+/** The CID of the host, the only vsock peer served by default. */
+export const HOST_CID = 2;
+
+/** Who may connect. Default deny: built from `--allow-uid` and `--allow-cid`. */
+export interface PeerAccessOptions {
+  /** Unix sockets: uids allowed (default: the agent's own uid). */
+  readonly allowUids: readonly number[];
+  /** vsock: CIDs allowed (default [2], the host), or 'any'. */
+  readonly allowCids: readonly number[] | 'any';
+}
+
+/** Who is on the other end, as the kernel reported it, and over which transport. */
+export interface PeerIdentity extends ConnectionPeer {
+  readonly transport: string;
+}
+
+export type AccessDecision =
+  | { readonly allowed: true; readonly key: string }
+  | { readonly allowed: false; readonly key: string; readonly code: AgentErrorCode; readonly message: string };
+
+/**
+ * A stable name of the peer for fairness and log limits: all connections of one uid (or
+ * one CID) share it, whatever their per-connection number.
+ */
+export function peerKey(identity: PeerIdentity): string {
+  if (identity.transport === 'unix') return identity.uid === undefined ? 'unix:unknown' : `uid:${identity.uid}`;
+  if (identity.transport === 'vsock') return identity.cid === undefined ? 'vsock:unknown' : `cid:${identity.cid}`;
+  return identity.transport;
+}
+
+/**
+ * Pure decision: Unix peers by uid, vsock peers by CID, virtio-serial always (only the
+ * host can open the port). Any other transport, or a peer whose identity the kernel did
+ * not give us, is refused: access cannot be checked, so it is denied.
+ */
+export function decideAccess(identity: PeerIdentity, options: PeerAccessOptions): AccessDecision {
+  const key = peerKey(identity);
+  const refuse = (message: string): AccessDecision => ({ allowed: false, key, code: AgentErrorCode.PEER_NOT_ALLOWED, message });
+  switch (identity.transport) {
+    case 'unix':
+      if (identity.uid === undefined) return refuse('the Unix peer credentials (SO_PEERCRED) could not be read');
+      if (!options.allowUids.includes(identity.uid)) {
+        return refuse(`uid ${identity.uid} is not allowed (--allow-uid ${options.allowUids.join(',')})`);
+      }
+      return { allowed: true, key };
+    case 'vsock':
+      if (identity.cid === undefined) return refuse("the vsock peer's CID is unknown");
+      if (options.allowCids !== 'any' && !options.allowCids.includes(identity.cid)) {
+        return refuse(`CID ${identity.cid} is not allowed (--allow-cid ${options.allowCids.join(',')})`);
+      }
+      return { allowed: true, key };
+    case 'virtio-serial':
+      return { allowed: true, key };
+    default:
+      return refuse(`transport '${identity.transport}' reports no peer identity to check`);
+  }
+}
+
+/** Reads SO_PEERCRED of a socket fd (the native addon); absent where it cannot load. */
+export type PeerCredentialsReader = (fd: number) => { uid: number; gid: number; pid: number };
+
+/**
+ * The peer of a connection: `connection.peer` where the transport fills it in; else,
+ * until every plugin does, SO_PEERCRED read here (Unix) or the CID in the remote
+ * address (vsock).
+ */
+export function identifyPeer(connection: Connection, readCredentials: PeerCredentialsReader | undefined): PeerIdentity {
+  const transport = connection.transport.name;
+  const fromTransport = connection.peer;
+  if (fromTransport && (fromTransport.uid !== undefined || fromTransport.cid !== undefined)) return { transport, ...fromTransport };
+  if (transport === 'unix' && readCredentials) {
+    const fd = (connection as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+    if (typeof fd === 'number' && fd >= 0) {
+      try {
+        return { transport, ...readCredentials(fd) };
+      } catch {
+        return { transport };
+      }
+    }
+  }
+  if (transport === 'vsock') {
+    const match = /^vsock:\/\/(\d+):/.exec(connection.remoteAddress);
+    if (match) return { transport, cid: Number(match[1]) };
+  }
+  return { transport };
+}
+
+/** Loads SO_PEERCRED from @vmlink/native; undefined when the addon is unavailable. */
+export async function loadPeerCredentialsReader(): Promise<PeerCredentialsReader | undefined> {
+  try {
+    // A variable specifier: the addon is optional at build time.
+    const specifier = '@vmlink/native';
+    const native = (await import(specifier)) as { loadBinding?: () => { peerCredentials?: PeerCredentialsReader }; default?: { loadBinding?: () => { peerCredentials?: PeerCredentialsReader } } };
+    const loadBinding = native.loadBinding ?? native.default?.loadBinding;
+    const binding = loadBinding?.();
+    const read = binding?.peerCredentials;
+    return read ? (fd) => read.call(binding, fd) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Formats an identity for a log line. */
+export function describePeer(identity: PeerIdentity): string {
+  const parts: string[] = [identity.transport];
+  if (identity.uid !== undefined) parts.push(`uid=${identity.uid}`);
+  if (identity.pid !== undefined) parts.push(`pid=${identity.pid}`);
+  if (identity.cid !== undefined) parts.push(`cid=${identity.cid}`);
+  return parts.join(' ');
+}
