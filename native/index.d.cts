@@ -3,12 +3,14 @@ import type { FdStreamBinding } from './types/fdstream.d.cts';
 import type { AioBinding } from './types/aio.d.cts';
 import type { ThreadPoolBinding } from './types/threadpool.d.cts';
 import type { IoSubmitBinding } from './types/iosubmit.d.cts';
+import type { VhostUserBinding } from './types/vhostuser.d.cts';
 
 export type { VsockBinding } from './types/vsock.d.cts';
 export type { FdStreamBinding } from './types/fdstream.d.cts';
 export type { AioBinding } from './types/aio.d.cts';
 export type { ThreadPoolBinding } from './types/threadpool.d.cts';
 export type { IoSubmitBinding } from './types/iosubmit.d.cts';
+export type { VhostUserBinding, VhostUserVsockDevice, VhostUserVsockDeviceOptions, VhostUserVsockStats, VhostUserTestHelpers } from './types/vhostuser.d.cts';
 
 export interface CommonBinding {
   /** The symbolic name of an errno ("ECONNREFUSED"); accepts errno or -errno. */
@@ -29,7 +31,7 @@ export interface SocketBinding {
 }
 
 /** Everything the addon exports. */
-export interface NativeBinding extends CommonBinding, SocketBinding, VsockBinding, FdStreamBinding, AioBinding, ThreadPoolBinding, IoSubmitBinding {}
+export interface NativeBinding extends CommonBinding, SocketBinding, VsockBinding, FdStreamBinding, AioBinding, ThreadPoolBinding, IoSubmitBinding, VhostUserBinding {}
 
 export interface LoadOptions {
   /** Pretend to run on this platform (tests of the off-Linux path). */
@@ -46,4 +48,4 @@ export interface LoadOptions {
 export declare function loadBinding(options?: LoadOptions): NativeBinding;
 /** True when loadBinding() would succeed. Never throws. */
 export declare function isAvailable(options?: LoadOptions): boolean;
-export declare const expectedExports: Readonly<Record<'common' | 'socket' | 'vsock' | 'fdstream' | 'aio' | 'threadpool' | 'iosubmit', readonly string[]>>;
+export declare const expectedExports: Readonly<Record<'common' | 'socket' | 'vsock' | 'fdstream' | 'aio' | 'threadpool' | 'iosubmit' | 'vhostuser', readonly string[]>>;

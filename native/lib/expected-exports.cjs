@@ -10,4 +10,5 @@ module.exports = {
   threadpool: require('./expected-threadpool.cjs'),
   iosubmit: require('./expected-iosubmit.cjs'),
   socket: ['peerCredentials'],
+  vhostuser: require('./expected-vhostuser.cjs'),
 };

@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vmlink::RegisterAioIoSubmit(env, exports);
   vmlink::RegisterAioCommon(env, exports);
   vmlink::RegisterSocket(env, exports);
+  vmlink::RegisterVhostUser(env, exports);
   return exports;
 }
 }  // namespace

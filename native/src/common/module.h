@@ -10,4 +10,5 @@ void RegisterAioThreadPool(Napi::Env env, Napi::Object exports);   // src/aio/th
 void RegisterAioIoSubmit(Napi::Env env, Napi::Object exports);     // src/aio/iosubmit
 void RegisterAioCommon(Napi::Env env, Napi::Object exports);       // src/aio (allocAligned, statx)
 void RegisterSocket(Napi::Env env, Napi::Object exports);          // src/socket (SO_PEERCRED)
+void RegisterVhostUser(Napi::Env env, Napi::Object exports);       // src/vhost_user (virtio-vsock device)
 }  // namespace vmlink

@@ -1,0 +1,63 @@
+// One vsock stream between a guest socket and a host Unix socket, with virtio-vsock's
+// credit accounting (virtio 1.2, 5.10.6.3) for each direction.
+#pragma once
+#include <stdint.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/poll_watcher.h"
+#include "common/unique_fd.h"
+#include "vhost_user/vsock_device.h"
+
+namespace vmlink {
+
+struct VsockDevice::Connection {
+  enum class State {
+    kAwaitingConnectLine,  // host client accepted, `CONNECT <port>\n` not read yet
+    kConnectingGuest,      // REQUEST sent (or queued) to the guest, waiting for RESPONSE
+    kEstablished,
+  };
+  // Control packets owed to the guest (bits; sent before data, in this order).
+  static constexpr uint8_t kNeedRequest = 1;
+  static constexpr uint8_t kNeedResponse = 2;
+  static constexpr uint8_t kNeedCreditUpdate = 4;
+
+  uint64_t id = 0;
+  State state = State::kAwaitingConnectLine;
+  bool registered = false;  // has ports and sits in by_ports_
+  uint32_t host_port = 0;
+  uint32_t guest_port = 0;
+  UniqueFd fd;
+  std::unique_ptr<PollWatcher> watcher;
+  std::string line;  // partial CONNECT line
+
+  // device -> guest: the guest's receive buffer and how much of it it has consumed.
+  uint32_t peer_buf_alloc = 0;
+  uint32_t peer_fwd_cnt = 0;
+  uint32_t tx_cnt = 0;  // payload bytes we sent to the guest
+  // guest -> device: bytes received, bytes forwarded to the host socket, and the
+  // forward count the guest last heard from us.
+  uint32_t rx_cnt = 0;
+  uint32_t fwd_cnt = 0;
+  uint32_t last_sent_fwd_cnt = 0;
+  std::vector<uint8_t> pending;  // guest bytes the host socket has not taken yet (<= buf_alloc)
+  size_t pending_offset = 0;
+
+  bool guest_shut_send = false;  // the guest will send no more
+  bool guest_shut_rcv = false;   // the guest will read no more
+  bool host_eof = false;         // the host socket reached EOF (SHUTDOWN SEND sent)
+  bool host_write_shut = false;  // we shut the host socket's write side
+  uint8_t control = 0;
+  bool in_control_fifo = false;
+  bool in_rx_ready = false;
+
+  size_t pending_bytes() const { return pending.size() - pending_offset; }
+};
+
+inline uint64_t PortsKey(uint32_t host_port, uint32_t guest_port) {
+  return (static_cast<uint64_t>(host_port) << 32) | guest_port;
+}
+
+}  // namespace vmlink

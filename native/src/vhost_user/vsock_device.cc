@@ -1,0 +1,593 @@
+// VsockDevice: the virtio-vsock queues. Guest packets (tx) are validated field by field
+// before anything acts on them; packets to the guest (rx) go out in this order: RSTs for
+// connections that are gone, control packets (REQUEST/RESPONSE/CREDIT_UPDATE), then data
+// from host sockets round-robin, each limited by the guest's credit.
+#include "vhost_user/vsock_device.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <algorithm>
+
+#include "common/errors.h"
+#include "vhost_user/iov.h"
+#include "vhost_user/vsock_connection.h"
+
+namespace vmlink {
+namespace {
+constexpr size_t kHeaderSize = sizeof(vsock::Header);
+constexpr size_t kMaxRstQueue = 4096;
+
+void EraseId(std::deque<uint64_t>& list, uint64_t id) {
+  auto it = std::find(list.begin(), list.end(), id);
+  if (it != list.end()) list.erase(it);
+}
+}  // namespace
+
+VsockDevice::VsockDevice(Napi::Env env, const VsockDeviceConfig& config, EventSink sink)
+    : env_(env), config_(config), sink_(std::move(sink)), alive_(std::make_shared<bool>(true)) {
+  uds_listen_.reset(config.uds_listen_fd);
+  if (config.vhost_listen_fd >= 0) vhost_listen_.reset(config.vhost_listen_fd);
+  UniqueFd connected(config.vhost_connected_fd);
+  if (uds_listen_.valid()) {
+    uds_watcher_ = std::make_unique<PollWatcher>(env, uds_listen_.get());
+    uds_watcher_->Start(UV_READABLE, [this](int, int) { Guarded([&] { OnUdsListenerReadable(); }); });
+  }
+  if (vhost_listen_.valid()) {
+    vhost_listen_watcher_ = std::make_unique<PollWatcher>(env, vhost_listen_.get());
+    vhost_listen_watcher_->Start(UV_READABLE, [this](int, int) { Guarded([&] { AcceptQemu(); }); });
+  }
+  if (connected.valid()) AttachQemu(connected.release());
+}
+
+VsockDevice::~VsockDevice() {
+  *alive_ = false;
+  // Watchers go before their fds (member order does this too; be explicit for connections).
+  for (auto& [id, conn] : by_id_) conn->watcher.reset();
+  by_id_.clear();
+  graveyard_.clear();
+  for (auto& w : kick_watchers_) w.reset();
+  vhost_watcher_.reset();
+  vhost_listen_watcher_.reset();
+  uds_watcher_.reset();
+}
+
+void VsockDevice::Guarded(const std::function<void()>& fn) {
+  std::shared_ptr<bool> alive = alive_;
+  depth_++;
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    // Only allocation failures can get here; the device carries on with what it has.
+    Log(std::string("internal error: ") + e.what());
+  }
+  depth_--;
+  if (depth_ == 0 && *alive) {
+    graveyard_.clear();
+    FlushEvents();
+  }
+}
+
+void VsockDevice::Emit(const std::string& name, const std::string& detail) { events_.emplace_back(name, detail); }
+
+void VsockDevice::Log(const std::string& line) {
+  uint64_t now_ms = uv_hrtime() / 1000000;
+  if (now_ms - log_window_ms_ >= 1000) {
+    if (counters_.log_lines_suppressed > 0 && log_in_window_ >= config_.log_lines_per_second) {
+      // Say once that lines were dropped (the counter has the total).
+    }
+    log_window_ms_ = now_ms;
+    log_in_window_ = 0;
+  }
+  if (log_in_window_ >= config_.log_lines_per_second) {
+    counters_.log_lines_suppressed++;
+    return;
+  }
+  log_in_window_++;
+  Emit("log", line);
+}
+
+void VsockDevice::FlushEvents() {
+  std::shared_ptr<bool> alive = alive_;
+  EventSink sink = sink_;  // the sink may destroy this device
+  while (*alive && !events_.empty()) {
+    std::vector<std::pair<std::string, std::string>> batch;
+    batch.swap(events_);
+    for (const auto& [name, detail] : batch) {
+      sink(name, detail);
+      if (!*alive) return;
+    }
+  }
+}
+
+void VsockDevice::ServiceNow() {
+  Guarded([&] {
+    if (vhost_.valid()) OnVhostReadable();
+    for (int i = 0; i < vsock::kQueueCount; i++) {
+      if (queues_[i].ready()) OnKick(i);
+    }
+  });
+}
+
+size_t VsockDevice::pending_handshakes() const {
+  size_t n = 0;
+  for (const auto& [id, conn] : by_id_) n += conn->registered ? 0 : 1;
+  return n;
+}
+
+uint64_t VsockDevice::buffered_bytes() const {
+  uint64_t n = 0;
+  for (const auto& [id, conn] : by_id_) n += conn->pending_bytes();
+  return n;
+}
+
+// ---------------------------------------------------------------- queues
+
+void VsockDevice::OnKick(int index) {
+  Virtqueue& q = queues_[index];
+  if (q.kick.valid()) {
+    uint64_t value;
+    ssize_t n = ::read(q.kick.get(), &value, sizeof value);
+    if (n == sizeof value) counters_.kicks++;
+  }
+  if (index == vsock::kTxQueue) ServiceTx();
+  if (index == vsock::kEventQueue) ServiceEvent();
+  ServiceRx();
+}
+
+void VsockDevice::ServiceTx() {
+  Virtqueue& q = queues_[vsock::kTxQueue];
+  if (!q.ready()) return;
+  // Bounded per wake-up: a guest that keeps the ring full must not hold the loop.
+  const uint32_t budget = std::max<uint32_t>(q.size, 256);
+  uint32_t done = 0;
+  for (;;) {
+    if (done >= budget) {
+      // Come back on the next loop turn: a kick of our own.
+      uint64_t one = 1;
+      if (q.kick.valid()) (void)!::write(q.kick.get(), &one, sizeof one);
+      break;
+    }
+    ChainFault fault;
+    PopResult r = q.Pop(memory_, &tx_chain_, &fault);
+    if (r == PopResult::kEmpty) {
+      if (q.EnableKick()) continue;
+      break;
+    }
+    if (r == PopResult::kBroken) {
+      counters_.queues_broken++;
+      Log("tx queue broken (avail index or head out of range); it stays stopped until the driver resets it");
+      break;
+    }
+    done++;
+    if (r == PopResult::kBadChain) {
+      counters_.dropped_bad_chain++;
+      Log(std::string("tx packet dropped: ") + ChainFaultName(fault));
+      q.Push(tx_chain_.head, 0);
+      continue;
+    }
+    if (tx_chain_.readable_bytes < kHeaderSize) {
+      counters_.dropped_short_packet++;
+      Log("tx packet dropped: " + std::to_string(tx_chain_.readable_bytes) + " readable bytes, less than a header");
+      q.Push(tx_chain_.head, 0);
+      continue;
+    }
+    vsock::Header header;
+    CopyFromIov(tx_chain_.readable, 0, &header, kHeaderSize);
+    counters_.tx_packets++;
+    HandlePacket(header, tx_chain_);
+    q.Push(tx_chain_.head, 0);
+  }
+  q.Notify();
+}
+
+void VsockDevice::HandlePacket(const vsock::Header& h, const DescriptorChain& chain) {
+  const size_t payload_room = chain.readable_bytes - kHeaderSize;
+  if (h.len > vsock::kMaxPayload) {
+    counters_.dropped_oversize++;
+    Log("tx packet dropped: len " + std::to_string(h.len) + " > 65536");
+    return;
+  }
+  if (h.len > payload_room) {
+    counters_.dropped_bad_len++;
+    Log("tx packet dropped: header says len " + std::to_string(h.len) + " but the buffers hold " + std::to_string(payload_room));
+    return;
+  }
+  if (h.src_cid != config_.guest_cid) {
+    counters_.dropped_bad_src_cid++;
+    Log("tx packet dropped: src_cid " + std::to_string(h.src_cid) + " is not the guest's CID " + std::to_string(config_.guest_cid));
+    return;
+  }
+  if (h.dst_cid != vsock::kHostCid) {
+    counters_.dropped_bad_dst_cid++;
+    Log("tx packet dropped: dst_cid " + std::to_string(h.dst_cid) + " (only the host, CID 2, is reachable)");
+    if (h.op != vsock::kOpRst) QueueRst(h.dst_port, h.src_port, h.dst_cid);
+    return;
+  }
+  if (h.type != vsock::kTypeStream) {
+    counters_.dropped_bad_type++;
+    Log("tx packet dropped: type " + std::to_string(h.type) + " not supported");
+    if (h.op != vsock::kOpRst) QueueRst(h.dst_port, h.src_port);
+    return;
+  }
+  Connection* conn = FindByPorts(h.dst_port, h.src_port);
+  if (h.op == vsock::kOpRequest) {
+    if (conn != nullptr) {
+      counters_.dropped_bad_op++;
+      Log("REQUEST for a connection that exists (port " + std::to_string(h.src_port) + " -> " + std::to_string(h.dst_port) + "): reset");
+      CloseConnection(*conn, true);
+      return;
+    }
+    HandleGuestRequest(h);
+    return;
+  }
+  if (conn == nullptr) {
+    if (h.op != vsock::kOpRst) {
+      counters_.dropped_unknown_connection++;
+      QueueRst(h.dst_port, h.src_port);
+    }
+    return;
+  }
+  if (h.op == vsock::kOpRst) {
+    CloseConnection(*conn, false);
+    return;
+  }
+  if (static_cast<int32_t>(h.fwd_cnt - conn->tx_cnt) > 0) {
+    counters_.dropped_bad_credit++;
+    Log("tx packet dropped: fwd_cnt " + std::to_string(h.fwd_cnt) + " is ahead of the " + std::to_string(conn->tx_cnt) + " bytes sent; connection reset");
+    CloseConnection(*conn, true);
+    return;
+  }
+  conn->peer_buf_alloc = h.buf_alloc;
+  conn->peer_fwd_cnt = h.fwd_cnt;
+  switch (h.op) {
+    case vsock::kOpResponse:
+      if (conn->state != Connection::State::kConnectingGuest) break;
+      conn->state = Connection::State::kEstablished;
+      if (!WriteOkLine(*conn)) {
+        CloseConnection(*conn, true);
+        return;
+      }
+      UpdatePoll(*conn);
+      return;
+    case vsock::kOpShutdown:
+      if (conn->state != Connection::State::kEstablished) break;
+      HandleGuestShutdown(*conn, h.flags);
+      return;
+    case vsock::kOpRw:
+      if (conn->state != Connection::State::kEstablished) break;
+      HandleGuestRw(*conn, h, chain);
+      return;
+    case vsock::kOpCreditUpdate:
+      UpdatePoll(*conn);  // the guest's window may have opened
+      return;
+    case vsock::kOpCreditRequest:
+      QueueControl(*conn, Connection::kNeedCreditUpdate);
+      return;
+    default:
+      break;
+  }
+  counters_.dropped_bad_op++;
+  Log("tx packet dropped: op " + std::to_string(h.op) + " not valid now; connection reset");
+  CloseConnection(*conn, true);
+}
+
+void VsockDevice::HandleGuestRequest(const vsock::Header& h) {
+  if (by_ports_.size() >= config_.max_connections) {
+    counters_.refused_too_many++;
+    Log("guest connect to port " + std::to_string(h.dst_port) + " refused: " + std::to_string(config_.max_connections) + " connections open");
+    QueueRst(h.dst_port, h.src_port);
+    return;
+  }
+  Connection& conn = NewConnection(-1);
+  Register(conn, h.dst_port, h.src_port);
+  conn.peer_buf_alloc = h.buf_alloc;
+  conn.peer_fwd_cnt = h.fwd_cnt;
+  ConnectToHost(conn, h.dst_port);
+}
+
+void VsockDevice::HandleGuestRw(Connection& conn, const vsock::Header& h, const DescriptorChain& chain) {
+  if (conn.guest_shut_send) {
+    counters_.dropped_after_shutdown++;
+    Log("tx data dropped: the guest had shut down sending on port " + std::to_string(conn.guest_port));
+    return;
+  }
+  if (h.len == 0) return;
+  uint32_t in_flight = conn.rx_cnt - conn.fwd_cnt;
+  if (static_cast<uint64_t>(in_flight) + h.len > config_.buf_alloc) {
+    counters_.dropped_credit_violation++;
+    Log("tx data dropped: " + std::to_string(h.len) + " bytes over the credit (" + std::to_string(in_flight) + " of " +
+        std::to_string(config_.buf_alloc) + " in use); connection reset");
+    CloseConnection(conn, true);
+    return;
+  }
+  conn.rx_cnt += h.len;
+  counters_.tx_bytes += h.len;
+  SliceIov(chain.readable, kHeaderSize, h.len, &scratch_iov_);
+  size_t written = 0;
+  if (conn.pending_bytes() == 0 && conn.fd.valid() && !conn.host_write_shut) {
+    msghdr msg{};
+    msg.msg_iov = scratch_iov_.data();
+    msg.msg_iovlen = scratch_iov_.size();
+    ssize_t n;
+    do {
+      n = ::sendmsg(conn.fd.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        CloseConnection(conn, true);  // EPIPE/ECONNRESET: the host end is gone
+        return;
+      }
+      n = 0;
+    }
+    written = static_cast<size_t>(n);
+  }
+  if (written < h.len) {
+    size_t old = conn.pending.size();
+    conn.pending.resize(old + (h.len - written));
+    CopyFromIov(scratch_iov_, written, conn.pending.data() + old, h.len - written);
+  }
+  conn.fwd_cnt += static_cast<uint32_t>(written);
+  if (conn.fwd_cnt - conn.last_sent_fwd_cnt >= config_.buf_alloc / 4) QueueControl(conn, Connection::kNeedCreditUpdate);
+  UpdatePoll(conn);
+}
+
+void VsockDevice::HandleGuestShutdown(Connection& conn, uint32_t flags) {
+  if (flags & vsock::kShutdownSend) conn.guest_shut_send = true;
+  if (flags & vsock::kShutdownRcv) conn.guest_shut_rcv = true;
+  AfterHostFlush(conn);
+  UpdatePoll(conn);
+}
+
+void VsockDevice::AfterHostFlush(Connection& conn) {
+  if (conn.pending_bytes() > 0 || !conn.registered) return;
+  if (conn.guest_shut_send && conn.guest_shut_rcv) {
+    // The guest closed its socket; it waits for our RST to finish the close.
+    CloseConnection(conn, true);
+    return;
+  }
+  if (conn.guest_shut_send && !conn.host_write_shut && conn.fd.valid()) {
+    ::shutdown(conn.fd.get(), SHUT_WR);
+    conn.host_write_shut = true;
+  }
+}
+
+uint32_t VsockDevice::PeerCredit(const Connection& conn) const {
+  uint32_t used = conn.tx_cnt - conn.peer_fwd_cnt;
+  return used >= conn.peer_buf_alloc ? 0 : conn.peer_buf_alloc - used;
+}
+
+vsock::Header VsockDevice::HeaderFor(Connection& conn, uint16_t op, uint32_t flags, uint32_t len) {
+  vsock::Header h{};
+  h.src_cid = vsock::kHostCid;
+  h.dst_cid = config_.guest_cid;
+  h.src_port = conn.host_port;
+  h.dst_port = conn.guest_port;
+  h.len = len;
+  h.type = vsock::kTypeStream;
+  h.op = op;
+  h.flags = flags;
+  h.buf_alloc = config_.buf_alloc;
+  h.fwd_cnt = conn.fwd_cnt;
+  conn.last_sent_fwd_cnt = conn.fwd_cnt;
+  return h;
+}
+
+void VsockDevice::QueueControl(Connection& conn, uint8_t flag) {
+  conn.control |= flag;
+  if (!conn.in_control_fifo) {
+    conn.in_control_fifo = true;
+    control_fifo_.push_back(conn.id);
+  }
+}
+
+void VsockDevice::QueueRst(uint32_t host_port, uint32_t guest_port, uint64_t from_cid) {
+  if (rst_queue_.size() >= kMaxRstQueue) {
+    counters_.dropped_rst_overflow++;
+    Log("RST to guest port " + std::to_string(guest_port) + " dropped: " + std::to_string(kMaxRstQueue) + " already queued");
+    return;
+  }
+  rst_queue_.push_back({from_cid, host_port, guest_port});
+}
+
+void VsockDevice::MarkRxReady(Connection& conn) {
+  if (conn.in_rx_ready) return;
+  conn.in_rx_ready = true;
+  rx_ready_.push_back(conn.id);
+}
+
+void VsockDevice::CloseConnection(Connection& conn, bool send_rst) {
+  if (conn.registered) {
+    if (send_rst) QueueRst(conn.host_port, conn.guest_port);
+    by_ports_.erase(PortsKey(conn.host_port, conn.guest_port));
+    conn.registered = false;
+    counters_.connections_closed++;
+  }
+  if (conn.in_control_fifo) EraseId(control_fifo_, conn.id);
+  if (conn.in_rx_ready) EraseId(rx_ready_, conn.id);
+  conn.in_control_fifo = conn.in_rx_ready = false;
+  conn.control = 0;
+  conn.watcher.reset();
+  conn.fd.reset();
+  auto it = by_id_.find(conn.id);
+  if (it != by_id_.end()) {
+    // Freed when the outermost handler returns: callers up the stack may still hold it.
+    graveyard_.push_back(std::move(it->second));
+    by_id_.erase(it);
+  }
+  if (depth_ == 0) graveyard_.clear();
+  // An accept that stopped on EMFILE may work again now.
+  if (uds_watcher_ && uds_watcher_->events() == 0 && uds_listen_.valid()) {
+    uds_watcher_->Start(UV_READABLE, [this](int, int) { Guarded([&] { OnUdsListenerReadable(); }); });
+  }
+}
+
+void VsockDevice::ResetAllConnections() {
+  std::vector<Connection*> all;
+  for (auto& [id, conn] : by_id_) all.push_back(conn.get());
+  for (Connection* conn : all) CloseConnection(*conn, false);
+  control_fifo_.clear();
+  rx_ready_.clear();
+  rst_queue_.clear();
+}
+
+void VsockDevice::ServiceRx() {
+  Virtqueue& q = queues_[vsock::kRxQueue];
+  if (!q.ready()) return;
+  bool pushed = false;
+  while (!rst_queue_.empty() || !control_fifo_.empty() || !rx_ready_.empty()) {
+    ChainFault fault;
+    PopResult r = q.Pop(memory_, &rx_chain_, &fault);
+    if (r == PopResult::kEmpty) {
+      if (q.EnableKick()) continue;
+      break;  // the guest's rx kick brings us back
+    }
+    if (r == PopResult::kBroken) {
+      counters_.queues_broken++;
+      Log("rx queue broken (avail index or head out of range); it stays stopped until the driver resets it");
+      break;
+    }
+    if (r == PopResult::kBadChain || rx_chain_.writable_bytes < kHeaderSize || !rx_chain_.readable.empty()) {
+      counters_.dropped_rx_chain++;
+      Log(std::string("rx buffer dropped: ") +
+          (r == PopResult::kBadChain ? ChainFaultName(fault) : "not a writable buffer of at least 44 bytes"));
+      q.Push(rx_chain_.head, 0);
+      pushed = true;
+      continue;
+    }
+    uint32_t written = 0;
+    if (FillRxChain(rx_chain_, &written)) {
+      q.Push(rx_chain_.head, written);
+      pushed = true;
+      counters_.rx_packets++;
+    } else {
+      q.Unpop();  // FillRxChain dropped at least one stale entry: the loop makes progress
+    }
+  }
+  if (pushed) q.Notify();
+}
+
+bool VsockDevice::FillRxChain(const DescriptorChain& chain, uint32_t* written) {
+  if (!rst_queue_.empty()) {
+    RstEntry e = rst_queue_.front();
+    rst_queue_.pop_front();
+    vsock::Header h{};
+    h.src_cid = e.from_cid;
+    h.dst_cid = config_.guest_cid;
+    h.src_port = e.host_port;
+    h.dst_port = e.guest_port;
+    h.type = vsock::kTypeStream;
+    h.op = vsock::kOpRst;
+    h.buf_alloc = config_.buf_alloc;
+    CopyToIov(chain.writable, 0, &h, kHeaderSize);
+    *written = kHeaderSize;
+    return true;
+  }
+  while (!control_fifo_.empty()) {
+    uint64_t id = control_fifo_.front();
+    control_fifo_.pop_front();
+    Connection* conn = Find(id);
+    if (conn == nullptr) continue;
+    conn->in_control_fifo = false;
+    uint8_t bit;
+    uint16_t op;
+    if (conn->control & Connection::kNeedRequest) {
+      bit = Connection::kNeedRequest;
+      op = vsock::kOpRequest;
+    } else if (conn->control & Connection::kNeedResponse) {
+      bit = Connection::kNeedResponse;
+      op = vsock::kOpResponse;
+    } else if (conn->control & Connection::kNeedCreditUpdate) {
+      bit = Connection::kNeedCreditUpdate;
+      op = vsock::kOpCreditUpdate;
+    } else {
+      continue;
+    }
+    conn->control &= static_cast<uint8_t>(~bit);
+    if (conn->control != 0) QueueControl(*conn, 0);
+    vsock::Header h = HeaderFor(*conn, op, 0, 0);
+    CopyToIov(chain.writable, 0, &h, kHeaderSize);
+    *written = kHeaderSize;
+    return true;
+  }
+  while (!rx_ready_.empty()) {
+    uint64_t id = rx_ready_.front();
+    rx_ready_.pop_front();
+    Connection* conn = Find(id);
+    if (conn == nullptr) continue;
+    conn->in_rx_ready = false;
+    uint32_t credit = PeerCredit(*conn);
+    if (conn->state != Connection::State::kEstablished || conn->host_eof || !conn->fd.valid() || credit == 0) {
+      UpdatePoll(*conn);
+      continue;
+    }
+    size_t max = std::min<size_t>({credit, chain.writable_bytes - kHeaderSize, vsock::kMaxPayload});
+    SliceIov(chain.writable, kHeaderSize, max, &scratch_iov_);
+    ssize_t n;
+    do {
+      n = ::readv(conn->fd.get(), scratch_iov_.data(), static_cast<int>(scratch_iov_.size()));
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+      vsock::Header h = HeaderFor(*conn, vsock::kOpRw, 0, static_cast<uint32_t>(n));
+      CopyToIov(chain.writable, 0, &h, kHeaderSize);
+      conn->tx_cnt += static_cast<uint32_t>(n);
+      counters_.rx_bytes += static_cast<uint64_t>(n);
+      if (static_cast<size_t>(n) == max) MarkRxReady(*conn);  // maybe more: back of the line
+      else UpdatePoll(*conn);
+      *written = static_cast<uint32_t>(kHeaderSize + n);
+      return true;
+    }
+    if (n == 0) {
+      conn->host_eof = true;
+      vsock::Header h = HeaderFor(*conn, vsock::kOpShutdown, vsock::kShutdownSend, 0);
+      CopyToIov(chain.writable, 0, &h, kHeaderSize);
+      UpdatePoll(*conn);
+      *written = kHeaderSize;
+      return true;
+    }
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      UpdatePoll(*conn);
+      continue;
+    }
+    vsock::Header h = HeaderFor(*conn, vsock::kOpRst, 0, 0);
+    CloseConnection(*conn, false);
+    CopyToIov(chain.writable, 0, &h, kHeaderSize);
+    *written = kHeaderSize;
+    return true;
+  }
+  return false;
+}
+
+void VsockDevice::ServiceEvent() {
+  Virtqueue& q = queues_[vsock::kEventQueue];
+  while (transport_reset_pending_ && q.ready()) {
+    ChainFault fault;
+    PopResult r = q.Pop(memory_, &event_chain_, &fault);
+    if (r == PopResult::kEmpty) {
+      if (q.EnableKick()) continue;
+      return;
+    }
+    if (r == PopResult::kBroken) {
+      counters_.queues_broken++;
+      Log("event queue broken");
+      return;
+    }
+    if (r == PopResult::kBadChain || event_chain_.writable_bytes < 4) {
+      counters_.dropped_rx_chain++;
+      Log("event buffer dropped: not a writable buffer of at least 4 bytes");
+      q.Push(event_chain_.head, 0);
+      continue;
+    }
+    uint32_t id = vsock::kEventTransportReset;
+    CopyToIov(event_chain_.writable, 0, &id, sizeof id);
+    q.Push(event_chain_.head, sizeof id);
+    transport_reset_pending_ = false;
+    counters_.transport_resets_sent++;
+  }
+  q.Notify();
+}
+
+}  // namespace vmlink

@@ -1,0 +1,65 @@
+// Types of src/vhost_user: a virtio-vsock device served over vhost-user (QEMU's
+// vhost-user-vsock-pci), host side as hybrid-vsock Unix sockets. Mechanism only: the
+// numbers (buffer size, limits) and validation with coded errors live in
+// @vmlink/vhost-user-vsock.
+
+export interface VhostUserVsockDeviceOptions {
+  /** The guest's CID (>= 3), handed to the driver through GET_CONFIG. */
+  guestCid: number;
+  /** Hybrid-vsock base path: guest connects to port P reach `${udsPath}_${P}`. */
+  udsPath: string;
+  /** Listening AF_UNIX fd at udsPath (from unixListen); owned by the device from now on. */
+  udsListenFd: number;
+  /** Listening vhost-user socket fd (QEMU connects); owned by the device. */
+  vhostListenFd?: number;
+  /** Or an already connected vhost-user fd (test harness over a socketpair); owned by the device. */
+  vhostConnectedFd?: number;
+  /** Receive buffer advertised per connection (buf_alloc); default 262144. */
+  bufAlloc?: number;
+  /** Connections per device (open + handshaking); default 4096. */
+  maxConnections?: number;
+  /** Log lines per second before they are only counted; default 20. */
+  logLinesPerSecond?: number;
+}
+
+/** Counters of one device; `dropped_*` each come with a (rate-limited) log line. */
+export interface VhostUserVsockStats {
+  readonly closed: boolean;
+  readonly [counter: string]: number | boolean;
+}
+
+export type VhostUserVsockEventName = 'qemu-connected' | 'qemu-disconnected' | 'driver-ready' | 'reset' | 'log';
+
+export interface VhostUserVsockDevice {
+  stats(): VhostUserVsockStats;
+  /** Closes every fd, unmaps guest memory. Idempotent. */
+  close(): void;
+  /** Test harness: process vhost-user messages and all queues now, synchronously. */
+  serviceNow(): void;
+}
+
+export interface VhostUserVsockDeviceConstructor {
+  new (options: VhostUserVsockDeviceOptions, onEvent: (name: VhostUserVsockEventName, detail: string) => void): VhostUserVsockDevice;
+}
+
+/** Test-only: what an in-process driver harness needs to play QEMU and the guest. */
+export interface VhostUserTestHelpers {
+  memfd(size: number): number;
+  /** A Buffer over a MAP_SHARED mapping of fd (unmapped when collected). */
+  map(fd: number, size: number): Buffer;
+  /** One sendmsg of `bytes` with `fds` as SCM_RIGHTS. */
+  sendMessage(fd: number, bytes: Uint8Array, fds?: readonly number[]): number;
+  /** Non-blocking recv; null when nothing is there. */
+  recv(fd: number, max: number): Buffer | null;
+  eventfd(): number;
+  /** The counter (and resets it), 0 when it was 0. */
+  eventfdRead(fd: number): number;
+  eventfdWrite(fd: number): void;
+}
+
+export interface VhostUserBinding {
+  VhostUserVsockDevice: VhostUserVsockDeviceConstructor;
+  /** A non-blocking close-on-exec AF_UNIX stream listener bound at path; throws EADDRINUSE etc. */
+  unixListen(path: string, backlog?: number): number;
+  vhostUserTestHelpers: VhostUserTestHelpers;
+}
