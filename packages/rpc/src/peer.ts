@@ -667,7 +667,8 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
     this.incoming.delete(call.id);
     this.active -= 1;
     if (this.idleTimeout > 0) this.lastActive = performance.now();
-    const next = this.isClosed || this.waiting.length === 0 ? undefined : this.waiting.shift();
+    // Requests read before a backlog or the budget stopped us wait until reading resumes.
+    const next = this.isClosed || this.waiting.length === 0 || (this.pausedBy & (PAUSE_WRITE | PAUSE_BUDGET)) !== 0 ? undefined : this.waiting.shift();
     if (next) this.onRequest(...next);
     else if (this.active < this.maxConcurrent) this.setPaused(PAUSE_CONCURRENCY, false);
     const body = call.body;
@@ -755,6 +756,8 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
       if (this.frameTimer) this.stopFrameTimer(); // not the sender's fault while we do not read
       return;
     }
+    this.startWaiting();
+    if (this.pausedBy !== 0 || this.isClosed) return; // the waiting requests filled the concurrency again
     if (this.decoder.isPaused) {
       const ended = this.decoder.framesEnded;
       this.decoder.resume(this.sink); // what was held back (may pause again)
@@ -763,6 +766,13 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
     if (this.pausedBy !== 0 || this.isClosed) return;
     this.connection.resume();
     if (this.frameTimeout > 0) this.watchFrame();
+  }
+
+  /** Requests read earlier and held back: start as many as concurrency allows while reading is allowed. */
+  private startWaiting(): void {
+    while (this.waiting.length > 0 && this.active < this.maxConcurrent && (this.pausedBy & (PAUSE_WRITE | PAUSE_BUDGET)) === 0 && !this.isClosed) {
+      this.onRequest(...(this.waiting.shift() as [Extract<Frame, { type: 'REQUEST' }>, InboundBody | undefined]));
+    }
   }
 
   /** After writing a reply: stop reading while the remote leaves more than maxWriteBuffer unread. */
