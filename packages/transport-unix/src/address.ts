@@ -3,7 +3,7 @@ import { invalidAddress, splitUriFor, type TransportAddress } from '@vmlink/tran
 export const UNIX_SCHEMES = ['unix'] as const;
 
 /** sun_path holds 108 bytes including the terminating NUL. */
-const MAX_PATH_BYTES = 107;
+export const MAX_PATH_BYTES = 107;
 
 export interface UnixAddress extends TransportAddress {
   readonly scheme: 'unix';

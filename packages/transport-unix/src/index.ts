@@ -1,4 +1,14 @@
 /** @vmlink/transport-unix: Unix domain sockets as a @vmlink/transport plugin. */
-export { unix, UnixTransport } from './transport.js';
-export { parseUnixAddress, type UnixAddress } from './address.js';
-export { UnixListener } from './listener.js';
+export {
+  unix,
+  UnixTransport,
+  listenOnBound,
+  DEFAULT_SOCKET_MODE,
+  type UnixListener,
+  type UnixListenOptions,
+  type UnixTransportOptions,
+} from './transport.js';
+export { parseUnixAddress, netPath, UNNAMED_UNIX_URI, type UnixAddress } from './address.js';
+export { bindUnixSocket, type BindOptions, type BoundSocket } from './bind.js';
+export { reclaimStaleSocket } from './reclaim.js';
+export { unixPeer } from './peer.js';

@@ -10,4 +10,4 @@ export {
   PORT_ANY,
   type VsockTransportAddress,
 } from './address.js';
-export { VsockListener } from './listener.js';
+export type { VsockListener } from './transport.js';

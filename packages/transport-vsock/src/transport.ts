@@ -1,19 +1,20 @@
-import { once } from 'node:events';
-import { throwIfAborted, validateAbortSignal, validateInteger, validateObject } from '@vmlink/errors';
 import {
-  dialWithDeadline,
+  dialSocket,
   resolveAddress,
-  toConnection,
+  socketListener,
+  validateListenOptions,
+  whenListening,
   type Connection,
+  type ConnectionPeer,
   type DialOptions,
   type Listener,
   type ListenOptions,
+  type SocketListener,
   type Transport,
   type TransportCapabilities,
 } from '@vmlink/transport';
 import { connect, createServer, type VsockSocket } from '@vmlink/vsock';
-import { VSOCK_SCHEMES, assertDialable, formatVsockUri, parseVsockAddress, type VsockTransportAddress } from './address.js';
-import { VsockListener } from './listener.js';
+import { CID_ANY, PORT_ANY, VSOCK_SCHEMES, assertDialable, formatVsockUri, parseVsockAddress, type VsockTransportAddress } from './address.js';
 
 const CAPABILITIES: TransportCapabilities = Object.freeze({
   multiConnection: true,
@@ -21,6 +22,14 @@ const CAPABILITIES: TransportCapabilities = Object.freeze({
   messageBoundaries: false,
   listen: true,
 });
+
+/** A listening AF_VSOCK socket; each accepted socket becomes a Connection with `peer.cid`. */
+export type VsockListener = SocketListener<VsockSocket>;
+
+/** The peer's CID as the kernel reports it (the source address of the connection). */
+function vsockPeer(cid: number | undefined): ConnectionPeer | undefined {
+  return cid === undefined ? undefined : { cid };
+}
 
 /** AF_VSOCK stream sockets (via @vmlink/vsock) as a @vmlink/transport plugin. */
 export class VsockTransport implements Transport<VsockTransportAddress> {
@@ -40,36 +49,39 @@ export class VsockTransport implements Transport<VsockTransportAddress> {
     } catch (error) {
       return Promise.reject(error);
     }
-    return dialWithDeadline(target.uri, options, (signal) =>
-      new Promise((resolve, reject) => {
-        // The kernel's own connect timeout follows ours, so ETIMEDOUT comes from whichever
-        // fires first with the same shape. allowHalfOpen gives end() = shutdown(SHUT_WR).
-        const socket: VsockSocket = connect({ cid: target.cid, port: target.port, timeout: options?.timeout, signal, allowHalfOpen: true });
-        const onError = (error: Error): void => reject(error);
-        socket.once('error', onError);
-        socket.once('connect', () => {
-          socket.removeListener('error', onError);
-          const local = formatVsockUri(socket.localCid ?? 0xffff_ffff, socket.localPort ?? 0xffff_ffff);
-          resolve(toConnection(socket, { transport: this, localAddress: local, remoteAddress: target.uri }));
-        });
+    return dialSocket(this, target.uri, options, {
+      // The kernel's own connect timeout follows ours, so ETIMEDOUT comes from whichever
+      // fires first with the same shape. allowHalfOpen gives end() = shutdown(SHUT_WR).
+      open: (signal) => connect({ cid: target.cid, port: target.port, timeout: options?.timeout, signal, allowHalfOpen: true }),
+      describe: (socket: VsockSocket) => ({
+        localAddress: formatVsockUri(socket.localCid ?? CID_ANY, socket.localPort ?? PORT_ANY),
+        remoteAddress: target.uri,
+        peer: vsockPeer(socket.remoteCid ?? target.cid),
       }),
-    );
+    });
   }
 
-  async listen(address: VsockTransportAddress | string, options: ListenOptions = {}): Promise<Listener> {
+  async listen(address: VsockTransportAddress | string, options?: ListenOptions): Promise<Listener> {
     const target = resolveAddress(address, parseVsockAddress);
-    validateObject(options, 'options');
-    validateAbortSignal(options.signal, 'options.signal');
-    const backlog = options.backlog === undefined ? undefined : validateInteger(options.backlog, 'options.backlog', 1, 65535);
-    throwIfAborted(options.signal);
-
+    const { signal, backlog } = validateListenOptions(options, 65535);
     const server = createServer({ allowHalfOpen: true });
-    server.listen({ cid: target.cid, port: target.port, backlog });
-    const [event] = (await Promise.race([once(server, 'listening').then(() => ['listening']), once(server, 'error')])) as [unknown];
-    if (event instanceof Error) throw event;
-    const listener = new VsockListener(this, server, options.signal);
-    if (options.signal?.aborted) await listener.close();
-    return listener;
+    await whenListening(server, () => server.listen({ cid: target.cid, port: target.port, backlog }));
+    const bound = server.address();
+    if (!bound) throw new Error('vsock listen: the server is not listening');
+    const uri = formatVsockUri(bound.cid, bound.port);
+    return socketListener<VsockSocket>(
+      this,
+      server,
+      {
+        uri, // with port `any` in listen(), the port the kernel chose
+        describe: (socket) => ({
+          localAddress: uri,
+          remoteAddress: formatVsockUri(socket.remoteCid ?? 0, socket.remotePort ?? 0),
+          peer: vsockPeer(socket.remoteCid),
+        }),
+      },
+      signal,
+    );
   }
 }
 

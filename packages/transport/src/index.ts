@@ -29,3 +29,15 @@ export {
   type RetryInfo,
 } from './reconnecting.js';
 export { loadInstalledTransports, type InstalledTransports } from './installed.js';
+export {
+  dialSocket,
+  socketListener,
+  SocketListener,
+  validateListenOptions,
+  whenListening,
+  type ConnectingSocket,
+  type SocketDialSpec,
+  type SocketEnds,
+  type SocketListenerSpec,
+  type SocketServer,
+} from './socket-like.js';

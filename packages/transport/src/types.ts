@@ -36,6 +36,19 @@ export interface ListenOptions {
   readonly signal?: AbortSignal;
   /** Pending connection queue length, where the channel has one. */
   readonly backlog?: number;
+  /**
+   * Listeners that are a file in the filesystem (unix:, hvsock:): permission bits of the
+   * socket file, in place before anyone can connect (their default: 0o600). Other
+   * transports ignore it.
+   */
+  readonly mode?: number;
+  /**
+   * Listeners that are a file in the filesystem (unix:, hvsock:): on EADDRINUSE remove
+   * the file in the way if, and only if, it is a socket nobody answers on, then bind
+   * again. Never removes a regular file, a symlink, a directory or a live socket. Other
+   * transports ignore it.
+   */
+  readonly reclaimStale?: boolean;
 }
 
 /**

@@ -14,6 +14,10 @@ test('createTransports routes vsock:// URIs: listen any, dial local', async () =
   const connection = await transports.dial(`vsock://local:${port}`);
   const [server] = await accepted;
   assert.equal(connection.remoteAddress, `vsock://1:${port}`);
+  // peer: the CID the kernel reports for the other end (loopback: 1), on both sides.
+  assert.deepEqual(connection.peer, { cid: 1 });
+  assert.deepEqual(server.peer, { cid: 1 });
+  assert.ok(Object.isFrozen(server.peer));
   server.write('hi');
   const [chunk] = await once(connection, 'data');
   assert.equal(chunk.toString(), 'hi');
