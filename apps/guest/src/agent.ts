@@ -1,5 +1,5 @@
 import { VmlinkError } from '@vmlink/errors';
-import { RpcPeer, encodeFrame, withBody, type HandlerContext } from '@vmlink/rpc';
+import { RpcError, RpcPeer, encodeFrame, withBody, type HandlerContext } from '@vmlink/rpc';
 import type { Connection, Listener, Transports } from '@vmlink/transport';
 import { loadInstalledTransports } from '@vmlink/transport';
 import { decideAccess, describePeer, identifyPeer, loadPeerCredentialsReader, type PeerCredentialsReader } from './access/peer-access.js';
@@ -368,7 +368,7 @@ export class Agent {
           void channel.done.then(() => finish(undefined));
         },
         (error: unknown) => {
-          channel.fail(error as Error);
+          channel.fail(toWireError(error));
           void channel.done.then(() => finish(error));
         },
       );
@@ -442,6 +442,17 @@ function goodbye(connection: Connection, code: string, message: string): void {
     connection.destroy();
   }
   connection.resume();
+}
+
+/**
+ * A body that fails mid-way ends with an END frame carrying the error: as an RpcError its
+ * own code travels (ERR_VMLINK_EXEC_TIMEOUT, ENOSPC...), not a generic "stream aborted".
+ */
+function toWireError(error: unknown): Error {
+  if (error instanceof RpcError) return error;
+  const code = codeOf(error);
+  if (code === undefined) return error as Error;
+  return new RpcError(code, (error as Error).message, { cause: error });
 }
 
 function codeOf(error: unknown): string | undefined {

@@ -109,7 +109,7 @@ Who may connect (default deny):
 Limits:
   --max-connections N  connections at once (default: ${DEFAULT_LIMITS.maxConnections}); idle ones are closed to admit new ones
   --max-connections-per-peer N
-                       connections of one uid or CID (default: max-connections - 8)
+                       connections of one uid or CID (default: max-connections minus 8, or minus a quarter of a small cap)
   --max-streams N      requests in flight per connection (default: ${DEFAULT_LIMITS.maxConcurrentPerConnection})
   --idle-timeout MS    close connections idle this long, 0 = never (default: ${DEFAULT_LIMITS.idleTimeoutMs})
   --frame-timeout MS   close connections that leave a frame unfinished this long, 0 = never (default: ${DEFAULT_LIMITS.frameTimeoutMs})

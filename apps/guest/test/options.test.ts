@@ -39,7 +39,7 @@ describe('parseGuestArgs (pure)', () => {
     expect(limits).toMatchObject({
       execTimeoutMs: 5000,
       maxConnections: 10,
-      maxConnectionsPerPeer: 2, // 10 minus the 8 reserved for other peers
+      maxConnectionsPerPeer: 8, // a quarter of a small cap is kept for other peers
       idleTimeoutMs: 0,
       frameTimeoutMs: 2500,
       memoryBudgetBytes: 64 * 1024 * 1024,

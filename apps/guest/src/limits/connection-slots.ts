@@ -24,10 +24,11 @@ export type Admission<T> =
   | { readonly kind: 'evict'; readonly victim: T; readonly reason: 'peer-share' | 'total' }
   | { readonly kind: 'refuse'; readonly reason: 'peer-share' | 'total'; readonly message: string };
 
+/** Slots kept for other peers: 8, or a quarter of a small cap. */
 export const DEFAULT_RESERVED_SLOTS = 8;
 
 export function defaultPerPeer(max: number): number {
-  return Math.max(1, max - DEFAULT_RESERVED_SLOTS);
+  return Math.max(1, max - Math.min(DEFAULT_RESERVED_SLOTS, Math.floor(max / 4)));
 }
 
 export class ConnectionSlots<T> {
