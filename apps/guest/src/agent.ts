@@ -1,5 +1,5 @@
 import { VmlinkError } from '@vmlink/errors';
-import { RpcError, RpcPeer, encodeFrame, withBody, type HandlerContext } from '@vmlink/rpc';
+import { RpcError, RpcErrorCode, RpcPeer, createMemoryBudget, encodeFrame, withBody, type HandlerContext, type RpcMemoryBudget } from '@vmlink/rpc';
 import type { Connection, Listener, Transports } from '@vmlink/transport';
 import { loadInstalledTransports } from '@vmlink/transport';
 import { decideAccess, describePeer, identifyPeer, loadPeerCredentialsReader, type PeerCredentialsReader } from './access/peer-access.js';
@@ -8,9 +8,7 @@ import { Channel } from './channel.js';
 import { AgentErrorCode, agentError } from './errors.js';
 import { createHandlers, Streamed, type CallContext, type Handler } from './handlers.js';
 import { ConnectionSlots } from './limits/connection-slots.js';
-import { ConnectionWatch, type WatchTimeout } from './limits/connection-watch.js';
 import { METHOD_MEMORY_COST, MemoryBudget } from './limits/memory-budget.js';
-import { reclaimStaleSocket } from './listen/stale-socket.js';
 import { LimitedLog } from './log/limited-log.js';
 import { sweepStaleTempFiles } from './methods/files.js';
 import type { AgentOptions } from './options.js';
@@ -19,8 +17,10 @@ import { ExecPolicy } from './policy/exec-policy.js';
 import { METHODS, type MethodName } from './protocol.js';
 import type { AgentLogger } from './request-log.js';
 
-/** Bad frames tolerated per connection before the agent drops it. */
-const MAX_PROTOCOL_WARNINGS = 16;
+/** Bad frames tolerated per connection before RPC condemns it. */
+const MAX_BAD_FRAMES = 16;
+/** Limits after which RPC closes the connection itself. */
+const CLOSING_LIMITS: ReadonlySet<string> = new Set([RpcErrorCode.IDLE_TIMEOUT, RpcErrorCode.FRAME_TIMEOUT, RpcErrorCode.BAD_FRAMES]);
 /** A connection told why it is closed gets this long to read the reason. */
 const GOODBYE_MS = 2000;
 /**
@@ -44,7 +44,8 @@ interface Session {
   readonly key: string;
   readonly connection: Connection;
   readonly rpc: RpcPeer;
-  readonly watch: ConnectionWatch;
+  /** When it last received bytes or finished a request (eviction picks the longest idle). */
+  lastActivity: number;
   /** Aborted when the connection closes: ends every call of this session, bodies included. */
   readonly closed: AbortController;
   /** Requests of this connection still running (bodies included). */
@@ -72,7 +73,10 @@ export class Agent {
   private readonly sessions = new Map<Connection, Session>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly slots: ConnectionSlots<Connection>;
+  /** Reservations of streaming requests (half of --memory-budget). */
   private readonly budget: MemoryBudget;
+  /** What RPC buffers for all connections together (the other half). */
+  private readonly rpcBudget: RpcMemoryBudget;
   /** Lines a client can cause: limited per client. */
   private readonly clientLog: LimitedLog;
   /** "A limit bit": at most one line per kind and interval, whoever caused it. */
@@ -94,7 +98,9 @@ export class Agent {
   ) {
     const limits = options.limits;
     this.slots = new ConnectionSlots(limits.maxConnections, limits.maxConnectionsPerPeer);
-    this.budget = new MemoryBudget(limits.memoryBudgetBytes);
+    const half = Math.max(1, Math.floor(limits.memoryBudgetBytes / 2));
+    this.budget = new MemoryBudget(half);
+    this.rpcBudget = createMemoryBudget(half);
     this.clientLog = new LimitedLog(log);
     this.limitLog = new LimitedLog(log, { burst: 1 });
     this.handlers = createHandlers({
@@ -178,17 +184,14 @@ export class Agent {
     this.log.event('listening', { uri: listener.address() });
   }
 
-  /** A Unix socket left behind by a killed agent is reclaimed if it is a socket and nothing answers on it. */
-  private async listenReclaimingStaleSocket(uri: string): Promise<Listener> {
-    try {
-      return await this.transports.listen(uri);
-    } catch (error) {
-      if (codeOf(error) !== 'EADDRINUSE' || !uri.startsWith('unix:') || uri.startsWith('unix:@')) throw error;
-      const socketPath = uri.slice('unix:'.length);
-      await reclaimStaleSocket(socketPath);
-      this.log.event('removed a stale socket', { path: socketPath });
-      return this.transports.listen(uri);
-    }
+  /**
+   * A Unix socket file left behind by a killed agent is reclaimed by @vmlink/transport-unix
+   * (only a socket nobody answers on; never a regular file or a symlink). The socket file
+   * is 0600 from the start: only its owner (and root) can connect, SO_PEERCRED is checked on top.
+   */
+  private listenReclaimingStaleSocket(uri: string): Promise<Listener> {
+    const unixFile = uri.startsWith('unix:') && !uri.startsWith('unix:@');
+    return this.transports.listen(uri, unixFile ? { reclaimStale: true, mode: 0o600 } : {});
   }
 
   /** Access control and the connection cap, then serve. */
@@ -229,47 +232,46 @@ export class Agent {
   private serve(connection: Connection, name: string, key: string, who: string): void {
     const limits = this.options.limits;
     // RPC's own cap only pushes back (it stops reading); ours answers with a clear code.
-    const rpc = new RpcPeer(connection, { maxFrameSize: limits.maxFrameBytes, maxConcurrentRequests: limits.maxConcurrentPerConnection * 4 });
-    let session!: Session;
-    const watch = new ConnectionWatch(connection, {
-      idleTimeoutMs: limits.idleTimeoutMs,
-      frameTimeoutMs: limits.frameTimeoutMs,
-      bufferedBytes: () => rpc.decoderBufferedBytes,
-      busy: () => session.active > 0,
-      onTimeout: (kind) => this.timedOut(session, kind),
+    const rpc = new RpcPeer(connection, {
+      maxFrameSize: limits.maxFrameBytes,
+      maxConcurrentRequests: limits.maxConcurrentPerConnection * 4,
+      idleTimeout: limits.idleTimeoutMs,
+      frameTimeout: limits.frameTimeoutMs,
+      budget: this.rpcBudget,
+      maxBadFrames: MAX_BAD_FRAMES,
     });
-    session = {
+    const session: Session = {
       name,
       key,
       connection,
       rpc,
-      watch,
+      lastActivity: performance.now(),
       active: 0,
       closed: new AbortController(),
       condemned: false,
       refusalsLogged: new Set(),
     };
     this.sessions.set(connection, session);
-    this.slots.add(connection, { peer: key, busy: false, lastActivity: watch.lastActivity });
+    this.slots.add(connection, { peer: key, busy: false, lastActivity: session.lastActivity });
+    connection.on('data', () => {
+      session.lastActivity = performance.now();
+      this.markBusy(session);
+    });
     for (const method of METHODS) {
       rpc.handle(method, (params, context) => this.runCall(method, params, context, session));
     }
-    let warnings = 0;
+    // A client's mistakes are warnings (--quiet silences them), limited per client; RPC
+    // already coalesces them per connection and stops decoding a condemned one.
     rpc.on('warning', (warning) => {
-      if (session.condemned) return; // the rest of a flood is not news
-      warnings += 1;
-      // A client's mistake, not the agent's: a warning (--quiet silences it), limited per client.
-      this.clientLog.warn(key, 'protocol error', { peer: name, code: warning.code, cause: warning.message });
-      // RPC stays in sync after a bad frame; a client that keeps sending them is dropped.
-      if (warnings >= MAX_PROTOCOL_WARNINGS) {
-        this.clientLog.warn(key, 'dropping a client', { peer: name, code: AgentErrorCode.PROTOCOL_ERRORS, cause: `${warnings} malformed frames` });
-        this.condemn(session, AgentErrorCode.PROTOCOL_ERRORS, `closed after ${warnings} malformed frames`);
-      }
+      if (!session.condemned) this.clientLog.warn(key, 'protocol error', { peer: name, code: warning.code, cause: warning.message });
+    });
+    rpc.on('limit', (limit) => {
+      if (CLOSING_LIMITS.has(limit.code)) session.condemned = true;
+      this.limitLog.warn('', 'limit reached', { peer: name, client: key, code: limit.code, cause: limit.message });
     });
     this.clientLog.event(key, 'connected', { peer: name, who });
     connection.once('close', () => {
       session.closed.abort(agentError(AgentErrorCode.CLIENT_GONE, 'the client went away'));
-      watch.stop();
       this.sessions.delete(connection);
       this.slots.remove(connection);
       if (!session.condemned) this.clientLog.event(key, 'disconnected', { peer: name });
@@ -280,24 +282,13 @@ export class Agent {
   private condemn(session: Session, code: AgentErrorCode, message: string): void {
     if (session.condemned) return;
     session.condemned = true;
-    session.watch.stop();
     session.closed.abort(agentError(code, message));
     session.rpc.removeAllListeners('warning');
     goodbye(session.connection, code, message);
   }
 
-  private timedOut(session: Session, kind: WatchTimeout): void {
-    const limits = this.options.limits;
-    const [code, message] =
-      kind === 'idle'
-        ? [AgentErrorCode.IDLE_TIMEOUT, `closed: nothing received for ${limits.idleTimeoutMs} ms (--idle-timeout)`]
-        : [AgentErrorCode.FRAME_TIMEOUT, `closed: a frame was left unfinished for ${limits.frameTimeoutMs} ms (--frame-timeout)`];
-    this.limitLog.warn('', kind === 'idle' ? 'idle connection closed' : 'unfinished frame: connection closed', { peer: session.name, code });
-    this.condemn(session, code, message);
-  }
-
   private markBusy(session: Session): void {
-    this.slots.update(session.connection, { peer: session.key, busy: session.active > 0, lastActivity: session.watch.lastActivity });
+    this.slots.update(session.connection, { peer: session.key, busy: session.active > 0, lastActivity: session.lastActivity });
   }
 
   /** One request: access, limits, the handler, the log line once its body (if any) is done too. */
@@ -313,7 +304,7 @@ export class Agent {
     const finish = (error: unknown): void => {
       session.active -= 1;
       release?.();
-      session.watch.touch();
+      session.lastActivity = performance.now();
       this.markBusy(session);
       this.inFlight.delete(tracked);
       settle(undefined);

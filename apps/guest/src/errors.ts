@@ -39,12 +39,6 @@ export const AgentErrorCode = {
   TOO_MANY_CONNECTIONS: 'ERR_VMLINK_TOO_MANY_CONNECTIONS',
   /** The agent's memory budget for streams is spent; retry later. */
   BUSY: 'ERR_VMLINK_BUSY',
-  /** Nothing received for `--idle-timeout` while no request ran: the connection was closed. */
-  IDLE_TIMEOUT: 'ERR_VMLINK_IDLE_TIMEOUT',
-  /** A frame was not completed within `--frame-timeout`: the connection was closed. */
-  FRAME_TIMEOUT: 'ERR_VMLINK_FRAME_TIMEOUT',
-  /** Too many malformed frames: the connection was closed. */
-  PROTOCOL_ERRORS: 'ERR_VMLINK_TOO_MANY_PROTOCOL_ERRORS',
 } as const;
 export type AgentErrorCode = (typeof AgentErrorCode)[keyof typeof AgentErrorCode];
 
