@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createBackend, type AioBackend } from '@vmlink/aio';
@@ -34,6 +34,7 @@ describe.each(['fs', 'threadpool', 'iosubmit'] as const)('file methods over the 
   });
   afterAll(async () => {
     await backend.close();
+    await jail.close();
     await rm(base, { recursive: true, force: true });
   });
 
@@ -87,6 +88,25 @@ describe.each(['fs', 'threadpool', 'iosubmit'] as const)('file methods over the 
     await expect(listDirectory(jail, '/../', 10)).rejects.toMatchObject(escape);
     await expect(readFileStreamed(backend, jail, '/up/outside.txt', async () => {}, signal)).rejects.toMatchObject(escape);
     await expect(writeFileAtomic(backend, jail, '/up/x', chunks(Buffer.from('x'), 1), { maxBytes: 10, signal })).rejects.toMatchObject(escape);
+  });
+
+  it('follows symlinks that stay inside the root, and reports the resolved path', async () => {
+    await mkdir(path.join(root, 'real', 'nested'), { recursive: true });
+    await writeFile(path.join(root, 'real', 'nested', 'f.txt'), 'via link');
+    await symlink('real/nested', path.join(root, 'rel-link'));
+    await symlink(path.join(await realpath(root), 'real'), path.join(root, 'abs-link'));
+    const received: Buffer[] = [];
+    await readFileStreamed(backend, jail, '/rel-link/f.txt', async (c) => { received.push(Buffer.from(c)); }, signal);
+    expect(Buffer.concat(received).toString()).toBe('via link');
+    expect(await statPath(jail, '/abs-link/nested/f.txt')).toMatchObject({ path: '/real/nested/f.txt', type: 'file', size: 8 });
+    expect(await listDirectory(jail, '/abs-link/nested', 10)).toMatchObject({ path: '/real/nested', entries: [{ name: 'f.txt', type: 'file' }] });
+    // The parent is followed; the final name of a write is replaced, never followed.
+    await writeFileAtomic(backend, jail, '/rel-link/g.txt', chunks(Buffer.from('new'), 3), { maxBytes: 10, signal });
+    expect(await readFile(path.join(root, 'real', 'nested', 'g.txt'), 'utf8')).toBe('new');
+    expect((await listDirectory(jail, '/', 100)).entries.find((e) => e.name === 'rel-link')).toMatchObject({ type: 'symlink' });
+    await rm(path.join(root, 'rel-link'));
+    await rm(path.join(root, 'abs-link'));
+    await rm(path.join(root, 'real'), { recursive: true });
   });
 
   it('lists a directory sorted, symlinks shown as symlinks, bounded', async () => {
