@@ -21,11 +21,27 @@ export class InboundBody extends Readable {
     private readonly window: number,
     private readonly grant: (bytes: number) => void,
     private readonly stop: () => void,
+    /** Told (a microtask later) each time the consumer took bytes out of the buffer. */
+    private readonly consumed?: () => void,
   ) {
     super({ highWaterMark: window });
     this.granted = window;
     grant(window);
   }
+
+  // Every way of consuming (read(), async iteration, 'data', pipe) goes through read().
+  // _read alone is not enough: Node does not call it again until the next push, and a
+  // peer that stopped reading its connection (a memory budget) sends no next push.
+  override read(size?: number): Buffer | null {
+    const chunk = super.read(size) as Buffer | null;
+    if (chunk !== null && chunk.length > 0) queueMicrotask(this.afterConsumed);
+    return chunk;
+  }
+
+  private readonly afterConsumed = (): void => {
+    this.returnCredit();
+    this.consumed?.();
+  };
 
   /** Bytes held here that the consumer has not read yet. */
   get bufferedBytes(): number {

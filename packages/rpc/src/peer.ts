@@ -541,14 +541,12 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
   private openInbound(stream: number): InboundBody {
     const body = new InboundBody(
       this.streamWindow,
-      (bytes) => {
-        this.writer.write({ type: 'CREDIT', stream, bytes });
-        // The consumer read what it was granted for: with a budget, that may let us read again.
-        if (this.budget) this.refreshBudget();
-      },
+      (bytes) => this.writer.write({ type: 'CREDIT', stream, bytes }),
       () => {
         if (this.inbound.delete(stream)) this.writer.write({ type: 'STOP', stream });
       },
+      // The consumer took bytes: with a budget, that may let us read again.
+      this.budget ? () => this.refreshBudget() : undefined,
     );
     this.inbound.set(stream, body);
     if (this.budget) body.once('close', () => this.refreshBudget());
