@@ -32,7 +32,8 @@ export interface SocketDialSpec<S extends ConnectingSocket> {
   /**
    * Optional work on the connected socket before it is handed out (hvsock's
    * `CONNECT`/`OK` exchange). It runs under the same deadline and signal; the socket is
-   * destroyed if it fails.
+   * destroyed if it fails. While it runs it must listen for 'error' itself and settle on
+   * any error or close of the socket.
    */
   handshake?(socket: S, signal: AbortSignal): Promise<void>;
   /** Name both ends (and the peer) of the connected socket. */
@@ -69,18 +70,22 @@ export function dialSocket<S extends ConnectingSocket>(
       const onAbort = (): void => fail(signal.reason as Error);
       signal.addEventListener('abort', onAbort, { once: true });
       socket.on('error', fail);
+      const succeed = (): void => {
+        if (done) return;
+        done = true;
+        signal.removeEventListener('abort', onAbort);
+        socket.removeListener('error', fail);
+        resolve(toConnection(socket, { transport, ...spec.describe(socket) }));
+      };
       socket.once('connect', () => {
-        const ready = spec.handshake ? spec.handshake(socket, signal) : Promise.resolve();
-        ready.then(
-          () => {
-            if (done) return;
-            done = true;
-            signal.removeEventListener('abort', onAbort);
-            socket.removeListener('error', fail);
-            resolve(toConnection(socket, { transport, ...spec.describe(socket) }));
-          },
-          (error: unknown) => fail(error instanceof Error ? error : new Error(String(error))),
-        );
+        if (!spec.handshake) {
+          succeed();
+          return;
+        }
+        // The handshake owns 'error' until it settles (it can tell a reset before its
+        // reply from other failures); a Connection handed out has no listener of ours.
+        socket.removeListener('error', fail);
+        spec.handshake(socket, signal).then(succeed, (error: unknown) => fail(error instanceof Error ? error : new Error(String(error))));
       });
     }),
   );
