@@ -2,7 +2,7 @@ import { VmlinkError } from '@vmlink/errors';
 import { RpcError, RpcErrorCode, RpcPeer, createMemoryBudget, encodeFrame, withBody, type HandlerContext, type RpcMemoryBudget } from '@vmlink/rpc';
 import type { Connection, Listener, Transports } from '@vmlink/transport';
 import { loadInstalledTransports } from '@vmlink/transport';
-import { decideAccess, describePeer, identifyPeer, loadPeerCredentialsReader, type PeerCredentialsReader } from './access/peer-access.js';
+import { decideAccess, describePeer, identifyPeer } from './access/peer-access.js';
 import { openFileBackend, type FileBackend } from './aio.js';
 import { Channel } from './channel.js';
 import { AgentErrorCode, agentError } from './errors.js';
@@ -92,7 +92,6 @@ export class Agent {
     private readonly log: AgentLogger,
     private readonly transports: Transports,
     private readonly backend: FileBackend,
-    private readonly readCredentials: PeerCredentialsReader | undefined,
     policy: ExecPolicy,
     jail: RootJail | undefined,
   ) {
@@ -125,8 +124,7 @@ export class Agent {
     for (const failure of failures) {
       log.event('transport plugin unavailable', { plugin: failure.plugin, cause: failure.error.message });
     }
-    // TODO(fd-relative RootJail): pass { allowHardlinks: options.allowHardlinks } once RootJail.create takes it.
-    const jail = options.root === undefined ? undefined : await RootJail.create(options.root);
+    const jail = options.root === undefined ? undefined : await RootJail.create(options.root, { allowHardlinks: options.allowHardlinks });
     if (jail) {
       for (const stale of await sweepStaleTempFiles(jail.realRoot)) log.event('removed a stale temp file', { path: stale });
     }
@@ -135,8 +133,7 @@ export class Agent {
       log.warn('allowed command not found', { command: name, code: 'ENOENT', cause: 'not in the fixed exec PATH; exec of it fails with ENOENT' });
     }
     const backend = await openFileBackend(options.aio);
-    const readCredentials = await loadPeerCredentialsReader();
-    const agent = new Agent(options, log, transports, backend, readCredentials, policy, jail);
+    const agent = new Agent(options, log, transports, backend, policy, jail);
     for (const uri of options.listen) await agent.listen(uri);
     if (agent.listeners.size === 0) {
       await backend.close();
@@ -202,7 +199,7 @@ export class Agent {
       connection.destroy();
       return;
     }
-    const identity = identifyPeer(connection, this.readCredentials);
+    const identity = identifyPeer(connection);
     const decision = decideAccess(identity, this.options.access);
     if (!decision.allowed) {
       this.clientLog.warn(decision.key, 'connection refused', { peer: name, who: describePeer(identity), code: decision.code, cause: decision.message });

@@ -59,48 +59,12 @@ export function decideAccess(identity: PeerIdentity, options: PeerAccessOptions)
   }
 }
 
-/** Reads SO_PEERCRED of a socket fd (the native addon); absent where it cannot load. */
-export type PeerCredentialsReader = (fd: number) => { uid: number; gid: number; pid: number };
-
 /**
- * The peer of a connection: `connection.peer` where the transport fills it in; else,
- * until every plugin does, SO_PEERCRED read here (Unix) or the CID in the remote
- * address (vsock).
+ * The peer of a connection as its transport reports it (`connection.peer`: SO_PEERCRED
+ * for Unix sockets, the CID for vsock). Never taken from anything the peer sends.
  */
-export function identifyPeer(connection: Connection, readCredentials: PeerCredentialsReader | undefined): PeerIdentity {
-  const transport = connection.transport.name;
-  const fromTransport = connection.peer;
-  if (fromTransport && (fromTransport.uid !== undefined || fromTransport.cid !== undefined)) return { transport, ...fromTransport };
-  if (transport === 'unix' && readCredentials) {
-    const fd = (connection as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-    if (typeof fd === 'number' && fd >= 0) {
-      try {
-        return { transport, ...readCredentials(fd) };
-      } catch {
-        return { transport };
-      }
-    }
-  }
-  if (transport === 'vsock') {
-    const match = /^vsock:\/\/(\d+):/.exec(connection.remoteAddress);
-    if (match) return { transport, cid: Number(match[1]) };
-  }
-  return { transport };
-}
-
-/** Loads SO_PEERCRED from @vmlink/native; undefined when the addon is unavailable. */
-export async function loadPeerCredentialsReader(): Promise<PeerCredentialsReader | undefined> {
-  try {
-    // A variable specifier: the addon is optional at build time.
-    const specifier = '@vmlink/native';
-    const native = (await import(specifier)) as { loadBinding?: () => { peerCredentials?: PeerCredentialsReader }; default?: { loadBinding?: () => { peerCredentials?: PeerCredentialsReader } } };
-    const loadBinding = native.loadBinding ?? native.default?.loadBinding;
-    const binding = loadBinding?.();
-    const read = binding?.peerCredentials;
-    return read ? (fd) => read.call(binding, fd) : undefined;
-  } catch {
-    return undefined;
-  }
+export function identifyPeer(connection: Connection): PeerIdentity {
+  return { transport: connection.transport.name, ...connection.peer };
 }
 
 /** Formats an identity for a log line. */
