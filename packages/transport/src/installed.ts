@@ -6,6 +6,7 @@ const FIRST_PARTY_PLUGINS: readonly { readonly specifier: string; readonly facto
   { specifier: '@vmlink/transport-unix', factory: 'unix' },
   { specifier: '@vmlink/transport-vsock', factory: 'vsock' },
   { specifier: '@vmlink/transport-virtio-serial', factory: 'virtioSerial' },
+  { specifier: '@vmlink/transport-hvsock', factory: 'hvsock' },
 ];
 
 export interface InstalledTransports {

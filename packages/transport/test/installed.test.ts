@@ -9,5 +9,6 @@ describe('loadInstalledTransports (real plugins from the workspace)', () => {
     expect(transports.resolve('vsock://1:1024').transport.name).toBe('vsock');
     expect(transports.resolve('virtio-serial+unix:/tmp/chardev.sock').transport.name).toBe('virtio-serial');
     expect(transports.resolve('virtio-serial:org.vmlink.agent.0').transport.name).toBe('virtio-serial');
+    expect(transports.resolve('hvsock:/run/fc/v.sock:52').transport.name).toBe('hvsock');
   });
 });
