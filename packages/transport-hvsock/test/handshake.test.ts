@@ -92,7 +92,7 @@ describe('hybrid vsock dial: the CONNECT/OK handshake against a scripted VMM (Fi
       port: 1024,
       message: expect.stringContaining(detail),
     });
-    expect((await transport.dial(uri).catch((e: Error) => e)).message).toContain(uri);
+    expect(((await transport.dial(uri).catch((e: unknown) => e)) as Error).message).toContain(uri);
   });
 
   it.each([
