@@ -419,8 +419,9 @@ function goodbye(connection: Connection, code: string, message: string): void {
   const timer = setTimeout(() => connection.destroy(), GOODBYE_MS);
   timer.unref();
   connection.once('close', () => clearTimeout(timer));
-  // Once our last byte is out, we are done: a client that keeps sending is not read.
-  connection.once('finish', () => connection.destroy());
+  // Keep reading (and discarding) until the client closes its side: were we to close
+  // first, its next write would fail before it read the reason.
+  connection.once('end', () => connection.destroy());
   try {
     if (!connection.destroyed && !connection.writableEnded) {
       for (const part of encodeFrame({ type: 'ERROR', id: null, error: { code, message } })) connection.write(part);
