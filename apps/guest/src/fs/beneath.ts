@@ -79,7 +79,6 @@ interface Level {
 
 /** Walks `segments` (already lexically cleaned: no '', '.', '..') beneath `root`. */
 export async function walkBeneath(root: WalkRoot, segments: readonly string[], options: WalkOptions): Promise<Walked> {
-  const rootStats = await root.handle.stat();
   const levels: Level[] = [];
   let current = root.handle;
   const queue = [...segments];
@@ -93,7 +92,7 @@ export async function walkBeneath(root: WalkRoot, segments: readonly string[], o
       const segment = queue.shift() as string;
       if (segment === '' || segment === '.') continue;
       if (segment === '..') {
-        current = await climb(root, current, levels, rootStats, options.clientPath);
+        current = await climb(root, current, levels, options.clientPath);
         continue;
       }
       const last = queue.length === 0;
@@ -153,14 +152,15 @@ export async function walkBeneath(root: WalkRoot, segments: readonly string[], o
 }
 
 /** `..` from a symlink's text: reopen the parent and check it is the one we came through. */
-async function climb(root: WalkRoot, current: FileHandle, levels: Level[], rootStats: Stats, clientPath: string): Promise<FileHandle> {
+async function climb(root: WalkRoot, current: FileHandle, levels: Level[], clientPath: string): Promise<FileHandle> {
   if (levels.length === 0) {
     throw agentError(AgentErrorCode.PATH_ESCAPE, `path '${clientPath}' leads through a symlink above the agent root`);
   }
   levels.pop();
-  const expected = levels.at(-1) ?? { dev: rootStats.dev, ino: rootStats.ino };
-  const parent = levels.length === 0 ? root.handle : await fsp.open(at(current.fd, '..'), OPEN_DIRECTORY);
-  if (parent !== root.handle) {
+  const expected = levels.at(-1);
+  // Back at the root: its own fd, nothing to check.
+  const parent = expected === undefined ? root.handle : await fsp.open(at(current.fd, '..'), OPEN_DIRECTORY);
+  if (expected !== undefined) {
     const stats = await parent.stat().catch(async (error: unknown) => {
       await parent.close();
       throw error;

@@ -19,10 +19,12 @@ export function systemError(code: string, syscall: string, clientPath: string, m
  */
 export function forClient(error: unknown, clientPath: string): unknown {
   const e = error as Partial<NodeJS.ErrnoException> | undefined;
-  if (typeof e?.code !== 'string' || !/^E[A-Z0-9]+$/.test(e.code)) return error;
+  // Only errors of a system call on a path carry one to replace; others (a client's body
+  // failing with ECONNRESET, ERR_VMLINK_*, aborts) pass unchanged.
+  if (typeof e?.code !== 'string' || !/^E[A-Z0-9]+$/.test(e.code) || typeof e.syscall !== 'string') return error;
   // Ours already (built with the client's path and a chosen message): keep it.
   if (error instanceof SystemError && error.path === clientPath) return error;
-  return systemError(e.code, e.syscall ?? 'open', clientPath);
+  return systemError(e.code, e.syscall, clientPath);
 }
 
 function errnoOf(code: string): number | undefined {

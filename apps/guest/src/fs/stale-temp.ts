@@ -52,8 +52,8 @@ const OPEN_DIRECTORY = fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConsta
  * the root. At most one directory fd is open at a time. Returns the removed paths.
  */
 export async function sweepStaleTempFiles(root: string, maxEntries = 100_000): Promise<string[]> {
-  const handle = await fsp.open(root, OPEN_DIRECTORY);
   const realRoot = await fsp.realpath(root);
+  const handle = await fsp.open(realRoot, OPEN_DIRECTORY);
   const removed: string[] = [];
   const pending: string[][] = [[]];
   let seen = 0;
