@@ -168,9 +168,9 @@ void Virtqueue::Push(uint16_t head, uint32_t written) {
   StoreU16(used_ + 2, used_idx_);
 }
 
-void Virtqueue::Notify() {
-  if (!mapped_ || broken_) return;
-  if (signalled_valid_ && used_idx_ == signalled_used_) return;  // nothing new since the last interrupt decision
+bool Virtqueue::Notify() {
+  if (!mapped_ || broken_) return false;
+  if (signalled_valid_ && used_idx_ == signalled_used_) return false;  // nothing new since the last interrupt decision
   // Our used index store must be visible before we read the driver's suppression state.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   bool needed;
@@ -186,7 +186,9 @@ void Virtqueue::Notify() {
     uint64_t one = 1;
     ssize_t rc = ::write(call.get(), &one, sizeof one);
     (void)rc;  // EAGAIN means the counter is already non-zero: the driver will look anyway
+    return true;
   }
+  return false;
 }
 
 bool Virtqueue::EnableKick() {

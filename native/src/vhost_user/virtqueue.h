@@ -81,8 +81,8 @@ class Virtqueue {
   // Gives the last popped chain back (we had nothing to put in it after all).
   void Unpop() { last_avail_--; }
   void Push(uint16_t head, uint32_t written);
-  // Interrupts the driver if it asked for it since the last call.
-  void Notify();
+  // Interrupts the driver if it asked for it since the last call; true when it did.
+  bool Notify();
   // Asks for a kick when more is made available. Returns true when something already
   // became available meanwhile (the caller must poll again instead of sleeping).
   bool EnableKick();

@@ -180,7 +180,7 @@ void VsockDevice::ServiceTx() {
     HandlePacket(header, tx_chain_);
     q.Push(tx_chain_.head, 0);
   }
-  q.Notify();
+  if (q.Notify()) counters_.interrupts++;
 }
 
 void VsockDevice::HandlePacket(const vsock::Header& h, const DescriptorChain& chain) {
@@ -466,7 +466,7 @@ void VsockDevice::ServiceRx() {
       q.Unpop();  // FillRxChain dropped at least one stale entry: the loop makes progress
     }
   }
-  if (pushed) q.Notify();
+  if (pushed && q.Notify()) counters_.interrupts++;
 }
 
 bool VsockDevice::FillRxChain(const DescriptorChain& chain, uint32_t* written) {
@@ -587,7 +587,7 @@ void VsockDevice::ServiceEvent() {
     transport_reset_pending_ = false;
     counters_.transport_resets_sent++;
   }
-  q.Notify();
+  if (q.Notify()) counters_.interrupts++;
 }
 
 }  // namespace vmlink

@@ -1,0 +1,88 @@
+import { isAbsolute, resolve } from 'node:path';
+import { describeValue, invalidArgType, outOfRange, validateObject } from '@vmlink/errors';
+import { VsockDeviceError, VsockDeviceErrorCode } from './errors.js';
+
+export interface VsockDeviceOptions {
+  /** vhost-user socket the device listens on; QEMU's `-chardev socket,path=...` connects to it. */
+  socket: string;
+  /** Hybrid-vsock base path: host clients connect here; guest connects to port P reach `${udsPath}_${P}`. */
+  udsPath: string;
+  /** The guest's CID, 3 .. 4294967294 (0-2 and 2^32-1 are reserved). */
+  guestCid: number;
+  /** Receive buffer advertised per connection (virtio-vsock buf_alloc), bytes; default 256 KiB. */
+  bufAlloc?: number;
+  /** Most connections (open or still handshaking) at once; default 4096. More are refused. */
+  maxConnections?: number;
+  /** Log lines ('log' events) per second before they are only counted; default 20. */
+  logLinesPerSecond?: number;
+}
+
+export interface ResolvedVsockDeviceOptions {
+  socket: string;
+  udsPath: string;
+  guestCid: number;
+  bufAlloc: number;
+  maxConnections: number;
+  logLinesPerSecond: number;
+}
+
+// Linux's 256 KiB default vsock buffer: a guest socket's own default, so neither side
+// waits on the other's credit in bulk transfers.
+export const DEFAULT_BUF_ALLOC = 256 * 1024;
+// Each open connection may buffer up to bufAlloc bytes the host has not read: 4096 x
+// 256 KiB bounds a device at 1 GiB even when no host reader keeps up.
+export const DEFAULT_MAX_CONNECTIONS = 4096;
+export const DEFAULT_LOG_LINES_PER_SECOND = 20;
+export const MIN_BUF_ALLOC = 4096;
+export const MAX_BUF_ALLOC = 64 * 1024 * 1024;
+export const MIN_GUEST_CID = 3;
+export const MAX_GUEST_CID = 0xffff_fffe;
+
+// sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
+const MAX_SOCKET_PATH_BYTES = 107;
+// `${udsPath}_4294967295`: the longest per-port path the device may connect to.
+const PORT_SUFFIX_BYTES = '_4294967295'.length;
+
+function validatePath(value: unknown, name: string, suffixBytes: number): string {
+  if (typeof value !== 'string' || value === '') throw invalidArgType(name, 'a non-empty string', value);
+  if (value.includes('\0')) throw invalidArgType(name, 'a path without NUL bytes', value);
+  const absolute = isAbsolute(value) ? value : resolve(value);
+  const bytes = Buffer.byteLength(absolute) + suffixBytes;
+  if (bytes > MAX_SOCKET_PATH_BYTES) {
+    const what = suffixBytes > 0 ? `'${absolute}' plus a port suffix ('_4294967295')` : `'${absolute}'`;
+    throw new VsockDeviceError(
+      VsockDeviceErrorCode.PATH_TOO_LONG,
+      `${name}: ${what} is ${bytes} bytes; a Unix socket path holds at most ${MAX_SOCKET_PATH_BYTES}`,
+    );
+  }
+  return absolute;
+}
+
+function validateIntegerIn(value: unknown, name: string, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value);
+  if (!Number.isInteger(value) || value < min || value > max) throw outOfRange(name, `an integer >= ${min} and <= ${max}`, value);
+  return value;
+}
+
+/** Checks every option and names the bad value; relative paths are made absolute. */
+export function resolveDeviceOptions(options: unknown): ResolvedVsockDeviceOptions {
+  validateObject(options, 'options');
+  const socket = validatePath(options.socket, 'options.socket', 0);
+  const udsPath = validatePath(options.udsPath, 'options.udsPath', PORT_SUFFIX_BYTES);
+  if (options.guestCid === undefined) throw invalidArgType('options.guestCid', 'of type number', options.guestCid);
+  const guestCid = validateIntegerIn(options.guestCid, 'options.guestCid', MIN_GUEST_CID, MAX_GUEST_CID, 0);
+  if (socket === udsPath) {
+    throw new VsockDeviceError(VsockDeviceErrorCode.DUPLICATE, `options.socket and options.udsPath are the same path '${socket}'`);
+  }
+  return {
+    socket,
+    udsPath,
+    guestCid,
+    bufAlloc: validateIntegerIn(options.bufAlloc, 'options.bufAlloc', MIN_BUF_ALLOC, MAX_BUF_ALLOC, DEFAULT_BUF_ALLOC),
+    maxConnections: validateIntegerIn(options.maxConnections, 'options.maxConnections', 1, 1 << 20, DEFAULT_MAX_CONNECTIONS),
+    logLinesPerSecond: validateIntegerIn(options.logLinesPerSecond, 'options.logLinesPerSecond', 0, 1 << 20, DEFAULT_LOG_LINES_PER_SECOND),
+  };
+}
+
+export { describeValue };

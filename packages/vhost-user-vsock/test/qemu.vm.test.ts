@@ -1,0 +1,185 @@
+// The device under a real QEMU 7.2 TCG guest: vhost-user-vsock-pci over the device's
+// socket, the Debian guest's own virtio-vsock driver, socat in the guest, Node sockets on
+// the host. Bytes both ways checked by SHA-256; refusals both ways; the device outlives
+// the QEMU and serves the next one.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startVm, type Vm } from '@vmlink/testvm';
+import { createVsockDevice, totalDropped, type VsockDevice } from '../src/index.js';
+import { provideGuestVsockModule } from './helpers/guest-vsock-module.js';
+import { writeQemuWrapper } from './helpers/qemu-wrapper.js';
+
+const MEMORY_MIB = 512;
+const sha256 = (data: Buffer | string): string => createHash('sha256').update(data).digest('hex');
+
+let dir: string;
+let dev: VsockDevice;
+let vm: Vm;
+let wrapper: string;
+const logs: string[] = [];
+const servers: Server[] = [];
+
+async function bootGuest(): Promise<Vm> {
+  const ready = new Promise<void>((resolve) => dev.once('driver-ready', resolve));
+  const guest = await startVm({ share: join(dir, 'share'), withPrograms: ['socat'], qemuBinary: wrapper, memoryMiB: MEMORY_MIB, timeoutMs: 180_000 });
+  const module = await provideGuestVsockModule(guest.info.release, join(dir, 'share'));
+  const insmod = await guest.run('insmod', [module]);
+  expect(insmod, insmod.stderr).toMatchObject({ exitCode: 0 });
+  await ready;
+  return guest;
+}
+
+/** Host -> guest: CONNECT, the reply line, then the socket. */
+function hostConnect(port: number, firstData?: Buffer): Promise<{ socket: Socket; reply: string; rest: Buffer }> {
+  return new Promise((resolve) => {
+    const socket = connect(dev.udsPath);
+    let buffered = Buffer.alloc(0);
+    socket.once('connect', () => socket.write(firstData === undefined ? `CONNECT ${port}\n` : Buffer.concat([Buffer.from(`CONNECT ${port}\n`), firstData])));
+    const onData = (chunk: Buffer): void => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const nl = buffered.indexOf(10);
+      if (nl < 0) return;
+      socket.off('data', onData);
+      socket.pause();
+      resolve({ socket, reply: buffered.subarray(0, nl + 1).toString(), rest: buffered.subarray(nl + 1) });
+    };
+    socket.on('data', onData);
+    // Refused: the device closes the socket (ECONNRESET when our CONNECT data was unread).
+    socket.once('error', () => resolve({ socket, reply: '', rest: buffered }));
+    socket.once('close', () => resolve({ socket, reply: '', rest: buffered }));
+  });
+}
+
+function readAll(socket: Socket, first: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks = [first];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.once('end', () => resolve(Buffer.concat(chunks)));
+    socket.once('error', reject);
+    socket.resume();
+  });
+}
+
+/** A host listener on `${udsPath}_${port}` that hands each connection's bytes to `onBytes`. */
+async function hostListen(port: number, onConnection: (socket: Socket) => void): Promise<Server> {
+  const server = createServer(onConnection);
+  await new Promise<void>((resolve) => server.listen(`${dev.udsPath}_${port}`, resolve));
+  return server;
+}
+
+/** Starts a socat listener in the guest in the background (it outlives the command). */
+async function guestBackground(command: string): Promise<void> {
+  const started = await vm.run('sh', ['-c', `${command} >/dev/null 2>&1 </dev/null &`]);
+  expect(started.exitCode).toBe(0);
+}
+
+/** CONNECT until the guest's listener answers OK (socat needs a moment to start). */
+async function hostConnectWhenListening(port: number, firstData?: Buffer): Promise<{ socket: Socket; reply: string; rest: Buffer }> {
+  for (let attempt = 0; attempt < 300; attempt++) {
+    const result = await hostConnect(port, firstData);
+    if (result.reply !== '') return result;
+    result.socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`the guest never accepted on vsock port ${port}`);
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'vmlink-vuv-'));
+  await import('node:fs/promises').then((fs) => fs.mkdir(join(dir, 'share')));
+  dev = await createVsockDevice({ socket: join(dir, 'vhost.sock'), udsPath: join(dir, 'v.sock'), guestCid: 3 });
+  dev.on('log', (line) => logs.push(line));
+  wrapper = await writeQemuWrapper(dir, dev.socket, MEMORY_MIB);
+  vm = await bootGuest();
+}, 300_000);
+
+afterAll(async () => {
+  for (const server of servers) server.close();
+  await vm?.stop();
+  await dev?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('vhost-user-vsock under QEMU TCG', () => {
+  it('host -> guest: OK <guest port>, data sent right behind the CONNECT line, 64 KiB echoed, half-close', async () => {
+    await guestBackground('socat VSOCK-LISTEN:5000,reuseaddr,fork EXEC:cat');
+    const payload = randomBytes(64 * 1024);
+    const { socket, reply, rest } = await hostConnectWhenListening(5000, payload.subarray(0, 100));
+    expect(reply).toBe('OK 5000\n');
+    socket.end(payload.subarray(100)); // half-close: cat sees EOF after the last byte and ends
+    const echoed = await readAll(socket, rest);
+    expect(echoed.length).toBe(payload.length);
+    expect(sha256(echoed)).toBe(sha256(payload));
+  }, 120_000);
+
+  it('host -> guest: 4 MiB checked by SHA-256 in the guest', async () => {
+    const payload = randomBytes(4 * 1024 * 1024);
+    const result = vm.run('sh', ['-c', 'socat -u VSOCK-LISTEN:5001,reuseaddr STDOUT | sha256sum'], { timeoutMs: 120_000 });
+    const { socket, reply } = await hostConnectWhenListening(5001);
+    expect(reply).toBe('OK 5001\n');
+    await new Promise<void>((resolve, reject) => socket.end(payload, () => resolve()).once('error', reject));
+    const done = await result;
+    expect(done.stdout.split(' ')[0]).toBe(sha256(payload));
+    socket.destroy();
+  }, 180_000);
+
+  it('guest -> host: 4 MiB to ${udsPath}_6000 checked by SHA-256 on the host, reply read back in the guest', async () => {
+    const received = new Promise<string>((resolve, reject) => {
+      void hostListen(6000, (s) => {
+        const hash = createHash('sha256');
+        s.on('data', (c: Buffer) => hash.update(c));
+        s.once('end', () => {
+          const digest = hash.digest('hex');
+          s.end(`${digest}\n`); // answered after the guest's half-close
+          resolve(digest);
+        });
+        s.once('error', reject);
+      }).then((server) => servers.push(server));
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    const guest = await vm.run('sh', ['-c', 'head -c 4194304 /dev/urandom > /tmp/g2h && sha256sum /tmp/g2h && socat -t 60 - VSOCK-CONNECT:2:6000 < /tmp/g2h'], {
+      timeoutMs: 120_000,
+    });
+    expect(guest.exitCode, guest.stderr).toBe(0);
+    const [guestDigest, hostReply] = guest.stdout.trim().split('\n').map((l) => l.split(' ')[0]);
+    expect(await received).toBe(guestDigest);
+    expect(hostReply).toBe(guestDigest);
+  }, 180_000);
+
+  it('refusals: guest -> host port nobody listens on gets ECONNRESET; host -> guest port with no listener is closed without OK', async () => {
+    const guest = await vm.run('socat', ['-u', 'FILE:/dev/null', 'VSOCK-CONNECT:2:6999'], { timeoutMs: 60_000 });
+    expect(guest.exitCode).not.toBe(0);
+    expect(guest.stderr).toMatch(/Connection reset by peer/);
+    const { socket, reply } = await hostConnect(5999);
+    expect(reply).toBe('');
+    socket.destroy();
+    const stats = dev.stats();
+    expect(stats.hostConnectFailed).toBeGreaterThanOrEqual(1);
+  }, 120_000);
+
+  it('a well-behaved guest causes no drops (refusals are not drops); the device outlives QEMU and serves the next VM', async () => {
+    const stats = dev.stats();
+    expect(totalDropped(stats), logs.join('\n')).toBe(0);
+    expect(stats.queuesBroken).toBe(0);
+    expect(stats.driverReady).toBe(true);
+    const reset = new Promise<string>((resolve) => dev.once('reset', resolve));
+    const gone = new Promise<string>((resolve) => dev.once('qemu-disconnected', resolve));
+    await vm.stop();
+    await reset;
+    await gone;
+    const after = dev.stats();
+    expect(after).toMatchObject({ qemuAttached: false, driverReady: false, activeConnections: 0, mappedBytes: 0, memoryRegions: 0, bufferedBytes: 0 });
+
+    vm = await bootGuest();
+    await guestBackground('socat VSOCK-LISTEN:5000,reuseaddr,fork EXEC:cat');
+    const { socket, reply, rest } = await hostConnectWhenListening(5000);
+    expect(reply).toBe('OK 5000\n');
+    socket.end('second VM\n');
+    expect((await readAll(socket, rest)).toString()).toBe('second VM\n');
+    expect(dev.stats().qemuConnections).toBe(2);
+  }, 300_000);
+});
