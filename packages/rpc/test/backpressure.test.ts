@@ -166,3 +166,25 @@ describe('RpcPeer backpressure on replies the remote does not read (real Unix so
     expect(results).toEqual(Array.from({ length: 5_000 }, (_, i) => 'y'.repeat(100) + i));
   });
 });
+
+describe('callers waiting for drain', () => {
+  it('100 calls waiting for the connection to drain share one listener: no MaxListenersExceededWarning', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(warning);
+    process.on('warning', onWarning);
+    cleanups.push(() => process.off('warning', onWarning));
+    const sockets = await socketPair();
+    sockets[1].pause(); // the server reads nothing yet
+    const client = new RpcPeer(sockets[0]);
+    cleanups.push(() => client.destroy());
+    const big = 'p'.repeat(16 * 1024);
+    const calls = Array.from({ length: 100 }, (_, i) => client.call('echo', `${i}${big}`));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(sockets[0].listenerCount('drain')).toBeLessThanOrEqual(2);
+    const server = new RpcPeer(sockets[1], { handlers: { echo: (p) => (p as string).length } });
+    cleanups.push(() => server.destroy());
+    expect(await Promise.all(calls)).toEqual(Array.from({ length: 100 }, (_, i) => `${i}${big}`.length));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(warnings).toEqual([]);
+  });
+});
