@@ -30,6 +30,19 @@ export function validateBindAddress(options: Record<string, unknown>, what: stri
   };
 }
 
+/** A stream socket's address(): net.Socket's fields (`address`, `family`, `port`) next to `cid`. */
+export interface VsockSocketAddress extends VsockAddress {
+  /** The CID as a decimal string, where net has the IP address. */
+  address: string;
+  family: 'vsock';
+}
+
+/** address() of a stream socket: net-shaped, or {} before the address is known (as net does). */
+export function socketAddressOf(cid: number | undefined, port: number | undefined): VsockSocketAddress | Record<string, never> {
+  if (cid === undefined || port === undefined) return {};
+  return { cid, port, address: String(cid), family: 'vsock' };
+}
+
 /** A connected socket's address(): this end's CID and port, or {} before it has them (as net does). */
 export function localAddressOf(socket: { localCid: number | undefined; localPort: number | undefined }): VsockAddress | Record<string, never> {
   if (socket.localCid === undefined || socket.localPort === undefined) return {};

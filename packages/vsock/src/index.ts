@@ -10,9 +10,10 @@ export {
   VMADDR_PORT_ANY,
   VMADDR_FLAG_TO_HOST,
 } from './constants.js';
-export { vsockUri, type VsockAddress } from './address.js';
+export { vsockUri, type VsockAddress, type VsockSocketAddress } from './address.js';
 export type { ConnectOptions } from './options.js';
-export { VsockSocket, connect, type VsockSocketOptions, type VsockConnectOptions } from './socket.js';
+export { VsockSocket, connect, createConnection, type VsockSocketOptions, type VsockConnectOptions } from './socket.js';
+export { VsockAgent, type VsockAgentOptions } from './http.js';
 export {
   VsockSeqpacketSocket,
   connectSeqpacket,

@@ -1,8 +1,8 @@
 import { Duplex, type DuplexOptions } from 'node:stream';
 
-import { validateFunction, validateInteger, validateObject } from '@vmlink/errors';
+import { invalidArgType, outOfRange, validateFunction, validateInteger, validateObject } from '@vmlink/errors';
 
-import { localAddressOf, type VsockAddress } from './address.js';
+import { socketAddressOf, type VsockSocketAddress } from './address.js';
 import { adoptConnectedFd, kAccepted, type ConnectedFd } from './adopt.js';
 import { assertPlatform, type FdStream } from './binding.js';
 import { SocketEndpoint } from './endpoint.js';
@@ -33,6 +33,13 @@ function duplexOptions(options: unknown): DuplexOptions {
   };
 }
 
+/** A timer duration like net's: a number >= 0 (fractions are cut, as timers do), at most 2^31-1. */
+function validateTimerMs(value: unknown, name: string): number {
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value);
+  if (!(value >= 0 && value <= MAX_TIMER_MS)) throw outOfRange(name, `>= 0 and <= ${MAX_TIMER_MS}`, value);
+  return Math.trunc(value);
+}
+
 const ENOTCONN_CODES = new Set(['ENOTCONN', 'ECONNRESET', 'EPIPE']);
 
 /**
@@ -49,6 +56,8 @@ export class VsockSocket extends Duplex {
   /** This end's CID and port (getsockname; a loopback client may see VMADDR_CID_ANY). */
   localCid: number | undefined;
   localPort: number | undefined;
+  /** The idle timeout last given to setTimeout() (undefined before): node:http's Agent reads it, as on net.Socket. */
+  timeout: number | undefined;
 
   readonly #endpoint = new SocketEndpoint(this, {
     createStream: (binding, fd) =>
@@ -116,9 +125,61 @@ export class VsockSocket extends Duplex {
     return this.#endpoint.handle?.fd ?? -1;
   }
 
-  /** This end's address, like net.Socket#address(); {} before connect. */
-  address(): VsockAddress | Record<string, never> {
-    return localAddressOf(this);
+  /**
+   * The peer's CID as a decimal string (`'3'`), for code written for net.Socket that logs or
+   * keys on `remoteAddress` (node:http, ws, loggers). `remoteCid` is the number.
+   */
+  get remoteAddress(): string | undefined {
+    return this.remoteCid === undefined ? undefined : String(this.remoteCid);
+  }
+
+  /** `'vsock'` once there is a peer address, like net's `'IPv4'`/`'IPv6'`. */
+  get remoteFamily(): 'vsock' | undefined {
+    return this.remoteCid === undefined ? undefined : 'vsock';
+  }
+
+  /** This end's CID as a decimal string (see `localCid`). */
+  get localAddress(): string | undefined {
+    return this.localCid === undefined ? undefined : String(this.localCid);
+  }
+
+  get localFamily(): 'vsock' | undefined {
+    return this.localCid === undefined ? undefined : 'vsock';
+  }
+
+  /**
+   * This end's address, like net.Socket#address(): `{ cid, port, address, family: 'vsock' }`
+   * (`address` is the CID as a string); {} before connect.
+   */
+  address(): VsockSocketAddress | Record<string, never> {
+    return socketAddressOf(this.localCid, this.localPort);
+  }
+
+  /**
+   * Accepted for net.Socket compatibility and does nothing: vsock has no keep-alive probes
+   * (SO_KEEPALIVE is a TCP mechanism; a vsock peer that goes away is seen as a reset or an
+   * end by the transport). node:http's keep-alive Agent calls it on every pooled socket.
+   */
+  setKeepAlive(enable?: boolean, initialDelay?: number): this {
+    if (initialDelay !== undefined) validateTimerMs(initialDelay, 'initialDelay');
+    void enable; // net coerces any value to a boolean: so do we, and ignore it
+    return this;
+  }
+
+  /**
+   * Accepted for net.Socket compatibility and does nothing: vsock transports send what is
+   * written without Nagle-style coalescing delays. node:http2 and ws call it.
+   */
+  setNoDelay(noDelay?: boolean): this {
+    void noDelay;
+    return this;
+  }
+
+  /** Ends the writable side, then destroys the socket once the write queue is flushed (net.Socket#destroySoon). */
+  destroySoon(): void {
+    if (this.writable) this.end();
+    if (this.writableFinished) this.destroy();
+    else this.once('finish', () => this.destroy());
   }
 
   /**
@@ -137,7 +198,7 @@ export class VsockSocket extends Duplex {
    * writes (the socket is NOT closed: call destroy() in the listener). 0 disables.
    */
   setTimeout(ms: number, onTimeout?: () => void): this {
-    validateInteger(ms, 'ms', 0, MAX_TIMER_MS);
+    ms = validateTimerMs(ms, 'ms');
     if (onTimeout !== undefined) {
       validateFunction(onTimeout, 'onTimeout');
       if (ms === 0) this.removeListener('timeout', onTimeout);
@@ -145,6 +206,7 @@ export class VsockSocket extends Duplex {
     }
     if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
+    this.timeout = ms;
     if (ms > 0 && !this.destroyed) {
       this.#idleTimer = setTimeout(() => this.emit('timeout'), ms);
       this.#idleTimer.unref();
@@ -265,3 +327,6 @@ export function connect(options: VsockConnectOptions, onConnect?: () => void): V
   });
   return socket.connect(options, onConnect);
 }
+
+/** net.createConnection()'s name for connect(): same options, same socket. */
+export const createConnection = connect;
