@@ -1,7 +1,7 @@
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { AgentErrorCode, agentError } from '../errors.js';
-import { walkBeneath, type WalkMode, type Walked } from '../fs/beneath.js';
+import { reopenPath, walkBeneath, type WalkMode, type Walked } from '../fs/beneath.js';
 import { forClient } from '../fs/client-errors.js';
 
 export interface RootJailOptions {
@@ -41,6 +41,13 @@ export class RootJail {
       if (error.code === 'ENOTDIR') throw agentError(AgentErrorCode.INVALID_PATH, `--root ${root} is not a directory`);
       throw error;
     });
+    // Every path is opened through /proc/self/fd/N (Node has no openat): without /proc
+    // each call would fail with a puzzling ENOENT, so refuse to start instead.
+    const seen = await fsp.readlink(reopenPath(handle.fd)).catch(() => undefined);
+    if (seen === undefined) {
+      await handle.close();
+      throw agentError(AgentErrorCode.FS_DISABLED, `--root ${root}: file methods need /proc mounted (paths are opened relative to directory fds through /proc/self/fd)`);
+    }
     return new RootJail(realRoot, handle, options.allowHardlinks ?? false);
   }
 
