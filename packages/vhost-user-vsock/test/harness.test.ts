@@ -1,0 +1,191 @@
+// The device driven by GuestDriverHarness (a test double of QEMU + the guest driver over
+// a memfd and a socketpair; see harness/driver-harness.ts) with real host Unix sockets.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { GuestDriverHarness } from './harness/driver-harness.js';
+import { Op, SHUTDOWN_SEND, TYPE_STREAM } from './harness/vsock-header.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'vmlink-vuv-h-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+let counter = 0;
+const open: GuestDriverHarness[] = [];
+const servers: Server[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) s.close();
+  for (const h of open.splice(0)) await h.close();
+});
+
+async function harness(options: { bufAlloc?: number; maxConnections?: number } = {}): Promise<GuestDriverHarness> {
+  const h = await GuestDriverHarness.create({ dir, name: `d${counter++}`, guestCid: 3, ...options });
+  open.push(h);
+  return h;
+}
+
+async function listenHost(path: string, onConnection: (s: Socket) => void): Promise<Server> {
+  const server = createServer(onConnection);
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  servers.push(server);
+  return server;
+}
+
+function fdCount(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+describe('vhost-user setup (harness plays QEMU)', () => {
+  it('negotiates, maps the memory table, gives the CID through GET_CONFIG and reports driver-ready', async () => {
+    const h = await harness();
+    const ready = new Promise<void>((resolve) => h.device.once('driver-ready', resolve));
+    h.setup();
+    await ready;
+    expect(h.getConfigCid()).toBe(3n);
+    expect(h.device.stats()).toMatchObject({ driverReady: true, memoryRegions: 1, mappedBytes: 0x200000, vhostUserErrors: 0 });
+  });
+
+  it('stopping the rings (GET_VRING_BASE) resets: host connections are closed, and a new driver gets going again', async () => {
+    const h = await harness();
+    h.setup();
+    let hostSide: Socket | undefined;
+    await listenHost(`${h.device.udsPath}_7000`, (s) => (hostSide = s));
+    const sock = h.connect(7000);
+    await h.until(() => sock.state === 'connected' && hostSide !== undefined, 'connect');
+    const closed = new Promise<void>((resolve) => hostSide!.once('close', () => resolve()).resume());
+    const reset = new Promise<string>((resolve) => h.device.once('reset', resolve));
+    h.restartRings();
+    expect(await reset).toMatch(/rings stopped/);
+    await closed;
+    expect(h.device.stats()).toMatchObject({ activeConnections: 0, driverReady: true, driverStarts: 2 });
+  });
+
+  it('close() is idempotent and leaves no fd behind', async () => {
+    const before = fdCount();
+    const h = await GuestDriverHarness.create({ dir, name: `fd${counter++}`, guestCid: 3 });
+    h.setup();
+    await h.close();
+    await h.close();
+    expect(fdCount()).toBe(before);
+    expect(() => h.device.stats()).toThrow(expect.objectContaining({ code: 'ERR_VMLINK_VSOCKD_CLOSED' }));
+  });
+});
+
+describe('streams through the device (harness plays the guest driver)', () => {
+  it('guest -> host: 1 MiB each way through a host echo, with credit, half-close both ways', async () => {
+    const h = await harness();
+    h.setup();
+    await listenHost(`${h.device.udsPath}_7000`, (s) => s.pipe(s));
+    const sock = h.connect(7000);
+    await h.until(() => sock.state === 'connected', 'RESPONSE');
+    const data = randomBytes(1024 * 1024);
+    h.write(sock, data);
+    h.shutdown(sock, SHUTDOWN_SEND);
+    await h.until(() => (sock.peerShutdown & SHUTDOWN_SEND) !== 0, 'the echo and its EOF');
+    expect(sha(Buffer.concat(sock.received))).toBe(sha(data));
+    h.closeSocket(sock);
+    await h.until(() => sock.state === 'reset', 'RST after close');
+    expect(h.device.stats()).toMatchObject({ activeConnections: 0, bufferedBytes: 0 });
+  });
+
+  it('host -> guest: CONNECT <port> gets OK <port>, bytes written right behind the line arrive, EOF arrives as SHUTDOWN', async () => {
+    const h = await harness();
+    h.setup();
+    h.listen(5000);
+    const client = connect(h.device.udsPath);
+    client.write('connect   5000\r\nhello ');
+    let reply = '';
+    client.on('data', (d: Buffer) => (reply += d.toString()));
+    await h.until(() => reply === 'OK 5000\n', 'OK line');
+    client.end('world');
+    const sock = [...h.sockets.values()][0]!;
+    await h.until(() => (sock.peerShutdown & SHUTDOWN_SEND) !== 0, 'EOF from the host');
+    expect(Buffer.concat(sock.received).toString()).toBe('hello world');
+    h.write(sock, Buffer.from('back'));
+    h.shutdown(sock);
+    const ended = new Promise<void>((resolve) => client.once('end', resolve));
+    await h.until(() => reply === 'OK 5000\nback', 'guest bytes on the host');
+    await ended;
+  });
+
+  it('host -> guest refused: no listener (guest RST), bad line, and before the driver is ready: closed without OK', async () => {
+    const h = await harness();
+    const attempt = (line: string): Promise<string> =>
+      new Promise((resolve) => {
+        const c = connect(h.device.udsPath);
+        let got = '';
+        c.on('data', (d: Buffer) => (got += d.toString()));
+        c.on('error', () => {});
+        c.on('close', () => resolve(got));
+        c.write(line);
+      });
+    expect(await attempt('CONNECT 5000\n')).toBe('');
+    expect(h.device.stats().refusedNotReady).toBe(1);
+    h.setup();
+    const noListener = attempt('CONNECT 5001\n');
+    await h.until(() => h.device.stats().connectionsClosed >= 1, 'guest RST');
+    expect(await noListener).toBe('');
+    for (const bad of ['CONNECT\n', 'CONNECT 99999999999\n', 'HELLO 5\n', 'CONNECT 5 6\n', 'x'.repeat(100)]) expect(await attempt(bad)).toBe('');
+    expect(h.device.stats().connectLinesBad).toBe(5);
+  });
+
+  it('guest -> host refused: nobody listens on ${udsPath}_P -> RST', async () => {
+    const h = await harness();
+    h.setup();
+    const sock = h.connect(7999);
+    await h.until(() => sock.state === 'reset', 'RST');
+    expect(h.device.stats().hostConnectFailed).toBe(1);
+  });
+
+  it('a host that never reads: the device buffers at most bufAlloc, the guest runs out of credit, nothing is lost', async () => {
+    const bufAlloc = 64 * 1024;
+    const h = await harness({ bufAlloc });
+    h.setup();
+    let host: Socket | undefined;
+    await listenHost(`${h.device.udsPath}_7000`, (s) => {
+      host = s;
+      s.pause();
+    });
+    const sock = h.connect(7000);
+    await h.until(() => sock.state === 'connected' && host !== undefined, 'connect');
+    const data = randomBytes(8 * 1024 * 1024);
+    h.write(sock, data);
+    // Pump until the guest is stuck on credit.
+    await h.until(() => sock.peerBufAlloc - ((sock.txCnt - sock.peerFwdCnt) >>> 0) <= 0, 'credit exhausted');
+    const stuck = h.device.stats();
+    expect(stuck.bufferedBytes).toBeLessThanOrEqual(bufAlloc);
+    expect(sock.txCnt).toBeLessThan(data.length);
+    const chunks: Buffer[] = [];
+    host!.on('data', (c: Buffer) => chunks.push(c));
+    host!.resume();
+    await h.until(() => chunks.reduce((n, c) => n + c.length, 0) === data.length, 'all bytes at the host');
+    expect(sha(Buffer.concat(chunks))).toBe(sha(data));
+  });
+
+  it('a guest that ignores the credit: the packet over it is dropped, counted, and the connection reset', async () => {
+    const bufAlloc = 16 * 1024;
+    const h = await harness({ bufAlloc });
+    h.setup();
+    await listenHost(`${h.device.udsPath}_7000`, (s) => s.pause());
+    const sock = h.connect(7000);
+    await h.until(() => sock.state === 'connected', 'connect');
+    sock.peerBufAlloc = 1 << 30; // lie to ourselves: ignore the device's buf_alloc
+    h.write(sock, randomBytes(256 * 1024));
+    await h.until(() => sock.state === 'reset', 'RST for the violation');
+    const stats = h.device.stats();
+    expect(stats.dropped.creditViolation).toBe(1);
+    expect(stats.bufferedBytes).toBe(0);
+  });
+
+  it('wrong src_cid and a REQUEST to another CID are dropped and counted', async () => {
+    const h = await harness();
+    h.setup();
+    const base = { dstCid: 2n, srcPort: 1, dstPort: 7000, len: 0, type: TYPE_STREAM, op: Op.REQUEST, flags: 0, bufAlloc: 4096, fwdCnt: 0 };
+    h.sendPacket({ ...base, srcCid: 4n });
+    h.sendPacket({ ...base, srcCid: 3n, dstCid: 5n });
+    await h.until(() => h.device.stats().packetsFromGuest >= 2, 'both packets');
+    expect(h.device.stats().dropped).toMatchObject({ badSrcCid: 1, badDstCid: 1 });
+  });
+});
