@@ -7,7 +7,8 @@ import { openFileBackend, type FileBackend } from './aio.js';
 import { Channel } from './channel.js';
 import { AgentErrorCode, agentError } from './errors.js';
 import { createHandlers, Streamed, type CallContext, type Handler } from './handlers.js';
-import { ConnectionSlots } from './limits/connection-slots.js';
+import { ConnectionSlots, defaultPerPeer } from './limits/connection-slots.js';
+import { capForOpenFileLimit, readOpenFileLimit } from './limits/fd-limit.js';
 import { METHOD_MEMORY_COST, MemoryBudget } from './limits/memory-budget.js';
 import { LimitedLog } from './log/limited-log.js';
 import { sweepStaleTempFiles } from './methods/files.js';
@@ -96,7 +97,13 @@ export class Agent {
     jail: RootJail | undefined,
   ) {
     const limits = options.limits;
-    this.slots = new ConnectionSlots(limits.maxConnections, limits.maxConnectionsPerPeer);
+    const cap = capForOpenFileLimit(limits.maxConnections, readOpenFileLimit());
+    const perPeer =
+      limits.maxConnectionsPerPeer === defaultPerPeer(limits.maxConnections) ? defaultPerPeer(cap) : Math.min(limits.maxConnectionsPerPeer, cap);
+    if (cap < limits.maxConnections) {
+      log.warn('--max-connections lowered to fit the open-file limit', { requested: limits.maxConnections, maxConnections: cap, perPeer, nofile: readOpenFileLimit() ?? 0 });
+    }
+    this.slots = new ConnectionSlots(cap, perPeer);
     const half = Math.max(1, Math.floor(limits.memoryBudgetBytes / 2));
     this.budget = new MemoryBudget(half);
     this.rpcBudget = createMemoryBudget(half);
@@ -148,7 +155,7 @@ export class Agent {
       allowUid: access.allowUids.join(','),
       allowCid: access.allowCids === 'any' ? 'any' : access.allowCids.join(','),
       methods: access.methods.methods.join(','),
-      maxConnections: options.limits.maxConnections,
+      maxConnections: agent.slots.max,
     });
     return agent;
   }

@@ -22,7 +22,7 @@ const isRoot = process.getuid?.() === 0;
  * the agent sent until it closed or answered.
  */
 async function pingAs(uid: number, socketPath: string): Promise<Frame[]> {
-  const request = Buffer.concat(encodeFrame({ type: 'REQUEST', id: 1, method: 'ping', params: {} })).toString('base64');
+  const request = Buffer.concat(encodeFrame({ type: 'REQUEST', id: 1, method: 'ping', params: {}, stream: undefined })).toString('base64');
   const script = `
     const socket = require('net').connect(${JSON.stringify(socketPath)});
     socket.on('connect', () => socket.write(Buffer.from('${request}', 'base64')));
