@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream, rmSync } from 'node:fs';
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
@@ -8,6 +8,7 @@ import type { CommonOptions } from '../args.js';
 import { type CliOutput, printJson } from '../output.js';
 import { ProgressBar } from '../progress.js';
 import type { CopyPlan } from '../remote-spec.js';
+import { partNameFor, sweepStaleParts } from '../stale-parts.js';
 
 export interface CopyOutcome extends TransferResult {
   direction: CopyPlan['direction'];
@@ -45,7 +46,9 @@ async function download(client: AgentClient, plan: CopyPlan, progressOut: Progre
   let target = plan.localPath;
   const existing = await stat(target).catch(() => undefined);
   if (existing?.isDirectory()) target = path.join(target, path.posix.basename(plan.remotePath));
-  const temp = path.join(path.dirname(target), `.${path.basename(target)}.vmlink-${randomBytes(6).toString('hex')}.part`);
+  // Leftovers of earlier runs that were killed (SIGKILL leaves no chance to clean up).
+  await sweepStaleParts(path.dirname(target));
+  const temp = path.join(path.dirname(target), partNameFor(path.basename(target)));
   let handle;
   try {
     handle = await open(temp, 'wx', 0o644);
@@ -69,7 +72,10 @@ async function download(client: AgentClient, plan: CopyPlan, progressOut: Progre
       plan.remotePath,
       async (chunk) => {
         hash.update(chunk);
-        await handle.write(chunk);
+        // A local failure (ENOSPC, EIO) is ours, not the agent's: exit 73, not 66.
+        await handle.write(chunk).catch((err: unknown) => {
+          throw localError(err as NodeJS.ErrnoException, target);
+        });
         size += chunk.length;
         bar?.advance(chunk.length);
       },
@@ -79,9 +85,13 @@ async function download(client: AgentClient, plan: CopyPlan, progressOut: Progre
     );
     const local = hash.digest('hex');
     if (local !== result.sha256 || size !== result.size) throw integrityError(plan.remotePath, result.sha256, local);
-    await handle.sync();
-    await handle.close();
-    await rename(temp, target);
+    try {
+      await handle.sync();
+      await handle.close();
+      await rename(temp, target);
+    } catch (err) {
+      throw localError(err as NodeJS.ErrnoException, target);
+    }
     done = true;
     bar?.finish();
     return { direction: 'download', from: `${client.uri}:${plan.remotePath}`, to: target, size, sha256: local, verified: true };
