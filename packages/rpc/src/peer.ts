@@ -246,6 +246,7 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
   private frameTimer: NodeJS.Timeout | undefined;
   /** decoder.framesEnded when the frame timer was armed: a different value means a new frame. */
   private frameMark = -1;
+  private frameStarted = 0;
   private warnings: Map<string, WarningWindow> | undefined;
   private warningTimer: NodeJS.Timeout | undefined;
 
@@ -828,11 +829,14 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
     const mark = this.decoder.framesEnded;
     if (this.frameTimer && mark === this.frameMark) return; // the same frame: its clock runs on
     this.frameMark = mark;
-    clearTimeout(this.frameTimer);
-    const started = performance.now();
+    this.frameStarted = performance.now();
+    if (this.frameTimer) {
+      this.frameTimer.refresh(); // a new frame: one timer object per peer, re-armed
+      return;
+    }
     this.frameTimer = setTimeout(() => {
       this.frameTimer = undefined;
-      const waited = Math.round(performance.now() - started);
+      const waited = Math.round(performance.now() - this.frameStarted);
       this.terminate(
         new RpcError(RpcErrorCode.FRAME_TIMEOUT, `a frame was not complete ${waited} ms after its first byte (frameTimeout ${this.frameTimeout} ms, ${this.decoder.bufferedBytes} bytes of it received); closed`),
       );
