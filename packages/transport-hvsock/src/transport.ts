@@ -1,9 +1,7 @@
 import { createConnection, type Socket } from 'node:net';
-import { invalidArgType, outOfRange, validateObject } from '@vmlink/errors';
 import {
   dialSocket,
   resolveAddress,
-  validateListenOptions,
   type Connection,
   type DialOptions,
   type Listener,
@@ -11,7 +9,14 @@ import {
   type Transport,
   type TransportCapabilities,
 } from '@vmlink/transport';
-import { DEFAULT_SOCKET_MODE, bindUnixSocket, listenOnBound, unixPeer, type UnixListener } from '@vmlink/transport-unix';
+import {
+  DEFAULT_SOCKET_MODE,
+  listenUnixSocket,
+  socketFileOptions,
+  unixPeer,
+  type SocketFileDefaults,
+  type SocketFileOptions,
+} from '@vmlink/transport-unix';
 import { HVSOCK_SCHEMES, UNNAMED_HVSOCK_URI, listenPathOf, parseHvsockAddress, type HvsockAddress } from './address.js';
 import { hybridVsockHandshake } from './handshake.js';
 
@@ -21,6 +26,12 @@ const CAPABILITIES: TransportCapabilities = Object.freeze({
   messageBoundaries: false,
   listen: true,
 });
+
+/**
+ * hvsock's defaults: owner-only `PATH_PORT` files, and a stale one reclaimed (a host
+ * program that crashed leaves one; the VMM keeps connecting to that name).
+ */
+const HVSOCK_DEFAULTS: SocketFileDefaults = Object.freeze({ mode: DEFAULT_SOCKET_MODE, reclaimStale: true });
 
 /** A dialed hybrid-vsock Connection. */
 export interface HvsockConnection extends Connection {
@@ -32,30 +43,15 @@ export interface HvsockConnection extends Connection {
   readonly hostPort: number;
 }
 
-/** Options of `listen()`; defaults from `hvsock(...)`. */
-export interface HvsockListenOptions extends ListenOptions {
-  /** Permission bits of `<path>_<PORT>` (default 0o600: the VMM must run as our uid). */
-  readonly mode?: number;
-  /**
-   * Remove a stale `<path>_<PORT>` socket (one nobody answers on) before binding
-   * (default true: a host program that crashed leaves one, and the VMM keeps the name).
-   * Never removes anything that is not a socket, nor a live socket.
-   */
-  readonly reclaimStale?: boolean;
-}
+/**
+ * Options of `listen()`: `mode` of `PATH_PORT` (default 0o600: the VMM must run as our
+ * uid) and `reclaimStale` (default true; never removes anything but a socket nobody
+ * answers on).
+ */
+export interface HvsockListenOptions extends ListenOptions, SocketFileOptions {}
 
-export type HvsockTransportOptions = Pick<HvsockListenOptions, 'mode' | 'reclaimStale'>;
-
-function validateMode(value: unknown, name: string): number {
-  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value);
-  if (!Number.isInteger(value) || value < 0 || value > 0o777) throw outOfRange(name, 'an integer >= 0 and <= 0o777', value);
-  return value;
-}
-
-function validateBoolean(value: unknown, name: string): boolean {
-  if (typeof value !== 'boolean') throw invalidArgType(name, 'of type boolean', value);
-  return value;
-}
+/** `hvsock(options)`: the defaults of every `listen()`. */
+export type HvsockTransportOptions = SocketFileOptions;
 
 /**
  * The host side of hybrid vsock (Firecracker, Cloud Hypervisor, vhost-device-vsock,
@@ -68,14 +64,10 @@ export class HvsockTransport implements Transport<HvsockAddress> {
   readonly name = 'hvsock';
   readonly schemes = HVSOCK_SCHEMES;
   readonly capabilities = CAPABILITIES;
-  private readonly defaults: Required<HvsockTransportOptions>;
+  private readonly defaults: SocketFileDefaults;
 
   constructor(options: HvsockTransportOptions = {}) {
-    validateObject(options, 'options');
-    this.defaults = {
-      mode: options.mode === undefined ? DEFAULT_SOCKET_MODE : validateMode(options.mode, 'options.mode'),
-      reclaimStale: options.reclaimStale === undefined ? true : validateBoolean(options.reclaimStale, 'options.reclaimStale'),
-    };
+    this.defaults = socketFileOptions(options, HVSOCK_DEFAULTS);
   }
 
   parse(uri: string): HvsockAddress {
@@ -103,22 +95,15 @@ export class HvsockTransport implements Transport<HvsockAddress> {
     }) as Promise<Socket & HvsockConnection>;
   }
 
-  async listen(address: HvsockAddress | string, options: HvsockListenOptions = {}): Promise<Listener> {
+  async listen(address: HvsockAddress | string, options?: HvsockListenOptions): Promise<Listener> {
     const target = resolveAddress(address, parseHvsockAddress);
     const path = listenPathOf(target);
-    const { signal, backlog } = validateListenOptions(options, 0x7fff_ffff);
-    const mode = options.mode === undefined ? this.defaults.mode : validateMode(options.mode, 'options.mode');
-    const reclaimStale = options.reclaimStale === undefined ? this.defaults.reclaimStale : validateBoolean(options.reclaimStale, 'options.reclaimStale');
-    const bound = await bindUnixSocket({ scheme: 'unix', uri: `unix:${path}`, path, abstract: false }, { mode, reclaimStale, backlog });
     // The VMM connects with no handshake and does not say which guest port dialed.
-    const listener: UnixListener = await listenOnBound(
-      this,
-      bound,
-      target.uri,
-      (socket) => ({ localAddress: target.uri, remoteAddress: UNNAMED_HVSOCK_URI, peer: unixPeer(socket) }),
-      signal,
-    );
-    return listener;
+    return listenUnixSocket(this, { scheme: 'unix', uri: `unix:${path}`, path, abstract: false }, target.uri, options, this.defaults, (socket) => ({
+      localAddress: target.uri,
+      remoteAddress: UNNAMED_HVSOCK_URI,
+      peer: unixPeer(socket),
+    }));
   }
 }
 
