@@ -30,7 +30,7 @@ async function openFdCount(): Promise<number> {
   return (await readdir('/proc/self/fd')).length;
 }
 
-describe.each(['fs', 'threadpool'] as const)('special files over the %s AIO backend', (backendName) => {
+describe.each(['fs', 'threadpool', 'iosubmit'] as const)('special files over the %s AIO backend', (backendName) => {
   let base: string;
   let root: string;
   let jail: RootJail;
