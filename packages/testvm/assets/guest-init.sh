@@ -19,8 +19,14 @@ ln -sf /proc/self/fd/1 /dev/stdout
 ln -sf /proc/self/fd/2 /dev/stderr
 
 echo "vmlink-testvm: init started"
+# Optional modules (modules/optional) load only when named in vmlink.modules=a,b on the
+# kernel command line, e.g. the virtio vsock transport when the VM has a vsock device.
+wanted=" $(sed -n 's/.*vmlink\.modules=\([^ ]*\).*/\1/p' /proc/cmdline | tr ',' ' ') "
 while read -r module; do
   [ -n "$module" ] || continue
+  if grep -qx "$module" /opt/vmlink-testvm/modules/optional; then
+    case "$wanted" in *" $module "*) ;; *) continue ;; esac
+  fi
   insmod "/opt/vmlink-testvm/modules/$module.ko" || echo "vmlink-testvm: insmod $module failed"
 done < /opt/vmlink-testvm/modules/order
 

@@ -18,6 +18,7 @@ export const TestVmErrorCode = {
   STOPPED: 'ERR_VMLINK_TESTVM_STOPPED',
   PROTOCOL: 'ERR_VMLINK_TESTVM_PROTOCOL',
   UNSUPPORTED_ARCH: 'ERR_VMLINK_TESTVM_UNSUPPORTED_ARCH',
+  VSOCK_DEVICE_MISSING: 'ERR_VMLINK_TESTVM_VSOCK_DEVICE_MISSING',
 } as const;
 
 export type TestVmErrorCode = (typeof TestVmErrorCode)[keyof typeof TestVmErrorCode];

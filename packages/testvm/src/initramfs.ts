@@ -5,6 +5,7 @@ import { writeCpio, type CpioEntry } from './cpio.js';
 import { readAsset } from './assets.js';
 import { findExecutable, GuestTree } from './host-files.js';
 import type { GuestKernel } from './kernel.js';
+import { OPTIONAL_GUEST_MODULES } from './kernel-modules.js';
 import { testVmError, TestVmErrorCode } from './errors.js';
 import { execHost } from './host-exec.js';
 
@@ -63,6 +64,7 @@ async function buildTree(inputs: InitramfsInputs): Promise<GuestTree> {
   tree.addData('/init', await readAsset('guest-init.sh'), 0o755);
   tree.addData(GUEST_RUNNER, await readAsset('guest-runner.cjs'));
   tree.addData(`${GUEST_MODULE_DIR}/order`, inputs.kernel.modules.join('\n') + '\n');
+  tree.addData(`${GUEST_MODULE_DIR}/optional`, OPTIONAL_GUEST_MODULES.join('\n') + '\n');
   for (const name of inputs.kernel.modules) {
     await tree.addFileAs(`${GUEST_MODULE_DIR}/${name}.ko`, join(inputs.kernel.dir, 'modules', `${name}.ko`));
   }

@@ -7,7 +7,22 @@ import { execFile } from 'node:child_process';
  * dependencies are added in front of them from each module's own `depends=` tag, because
  * the unpacked .deb has no modules.dep (depmod runs at install time).
  */
-export const GUEST_MODULES = ['virtio_pci', 'virtio_console', 'vsock', 'vsock_loopback', '9pnet_virtio', '9p'] as const;
+export const GUEST_MODULES = [
+  'virtio_pci',
+  'virtio_console',
+  'vsock',
+  'vsock_loopback',
+  'vmw_vsock_virtio_transport',
+  '9pnet_virtio',
+  '9p',
+] as const;
+
+/**
+ * Modules in the initramfs that /init loads only when the kernel command line names them
+ * (`vmlink.modules=a,b`, see qemu.ts): the virtio vsock transport is wanted only with a
+ * vsock device, so guests without one keep exactly the loopback-only vsock of before.
+ */
+export const OPTIONAL_GUEST_MODULES: readonly string[] = ['vmw_vsock_virtio_transport'];
 
 const MODULE_FILE = /\.ko(\.xz|\.zst)?$/;
 

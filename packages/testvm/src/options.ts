@@ -4,6 +4,15 @@ import { invalidArgType, validateAbortSignal, validateInteger } from '@vmlink/er
 import { testVmError, TestVmErrorCode } from './errors.js';
 import { CONTROL_PORT_NAME, RESULT_PORT_NAME } from './qemu.js';
 
+/** A host<->guest vsock device: `true` for the default guest CID, or `{ guestCid }`. */
+export type VsockSpec = boolean | { guestCid?: number };
+
+/** The guest CID when `vsock: true`: the first one a guest may have (0-2 are reserved). */
+export const DEFAULT_GUEST_CID = 3;
+export const MIN_GUEST_CID = 3;
+/** 2^32-1 is VMADDR_CID_ANY. */
+export const MAX_GUEST_CID = 0xffff_fffe;
+
 /** A virtio-serial port, given by name (`'org.example.0'`) or as `{ name }`. */
 export type PortSpec = string | { name: string };
 
@@ -32,6 +41,12 @@ export interface StartVmOptions {
   env?: Readonly<Record<string, string>>;
   /** Cap on each of stdout and stderr kept per command; default 64 MiB. */
   maxOutputBytes?: number;
+  /**
+   * A real host<->guest virtio-vsock device (vhost-user-vsock-pci served by
+   * @vmlink/vhost-user-vsock in this process, guest memory from a shared memfd): the host
+   * side is hybrid vsock at `vm.vsockPath`. Default guest CID 3. CID 1 keeps working.
+   */
+  vsock?: VsockSpec;
 }
 
 export interface ResolvedShare {
@@ -52,6 +67,7 @@ export interface ResolvedOptions {
   accel: 'tcg' | 'kvm';
   env: Record<string, string>;
   maxOutputBytes: number;
+  vsock: { guestCid: number } | undefined;
 }
 
 const MAX_PORT_NAME = 255;
@@ -115,6 +131,17 @@ function stringRecord(value: unknown, name: string): Record<string, string> {
   return out;
 }
 
+/** `vsock: true | false | { guestCid }` -> the device to create, or undefined for none. */
+export function resolveVsock(value: unknown): { guestCid: number } | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value === true) return { guestCid: DEFAULT_GUEST_CID };
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalidArgType('vsock', 'a boolean or an object like { guestCid }', value);
+  }
+  const { guestCid } = value as { guestCid?: unknown };
+  return { guestCid: guestCid === undefined ? DEFAULT_GUEST_CID : validateInteger(guestCid, 'vsock.guestCid', MIN_GUEST_CID, MAX_GUEST_CID) };
+}
+
 export async function resolveOptions(options: StartVmOptions = {}): Promise<ResolvedOptions> {
   if (typeof options !== 'object' || options === null) throw invalidArgType('options', 'of type object', options);
   validateAbortSignal(options.signal, 'options.signal');
@@ -152,5 +179,6 @@ export async function resolveOptions(options: StartVmOptions = {}): Promise<Reso
     accel: options.accel ?? 'tcg',
     env: stringRecord(options.env, 'env'),
     maxOutputBytes: validateInteger(options.maxOutputBytes ?? 64 * 1024 * 1024, 'maxOutputBytes', 0, 2 ** 31 - 1),
+    vsock: resolveVsock(options.vsock),
   };
 }

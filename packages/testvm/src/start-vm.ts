@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import type { GuestInfo, GuestMessage } from './protocol.js';
 import { qemuArgs } from './qemu.js';
 import { describeQemuExit, SupervisedQemu } from './supervisor.js';
 import { Vm } from './vm.js';
+import { driverReady, loadDeviceModule, type VsockDeviceHandle } from './vsock-device.js';
 
 async function resolveQemu(options: ResolvedOptions, defaultBinary: string, qemuPackage: string): Promise<string> {
   const name = options.qemuBinary ?? defaultBinary;
@@ -81,7 +82,24 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
   throwIfAborted(signal);
   const prepareMs = performance.now() - prepareStart;
 
+  const deviceModule = resolved.vsock === undefined ? undefined : await loadDeviceModule();
   const tmpDir = await mkdtemp(join(tmpdir(), 'vmlink-testvm-'));
+  // The vhost-user chardev is a client: the device must listen before QEMU starts.
+  let device: VsockDeviceHandle | undefined;
+  let vsockDriverReady: Promise<void> | undefined;
+  if (deviceModule !== undefined && resolved.vsock !== undefined) {
+    try {
+      device = await deviceModule.createVsockDevice({
+        socket: join(tmpDir, 'vsock-device.sock'),
+        udsPath: join(tmpDir, 'vsock.sock'),
+        guestCid: resolved.vsock.guestCid,
+      });
+    } catch (err) {
+      await rm(tmpDir, { recursive: true, force: true });
+      throw err;
+    }
+    vsockDriverReady = driverReady(device);
+  }
   const ports = new Map(resolved.ports.map((name, i) => [name, join(tmpDir, `port${i}.sock`)]));
   const paths = { tmpDir, consoleLog: join(tmpDir, 'console.log'), resultLog: join(tmpDir, 'result.log'), ports };
   const controlSocket = join(tmpDir, 'control.sock');
@@ -97,16 +115,24 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
     controlSocket,
     ports: [...ports].map(([name, socketPath]) => ({ name, socketPath })),
     shares: resolved.shares.map((s) => ({ tag: s.tag, hostPath: s.path, readOnly: resolved.shareReadOnly })),
+    ...(device === undefined ? {} : { vsock: { deviceSocket: device.socket } }),
   });
 
   const bootStart = performance.now();
-  const qemu = await SupervisedQemu.start(qemuPath, args, tmpDir);
+  let qemu: SupervisedQemu;
+  try {
+    qemu = await SupervisedQemu.start(qemuPath, args, tmpDir);
+  } catch (err) {
+    await device?.close();
+    throw err;
+  }
+  let waitingFor = 'the guest';
   let vm: Vm | undefined;
   let failure: Error | undefined;
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    failure ??= testVmError(TestVmErrorCode.BOOT_TIMEOUT, `the guest was not ready within ${resolved.timeoutMs} ms`);
+    failure ??= testVmError(TestVmErrorCode.BOOT_TIMEOUT, `${waitingFor} was not ready within ${resolved.timeoutMs} ms`);
     qemu.kill();
   }, resolved.timeoutMs);
   const onAbort = (): void => {
@@ -132,7 +158,12 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
       outputCap: resolved.maxOutputBytes,
     });
     const info = await Promise.race([handshake.ready, stopped]);
-    vm = new Vm(qemu, control, resolved, paths, info, { prepareMs, bootMs: performance.now() - bootStart });
+    if (vsockDriverReady !== undefined) {
+      // Host clients of vm.vsockPath are refused until the guest driver runs the rings.
+      waitingFor = "the guest's virtio vsock driver (vmw_vsock_virtio_transport)";
+      await Promise.race([vsockDriverReady, stopped]);
+    }
+    vm = new Vm(qemu, control, resolved, paths, info, { prepareMs, bootMs: performance.now() - bootStart }, device);
     return vm;
   } catch (err) {
     const exit = qemu.hasExited ? await qemu.exited : undefined;
@@ -141,6 +172,7 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
     const resultLog = (await readTail(paths.resultLog, 2048)).trim();
     control?.close();
     await qemu.release();
+    await device?.close();
     if (failure !== undefined && (failure.name === 'AbortError' || timedOut)) {
       if (failure.name === 'AbortError') throw failure;
       throw new GuestError(TestVmErrorCode.BOOT_TIMEOUT, failure.message, tail);

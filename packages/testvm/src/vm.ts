@@ -6,6 +6,7 @@ import { GuestError, RunTimeoutError, testVmError, TestVmErrorCode } from './err
 import type { ResolvedOptions } from './options.js';
 import type { GuestInfo, GuestMessage } from './protocol.js';
 import { describeQemuExit, type SupervisedQemu } from './supervisor.js';
+import type { VsockDeviceHandle } from './vsock-device.js';
 
 export interface RunOptions {
   /** Working directory in the guest; default `/root`. */
@@ -97,6 +98,7 @@ export class Vm {
     private readonly paths: { tmpDir: string; consoleLog: string; resultLog: string; ports: Map<string, string> },
     info: GuestInfo,
     timings: VmTimings,
+    private readonly vsockDevice?: VsockDeviceHandle,
   ) {
     this.info = info;
     this.timings = timings;
@@ -115,6 +117,20 @@ export class Vm {
   /** The VM's private temp folder (sockets, console log); removed by stop(). */
   get tmpDir(): string {
     return this.paths.tmpDir;
+  }
+
+  /**
+   * With `vsock`: the host side of the guest's vsock device, hybrid-vsock style. Connect and
+   * write `CONNECT <port>\n` to reach a guest listener (`OK <port>\n` comes back); the guest's
+   * connects to CID 2 port P arrive at a Unix listener on `${vsockPath}_${P}`. Undefined without vsock.
+   */
+  get vsockPath(): string | undefined {
+    return this.vsockDevice?.udsPath;
+  }
+
+  /** With `vsock`: the guest's CID (what the guest's localCid() reports). */
+  get guestCid(): number | undefined {
+    return this.vsockDevice?.guestCid;
   }
 
   /** Host path of the Unix socket behind virtio-serial port `name` (QEMU listens; connect to it). */
@@ -293,6 +309,8 @@ export class Vm {
     }
     this.control.close();
     await this.qemu.release();
+    // After QEMU: the device outlives its driver; closing it ends every host connection.
+    await this.vsockDevice?.close();
   }
 
   /** Lets the process exit while the VM runs (the supervisor still cleans up when it does). */

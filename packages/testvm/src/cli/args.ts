@@ -1,14 +1,18 @@
 import { parseArgs } from 'node:util';
 import { VmlinkError } from '@vmlink/errors';
+import { DEFAULT_GUEST_CID, MAX_GUEST_CID, MIN_GUEST_CID } from '../options.js';
 
 export const USAGE = `Usage:
   vmlink-testvm run [--share DIR]... [--port NAME]... [--with PROGRAM]... [--timeout S]
                     [--boot-timeout S] [--memory MiB] [--cpus N] [--cwd DIR] [--env K=V]...
-                    [--read-only] -- CMD [ARGS...]
+                    [--read-only] [--vsock [--guest-cid N]] -- CMD [ARGS...]
       Boot a throwaway guest, run CMD in it, print its output, exit with its exit code
       (2 when the guest hung, failed to boot or the input was bad). --timeout limits
-      CMD (no limit by default), --boot-timeout the boot (default 120).
-  vmlink-testvm info [--share DIR]... [--with PROGRAM]... [--boot-timeout S]
+      CMD (no limit by default), --boot-timeout the boot (default 120). --vsock adds a
+      host<->guest vsock device (guest CID 3 or --guest-cid; needs @vmlink/vhost-user-vsock);
+      its host socket is printed on stderr and, with VMLINK_TESTVM_VSOCK_FILE=path set,
+      written there as JSON { udsPath, guestCid }.
+  vmlink-testvm info [--share DIR]... [--with PROGRAM]... [--boot-timeout S] [--vsock]
       Boot the guest and print its kernel release, CPUs, memory and loaded modules.
   vmlink-testvm doctor [--install] [--probe-kvm]
       List what the host lacks (packages, kernel, /dev/kvm) and the apt-get line to fix it;
@@ -30,6 +34,8 @@ export interface RunArgs {
   cwd: string | undefined;
   env: Record<string, string>;
   readOnly: boolean;
+  /** --vsock (or --guest-cid): the guest CID of the vsock device, else undefined. */
+  vsockGuestCid: number | undefined;
   command: string[];
 }
 
@@ -63,6 +69,8 @@ export function parseRunArgs(argv: readonly string[], needsCommand: boolean): Ru
         cwd: { type: 'string' },
         env: { type: 'string', multiple: true, default: [] },
         'read-only': { type: 'boolean', default: false },
+        vsock: { type: 'boolean', default: false },
+        'guest-cid': { type: 'string' },
       },
     });
   } catch (err) {
@@ -76,6 +84,11 @@ export function parseRunArgs(argv: readonly string[], needsCommand: boolean): Ru
     if (eq <= 0) throw usageError(`--env needs NAME=VALUE, got '${pair}'`);
     env[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
+  const guestCid = positiveNumber('guest-cid', values['guest-cid'], true);
+  if (guestCid !== undefined && (guestCid < MIN_GUEST_CID || guestCid > MAX_GUEST_CID)) {
+    throw usageError(`--guest-cid must be >= ${MIN_GUEST_CID} and <= ${MAX_GUEST_CID}, got '${values['guest-cid']}'`);
+  }
+  if (guestCid !== undefined && values.vsock !== true) throw usageError('--guest-cid needs --vsock');
   return {
     share: values.share ?? [],
     port: values.port ?? [],
@@ -87,6 +100,7 @@ export function parseRunArgs(argv: readonly string[], needsCommand: boolean): Ru
     cwd: values.cwd,
     env,
     readOnly: values['read-only'] ?? false,
+    vsockGuestCid: values.vsock === true ? (guestCid ?? DEFAULT_GUEST_CID) : undefined,
     command,
   };
 }

@@ -39,7 +39,17 @@ async function boot(args: RunArgs, signal: AbortSignal): Promise<Vm> {
     cpus: args.cpus,
     timeoutMs: args.bootTimeoutSeconds === undefined ? undefined : Math.ceil(args.bootTimeoutSeconds * 1000),
     signal,
+    ...(args.vsockGuestCid === undefined ? {} : { vsock: { guestCid: args.vsockGuestCid } }),
   });
+}
+
+/** Tells a person (stderr) and a wrapper (VMLINK_TESTVM_VSOCK_FILE) where the guest's vsock is. */
+async function announceVsock(vm: Vm): Promise<void> {
+  if (vm.vsockPath === undefined) return;
+  process.stderr.write(`vmlink-testvm: vsock host socket ${vm.vsockPath} (guest CID ${vm.guestCid}; guest->host port P: ${vm.vsockPath}_P)\n`);
+  if (process.env.VMLINK_TESTVM_VSOCK_FILE !== undefined) {
+    await writeFile(process.env.VMLINK_TESTVM_VSOCK_FILE, JSON.stringify({ udsPath: vm.vsockPath, guestCid: vm.guestCid }));
+  }
 }
 
 /** The guest cwd: --cwd, else the host's cwd when a share contains it, else /root. */
@@ -62,6 +72,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       // Lets a wrapper find the host sockets of --port NAME while the command runs.
       await writeFile(process.env.VMLINK_TESTVM_PORTS_FILE, JSON.stringify(Object.fromEntries(args.port.map((p) => [p, vm?.portPath(p)]))));
     }
+    await announceVsock(vm);
     const result = await vm.run(cmd, cmdArgs, {
       cwd: guestCwd(args),
       env: args.env,
