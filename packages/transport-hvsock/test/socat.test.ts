@@ -1,0 +1,85 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Connection } from '@vmlink/transport';
+import { hvsock, type HvsockConnection } from '@vmlink/transport-hvsock';
+
+// Peers nobody here wrote, on the host: socat + sh playing the VMM's two roles. A shell
+// `read` takes the CONNECT line byte by byte (it never reads past the newline either).
+const dir = mkdtempSync(join(tmpdir(), 'vmlink-hvsock-socat-'));
+const transport = hvsock();
+const children: ChildProcess[] = [];
+const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+
+afterAll(async () => {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function socat(args: string[]): ChildProcess {
+  const child = spawn('socat', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.push(child);
+  return child;
+}
+
+/** Wait until a socket file exists: socat gives no event when it listens. */
+async function socketAppears(path: string): Promise<void> {
+  for (let i = 0; i < 500 && !existsSync(path); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  if (!existsSync(path)) throw new Error(`socat never created ${path}`);
+}
+
+describe('hvsock against socat', () => {
+  it('dial: socat UNIX-LISTEN + sh as the VMM (reads CONNECT with `read`, answers OK 2^30, then echoes 1 MiB)', async () => {
+    const uds = join(dir, 'v.sock');
+    const commands = join(dir, 'commands');
+    const script = join(dir, 'vmm.sh');
+    writeFileSync(script, `read -r cmd\nprintf '%s\\n' "$cmd" >> ${commands}\nprintf 'OK 1073741824\\n'\nexec cat\n`);
+    socat([`UNIX-LISTEN:${uds},fork`, `EXEC:/bin/sh ${script}`]);
+    await socketAppears(uds);
+    const connection = (await transport.dial(`hvsock:${uds}:52`, { timeout: 30_000 })) as HvsockConnection;
+    expect(connection.hostPort).toBe(2 ** 30);
+    const payload = randomBytes(1024 * 1024);
+    const chunks: Buffer[] = [];
+    connection.on('data', (chunk: Buffer) => chunks.push(chunk));
+    connection.end(payload);
+    await once(connection, 'end');
+    expect(sha256(Buffer.concat(chunks))).toBe(sha256(payload));
+    expect(readFileSync(commands, 'utf8')).toBe('CONNECT 52\n');
+    connection.destroy();
+  }, 60_000);
+
+  it('listen: socat UNIX-CONNECT to <uds>_<PORT> (the VMM delivering a guest connect) sends 1 MiB and reads our reply', async () => {
+    const uds = join(dir, 'w.sock');
+    await using listener = await transport.listen(`hvsock:${uds}:1024`);
+    const input = join(dir, 'input');
+    const output = join(dir, 'output');
+    const payload = randomBytes(1024 * 1024);
+    writeFileSync(input, payload);
+    const answered = new Promise<string>((resolve, reject) => {
+      listener.once('connection', (connection: Connection) => {
+        const hash = createHash('sha256');
+        connection.on('data', (chunk: Buffer) => hash.update(chunk));
+        connection.once('error', reject);
+        connection.once('end', () => {
+          const digest = hash.digest('hex');
+          connection.end(`${digest}\n`); // half-close: socat still reads after its EOF
+          resolve(digest);
+        });
+      });
+    });
+    const client = socat(['-t', '30', `OPEN:${input}!!CREATE:${output}`, `UNIX-CONNECT:${uds}_1024`]);
+    const [code] = (await once(client, 'exit')) as [number];
+    expect(code).toBe(0);
+    expect(await answered).toBe(sha256(payload));
+    expect(readFileSync(output, 'utf8')).toBe(`${sha256(payload)}\n`);
+  }, 60_000);
+});
