@@ -3,7 +3,7 @@
  * --listen URIs where some cannot be served, the request log, SIGTERM.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -26,7 +26,12 @@ describe('vmlink-guest command line', () => {
     const help = spawnSync(process.execPath, [GUEST_CLI, '--help'], { encoding: 'utf8' });
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/^Usage: vmlink-guest/);
-    for (const flag of ['--listen', '--aio', '--root', '--allow-exec', '--json']) expect(help.stdout).toContain(flag);
+    const flags = [
+      '--listen', '--aio', '--root', '--allow-exec', '--json', '--allow-hardlinks', '--exec-timeout', '--allow-uid', '--allow-cid',
+      '--allow-abstract', '--allow-rpcs', '--block-rpcs', '--max-connections', '--max-connections-per-peer', '--idle-timeout',
+      '--frame-timeout', '--memory-budget',
+    ];
+    for (const flag of flags) expect(help.stdout).toContain(flag);
     const bad = spawnSync(process.execPath, [GUEST_CLI, '--aio', 'uring'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain("'uring'");
@@ -79,5 +84,42 @@ describe('vmlink-guest command line', () => {
     ]);
     for (const r of requests) expect(r).toMatchObject({ peer: expect.stringMatching(/#\d+$/), ms: expect.any(Number) });
     expect(lines.at(-1)).toMatchObject({ msg: 'stopped' });
+  }, 60_000);
+
+  it('--allow-hardlinks: a file with a second link (maybe outside the root) is refused unless it is given', async () => {
+    const root = path.join(work, 'hardlink-root');
+    await mkdir(root);
+    await writeFile(path.join(work, 'outside.txt'), 'outside the root\n');
+    await link(path.join(work, 'outside.txt'), path.join(root, 'linked.txt'));
+    for (const [args, expected] of [
+      [[], { code: 'ERR_VMLINK_PATH_ESCAPE' }],
+      [['--allow-hardlinks'], { size: 17 }],
+    ] as const) {
+      const socketPath = path.join(work, `hardlink-${args.length}.sock`);
+      const agent = spawn(process.execPath, [GUEST_CLI, '--listen', `unix:${socketPath}`, '--root', root, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let log = '';
+      agent.stderr?.setEncoding('utf8').on('data', (t: string) => (log += t));
+      try {
+        const deadline = Date.now() + 20_000;
+        while (!log.includes(' ready ')) {
+          if (agent.exitCode !== null || Date.now() > deadline) throw new Error(`agent did not start:\n${log}`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        const socket = connect(socketPath);
+        await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+        const rpc = new RpcPeer(socket);
+        const outcome = await rpc.request('fs.read', { path: '/linked.txt' }).then(
+          (response) => {
+            response.body?.destroy();
+            return response.result;
+          },
+          (error: { code: string }) => ({ code: error.code }),
+        );
+        expect(outcome).toMatchObject(expected);
+        rpc.destroy();
+      } finally {
+        agent.kill('SIGKILL');
+      }
+    }
   }, 60_000);
 });
