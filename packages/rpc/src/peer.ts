@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Duplex, Readable } from 'node:stream';
 import { abortError, invalidArgType, validateAbortSignal, validateFunction, validateInteger, validateObject } from '@vmlink/errors';
 import { CreditGate, InboundBody, pumpBody, type BodySource } from './body.js';
-import { RpcMemoryBudget, type BudgetMember } from './budget.js';
+import type { BudgetMember, RpcMemoryBudget } from './budget.js';
 import { FrameDecoder, type FrameSink } from './decoder.js';
 import { RpcError, RpcErrorCode, toWireError } from './errors.js';
 import { DEFAULT_MAX_FRAME_SIZE, MAX_ID, MIN_FRAME_LENGTH, type Frame, type WireError } from './frame.js';
@@ -225,7 +225,7 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
   private readonly incoming = new Map<number, IncomingCall>();
   private readonly inbound = new Map<number, InboundBody>();
   private readonly outbound = new Map<number, OutboundStream>();
-  /** Requests read while maxConcurrentRequests were running (the connection is paused). */
+  /** Requests read while maxConcurrentRequests were running, or a backlog or the budget stopped us (reading is paused). */
   private readonly waiting: Array<[Extract<Frame, { type: 'REQUEST' }>, InboundBody | undefined]> = [];
   private nextId = 1;
   private nextStream = 1;
@@ -271,10 +271,12 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
     this.idleTimeout = validateOptionalMs(options.idleTimeout, 'options.idleTimeout');
     this.frameTimeout = validateOptionalMs(options.frameTimeout, 'options.frameTimeout');
     this.maxBadFrames = validateInteger(options.maxBadFrames ?? 16, 'options.maxBadFrames', 0, 0x7fff_ffff);
-    if (options.budget !== undefined && !(options.budget instanceof RpcMemoryBudget)) {
+    // Checked by shape, not instanceof: the ESM and CJS builds each have their own class.
+    const budget = options.budget as Partial<RpcMemoryBudget> | undefined;
+    if (budget !== undefined && (budget === null || typeof budget.charge !== 'function' || typeof budget.join !== 'function' || typeof budget.leave !== 'function')) {
       throw invalidArgType('options.budget', 'an RpcMemoryBudget (createMemoryBudget)', options.budget);
     }
-    this.budget = options.budget;
+    this.budget = budget as RpcMemoryBudget | undefined;
     this.decoder = new FrameDecoder(this.maxFrameSize);
     this.writer = new FrameWriter(connection);
 
