@@ -37,6 +37,9 @@ describe('a booted guest (one VM for this file)', () => {
   it('reports the guest kernel and the modules it loaded', async () => {
     expect(vm.info.release).toMatch(/-amd64$/);
     expect(vm.info.modules).toEqual(expect.arrayContaining(['virtio_console', 'vsock', 'vsock_loopback', '9pnet_virtio', '9p']));
+    // Only a VM with `vsock` loads the virtio vsock transport (vsock.vm.test.ts).
+    expect(vm.info.modules).not.toContain('vmw_vsock_virtio_transport');
+    expect(vm.vsockPath).toBeUndefined();
     const uname = await vm.run('uname', ['-r']);
     expect(uname.stdout.trim()).toBe(vm.info.release);
   });
