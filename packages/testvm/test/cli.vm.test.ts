@@ -72,6 +72,8 @@ describe('vmlink-testvm CLI', () => {
     expect(missing).toMatchObject({ code: 2, stderr: expect.stringContaining('ERR_VMLINK_TESTVM_SHARE_NOT_FOUND') });
     const badPort = await cli(['run', '--port', 'a/b', '--', 'true']);
     expect(badPort).toMatchObject({ code: 2, stderr: expect.stringContaining('ERR_VMLINK_TESTVM_BAD_PORT_NAME') });
+    const badCid = await cli(['run', '--vsock', '--guest-cid', '2', '--', 'true']);
+    expect(badCid).toMatchObject({ code: 2, stderr: expect.stringContaining('--guest-cid must be >= 3') });
     const noCommand = await cli(['run']);
     expect(noCommand).toMatchObject({ code: 2, stderr: expect.stringContaining('no command given') });
     const noQemu = await cli(['run', '--', 'true'], { ...process.env, PATH: '/nonexistent' });
@@ -79,13 +81,19 @@ describe('vmlink-testvm CLI', () => {
   });
 
   it(
-    'info: boots and prints kernel release, cpus, memory and modules',
+    'info --vsock: boots with a vsock device and prints kernel release, cpus, memory, modules and the vsock host socket',
     async () => {
-      const res = await cli(['info', '--cpus', '2']);
+      const vsockFile = join(await mkdtemp(join(tmpdir(), 'vmlink-testvm-cli-')), 'vsock.json');
+      const res = await cli(['info', '--cpus', '2', '--vsock', '--guest-cid', '9'], { ...process.env, VMLINK_TESTVM_VSOCK_FILE: vsockFile });
       expect(res.code, res.stderr).toBe(0);
       expect(res.stdout).toMatch(/kernel release: \S+-amd64/);
       expect(res.stdout).toMatch(/cpus:\s+2\n/);
       expect(res.stdout).toMatch(/modules:.*vsock_loopback/);
+      expect(res.stdout).toMatch(/modules:.*vmw_vsock_virtio_transport/);
+      expect(res.stderr).toMatch(/vmlink-testvm: vsock host socket \/\S+\/vsock\.sock \(guest CID 9;/);
+      const announced = JSON.parse(await readFile(vsockFile, 'utf8')) as { udsPath: string; guestCid: number };
+      expect(announced).toEqual({ udsPath: expect.stringMatching(/\/vsock\.sock$/), guestCid: 9 });
+      await rm(dirname(vsockFile), { recursive: true, force: true });
     },
     BOOT_TIMEOUT_MS,
   );

@@ -97,6 +97,7 @@ export async function infoCommand(argv: readonly string[]): Promise<number> {
   try {
     vm = await boot(args, interrupt.signal);
     const bootMs = performance.now() - started;
+    await announceVsock(vm);
     const { info } = vm;
     const lines = [
       `kernel release: ${info.release}`,
