@@ -117,13 +117,13 @@ describe('limits', () => {
   }, 120_000);
 
   it('idle timeout closes a silent connection with a code, never one with a request running', async () => {
-    const agent = await startAgent(path.join(work, 'idle.sock'), ['--idle-timeout', '300', '--allow-exec', 'sh']);
+    const agent = await startAgent(path.join(work, 'idle.sock'), ['--idle-timeout', '2000', '--allow-exec', 'sh']);
     try {
       const silent = await rpcClient(agent.socketPath);
       expect(await closeReason(silent)).toBe('ERR_VMLINK_IDLE_TIMEOUT');
       // A command that is quiet for much longer than the idle timeout still finishes.
       const working = await rpcClient(agent.socketPath);
-      const { body } = await working.request('exec', { command: 'sh', args: ['-c', 'sleep 2; echo done'] });
+      const { body } = await working.request('exec', { command: 'sh', args: ['-c', 'sleep 5; echo done'] });
       const records = await readExecRecords(body!);
       expect(Buffer.concat(records.filter((r) => r.tag === 1).map((r) => r.data)).toString()).toBe('done\n');
       working.destroy();

@@ -44,7 +44,7 @@ describe('vmlink-guest limits in a QEMU guest', () => {
   beforeAll(async () => {
     ({ transports } = await loadInstalledTransports());
     vm = await startVm({ share: repoRoot, ports: [PORT], memoryMiB: 1024, cpus: 2 });
-    const agent = ['node', GUEST_CLI, '--listen', `virtio-serial:${PORT}`, '--json', '--idle-timeout', '2000'].join(' ');
+    const agent = ['node', GUEST_CLI, '--listen', `virtio-serial:${PORT}`, '--json', '--idle-timeout', '5000'].join(' ');
     const script = `(setsid ${agent} >${LOG} 2>&1 </dev/null & echo $! >${PID})
 for i in $(seq 1 600); do grep -q '"msg":"ready"' ${LOG} && exit 0; sleep 0.1; done; exit 1`;
     const started = await vm.run('sh', ['-c', script], { timeoutMs: 90_000 });

@@ -121,7 +121,7 @@ test('connection cap over vsock: with every slot of the peer busy, a newcomer is
 });
 
 test('idle timeout over vsock closes a silent connection with a code; the agent serves on', async () => {
-  const agent = await startAgent(['--allow-cid', '1', '--idle-timeout', '1000']);
+  const agent = await startAgent(['--allow-cid', '1', '--idle-timeout', '3000']);
   try {
     const silent = await client(agent.port);
     assert.equal(await closeReason(silent), 'ERR_VMLINK_IDLE_TIMEOUT');
