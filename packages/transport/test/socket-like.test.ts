@@ -68,7 +68,7 @@ describe('dialSocket', () => {
 
   it('hands out the socket itself as the Connection, with the ends describe() gives', async () => {
     const path = freshPath();
-    const server = await listening(path, (s) => s.end('hi'));
+    const server = await listening(path, (s) => s.on('error', () => {}).end('hi'));
     const connection = await dialSocket(fakeTransport, `test:${path}`, undefined, {
       open: () => createConnection({ path }),
       describe: () => ({ localAddress: 'test:', remoteAddress: `test:${path}`, peer: { uid: 7 } }),
@@ -103,7 +103,9 @@ describe('SocketListener', () => {
     expect(errors.map((e) => e.message)).toEqual(['cannot name this one']);
     const accepted = once(listener, 'connection') as Promise<[Connection]>;
     const second = createConnection({ path });
+    second.on('error', () => {});
     const [connection] = await accepted;
+    connection.on('error', () => {});
     expect(connection.localAddress).toBe(`test:${path}`);
     second.destroy();
     connection.destroy();
@@ -121,7 +123,9 @@ describe('SocketListener', () => {
     }, undefined);
     const accepted = once(listener, 'connection') as Promise<[Connection]>;
     const client = createConnection({ path });
+    client.on('error', () => {});
     const [connection] = await accepted;
+    connection.on('error', () => {});
     await Promise.all([listener.close(), listener.close()]);
     expect(afterCloseCalls).toBe(1);
     expect(connection.destroyed).toBe(false);
