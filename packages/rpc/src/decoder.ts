@@ -180,6 +180,7 @@ export class FrameDecoder {
   private readonly held: Buffer[] = [];
   private heldLength = 0;
   private ended = 0;
+  private lastLength = 0;
 
   constructor(readonly maxFrameSize: number) {}
 
@@ -201,6 +202,11 @@ export class FrameDecoder {
   /** Frames that ended so far (decoded, or skipped to their end): tells one frame in progress from the next. */
   get framesEnded(): number {
     return this.ended;
+  }
+
+  /** Wire length (prefix included) of the frame delivered last. */
+  get lastFrameLength(): number {
+    return this.lastLength;
   }
 
   get isPaused(): boolean {
@@ -287,6 +293,7 @@ export class FrameDecoder {
         if (length <= this.maxFrameSize && length >= MIN_FRAME_LENGTH && chunk.length - start >= length) {
           offset = start + length;
           this.ended += 1;
+          this.lastLength = LENGTH_BYTES + length;
           decode(chunk, start, offset, sink);
           continue;
         }
@@ -332,6 +339,7 @@ export class FrameDecoder {
     this.partsLength = 0;
     this.bodyLength = -1;
     this.ended += 1;
+    this.lastLength = LENGTH_BYTES + body.length;
     decode(body, 0, body.length, sink);
   }
 }

@@ -115,6 +115,8 @@ export interface RpcPeerMemory {
   readonly held: number;
   /** Received body bytes not read by their consumer yet (at most streamWindow per body). */
   readonly bodies: number;
+  /** Requests read and waiting for a handler slot (their wire bytes; at most about one read chunk). */
+  readonly queued: number;
   readonly total: number;
 }
 
@@ -143,6 +145,14 @@ interface OutboundStream {
 }
 
 const MAX_TIMEOUT = 0x7fff_ffff;
+
+type RequestFrame = Extract<Frame, { type: 'REQUEST' }>;
+
+interface WaitingRequest {
+  readonly frame: RequestFrame;
+  readonly body: InboundBody | undefined;
+  readonly bytes: number;
+}
 
 /** Why the peer is not reading its connection (bits: several can hold at once). */
 const PAUSE_CONCURRENCY = 1;
@@ -226,7 +236,9 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
   private readonly inbound = new Map<number, InboundBody>();
   private readonly outbound = new Map<number, OutboundStream>();
   /** Requests read while maxConcurrentRequests were running, or a backlog or the budget stopped us (reading is paused). */
-  private readonly waiting: Array<[Extract<Frame, { type: 'REQUEST' }>, InboundBody | undefined]> = [];
+  private readonly waiting: WaitingRequest[] = [];
+  /** Wire bytes of the requests in `waiting` (charged to a budget). */
+  private waitingBytes = 0;
   private nextId = 1;
   private nextStream = 1;
   private active = 0;
@@ -341,7 +353,8 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
     const frame = this.decoder.bufferedBytes;
     const held = this.decoder.heldBytes;
     const bodies = this.bodyBytes();
-    return { writeQueued, frame, held, bodies, total: writeQueued + frame + held + bodies };
+    const queued = this.waitingBytes;
+    return { writeQueued, frame, held, bodies, queued, total: writeQueued + frame + held + bodies + queued };
   }
 
   private bodyBytes(): number {
@@ -580,7 +593,11 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
       case 'REQUEST': {
         // Open the body now, so its chunks are kept (within its window) while we wait.
         const body = frame.stream === undefined ? undefined : this.openInbound(frame.stream);
-        if (this.active >= this.maxConcurrent) this.waiting.push([frame, body]);
+        if (this.active >= this.maxConcurrent) {
+          const bytes = this.decoder.lastFrameLength;
+          this.waiting.push({ frame, body, bytes });
+          this.waitingBytes += bytes;
+        }
         else this.onRequest(frame, body);
         return;
       }
@@ -620,7 +637,7 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
     }
   }
 
-  private onRequest(frame: Extract<Frame, { type: 'REQUEST' }>, body: InboundBody | undefined): void {
+  private onRequest(frame: RequestFrame, body: InboundBody | undefined): void {
     const handler = this.handlers.get(frame.method);
     if (!handler) {
       body?.destroy();
@@ -668,10 +685,12 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
     this.incoming.delete(call.id);
     this.active -= 1;
     if (this.idleTimeout > 0) this.lastActive = performance.now();
-    // Requests read before a backlog or the budget stopped us wait until reading resumes.
-    const next = this.isClosed || this.waiting.length === 0 || (this.pausedBy & (PAUSE_WRITE | PAUSE_BUDGET)) !== 0 ? undefined : this.waiting.shift();
-    if (next) this.onRequest(...next);
+    // Requests read before a write backlog stopped us wait until it drains (their replies
+    // would add to it). Under the budget they go on: starting them is what releases them.
+    const next = this.isClosed || this.waiting.length === 0 || (this.pausedBy & PAUSE_WRITE) !== 0 ? undefined : this.takeWaiting();
+    if (next) this.onRequest(next.frame, next.body);
     else if (this.active < this.maxConcurrent) this.setPaused(PAUSE_CONCURRENCY, false);
+    if (this.budget) this.refreshBudget();
     const body = call.body;
     if (body && !body.readableEnded) body.destroy(); // the handler is done; stop what it did not read
   }
@@ -771,9 +790,16 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
 
   /** Requests read earlier and held back: start as many as concurrency allows while reading is allowed. */
   private startWaiting(): void {
-    while (this.waiting.length > 0 && this.active < this.maxConcurrent && (this.pausedBy & (PAUSE_WRITE | PAUSE_BUDGET)) === 0 && !this.isClosed) {
-      this.onRequest(...(this.waiting.shift() as [Extract<Frame, { type: 'REQUEST' }>, InboundBody | undefined]));
+    while (this.waiting.length > 0 && this.active < this.maxConcurrent && (this.pausedBy & PAUSE_WRITE) === 0 && !this.isClosed) {
+      const next = this.takeWaiting();
+      this.onRequest(next.frame, next.body);
     }
+  }
+
+  private takeWaiting(): WaitingRequest {
+    const next = this.waiting.shift() as WaitingRequest;
+    this.waitingBytes -= next.bytes;
+    return next;
   }
 
   /** After writing a reply: stop reading while the remote leaves more than maxWriteBuffer unread. */
@@ -792,7 +818,7 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
   private refreshBudget(): void {
     const budget = this.budget;
     if (!budget || this.isClosed) return;
-    const releasable = this.writer.queuedBytes + this.bodyBytes();
+    const releasable = this.writer.queuedBytes + this.bodyBytes() + this.waitingBytes;
     const over = budget.charge(this, releasable, this.decoder.bufferedBytes + this.decoder.heldBytes);
     if (over && (this.pausedBy & PAUSE_BUDGET) === 0) {
       this.limitOnce(RpcErrorCode.MEMORY_BUDGET, `this connection holds ${releasable} bytes, over its share (${budget.fairShare} of ${budget.limit} bytes, ${budget.used} used); reading paused`);
@@ -960,6 +986,7 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
     for (const body of this.inbound.values()) body.destroy(closed);
     this.inbound.clear();
     this.waiting.length = 0;
+    this.waitingBytes = 0;
     for (const stream of [...this.outbound.keys()]) this.stopOutbound(stream, closed);
     if (!this.connection.destroyed && !this.connection.writableEnded) this.connection.end();
     this.emit('close', error);

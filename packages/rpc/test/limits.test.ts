@@ -198,6 +198,38 @@ describe('shared memory budget', () => {
   }, 60_000);
 });
 
+describe('shared memory budget: requests waiting for a handler slot', () => {
+  it('pipelined requests queued behind a busy handler are charged: the peer stops reading at its share, then serves them all', async () => {
+    // Concurrency already stops reading after the chunk in hand (<= 64 KiB of requests
+    // queue up); a budget below that shows the queued requests are charged too.
+    const budget = createMemoryBudget(16 * 1024);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const { client, server } = await peers({
+      budget,
+      maxConcurrentRequests: 1,
+      handlers: {
+        work: async (p) => {
+          await released;
+          return (p as string).length;
+        },
+      },
+    });
+    const limits: RpcError[] = [];
+    server.on('limit', (error) => limits.push(error));
+    const params = 'w'.repeat(1024);
+    const calls = Array.from({ length: 5_000 }, () => client.call('work', params)); // ~5 MB of requests
+    const deadline = Date.now() + 30_000;
+    while (limits.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(limits.map((l) => l.code)).toEqual(['ERR_VMLINK_MEMORY_BUDGET']);
+    for (let i = 0; i < 10; i++) await new Promise((resolve) => setTimeout(resolve, 10)); // it holds
+    expect(server.memory.queued).toBeGreaterThan(0);
+    expect(server.memory.total).toBeLessThanOrEqual(budget.limit + 256 * 1024); // + about one read chunk
+    release();
+    expect((await Promise.all(calls)).every((n) => n === 1024)).toBe(true);
+  }, 60_000);
+});
+
 describe('log flooding', () => {
   it('repeated warnings of one code are coalesced: 10 per second, then one summary with the count', async () => {
     const { client, server } = await peers();
