@@ -4,9 +4,13 @@
 //   1. host dials guest: the compliance suite over hvsock:, the peer a guest vsock listener;
 //   2. guest dials host: the compliance suite over vsock:// in the guest, the peer an
 //      hvsock: listener on the host;
-//   3. peers nobody here wrote: socat in the guest (VSOCK-LISTEN, VSOCK-CONNECT:2:P).
+//   3. peers nobody here wrote: socat in the guest (VSOCK-LISTEN, VSOCK-CONNECT:2:P), and
+//      socat on the host (UNIX-CONNECT + a CONNECT line, UNIX-LISTEN on <vsockPath>_P)
+//      against @vmlink/transport-vsock in the guest.
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as vitest from 'vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -168,5 +172,40 @@ describe('against socat in the guest', () => {
     const v = await guest();
     const address = `hvsock:${vsockPath(v)}:${NOBODY_PORT}`;
     await expect(transport.dial(address, { timeout: 30_000 })).rejects.toMatchObject({ code: 'ECONNREFUSED', address });
+  }, BOOT_TIMEOUT_MS);
+});
+
+describe('socat on the host against @vmlink/transport-vsock in the guest, through the device', () => {
+  it('socat UNIX-CONNECT + a CONNECT line reaches the guest compliance peer (vsock listener): OK, then 1 MiB echoed', async () => {
+    const v = await guest();
+    await guestBackground(v, `node ${guestDir}/vsock-peer.mjs 5300`);
+    (await dialWhenListening(`hvsock:${vsockPath(v)}:5300`)).destroy();
+    const payload = randomBytes(1024 * 1024);
+    const input = Buffer.concat([Buffer.from('CONNECT 5300\necho\n'), payload]);
+    const child = spawn('socat', ['-t', '30', '-', `UNIX-CONNECT:${vsockPath(v)}`], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    child.stdin.end(input);
+    const [code] = (await once(child, 'exit')) as [number];
+    expect(code).toBe(0);
+    const output = Buffer.concat(chunks);
+    const newline = output.indexOf(0x0a);
+    expect(output.subarray(0, newline + 1).toString()).toBe('OK 5300\n');
+    expect(sha256(output.subarray(newline + 1))).toBe(sha256(payload));
+  }, BOOT_TIMEOUT_MS);
+
+  it('socat UNIX-LISTEN on <vsockPath>_P (EXEC:cat) answers a guest dial to vsock://2:P: 1 MiB echoed, half-close', async () => {
+    const v = await guest();
+    const path = `${vsockPath(v)}_6200`;
+    const child = spawn('socat', [`UNIX-LISTEN:${path}`, 'EXEC:cat'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    try {
+      for (let i = 0; i < 500 && !existsSync(path); i++) await new Promise((resolve) => setTimeout(resolve, 10)); // socat says nothing when it listens
+      const run = await v.run('node', [`${guestDir}/dial-host.mjs`, '6200', String(1024 * 1024)], { cwd: guestDir, timeoutMs: 120_000 });
+      expect(run.exitCode, run.stderr).toBe(0);
+      const [sent, received] = run.stdout.trim().split(' ');
+      expect(received).toBe(sent);
+    } finally {
+      child.kill('SIGKILL');
+    }
   }, BOOT_TIMEOUT_MS);
 });
