@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_MAX_FRAME_SIZE, FrameDecoder, RpcPeer, encodeFrame, type Decoded, type RpcError, type RpcPeerOptions } from '@vmlink/rpc';
+import { DEFAULT_MAX_FRAME_SIZE, FrameDecoder, RpcPeer, encodeFrame, type Decoded, type FrameSink, type RpcError, type RpcPeerOptions } from '@vmlink/rpc';
 import { mutate, randomFrame } from './frames.js';
 import { prng, socketPair } from './pair.js';
 
@@ -58,6 +58,52 @@ describe('FrameDecoder fuzz (seeded)', () => {
       expect(decoded.map((d) => (d.kind === 'frame' ? d.frame : d.error.message))).toEqual(batch);
     }
   }, 60_000);
+
+  it('pause() from a sink stops after that frame; the rest of the chunk and later chunks wait for resume(), in order; stop() drops them', () => {
+    const frames = Array.from({ length: 10 }, (_, id) => ({ type: 'CANCEL' as const, id }));
+    const bytes = Buffer.concat(frames.flatMap((f) => encodeFrame(f)));
+    const decoder = new FrameDecoder(MAX);
+    const got: number[] = [];
+    const sink: FrameSink = {
+      frame: (frame) => {
+        const id = frame.type === 'CANCEL' ? frame.id : -1;
+        got.push(id);
+        if (id === 2 || id === 6) decoder.pause();
+      },
+      malformed: () => {
+        throw new Error('no malformed frames here');
+      },
+    };
+    decoder.feed(bytes.subarray(0, 70), sink);
+    expect(got).toEqual([0, 1, 2]);
+    expect(decoder.isPaused).toBe(true);
+    expect(decoder.heldBytes).toBe(70 - 30);
+    decoder.feed(bytes.subarray(70), sink); // arrives while paused: held behind the rest
+    expect(got).toEqual([0, 1, 2]);
+    decoder.resume(sink);
+    expect(got).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(decoder.framesEnded).toBe(7);
+    decoder.stop();
+    decoder.resume(sink);
+    decoder.feed(bytes, sink);
+    expect(got).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(decoder.heldBytes).toBe(0);
+  });
+
+  it('inFrame tells a split frame in progress; framesEnded tells it from the next one', () => {
+    const decoder = new FrameDecoder(MAX);
+    const bytes = Buffer.concat([...encodeFrame({ type: 'CANCEL', id: 1 }), ...encodeFrame({ type: 'CANCEL', id: 2 })]);
+    expect(decoder.inFrame).toBe(false);
+    decoder.push(bytes.subarray(0, 3));
+    expect(decoder.inFrame).toBe(true);
+    expect(decoder.framesEnded).toBe(0);
+    decoder.push(bytes.subarray(3, 13));
+    expect(decoder.framesEnded).toBe(1);
+    expect(decoder.inFrame).toBe(true); // the second one has begun
+    decoder.push(bytes.subarray(13));
+    expect(decoder.inFrame).toBe(false);
+    expect(decoder.framesEnded).toBe(2);
+  });
 
   it('a declared length of 4 GiB is refused at once and skipped without buffering', () => {
     const decoder = new FrameDecoder(MAX);
