@@ -1,7 +1,7 @@
-import { closeSync, constants as fsConstants, lstatSync, openSync, rmdirSync, unlinkSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, fstatSync, lstatSync, openSync, rmdirSync, unlinkSync } from 'node:fs';
 import { chmod, link, mkdtemp } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { SystemError } from '@vmlink/errors';
 import { whenListening } from '@vmlink/transport';
 import { MAX_PATH_BYTES, netPath, type UnixAddress } from './address.js';
@@ -29,6 +29,14 @@ function ignoreMissing(action: () => void): void {
   }
 }
 
+function bestEffort(action: () => void): void {
+  try {
+    action();
+  } catch {
+    // see the callers
+  }
+}
+
 function listenError(error: unknown, path: string, doing: string): Error {
   const code = (error as NodeJS.ErrnoException).code;
   if (typeof code !== 'string') return error as Error;
@@ -49,6 +57,30 @@ async function listenOn(path: string, backlog: number | undefined): Promise<Serv
   return server;
 }
 
+/** Linux exposes each open fd as a directory path: the private dir is reached through it. */
+const FD_DIR = '/proc/self/fd';
+
+/**
+ * Open the private directory mkdtemp made and check it is still ours (a 0700 directory
+ * of our uid): in a directory others can write, its name could have been swapped.
+ */
+function openPrivateDir(privateDir: string, target: string): number {
+  const fd = openSync(privateDir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConstants.O_NOFOLLOW);
+  const stats = fstatSync(fd);
+  if (!stats.isDirectory() || stats.uid !== process.getuid?.() || (stats.mode & 0o077) !== 0) {
+    closeSync(fd);
+    throw new SystemError({
+      code: 'EPERM',
+      errno: 1,
+      syscall: 'listen',
+      address: target,
+      path: target,
+      message: `listen EPERM ${target} (the private directory ${privateDir} was replaced by someone else)`,
+    });
+  }
+  return fd;
+}
+
 /**
  * Bind and listen on a filesystem Unix socket whose file has exactly `mode`, with no
  * moment at which anyone else could connect under looser permissions.
@@ -60,9 +92,14 @@ async function listenOn(path: string, backlog: number | undefined): Promise<Serv
  * hard-linked to the target name. link() never replaces an existing file (EEXIST, so
  * nothing at the target is clobbered; unlike rename()), and the socket is reachable
  * under the public name only once it already has `mode`. The private name is removed
- * at once. When the private path would exceed sun_path, it is reached through the
- * directory's fd (/proc/self/fd/N/s), which stays open until the server closes so that
- * libuv's unlink-on-close of that name can never hit another directory.
+ * at once.
+ *
+ * Every step on the private name goes through the directory's open fd
+ * (`/proc/self/fd/N/s`), held until the server closes: a swapped or re-created directory
+ * name (e.g. a symlink planted in /tmp after the rmdir) can never redirect the chmod,
+ * the link, or libuv's unlink of the bound name on close to another file. It also keeps
+ * the bound name short whatever the target's length. Without /proc the plain private
+ * path is used.
  */
 export async function bindUnixSocket(address: UnixAddress, options: BindOptions): Promise<BoundSocket> {
   if (address.abstract) {
@@ -79,26 +116,28 @@ export async function bindUnixSocket(address: UnixAddress, options: BindOptions)
   } catch (error) {
     throw listenError(error, target, 'cannot create a private directory next to it');
   }
-  const privatePath = join(privateDir, 's');
   let dirFd: number | undefined;
   let server: Server | undefined;
+  let inPrivate = join(privateDir, 's');
+  // Best effort: what is left of a private directory is clutter, never a reason to fail
+  // (or to leak a listening server from a bind that succeeded).
   const removePrivate = (): void => {
-    ignoreMissing(() => unlinkSync(privatePath));
-    ignoreMissing(() => rmdirSync(privateDir));
+    bestEffort(() => unlinkSync(inPrivate));
+    bestEffort(() => rmdirSync(privateDir));
   };
   const closeDirFd = (): void => {
     if (dirFd !== undefined) closeSync(dirFd);
     dirFd = undefined;
   };
   try {
-    let bindPath = privatePath;
-    if (Buffer.byteLength(privatePath) > MAX_PATH_BYTES) {
-      dirFd = openSync(privateDir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
-      bindPath = `/proc/self/fd/${dirFd}/${basename(privatePath)}`;
+    dirFd = openPrivateDir(privateDir, target);
+    if (existsSync(`${FD_DIR}/${dirFd}`)) inPrivate = `${FD_DIR}/${dirFd}/s`;
+    else if (Buffer.byteLength(inPrivate) > MAX_PATH_BYTES) {
+      throw new SystemError({ code: 'ENAMETOOLONG', errno: 36, syscall: 'listen', address: target, path: target, message: `listen ENAMETOOLONG ${target} (its private bind name is too long and ${FD_DIR} is not available)` });
     }
-    server = await listenOn(bindPath, options.backlog);
-    await chmod(privatePath, options.mode);
-    await publish(privatePath, target, options.reclaimStale);
+    server = await listenOn(inPrivate, options.backlog);
+    await chmod(inPrivate, options.mode);
+    await publish(inPrivate, target, options.reclaimStale);
   } catch (error) {
     server?.close();
     removePrivate();
