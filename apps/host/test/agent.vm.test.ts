@@ -36,6 +36,8 @@ describe('vmlink CLI on the host, vmlink-guest in a QEMU guest, over virtio-seri
     const agent = [
       'node', GUEST_CLI, '--listen', `virtio-serial:${PORT}`, '--listen', 'vsock://any:1024',
       '--root', ROOT, '--allow-exec', 'uname,echo,sh',
+      // The second client dials from inside the guest (CID 1); by default only the host (CID 2) may connect.
+      '--allow-cid', '1',
     ].join(' ');
     const script = `mkdir -p ${ROOT}/dir && (setsid ${agent} >${LOG} 2>&1 </dev/null & echo $! >${PID})
 for i in $(seq 1 300); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; exit 1`;
