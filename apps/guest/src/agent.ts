@@ -74,6 +74,8 @@ export class Agent {
   private readonly sessions = new Map<Connection, Session>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly slots: ConnectionSlots<Connection>;
+  /** Refused and dropped connections being told why: a quarter of the cap at most. */
+  private readonly lingering: Lingering;
   /** Reservations of streaming requests (half of --memory-budget). */
   private readonly budget: MemoryBudget;
   /** What RPC buffers for all connections together (the other half). */
@@ -104,6 +106,7 @@ export class Agent {
       log.warn('--max-connections lowered to fit the open-file limit', { requested: limits.maxConnections, maxConnections: cap, perPeer, nofile: readOpenFileLimit() ?? 0 });
     }
     this.slots = new ConnectionSlots(cap, perPeer);
+    this.lingering = { count: 0, max: Math.max(4, Math.floor(cap / 4)) };
     const half = Math.max(1, Math.floor(limits.memoryBudgetBytes / 2));
     this.budget = new MemoryBudget(half);
     this.rpcBudget = createMemoryBudget(half);
@@ -210,13 +213,13 @@ export class Agent {
     const decision = decideAccess(identity, this.options.access);
     if (!decision.allowed) {
       this.clientLog.warn(decision.key, 'connection refused', { peer: name, who: describePeer(identity), code: decision.code, cause: decision.message });
-      goodbye(connection, decision.code, decision.message);
+      goodbye(connection, decision.code, decision.message, this.lingering);
       return;
     }
     const admission = this.slots.admit(decision.key);
     if (admission.kind === 'refuse') {
       this.limitLog.warn('', 'connection limit reached', { peer: name, code: AgentErrorCode.TOO_MANY_CONNECTIONS, cause: admission.message });
-      goodbye(connection, AgentErrorCode.TOO_MANY_CONNECTIONS, admission.message);
+      goodbye(connection, AgentErrorCode.TOO_MANY_CONNECTIONS, admission.message, this.lingering);
       return;
     }
     if (admission.kind === 'evict') {
@@ -288,7 +291,7 @@ export class Agent {
     session.condemned = true;
     session.closed.abort(agentError(code, message));
     session.rpc.removeAllListeners('warning');
-    goodbye(session.connection, code, message);
+    goodbye(session.connection, code, message, this.lingering);
   }
 
   private markBusy(session: Session): void {
@@ -417,20 +420,35 @@ export class Agent {
   }
 }
 
+/** Closed connections still being told why (each holds an fd until its client closes). */
+interface Lingering {
+  count: number;
+  readonly max: number;
+}
+
 /**
  * Tell a connection why it is being closed (an ERROR frame without an id, which any RPC
  * client reports), end it, and destroy it if the client does not close within
- * GOODBYE_MS. What it still sends is discarded.
+ * GOODBYE_MS. What it still sends is discarded. A flood of refused connections must
+ * not hold fds: beyond `lingering.max` at once they are destroyed without a word.
  */
-function goodbye(connection: Connection, code: string, message: string): void {
+function goodbye(connection: Connection, code: string, message: string, lingering: Lingering): void {
+  if (connection.destroyed || lingering.count >= lingering.max) {
+    connection.destroy();
+    return;
+  }
+  lingering.count += 1;
   const timer = setTimeout(() => connection.destroy(), GOODBYE_MS);
   timer.unref();
-  connection.once('close', () => clearTimeout(timer));
+  connection.once('close', () => {
+    lingering.count -= 1;
+    clearTimeout(timer);
+  });
   // Keep reading (and discarding) until the client closes its side: were we to close
   // first, its next write would fail before it read the reason.
   connection.once('end', () => connection.destroy());
   try {
-    if (!connection.destroyed && !connection.writableEnded) {
+    if (!connection.writableEnded) {
       for (const part of encodeFrame({ type: 'ERROR', id: null, error: { code, message } })) connection.write(part);
       connection.end();
     }

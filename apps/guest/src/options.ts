@@ -113,12 +113,13 @@ Limits:
   --max-streams N      requests in flight per connection (default: ${DEFAULT_LIMITS.maxConcurrentPerConnection})
   --idle-timeout MS    close connections idle this long, 0 = never (default: ${DEFAULT_LIMITS.idleTimeoutMs})
   --frame-timeout MS   close connections that leave a frame unfinished this long, 0 = never (default: ${DEFAULT_LIMITS.frameTimeoutMs})
-  --memory-budget SIZE memory all streaming requests may hold, e.g. 256M (default: 256M)
+  --memory-budget SIZE memory all connections together may hold, e.g. 256M (default: 256M)
   --grace-ms N         on SIGTERM, how long in-flight requests may take (default: ${DEFAULT_LIMITS.shutdownGraceMs})
 
 Logging:
   --json               log one JSON object per line instead of text
   --quiet              log nothing but errors (client mistakes are warnings)
+
   --version            print the agent version
   --help               print this help
 

@@ -20,9 +20,13 @@ export function readOpenFileLimit(limitsText?: string): number | undefined {
   return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
 
-/** fds kept for everything but client connections: files being read, exec pipes, the loop's own. */
+/**
+ * Connections that fit: a quarter of the fds and 32 more are kept for everything else
+ * (files being read, exec pipes, the loop's own), and each connection may be followed by
+ * a quarter of one being told why it was closed (the agent's lingering goodbyes).
+ */
 export function fdsForConnections(openFileLimit: number): number {
-  return Math.max(1, Math.floor(openFileLimit * 0.75) - 32);
+  return Math.max(1, Math.floor((Math.floor(openFileLimit * 0.75) - 32) / 1.25));
 }
 
 /**
