@@ -81,6 +81,7 @@ export interface HarnessOptions {
   guestCid: number;
   bufAlloc?: number;
   maxConnections?: number;
+  logLinesPerSecond?: number;
 }
 
 export class GuestDriverHarness {
@@ -122,7 +123,7 @@ export class GuestDriverHarness {
         guestCid: options.guestCid,
         bufAlloc: options.bufAlloc,
         maxConnections: options.maxConnections,
-        logLinesPerSecond: 5,
+        logLinesPerSecond: options.logLinesPerSecond ?? 5,
       },
       { vhostConnectedFd: deviceFd },
     );
