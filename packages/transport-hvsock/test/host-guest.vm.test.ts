@@ -15,9 +15,10 @@ import { fileURLToPath } from 'node:url';
 import * as vitest from 'vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeTransportCompliance, servePeer } from '@vmlink/compliance/transport';
-import type { Connection, Listener } from '@vmlink/transport';
+import type { Listener } from '@vmlink/transport';
 import { hvsock, HvsockTransport, type HvsockConnection } from '@vmlink/transport-hvsock';
 import { runGuestNodeTest, startVm, type Vm } from '@vmlink/testvm';
+import { replyWithSha256 } from './sha-reply.js';
 
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 const guestDir = fileURLToPath(new URL('./guest', import.meta.url));
@@ -145,18 +146,7 @@ describe('against socat in the guest', () => {
   it('socat VSOCK-CONNECT:2:P in the guest reaches a host hvsock: listener; 1 MiB checked by SHA-256 both ends', async () => {
     const v = await guest();
     await using listener = await transport.listen(`hvsock:${vsockPath(v)}:6100`);
-    const received = new Promise<string>((resolve, reject) => {
-      listener.once('connection', (connection: Connection) => {
-        const hash = createHash('sha256');
-        connection.on('data', (chunk: Buffer) => hash.update(chunk));
-        connection.once('error', reject);
-        connection.once('end', () => {
-          const digest = hash.digest('hex');
-          connection.end(`${digest}\n`); // after the guest's half-close, our reply still arrives
-          resolve(digest);
-        });
-      });
-    });
+    const received = replyWithSha256(listener);
     const run = await v.run(
       'sh',
       ['-c', 'head -c 1048576 /dev/urandom > /tmp/g2h && sha256sum /tmp/g2h && socat -t 60 - VSOCK-CONNECT:2:6100 < /tmp/g2h'],

@@ -5,8 +5,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Connection } from '@vmlink/transport';
 import { hvsock, type HvsockConnection } from '@vmlink/transport-hvsock';
+import { replyWithSha256 } from './sha-reply.js';
 
 // Peers nobody here wrote, on the host: socat + sh playing the VMM's two roles. A shell
 // `read` takes the CONNECT line byte by byte (it never reads past the newline either).
@@ -64,18 +64,7 @@ describe('hvsock against socat', () => {
     const output = join(dir, 'output');
     const payload = randomBytes(1024 * 1024);
     writeFileSync(input, payload);
-    const answered = new Promise<string>((resolve, reject) => {
-      listener.once('connection', (connection: Connection) => {
-        const hash = createHash('sha256');
-        connection.on('data', (chunk: Buffer) => hash.update(chunk));
-        connection.once('error', reject);
-        connection.once('end', () => {
-          const digest = hash.digest('hex');
-          connection.end(`${digest}\n`); // half-close: socat still reads after its EOF
-          resolve(digest);
-        });
-      });
-    });
+    const answered = replyWithSha256(listener);
     const client = socat(['-t', '30', `OPEN:${input}!!CREATE:${output}`, `UNIX-CONNECT:${uds}_1024`]);
     const [code] = (await once(client, 'exit')) as [number];
     expect(code).toBe(0);
