@@ -11,9 +11,9 @@ export const ExitCode = {
   USAGE: 2,
   /** Nothing listening at the URI (ECONNREFUSED, ENOENT on the socket, ENODEV...). */
   UNREACHABLE: 69,
-  /** The agent did not answer in time. */
+  /** The agent did not answer in time (or is busy: retry later, sysexits' EX_TEMPFAIL). */
   TIMEOUT: 75,
-  /** The agent refused: path outside --root, exec not allowed, file methods disabled. */
+  /** The agent refused: path outside --root, exec not allowed, file methods disabled, peer not allowed, limits. */
   POLICY: 77,
   /** The remote file or directory does not exist / cannot be accessed. */
   REMOTE_FILE: 66,
@@ -40,11 +40,18 @@ const BY_CODE: ReadonlyMap<string, ExitCode> = new Map<string, ExitCode>([
   ['ETIMEDOUT', ExitCode.TIMEOUT],
   ['ERR_VMLINK_TIMEOUT', ExitCode.TIMEOUT],
   ['ABORT_ERR', ExitCode.TIMEOUT],
+  ['ERR_VMLINK_EXEC_TIMEOUT', ExitCode.TIMEOUT],
+  // The agent's stream memory is spent for now: like sysexits' EX_TEMPFAIL (75), retry later.
+  ['ERR_VMLINK_BUSY', ExitCode.TIMEOUT],
   ['ERR_VMLINK_PATH_ESCAPE', ExitCode.POLICY],
   ['ERR_VMLINK_EXEC_DENIED', ExitCode.POLICY],
   ['ERR_VMLINK_FS_DISABLED', ExitCode.POLICY],
   ['ERR_VMLINK_REQUEST_TOO_LARGE', ExitCode.POLICY],
   ['ERR_VMLINK_TOO_MANY_STREAMS', ExitCode.POLICY],
+  // Connection-level refusals (the agent says why in an id-less ERROR, then closes).
+  ['ERR_VMLINK_PEER_NOT_ALLOWED', ExitCode.POLICY],
+  ['ERR_VMLINK_TOO_MANY_CONNECTIONS', ExitCode.POLICY],
+  ['ERR_VMLINK_METHOD_BLOCKED', ExitCode.POLICY],
   ['ENOENT', ExitCode.REMOTE_FILE],
   ['ENOTDIR', ExitCode.REMOTE_FILE],
   ['EISDIR', ExitCode.REMOTE_FILE],
@@ -54,6 +61,8 @@ const BY_CODE: ReadonlyMap<string, ExitCode> = new Map<string, ExitCode>([
   ['ENOSPC', ExitCode.REMOTE_FILE],
   ['ERR_VMLINK_INVALID_PATH', ExitCode.REMOTE_FILE],
   ['ERR_VMLINK_FILE_CHANGED', ExitCode.REMOTE_FILE],
+  // fs.read of a FIFO, a device, a socket or a pseudo file (/proc) that reports 0 bytes.
+  ['ERR_VMLINK_NOT_REGULAR_FILE', ExitCode.REMOTE_FILE],
   ['ERR_VMLINK_LOCAL_FILE', ExitCode.LOCAL_FILE],
   ['ERR_VMLINK_CHECKSUM_MISMATCH', ExitCode.INTEGRITY],
   ['ERR_VMLINK_SIZE_MISMATCH', ExitCode.INTEGRITY],
@@ -74,11 +83,11 @@ export const EXIT_CODE_HELP = `Exit codes:
   1   other failure
   2   usage error
   65  checksum mismatch (the copy was discarded)
-  66  remote file error (ENOENT, EISDIR, EACCES...)
+  66  remote file error (ENOENT, EISDIR, EACCES, not a regular file...)
   69  agent unreachable (nothing listening at the URI)
   73  local file error
   74  connection lost mid-request (agent killed, VM gone)
-  75  timeout
+  75  timeout (or the agent is busy: retry later)
   76  protocol error (is that really a vmlink agent?)
-  77  refused by the agent's policy (--root confinement, --allow-exec)
+  77  refused by the agent's policy (--root confinement, --allow-exec, --allow-cid/--allow-uid, limits)
 `;

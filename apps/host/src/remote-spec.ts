@@ -5,6 +5,9 @@ export type Endpoint = { kind: 'remote'; uri: string; path: string } | { kind: '
 
 const SCHEME = /^([a-z][a-z0-9+.-]*):/i;
 
+/** `hvsock:PATH:PORT:/remote`: the first `:PORT` (decimal digits) followed by `:/`. */
+const HVSOCK_PORT_THEN_PATH = /:(\d+):\//;
+
 /**
  * Splits `URI:PATH`. The rule: after the scheme's own ':' the remote path starts at the
  * FIRST ':' that is followed by '/'. Transport addresses never contain ':/' (vsock ports
@@ -12,13 +15,27 @@ const SCHEME = /^([a-z][a-z0-9+.-]*):/i;
  *   unix:/tmp/a.sock:/etc/hosts         -> unix:/tmp/a.sock          + /etc/hosts
  *   vsock://3:1024:/var/log/x           -> vsock://3:1024            + /var/log/x
  *   virtio-serial+unix:/q/c.sock:/a:/b  -> virtio-serial+unix:/q/c.sock + /a:/b
- * A remote path may itself contain ':/'; a Unix socket path may not (use `--uri` then).
- * Returns undefined when the argument is not of that shape (then it is a local path).
+ * `hvsock:PATH:PORT` ends with a port, and its PATH may contain ':' (even ':/'), so there
+ * the remote path starts after the first `:PORT` that is followed by ':/':
+ *   hvsock:/run/v.sock:1024:/etc/hosts  -> hvsock:/run/v.sock:1024   + /etc/hosts
+ *   hvsock:/run/a:/v.sock:52:/x         -> hvsock:/run/a:/v.sock:52  + /x
+ * (an hvsock argument without `:PORT:/` falls back to the general rule, and the
+ * transport then names the URI it cannot use).
+ * A remote path may itself contain ':/'; a socket path may not, except as above (use
+ * `--uri` then). Returns undefined when the argument is not of that shape (then it is a
+ * local path).
  */
 export function splitRemoteSpec(arg: string): { uri: string; path: string } | undefined {
   const scheme = SCHEME.exec(arg);
   if (!scheme) return undefined;
   const afterScheme = scheme[0].length;
+  if (scheme[1]?.toLowerCase() === 'hvsock') {
+    const port = HVSOCK_PORT_THEN_PATH.exec(arg.slice(afterScheme));
+    if (port) {
+      const split = afterScheme + port.index + port[0].length - 2; // the ':' before '/'
+      return { uri: arg.slice(0, split), path: arg.slice(split + 1) };
+    }
+  }
   // `vsock://` starts with '//' right after the scheme: skip it so it is not taken as ':/'.
   const searchFrom = arg.startsWith('//', afterScheme) ? afterScheme + 2 : afterScheme;
   const split = arg.indexOf(':/', searchFrom);

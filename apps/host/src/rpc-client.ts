@@ -61,6 +61,12 @@ class RpcAgentClient implements AgentClient {
   private lastActivity = performance.now();
   private readonly watched = new Set<AbortController>();
   private watchdog: NodeJS.Timeout | undefined;
+  /**
+   * Why the agent turned this connection away, if it did: it sends an ERROR frame that
+   * names no request (peer not allowed, too many connections) and closes. RPC reports
+   * that frame as a warning; the calls then fail as "closed", and this gives them the cause.
+   */
+  private refusal: { code: string; message: string } | undefined;
 
   constructor(
     readonly uri: string,
@@ -72,7 +78,11 @@ class RpcAgentClient implements AgentClient {
     connection.on('data', () => {
       this.lastActivity = performance.now();
     });
-    this.rpc.on('warning', () => undefined);
+    this.rpc.on('warning', (warning) => {
+      if (warning.remote && this.refusal === undefined) {
+        this.refusal = { code: warning.code, message: warning.message };
+      }
+    });
   }
 
   /** Runs `work` with a signal that the silence watchdog aborts. */
@@ -110,6 +120,10 @@ class RpcAgentClient implements AgentClient {
 
   private translate(error: unknown): Error {
     const code = (error as { code?: unknown }).code;
+    const lostConnection = code === 'ERR_VMLINK_RPC_CLOSED' || code === 'ECONNRESET' || code === 'EPIPE';
+    if (lostConnection && this.refusal) {
+      return new VmlinkError(this.refusal.code, `${this.uri} refused this connection: ${this.refusal.message}`, { cause: error });
+    }
     const mapped = typeof code === 'string' ? RPC_CODES[code] : undefined;
     if (!mapped) return error as Error;
     const why = mapped === 'ERR_VMLINK_CONNECTION_LOST' ? `connection to ${this.uri} lost` : `${this.uri}`;

@@ -13,11 +13,20 @@ describe('splitRemoteSpec: the URI:PATH rule (pure)', () => {
     ['virtio-serial+unix:/q/c.sock:/a:/b', 'virtio-serial+unix:/q/c.sock', '/a:/b'],
     ['virtio-serial:org.vmlink.agent.0:/data/f', 'virtio-serial:org.vmlink.agent.0', '/data/f'],
     ['unix:/tmp/with:colon.sock:/x', 'unix:/tmp/with:colon.sock', '/x'],
+    // hvsock:PATH:PORT: the remote path starts after the first ':PORT' followed by ':/'.
+    ['hvsock:/run/vm/v.sock:1024:/remote/file', 'hvsock:/run/vm/v.sock:1024', '/remote/file'],
+    ['hvsock:/run/vm/v.sock:1024:/', 'hvsock:/run/vm/v.sock:1024', '/'],
+    ['hvsock:/run/a:/v.sock:52:/x:/y', 'hvsock:/run/a:/v.sock:52', '/x:/y'],
+    ['hvsock:/run/a:7/v.sock:52:/x', 'hvsock:/run/a:7/v.sock:52', '/x'],
+    ['hvsock:v.sock:4294967295:/d/f', 'hvsock:v.sock:4294967295', '/d/f'],
+    ['HVSOCK:/v.sock:3:/f', 'HVSOCK:/v.sock:3', '/f'],
+    // No ':PORT:/': the general rule; the transport then refuses 'hvsock:/v.sock' (no port).
+    ['hvsock:/v.sock:/f', 'hvsock:/v.sock', '/f'],
   ])('%s -> %s + %s', (arg, uri, path) => {
     expect(splitRemoteSpec(arg)).toEqual({ uri, path });
   });
 
-  it.each(['unix:/tmp/a.sock', 'vsock://3:1024', 'plain.txt', 'dir/file', ':/x', 'unix:'])('%s has no remote path', (arg) => {
+  it.each(['unix:/tmp/a.sock', 'vsock://3:1024', 'hvsock:/run/v.sock:1024', 'hvsock:/run/v.sock', 'plain.txt', 'dir/file', ':/x', 'unix:'])('%s has no remote path', (arg) => {
     expect(splitRemoteSpec(arg)).toBeUndefined();
   });
 });
@@ -29,6 +38,18 @@ describe('planCopy (pure)', () => {
     });
     expect(planCopy('./big.bin', 'vsock://3:1024:/tmp/big.bin', undefined)).toEqual({
       direction: 'upload', uri: 'vsock://3:1024', remotePath: '/tmp/big.bin', localPath: './big.bin',
+    });
+  });
+
+  it('hvsock: downloads and uploads split after the port', () => {
+    expect(planCopy('hvsock:/tmp/vm/v.sock:1024:/demo/big.bin', 'big.bin', undefined)).toEqual({
+      direction: 'download', uri: 'hvsock:/tmp/vm/v.sock:1024', remotePath: '/demo/big.bin', localPath: 'big.bin',
+    });
+    expect(planCopy('/tmp/big.bin', 'hvsock:/tmp/vm/v.sock:1024:/demo/', undefined)).toEqual({
+      direction: 'upload', uri: 'hvsock:/tmp/vm/v.sock:1024', remotePath: '/demo/', localPath: '/tmp/big.bin',
+    });
+    expect(parseHostArgs(['cp', 'hvsock:/v.sock:1024:/f', 'out'])).toMatchObject({
+      name: 'cp', plan: { direction: 'download', uri: 'hvsock:/v.sock:1024', remotePath: '/f' },
     });
   });
 
@@ -92,6 +113,11 @@ describe('exitCodeFor (pure)', () => {
     expect(exitCodeFor('ERR_VMLINK_PATH_ESCAPE')).toBe(ExitCode.POLICY);
     expect(exitCodeFor('ERR_VMLINK_CHECKSUM_MISMATCH')).toBe(ExitCode.INTEGRITY);
     expect(exitCodeFor('ERR_VMLINK_CONNECTION_LOST')).toBe(ExitCode.CONNECTION_LOST);
+    expect(exitCodeFor('ERR_VMLINK_NOT_REGULAR_FILE')).toBe(ExitCode.REMOTE_FILE);
+    expect(exitCodeFor('ERR_VMLINK_PEER_NOT_ALLOWED')).toBe(ExitCode.POLICY);
+    expect(exitCodeFor('ERR_VMLINK_TOO_MANY_CONNECTIONS')).toBe(ExitCode.POLICY);
+    expect(exitCodeFor('ERR_VMLINK_METHOD_BLOCKED')).toBe(ExitCode.POLICY);
+    expect(exitCodeFor('ERR_VMLINK_BUSY')).toBe(ExitCode.TIMEOUT);
     expect(exitCodeFor('SOMETHING_NEW')).toBe(ExitCode.FAILURE);
     expect(exitCodeFor(undefined)).toBe(ExitCode.FAILURE);
   });

@@ -168,6 +168,30 @@ describe('vmlink CLI against vmlink-guest over unix', () => {
     expect(usage.code).toBe(ExitCode.USAGE);
   });
 
+  it('a FIFO is not a regular file: exit 66 with ERR_VMLINK_NOT_REGULAR_FILE, and the agent serves on', async () => {
+    const made = spawnSync('mkfifo', [path.join(root, 'dir', 'pipe')]);
+    expect(made.status, String(made.stderr)).toBe(0);
+    const run = await runVmlink(['cp', `${agent.uri}:/dir/pipe`, path.join(local, 'pipe')]);
+    expect(run.code, run.stderr).toBe(ExitCode.REMOTE_FILE);
+    expect(run.stderr).toMatch(/ERR_VMLINK_NOT_REGULAR_FILE/);
+    expect(await leftovers(local)).toEqual([]);
+    expect((await runVmlink(['ping', agent.uri])).code).toBe(0);
+  });
+
+  it('a peer the agent does not allow: exit 77 with the agent\'s reason, not "connection lost"', async () => {
+    // We are not uid 4242: this agent turns every connection away with an id-less ERROR.
+    const strict = await startAgent(path.join(work, 'strict.sock'), ['--allow-uid', '4242']);
+    try {
+      const run = await runVmlink(['ping', strict.uri]);
+      expect(run.code, run.stderr).toBe(ExitCode.POLICY);
+      expect(run.stderr).toMatch(/ERR_VMLINK_PEER_NOT_ALLOWED/);
+      expect(run.stderr).toMatch(/--allow-uid 4242/);
+      expect(run.stderr).toContain(strict.uri);
+    } finally {
+      await strict.stop();
+    }
+  });
+
   it('bench measures round trips and bulk throughput', async () => {
     const run = await runVmlink(['bench', agent.uri, '--rounds', '20', '--size', '4', '--json']);
     expect(run.code, run.stderr).toBe(0);
