@@ -97,6 +97,24 @@ describe('exec', () => {
     expect(JSON.parse(records.at(-1)!.data.toString())).toEqual({ exitCode: 0, signal: null });
     expect(records.at(-1)!.tag).toBe(EXIT);
     await eventually(async () => !(await isRunning(pid)), `sleep ${pid} to be gone`);
+    // The command itself was reaped by the agent: not even a zombie is left.
+    await agent.waitForLog(/"msg":"exec".*"pid":\d+/);
+    const shPid = agent.lines().filter((l) => l['msg'] === 'exec').at(-1)?.['pid'] as number;
+    await eventually(async () => (await readFile(`/proc/${shPid}/stat`).catch(() => undefined)) === undefined, `sh ${shPid} to be reaped`);
+    peer.destroy();
+  }, 60_000);
+
+  it('a child that left the group (setsid) and holds the pipes cannot keep the request open', async () => {
+    const peer = await rpcClient(agent.socketPath);
+    const response = await peer.request('exec', { command: 'sh', args: ['-c', 'setsid sleep 1000 & echo $!'] });
+    const records = await readExecRecords(response.body!);
+    const escaped = Number(Buffer.concat(records.filter((r) => r.tag === STDOUT).map((r) => r.data)).toString().trim());
+    try {
+      expect(records.at(-1)?.tag).toBe(EXIT);
+      expect(JSON.parse(records.at(-1)!.data.toString())).toEqual({ exitCode: 0, signal: null });
+    } finally {
+      if (escaped > 0) process.kill(escaped, 'SIGKILL'); // out of the agent's reach, by design
+    }
     peer.destroy();
   }, 60_000);
 
