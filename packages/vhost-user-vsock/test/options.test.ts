@@ -1,0 +1,79 @@
+// Pure logic: option validation and the CLI's argument parsing.
+import { describe, expect, it } from 'vitest';
+import { parseCliArgs } from '../src/cli-args.js';
+import { DEFAULT_BUF_ALLOC, resolveDeviceOptions } from '../src/options.js';
+import { qemuVsockArgs } from '../src/qemu-args.js';
+
+describe('resolveDeviceOptions', () => {
+  const ok = { socket: '/tmp/a.sock', udsPath: '/tmp/v.sock', guestCid: 3 };
+
+  it('fills defaults and makes paths absolute', () => {
+    const r = resolveDeviceOptions({ ...ok, socket: 'rel.sock' });
+    expect(r.socket).toBe(`${process.cwd()}/rel.sock`);
+    expect(r).toMatchObject({ udsPath: '/tmp/v.sock', guestCid: 3, bufAlloc: DEFAULT_BUF_ALLOC, maxConnections: 4096 });
+  });
+
+  it.each([
+    [{ ...ok, guestCid: 2 }, 'ERR_OUT_OF_RANGE', /guestCid.*2/],
+    [{ ...ok, guestCid: 0xffffffff }, 'ERR_OUT_OF_RANGE', /guestCid.*4294967295/],
+    [{ ...ok, guestCid: 3.5 }, 'ERR_OUT_OF_RANGE', /guestCid/],
+    [{ ...ok, guestCid: '3' }, 'ERR_INVALID_ARG_TYPE', /guestCid/],
+    [{ socket: ok.socket, udsPath: ok.udsPath }, 'ERR_INVALID_ARG_TYPE', /guestCid/],
+    [{ ...ok, socket: '' }, 'ERR_INVALID_ARG_TYPE', /socket/],
+    [{ ...ok, udsPath: 5 }, 'ERR_INVALID_ARG_TYPE', /udsPath/],
+    [{ ...ok, udsPath: `/tmp/${'x'.repeat(100)}` }, 'ERR_VMLINK_VSOCKD_PATH_TOO_LONG', /udsPath.*_4294967295/],
+    [{ ...ok, socket: `/tmp/${'x'.repeat(110)}` }, 'ERR_VMLINK_VSOCKD_PATH_TOO_LONG', /socket/],
+    [{ ...ok, udsPath: ok.socket }, 'ERR_VMLINK_VSOCKD_DUPLICATE', /same path/],
+    [{ ...ok, bufAlloc: 100 }, 'ERR_OUT_OF_RANGE', /bufAlloc.*100/],
+    [{ ...ok, maxConnections: 0 }, 'ERR_OUT_OF_RANGE', /maxConnections/],
+  ])('rejects %o with %s', (options, code, message) => {
+    expect(() => resolveDeviceOptions(options)).toThrow(expect.objectContaining({ code, message: expect.stringMatching(message) }));
+  });
+
+  it('rejects a non-object', () => {
+    expect(() => resolveDeviceOptions(null)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+});
+
+describe('parseCliArgs', () => {
+  it('takes one VM from flags (also --flag=value)', () => {
+    expect(parseCliArgs(['--socket', '/s', '--uds-path=/u', '--guest-cid', '4'])).toEqual({ help: false, vms: [{ socket: '/s', udsPath: '/u', guestCid: 4 }] });
+  });
+
+  it('takes repeated --vm groups like vhost-device-vsock', () => {
+    const args = parseCliArgs(['--vm', 'guest-cid=3,socket=/a,uds-path=/b', '--vm', 'guest-cid=4,socket=/c,uds-path=/d,buf-alloc=65536']);
+    expect(args.vms).toEqual([
+      { guestCid: 3, socket: '/a', udsPath: '/b' },
+      { guestCid: 4, socket: '/c', udsPath: '/d', bufAlloc: 65536 },
+    ]);
+  });
+
+  it.each([
+    [[], /no VM given/],
+    [['--socket', '/s', '--guest-cid', '3'], /'uds-path' is missing/],
+    [['--vm', 'guest-cid=3,socket=/a'], /--vm #1: 'uds-path' is missing/],
+    [['--vm', 'guest-cid=3,socket=/a,uds-path=/b,color=red'], /unknown key 'color'/],
+    [['--vm', 'guest-cid=x,socket=/a,uds-path=/b'], /guest-cid must be a decimal integer, got 'x'/],
+    [['--vm', 'guest-cid=3,socket=/a,uds-path=/b', '--vm', 'guest-cid=3,socket=/c,uds-path=/d'], /guest-cid '3' is given to two VMs/],
+    [['--vm', 'guest-cid=3,socket=/a,uds-path=/b', '--vm', 'guest-cid=4,socket=/a,uds-path=/d'], /socket '\/a' is given to two VMs/],
+    [['--socket'], /--socket needs a value/],
+    [['--frobnicate'], /unknown argument '--frobnicate'/],
+  ])('rejects %o', (argv, message) => {
+    expect(() => parseCliArgs(argv)).toThrow(expect.objectContaining({ code: 'ERR_VMLINK_VSOCKD_BAD_ARGUMENT', message: expect.stringMatching(message) }));
+  });
+
+  it('--help needs no VM', () => {
+    expect(parseCliArgs(['--help'])).toEqual({ help: true, vms: [] });
+  });
+});
+
+describe('qemuVsockArgs', () => {
+  it('gives the memfd backend of the guest memory size and the device on the socket (commas doubled)', () => {
+    expect(qemuVsockArgs({ socket: '/tmp/a,b.sock', memoryMiB: 512 })).toEqual([
+      '-object', 'memory-backend-memfd,id=vmlink-mem,size=512M,share=on',
+      '-machine', 'memory-backend=vmlink-mem',
+      '-chardev', 'socket,id=vmlink-vsock,path=/tmp/a,,b.sock',
+      '-device', 'vhost-user-vsock-pci,chardev=vmlink-vsock',
+    ]);
+  });
+});
