@@ -268,7 +268,13 @@ void VsockDevice::UpdatePoll(Connection& conn) {
   }
   if (!conn.watcher) {
     if (events == 0) return;
-    conn.watcher = std::make_unique<PollWatcher>(env_, conn.fd.get());
+    try {
+      conn.watcher = std::make_unique<PollWatcher>(env_, conn.fd.get());
+    } catch (const std::exception& e) {
+      Log(std::string("host socket cannot be watched: ") + e.what());
+      CloseConnection(conn, true);
+      return;
+    }
   }
   if (events == conn.watcher->events()) return;
   if (events == 0) {

@@ -2,6 +2,7 @@
 // time on the Unix socket; messages may carry fds (SCM_RIGHTS). A message we cannot
 // make sense of drops the QEMU connection (QEMU then stops the device), never the process.
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -394,6 +395,11 @@ bool VsockDevice::HandleMessage(uint32_t request, uint32_t flags, std::vector<ui
       bool no_fd = (u & kVringNoFd) != 0;
       if (!no_fd && fds.size() != 1) return false;
       UniqueFd fd = no_fd ? UniqueFd() : std::move(fds[0]);
+      // Our reads and writes of these eventfds must never block the loop, whatever QEMU gave.
+      if (fd.valid()) {
+        int fl = ::fcntl(fd.get(), F_GETFL);
+        if (fl < 0 || ::fcntl(fd.get(), F_SETFL, fl | O_NONBLOCK) < 0) return false;
+      }
       Virtqueue& q = queues_[index];
       if (request == kSetVringCall) {
         q.call = std::move(fd);
@@ -451,7 +457,15 @@ void VsockDevice::StartQueue(int index) {
   if (!(acked_features_ & kFeatureProtocolFeatures)) q.enabled = true;
   q.started = true;
   if (q.kick.valid()) {
-    kick_watchers_[index] = std::make_unique<PollWatcher>(env_, q.kick.get());
+    try {
+      kick_watchers_[index] = std::make_unique<PollWatcher>(env_, q.kick.get());
+    } catch (const std::exception&) {
+      // Not a pollable fd (a regular file...): refuse the ring rather than spin on it.
+      Log("ring " + std::to_string(index) + ": the kick fd cannot be polled; ring not started");
+      q.kick.reset();
+      q.started = false;
+      return;
+    }
     kick_watchers_[index]->Start(UV_READABLE, [this, index](int status, int) {
       Guarded([&] {
         if (status < 0) {

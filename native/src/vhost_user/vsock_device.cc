@@ -56,6 +56,8 @@ VsockDevice::~VsockDevice() {
 
 void VsockDevice::Guarded(const std::function<void()>& fn) {
   std::shared_ptr<bool> alive = alive_;
+  // Loop callbacks arrive without a V8 scope; anything that makes a JS value needs one.
+  Napi::HandleScope scope(env_);
   depth_++;
   try {
     fn();
@@ -75,9 +77,6 @@ void VsockDevice::Emit(const std::string& name, const std::string& detail) { eve
 void VsockDevice::Log(const std::string& line) {
   uint64_t now_ms = uv_hrtime() / 1000000;
   if (now_ms - log_window_ms_ >= 1000) {
-    if (counters_.log_lines_suppressed > 0 && log_in_window_ >= config_.log_lines_per_second) {
-      // Say once that lines were dropped (the counter has the total).
-    }
     log_window_ms_ = now_ms;
     log_in_window_ = 0;
   }

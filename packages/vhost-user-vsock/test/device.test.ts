@@ -81,9 +81,9 @@ describe('vmlink-vsockd', () => {
       child.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)));
     });
     expect(statSync(b.udsPath).isSocket()).toBe(true);
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const exited = new Promise<string>((resolve) => child.once('exit', (code, signal) => resolve(`${code} ${signal}`)));
     child.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect(await exited, stderr).toBe('0 null');
     expect(() => statSync(a.socket)).toThrow();
     expect(() => statSync(b.udsPath)).toThrow();
   });

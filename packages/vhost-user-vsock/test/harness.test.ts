@@ -62,6 +62,24 @@ describe('vhost-user setup (harness plays QEMU)', () => {
     expect(h.device.stats()).toMatchObject({ activeConnections: 0, driverReady: true, driverStarts: 2 });
   });
 
+  it('QEMU gone mid-transfer: host sockets are closed, the device unmaps and stays up', async () => {
+    const h = await harness();
+    h.setup();
+    let hostSide: Socket | undefined;
+    await listenHost(`${h.device.udsPath}_7000`, (s) => (hostSide = s));
+    const sock = h.connect(7000);
+    await h.until(() => sock.state === 'connected' && hostSide !== undefined, 'connect');
+    h.write(sock, randomBytes(64 * 1024));
+    await h.until(() => h.device.stats().bytesFromGuest > 0, 'some bytes moving');
+    const hostClosed = new Promise<void>((resolve) => hostSide!.once('close', () => resolve()).resume());
+    const gone = new Promise<string>((resolve) => h.device.once('qemu-disconnected', resolve));
+    h.disconnectQemu();
+    expect(await gone).toMatch(/closed/);
+    await hostClosed;
+    expect(h.device.stats()).toMatchObject({ qemuAttached: false, driverReady: false, activeConnections: 0, mappedBytes: 0, bufferedBytes: 0 });
+    // (Serving the next QEMU on the listening socket is proven with real QEMUs in qemu.vm.test.ts.)
+  });
+
   it('close() is idempotent and leaves no fd behind', async () => {
     const before = fdCount();
     const h = await GuestDriverHarness.create({ dir, name: `fd${counter++}`, guestCid: 3 });

@@ -101,6 +101,7 @@ export class GuestDriverHarness {
   private readonly freeTx: number[] = [];
   private nextLocalPort = 40000;
   private closed = false;
+  private qemuGone = false;
 
   private constructor(device: VsockDevice, qemuFd: number, memfd: number, guestCid: number) {
     this.device = device;
@@ -453,11 +454,18 @@ export class GuestDriverHarness {
     }
   }
 
+  /** QEMU exits (or is killed): its end of the vhost-user socket closes. */
+  disconnectQemu(): void {
+    if (this.qemuGone) return;
+    this.qemuGone = true;
+    closeSync(this.qemuFd);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.device.close();
-    closeSync(this.qemuFd);
+    this.disconnectQemu();
     closeSync(this.memfd);
     for (const fd of [...this.kicks, ...this.calls]) closeSync(fd);
   }
