@@ -37,10 +37,17 @@ export class Story {
 
   /** Runs the real CLI as a child, output straight to this terminal; checks its exit code. */
   async cli(args: readonly string[], expectedExit: number, what: string): Promise<number> {
+    return (await this.timedCli(args, expectedExit, what)).code;
+  }
+
+  /** As `cli`, and also says how long the command took (start to exit, as a user waits). */
+  async timedCli(args: readonly string[], expectedExit: number, what: string): Promise<{ code: number; ms: number }> {
     process.stdout.write(`${dim('$')} vmlink ${args.map(quote).join(' ')}\n`);
+    const started = performance.now();
     const code = await runChild(process.execPath, [HOST_CLI, ...args]);
+    const ms = performance.now() - started;
     this.check(code === expectedExit, `${what} (exit code ${code}${code === expectedExit ? '' : `, expected ${expectedExit}`})`);
-    return code;
+    return { code, ms };
   }
 
   summary(): number {
@@ -52,6 +59,12 @@ export class Story {
     process.stdout.write(`${red(bold(`demo: ${this.failures.length} step(s) failed:`))}\n${this.failures.map((f) => `  - ${f}`).join('\n')}\n`);
     return 1;
   }
+}
+
+/** `64 MiB in 3.2 s (20.0 MiB/s)`: the CLI's whole run, connect and SHA-256 included. */
+export function rate(bytes: number, ms: number): string {
+  const mib = bytes / (1024 * 1024);
+  return `${mib >= 1 ? `${mib.toFixed(mib % 1 === 0 ? 0 : 1)} MiB` : `${bytes} B`} in ${(ms / 1000).toFixed(1)} s (${(mib / (ms / 1000)).toFixed(1)} MiB/s, connect and SHA-256 included)`;
 }
 
 function quote(arg: string): string {

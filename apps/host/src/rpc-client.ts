@@ -28,7 +28,9 @@ function connectError(uri: string, cause: Error): VmlinkError {
   const timedOut = code === 'ETIMEDOUT' || code === 'ABORT_ERR';
   const invalid = typeof code === 'string' && code.startsWith('ERR_VMLINK_INVALID');
   const ours = timedOut ? 'ERR_VMLINK_TIMEOUT' : invalid ? 'ERR_VMLINK_INVALID_ADDRESS' : 'ERR_VMLINK_UNREACHABLE';
-  return new VmlinkError(ours, `cannot connect to ${uri}: ${cause.message}${typeof code === 'string' && !invalid ? ` (${code})` : ''}`, { cause });
+  // The code once, at the end, unless the transport's message already names it.
+  const named = typeof code === 'string' && !invalid && !cause.message.includes(code) ? ` (${code})` : '';
+  return new VmlinkError(ours, `cannot connect to ${uri}: ${cause.message}${named}`, { cause });
 }
 
 /** Dials `uri` with every transport plugin that loads here and returns a client. */
