@@ -72,10 +72,17 @@ export function dialSocket<S extends ConnectingSocket>(
       socket.on('error', fail);
       const succeed = (): void => {
         if (done) return;
+        let ends: SocketEnds;
+        try {
+          ends = spec.describe(socket);
+        } catch (error) {
+          fail(error as Error);
+          return;
+        }
         done = true;
         signal.removeEventListener('abort', onAbort);
         socket.removeListener('error', fail);
-        resolve(toConnection(socket, { transport, ...spec.describe(socket) }));
+        resolve(toConnection(socket, { transport, ...ends }));
       };
       socket.once('connect', () => {
         if (!spec.handshake) {
@@ -83,9 +90,24 @@ export function dialSocket<S extends ConnectingSocket>(
           return;
         }
         // The handshake owns 'error' until it settles (it can tell a reset before its
-        // reply from other failures); a Connection handed out has no listener of ours.
+        // reply from other failures). An error after it settled and before we hand the
+        // socket out (e.g. a reset right behind the reply) fails the dial instead of
+        // going unheard; a Connection handed out has no listener of ours.
+        let lateError: Error | undefined;
+        const remember = (error: Error): void => void (lateError ??= error);
         socket.removeListener('error', fail);
-        spec.handshake(socket, signal).then(succeed, (error: unknown) => fail(error instanceof Error ? error : new Error(String(error))));
+        socket.on('error', remember);
+        spec.handshake(socket, signal).then(
+          () => {
+            socket.removeListener('error', remember);
+            if (lateError) fail(lateError);
+            else succeed();
+          },
+          (error: unknown) => {
+            socket.removeListener('error', remember);
+            fail(error instanceof Error ? error : new Error(String(error)));
+          },
+        );
       });
     }),
   );

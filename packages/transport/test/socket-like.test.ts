@@ -52,6 +52,25 @@ describe('dialSocket', () => {
     for (const server of servers) server.close();
   });
 
+  it('an error between the end of the handshake and the hand-out fails the dial (not an unheard error)', async () => {
+    const path = freshPath();
+    const server = await listening(path, (s) => s.on('error', () => {}));
+    const reset = Object.assign(new Error('reset right behind the reply'), { code: 'ECONNRESET' });
+    await expect(
+      dialSocket(fakeTransport, `test:${path}`, undefined, {
+        open: () => createConnection({ path }),
+        // Settles at once, and the error is queued as the next tick: it is emitted before
+        // the handshake's promise callbacks run (ticks run before microtasks).
+        handshake: (socket) => {
+          process.nextTick(() => socket.emit('error', reset));
+          return Promise.resolve();
+        },
+        describe: () => ({ localAddress: 'test:', remoteAddress: `test:${path}` }),
+      }),
+    ).rejects.toBe(reset);
+    server.close();
+  });
+
   it('a socket error after a failed dial is swallowed, not an uncaught exception', async () => {
     const path = freshPath();
     const controller = new AbortController();
