@@ -37,6 +37,8 @@ export const AgentErrorCode = {
   METHOD_BLOCKED: 'ERR_VMLINK_METHOD_BLOCKED',
   /** `--max-connections` (or the per-peer share of it) is in use and no idle one could be closed. */
   TOO_MANY_CONNECTIONS: 'ERR_VMLINK_TOO_MANY_CONNECTIONS',
+  /** fs.read of a FIFO, device, socket, or a /proc-like file whose size is not its content: never opened for reading. */
+  NOT_REGULAR_FILE: 'ERR_VMLINK_NOT_REGULAR_FILE',
   /** The agent's memory budget for streams is spent; retry later. */
   BUSY: 'ERR_VMLINK_BUSY',
 } as const;

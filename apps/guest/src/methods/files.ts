@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { constants as fsConstants, fstat as fstatCallback, promises as fsp, read as readCallback, type Stats } from 'node:fs';
 import { promisify } from 'node:util';
-import { throwIfAborted, VmlinkError } from '@vmlink/errors';
+import { throwIfAborted } from '@vmlink/errors';
 import type { BackendFile, FileBackend } from '../aio.js';
 import { AgentErrorCode, agentError } from '../errors.js';
 import { at, O_PATH, reopenPath } from '../fs/beneath.js';
@@ -13,12 +13,6 @@ export { sweepStaleTempFiles, tempNameFor } from '../fs/stale-temp.js';
 
 const fstat = promisify(fstatCallback);
 const readAt = promisify(readCallback);
-
-/**
- * fs.read of anything but a regular file or directory (FIFO, device, socket, a /proc-like
- * file whose size is not its content). To be moved into errors.ts as AgentErrorCode.NOT_REGULAR_FILE.
- */
-export const NOT_REGULAR_FILE = 'ERR_VMLINK_NOT_REGULAR_FILE';
 
 /** Reads and writes move this much per AIO request: big enough to amortise a round trip. */
 export const CHUNK_BYTES = 1024 * 1024;
@@ -163,7 +157,7 @@ function refuseUnreadable(jail: RootJail, stats: Stats, clientPath: string): voi
   if (stats.isDirectory()) throw systemError('EISDIR', 'open', clientPath, `fs.read: '${clientPath}' is a directory`);
   if (stats.isSymbolicLink()) throw agentError(AgentErrorCode.FILE_CHANGED, `fs.read: '${clientPath}' changed into a symlink while being opened`);
   if (!stats.isFile()) {
-    throw new VmlinkError(NOT_REGULAR_FILE, `fs.read: '${clientPath}' is a ${kindOf(stats)}, not a regular file: refused`);
+    throw agentError(AgentErrorCode.NOT_REGULAR_FILE, `fs.read: '${clientPath}' is a ${kindOf(stats)}, not a regular file: refused`);
   }
   refuseHardLinked(jail, stats, clientPath, 'fs.read');
 }
@@ -188,7 +182,7 @@ async function refuseSizeLie(fd: number, stats: Stats, clientPath: string): Prom
   if (stats.size !== 0) return;
   const { bytesRead } = await readAt(fd, Buffer.alloc(1), 0, 1, 0);
   if (bytesRead > 0) {
-    throw new VmlinkError(NOT_REGULAR_FILE, `fs.read: '${clientPath}' reports 0 bytes but has content (a pseudo file such as /proc or /sys): refused`);
+    throw agentError(AgentErrorCode.NOT_REGULAR_FILE, `fs.read: '${clientPath}' reports 0 bytes but has content (a pseudo file such as /proc or /sys): refused`);
   }
 }
 
