@@ -73,6 +73,8 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
   throwIfAborted(signal);
   const profile = archProfile();
   const qemuPath = await resolveQemu(resolved, profile.qemuBinary, profile.qemuPackage);
+  // A missing optional device package fails before the kernel and initramfs work.
+  const deviceModule = resolved.vsock === undefined ? undefined : await loadDeviceModule();
 
   const prepareStart = performance.now();
   const cache = cacheRoot();
@@ -82,7 +84,6 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
   throwIfAborted(signal);
   const prepareMs = performance.now() - prepareStart;
 
-  const deviceModule = resolved.vsock === undefined ? undefined : await loadDeviceModule();
   const tmpDir = await mkdtemp(join(tmpdir(), 'vmlink-testvm-'));
   // The vhost-user chardev is a client: the device must listen before QEMU starts.
   let device: VsockDeviceHandle | undefined;
