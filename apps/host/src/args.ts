@@ -37,6 +37,8 @@ export const HELP: Readonly<Record<CommandName | 'main', string>> = {
 
 Talk to a vmlink-guest agent over any transport URI:
   unix:/path/agent.sock   vsock://CID:PORT   virtio-serial+unix:/path/chardev.sock
+  hvsock:/path/v.sock:PORT   (a guest's vsock through its VMM's Unix socket: Firecracker,
+                              Cloud Hypervisor, vhost-user-vsock)
 
 Commands:
   ping URI                 round trip to the agent
@@ -74,8 +76,10 @@ ${COMMON_HELP}`,
 Copies one file. Both sides are written to a temporary name and renamed only once the
 SHA-256 of what was received matches the sender's: a failed copy never leaves a half file.
 URI:PATH split rule: the remote path starts at the first ':' followed by '/' after the
-URI's scheme, e.g. unix:/tmp/a.sock:/etc/hosts is unix:/tmp/a.sock + /etc/hosts. If the
-socket path itself contains ':/', pass the URI with --uri and mark the remote side ':PATH'.
+URI's scheme, e.g. unix:/tmp/a.sock:/etc/hosts is unix:/tmp/a.sock + /etc/hosts. For
+hvsock: it starts after the port: hvsock:/run/v.sock:1024:/etc/hosts is
+hvsock:/run/v.sock:1024 + /etc/hosts. If the socket path itself contains ':/' (for hvsock:
+':DIGITS:/'), pass the URI with --uri and mark the remote side ':PATH'.
 A local path that looks like a URI can be written ./name.
 
 ${COMMON_HELP}
