@@ -2,6 +2,7 @@ export { startVm } from './start-vm.js';
 export { Vm, defaultGuestEnv, type RunOptions, type RunResult, type VmTimings, type CommandSummary } from './vm.js';
 export type { StartVmOptions, PortSpec, VsockSpec } from './options.js';
 export { DEFAULT_GUEST_CID } from './options.js';
+export type { VsockDeviceHandle } from './vsock-device.js';
 export type { GuestInfo } from './protocol.js';
 export { TestVmErrorCode, GuestError, RunTimeoutError, APT_INSTALL_LINE, HOST_PACKAGES } from './errors.js';
 export { cacheRoot } from './cache.js';

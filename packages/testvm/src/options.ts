@@ -1,11 +1,19 @@
 import { stat } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
-import { invalidArgType, validateAbortSignal, validateInteger } from '@vmlink/errors';
+import { invalidArgType, validateAbortSignal, validateInteger, VmlinkError } from '@vmlink/errors';
 import { testVmError, TestVmErrorCode } from './errors.js';
 import { CONTROL_PORT_NAME, RESULT_PORT_NAME } from './qemu.js';
+import type { VsockDeviceHandle } from './vsock-device.js';
 
-/** A host<->guest vsock device: `true` for the default guest CID, or `{ guestCid }`. */
-export type VsockSpec = boolean | { guestCid?: number };
+/**
+ * A host<->guest vsock device: `true` for the default guest CID, `{ guestCid }`, or
+ * `{ device }`: one the caller made with createVsockDevice() and keeps (testvm neither
+ * creates nor closes it; it may serve one VM after another).
+ */
+export type VsockSpec = boolean | { guestCid?: number } | { device: VsockDeviceHandle };
+
+/** What startVm does for `vsock`: create a device for `guestCid`, or use the caller's. */
+export type ResolvedVsock = { guestCid: number; device?: undefined } | { guestCid: number; device: VsockDeviceHandle };
 
 /** The guest CID when `vsock: true`: the first one a guest may have (0-2 are reserved). */
 export const DEFAULT_GUEST_CID = 3;
@@ -67,7 +75,7 @@ export interface ResolvedOptions {
   accel: 'tcg' | 'kvm';
   env: Record<string, string>;
   maxOutputBytes: number;
-  vsock: { guestCid: number } | undefined;
+  vsock: ResolvedVsock | undefined;
 }
 
 const MAX_PORT_NAME = 255;
@@ -131,14 +139,39 @@ function stringRecord(value: unknown, name: string): Record<string, string> {
   return out;
 }
 
-/** `vsock: true | false | { guestCid }` -> the device to create, or undefined for none. */
-export function resolveVsock(value: unknown): { guestCid: number } | undefined {
+/** A caller's device must look like @vmlink/vhost-user-vsock's VsockDevice (what testvm uses of it). */
+function validateDevice(device: unknown): VsockDeviceHandle {
+  const d = device as Partial<Record<keyof VsockDeviceHandle, unknown>> | null;
+  const shaped =
+    typeof d === 'object' &&
+    d !== null &&
+    typeof d.socket === 'string' &&
+    typeof d.udsPath === 'string' &&
+    typeof d.guestCid === 'number' &&
+    typeof d.once === 'function' &&
+    typeof d.close === 'function';
+  if (!shaped) throw invalidArgType('vsock.device', 'a device from createVsockDevice() (socket, udsPath, guestCid, once, close)', device);
+  if ((device as { closed?: unknown }).closed === true) {
+    throw new VmlinkError('ERR_INVALID_ARG_VALUE', `The vsock.device for guest CID ${String(d.guestCid)} is closed`);
+  }
+  return device as VsockDeviceHandle;
+}
+
+/** `vsock: true | false | { guestCid } | { device }` -> what to attach, or undefined for none. */
+export function resolveVsock(value: unknown): ResolvedVsock | undefined {
   if (value === undefined || value === false) return undefined;
   if (value === true) return { guestCid: DEFAULT_GUEST_CID };
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw invalidArgType('vsock', 'a boolean or an object like { guestCid }', value);
+    throw invalidArgType('vsock', 'a boolean or an object like { guestCid } or { device }', value);
   }
-  const { guestCid } = value as { guestCid?: unknown };
+  const { guestCid, device } = value as { guestCid?: unknown; device?: unknown };
+  if (device !== undefined) {
+    if (guestCid !== undefined) {
+      throw new VmlinkError('ERR_INVALID_ARG_VALUE', 'vsock takes { guestCid } or { device }, not both: the device has its own guestCid');
+    }
+    const handle = validateDevice(device);
+    return { guestCid: handle.guestCid, device: handle };
+  }
   return { guestCid: guestCid === undefined ? DEFAULT_GUEST_CID : validateInteger(guestCid, 'vsock.guestCid', MIN_GUEST_CID, MAX_GUEST_CID) };
 }
 

@@ -74,7 +74,7 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
   const profile = archProfile();
   const qemuPath = await resolveQemu(resolved, profile.qemuBinary, profile.qemuPackage);
   // A missing optional device package fails before the kernel and initramfs work.
-  const deviceModule = resolved.vsock === undefined ? undefined : await loadDeviceModule();
+  const deviceModule = resolved.vsock === undefined || resolved.vsock.device !== undefined ? undefined : await loadDeviceModule();
 
   const prepareStart = performance.now();
   const cache = cacheRoot();
@@ -86,8 +86,9 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
 
   const tmpDir = await mkdtemp(join(tmpdir(), 'vmlink-testvm-'));
   // The vhost-user chardev is a client: the device must listen before QEMU starts.
-  let device: VsockDeviceHandle | undefined;
-  let vsockDriverReady: Promise<void> | undefined;
+  // A caller's device stays the caller's: testvm never closes it.
+  let device: VsockDeviceHandle | undefined = resolved.vsock?.device;
+  const ownsDevice = device === undefined && resolved.vsock !== undefined;
   if (deviceModule !== undefined && resolved.vsock !== undefined) {
     try {
       device = await deviceModule.createVsockDevice({
@@ -99,8 +100,11 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
       await rm(tmpDir, { recursive: true, force: true });
       throw err;
     }
-    vsockDriverReady = driverReady(device);
   }
+  const vsockDriverReady = device === undefined ? undefined : driverReady(device);
+  const closeOwnDevice = async (): Promise<void> => {
+    if (ownsDevice) await device?.close();
+  };
   const ports = new Map(resolved.ports.map((name, i) => [name, join(tmpDir, `port${i}.sock`)]));
   const paths = { tmpDir, consoleLog: join(tmpDir, 'console.log'), resultLog: join(tmpDir, 'result.log'), ports };
   const controlSocket = join(tmpDir, 'control.sock');
@@ -124,7 +128,7 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
   try {
     qemu = await SupervisedQemu.start(qemuPath, args, tmpDir);
   } catch (err) {
-    await device?.close();
+    await closeOwnDevice();
     throw err;
   }
   let waitingFor = 'the guest';
@@ -164,7 +168,7 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
       waitingFor = "the guest's virtio vsock driver (vmw_vsock_virtio_transport)";
       await Promise.race([vsockDriverReady, stopped]);
     }
-    vm = new Vm(qemu, control, resolved, paths, info, { prepareMs, bootMs: performance.now() - bootStart }, device);
+    vm = new Vm(qemu, control, resolved, paths, info, { prepareMs, bootMs: performance.now() - bootStart }, device && { device, owned: ownsDevice });
     return vm;
   } catch (err) {
     const exit = qemu.hasExited ? await qemu.exited : undefined;
@@ -173,7 +177,7 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
     const resultLog = (await readTail(paths.resultLog, 2048)).trim();
     control?.close();
     await qemu.release();
-    await device?.close();
+    await closeOwnDevice();
     if (failure !== undefined && (failure.name === 'AbortError' || timedOut)) {
       if (failure.name === 'AbortError') throw failure;
       throw new GuestError(TestVmErrorCode.BOOT_TIMEOUT, failure.message, tail);

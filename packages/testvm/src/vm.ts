@@ -98,7 +98,7 @@ export class Vm {
     private readonly paths: { tmpDir: string; consoleLog: string; resultLog: string; ports: Map<string, string> },
     info: GuestInfo,
     timings: VmTimings,
-    private readonly vsockDevice?: VsockDeviceHandle,
+    private readonly vsock?: { device: VsockDeviceHandle; owned: boolean },
   ) {
     this.info = info;
     this.timings = timings;
@@ -125,12 +125,12 @@ export class Vm {
    * connects to CID 2 port P arrive at a Unix listener on `${vsockPath}_${P}`. Undefined without vsock.
    */
   get vsockPath(): string | undefined {
-    return this.vsockDevice?.udsPath;
+    return this.vsock?.device.udsPath;
   }
 
   /** With `vsock`: the guest's CID (what the guest's localCid() reports). */
   get guestCid(): number | undefined {
-    return this.vsockDevice?.guestCid;
+    return this.vsock?.device.guestCid;
   }
 
   /** Host path of the Unix socket behind virtio-serial port `name` (QEMU listens; connect to it). */
@@ -309,8 +309,8 @@ export class Vm {
     }
     this.control.close();
     await this.qemu.release();
-    // After QEMU: the device outlives its driver; closing it ends every host connection.
-    await this.vsockDevice?.close();
+    // After QEMU: closing the device ends every host connection. A caller's device stays open.
+    if (this.vsock?.owned === true) await this.vsock.device.close();
   }
 
   /** Lets the process exit while the VM runs (the supervisor still cleans up when it does). */

@@ -80,6 +80,31 @@ describe('vsock option', () => {
   });
 });
 
+describe('vsock: { device } (a caller-owned device; the handles here are plain-object test doubles)', () => {
+  const handle = (extra: Record<string, unknown> = {}) => ({
+    socket: '/t/dev.sock',
+    udsPath: '/t/v.sock',
+    guestCid: 12,
+    once: () => undefined,
+    close: () => Promise.resolve(),
+    ...extra,
+  });
+
+  it("takes the device's own CID and keeps the device", () => {
+    const device = handle();
+    expect(resolveVsock({ device })).toEqual({ guestCid: 12, device });
+  });
+
+  it.each([
+    [{ device: {} }, 'ERR_INVALID_ARG_TYPE', /"vsock\.device" argument must be a device from createVsockDevice\(\)/],
+    [{ device: handle({ close: undefined }) }, 'ERR_INVALID_ARG_TYPE', /"vsock\.device"/],
+    [{ device: handle({ closed: true }) }, 'ERR_INVALID_ARG_VALUE', /vsock\.device for guest CID 12 is closed/],
+    [{ device: handle(), guestCid: 12 }, 'ERR_INVALID_ARG_VALUE', /not both/],
+  ])('%o is refused with %s', (vsock, code, message) => {
+    expect(() => resolveVsock(vsock)).toThrow(coded(code, message));
+  });
+});
+
 describe('CLI --vsock', () => {
   it('--vsock gives CID 3, --guest-cid N another, and nothing without --vsock', () => {
     expect(parseRunArgs(['--', 'true'], true).vsockGuestCid).toBeUndefined();

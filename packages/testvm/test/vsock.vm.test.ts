@@ -9,7 +9,10 @@ import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { startVm, type Vm } from '../src/index.js';
+import { loadDeviceModule } from '../src/vsock-device.js';
 import { BOOT_TIMEOUT_MS, formatMs, repoRoot } from './helpers.js';
 
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
@@ -146,4 +149,36 @@ describe('startVm({ vsock }): host<->guest vsock through the vhost-user device',
     await vm.stop();
     expect(existsSync(vsockPath)).toBe(false);
   });
+});
+
+describe('startVm({ vsock: { device } }): a device the caller made and keeps', () => {
+  it(
+    'serves the VM with the caller\'s CID and paths, and is still open after vm.stop()',
+    async () => {
+      const { createVsockDevice } = await loadDeviceModule();
+      const dir = await mkdtemp(join(tmpdir(), 'vmlink-testvm-device-'));
+      const device = await createVsockDevice({ socket: join(dir, 'device.sock'), udsPath: join(dir, 'v.sock'), guestCid: 11 });
+      try {
+        const vm = await startVm({ vsock: { device }, withPrograms: ['socat'], memoryMiB: 512 });
+        try {
+          expect(vm.vsockPath).toBe(device.udsPath);
+          expect(vm.guestCid).toBe(11);
+          const server = createServer((socket) => socket.end('from the host\n'));
+          server.listen(`${device.udsPath}_7000`);
+          await once(server, 'listening');
+          const result = await vm.run('sh', ['-c', 'socat -t 30 - VSOCK-CONNECT:2:7000 </dev/null']);
+          server.close();
+          expect(result).toMatchObject({ exitCode: 0, stdout: 'from the host\n' });
+        } finally {
+          await vm.stop();
+        }
+        expect(existsSync(device.udsPath)).toBe(true);
+        expect((device as { closed?: boolean }).closed).toBe(false);
+      } finally {
+        await device.close();
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+    BOOT_TIMEOUT_MS + 60_000,
+  );
 });
