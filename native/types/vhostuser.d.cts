@@ -10,6 +10,11 @@ export interface VhostUserVsockDeviceOptions {
   udsPath: string;
   /** Listening AF_UNIX fd at udsPath (from unixListen); owned by the device from now on. */
   udsListenFd: number;
+  /**
+   * Listening AF_UNIX SOCK_SEQPACKET fd (host -> guest seqpacket connections); owned by the
+   * device. Giving it also offers VIRTIO_VSOCK_F_SEQPACKET to the driver.
+   */
+  udsSeqpacketListenFd?: number;
   /** Listening vhost-user socket fd (QEMU connects); owned by the device. */
   vhostListenFd?: number;
   /** Or an already connected vhost-user fd (test harness over a socketpair); owned by the device. */
@@ -55,11 +60,15 @@ export interface VhostUserTestHelpers {
   /** The counter (and resets it), 0 when it was 0. */
   eventfdRead(fd: number): number;
   eventfdWrite(fd: number): void;
+  /** A connected non-blocking AF_UNIX socket of that type. */
+  connectUnix(path: string, type?: 'stream' | 'seqpacket'): number;
+  /** Non-blocking accept4; null when nobody is waiting. */
+  accept(fd: number): number | null;
 }
 
 export interface VhostUserBinding {
   VhostUserVsockDevice: VhostUserVsockDeviceConstructor;
-  /** A non-blocking close-on-exec AF_UNIX stream listener bound at path; throws EADDRINUSE etc. */
-  unixListen(path: string, backlog?: number): number;
+  /** A non-blocking close-on-exec AF_UNIX listener bound at path (stream by default); throws EADDRINUSE etc. */
+  unixListen(path: string, backlog?: number, type?: 'stream' | 'seqpacket'): number;
   vhostUserTestHelpers: VhostUserTestHelpers;
 }

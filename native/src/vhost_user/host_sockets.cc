@@ -55,9 +55,10 @@ VsockDevice::Connection* VsockDevice::FindByPorts(uint32_t host_port, uint32_t g
   return it == by_ports_.end() ? nullptr : Find(it->second);
 }
 
-VsockDevice::Connection& VsockDevice::NewConnection(int fd) {
+VsockDevice::Connection& VsockDevice::NewConnection(int fd, uint16_t type) {
   auto conn = std::make_unique<Connection>();
   conn->id = next_id_++;
+  conn->type = type;
   conn->fd.reset(fd);
   Connection& ref = *conn;
   by_id_.emplace(ref.id, std::move(conn));
@@ -81,15 +82,16 @@ uint32_t VsockDevice::AllocateHostPort(uint32_t guest_port) {
   }
 }
 
-void VsockDevice::OnUdsListenerReadable() {
+void VsockDevice::OnUdsListenerReadable(int listen_fd, uint16_t type) {
   for (int i = 0; i < kAcceptBudget; i++) {
-    int fd = ::accept4(uds_listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       int err = errno;
       if (err == EAGAIN || err == EWOULDBLOCK) return;
       if (err == EINTR || err == ECONNABORTED) continue;
       // EMFILE: stop instead of spinning; the next closed connection re-arms the accept.
-      uds_watcher_->Stop();
+      if (uds_watcher_) uds_watcher_->Stop();
+      if (uds_seq_watcher_) uds_seq_watcher_->Stop();
       Log("accept on " + config_.uds_path + " failed: " + ErrnoName(err));
       return;
     }
@@ -100,7 +102,7 @@ void VsockDevice::OnUdsListenerReadable() {
       ::close(fd);
       continue;
     }
-    Connection& conn = NewConnection(fd);
+    Connection& conn = NewConnection(fd, type);
     UpdatePoll(conn);
   }
 }
@@ -134,13 +136,31 @@ void VsockDevice::OnHostEvent(uint64_t id, int status, int events) {
 
 void VsockDevice::ReadConnectLine(Connection& conn) {
   char buffer[kMaxConnectLine];
+  if (conn.seqpacket()) {
+    // The first record is the whole command.
+    ssize_t n = ::recv(conn.fd.get(), buffer, sizeof buffer, MSG_TRUNC | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    if (n <= 0 || static_cast<size_t>(n) > sizeof buffer) {
+      if (n > 0) counters_.connect_lines_bad++;
+      CloseConnection(conn, false);
+      return;
+    }
+    conn.line.assign(buffer, static_cast<size_t>(n));
+    if (!conn.line.empty() && conn.line.back() == '\n') conn.line.pop_back();
+  } else if (!ReadStreamConnectLine(conn, buffer)) {
+    return;
+  }
+  AfterConnectLine(conn);
+}
+
+bool VsockDevice::ReadStreamConnectLine(Connection& conn, char* buffer) {
   size_t room = kMaxConnectLine - conn.line.size();
   // Peek first: bytes after the newline are the client's data for the guest.
   ssize_t n = ::recv(conn.fd.get(), buffer, room, MSG_PEEK);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return false;
   if (n <= 0) {
     CloseConnection(conn, false);
-    return;
+    return false;
   }
   char* newline = static_cast<char*>(memchr(buffer, '\n', static_cast<size_t>(n)));
   size_t take = newline == nullptr ? static_cast<size_t>(n) : static_cast<size_t>(newline - buffer) + 1;
@@ -148,16 +168,19 @@ void VsockDevice::ReadConnectLine(Connection& conn) {
     counters_.connect_lines_bad++;
     Log("host connection closed: no newline in the first " + std::to_string(kMaxConnectLine) + " bytes");
     CloseConnection(conn, false);
-    return;
+    return false;
   }
   // Consume exactly what we looked at up to the newline (never the data behind it).
   ssize_t got = ::recv(conn.fd.get(), buffer, take, 0);
   if (got != static_cast<ssize_t>(take)) {
     CloseConnection(conn, false);
-    return;
+    return false;
   }
   conn.line.append(buffer, newline == nullptr ? take : take - 1);
-  if (newline == nullptr) return;
+  return newline != nullptr;
+}
+
+void VsockDevice::AfterConnectLine(Connection& conn) {
   uint32_t port;
   if (!ParseConnectLine(conn.line, &port)) {
     counters_.connect_lines_bad++;
@@ -195,7 +218,7 @@ void VsockDevice::ConnectToHost(Connection& conn, uint32_t port) {
     err = ENAMETOOLONG;
   } else {
     memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = ::socket(AF_UNIX, (conn.seqpacket() ? SOCK_SEQPACKET : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
       err = errno;
     } else {
@@ -227,6 +250,21 @@ bool VsockDevice::WriteOkLine(Connection& conn) {
 }
 
 void VsockDevice::FlushPending(Connection& conn) {
+  // SEQPACKET: whole records; an AF_UNIX seqpacket send is all or nothing.
+  while (!conn.records.empty() && conn.fd.valid()) {
+    const std::vector<uint8_t>& record = conn.records.front();
+    ssize_t n = ::send(conn.fd.get(), record.data(), record.size(), MSG_NOSIGNAL | MSG_DONTWAIT | MSG_EOR);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      Log("host socket refused a " + std::to_string(record.size()) + "-byte message: " + ErrnoName(errno) + "; connection reset");
+      CloseConnection(conn, true);
+      return;
+    }
+    conn.fwd_cnt += static_cast<uint32_t>(record.size());
+    conn.records_bytes -= record.size();
+    conn.records.pop_front();
+  }
   while (conn.pending_bytes() > 0 && conn.fd.valid()) {
     ssize_t n = ::send(conn.fd.get(), conn.pending.data() + conn.pending_offset, conn.pending_bytes(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
@@ -262,8 +300,12 @@ void VsockDevice::UpdatePoll(Connection& conn) {
       events = UV_DISCONNECT;
       break;
     case Connection::State::kEstablished:
-      if (!conn.host_eof && !conn.in_rx_ready && !conn.guest_shut_rcv && PeerCredit(conn) > 0) events |= UV_READABLE;
-      if (conn.pending_bytes() > 0) events |= UV_WRITABLE;
+      if (!conn.host_eof && !conn.in_rx_ready && !conn.guest_shut_rcv && PeerCredit(conn) > 0) {
+        // A record half sent to the guest goes on as soon as there is credit, readable or not.
+        if (conn.rx_record_active) MarkRxReady(conn);
+        else events |= UV_READABLE;
+      }
+      if (conn.has_unsent()) events |= UV_WRITABLE;
       break;
   }
   if (!conn.watcher) {

@@ -111,6 +111,10 @@ const char* RequestName(uint32_t r) {
 }
 }  // namespace
 
+uint64_t VsockDevice::DeviceFeatures() const {
+  return kDeviceFeatures | (config_.seqpacket ? vsock::kFeatureSeqpacket : 0);
+}
+
 void VsockDevice::AcceptQemu() {
   if (vhost_.valid()) return;
   int fd = ::accept4(vhost_listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -279,13 +283,13 @@ bool VsockDevice::SendReply(uint32_t request, const void* payload, uint32_t size
 bool VsockDevice::HandleMessage(uint32_t request, uint32_t flags, std::vector<uint8_t>& payload, std::vector<UniqueFd>& fds) {
   switch (request) {
     case kGetFeatures: {
-      uint64_t features = kDeviceFeatures;
+      uint64_t features = DeviceFeatures();
       return SendReply(request, &features, sizeof features);
     }
     case kSetFeatures: {
       uint64_t features;
       if (!PayloadAs(payload, &features)) return false;
-      if (features & ~kDeviceFeatures) return false;
+      if (features & ~DeviceFeatures()) return false;
       acked_features_ = features;
       features_set_ = true;
       for (Virtqueue& q : queues_) q.event_idx = (features & vsock::kFeatureEventIdx) != 0;

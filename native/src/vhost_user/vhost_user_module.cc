@@ -1,11 +1,11 @@
 // src/vhost_user: the JS face of VsockDevice, plus Unix listening sockets for it and
 // test-only helpers a driver harness needs (memfd + mmap, eventfds, sendmsg with fds).
 //
-//   new VhostUserVsockDevice({ guestCid, udsPath, udsListenFd, vhostListenFd | vhostConnectedFd,
+//   new VhostUserVsockDevice({ guestCid, udsPath, udsListenFd, udsSeqpacketListenFd?, vhostListenFd | vhostConnectedFd,
 //                              bufAlloc, maxConnections, logLinesPerSecond }, onEvent(name, detail))
 //     .stats() / .close() / .serviceNow()
-//   unixListen(path, backlog) -> fd
-//   vhostUserTestHelpers: { memfd, map, sendMessage, recv, eventfd, eventfdRead, eventfdWrite }
+//   unixListen(path, backlog, 'stream' | 'seqpacket') -> fd
+//   vhostUserTestHelpers: { memfd, map, sendMessage, recv, eventfd, eventfdRead, eventfdWrite, connectUnix }
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -60,6 +60,7 @@ class VhostUserVsockDevice : public Napi::ObjectWrap<VhostUserVsockDevice> {
     Napi::Object o = info[0].As<Napi::Object>();
     // Own the fds first, so any throw below still closes them.
     UniqueFd uds(OptionalFd(o, "udsListenFd"));
+    UniqueFd uds_seq(OptionalFd(o, "udsSeqpacketListenFd"));
     UniqueFd vhost_listen(OptionalFd(o, "vhostListenFd"));
     UniqueFd vhost_connected(OptionalFd(o, "vhostConnectedFd"));
     if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "VhostUserVsockDevice: onEvent must be a function");
@@ -82,6 +83,8 @@ class VhostUserVsockDevice : public Napi::ObjectWrap<VhostUserVsockDevice> {
     config.log_lines_per_second = OptionalU32(o, "logLinesPerSecond", config.log_lines_per_second, 0, 1u << 20);
     on_event_ = Napi::Persistent(info[1].As<Napi::Function>());
     async_ = std::make_unique<Napi::AsyncContext>(env, "vmlink:VhostUserVsockDevice", info.This().As<Napi::Object>());
+    config.seqpacket = uds_seq.valid();
+    config.uds_seqpacket_listen_fd = uds_seq.release();
     config.uds_listen_fd = uds.release();
     config.vhost_listen_fd = vhost_listen.release();
     config.vhost_connected_fd = vhost_connected.release();
@@ -149,17 +152,26 @@ int IntArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
   return info[i].As<Napi::Number>().Int32Value();
 }
 
-// unixListen(path, backlog): a non-blocking, close-on-exec AF_UNIX stream listener.
+int SocketTypeArg(const Napi::CallbackInfo& info, size_t i) {
+  if (info[i].IsUndefined()) return SOCK_STREAM;
+  std::string kind = info[i].IsString() ? info[i].As<Napi::String>().Utf8Value() : "";
+  if (kind == "stream") return SOCK_STREAM;
+  if (kind == "seqpacket") return SOCK_SEQPACKET;
+  throw Napi::TypeError::New(info.Env(), "type must be 'stream' or 'seqpacket', got '" + kind + "'");
+}
+
+// unixListen(path, backlog, type): a non-blocking, close-on-exec AF_UNIX listener.
 Napi::Value UnixListen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString()) throw Napi::TypeError::New(env, "path must be a string");
   std::string path = info[0].As<Napi::String>().Utf8Value();
   int backlog = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 128;
+  int type = SocketTypeArg(info, 2);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof addr.sun_path) ThrowErrno(env, ENAMETOOLONG, "bind", path);
   memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  UniqueFd fd(::socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) ThrowErrno(env, errno, "socket");
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) ThrowErrno(env, errno, "bind", path);
   if (::listen(fd.get(), backlog) < 0) ThrowErrno(env, errno, "listen", path);
@@ -230,6 +242,30 @@ Napi::Value TestRecv(const Napi::CallbackInfo& info) {
   return Napi::Buffer<uint8_t>::Copy(env, buffer.data(), static_cast<size_t>(n));
 }
 
+// connectUnix(path, type) -> a connected non-blocking fd (AF_UNIX connects complete at once).
+Napi::Value TestConnectUnix(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) ThrowErrno(env, ENAMETOOLONG, "connect", path);
+  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  UniqueFd fd(::socket(AF_UNIX, SocketTypeArg(info, 1) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) ThrowErrno(env, errno, "socket");
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) ThrowErrno(env, errno, "connect", path);
+  return Napi::Number::New(env, fd.release());
+}
+
+// accept(fd) -> a new non-blocking fd, or null when nobody is waiting.
+Napi::Value TestAccept(const Napi::CallbackInfo& info) {
+  int fd = ::accept4(IntArg(info, 0, "fd"), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return info.Env().Null();
+    ThrowErrno(info.Env(), errno, "accept");
+  }
+  return Napi::Number::New(info.Env(), fd);
+}
+
 Napi::Value TestEventfd(const Napi::CallbackInfo& info) {
   int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd < 0) ThrowErrno(info.Env(), errno, "eventfd");
@@ -260,6 +296,8 @@ void RegisterVhostUser(Napi::Env env, Napi::Object exports) {
   test.Set("sendMessage", Napi::Function::New(env, TestSendMessage, "sendMessage"));
   test.Set("recv", Napi::Function::New(env, TestRecv, "recv"));
   test.Set("eventfd", Napi::Function::New(env, TestEventfd, "eventfd"));
+  test.Set("connectUnix", Napi::Function::New(env, TestConnectUnix, "connectUnix"));
+  test.Set("accept", Napi::Function::New(env, TestAccept, "accept"));
   test.Set("eventfdRead", Napi::Function::New(env, TestEventfdRead, "eventfdRead"));
   test.Set("eventfdWrite", Napi::Function::New(env, TestEventfdWrite, "eventfdWrite"));
   exports.Set("vhostUserTestHelpers", test);

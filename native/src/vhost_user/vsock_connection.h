@@ -3,6 +3,7 @@
 #pragma once
 #include <stdint.h>
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@ struct VsockDevice::Connection {
   static constexpr uint8_t kNeedCreditUpdate = 4;
 
   uint64_t id = 0;
+  uint16_t type = vsock::kTypeStream;  // or kTypeSeqpacket (host socket SOCK_SEQPACKET)
   State state = State::kAwaitingConnectLine;
   bool registered = false;  // has ports and sits in by_ports_
   uint32_t host_port = 0;
@@ -45,6 +47,16 @@ struct VsockDevice::Connection {
   std::vector<uint8_t> pending;  // guest bytes the host socket has not taken yet (<= buf_alloc)
   size_t pending_offset = 0;
 
+  // SEQPACKET guest -> host: the message being gathered (until EOM), whole messages the
+  // host socket has not taken yet. Counted in the credit like stream bytes.
+  std::vector<uint8_t> partial;
+  std::deque<std::vector<uint8_t>> records;
+  size_t records_bytes = 0;
+  // SEQPACKET host -> guest: one record read whole, going out in pieces (EOM on the last).
+  std::vector<uint8_t> rx_record;
+  size_t rx_record_offset = 0;
+  bool rx_record_active = false;
+
   bool guest_shut_send = false;  // the guest will send no more
   bool guest_shut_rcv = false;   // the guest will read no more
   bool host_eof = false;         // the host socket reached EOF (SHUTDOWN SEND sent)
@@ -54,6 +66,10 @@ struct VsockDevice::Connection {
   bool in_rx_ready = false;
 
   size_t pending_bytes() const { return pending.size() - pending_offset; }
+  bool seqpacket() const { return type == vsock::kTypeSeqpacket; }
+  // Guest bytes not yet written to the host socket.
+  bool has_unsent() const { return pending_bytes() > 0 || !records.empty(); }
+  size_t buffered() const { return pending_bytes() + records_bytes + partial.size() + (rx_record.size() - rx_record_offset); }
 };
 
 inline uint64_t PortsKey(uint32_t host_port, uint32_t guest_port) {

@@ -29,12 +29,12 @@ void EraseId(std::deque<uint64_t>& list, uint64_t id) {
 VsockDevice::VsockDevice(Napi::Env env, const VsockDeviceConfig& config, EventSink sink)
     : env_(env), config_(config), sink_(std::move(sink)), alive_(std::make_shared<bool>(true)) {
   uds_listen_.reset(config.uds_listen_fd);
+  uds_seq_listen_.reset(config.uds_seqpacket_listen_fd);
   if (config.vhost_listen_fd >= 0) vhost_listen_.reset(config.vhost_listen_fd);
   UniqueFd connected(config.vhost_connected_fd);
-  if (uds_listen_.valid()) {
-    uds_watcher_ = std::make_unique<PollWatcher>(env, uds_listen_.get());
-    uds_watcher_->Start(UV_READABLE, [this](int, int) { Guarded([&] { OnUdsListenerReadable(); }); });
-  }
+  if (uds_listen_.valid()) uds_watcher_ = std::make_unique<PollWatcher>(env, uds_listen_.get());
+  if (uds_seq_listen_.valid()) uds_seq_watcher_ = std::make_unique<PollWatcher>(env, uds_seq_listen_.get());
+  StartAccepting();
   if (vhost_listen_.valid()) {
     vhost_listen_watcher_ = std::make_unique<PollWatcher>(env, vhost_listen_.get());
     vhost_listen_watcher_->Start(UV_READABLE, [this](int, int) { Guarded([&] { AcceptQemu(); }); });
@@ -52,6 +52,18 @@ VsockDevice::~VsockDevice() {
   vhost_watcher_.reset();
   vhost_listen_watcher_.reset();
   uds_watcher_.reset();
+  uds_seq_watcher_.reset();
+}
+
+void VsockDevice::StartAccepting() {
+  if (uds_watcher_ && uds_watcher_->events() == 0) {
+    int fd = uds_listen_.get();
+    uds_watcher_->Start(UV_READABLE, [this, fd](int, int) { Guarded([&] { OnUdsListenerReadable(fd, vsock::kTypeStream); }); });
+  }
+  if (uds_seq_watcher_ && uds_seq_watcher_->events() == 0) {
+    int fd = uds_seq_listen_.get();
+    uds_seq_watcher_->Start(UV_READABLE, [this, fd](int, int) { Guarded([&] { OnUdsListenerReadable(fd, vsock::kTypeSeqpacket); }); });
+  }
 }
 
 void VsockDevice::Guarded(const std::function<void()>& fn) {
@@ -118,7 +130,7 @@ size_t VsockDevice::pending_handshakes() const {
 
 uint64_t VsockDevice::buffered_bytes() const {
   uint64_t n = 0;
-  for (const auto& [id, conn] : by_id_) n += conn->pending_bytes();
+  for (const auto& [id, conn] : by_id_) n += conn->buffered();
   return n;
 }
 
@@ -202,16 +214,17 @@ void VsockDevice::HandlePacket(const vsock::Header& h, const DescriptorChain& ch
   if (h.dst_cid != vsock::kHostCid) {
     counters_.dropped_bad_dst_cid++;
     Log("tx packet dropped: dst_cid " + std::to_string(h.dst_cid) + " (only the host, CID 2, is reachable)");
-    if (h.op != vsock::kOpRst) QueueRst(h.dst_port, h.src_port, h.dst_cid);
+    if (h.op != vsock::kOpRst) QueueRst(h.dst_port, h.src_port, h.type, h.dst_cid);
     return;
   }
-  if (h.type != vsock::kTypeStream) {
-    counters_.dropped_bad_type++;
-    Log("tx packet dropped: type " + std::to_string(h.type) + " not supported");
-    if (h.op != vsock::kOpRst) QueueRst(h.dst_port, h.src_port);
-    return;
-  }
+  bool seqpacket_ok = h.type == vsock::kTypeSeqpacket && (acked_features_ & vsock::kFeatureSeqpacket);
   Connection* conn = FindByPorts(h.dst_port, h.src_port);
+  if ((h.type != vsock::kTypeStream && !seqpacket_ok) || (conn != nullptr && conn->type != h.type)) {
+    counters_.dropped_bad_type++;
+    Log("tx packet dropped: type " + std::to_string(h.type) + (conn != nullptr ? " does not match the connection's" : " not supported"));
+    if (h.op != vsock::kOpRst) QueueRst(h.dst_port, h.src_port, h.type);
+    return;
+  }
   if (h.op == vsock::kOpRequest) {
     if (conn != nullptr) {
       counters_.dropped_bad_op++;
@@ -225,7 +238,7 @@ void VsockDevice::HandlePacket(const vsock::Header& h, const DescriptorChain& ch
   if (conn == nullptr) {
     if (h.op != vsock::kOpRst) {
       counters_.dropped_unknown_connection++;
-      QueueRst(h.dst_port, h.src_port);
+      QueueRst(h.dst_port, h.src_port, h.type);
     }
     return;
   }
@@ -257,7 +270,8 @@ void VsockDevice::HandlePacket(const vsock::Header& h, const DescriptorChain& ch
       return;
     case vsock::kOpRw:
       if (conn->state != Connection::State::kEstablished) break;
-      HandleGuestRw(*conn, h, chain);
+      if (conn->seqpacket()) HandleGuestSeqpacketRw(*conn, h, chain);
+      else HandleGuestRw(*conn, h, chain);
       return;
     case vsock::kOpCreditUpdate:
       UpdatePoll(*conn);  // the guest's window may have opened
@@ -277,10 +291,10 @@ void VsockDevice::HandleGuestRequest(const vsock::Header& h) {
   if (by_ports_.size() >= config_.max_connections) {
     counters_.refused_too_many++;
     Log("guest connect to port " + std::to_string(h.dst_port) + " refused: " + std::to_string(config_.max_connections) + " connections open");
-    QueueRst(h.dst_port, h.src_port);
+    QueueRst(h.dst_port, h.src_port, h.type);
     return;
   }
-  Connection& conn = NewConnection(-1);
+  Connection& conn = NewConnection(-1, h.type);
   Register(conn, h.dst_port, h.src_port);
   conn.peer_buf_alloc = h.buf_alloc;
   conn.peer_fwd_cnt = h.fwd_cnt;
@@ -333,6 +347,33 @@ void VsockDevice::HandleGuestRw(Connection& conn, const vsock::Header& h, const 
   UpdatePoll(conn);
 }
 
+void VsockDevice::HandleGuestSeqpacketRw(Connection& conn, const vsock::Header& h, const DescriptorChain& chain) {
+  if (conn.guest_shut_send) {
+    counters_.dropped_after_shutdown++;
+    Log("tx message dropped: the guest had shut down sending on port " + std::to_string(conn.guest_port));
+    return;
+  }
+  uint32_t in_flight = conn.rx_cnt - conn.fwd_cnt;
+  if (static_cast<uint64_t>(in_flight) + h.len > config_.buf_alloc) {
+    counters_.dropped_credit_violation++;
+    Log("tx message dropped: " + std::to_string(h.len) + " bytes over the credit; connection reset");
+    CloseConnection(conn, true);
+    return;
+  }
+  conn.rx_cnt += h.len;
+  counters_.tx_bytes += h.len;
+  size_t old = conn.partial.size();
+  conn.partial.resize(old + h.len);
+  SliceIov(chain.readable, kHeaderSize, h.len, &scratch_iov_);
+  CopyFromIov(scratch_iov_, 0, conn.partial.data() + old, h.len);
+  if (h.flags & vsock::kSeqEom) {
+    conn.records_bytes += conn.partial.size();
+    conn.records.push_back(std::move(conn.partial));
+    conn.partial = std::vector<uint8_t>();
+    FlushPending(conn);
+  }
+}
+
 void VsockDevice::HandleGuestShutdown(Connection& conn, uint32_t flags) {
   if (flags & vsock::kShutdownSend) conn.guest_shut_send = true;
   if (flags & vsock::kShutdownRcv) conn.guest_shut_rcv = true;
@@ -341,7 +382,7 @@ void VsockDevice::HandleGuestShutdown(Connection& conn, uint32_t flags) {
 }
 
 void VsockDevice::AfterHostFlush(Connection& conn) {
-  if (conn.pending_bytes() > 0 || !conn.registered) return;
+  if (conn.has_unsent() || !conn.registered) return;
   if (conn.guest_shut_send && conn.guest_shut_rcv) {
     // The guest closed its socket; it waits for our RST to finish the close.
     CloseConnection(conn, true);
@@ -365,7 +406,7 @@ vsock::Header VsockDevice::HeaderFor(Connection& conn, uint16_t op, uint32_t fla
   h.src_port = conn.host_port;
   h.dst_port = conn.guest_port;
   h.len = len;
-  h.type = vsock::kTypeStream;
+  h.type = conn.type;
   h.op = op;
   h.flags = flags;
   h.buf_alloc = config_.buf_alloc;
@@ -382,13 +423,14 @@ void VsockDevice::QueueControl(Connection& conn, uint8_t flag) {
   }
 }
 
-void VsockDevice::QueueRst(uint32_t host_port, uint32_t guest_port, uint64_t from_cid) {
+void VsockDevice::QueueRst(uint32_t host_port, uint32_t guest_port, uint16_t type, uint64_t from_cid) {
   if (rst_queue_.size() >= kMaxRstQueue) {
     counters_.dropped_rst_overflow++;
     Log("RST to guest port " + std::to_string(guest_port) + " dropped: " + std::to_string(kMaxRstQueue) + " already queued");
     return;
   }
-  rst_queue_.push_back({from_cid, host_port, guest_port});
+  // Linux ignores an RST whose type is not its socket's: keep the connection's type.
+  rst_queue_.push_back({type, from_cid, host_port, guest_port});
 }
 
 void VsockDevice::MarkRxReady(Connection& conn) {
@@ -399,7 +441,7 @@ void VsockDevice::MarkRxReady(Connection& conn) {
 
 void VsockDevice::CloseConnection(Connection& conn, bool send_rst) {
   if (conn.registered) {
-    if (send_rst) QueueRst(conn.host_port, conn.guest_port);
+    if (send_rst) QueueRst(conn.host_port, conn.guest_port, conn.type);
     by_ports_.erase(PortsKey(conn.host_port, conn.guest_port));
     conn.registered = false;
     counters_.connections_closed++;
@@ -418,9 +460,7 @@ void VsockDevice::CloseConnection(Connection& conn, bool send_rst) {
   }
   if (depth_ == 0) graveyard_.clear();
   // An accept that stopped on EMFILE may work again now.
-  if (uds_watcher_ && uds_watcher_->events() == 0 && uds_listen_.valid()) {
-    uds_watcher_->Start(UV_READABLE, [this](int, int) { Guarded([&] { OnUdsListenerReadable(); }); });
-  }
+  StartAccepting();
 }
 
 void VsockDevice::ResetAllConnections() {
@@ -456,6 +496,14 @@ void VsockDevice::ServiceRx() {
       pushed = true;
       continue;
     }
+    if (rx_chain_.writable_bytes == kHeaderSize && rst_queue_.empty() && control_fifo_.empty()) {
+      // Room for a header only: no data fits (Linux never posts such buffers).
+      counters_.dropped_rx_chain++;
+      Log("rx buffer dropped: 44 bytes, no room for data");
+      q.Push(rx_chain_.head, 0);
+      pushed = true;
+      continue;
+    }
     uint32_t written = 0;
     if (FillRxChain(rx_chain_, &written)) {
       q.Push(rx_chain_.head, written);
@@ -477,7 +525,7 @@ bool VsockDevice::FillRxChain(const DescriptorChain& chain, uint32_t* written) {
     h.dst_cid = config_.guest_cid;
     h.src_port = e.host_port;
     h.dst_port = e.guest_port;
-    h.type = vsock::kTypeStream;
+    h.type = e.type;
     h.op = vsock::kOpRst;
     h.buf_alloc = config_.buf_alloc;
     CopyToIov(chain.writable, 0, &h, kHeaderSize);
@@ -511,6 +559,8 @@ bool VsockDevice::FillRxChain(const DescriptorChain& chain, uint32_t* written) {
     *written = kHeaderSize;
     return true;
   }
+  // Stale control entries only (dropped above): the caller retries with the same chain.
+  if (chain.writable_bytes <= kHeaderSize) return false;
   while (!rx_ready_.empty()) {
     uint64_t id = rx_ready_.front();
     rx_ready_.pop_front();
@@ -520,6 +570,10 @@ bool VsockDevice::FillRxChain(const DescriptorChain& chain, uint32_t* written) {
     uint32_t credit = PeerCredit(*conn);
     if (conn->state != Connection::State::kEstablished || conn->host_eof || !conn->fd.valid() || credit == 0) {
       UpdatePoll(*conn);
+      continue;
+    }
+    if (conn->seqpacket()) {
+      if (FillRxRecord(*conn, chain, written)) return true;
       continue;
     }
     size_t max = std::min<size_t>({credit, chain.writable_bytes - kHeaderSize, vsock::kMaxPayload});
@@ -558,6 +612,71 @@ bool VsockDevice::FillRxChain(const DescriptorChain& chain, uint32_t* written) {
     return true;
   }
   return false;
+}
+
+// SEQPACKET host -> guest: a record is read whole (its size from MSG_PEEK|MSG_TRUNC), then
+// goes out in pieces as credit and rx buffers allow, EOM on the last piece.
+bool VsockDevice::FillRxRecord(Connection& conn, const DescriptorChain& chain, uint32_t* written) {
+  if (!conn.rx_record_active) {
+    ssize_t size;
+    do {
+      size = ::recv(conn.fd.get(), nullptr, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+    } while (size < 0 && errno == EINTR);
+    if (size < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      UpdatePoll(conn);
+      return false;
+    }
+    if (size == 0) {
+      // EOF (an empty record reads the same way: not deliverable, documented).
+      conn.host_eof = true;
+      vsock::Header h = HeaderFor(conn, vsock::kOpShutdown, vsock::kShutdownSend, 0);
+      CopyToIov(chain.writable, 0, &h, kHeaderSize);
+      UpdatePoll(conn);
+      *written = kHeaderSize;
+      return true;
+    }
+    if (size < 0 || static_cast<uint64_t>(size) > conn.peer_buf_alloc) {
+      if (size > 0) Log("host message of " + std::to_string(size) + " bytes exceeds the guest's buffer; connection reset");
+      vsock::Header h = HeaderFor(conn, vsock::kOpRst, 0, 0);
+      CloseConnection(conn, false);
+      CopyToIov(chain.writable, 0, &h, kHeaderSize);
+      *written = kHeaderSize;
+      return true;
+    }
+    conn.rx_record.resize(static_cast<size_t>(size));
+    ssize_t n = ::recv(conn.fd.get(), conn.rx_record.data(), conn.rx_record.size(), MSG_DONTWAIT);
+    if (n != size) {
+      vsock::Header h = HeaderFor(conn, vsock::kOpRst, 0, 0);
+      CloseConnection(conn, false);
+      CopyToIov(chain.writable, 0, &h, kHeaderSize);
+      *written = kHeaderSize;
+      return true;
+    }
+    conn.rx_record_offset = 0;
+    conn.rx_record_active = true;
+  }
+  size_t remaining = conn.rx_record.size() - conn.rx_record_offset;
+  size_t piece = std::min<size_t>({remaining, PeerCredit(conn), chain.writable_bytes - kHeaderSize, vsock::kMaxPayload});
+  if (piece == 0 && remaining > 0) {
+    UpdatePoll(conn);
+    return false;
+  }
+  bool last = piece == remaining;
+  vsock::Header h = HeaderFor(conn, vsock::kOpRw, last ? vsock::kSeqEom : 0, static_cast<uint32_t>(piece));
+  CopyToIov(chain.writable, 0, &h, kHeaderSize);
+  CopyToIov(chain.writable, kHeaderSize, conn.rx_record.data() + conn.rx_record_offset, piece);
+  conn.rx_record_offset += piece;
+  conn.tx_cnt += static_cast<uint32_t>(piece);
+  counters_.rx_bytes += piece;
+  if (last) {
+    conn.rx_record.clear();
+    conn.rx_record.shrink_to_fit();
+    conn.rx_record_offset = 0;
+    conn.rx_record_active = false;
+  }
+  MarkRxReady(conn);  // more of this record, or maybe another one: EAGAIN sorts it out
+  *written = static_cast<uint32_t>(kHeaderSize + piece);
+  return true;
 }
 
 void VsockDevice::ServiceEvent() {

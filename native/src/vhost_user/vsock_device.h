@@ -32,6 +32,8 @@ struct VsockDeviceConfig {
   int vhost_listen_fd = -1;     // listening vhost-user socket (QEMU connects), or
   int vhost_connected_fd = -1;  // an already connected one (test harness, socketpair)
   int uds_listen_fd = -1;       // listening hybrid-vsock socket at uds_path
+  int uds_seqpacket_listen_fd = -1;  // optional SOCK_SEQPACKET listener; also turns on VIRTIO_VSOCK_F_SEQPACKET
+  bool seqpacket = false;
   uint32_t buf_alloc = 256 * 1024;   // receive buffer we advertise per connection
   uint32_t max_connections = 4096;   // per device; more are refused (RST / close)
   uint32_t log_lines_per_second = 20;
@@ -112,7 +114,10 @@ class VsockDevice {
   void HandleGuestShutdown(Connection& conn, uint32_t flags);
   bool FillRxChain(const DescriptorChain& chain, uint32_t* written);
   void QueueControl(Connection& conn, uint8_t flag);
-  void QueueRst(uint32_t host_port, uint32_t guest_port, uint64_t from_cid = vsock::kHostCid);
+  void QueueRst(uint32_t host_port, uint32_t guest_port, uint16_t type, uint64_t from_cid = vsock::kHostCid);
+  void HandleGuestSeqpacketRw(Connection& conn, const vsock::Header& header, const DescriptorChain& chain);
+  bool FillRxRecord(Connection& conn, const DescriptorChain& chain, uint32_t* written);
+  uint64_t DeviceFeatures() const;
   void MarkRxReady(Connection& conn);
   uint32_t PeerCredit(const Connection& conn) const;
   void AfterHostFlush(Connection& conn);
@@ -121,16 +126,19 @@ class VsockDevice {
   vsock::Header HeaderFor(Connection& conn, uint16_t op, uint32_t flags, uint32_t len);
 
   // --- host_sockets.cc
-  void OnUdsListenerReadable();
+  void OnUdsListenerReadable(int listen_fd, uint16_t type);
   void OnHostEvent(uint64_t id, int status, int events);
   void ReadConnectLine(Connection& conn);
+  bool ReadStreamConnectLine(Connection& conn, char* buffer);  // true once the whole line is in conn.line
+  void AfterConnectLine(Connection& conn);
   void ConnectToHost(Connection& conn, uint32_t port);
   void FlushPending(Connection& conn);
   void UpdatePoll(Connection& conn);
   bool WriteOkLine(Connection& conn);
   Connection* Find(uint64_t id);
   Connection* FindByPorts(uint32_t host_port, uint32_t guest_port);
-  Connection& NewConnection(int fd);
+  Connection& NewConnection(int fd, uint16_t type);
+  void StartAccepting();
   void Register(Connection& conn, uint32_t host_port, uint32_t guest_port);
   uint32_t AllocateHostPort(uint32_t guest_port);
 
@@ -165,6 +173,8 @@ class VsockDevice {
   // host side
   UniqueFd uds_listen_;
   std::unique_ptr<PollWatcher> uds_watcher_;
+  UniqueFd uds_seq_listen_;
+  std::unique_ptr<PollWatcher> uds_seq_watcher_;
   uint64_t next_id_ = 1;
   uint32_t next_host_port_ = 1u << 30;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> by_id_;
@@ -173,6 +183,7 @@ class VsockDevice {
   std::deque<uint64_t> control_fifo_;  // ids with control packets to send
   std::deque<uint64_t> rx_ready_;      // ids with host bytes to forward
   struct RstEntry {
+    uint16_t type;
     uint64_t from_cid;
     uint32_t host_port;
     uint32_t guest_port;

@@ -13,7 +13,8 @@ Serves a virtio-vsock device to QEMU (-device vhost-user-vsock-pci,chardev=...) 
 vhost-user socket; the host side is hybrid vsock on uds-path (CONNECT <port>\\n, and
 <uds-path>_<port> for guest-initiated connections). Runs until SIGINT/SIGTERM.
 
-Options (per VM, also as --vm keys): --buf-alloc BYTES, --max-connections N`;
+Options (per VM, also as --vm keys): --buf-alloc BYTES, --max-connections N,
+--seqpacket on|off (SOCK_SEQPACKET too; host clients at <uds-path>.seqpacket)`;
 
 function bad(message: string): VsockDeviceError {
   return new VsockDeviceError(VsockDeviceErrorCode.BAD_ARGUMENT, message);
@@ -24,8 +25,8 @@ function integer(value: string, what: string): number {
   return Number(value);
 }
 
-type Key = 'socket' | 'uds-path' | 'guest-cid' | 'buf-alloc' | 'max-connections';
-const KEYS: readonly Key[] = ['socket', 'uds-path', 'guest-cid', 'buf-alloc', 'max-connections'];
+type Key = 'socket' | 'uds-path' | 'guest-cid' | 'buf-alloc' | 'max-connections' | 'seqpacket';
+const KEYS: readonly Key[] = ['socket', 'uds-path', 'guest-cid', 'buf-alloc', 'max-connections', 'seqpacket'];
 
 function toOptions(fields: Map<Key, string>, where: string): VsockDeviceOptions {
   for (const required of ['socket', 'uds-path', 'guest-cid'] as const) {
@@ -37,6 +38,11 @@ function toOptions(fields: Map<Key, string>, where: string): VsockDeviceOptions 
     guestCid: integer(fields.get('guest-cid')!, `${where}: guest-cid`),
   };
   if (fields.has('buf-alloc')) options.bufAlloc = integer(fields.get('buf-alloc')!, `${where}: buf-alloc`);
+  if (fields.has('seqpacket')) {
+    const value = fields.get('seqpacket')!;
+    if (value !== 'on' && value !== 'off') throw bad(`${where}: seqpacket must be 'on' or 'off', got '${value}'`);
+    options.seqpacket = value === 'on';
+  }
   if (fields.has('max-connections')) options.maxConnections = integer(fields.get('max-connections')!, `${where}: max-connections`);
   return options;
 }

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { closeSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { loadBinding, type VhostUserVsockDevice as NativeDevice } from '@vmlink/native';
 import { VsockDeviceError, VsockDeviceErrorCode } from './errors.js';
@@ -19,6 +20,11 @@ export interface VsockDeviceEvents {
   log: [line: string];
 }
 
+/** Where host -> guest SEQPACKET clients connect. */
+export function seqpacketPathOf(udsPath: string): string {
+  return `${udsPath}.seqpacket`;
+}
+
 // Paths in use by devices of this process: two devices on one path would steal each other's clients.
 const pathsInUse = new Set<string>();
 
@@ -30,6 +36,8 @@ export class VsockDevice extends EventEmitter<VsockDeviceEvents> {
   readonly socket: string;
   readonly udsPath: string;
   readonly guestCid: number;
+  /** `${udsPath}.seqpacket` when the device offers SEQPACKET, else undefined. */
+  readonly seqpacketPath: string | undefined;
   #native: NativeDevice | undefined;
   #closing: Promise<void> | undefined;
 
@@ -39,6 +47,7 @@ export class VsockDevice extends EventEmitter<VsockDeviceEvents> {
     this.socket = options.socket;
     this.udsPath = options.udsPath;
     this.guestCid = options.guestCid;
+    this.seqpacketPath = options.seqpacket ? seqpacketPathOf(options.udsPath) : undefined;
     this.#native = native((name, detail) => this.#onNativeEvent(name, detail));
   }
 
@@ -81,7 +90,7 @@ export class VsockDevice extends EventEmitter<VsockDeviceEvents> {
       native?.close();
       pathsInUse.delete(this.socket);
       pathsInUse.delete(this.udsPath);
-      for (const path of [this.socket, this.udsPath]) {
+      for (const path of [this.socket, this.udsPath, ...(this.seqpacketPath === undefined ? [] : [this.seqpacketPath])]) {
         await unlink(path).catch(() => {});
       }
     })();
@@ -114,14 +123,26 @@ export async function createVsockDevice(options: VsockDeviceOptions, hooks: Crea
   const useSocket = hooks.vhostConnectedFd === undefined;
   if (useSocket) await reclaimSocketPath(resolved.socket, 'options.socket');
   await reclaimSocketPath(resolved.udsPath, 'options.udsPath');
-  const vhostListenFd = useSocket ? binding.unixListen(resolved.socket) : undefined;
+  const seqpacketPath = resolved.seqpacket ? seqpacketPathOf(resolved.udsPath) : undefined;
+  if (seqpacketPath !== undefined) await reclaimSocketPath(seqpacketPath, 'the seqpacket listener');
+  // Listeners made so far, undone if a later one fails.
+  const made: { fd: number; path: string }[] = [];
+  const listen = (path: string, type: 'stream' | 'seqpacket'): number => {
+    const fd = binding.unixListen(path, 128, type);
+    made.push({ fd, path });
+    return fd;
+  };
+  let vhostListenFd: number | undefined;
   let udsListenFd: number;
+  let udsSeqpacketListenFd: number | undefined;
   try {
-    udsListenFd = binding.unixListen(resolved.udsPath);
+    vhostListenFd = useSocket ? listen(resolved.socket, 'stream') : undefined;
+    udsListenFd = listen(resolved.udsPath, 'stream');
+    udsSeqpacketListenFd = seqpacketPath === undefined ? undefined : listen(seqpacketPath, 'seqpacket');
   } catch (err) {
-    if (vhostListenFd !== undefined) {
-      (await import('node:fs')).closeSync(vhostListenFd);
-      await unlink(resolved.socket).catch(() => {});
+    for (const { fd, path } of made) {
+      closeSync(fd);
+      await unlink(path).catch(() => {});
     }
     throw err;
   }
@@ -133,6 +154,7 @@ export async function createVsockDevice(options: VsockDeviceOptions, hooks: Crea
         guestCid: resolved.guestCid,
         udsPath: resolved.udsPath,
         udsListenFd,
+        ...(udsSeqpacketListenFd === undefined ? {} : { udsSeqpacketListenFd }),
         ...(vhostListenFd === undefined ? { vhostConnectedFd: hooks.vhostConnectedFd } : { vhostListenFd }),
         bufAlloc: resolved.bufAlloc,
         maxConnections: resolved.maxConnections,

@@ -15,6 +15,11 @@ export interface VsockDeviceOptions {
   maxConnections?: number;
   /** Log lines ('log' events) per second before they are only counted; default 20. */
   logLinesPerSecond?: number;
+  /**
+   * Offer SOCK_SEQPACKET (VIRTIO_VSOCK_F_SEQPACKET) and listen for host -> guest seqpacket
+   * connections on `${udsPath}.seqpacket`; default false (STREAM only).
+   */
+  seqpacket?: boolean;
 }
 
 export interface ResolvedVsockDeviceOptions {
@@ -24,6 +29,7 @@ export interface ResolvedVsockDeviceOptions {
   bufAlloc: number;
   maxConnections: number;
   logLinesPerSecond: number;
+  seqpacket: boolean;
 }
 
 // Linux's 256 KiB default vsock buffer: a guest socket's own default, so neither side
@@ -40,7 +46,8 @@ export const MAX_GUEST_CID = 0xffff_fffe;
 
 // sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
 const MAX_SOCKET_PATH_BYTES = 107;
-// `${udsPath}_4294967295`: the longest per-port path the device may connect to.
+// `${udsPath}_4294967295`: the longest per-port path the device may connect to (longer
+// than the `${udsPath}.seqpacket` listener).
 const PORT_SUFFIX_BYTES = '_4294967295'.length;
 
 function validatePath(value: unknown, name: string, suffixBytes: number): string {
@@ -72,6 +79,9 @@ export function resolveDeviceOptions(options: unknown): ResolvedVsockDeviceOptio
   const udsPath = validatePath(options.udsPath, 'options.udsPath', PORT_SUFFIX_BYTES);
   if (options.guestCid === undefined) throw invalidArgType('options.guestCid', 'of type number', options.guestCid);
   const guestCid = validateIntegerIn(options.guestCid, 'options.guestCid', MIN_GUEST_CID, MAX_GUEST_CID, 0);
+  if (options.seqpacket !== undefined && typeof options.seqpacket !== 'boolean') {
+    throw invalidArgType('options.seqpacket', 'of type boolean', options.seqpacket);
+  }
   if (socket === udsPath) {
     throw new VsockDeviceError(VsockDeviceErrorCode.DUPLICATE, `options.socket and options.udsPath are the same path '${socket}'`);
   }
@@ -82,6 +92,7 @@ export function resolveDeviceOptions(options: unknown): ResolvedVsockDeviceOptio
     bufAlloc: validateIntegerIn(options.bufAlloc, 'options.bufAlloc', MIN_BUF_ALLOC, MAX_BUF_ALLOC, DEFAULT_BUF_ALLOC),
     maxConnections: validateIntegerIn(options.maxConnections, 'options.maxConnections', 1, 1 << 20, DEFAULT_MAX_CONNECTIONS),
     logLinesPerSecond: validateIntegerIn(options.logLinesPerSecond, 'options.logLinesPerSecond', 0, 1 << 20, DEFAULT_LOG_LINES_PER_SECOND),
+    seqpacket: options.seqpacket === true,
   };
 }
 

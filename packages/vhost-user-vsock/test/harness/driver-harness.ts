@@ -14,6 +14,7 @@ import {
   F_EVENT_IDX,
   F_INDIRECT,
   F_PROTOCOL_FEATURES,
+  F_SEQPACKET,
   F_VERSION_1,
   FLAG_VERSION,
   memReg,
@@ -25,7 +26,7 @@ import {
   vringState,
   type Reply,
 } from './vhost-user-messages.js';
-import { HDR, Op, readHeader, SHUTDOWN_RCV, SHUTDOWN_SEND, TYPE_STREAM, writeHeader, type Header } from './vsock-header.js';
+import { HDR, Op, readHeader, SEQ_EOM, TYPE_SEQPACKET, SHUTDOWN_RCV, SHUTDOWN_SEND, TYPE_STREAM, writeHeader, type Header } from './vsock-header.js';
 
 const binding = loadBinding();
 const helpers = binding.vhostUserTestHelpers;
@@ -59,6 +60,10 @@ const availAt = (q: number): number => ringBase(q) + 0x1000;
 const usedAt = (q: number): number => ringBase(q) + 0x2000;
 
 export interface GuestSocket {
+  readonly type: number;
+  /** SEQPACKET: whole messages received (EOM seen), and the one being gathered. */
+  messages: Buffer[];
+  partial: Buffer[];
   readonly localPort: number;
   readonly peerPort: number;
   state: 'connecting' | 'connected' | 'reset';
@@ -82,6 +87,7 @@ export interface HarnessOptions {
   bufAlloc?: number;
   maxConnections?: number;
   logLinesPerSecond?: number;
+  seqpacket?: boolean;
 }
 
 export class GuestDriverHarness {
@@ -89,7 +95,8 @@ export class GuestDriverHarness {
   readonly device: VsockDevice;
   readonly guestCid: number;
   readonly sockets = new Map<string, GuestSocket>();
-  readonly listening = new Set<number>();
+  /** Listening ports -> socket type. */
+  readonly listening = new Map<number, number>();
   readonly guestBufAlloc = 256 * 1024;
   readonly rxPackets: Header[] = [];
   private readonly qemuFd: number;
@@ -125,6 +132,7 @@ export class GuestDriverHarness {
         bufAlloc: options.bufAlloc,
         maxConnections: options.maxConnections,
         logLinesPerSecond: options.logLinesPerSecond ?? 5,
+        seqpacket: options.seqpacket,
       },
       { vhostConnectedFd: deviceFd },
     );
@@ -148,7 +156,7 @@ export class GuestDriverHarness {
     const protocol = this.request(Req.GET_PROTOCOL_FEATURES)[0]!.payload.readBigUInt64LE(0);
     this.request(Req.SET_PROTOCOL_FEATURES, u64(protocol & (PF_CONFIG | PF_MEM_SLOTS)));
     this.request(Req.SET_OWNER);
-    this.request(Req.SET_FEATURES, u64(features & (F_VERSION_1 | F_EVENT_IDX | F_INDIRECT | F_PROTOCOL_FEATURES)));
+    this.request(Req.SET_FEATURES, u64(features & (F_VERSION_1 | F_EVENT_IDX | F_INDIRECT | F_PROTOCOL_FEATURES | F_SEQPACKET)));
     this.request(Req.ADD_MEM_REG, memReg({ guestPhysAddr: 0n, memorySize: BigInt(REGION_SIZE), userspaceAddr: UADDR, mmapOffset: BigInt(GUARD) }), [
       this.memfd,
     ]);
@@ -291,11 +299,11 @@ export class GuestDriverHarness {
     }
     switch (h.op) {
       case Op.REQUEST: {
-        if (sock !== undefined || !this.listening.has(h.dstPort)) {
-          this.sendControl(h.dstPort, h.srcPort, Op.RST, 0, 0);
+        if (sock !== undefined || this.listening.get(h.dstPort) !== h.type) {
+          this.sendPacket({ ...this.header(h.dstPort, h.srcPort, Op.RST, 0, 0), type: h.type });
           return;
         }
-        const accepted = this.newSocket(h.dstPort, h.srcPort);
+        const accepted = this.newSocket(h.dstPort, h.srcPort, h.type);
         accepted.state = 'connected';
         accepted.peerBufAlloc = h.bufAlloc;
         accepted.peerFwdCnt = h.fwdCnt;
@@ -315,6 +323,10 @@ export class GuestDriverHarness {
         if (sock === undefined) return;
         sock.received.push(payload);
         sock.receivedBytes += payload.length;
+        if (sock.type === TYPE_SEQPACKET) {
+          sock.partial.push(payload);
+          if (h.flags & SEQ_EOM) sock.messages.push(Buffer.concat(sock.partial.splice(0)));
+        }
         // The application reads at once: hand the credit back in big steps, as Linux does.
         sock.fwdCnt = (sock.fwdCnt + payload.length) >>> 0;
         if (((sock.fwdCnt - sock.lastSentFwd) >>> 0) >= this.guestBufAlloc / 2) this.sendControl(sock.localPort, sock.peerPort, Op.CREDIT_UPDATE, 0, 0);
@@ -327,8 +339,11 @@ export class GuestDriverHarness {
     }
   }
 
-  private newSocket(localPort: number, peerPort: number): GuestSocket {
+  private newSocket(localPort: number, peerPort: number, type = TYPE_STREAM): GuestSocket {
     const sock: GuestSocket = {
+      type,
+      messages: [],
+      partial: [],
       localPort,
       peerPort,
       state: 'connecting',
@@ -385,7 +400,7 @@ export class GuestDriverHarness {
       srcPort: localPort,
       dstPort: peerPort,
       len,
-      type: TYPE_STREAM,
+      type: sock?.type ?? TYPE_STREAM,
       op,
       flags,
       bufAlloc: this.guestBufAlloc,
@@ -398,14 +413,14 @@ export class GuestDriverHarness {
   }
 
   /** Guest connect to host port `port` (the device dials `${udsPath}_${port}`). */
-  connect(port: number): GuestSocket {
-    const sock = this.newSocket(this.nextLocalPort++, port);
+  connect(port: number, type = TYPE_STREAM): GuestSocket {
+    const sock = this.newSocket(this.nextLocalPort++, port, type);
     this.sendControl(sock.localPort, port, Op.REQUEST, 0, 0);
     return sock;
   }
 
-  listen(port: number): void {
-    this.listening.add(port);
+  listen(port: number, type = TYPE_STREAM): void {
+    this.listening.set(port, type);
   }
 
   write(sock: GuestSocket, data: Buffer): void {
@@ -431,7 +446,9 @@ export class GuestDriverHarness {
         const first = sock.toSend[0]!;
         const n = Math.min(first.length, credit, TX_BUF_SIZE - HDR);
         const chunk = first.subarray(0, n);
-        if (!this.sendPacket(this.header(sock.localPort, sock.peerPort, Op.RW, 0, n), chunk)) break;
+        // SEQPACKET: each write is one message, EOM on its last piece.
+        const eom = sock.type === TYPE_SEQPACKET && n === first.length ? SEQ_EOM : 0;
+        if (!this.sendPacket(this.header(sock.localPort, sock.peerPort, Op.RW, eom, n), chunk)) break;
         sock.txCnt = (sock.txCnt + n) >>> 0;
         if (n === first.length) sock.toSend.shift();
         else sock.toSend[0] = first.subarray(n);

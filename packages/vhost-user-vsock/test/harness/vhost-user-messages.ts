@@ -25,6 +25,7 @@ export const FLAG_REPLY = 4;
 export const FLAG_NEED_REPLY = 8;
 
 export const F_VERSION_1 = 1n << 32n;
+export const F_SEQPACKET = 1n << 1n;
 export const F_EVENT_IDX = 1n << 29n;
 export const F_INDIRECT = 1n << 28n;
 export const F_PROTOCOL_FEATURES = 1n << 30n;

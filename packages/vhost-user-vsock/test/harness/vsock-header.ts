@@ -2,6 +2,8 @@
 export const HDR = 44;
 export const Op = { REQUEST: 1, RESPONSE: 2, RST: 3, SHUTDOWN: 4, RW: 5, CREDIT_UPDATE: 6, CREDIT_REQUEST: 7 } as const;
 export const TYPE_STREAM = 1;
+export const TYPE_SEQPACKET = 2;
+export const SEQ_EOM = 1;
 export const SHUTDOWN_RCV = 1;
 export const SHUTDOWN_SEND = 2;
 
