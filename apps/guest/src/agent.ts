@@ -340,7 +340,9 @@ export class Agent {
         this.limitLog.warn('', 'memory budget spent', { code: AgentErrorCode.BUSY, budget: this.budget.limit, inUse: this.budget.inUse, peer: session.name });
         throw agentError(AgentErrorCode.BUSY, `the agent is busy: its memory budget (${this.budget.limit} bytes, --memory-budget) is in use by other requests; retry later`);
       }
-      const signal = AbortSignal.any([context.signal, session.closed.signal, this.hardStop.signal]);
+      // Aborted when the client stops reading a streamed reply (cancel): see the Channel below.
+      const cancelled = new AbortController();
+      const signal = AbortSignal.any([context.signal, session.closed.signal, this.hardStop.signal, cancelled.signal]);
       const ctx: CallContext = {
         peer: session.name,
         signal,
@@ -354,7 +356,10 @@ export class Agent {
         finish(undefined);
         return reply;
       }
-      const channel = new Channel(() => agentError(AgentErrorCode.CLIENT_GONE, 'the client stopped reading the body'));
+      const channel = new Channel(
+        () => agentError(AgentErrorCode.CLIENT_GONE, 'the client stopped reading the body'),
+        (reason) => cancelled.abort(reason),
+      );
       // context.signal may no longer fire once the handler has returned: ours still does.
       if (signal.aborted) channel.abort(signal.reason as Error);
       else signal.addEventListener('abort', () => channel.abort(signal.reason as Error), { once: true });

@@ -15,7 +15,14 @@ export class Channel implements AsyncIterable<Uint8Array> {
   /** Settles once the consumer has finished (read to the end, failed, or stopped). */
   readonly done = new Promise<void>((resolve) => (this.markDone = resolve));
 
-  constructor(private readonly goneError: () => Error) {}
+  /**
+   * `onConsumerGone` is told when the consumer stops before the end (a cancel): a producer
+   * waiting on something else than send() (a quiet child process) learns it there.
+   */
+  constructor(
+    private readonly goneError: () => Error,
+    private readonly onConsumerGone?: (reason: Error) => void,
+  ) {}
 
   /** Hands one chunk over; rejects once the consumer has stopped reading. */
   async send(chunk: Uint8Array): Promise<void> {
@@ -56,26 +63,49 @@ export class Channel implements AsyncIterable<Uint8Array> {
     wake?.();
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
-    try {
+  /**
+   * A hand-written iterator rather than a generator: a generator's return() waits until
+   * its pending next() settles, so a consumer that stops while the producer is quiet (a
+   * command printing nothing) would not reach the producer until its next chunk. Here
+   * return() stops the producer at once.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    const finish = (): void => {
+      if (!this.ended && !this.failure && !this.consumerGone) {
+        this.consumerGone = this.goneError();
+        this.poke('producer');
+        this.onConsumerGone?.(this.consumerGone);
+      }
+      this.markDone();
+    };
+    const next = async (): Promise<IteratorResult<Uint8Array>> => {
       for (;;) {
+        if (this.consumerGone) return { done: true, value: undefined };
         if (this.slot !== undefined) {
           const chunk = this.slot;
           this.slot = undefined;
           this.poke('producer');
-          yield chunk;
-          continue;
+          return { done: false, value: chunk };
         }
-        if (this.failure) throw this.failure;
-        if (this.ended) return;
+        if (this.failure) {
+          finish();
+          throw this.failure;
+        }
+        if (this.ended) {
+          finish();
+          return { done: true, value: undefined };
+        }
         await new Promise<void>((resolve) => (this.wakeConsumer = resolve));
       }
-    } finally {
-      if (!this.ended && !this.failure) {
-        this.consumerGone = this.goneError();
-        this.poke('producer');
-      }
-      this.markDone();
-    }
+    };
+    return {
+      next,
+      return: async (): Promise<IteratorResult<Uint8Array>> => {
+        finish();
+        // A next() still waiting for a chunk ends now too.
+        this.poke('consumer');
+        return { done: true, value: undefined };
+      },
+    };
   }
 }

@@ -32,6 +32,27 @@ describe('Channel (pure push-to-pull bridge)', () => {
     await channel.done;
   });
 
+  it('a reader that stops while the producer is quiet is told to the producer at once', async () => {
+    let reason: Error | undefined;
+    const channel = new Channel(gone, (error) => (reason = error));
+    const reader = channel[Symbol.asyncIterator]();
+    const waiting = reader.next(); // nothing sent: the reader waits
+    await tick();
+    await reader.return!();
+    expect(reason).toMatchObject({ code: 'ERR_VMLINK_CLIENT_GONE' });
+    expect(await waiting).toEqual({ done: true, value: undefined });
+    await expect(channel.send(Buffer.from('late'))).rejects.toMatchObject({ code: 'ERR_VMLINK_CLIENT_GONE' });
+    await channel.done;
+  });
+
+  it('a reader that reads to the end is no cancel', async () => {
+    let told = false;
+    const channel = new Channel(gone, () => (told = true));
+    channel.end();
+    for await (const _chunk of channel) expect.unreachable();
+    expect(told).toBe(false);
+  });
+
   it('passes a producer failure to the reader', async () => {
     const channel = new Channel(gone);
     channel.fail(Object.assign(new Error('disk'), { code: 'EIO' }));

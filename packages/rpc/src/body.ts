@@ -97,6 +97,7 @@ export class CreditGate {
   private available = 0;
   private waiter: { resolve: (n: number) => void; reject: (e: Error) => void; max: number } | undefined;
   private failure: Error | undefined;
+  private readonly onFailure = new Set<(error: Error) => void>();
 
   add(bytes: number): void {
     this.available += bytes;
@@ -112,6 +113,33 @@ export class CreditGate {
     const waiter = this.waiter;
     this.waiter = undefined;
     waiter?.reject(error);
+    for (const reject of this.onFailure) reject(this.failure);
+    this.onFailure.clear();
+  }
+
+  /**
+   * Settles like `pending`, or rejects with the gate's failure as soon as the stream is
+   * stopped: a producer that is quiet (a command printing nothing) must not hold a
+   * cancelled stream open until its next chunk.
+   */
+  race<T>(pending: Promise<T>): Promise<T> {
+    if (this.failure) {
+      pending.catch(() => undefined);
+      return Promise.reject(this.failure);
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.onFailure.add(reject);
+      pending.then(
+        (value) => {
+          this.onFailure.delete(reject);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.onFailure.delete(reject);
+          reject(error as Error);
+        },
+      );
+    });
   }
 
   /** Wait for credit; resolves with how many bytes (1..max) may be sent now. */
@@ -135,6 +163,13 @@ function toBuffer(chunk: unknown): Buffer {
   throw new RpcError(RpcErrorCode.STREAM_ABORTED, 'a body chunk must be a Uint8Array');
 }
 
+/** One iterator over any body source (a single buffer is a one-chunk body). */
+function iterate(source: BodySource): AsyncIterator<unknown> | Iterator<unknown> {
+  if (source instanceof Uint8Array) return [source][Symbol.iterator]();
+  if (Symbol.asyncIterator in source) return (source as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+  return (source as Iterable<unknown>)[Symbol.iterator]();
+}
+
 /**
  * Send `source` as stream `stream`: chunks of at most `chunkSize`, each waiting for
  * credit and for the connection to drain. Resolves when END is written; on failure
@@ -147,10 +182,12 @@ export async function pumpBody(
   gate: CreditGate,
   chunkSize: number,
 ): Promise<void> {
-  const iterable: AsyncIterable<unknown> | Iterable<unknown> = source instanceof Uint8Array ? [source] : source;
+  const iterator = iterate(source);
   try {
-    for await (const item of iterable) {
-      const chunk = toBuffer(item);
+    for (;;) {
+      const step = await gate.race(Promise.resolve(iterator.next()));
+      if (step.done) break;
+      const chunk = toBuffer(await step.value);
       for (let offset = 0; offset < chunk.length; ) {
         const n = await gate.take(Math.min(chunkSize, chunk.length - offset));
         await writer.ready();
@@ -161,6 +198,9 @@ export async function pumpBody(
     writer.write({ type: 'END', stream, error: undefined });
   } catch (error) {
     if (source instanceof Readable) source.destroy();
+    // Tell the producer nobody will read on (like for-await does on an early exit); not
+    // awaited: a producer may only notice at its next step.
+    Promise.resolve(iterator.return?.()).catch(() => undefined);
     const rpcError = error instanceof RpcError ? error : new RpcError(RpcErrorCode.STREAM_ABORTED, `body source failed: ${(error as Error).message}`, { cause: error });
     writer.write({ type: 'END', stream, error: { code: rpcError.code, message: rpcError.message } });
     throw rpcError;

@@ -180,4 +180,24 @@ describe('streamed bodies with credit flow control', () => {
       expect(Buffer.concat(back).equals(data), `trial ${trial}: window ${window}, chunk ${chunkSize}`).toBe(true);
     }
   }, 120_000);
+
+  it('a response body the client stops reading ends its quiet source at once (return() is called)', async () => {
+    const { client, server } = await peers();
+    let returned = false;
+    const quiet: AsyncIterator<Uint8Array> & AsyncIterable<Uint8Array> = {
+      next: () => new Promise(() => undefined), // a producer with nothing to say, ever
+      return: async () => {
+        returned = true;
+        return { done: true, value: undefined };
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+    server.handle('quiet', () => withBody({ ok: true }, quiet));
+    const response = await client.request('quiet', {});
+    response.body!.destroy(); // STOP
+    for (let i = 0; i < 200 && !returned; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(returned).toBe(true);
+  });
 });
