@@ -9,9 +9,10 @@ import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { startVm, type Vm } from '../src/index.js';
+import { startVm, TestVmErrorCode, type Vm } from '../src/index.js';
 import { loadDeviceModule } from '../src/vsock-device.js';
 import { BOOT_TIMEOUT_MS, formatMs, repoRoot } from './helpers.js';
 
@@ -181,4 +182,40 @@ describe('startVm({ vsock: { device } }): a device the caller made and keeps', (
     },
     BOOT_TIMEOUT_MS + 60_000,
   );
+});
+
+describe('vsock and a QEMU that dies at once (no boot)', () => {
+  const openFds = (): number => readdirSync('/proc/self/fd').length;
+
+  it('the device testvm made is closed (no fd, no file left); a caller device stays open', async () => {
+    const privateTmp = await mkdtemp(join(tmpdir(), 'vmlink-testvm-vsockfail-'));
+    const savedTmp = process.env.TMPDIR;
+    process.env.TMPDIR = privateTmp; // the VM's temp folder (and the device's sockets) go here
+    const fakeQemu = join(privateTmp, 'fake-qemu');
+    await writeFile(fakeQemu, '#!/bin/sh\necho "fake qemu: no vhost-user today" >&2\nexit 1\n');
+    await chmod(fakeQemu, 0o755);
+    try {
+      const before = openFds();
+      await expect(startVm({ vsock: true, qemuBinary: fakeQemu })).rejects.toMatchObject({
+        code: TestVmErrorCode.BOOT_FAILED,
+        message: expect.stringMatching(/fake qemu: no vhost-user today/),
+      });
+      expect(await readdir(privateTmp)).toEqual(['fake-qemu']);
+      expect(openFds()).toBe(before);
+
+      const { createVsockDevice } = await loadDeviceModule();
+      const device = await createVsockDevice({ socket: join(privateTmp, 'd.sock'), udsPath: join(privateTmp, 'v.sock'), guestCid: 5 });
+      try {
+        await expect(startVm({ vsock: { device }, qemuBinary: fakeQemu })).rejects.toMatchObject({ code: TestVmErrorCode.BOOT_FAILED });
+        expect((device as { closed?: boolean }).closed).toBe(false);
+        expect(existsSync(device.udsPath)).toBe(true);
+      } finally {
+        await device.close();
+      }
+    } finally {
+      if (savedTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTmp;
+      await rm(privateTmp, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
