@@ -136,10 +136,15 @@ async function main(): Promise<number> {
     story.heading('ping and list over virtio-serial');
     await story.cli(['ping', serialUri, '--count', '3'], ExitCode.OK, 'three round trips');
     await story.cli(['ls', serialUri, '/demo'], ExitCode.OK, 'the file uploaded over vsock is there');
-    story.heading(`download the same ${DEMO_FILE_MIB} MiB over virtio-serial`);
+    story.heading(`the same ${DEMO_FILE_MIB} MiB file up and down over virtio-serial`);
+    const bytes = DEMO_FILE_MIB * 1024 * 1024;
+    const up = await story.timedCli(['cp', path.join(workDir, 'original.bin'), `${serialUri}:/demo/via-serial.bin`], ExitCode.OK, 'upload verified by SHA-256 on both ends');
+    story.say(`upload: ${rate(bytes, up.ms)}`);
+    story.check((await guestSha('/demo/via-serial.bin')) === (await guestSha('/demo/big.bin')), 'the guest holds the same bytes as the copy that came over vsock');
     const viaSerial = path.join(workDir, 'via-serial.bin');
     const down = await story.timedCli(['cp', `${serialUri}:/demo/big.bin`, viaSerial], ExitCode.OK, 'download verified by SHA-256');
-    story.say(`download: ${rate(DEMO_FILE_MIB * 1024 * 1024, down.ms)}`);
+    story.say(`download: ${rate(bytes, down.ms)}`);
+    const serialUploadMs = up.code === ExitCode.OK ? up.ms : undefined;
     const serialDownloadMs = down.code === ExitCode.OK ? down.ms : undefined;
 
     story.heading('inside the guest: a third client over vsock loopback (CID 1)');
@@ -156,9 +161,9 @@ async function main(): Promise<number> {
     story.say(dim(indent(log.split('\n').filter((line) => !/ info (dis)?connected /.test(line)).join('\n'))));
 
     story.heading(`the numbers: ${DEMO_FILE_MIB} MiB through the CLI (one TCG guest on a shared machine: compare, do not quote)`);
-    const bytes = DEMO_FILE_MIB * 1024 * 1024;
     const row = (what: string, ms: number | undefined): string => `  ${what.padEnd(28)} ${ms === undefined ? 'failed' : rate(bytes, ms)}`;
     story.say(row('upload over vsock (hvsock:)', overVsock.uploadMs));
+    story.say(row('upload over virtio-serial', serialUploadMs));
     story.say(row('download over vsock', overVsock.downloadMs));
     story.say(row('download over virtio-serial', serialDownloadMs));
   } finally {
