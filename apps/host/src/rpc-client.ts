@@ -27,7 +27,9 @@ function connectError(uri: string, cause: Error): VmlinkError {
   const code = (cause as { code?: unknown }).code;
   const timedOut = code === 'ETIMEDOUT' || code === 'ABORT_ERR';
   const invalid = typeof code === 'string' && code.startsWith('ERR_VMLINK_INVALID');
-  const ours = timedOut ? 'ERR_VMLINK_TIMEOUT' : invalid ? 'ERR_VMLINK_INVALID_ADDRESS' : 'ERR_VMLINK_UNREACHABLE';
+  // Something answered, but not as the transport's handshake says (a VMM's reply to CONNECT).
+  const garbled = code === 'ERR_VMLINK_HVSOCK_BAD_REPLY';
+  const ours = timedOut ? 'ERR_VMLINK_TIMEOUT' : invalid ? 'ERR_VMLINK_INVALID_ADDRESS' : garbled ? 'ERR_VMLINK_PROTOCOL' : 'ERR_VMLINK_UNREACHABLE';
   // The code once, at the end, unless the transport's message already names it.
   const named = typeof code === 'string' && !invalid && !cause.message.includes(code) ? ` (${code})` : '';
   return new VmlinkError(ours, `cannot connect to ${uri}: ${cause.message}${named}`, { cause });

@@ -16,8 +16,13 @@ import { ExitCode } from '../src/exit-codes.js';
 import { type AgentProcess, runVmlink, startAgent } from './helpers.js';
 
 const GUEST_PORT = 1024;
+/** The double answers this port with something that is not `OK <n>`. */
+const GARBLED_PORT = 5555;
 
-/** The VMM double: `CONNECT 1024` is bridged to `agentSocket`; any other port is closed unanswered (the guest's RST). */
+/**
+ * The VMM double: `CONNECT 1024` is bridged to `agentSocket`, `CONNECT 5555` gets a reply
+ * that is not `OK`, any other port is closed unanswered (the guest's RST).
+ */
 function hybridVsockDouble(vmmSocket: string, agentSocket: string): Promise<Server> {
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
@@ -31,6 +36,10 @@ function hybridVsockDouble(vmmSocket: string, agentSocket: string): Promise<Serv
       if (end < 0) return;
       client.off('data', onData);
       const port = /^CONNECT (\d+)$/.exec(line.slice(0, end))?.[1];
+      if (port === String(GARBLED_PORT)) {
+        client.end('ERROR no such thing\n');
+        return;
+      }
       if (port !== String(GUEST_PORT)) {
         client.destroy();
         return;
@@ -119,12 +128,17 @@ describe('vmlink with hvsock: URIs (the VMM is a test double on a Unix socket)',
     expect(explicit.code, explicit.stderr).toBe(0);
   });
 
-  it('a port the VMM refuses (closed before OK), a missing VMM socket and bad hvsock URIs get their own exit codes', async () => {
+  it('a port the VMM refuses (closed before OK), a reply that is not OK, a missing VMM socket and bad hvsock URIs get their own exit codes', async () => {
     const refusedUri = `hvsock:${vmmSocket}:4444`;
     const refused = await runVmlink(['ping', refusedUri]);
     expect(refused.code, refused.stderr).toBe(ExitCode.UNREACHABLE);
     expect(refused.stderr).toMatch(/ECONNREFUSED/);
     expect(refused.stderr).toContain(refusedUri);
+    const garbledUri = `hvsock:${vmmSocket}:${GARBLED_PORT}`;
+    const garbled = await runVmlink(['ping', garbledUri]);
+    expect(garbled.code, garbled.stderr).toBe(ExitCode.PROTOCOL);
+    expect(garbled.stderr).toMatch(/ERR_VMLINK_HVSOCK_BAD_REPLY|ERROR no such thing/);
+    expect(garbled.stderr).toContain(garbledUri);
     const missing = await runVmlink(['ping', `hvsock:${path.join(work, 'none.sock')}:1024`]);
     expect(missing.code, missing.stderr).toBe(ExitCode.UNREACHABLE);
     expect(missing.stderr).toMatch(/ENOENT/);
