@@ -3,17 +3,22 @@
 // the host. Bytes both ways checked by SHA-256; refusals both ways; the device outlives
 // the QEMU and serves the next one.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { closeSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startVm, type Vm } from '@vmlink/testvm';
+import { loadBinding } from '@vmlink/native';
 import { createVsockDevice, totalDropped, type VsockDevice } from '../src/index.js';
 import { provideGuestVsockModule } from './helpers/guest-vsock-module.js';
 import { writeQemuWrapper } from './helpers/qemu-wrapper.js';
 
 const MEMORY_MIB = 512;
+// The repo, shared into the guest so its node can load @vmlink/vsock (SEQPACKET client).
+const REPO = join(__dirname, '..', '..', '..');
+const helpers = loadBinding().vhostUserTestHelpers;
 const sha256 = (data: Buffer | string): string => createHash('sha256').update(data).digest('hex');
 
 let dir: string;
@@ -25,7 +30,7 @@ const servers: Server[] = [];
 
 async function bootGuest(): Promise<Vm> {
   const ready = new Promise<void>((resolve) => dev.once('driver-ready', resolve));
-  const guest = await startVm({ share: join(dir, 'share'), withPrograms: ['socat'], qemuBinary: wrapper, memoryMiB: MEMORY_MIB, timeoutMs: 180_000 });
+  const guest = await startVm({ share: [join(dir, 'share'), REPO], withPrograms: ['socat'], qemuBinary: wrapper, memoryMiB: MEMORY_MIB, timeoutMs: 180_000 });
   const module = await provideGuestVsockModule(guest.info.release, join(dir, 'share'));
   const insmod = await guest.run('insmod', [module]);
   expect(insmod, insmod.stderr).toMatchObject({ exitCode: 0 });
@@ -91,7 +96,7 @@ async function hostConnectWhenListening(port: number, firstData?: Buffer): Promi
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'vmlink-vuv-'));
   await import('node:fs/promises').then((fs) => fs.mkdir(join(dir, 'share')));
-  dev = await createVsockDevice({ socket: join(dir, 'vhost.sock'), udsPath: join(dir, 'v.sock'), guestCid: 3 });
+  dev = await createVsockDevice({ socket: join(dir, 'vhost.sock'), udsPath: join(dir, 'v.sock'), guestCid: 3, seqpacket: true });
   dev.on('log', (line) => logs.push(line));
   wrapper = await writeQemuWrapper(dir, dev.socket, MEMORY_MIB);
   vm = await bootGuest();
@@ -149,6 +154,53 @@ describe('vhost-user-vsock under QEMU TCG', () => {
     expect(await received).toBe(guestDigest);
     expect(hostReply).toBe(guestDigest);
   }, 180_000);
+
+  it('SEQPACKET guest -> host: the guest kernel\'s seqpacket socket, messages echoed one by one with boundaries kept', async () => {
+    const listenFd = loadBinding().unixListen(`${dev.udsPath}_7300`, 16, 'seqpacket');
+    const script = join(dir, 'share', 'seq.mjs');
+    await writeFile(
+      script,
+      `import { connectSeqpacket } from '${REPO}/packages/vsock/dist/index.js';
+      import { createHash } from 'node:crypto';
+      const big = Buffer.alloc(20000, 7); big.write('start'); 
+      const sent = [Buffer.from('one'), big, Buffer.from('three')];
+      const got = [];
+      const s = connectSeqpacket({ cid: 2, port: 7300, timeout: 10000 }, () => { for (const m of sent) s.send(m); });
+      s.on('message', (m) => { got.push(m); if (got.length === sent.length) { s.end(); } });
+      s.on('error', (e) => { console.error(e.code, e.message); process.exit(1); });
+      s.on('close', () => { console.log(got.map((m, i) => m.equals(sent[i]) ? m.length : 'MISMATCH').join(',')); });
+      `,
+    );
+    const guest = vm.run('node', [script], { timeoutMs: 60_000 });
+    let hostFd: number | null = null;
+    let hostClosed = false;
+    const deadline = Date.now() + 60_000;
+    const echoed: number[] = [];
+    // Raw SOCK_SEQPACKET fds have no Node event: poll them until the guest is done.
+    let done: Awaited<typeof guest> | undefined;
+    void guest.then((r) => (done = r));
+    while (done === undefined && Date.now() < deadline) {
+      if (!hostClosed) hostFd ??= helpers.accept(listenFd);
+      for (let r = hostFd === null ? null : helpers.recv(hostFd, 1 << 20); r !== null; r = helpers.recv(hostFd!, 1 << 20)) {
+        if (r.length === 0) {
+          // The guest's end(): close our side, so the guest sees its peer go.
+          closeSync(hostFd!);
+          hostFd = null;
+          hostClosed = true;
+          break;
+        }
+        echoed.push(r.length);
+        helpers.sendMessage(hostFd!, r);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const result = await guest;
+    if (hostFd !== null) closeSync(hostFd);
+    closeSync(listenFd);
+    expect(result.stderr).toBe('');
+    expect(echoed).toEqual([3, 20000, 5]);
+    expect(result.stdout.trim()).toBe('3,20000,5');
+  }, 120_000);
 
   it('refusals: guest -> host port nobody listens on gets ECONNRESET; host -> guest port with no listener is closed without OK', async () => {
     const guest = await vm.run('socat', ['-u', 'FILE:/dev/null', 'VSOCK-CONNECT:2:6999'], { timeoutMs: 60_000 });
