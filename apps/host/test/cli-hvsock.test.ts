@@ -18,13 +18,20 @@ import { type AgentProcess, runVmlink, startAgent } from './helpers.js';
 const GUEST_PORT = 1024;
 /** The double answers this port with something that is not `OK <n>`. */
 const GARBLED_PORT = 5555;
+/** The double never answers a CONNECT to this port (a Firecracker guest whose driver is not up yet). */
+const SILENT_PORT = 6666;
+/** The double refuses the first LATE_REFUSALS connects to this port, then bridges it (an agent still starting). */
+const LATE_PORT = 7777;
+const LATE_REFUSALS = 3;
 
 /**
  * The VMM double: `CONNECT 1024` is bridged to `agentSocket`, `CONNECT 5555` gets a reply
- * that is not `OK`, any other port is closed unanswered (the guest's RST).
+ * that is not `OK`, 6666 no reply at all, 7777 is closed 3 times and then bridged; any
+ * other port is closed unanswered (the guest's RST).
  */
 function hybridVsockDouble(vmmSocket: string, agentSocket: string): Promise<Server> {
   const sockets = new Set<Socket>();
+  let lateConnects = 0;
   const server = createServer((client) => {
     sockets.add(client);
     client.on('close', () => sockets.delete(client));
@@ -40,7 +47,10 @@ function hybridVsockDouble(vmmSocket: string, agentSocket: string): Promise<Serv
         client.end('ERROR no such thing\n');
         return;
       }
-      if (port !== String(GUEST_PORT)) {
+      if (port === String(SILENT_PORT)) return;
+      if (port === String(LATE_PORT)) lateConnects += 1;
+      const bridged = port === String(GUEST_PORT) || (port === String(LATE_PORT) && lateConnects > LATE_REFUSALS);
+      if (!bridged) {
         client.destroy();
         return;
       }
@@ -126,6 +136,20 @@ describe('vmlink with hvsock: URIs (the VMM is a test double on a Unix socket)',
     // The explicit form as well.
     const explicit = await runVmlink(['--uri', uri, 'cp', ':/dir/up.txt', path.join(work, 'up-back.txt')]);
     expect(explicit.code, explicit.stderr).toBe(0);
+  });
+
+  it('--wait keeps dialing while the VMM refuses the port (agent not up yet), then gets through', async () => {
+    const run = await runVmlink(['ping', `hvsock:${vmmSocket}:${LATE_PORT}`, '--wait', '--timeout', '100000']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain(`pong from hvsock:${vmmSocket}:${LATE_PORT}`);
+  });
+
+  it('a VMM that never answers CONNECT: exit 75 after --timeout', async () => {
+    const silentUri = `hvsock:${vmmSocket}:${SILENT_PORT}`;
+    const run = await runVmlink(['ping', silentUri, '--timeout', '300']);
+    expect(run.code, run.stderr).toBe(ExitCode.TIMEOUT);
+    expect(run.stderr).toContain(silentUri);
+    expect(run.stderr).toMatch(/\[ERR_VMLINK_TIMEOUT\]/);
   });
 
   it('a port the VMM refuses (closed before OK), a reply that is not OK, a missing VMM socket and bad hvsock URIs get their own exit codes', async () => {
