@@ -1,14 +1,15 @@
-// A hostile guest, fuzzed: 100,000 seeded random and mutated descriptor chains and
+// A hostile guest, fuzzed (the device offers STREAM and SEQPACKET): 100,000 seeded random and mutated descriptor chains and
 // packets go through the real device (driven by GuestDriverHarness, the QEMU + driver
 // test double). The device must drop each bad one with a counter, never crash or hang,
 // consume every chain it was given, and never write outside the memory the guest shared
 // (guard bytes of the memfd around the region are checked).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as tick } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadBinding } from '@vmlink/native';
 import { totalDropped } from '../src/index.js';
 import { GUARD, GuestDriverHarness, QSIZE, REGION_SIZE, RX, SCRATCH, TX } from './harness/driver-harness.js';
 import { Req, encode } from './harness/vhost-user-messages.js';
@@ -45,7 +46,7 @@ describe('hostile guest fuzz', () => {
     const int = (n: number): number => Math.floor(random() * n);
     const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
 
-    const h = await GuestDriverHarness.create({ dir, name: 'fuzz', guestCid: 3, bufAlloc: 16 * 1024, maxConnections: 256, logLinesPerSecond: 1 << 20 });
+    const h = await GuestDriverHarness.create({ dir, name: 'fuzz', guestCid: 3, bufAlloc: 16 * 1024, maxConnections: 256, logLinesPerSecond: 1 << 20, seqpacket: true });
     const logs: string[] = [];
     const resets = new Map<string, number>();
     h.device.on('log', (line) => {
@@ -58,6 +59,30 @@ describe('hostile guest fuzz', () => {
       s.pipe(s);
     });
     await new Promise<void>((resolve) => server.listen(`${h.device.udsPath}_7000`, resolve));
+    // A SOCK_SEQPACKET host listener on 7001 whose connections are drained at every yield.
+    const native = loadBinding();
+    const seqListen = native.unixListen(`${h.device.udsPath}_7001`, 512, 'seqpacket');
+    const seqConns: number[] = [];
+    const drainSeqpacket = (): void => {
+      for (let fd = native.vhostUserTestHelpers.accept(seqListen); fd !== null; fd = native.vhostUserTestHelpers.accept(seqListen)) seqConns.push(fd);
+      for (const [i, fd] of [...seqConns.entries()].reverse()) {
+        let open = true;
+        try {
+          for (let r = native.vhostUserTestHelpers.recv(fd, 1 << 20); r !== null; r = native.vhostUserTestHelpers.recv(fd, 1 << 20)) {
+            if (r.length === 0) {
+              open = false; // EOF
+              break;
+            }
+          }
+        } catch {
+          open = false; // ECONNRESET: the device reset it
+        }
+        if (!open) {
+          closeSync(fd);
+          seqConns.splice(i, 1);
+        }
+      }
+    };
     h.mem.fill(GUARD_BYTE, 0, GUARD);
     h.mem.fill(GUARD_BYTE, GUARD + REGION_SIZE);
     h.setup();
@@ -92,7 +117,7 @@ describe('hostile guest fuzz', () => {
         case 0: return { ...hd, srcCid: pick([0n, 1n, 2n, 4n, 0xffffffffn, 1n << 63n]) };
         case 1: return { ...hd, dstCid: pick([0n, 1n, 3n, 0xffffffffn]) };
         case 2: return { ...hd, len: r32() };
-        case 3: return { ...hd, type: pick([0, 2, 3, 0xffff]) };
+        case 3: return { ...hd, type: pick([0, 2, 2, 2, 3, 0xffff]), flags: pick([0, 1, 2, 3]) };
         case 4: return { ...hd, op: pick([0, 8, 9, 0xffff]) };
         case 5: return { ...hd, flags: r32() };
         case 6: return { ...hd, bufAlloc: r32() };
@@ -184,7 +209,10 @@ describe('hostile guest fuzz', () => {
         }
       }
       // Let the host sockets (real, on the loop) move: Node accepts one connection per loop turn.
-      if (i % 25 === 0) await tick();
+      if (i % 25 === 0) {
+        drainSeqpacket();
+        await tick();
+      }
       if (i % 5000 === 0) expect(guardsIntact(h.mem)).toBe(true);
     }
 
@@ -220,6 +248,7 @@ describe('hostile guest fuzz', () => {
     h.write(sock, Buffer.from('still alive'));
     await h.until(() => Buffer.concat(sock.received).toString() === 'still alive', 'echo after the fuzz');
     server.close();
+    for (const fd of [...seqConns, seqListen]) closeSync(fd);
     await h.close();
   }, 600_000);
 
