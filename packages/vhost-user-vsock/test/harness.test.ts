@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { GuestDriverHarness } from './harness/driver-harness.js';
+import { FLAG_NEED_REPLY, FLAG_REPLY, FLAG_VERSION, PF_CONFIG, PF_MEM_SLOTS, PF_REPLY_ACK, Req, u64, vringState } from './harness/vhost-user-messages.js';
 import { Op, SHUTDOWN_SEND, TYPE_STREAM } from './harness/vsock-header.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vmlink-vuv-h-'));
@@ -78,6 +79,23 @@ describe('vhost-user setup (harness plays QEMU)', () => {
     await hostClosed;
     expect(h.device.stats()).toMatchObject({ qemuAttached: false, driverReady: false, activeConnections: 0, mappedBytes: 0, bufferedBytes: 0 });
     // (Serving the next QEMU on the listening socket is proven with real QEMUs in qemu.vm.test.ts.)
+  });
+
+  it('REPLY_ACK: a request with NEED_REPLY gets 0 when done and non-zero when refused (bad ring size, bad ring index)', async () => {
+    const h = await harness();
+    h.setup();
+    h.request(Req.SET_PROTOCOL_FEATURES, u64(PF_REPLY_ACK | PF_CONFIG | PF_MEM_SLOTS));
+    const ack = (request: number, payload: Buffer): bigint => {
+      const replies = h.request(request, payload, [], FLAG_VERSION | FLAG_NEED_REPLY);
+      expect(replies).toHaveLength(1);
+      expect(replies[0]!.flags & FLAG_REPLY).toBe(FLAG_REPLY);
+      return replies[0]!.payload.readBigUInt64LE(0);
+    };
+    expect(ack(Req.SET_OWNER, Buffer.alloc(0))).toBe(0n);
+    expect(ack(Req.SET_VRING_NUM, vringState(0, 3))).not.toBe(0n); // not a power of two
+    expect(ack(Req.SET_VRING_NUM, vringState(7, 128))).not.toBe(0n); // no queue 7
+    expect(ack(99, Buffer.alloc(8))).not.toBe(0n); // unknown request
+    expect(h.device.stats().vhostUserErrors).toBe(3);
   });
 
   it('close() is idempotent and leaves no fd behind', async () => {
