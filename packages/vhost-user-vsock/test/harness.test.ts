@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { GuestDriverHarness } from './harness/driver-harness.js';
-import { FLAG_NEED_REPLY, FLAG_REPLY, FLAG_VERSION, PF_CONFIG, PF_MEM_SLOTS, PF_REPLY_ACK, Req, u64, vringState } from './harness/vhost-user-messages.js';
+import { FLAG_NEED_REPLY, FLAG_REPLY, FLAG_VERSION, memReg, PF_CONFIG, PF_MEM_SLOTS, PF_REPLY_ACK, Req, u64, vringState } from './harness/vhost-user-messages.js';
 import { Op, SHUTDOWN_SEND, TYPE_STREAM } from './harness/vsock-header.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vmlink-vuv-h-'));
@@ -96,6 +96,25 @@ describe('vhost-user setup (harness plays QEMU)', () => {
     expect(ack(Req.SET_VRING_NUM, vringState(7, 128))).not.toBe(0n); // no queue 7
     expect(ack(99, Buffer.alloc(8))).not.toBe(0n); // unknown request
     expect(h.device.stats().vhostUserErrors).toBe(3);
+  });
+
+  it('REM_MEM_REG unmaps (rings stop), SET_MEM_TABLE maps again, and traffic resumes', async () => {
+    const h = await harness();
+    h.setup();
+    const removed = h.request(Req.REM_MEM_REG, memReg(h.region()), [h.memfdFd], FLAG_VERSION);
+    expect(removed).toEqual([]);
+    expect(h.device.stats()).toMatchObject({ memoryRegions: 0, mappedBytes: 0 });
+    const table = Buffer.alloc(8 + 32);
+    table.writeUInt32LE(1, 0);
+    memReg(h.region()).copy(table, 8, 8);
+    h.request(Req.SET_MEM_TABLE, table, [h.memfdFd]);
+    expect(h.device.stats()).toMatchObject({ memoryRegions: 1, mappedBytes: 0x200000, vhostUserErrors: 0 });
+    h.restartRings();
+    await listenHost(`${h.device.udsPath}_7000`, (s) => s.pipe(s));
+    const sock = h.connect(7000);
+    await h.until(() => sock.state === 'connected', 'connect');
+    h.write(sock, Buffer.from('mapped again'));
+    await h.until(() => Buffer.concat(sock.received).toString() === 'mapped again', 'echo');
   });
 
   it('close() is idempotent and leaves no fd behind', async () => {

@@ -24,6 +24,7 @@ import {
   u64,
   vringAddr,
   vringState,
+  type Region,
   type Reply,
 } from './vhost-user-messages.js';
 import { HDR, Op, readHeader, SEQ_EOM, TYPE_SEQPACKET, SHUTDOWN_RCV, SHUTDOWN_SEND, TYPE_STREAM, writeHeader, type Header } from './vsock-header.js';
@@ -157,11 +158,18 @@ export class GuestDriverHarness {
     this.request(Req.SET_PROTOCOL_FEATURES, u64(protocol & (PF_CONFIG | PF_MEM_SLOTS)));
     this.request(Req.SET_OWNER);
     this.request(Req.SET_FEATURES, u64(features & (F_VERSION_1 | F_EVENT_IDX | F_INDIRECT | F_PROTOCOL_FEATURES | F_SEQPACKET)));
-    this.request(Req.ADD_MEM_REG, memReg({ guestPhysAddr: 0n, memorySize: BigInt(REGION_SIZE), userspaceAddr: UADDR, mmapOffset: BigInt(GUARD) }), [
-      this.memfd,
-    ]);
+    this.request(Req.ADD_MEM_REG, memReg(this.region()), [this.memfd]);
     for (const q of [RX, TX, EVENT]) this.setupRing(q, 0);
     this.fillRx();
+  }
+
+  /** The one region this guest shares: GUARD bytes into the memfd, REGION_SIZE long. */
+  region(): Region {
+    return { guestPhysAddr: 0n, memorySize: BigInt(REGION_SIZE), userspaceAddr: UADDR, mmapOffset: BigInt(GUARD) };
+  }
+
+  get memfdFd(): number {
+    return this.memfd;
   }
 
   setupRing(q: number, base: number): void {
