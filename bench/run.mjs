@@ -13,6 +13,7 @@ const suites = {
   'rpc-vsock': { script: 'rpc/vm.mjs', about: 'the same over vsock loopback (in a testvm guest)' },
   vsock: { script: 'vsock/run.mjs', about: '@vmlink/vsock vs socat and TCP loopback (in a testvm guest)' },
   'virtio-serial': { script: 'virtio-serial/run.mjs', about: 'RPC over virtio-serial host<->guest vs socat' },
+  hvsock: { script: 'hvsock/run.mjs', about: 'hybrid vsock through the vhost-user device vs virtio-serial (testvm guest)' },
   apps: { script: 'apps/run.mjs', about: 'vmlink bench against a local agent per --aio backend' },
 };
 
