@@ -4,77 +4,40 @@
 // the QEMU and serves the next one.
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startVm, type Vm } from '@vmlink/testvm';
 import { loadBinding } from '@vmlink/native';
 import { createVsockDevice, totalDropped, type VsockDevice } from '../src/index.js';
-import { provideGuestVsockModule } from './helpers/guest-vsock-module.js';
-import { writeQemuWrapper } from './helpers/qemu-wrapper.js';
+import { hostConnect as hybridConnect, hostConnectWhenListening as hybridConnectWhenListening, hostListen as hybridListen, readAll, sha256, type HostConnection } from './helpers/hybrid-vsock.js';
 
 const MEMORY_MIB = 512;
 // The repo, shared into the guest so its node can load @vmlink/vsock (SEQPACKET client).
 const REPO = join(__dirname, '..', '..', '..');
 const helpers = loadBinding().vhostUserTestHelpers;
-const sha256 = (data: Buffer | string): string => createHash('sha256').update(data).digest('hex');
 
 let dir: string;
 let dev: VsockDevice;
 let vm: Vm;
-let wrapper: string;
 const logs: string[] = [];
 const servers: Server[] = [];
 
+/** Boots a guest on our device: testvm's `vsock: { device }` attaches it and loads the guest driver; the device stays ours. */
 async function bootGuest(): Promise<Vm> {
-  const ready = new Promise<void>((resolve) => dev.once('driver-ready', resolve));
-  const guest = await startVm({ share: [join(dir, 'share'), REPO], withPrograms: ['socat'], qemuBinary: wrapper, memoryMiB: MEMORY_MIB, timeoutMs: 180_000 });
-  const module = await provideGuestVsockModule(guest.info.release, join(dir, 'share'));
-  const insmod = await guest.run('insmod', [module]);
-  expect(insmod, insmod.stderr).toMatchObject({ exitCode: 0 });
-  await ready;
+  const guest = await startVm({ share: [join(dir, 'share'), REPO], withPrograms: ['socat'], memoryMiB: MEMORY_MIB, timeoutMs: 180_000, vsock: { device: dev } });
+  // startVm resolves only after the device's 'driver-ready': the guest's own driver runs the rings.
+  expect(guest.info.modules).toContain('vmw_vsock_virtio_transport');
+  expect(dev.stats().driverReady).toBe(true);
+  expect(guest.vsockPath).toBe(dev.udsPath);
   return guest;
 }
 
-/** Host -> guest: CONNECT, the reply line, then the socket. */
-function hostConnect(port: number, firstData?: Buffer): Promise<{ socket: Socket; reply: string; rest: Buffer }> {
-  return new Promise((resolve) => {
-    const socket = connect(dev.udsPath);
-    let buffered = Buffer.alloc(0);
-    socket.once('connect', () => socket.write(firstData === undefined ? `CONNECT ${port}\n` : Buffer.concat([Buffer.from(`CONNECT ${port}\n`), firstData])));
-    const onData = (chunk: Buffer): void => {
-      buffered = Buffer.concat([buffered, chunk]);
-      const nl = buffered.indexOf(10);
-      if (nl < 0) return;
-      socket.off('data', onData);
-      socket.pause();
-      resolve({ socket, reply: buffered.subarray(0, nl + 1).toString(), rest: buffered.subarray(nl + 1) });
-    };
-    socket.on('data', onData);
-    // Refused: the device closes the socket (ECONNRESET when our CONNECT data was unread).
-    socket.once('error', () => resolve({ socket, reply: '', rest: buffered }));
-    socket.once('close', () => resolve({ socket, reply: '', rest: buffered }));
-  });
-}
-
-function readAll(socket: Socket, first: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks = [first];
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.once('end', () => resolve(Buffer.concat(chunks)));
-    socket.once('error', reject);
-    socket.resume();
-  });
-}
-
-/** A host listener on `${udsPath}_${port}` that hands each connection's bytes to `onBytes`. */
-async function hostListen(port: number, onConnection: (socket: Socket) => void): Promise<Server> {
-  const server = createServer(onConnection);
-  await new Promise<void>((resolve) => server.listen(`${dev.udsPath}_${port}`, resolve));
-  return server;
-}
+const hostConnect = (port: number, firstData?: Buffer): Promise<HostConnection> => hybridConnect(dev.udsPath, port, firstData);
+const hostConnectWhenListening = (port: number, firstData?: Buffer): Promise<HostConnection> => hybridConnectWhenListening(dev.udsPath, port, firstData);
+const hostListen = (port: number, onConnection: (socket: Socket) => void): Promise<Server> => hybridListen(dev.udsPath, port, onConnection);
 
 /** Starts a socat listener in the guest in the background (it outlives the command). */
 async function guestBackground(command: string): Promise<void> {
@@ -82,23 +45,11 @@ async function guestBackground(command: string): Promise<void> {
   expect(started.exitCode).toBe(0);
 }
 
-/** CONNECT until the guest's listener answers OK (socat needs a moment to start). */
-async function hostConnectWhenListening(port: number, firstData?: Buffer): Promise<{ socket: Socket; reply: string; rest: Buffer }> {
-  for (let attempt = 0; attempt < 300; attempt++) {
-    const result = await hostConnect(port, firstData);
-    if (result.reply !== '') return result;
-    result.socket.destroy();
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`the guest never accepted on vsock port ${port}`);
-}
-
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'vmlink-vuv-'));
-  await import('node:fs/promises').then((fs) => fs.mkdir(join(dir, 'share')));
+  await mkdir(join(dir, 'share'));
   dev = await createVsockDevice({ socket: join(dir, 'vhost.sock'), udsPath: join(dir, 'v.sock'), guestCid: 3, seqpacket: true });
   dev.on('log', (line) => logs.push(line));
-  wrapper = await writeQemuWrapper(dir, dev.socket, MEMORY_MIB);
   vm = await bootGuest();
 }, 300_000);
 
