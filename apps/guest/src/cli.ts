@@ -26,6 +26,17 @@ async function main(argv: readonly string[]): Promise<number> {
   process.on('unhandledRejection', (reason) => {
     log.error('unhandled rejection (bug)', { cause: (reason as Error)?.stack ?? String(reason) });
   });
+  // Signal handlers before start: a supervisor may send SIGTERM as soon as it reads
+  // 'ready', which can happen before the line after Agent.start() runs.
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      process.removeListener('SIGTERM', stop);
+      process.removeListener('SIGINT', stop);
+      resolve(signal);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
   let agent: Agent;
   try {
     agent = await Agent.start(parsed.options, log);
@@ -34,18 +45,10 @@ async function main(argv: readonly string[]): Promise<number> {
     log.error('cannot start', { code: code ?? 'ERROR', cause: (error as Error).message });
     return 1;
   }
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals): void => {
-      log.event('signal', { signal });
-      process.removeListener('SIGTERM', stop);
-      process.removeListener('SIGINT', stop);
-      agent.shutdown().then(resolve, (error: unknown) => {
-        log.error('shutdown failed', { cause: (error as Error).message });
-        resolve();
-      });
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
+  const signal = await stopSignal;
+  log.event('signal', { signal });
+  await agent.shutdown().catch((error: unknown) => {
+    log.error('shutdown failed', { cause: (error as Error).message });
   });
   return 0;
 }

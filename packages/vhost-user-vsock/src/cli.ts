@@ -14,6 +14,12 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
+  // Signal handlers first: a supervisor may send SIGTERM as soon as it reads 'listening',
+  // which can happen before the next line of ours runs (it did, under load).
+  const stopRequested = new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
   const devices: VsockDevice[] = [];
   const closeAll = async (): Promise<void> => {
     await Promise.all(devices.map((d) => d.close()));
@@ -38,10 +44,7 @@ async function main(argv: readonly string[]): Promise<number> {
     await closeAll();
     return 1;
   }
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await stopRequested;
   await closeAll();
   return 0;
 }
