@@ -84,19 +84,22 @@ describe('vhost-user-vsock under QEMU TCG', () => {
   }, 180_000);
 
   it('guest -> host: 4 MiB to ${udsPath}_6000 checked by SHA-256 on the host, reply read back in the guest', async () => {
-    const received = new Promise<string>((resolve, reject) => {
-      void hostListen(6000, (s) => {
+    let receivedDigest!: (digest: string) => void;
+    let receiveFailed!: (err: Error) => void;
+    const received = new Promise<string>((resolve, reject) => ((receivedDigest = resolve), (receiveFailed = reject)));
+    // Listening before the guest connects (awaited, not guessed).
+    servers.push(
+      await hostListen(6000, (s) => {
         const hash = createHash('sha256');
         s.on('data', (c: Buffer) => hash.update(c));
         s.once('end', () => {
           const digest = hash.digest('hex');
           s.end(`${digest}\n`); // answered after the guest's half-close
-          resolve(digest);
+          receivedDigest(digest);
         });
-        s.once('error', reject);
-      }).then((server) => servers.push(server));
-    });
-    await new Promise((resolve) => setImmediate(resolve));
+        s.once('error', receiveFailed);
+      }),
+    );
     const guest = await vm.run('sh', ['-c', 'head -c 4194304 /dev/urandom > /tmp/g2h && sha256sum /tmp/g2h && socat -t 60 - VSOCK-CONNECT:2:6000 < /tmp/g2h'], {
       timeoutMs: 120_000,
     });
