@@ -197,20 +197,32 @@ describe('cold buffered files on a real file system', () => {
   });
 
   it('moves a warm file to io_submit after its first reads on the pool hit, and keeps it there', async () => {
-    const path = join(scratch.dir, 'warm.bin');
-    writeRandomFile(path, 1 << 20);
-    readFileSync(path);
-    const file = (await backend.open(path, 'r')) as IoSubmitFile;
-    const buffer = Buffer.alloc(4096);
-    let reads = 0;
-    while (file.coldReads && reads < 1000) await file.read(buffer, (reads++ % 256) * 4096);
-    // One window, then at most the first pause (256 reads), as the reports come in.
-    expect(reads).toBeLessThanOrEqual(32 + 256);
-    expect(file.coldReads).toBe(false);
-    const warm = backend.stats();
-    for (let i = 0; i < 256; i++) await file.read(buffer, i * 4096);
-    expect(file.coldReads).toBe(false);
-    expect(backend.stats().guardRouted - warm.guardRouted).toBe(0);
-    await file.close();
+    // "Hit" and "miss" are judged by time (a NOWAIT read whose io_submit call took > 20 us
+    // per request did I/O inside it): a CPU-starved run (CI boots guests beside this) can
+    // see four slow calls in a window and move the file back. So: one of four tries must
+    // show the whole story; every try checks the bytes-free parts (the switch itself).
+    const outcomes: string[] = [];
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const path = join(scratch.dir, `warm-${attempt}.bin`);
+      writeRandomFile(path, 1 << 20);
+      readFileSync(path);
+      const file = (await backend.open(path, 'r')) as IoSubmitFile;
+      try {
+        const buffer = Buffer.alloc(4096);
+        let reads = 0;
+        while (file.coldReads && reads < 1000) await file.read(buffer, (reads++ % 256) * 4096);
+        // One window, then at most the first pause (256 reads), as the reports come in.
+        expect(reads).toBeLessThanOrEqual(32 + 256);
+        expect(file.coldReads).toBe(false);
+        const warm = backend.stats();
+        for (let i = 0; i < 256; i++) await file.read(buffer, i * 4096);
+        const routed = backend.stats().guardRouted - warm.guardRouted;
+        if (!file.coldReads && routed === 0) return;
+        outcomes.push(`try ${attempt}: coldReads=${file.coldReads}, routed=${routed}`);
+      } finally {
+        await file.close();
+      }
+    }
+    expect.fail(`a warm file did not stay on io_submit in any of 4 tries: ${outcomes.join('; ')}`);
   });
 });
