@@ -7,14 +7,14 @@
 // Boots a throwaway QEMU guest (TCG) with @vmlink/testvm plus the device (a QEMU wrapper
 // appends qemuVsockArgs until testvm has `vsock: true`). Measures; never asserts.
 // Targets (issue 10): throughput >= 1.0x virtio-serial both ways, ping-pong p50 <= 1.0x.
-import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cacheRoot, startVm } from '@vmlink/testvm';
-import { createVsockDevice, qemuVsockArgs } from '@vmlink/vhost-user-vsock';
+import { startVm } from '@vmlink/testvm';
+import { createVsockDevice } from '@vmlink/vhost-user-vsock';
+import { timeBytes } from '../lib/streams.mjs';
 
 const { values: args } = parseArgs({
   options: { mib: { type: 'string', default: '256' }, seconds: { type: 'string', default: '5' }, json: { type: 'string' } },
@@ -23,37 +23,6 @@ const size = Number(args.mib) * 1024 * 1024;
 const seconds = Number(args.seconds);
 const PORT = 'org.vmlink.bench.hvsock';
 const MEMORY_MIB = 1024;
-
-/** vmw_vsock_virtio_transport.ko from the guest kernel's Debian package (cached). */
-function guestModule(release, dir) {
-  const cached = join(cacheRoot(), 'vhost-user-vsock', release, 'vmw_vsock_virtio_transport.ko');
-  if (!existsSync(cached)) {
-    const work = mkdtempSync(join(tmpdir(), 'vmlink-bench-ko-'));
-    execFileSync('apt-get', ['download', `linux-image-${release}`], { cwd: work, stdio: 'ignore' });
-    const deb = readdirSync(work).find((f) => f.endsWith('.deb'));
-    execFileSync('sh', ['-c', `dpkg-deb --fsys-tarfile '${deb}' | tar -x --wildcards '*/vmw_vsock_virtio_transport.ko'`], { cwd: work });
-    mkdirSync(dirname(cached), { recursive: true });
-    copyFileSync(join(work, 'lib', 'modules', release, 'kernel', 'net', 'vmw_vsock', 'vmw_vsock_virtio_transport.ko'), cached);
-    rmSync(work, { recursive: true, force: true });
-  }
-  copyFileSync(cached, join(dir, 'vsock.ko'));
-  return join(dir, 'vsock.ko');
-}
-
-/** Bytes counted on `stream` until `total`; seconds from the first byte to the last. */
-function timeBytes(stream, total) {
-  return new Promise((resolve, reject) => {
-    let received = 0;
-    let started;
-    stream.on('data', (chunk) => {
-      started ??= performance.now();
-      received += chunk.length;
-      if (received >= total) resolve((performance.now() - started) / 1000);
-    });
-    stream.once('error', reject);
-    stream.once('end', () => received < total && reject(new Error(`stream ended after ${received} of ${total} bytes`)));
-  });
-}
 
 /** Writes `total` zero bytes with backpressure. */
 async function writeZeros(socket, total) {
@@ -123,18 +92,11 @@ const dir = mkdtempSync(join(tmpdir(), 'vmlink-bench-hvsock-'));
 const share = join(dir, 'share');
 mkdirSync(share);
 const dev = await createVsockDevice({ socket: join(dir, 'vhost.sock'), udsPath: join(dir, 'v.sock'), guestCid: 3 });
-const wrapper = join(dir, 'qemu.sh');
-const extra = qemuVsockArgs({ socket: dev.socket, memoryMiB: MEMORY_MIB }).map((a) => `'${a}'`).join(' ');
-writeFileSync(wrapper, `#!/bin/sh\nexec qemu-system-x86_64 "$@" ${extra}\n`);
-chmodSync(wrapper, 0o755);
 const results = {};
 let vm;
 try {
-  const ready = new Promise((resolve) => dev.once('driver-ready', resolve));
-  vm = await startVm({ share, ports: [PORT], withPrograms: ['socat'], qemuBinary: wrapper, memoryMiB: MEMORY_MIB, timeoutMs: 180_000 });
-  const insmod = await vm.run('insmod', [guestModule(vm.info.release, share)]);
-  if (insmod.exitCode !== 0) throw new Error(`insmod: ${insmod.stderr}`);
-  await ready;
+  // testvm adds the device's QEMU arguments, loads the guest module and waits for the driver.
+  vm = await startVm({ share, ports: [PORT], withPrograms: ['socat'], vsock: { device: dev }, memoryMiB: MEMORY_MIB, timeoutMs: 180_000 });
   const serialPath = vm.portPath(PORT);
   console.log(`guest ready; ${args.mib} MiB per bulk run, ${seconds} s per ping-pong`);
 

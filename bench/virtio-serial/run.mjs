@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { RpcPeer } from '@vmlink/rpc';
 import { startVm } from '@vmlink/testvm';
 import { virtioSerial } from '@vmlink/transport-virtio-serial';
+import { timeBytes } from '../lib/streams.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -29,21 +30,6 @@ const PORT = 'org.vmlink.bench.vs';
 const size = Number(args.mib) * 1024 * 1024;
 const seconds = Number(args.seconds);
 const WARM_UP_SECONDS = Number(args['warm-up']);
-
-/** Count bytes from `stream` until `total`; seconds from the first byte to the last. */
-function timeBytes(stream, total) {
-  return new Promise((resolve, reject) => {
-    let received = 0;
-    let started;
-    stream.on('data', (chunk) => {
-      started ??= performance.now();
-      received += chunk.length;
-      if (received >= total) resolve((performance.now() - started) / 1000);
-    });
-    stream.once('error', reject);
-    stream.once('end', () => received < total && reject(new Error(`stream ended after ${received} of ${total} bytes`)));
-  });
-}
 
 async function socatBulk(vm) {
   const socket = createConnection(vm.portPath(PORT));
