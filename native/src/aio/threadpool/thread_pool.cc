@@ -277,9 +277,11 @@ void ThreadPool::Execute(const PoolRequest& request, PoolCompletion* completion)
         // All of it, or 0 at EOF. It came from the cache only if it took a copy's time: where
         // the disk answers within the VM exit that submits the readahead (a host-cached
         // virtual disk), a NOWAIT read of an uncached page succeeds after doing the I/O.
+        // 0 at EOF waited for nothing (the size is in the inode): cached however long the
+        // thread was preempted.
         double budget_us = kCachedReadBaseUs + static_cast<double>(length) / kCachedReadBytesPerUs;
         completion->result = n;
-        if (MicrosBetween(started, std::chrono::steady_clock::now()) <= budget_us) completion->flags = kServedFromCache;
+        if (n == 0 || MicrosBetween(started, std::chrono::steady_clock::now()) <= budget_us) completion->flags = kServedFromCache;
         return;
       }
       // EAGAIN, a part, or EOPNOTSUPP: read again the usual way (the cached part costs a copy).
