@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // AIO benchmarks: `node bench/aio/run.mjs [--quick] [--only=throughput|stall] [--runs=N] [--seconds=S]
-//   [--slice=S] [--scenario=TEXT]` (throughput contestants alternate in slices of S seconds;
-//   stall workloads whose name contains TEXT).
+//   [--slice=S] [--bench=TEXT] [--scenario=TEXT]` (throughput contestants alternate in slices of
+//   S seconds; throughput benchmarks / stall workloads whose name contains TEXT).
 // Prints markdown tables and writes JSON to bench/results/. Installs nothing: it says
 // what is missing (fio, the addon, the built packages).
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, release } from 'node:os';
+import { cpus, loadavg, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string' },
     slice: { type: 'string' },
     scenario: { type: 'string' },
+    bench: { type: 'string' },
   },
 });
 
@@ -34,6 +35,7 @@ const cfg = {
   runs: Number(args.runs ?? (args.quick ? 1 : 3)),
   slice: Number(args.slice ?? 2),
   scenario: args.scenario,
+  bench: args.bench,
   log: (line) => console.log(line),
 };
 
@@ -68,12 +70,13 @@ const { stallSuite } = await import('./stall.mjs');
 const { table, fmt, fmtInt, percent } = await import('./lib/report.mjs');
 
 console.log(`# AIO benchmarks (${cfg.quick ? 'quick' : 'full'}: ${cfg.fileSize >> 20} MiB file, ${cfg.seconds} s runs in ${cfg.slice} s slices, ${cfg.runs} round(s), contestants interleaved, medians)`);
-console.log(`node ${process.version}, kernel ${release()}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'})\n`);
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' / ');
+console.log(`node ${process.version}, kernel ${release()}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average ${load()} (1/5/15 min)\n`);
 console.log('preparing data files (random bytes, written, not fallocated)...');
 cfg.file = randomDataFile(`data-${cfg.fileSize >> 20}M.bin`, cfg.fileSize);
 cfg.unalignedFile = randomDataFile(`unaligned-${cfg.unalignedSize >> 20}M.bin`, cfg.unalignedSize);
 
-const result = { date: new Date().toISOString(), node: process.version, kernel: release(), cores: cpus().length, config: { ...cfg, log: undefined } };
+const result = { date: new Date().toISOString(), loadAverageAtStart: loadavg(), node: process.version, kernel: release(), cores: cpus().length, config: { ...cfg, log: undefined } };
 
 if (args.only === undefined || args.only === 'throughput') {
   console.log('\n## Throughput');
@@ -88,15 +91,15 @@ if (args.only === undefined || args.only === 'throughput') {
           r.engine,
           fmtInt(r.iops),
           fmt(r.mbps, 1),
-          r.baseline === undefined ? '' : r.baseline.command !== undefined ? 'fio' : 'node FileHandle',
+          r.vs ?? '',
           r.ratio === undefined ? '' : `${fmt(r.ratio)}x`,
           r.roundRatios === undefined ? '' : r.roundRatios.map((x) => fmt(x)).join(', '),
-          r.target === undefined ? '' : `>= ${r.target}x ${r.ratio >= r.target ? 'met' : 'NOT met'}`,
+          r.target === undefined ? (r.ratio === undefined ? '' : 'reference') : `>= ${r.target}x ${r.ratio >= r.target ? 'met' : 'NOT met'}`,
           percent(r.steal),
         ]),
       ),
   );
-  const fioCommands = rows.filter((r) => r.command !== undefined).map((r) => r.command);
+  const fioCommands = [...new Set(rows.filter((r) => r.command !== undefined).map((r) => r.command))];
   if (fioCommands.length > 0) console.log(`\nfio commands:\n${fioCommands.map((c) => `    ${c}`).join('\n')}`);
 }
 
@@ -128,4 +131,5 @@ if (args.only === undefined || args.only === 'stall') {
 mkdirSync(resultsDir, { recursive: true });
 const out = join(resultsDir, `aio-${cfg.quick ? 'quick-' : ''}${result.date.replace(/[:.]/g, '-')}.json`);
 writeFileSync(out, JSON.stringify(result, null, 2));
+console.log(`\nload average at the end: ${load()} (1/5/15 min; other work on the machine moves every number)`);
 console.log(`\nJSON: ${out}`);

@@ -5,7 +5,6 @@
 // separate blocks: each round runs every contestant once, the order rotates from round to
 // round, and a ratio is taken inside each round. The reported ratio is the median of those
 // per-round ratios; the per-engine medians are shown beside it.
-import { defaultThreadCount } from '@vmlink/aio-threadpool';
 import { cpuSnapshot, stealShare } from './lib/cpu.mjs';
 import { buffers, DIRECT_READ, openEngine } from './lib/engines.mjs';
 import { dropCache, warmCache } from './lib/files.mjs';
@@ -106,21 +105,41 @@ function compare(subject, baseline, target) {
   subject.target = target;
 }
 
+/** fio's batched submit and reap: what a batching engine can reach (aio-facts.md, last section). */
+export const FIO_BATCH = { iodepth_batch_submit: 16, iodepth_batch_complete_max: 16 };
+
+/** `--bench=TEXT`: only the benchmarks whose name contains TEXT. */
+function selected(cfg, bench) {
+  return cfg.bench === undefined || bench.includes(cfg.bench);
+}
+
+function fioLabel(job) {
+  const batched = job.iodepth_batch_submit !== undefined ? ' batched' : '';
+  return `fio ${job.ioengine}${job.numjobs ? ` numjobs=${job.numjobs}` : ` iodepth=${job.iodepth}`}${batched}`;
+}
+
 /**
- * Returns rows: { bench, engine, iops, mbps, values, baseline?, ratio?, roundRatios?, target?, command? }.
- * `cfg`: { file, fileSize, seconds, runs, fio (bool), log }.
+ * Returns rows: { bench, engine, iops, mbps, values, vs?, baseline?, ratio?, roundRatios?, target?, command? }.
+ * An engine row compared with several baselines appears once per baseline (`vs` names it);
+ * only the issue's baseline carries a target. `cfg`: { file, fileSize, seconds, runs, fio (bool), log }.
  */
 export async function throughputSuite(cfg) {
   const rows = [];
-  const threads = defaultThreadCount();
   const log = (r) => {
-    const ratios = r.roundRatios ? `; per-round ratios ${r.roundRatios.map((x) => x.toFixed(2)).join(', ')}` : '';
+    const vs = r.vs === undefined ? '' : ` vs ${r.vs}`;
+    const ratios = r.roundRatios ? `; ratio ${r.ratio.toFixed(2)}x (rounds ${r.roundRatios.map((x) => x.toFixed(2)).join(', ')})` : '';
+    const target = r.target === undefined ? '' : `, target >= ${r.target}x ${r.ratio >= r.target ? 'met' : 'NOT met'}`;
     const steal = r.steal === undefined ? '' : `; host steal ${percent(r.steal)}`;
-    cfg.log(`  ${r.bench} / ${r.engine}: ${Math.round(r.iops)} IOPS (${r.values.map(Math.round).join(', ')})${ratios}${steal}`);
+    cfg.log(`  ${r.bench} / ${r.engine}${vs}: ${Math.round(r.iops)} IOPS (${r.values.map(Math.round).join(', ')})${ratios}${target}${steal}`);
   };
 
-  // One of our engines against one fio job, round by round.
-  const vsFio = async (bench, engineName, engineLabel, load, job, target) => {
+  /**
+   * One of our engines against fio jobs, all in the same rounds. `jobs`: [{ job, target? }],
+   * the first being the baseline the target is set against; the others are shown with
+   * their ratio (continuity with older runs, or a reference a user might pick instead).
+   */
+  const vsFio = async (bench, engineName, engineLabel, load, jobs) => {
+    if (!selected(cfg, bench)) return;
     const ours = engineContestant(cfg, engineName, load);
     if (!cfg.fio) {
       const values = await rounds(cfg, { ours });
@@ -129,51 +148,66 @@ export async function throughputSuite(cfg) {
       log(r);
       return;
     }
-    const fio = fioContestant(cfg, job);
-    const values = await rounds(cfg, { ours, fio });
-    const oursRow = row(bench, engineLabel, values.ours, load.blockSize);
-    const fioRow = {
-      ...row(bench, `fio ${job.ioengine}${job.numjobs ? ` numjobs=${job.numjobs}` : ` iodepth=${job.iodepth}`}`, values.fio, load.blockSize),
-      command: fio.command,
-    };
-    compare(oursRow, fioRow, target);
-    rows.push(oursRow, fioRow);
-    log(oursRow);
-    log(fioRow);
+    const fios = jobs.map(({ job }) => fioContestant(cfg, job));
+    const contestants = { ours };
+    fios.forEach((fio, i) => (contestants[`fio${i}`] = fio));
+    const values = await rounds(cfg, contestants);
+    const fioRows = jobs.map(({ job }, i) => ({ ...row(bench, fioLabel(job), values[`fio${i}`], load.blockSize), command: fios[i].command }));
+    const oursRows = jobs.map(({ target }, i) => {
+      const r = row(bench, engineLabel, values.ours, load.blockSize);
+      compare(r, fioRows[i], target);
+      r.vs = fioRows[i].engine;
+      return r;
+    });
+    for (const r of [...oursRows, ...fioRows]) {
+      rows.push(r);
+      log(r);
+    }
   };
 
   // Direct reads never touch the cache, but dirty or cached pages make NOWAIT say EAGAIN.
   dropCache(cfg.file);
 
+  const randRead = { rw: 'randread', bs: '4k', direct: 1 };
   await vsFio(
     '4 KiB random read, O_DIRECT, 32 in flight',
     'iosubmit',
     'iosubmit',
     { flags: DIRECT_READ, depth: 32, blockSize: 4096 },
-    { rw: 'randread', bs: '4k', direct: 1, ioengine: 'libaio', iodepth: 32 },
-    0.9,
+    [
+      { job: { ...randRead, ioengine: 'libaio', iodepth: 32, ...FIO_BATCH }, target: 0.9 },
+      { job: { ...randRead, ioengine: 'libaio', iodepth: 32 } },
+      { job: { ...randRead, ioengine: 'io_uring', iodepth: 32, ...FIO_BATCH } },
+    ],
   );
 
-  await vsFio(
-    `4 KiB random read, O_DIRECT, ${threads} threads`,
-    'threadpool',
-    `threadpool (${threads} threads, 32 in flight)`,
-    { flags: DIRECT_READ, depth: 32, blockSize: 4096, options: { threads } },
-    { rw: 'randread', bs: '4k', direct: 1, ioengine: 'psync', numjobs: threads },
-    0.9,
-  );
+  // The thread pool at its defaults (it sizes itself), against fio with one thread per
+  // request in flight.
+  for (const depth of [32, 2]) {
+    await vsFio(
+      `4 KiB random read, O_DIRECT, ${depth} in flight`,
+      'threadpool',
+      'threadpool (defaults)',
+      { flags: DIRECT_READ, depth, blockSize: 4096 },
+      [{ job: { ...randRead, ioengine: 'psync', numjobs: depth }, target: 0.9 }],
+    );
+  }
 
   // Same block size on both sides, so the IOPS ratio is the MB/s ratio.
+  const seqRead = { rw: 'read', bs: '128k', direct: 1 };
   await vsFio(
     '128 KiB sequential read, O_DIRECT, 16 in flight',
     'iosubmit',
     'iosubmit',
     { flags: DIRECT_READ, depth: 16, blockSize: 128 * 1024, pattern: 'seq' },
-    { rw: 'read', bs: '128k', direct: 1, ioengine: 'libaio', iodepth: 16 },
-    0.95,
+    [
+      { job: { ...seqRead, ioengine: 'libaio', iodepth: 16, ...FIO_BATCH }, target: 0.95 },
+      { job: { ...seqRead, ioengine: 'libaio', iodepth: 16 } },
+    ],
   );
 
   const bench = '4 KiB random read, buffered, warm cache, 32 in flight';
+  if (!selected(cfg, bench)) return rows;
   warmCache(cfg.file);
   const load = { flags: 'r', depth: 32, blockSize: 4096 };
   const engines = ['node FileHandle', 'iosubmit', 'threadpool', 'fs'];
@@ -186,6 +220,7 @@ export async function throughputSuite(cfg) {
     const r = row(bench, engine, values[engine], load.blockSize);
     // The fs backend is the reference (libuv's pool, one crossing per request): no target.
     compare(r, node, engine === 'fs' ? undefined : 4);
+    r.vs = node.engine;
     rows.push(r);
     log(r);
   }
