@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
-import { doctor } from '../doctor.js';
+import { doctor, type DoctorReport } from '../doctor.js';
 import { APT_INSTALL_LINE } from '../errors.js';
 import { startVm } from '../start-vm.js';
 import type { Vm } from '../vm.js';
-import { parseRunArgs, usageError, type RunArgs } from './args.js';
+import { parseDoctorArgs, parseRunArgs, usageError, type RunArgs } from './args.js';
 
 /** Exit status for "the guest hung, failed to boot, or the input was bad". */
 export const EXIT_VM_FAILED = 2;
@@ -63,7 +63,7 @@ function guestCwd(args: RunArgs): string {
 export async function runCommand(argv: readonly string[]): Promise<number> {
   const args = parseRunArgs(argv, true);
   const [cmd, ...cmdArgs] = args.command;
-  if (cmd === undefined) throw usageError('no command given: put it after --');
+  if (cmd === undefined) throw usageError('no command given: put it after --', 'run');
   const interrupt = interruptSignal();
   let vm: Vm | undefined;
   try {
@@ -114,46 +114,74 @@ export async function infoCommand(argv: readonly string[]): Promise<number> {
   }
 }
 
-async function probeKvm(): Promise<string> {
+/** The outcome of `doctor --probe-kvm`: whether a KVM guest booted, in words. */
+export interface KvmProbe {
+  booted: boolean;
+  detail: string;
+}
+
+async function probeKvm(): Promise<KvmProbe> {
   let vm: Vm | undefined;
   try {
     vm = await startVm({ accel: 'kvm', timeoutMs: 30_000 });
-    return `a KVM guest booted in ${formatSeconds(vm.timings.bootMs)}: accel: 'kvm' works here`;
+    return { booted: true, detail: `a KVM guest booted in ${formatSeconds(vm.timings.bootMs)}: accel: 'kvm' works here` };
   } catch (err) {
     const { code, message } = err as { code?: string; message?: string };
     const reason = (message ?? '').split('\n')[0]?.slice(0, 300);
-    return `a KVM guest did not boot (${code ?? 'error'}: ${reason}): keep the default TCG`;
+    return { booted: false, detail: `a KVM guest did not boot (${code ?? 'error'}: ${reason}): keep the default TCG` };
   } finally {
     await vm?.stop();
   }
 }
 
+/** What `doctor --json` prints: the report, the fix as one shell line (or null), the KVM probe if asked. */
+export interface DoctorJson extends DoctorReport {
+  fix: string | null;
+  kvmProbe?: KvmProbe;
+}
+
+function fixLine(report: DoctorReport): string | null {
+  return report.missingPackages.length === 0 ? null : `apt-get update && apt-get install -y ${report.missingPackages.join(' ')}`;
+}
+
+/** Runs apt-get for the missing packages; its output goes to `out` (stderr under --json). Returns false on failure. */
+function installMissing(report: DoctorReport, out: NodeJS.WritableStream, outFd: 1 | 2): boolean {
+  if (process.getuid?.() !== 0) {
+    process.stderr.write(`vmlink-testvm: --install needs root; run as root: ${APT_INSTALL_LINE}\n`);
+    return false;
+  }
+  const steps = [['apt-get', ['update']], ['apt-get', ['install', '-y', ...report.missingPackages]]] as const;
+  for (const [file, stepArgs] of steps) {
+    out.write(`+ ${file} ${stepArgs.join(' ')}\n`);
+    const res = spawnSync(file, stepArgs, { stdio: ['ignore', outFd, 2], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    if (res.status !== 0) return false;
+  }
+  return true;
+}
+
 export async function doctorCommand(argv: readonly string[]): Promise<number> {
-  const install = argv.includes('--install');
-  const probe = argv.includes('--probe-kvm');
-  const unknown = argv.filter((a) => a !== '--install' && a !== '--probe-kvm');
-  if (unknown.length > 0) throw usageError(`unknown doctor option ${unknown.join(' ')}`);
+  const args = parseDoctorArgs(argv);
+  // With --json, stdout carries exactly one JSON document; everything else goes to stderr.
+  const log = args.json ? process.stderr : process.stdout;
   let report = await doctor();
-  if (install && report.missingPackages.length > 0) {
-    if (process.getuid?.() !== 0) {
-      process.stderr.write(`vmlink-testvm: --install needs root; run as root: ${APT_INSTALL_LINE}\n`);
-      return 1;
-    }
-    const steps = [['apt-get', ['update']], ['apt-get', ['install', '-y', ...report.missingPackages]]] as const;
-    for (const [file, stepArgs] of steps) {
-      process.stdout.write(`+ ${file} ${stepArgs.join(' ')}\n`);
-      const res = spawnSync(file, stepArgs, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-      if (res.status !== 0) return 1;
-    }
+  if (args.install && report.missingPackages.length > 0) {
+    if (!installMissing(report, log, args.json ? 2 : 1)) return 1;
     report = await doctor();
+  }
+  const kvmProbe = args.probeKvm ? await probeKvm() : undefined;
+  if (args.json) {
+    const out: DoctorJson = { ...report, fix: fixLine(report), ...(kvmProbe === undefined ? {} : { kvmProbe }) };
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    return report.ok ? 0 : 1;
   }
   for (const check of report.checks) {
     const mark = check.ok ? 'ok     ' : check.required ? 'MISSING' : 'note   ';
     process.stdout.write(`${mark} ${check.name}: ${check.detail}\n`);
   }
-  if (probe) process.stdout.write(`probe   KVM: ${await probeKvm()}\n`);
-  if (report.missingPackages.length > 0) {
-    process.stdout.write(`\nTo fix, as root:\n  apt-get update && apt-get install -y ${report.missingPackages.join(' ')}\n`);
+  if (kvmProbe !== undefined) process.stdout.write(`probe   KVM: ${kvmProbe.detail}\n`);
+  const fix = fixLine(report);
+  if (fix !== null) {
+    process.stdout.write(`\nTo fix, as root:\n  ${fix}\n`);
   } else if (report.ok) {
     process.stdout.write('\nEverything the test guest needs is here.\n');
   }
