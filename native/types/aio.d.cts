@@ -19,4 +19,14 @@ export interface AioBinding {
    * has no answer. A closed fd throws EBADF.
    */
   dioAlignment(fd: number, method?: 'auto' | 'statx' | 'sysfs'): DioAlignmentInfo;
+  /**
+   * fallocate(2) on libuv's pool (the fs backend's, as node:fs has none). `mode` is the
+   * raw FALLOC_FL_* bits. Rejects with an errno-named error (syscall 'fallocate').
+   */
+  fileFallocate(fd: number, mode: number, offset: bigint, length: bigint): Promise<void>;
+  /**
+   * On libuv's pool: punch-hole (keep size) on a regular file, ioctl(BLKDISCARD) on a
+   * block device. Rejects with an errno-named error (syscall 'fallocate' or 'ioctl').
+   */
+  fileDiscard(fd: number, offset: bigint, length: bigint): Promise<void>;
 }

@@ -63,5 +63,5 @@ export function backendUnavailable(name: string, reason: string, cause?: unknown
 
 export function unknownOp(request: AioRequest): VmlinkError {
   const op = (request as { op?: unknown }).op;
-  return new VmlinkError('ERR_INVALID_ARG_VALUE', `The request op must be one of read, readv, write, writev, fsync, fdatasync. Received ${String(op)}`);
+  return new VmlinkError('ERR_INVALID_ARG_VALUE', `The request op must be one of read, readv, write, writev, fsync, fdatasync, fallocate, truncate, discard. Received ${String(op)}`);
 }

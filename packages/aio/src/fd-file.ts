@@ -2,7 +2,8 @@ import { misalignment } from './align.js';
 import { closedError, misalignedError } from './errors.js';
 import { AioFileBase, type SyncOp, type TransferOp } from './file-base.js';
 import type { StatsRecorder } from './stats.js';
-import type { Alignment, FdIo, OpOptions, Position } from './types.js';
+import { runSpaceRequest } from './space.js';
+import type { Alignment, FdIo, OpOptions, Position, SpaceRequest } from './types.js';
 
 export interface FdFileInit {
   readonly fd: number;
@@ -50,6 +51,11 @@ export class FdFile extends AioFileBase {
 
   protected override sync(op: SyncOp, signal: AbortSignal | undefined): Promise<void> {
     return op === 'fsync' ? this.#io.fsync(this.fd, { signal }) : this.#io.fdatasync(this.fd, { signal });
+  }
+
+  /** Through the FdIo when it has the operation, else the fs reference's. */
+  protected override space(request: SpaceRequest, signal: AbortSignal | undefined): Promise<void> {
+    return runSpaceRequest(this.#io, this.fd, request, signal);
   }
 
   protected override onClosed(): void {

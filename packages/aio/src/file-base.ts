@@ -1,7 +1,8 @@
 import { close as closeFd, fstat, type Stats } from 'node:fs';
 import { throwIfAborted } from '@vmlink/errors';
 import { closedError, withPath } from './errors.js';
-import type { AioFile, Alignment, OpOptions, Position } from './types.js';
+import { runSpaceRequest, validateFallocateMode, validateLength } from './space.js';
+import type { AioFile, Alignment, FallocateMode, OpOptions, Position, SpaceRequest } from './types.js';
 import { validateBuffer, validateBuffers, validateOpOptions, validatePosition } from './validate.js';
 
 /** How a request started with `trackSettled` ends: call one of them once. */
@@ -26,7 +27,9 @@ export interface AioFileBaseInit {
  * What every AioFile over a raw fd does the same way, whatever does its I/O: argument
  * validation, EBADF after close, abort-before-start, the path on system errors, counting
  * requests in flight, and a close() that waits for them before closing the fd.
- * A backend implements `transfer` and `sync`; `stat` is fstat on the fd.
+ * A backend implements `transfer` and `sync`; `stat` is fstat on the fd; `fallocate`,
+ * `truncate` and `discard` go to `space`, which by default uses the fs reference's
+ * (libuv's pool) and which a backend overrides to send them elsewhere.
  */
 export abstract class AioFileBase implements AioFile {
   readonly fd: number;
@@ -79,6 +82,18 @@ export abstract class AioFileBase implements AioFile {
     }));
   }
 
+  fallocate(mode: FallocateMode, offset: Position, length: Position, options?: OpOptions): Promise<void> {
+    return this.#space('fallocate', () => ({ op: 'fallocate', mode: validateFallocateMode(mode), offset: validatePosition(offset, 'offset'), length: validateLength(length) }), options);
+  }
+
+  truncate(size: Position, options?: OpOptions): Promise<void> {
+    return this.#space('ftruncate', () => ({ op: 'truncate', size: validatePosition(size, 'size') }), options);
+  }
+
+  discard(offset: Position, length: Position, options?: OpOptions): Promise<void> {
+    return this.#space('discard', () => ({ op: 'discard', offset: validatePosition(offset, 'offset'), length: validateLength(length) }), options);
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#closeWhenIdle();
     return this.#closing;
@@ -96,6 +111,14 @@ export abstract class AioFileBase implements AioFile {
 
   /** fsync or fdatasync the fd; runs inside `track`, so the file is open and `signal` not aborted. */
   protected abstract sync(op: SyncOp, signal: AbortSignal | undefined): Promise<void>;
+
+  /**
+   * A fallocate/truncate/discard whose arguments are valid; runs inside `track`. By default
+   * the fs reference's (node:fs ftruncate, the addon's fallocate on libuv's pool).
+   */
+  protected space(request: SpaceRequest, signal: AbortSignal | undefined): Promise<void> {
+    return runSpaceRequest(undefined, this.fd, request, signal);
+  }
 
   /** Closes what the file holds once nothing is in flight; by default the fd. */
   protected closeFds(): Promise<void> {
@@ -170,6 +193,16 @@ export abstract class AioFileBase implements AioFile {
       return Promise.reject(error);
     }
     return this.transfer(op, buffers, pos, options);
+  }
+
+  #space(syscall: string, validate: () => SpaceRequest, options: OpOptions | undefined): Promise<void> {
+    let request: SpaceRequest;
+    try {
+      request = validate();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.track(syscall, options, (signal) => this.space(request, signal));
   }
 
   #settledOne(): void {

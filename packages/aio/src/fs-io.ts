@@ -1,7 +1,8 @@
 import { fdatasync, fsync, read, readv, writev } from 'node:fs';
 import { outOfRange, throwIfAborted } from '@vmlink/errors';
 import { StatsRecorder } from './stats.js';
-import type { FdIo, OpOptions, Position } from './types.js';
+import { fsDiscard, fsFallocate, fsTruncate, validateFallocateMode, validateLength } from './space.js';
+import type { FallocateMode, FdIo, OpOptions, Position } from './types.js';
 import { normalizePosition, skipBytes, totalLength, validateBuffers, validateOpOptions, validatePosition } from './validate.js';
 
 type Callback<T> = (error: NodeJS.ErrnoException | null, value: T) => void;
@@ -43,6 +44,21 @@ export class FsFdIo implements FdIo {
 
   fdatasync(fd: number, options?: OpOptions): Promise<void> {
     return this.#run(options, () => call<void>((cb) => fdatasync(fd, (error) => cb(error, undefined))));
+  }
+
+  /** fallocate(2) on libuv's pool through the addon (node:fs has none); EOPNOTSUPP without it. */
+  fallocate(fd: number, mode: FallocateMode, offset: Position, length: Position, options?: OpOptions): Promise<void> {
+    return this.#run(options, () => fsFallocate(fd, validateFallocateMode(mode), validatePosition(offset, 'offset'), validateLength(length)));
+  }
+
+  /** ftruncate through node:fs (sizes up to 2^53). */
+  truncate(fd: number, size: Position, options?: OpOptions): Promise<void> {
+    return this.#run(options, () => fsTruncate(fd, validatePosition(size, 'size')));
+  }
+
+  /** Punch-hole on a file, BLKDISCARD on a block device, on libuv's pool through the addon. */
+  discard(fd: number, offset: Position, length: Position, options?: OpOptions): Promise<void> {
+    return this.#run(options, () => fsDiscard(fd, validatePosition(offset, 'offset'), validateLength(length)));
   }
 
   async #run<T>(options: OpOptions | undefined, start: () => Promise<T>): Promise<T> {

@@ -11,11 +11,13 @@ export type {
   BackendSelection,
   BackendOptions,
   CacheFirstRead,
+  FallocateMode,
   FdIo,
   HistogramSummary,
   OpenFlags,
   OpOptions,
   Position,
+  SpaceRequest,
 } from './types.js';
 export { createBackend } from './create-backend.js';
 export { createFsBackend, createFsFdIo } from './fs-backend.js';
@@ -26,6 +28,18 @@ export { submitRequests } from './submit.js';
 export { FdBackend, type FdBackendInit } from './fd-backend.js';
 export { FdFile, type FdFileInit } from './fd-file.js';
 export { allocAligned, isAligned, alignmentOf, misalignment, hasDirectFlag, O_DIRECT, NO_ALIGNMENT } from './align.js';
+export {
+  FALLOCATE_MODES,
+  FALLOC_FL_KEEP_SIZE,
+  FALLOC_FL_PUNCH_HOLE,
+  FALLOC_FL_ZERO_RANGE,
+  fallocateModeBits,
+  runSpaceRequest,
+  spaceSyscall,
+  validateFallocateMode,
+  validateLength,
+  validateSpaceRequest,
+} from './space.js';
 export { StatsRecorder } from './stats.js';
 export { LogHistogram } from './histogram.js';
 export { closedError, misalignedError, withPath, backendUnavailable, type IoError } from './errors.js';

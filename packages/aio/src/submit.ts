@@ -39,6 +39,12 @@ function startRequest(request: AioRequest): Promise<number> {
       return file.fsync(options).then(() => 0);
     case 'fdatasync':
       return file.fdatasync(options).then(() => 0);
+    case 'fallocate':
+      return file.fallocate(request.mode, request.offset, request.length, options).then(() => 0);
+    case 'truncate':
+      return file.truncate(request.size, options).then(() => 0);
+    case 'discard':
+      return file.discard(request.offset, request.length, options).then(() => 0);
     default:
       return Promise.reject(unknownOp(request));
   }

@@ -40,6 +40,22 @@ export interface OpOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * fallocate(2) modes by name (Linux mode bits):
+ * - 'allocate': 0, reserve blocks, grow the size to offset+length if it was smaller;
+ * - 'keep-size': FALLOC_FL_KEEP_SIZE, reserve blocks, the size stays;
+ * - 'punch-hole': FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, free blocks, reads give zeros;
+ * - 'zero-range': FALLOC_FL_ZERO_RANGE, reads give zeros, the size grows as for 'allocate';
+ * - 'zero-range-keep-size': FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE.
+ */
+export type FallocateMode = 'allocate' | 'keep-size' | 'punch-hole' | 'zero-range' | 'zero-range-keep-size';
+
+/** A space-management request on a file (what FdIo.fallocate/truncate/discard take, as one value). */
+export type SpaceRequest =
+  | { readonly op: 'fallocate'; readonly mode: FallocateMode; readonly offset: Position; readonly length: Position }
+  | { readonly op: 'truncate'; readonly size: Position }
+  | { readonly op: 'discard'; readonly offset: Position; readonly length: Position };
+
 /** `open()` flags: a `node:fs` flag string ('r', 'r+', 'w', 'wx', 'a'...) or a number (fs.constants, may include O_DIRECT). */
 export type OpenFlags = string | number;
 
@@ -59,6 +75,21 @@ export interface AioFile {
   fsync(options?: OpOptions): Promise<void>;
   fdatasync(options?: OpOptions): Promise<void>;
   stat(): Promise<Stats>;
+  /**
+   * fallocate(2) on the file: reserve space ('allocate', 'keep-size'), deallocate
+   * ('punch-hole': reads give zeros, the size stays), or zero a range ('zero-range',
+   * 'zero-range-keep-size'). A file system that lacks the mode rejects with EOPNOTSUPP
+   * (tmpfs has no zero-range); a bad mode is ERR_INVALID_ARG_VALUE naming it.
+   */
+  fallocate(mode: FallocateMode, offset: Position, length: Position, options?: OpOptions): Promise<void>;
+  /** ftruncate(2): sets the file size (cuts, or extends with a hole). */
+  truncate(size: Position, options?: OpOptions): Promise<void>;
+  /**
+   * Tells the storage a range is unused: punch-hole (keep size) on a regular file,
+   * ioctl(BLKDISCARD) on a block device (the range must be sector-aligned there).
+   * Reads of a discarded file range give zeros; a discarded device range is unspecified.
+   */
+  discard(offset: Position, length: Position, options?: OpOptions): Promise<void>;
   /** Waits for in-flight requests to settle, then closes the fd. Closing twice is a no-op. */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -70,7 +101,10 @@ export type AioRequest =
   | { op: 'write'; file: AioFile; buffer: Uint8Array; position: Position; signal?: AbortSignal }
   | { op: 'writev'; file: AioFile; buffers: readonly Uint8Array[]; position: Position; signal?: AbortSignal }
   | { op: 'fsync'; file: AioFile; signal?: AbortSignal }
-  | { op: 'fdatasync'; file: AioFile; signal?: AbortSignal };
+  | { op: 'fdatasync'; file: AioFile; signal?: AbortSignal }
+  | { op: 'fallocate'; file: AioFile; mode: FallocateMode; offset: Position; length: Position; signal?: AbortSignal }
+  | { op: 'truncate'; file: AioFile; size: Position; signal?: AbortSignal }
+  | { op: 'discard'; file: AioFile; offset: Position; length: Position; signal?: AbortSignal };
 
 /** One result per request, in submission order, shaped like Promise.allSettled. */
 export type AioResult =
@@ -159,6 +193,14 @@ export interface FdIo {
   writev(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number>;
   fsync(fd: number, options?: OpOptions): Promise<void>;
   fdatasync(fd: number, options?: OpOptions): Promise<void>;
+  /**
+   * Optional space management on the fd (the fs reference and the thread pool have them).
+   * An FdFile whose FdIo lacks one uses the fs reference's (libuv's pool). Arguments are
+   * already validated by the AioFile; an FdIo called directly validates them too.
+   */
+  fallocate?(fd: number, mode: FallocateMode, offset: Position, length: Position, options?: OpOptions): Promise<void>;
+  truncate?(fd: number, size: Position, options?: OpOptions): Promise<void>;
+  discard?(fd: number, offset: Position, length: Position, options?: OpOptions): Promise<void>;
 }
 
 export type BackendName = 'auto' | 'threadpool' | 'iosubmit' | 'fs';
