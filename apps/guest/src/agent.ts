@@ -12,11 +12,11 @@ import { capForOpenFileLimit, readOpenFileLimit } from './limits/fd-limit.js';
 import { METHOD_MEMORY_COST, MemoryBudget } from './limits/memory-budget.js';
 import { LimitedLog } from './log/limited-log.js';
 import { sweepStaleTempFiles } from './methods/files.js';
-import type { AgentOptions } from './options.js';
+import { resolveAgentOptions, type AgentOptions, type AgentStartOptions } from './options.js';
 import { RootJail } from './policy/confine.js';
 import { ExecPolicy } from './policy/exec-policy.js';
 import { METHODS, type MethodName } from './protocol.js';
-import type { AgentLogger } from './request-log.js';
+import { createLogger, type AgentLogger } from './request-log.js';
 
 /** Bad frames tolerated per connection before RPC condemns it. */
 const MAX_BAD_FRAMES = 16;
@@ -128,12 +128,26 @@ export class Agent {
     });
   }
 
-  /** Starts serving. Fails only if no URI at all could be listened on. */
-  static async start(options: AgentOptions, log: AgentLogger): Promise<Agent> {
-    const { transports, failures } = await loadInstalledTransports();
+  /**
+   * Starts serving. Fails only if no URI at all could be listened on, or a transport plugin
+   * the options name cannot be loaded. As a library: `Agent.start({ listen: ['tcp://...'],
+   * transports: [tcp()], access: { trustTransports: ['tcp'] } })`; what is not given takes
+   * the CLI's defaults (default deny included), and the log defaults to errors only.
+   */
+  static async start(input: AgentStartOptions, log: AgentLogger = createLogger({ json: false, quiet: true })): Promise<Agent> {
+    const options = resolveAgentOptions(input);
+    const { transports, failures, replaced } = await loadInstalledTransports({
+      plugins: options.transportModules ?? [],
+      transports: options.transports ?? [],
+    });
     for (const failure of failures) {
       log.event('transport plugin unavailable', { plugin: failure.plugin, cause: failure.error.message });
     }
+    for (const r of replaced) {
+      log.event('transport plugin replaced', { plugin: r.plugin, by: r.by, schemes: r.schemes.join(',') });
+    }
+    const own = transports.transports.slice(0, (options.transports?.length ?? 0) + (options.transportModules?.length ?? 0));
+    if (own.length > 0) log.event('own transports', { transports: own.map((t) => `${t.name} (${t.schemes.join(',')}:)`).join(' ') });
     const jail = options.root === undefined ? undefined : await RootJail.create(options.root, { allowHardlinks: options.allowHardlinks });
     if (jail) {
       for (const stale of await sweepStaleTempFiles(jail.realRoot)) log.event('removed a stale temp file', { path: stale });

@@ -3,7 +3,7 @@
  * (root confinement, exec policy, the info collector).
  */
 export { Agent } from './agent.js';
-export { parseGuestArgs, DEFAULT_LIMITS, DEFAULT_LISTEN, GUEST_USAGE, type AgentOptions, type AgentLimits, type AccessOptions, type AioChoice } from './options.js';
+export { parseGuestArgs, resolveAgentOptions, transportsFromEnv, type AgentStartOptions, DEFAULT_LIMITS, DEFAULT_LISTEN, GUEST_USAGE, type AgentOptions, type AgentLimits, type AccessOptions, type AioChoice } from './options.js';
 export { MethodAccess } from './access/method-access.js';
 export { decideAccess, HOST_CID, type PeerIdentity, type AccessDecision } from './access/peer-access.js';
 export { RootJail, splitRemotePath } from './policy/confine.js';

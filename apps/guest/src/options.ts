@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { VmlinkError } from '@vmlink/errors';
+import type { Transport } from '@vmlink/transport';
 import { MethodAccess, parseMethodList } from './access/method-access.js';
 import { HOST_CID } from './access/peer-access.js';
 import { defaultPerPeer } from './limits/connection-slots.js';
@@ -62,12 +63,26 @@ export interface AccessOptions {
   readonly allowCids: readonly number[] | 'any';
   /** Serve `unix:@name` (abstract sockets have no file permissions). */
   readonly allowAbstract: boolean;
+  /**
+   * Transports (by name) whose connections are served although the kernel reports no
+   * peer identity for them (a `tcp:` plugin): `--trust-transport`. A uid or CID they do
+   * report is still checked.
+   */
+  readonly trustTransports?: readonly string[];
   /** Methods served: --allow-rpcs minus --block-rpcs (all when neither is given). */
   readonly methods: MethodAccess;
 }
 
 export interface AgentOptions {
   readonly listen: readonly string[];
+  /**
+   * Your own transport plugins, by module (`--transport MODULE`, `VMLINK_TRANSPORTS`): a
+   * package name or a path exporting a factory (`MODULE#factory` to pick one). Loaded at
+   * start; one that cannot be loaded stops the start.
+   */
+  readonly transportModules?: readonly string[];
+  /** Transports built by a program that runs the agent as a library. */
+  readonly transports?: readonly Transport[];
   readonly aio: AioChoice;
   /** Undefined: file methods are refused (default deny). */
   readonly root: string | undefined;
@@ -98,6 +113,14 @@ Options:
                        bare names are found in ${FIXED_EXEC_PATH} only
   --allow-hardlinks    serve files that have more than one hard link (refused by default)
   --exec-timeout MS    exec's process group is killed after MS (default: ${DEFAULT_LIMITS.execTimeoutMs})
+
+Your own transports:
+  --transport MODULE   a transport plugin to load, repeatable: a package name or a path
+                       (./my-transport.js) exporting a factory; MODULE#name picks the export.
+                       Also from VMLINK_TRANSPORTS (comma-separated). Its schemes can be --listen'ed.
+  --trust-transport NAME
+                       serve connections of transport NAME although it reports no peer
+                       identity (uid, CID) to check, repeatable; refused by default
 
 Who may connect (default deny):
   --allow-uid U[,U]    Unix socket peers (SO_PEERCRED) allowed, repeatable (default: the agent's own uid)
@@ -130,7 +153,12 @@ export function usageError(message: string): VmlinkError {
   return new VmlinkError('ERR_VMLINK_USAGE', message);
 }
 
-export function parseGuestArgs(argv: readonly string[]): ParsedGuestArgs {
+/** `VMLINK_TRANSPORTS=a,./b.js`: modules loaded as if each were given with --transport. */
+export function transportsFromEnv(env: NodeJS.ProcessEnv): string[] {
+  return (env['VMLINK_TRANSPORTS'] ?? '').split(',').map((m) => m.trim()).filter((m) => m !== '');
+}
+
+export function parseGuestArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ParsedGuestArgs {
   let values;
   try {
     ({ values } = parseArgs({
@@ -139,6 +167,8 @@ export function parseGuestArgs(argv: readonly string[]): ParsedGuestArgs {
       strict: true,
       options: {
         listen: { type: 'string', multiple: true },
+        transport: { type: 'string', multiple: true },
+        'trust-transport': { type: 'string', multiple: true },
         aio: { type: 'string', default: 'auto' },
         root: { type: 'string' },
         'allow-exec': { type: 'string', multiple: true },
@@ -211,11 +241,15 @@ export function parseGuestArgs(argv: readonly string[]): ParsedGuestArgs {
     allowCids: cidList(values['allow-cid']),
     allowAbstract,
     methods,
+    trustTransports: parseMethodList(values['trust-transport'] ?? []),
   };
+  const transportModules = [...transportsFromEnv(env), ...(values.transport ?? [])];
+  if (transportModules.some((m) => m.trim() === '')) throw usageError('--transport needs a module name or path');
   return {
     kind: 'run',
     options: {
       listen,
+      transportModules,
       aio,
       root: values.root,
       allowExec,
@@ -278,4 +312,45 @@ function positiveInt(raw: string | undefined, flag: string, fallback: number): n
   const n = Number(raw);
   if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n <= 0) throw usageError(`${flag} must be a positive integer, got '${raw}'`);
   return n;
+}
+
+/**
+ * What `Agent.start()` takes as a library: any part of AgentOptions. What is left out gets
+ * the CLI's defaults, default deny included (no --root, no exec, own uid, host CID only).
+ */
+export type AgentStartOptions = Partial<Omit<AgentOptions, 'access' | 'limits'>> & {
+  readonly access?: Partial<AccessOptions>;
+  readonly limits?: Partial<AgentLimits>;
+};
+
+export function resolveAgentOptions(input: AgentStartOptions): AgentOptions {
+  if (input === null || typeof input !== 'object') throw usageError('Agent.start: options must be an object');
+  const limits: AgentLimits = { ...DEFAULT_LIMITS, ...input.limits };
+  if (input.limits?.maxConnections !== undefined && input.limits.maxConnectionsPerPeer === undefined) {
+    (limits as { maxConnectionsPerPeer: number }).maxConnectionsPerPeer = defaultPerPeer(limits.maxConnections);
+  }
+  const listen = input.listen && input.listen.length > 0 ? input.listen : [...DEFAULT_LISTEN];
+  const abstract = listen.filter((uri) => uri.startsWith('unix:@'));
+  if (abstract.length > 0 && !input.access?.allowAbstract) {
+    throw usageError(`${abstract.join(', ')}: abstract Unix sockets have no file permissions; set access.allowAbstract to serve them`);
+  }
+  return {
+    listen,
+    transportModules: input.transportModules ?? [],
+    transports: input.transports ?? [],
+    aio: input.aio ?? 'auto',
+    root: input.root,
+    allowExec: input.allowExec ?? [],
+    allowHardlinks: input.allowHardlinks ?? false,
+    access: {
+      allowUids: input.access?.allowUids ?? [ownUid()],
+      allowCids: input.access?.allowCids ?? [HOST_CID],
+      allowAbstract: input.access?.allowAbstract ?? false,
+      methods: input.access?.methods ?? MethodAccess.all(),
+      trustTransports: input.access?.trustTransports ?? [],
+    },
+    jsonLog: input.jsonLog ?? false,
+    quiet: input.quiet ?? false,
+    limits,
+  };
 }

@@ -5,15 +5,16 @@ import { ExecPolicy, parseAllowExec } from '../src/policy/exec-policy.js';
 
 describe('parseGuestArgs (pure)', () => {
   it('defaults to the guest transports, auto AIO, no root and no exec', () => {
-    expect(parseGuestArgs([])).toEqual({
+    expect(parseGuestArgs([], {})).toEqual({
       kind: 'run',
       options: {
         listen: [...DEFAULT_LISTEN],
+        transportModules: [],
         aio: 'auto',
         root: undefined,
         allowExec: [],
         allowHardlinks: false,
-        access: { allowUids: [process.getuid?.()], allowCids: [2], allowAbstract: false, methods: MethodAccess.all() },
+        access: { allowUids: [process.getuid?.()], allowCids: [2], allowAbstract: false, methods: MethodAccess.all(), trustTransports: [] },
         jsonLog: false,
         quiet: false,
         limits: DEFAULT_LIMITS,

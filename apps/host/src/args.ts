@@ -11,6 +11,8 @@ export interface CommonOptions {
   readonly timeoutMs: number;
   /** Keep dialing an agent that is not up yet (booting, restarting) until the timeout. */
   readonly wait: boolean;
+  /** Transport plugins to load besides the first-party ones (--transport, VMLINK_TRANSPORTS). */
+  readonly transports: readonly string[];
 }
 
 export type Command =
@@ -30,6 +32,9 @@ const COMMON_HELP = `  --json           print the result as JSON (one object)
   --timeout MS     connect timeout and longest silence from the agent (default ${DEFAULT_TIMEOUT_MS})
   --uri URI        the agent URI, instead of the positional one
   --wait           if nothing listens yet (agent booting or restarting), retry until --timeout
+  --transport MODULE
+                   load a transport plugin (package name or path exporting a factory;
+                   MODULE#name picks the export), repeatable; also VMLINK_TRANSPORTS=a,b
   --help           this help`;
 
 export const HELP: Readonly<Record<CommandName | 'main', string>> = {
@@ -106,7 +111,12 @@ export function usageError(message: string): VmlinkError {
   return new VmlinkError('ERR_VMLINK_USAGE', message);
 }
 
-export function parseHostArgs(argv: readonly string[]): Command {
+/** `VMLINK_TRANSPORTS=a,./b.js`: modules loaded as if each were given with --transport. */
+export function transportsFromEnv(env: NodeJS.ProcessEnv): string[] {
+  return (env['VMLINK_TRANSPORTS'] ?? '').split(',').map((m) => m.trim()).filter((m) => m !== '');
+}
+
+export function parseHostArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Command {
   let parsed;
   try {
     parsed = parseArgs({
@@ -119,6 +129,7 @@ export function parseHostArgs(argv: readonly string[]): Command {
         wait: { type: 'boolean', default: false },
         timeout: { type: 'string' },
         uri: { type: 'string' },
+        transport: { type: 'string', multiple: true },
         count: { type: 'string' },
         rounds: { type: 'string' },
         size: { type: 'string' },
@@ -159,7 +170,9 @@ export function parseHostArgs(argv: readonly string[]): Command {
     json: values.json ?? false,
     timeoutMs: positiveInt(values.timeout, '--timeout', DEFAULT_TIMEOUT_MS),
     wait: values.wait ?? false,
+    transports: [...transportsFromEnv(env), ...(values.transport ?? [])],
   };
+  if (common.transports.some((m) => m.trim() === '')) throw usageError('--transport needs a module name or path');
   const explicitUri = values.uri;
   const takeUri = (): string => {
     if (explicitUri !== undefined) return explicitUri;

@@ -31,6 +31,9 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 const BY_CODE: ReadonlyMap<string, ExitCode> = new Map<string, ExitCode>([
   ['ERR_VMLINK_USAGE', ExitCode.USAGE],
   ['ERR_VMLINK_INVALID_ADDRESS', ExitCode.USAGE],
+  // --transport MODULE that cannot be loaded, or two of them claiming one scheme.
+  ['ERR_VMLINK_TRANSPORT_PLUGIN', ExitCode.USAGE],
+  ['ERR_VMLINK_DUPLICATE_SCHEME', ExitCode.USAGE],
   ['ECONNREFUSED', ExitCode.UNREACHABLE],
   ['ENOENT_SOCKET', ExitCode.UNREACHABLE],
   ['ENODEV', ExitCode.UNREACHABLE],

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { VmlinkError } from '@vmlink/errors';
 import { RpcPeer } from '@vmlink/rpc';
-import type { Connection } from '@vmlink/transport';
+import type { Connection, Transport } from '@vmlink/transport';
 import type { AgentClient, AgentInfo, ExecResult, ListResult, StatResult, TransferResult } from './agent-client.js';
 import { EXEC_EXIT, EXEC_MAX_RECORD, EXEC_RECORD_HEADER, EXEC_STDERR, READ_TRAILER_BYTES } from './protocol.js';
 import { loadInstalledTransports } from '@vmlink/transport';
@@ -12,6 +12,10 @@ export interface ConnectOptions {
   readonly timeoutMs: number;
   /** Retry an unreachable agent (booting, restarting) with backoff until `timeoutMs`. */
   readonly wait?: boolean;
+  /** Your own transport plugins by module (a package name or a path exporting a factory). */
+  readonly transportModules?: readonly string[];
+  /** Transports built by the calling program, tried before the first-party ones. */
+  readonly transports?: readonly Transport[];
 }
 
 /** RPC-level codes turned into the CLI's own (see exit-codes.ts). */
@@ -37,7 +41,7 @@ function connectError(uri: string, cause: Error): VmlinkError {
 
 /** Dials `uri` with every transport plugin that loads here and returns a client. */
 export async function connectAgent(uri: string, options: ConnectOptions): Promise<AgentClient> {
-  const { transports } = await loadInstalledTransports();
+  const { transports } = await loadInstalledTransports({ plugins: options.transportModules ?? [], transports: options.transports ?? [] });
   const deadline = performance.now() + options.timeoutMs;
   for (let attempt = 0; ; attempt += 1) {
     let connection: Connection;

@@ -32,10 +32,10 @@ function uriOf(command: Command): string | undefined {
 }
 
 /** Runs one CLI invocation and returns its exit code; never throws for expected failures. */
-export async function runCli(argv: readonly string[], out: CliOutput = processOutput): Promise<number> {
+export async function runCli(argv: readonly string[], out: CliOutput = processOutput, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let command: Command;
   try {
-    command = parseHostArgs(argv);
+    command = parseHostArgs(argv, env);
   } catch (error) {
     out.stderr.write(`vmlink: ${(error as Error).message}\n`);
     return ExitCode.USAGE;
@@ -51,7 +51,7 @@ export async function runCli(argv: readonly string[], out: CliOutput = processOu
   const uri = uriOf(command) ?? '';
   let client: AgentClient | undefined;
   try {
-    client = await connectAgent(uri, { timeoutMs: command.common.timeoutMs, wait: command.common.wait });
+    client = await connectAgent(uri, { timeoutMs: command.common.timeoutMs, wait: command.common.wait, transportModules: command.common.transports });
     switch (command.name) {
       case 'ping':
         return await pingCommand(client, command.count, command.common, out);

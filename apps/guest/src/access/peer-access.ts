@@ -10,6 +10,8 @@ export interface PeerAccessOptions {
   readonly allowUids: readonly number[];
   /** vsock: CIDs allowed (default [2], the host), or 'any'. */
   readonly allowCids: readonly number[] | 'any';
+  /** Transports served without a kernel-reported identity (`--trust-transport`); default none. */
+  readonly trustTransports?: readonly string[];
 }
 
 /** Who is on the other end, as the kernel reported it, and over which transport. */
@@ -54,8 +56,20 @@ export function decideAccess(identity: PeerIdentity, options: PeerAccessOptions)
       return { allowed: true, key };
     case 'virtio-serial':
       return { allowed: true, key };
-    default:
-      return refuse(`transport '${identity.transport}' reports no peer identity to check`);
+    default: {
+      // Another plugin (a user's own, hvsock...): served only when the operator trusts it by
+      // name; a uid or CID it does report is still checked.
+      if (!(options.trustTransports ?? []).includes(identity.transport)) {
+        return refuse(`transport '${identity.transport}' reports no peer identity to check (--trust-transport ${identity.transport} serves it)`);
+      }
+      if (identity.uid !== undefined && !options.allowUids.includes(identity.uid)) {
+        return refuse(`uid ${identity.uid} is not allowed (--allow-uid ${options.allowUids.join(',')})`);
+      }
+      if (identity.cid !== undefined && options.allowCids !== 'any' && !options.allowCids.includes(identity.cid)) {
+        return refuse(`CID ${identity.cid} is not allowed (--allow-cid ${options.allowCids.join(',')})`);
+      }
+      return { allowed: true, key };
+    }
   }
 }
 
