@@ -1,3 +1,3 @@
 'use strict';
 // Exports src/fdstream must provide (see expected-exports.cjs).
-module.exports = ['FdStream', 'socketpair'];
+module.exports = ['FdStream', 'VirtioSerialStream', 'socketpair'];

@@ -1,4 +1,4 @@
-// hangupMode 'notify' while the peer is away: a write the device refuses (EAGAIN + HUP)
+// VirtioSerialStream while the peer is away: a write the device refuses (EAGAIN + HUP)
 // must not busy-loop, dropPendingWrite() hands its callback an error, and a hang-up is
 // reported even while reading is paused. Real fds: a pty master whose slave is closed
 // (HUP, writes EAGAIN once the tty buffer is full, reopening the slave is the peer coming
@@ -16,6 +16,8 @@ const native = require('../index.cjs') as typeof import('../index.cjs', { with: 
 const binding = native.loadBinding();
 
 const tick = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** A liveness limit for tests that move MiBs or start processes: 2 shared cores can be very busy. */
+const LIVENESS_MS = 60_000;
 /** A hung-up stream may wake a few times (the ADD, one re-arm); a busy loop wakes thousands. */
 const FEW_WAKEUPS = 10;
 
@@ -29,7 +31,7 @@ const master = Number(process.argv[2]);
 const slavePath = process.argv[3];
 const events = [];
 const log = (e) => events.push(e);
-const stream = new b.FdStream(master, { hangupMode: 'notify' }, {
+const stream = new b.VirtioSerialStream(master, {}, {
   onData: () => log('data'), onError: (e) => log('error:' + e.code),
   onHangup: () => log('hangup'), onReconnect: () => log('reconnect'),
 });
@@ -82,7 +84,7 @@ os.set_inheritable(m, True)
 os.execv(sys.argv[1], [sys.argv[1], '-e', sys.argv[2], sys.argv[3], str(m), name])
 `;
 
-describe("hangupMode 'notify': a write the hung-up peer refuses", () => {
+describe('VirtioSerialStream: a write the hung-up peer refuses', { timeout: LIVENESS_MS }, () => {
   it('on a pty master with the slave closed: no busy loop, dropPendingWrite() calls back, the peer coming back completes the next write', async () => {
     const stdout = await new Promise<string>((resolve, reject) => {
       execFile('python3', ['-c', ptyParent, process.execPath, ptyChild, require.resolve('../index.cjs')], { timeout: 60_000 }, (err, out, errOut) =>
@@ -106,7 +108,7 @@ describe("hangupMode 'notify': a write the hung-up peer refuses", () => {
   it('on a stream socket whose peer shut down writing (RDHUP): no busy loop; dropPendingWrite(error) passes the given error', async () => {
     const [a, b] = binding.socketpair('stream');
     const events: string[] = [];
-    const stream = new binding.FdStream(a, { hangupMode: 'notify' }, {
+    const stream = new binding.VirtioSerialStream(a, {}, {
       onData: () => void events.push('data'),
       onError: (err) => void events.push(`error:${err.code}`),
       onHangup: () => void events.push('hangup'),
@@ -130,7 +132,7 @@ describe("hangupMode 'notify': a write the hung-up peer refuses", () => {
 
   it('dropPendingWrite() with nothing pending returns false; a bad error argument is a TypeError', () => {
     const [a, b] = binding.socketpair('stream');
-    const stream = new binding.FdStream(a, { hangupMode: 'notify' }, { onData: () => {}, onError: () => {}, onHangup: () => {} });
+    const stream = new binding.VirtioSerialStream(a, {}, { onData: () => {}, onError: () => {}, onHangup: () => {} });
     expect(stream.dropPendingWrite()).toBe(false);
     expect(stream.write(Buffer.alloc(16 * 1024 * 1024), () => {})).toBe(false);
     expect(() => stream.dropPendingWrite('nope' as unknown as Error)).toThrow(/error must be an Error/);
@@ -141,7 +143,7 @@ describe("hangupMode 'notify': a write the hung-up peer refuses", () => {
   });
 });
 
-describe("hangupMode 'notify': hang-ups while reading is paused (FIFO)", () => {
+describe('VirtioSerialStream: hang-ups while reading is paused (FIFO)', { timeout: LIVENESS_MS }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'vmlink-fdstream-hup-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -150,7 +152,7 @@ describe("hangupMode 'notify': hang-ups while reading is paused (FIFO)", () => {
     execFileSync('mkfifo', [path]);
     const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
     const events: string[] = [];
-    const stream = new binding.FdStream(readFd, { hangupMode: 'notify' }, {
+    const stream = new binding.VirtioSerialStream(readFd, {}, {
       onData: (chunk) => void events.push(`data:${chunk.toString()}`),
       onError: (err) => void events.push(`error:${err.code}`),
       onHangup: () => void events.push('hangup'),

@@ -17,6 +17,8 @@ type FdStream = InstanceType<typeof binding.FdStream>;
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 const tick = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** A liveness limit for tests that move MiBs or start processes: 2 shared cores can be very busy. */
+const LIVENESS_MS = 60_000;
 
 /** Collects everything a stream reads until EOF. */
 function collector(fd: number, options: ConstructorParameters<typeof binding.FdStream>[1] = {}) {
@@ -41,7 +43,7 @@ function writeAll(stream: FdStream, chunks: Uint8Array[]): Promise<void> {
 
 const openFds = () => readdirSync('/proc/self/fd').length;
 
-describe('FdStream over a stream socketpair', () => {
+describe('FdStream over a stream socketpair', { timeout: LIVENESS_MS }, () => {
   it('moves 8 MiB one way byte-exact (writev of several chunks), then shutdown gives the reader EOF', async () => {
     const [a, b] = binding.socketpair('stream');
     const reader = collector(a);
@@ -135,7 +137,7 @@ describe('FdStream over a stream socketpair', () => {
     for (let i = 0; i < 200; i++) {
       const [a, b] = binding.socketpair('stream');
       const x = new binding.FdStream(a, {}, { onData: () => {}, onError: () => {} });
-      const y = new binding.FdStream(b, { hangupMode: 'notify' }, { onData: () => {}, onError: () => {}, onHangup: () => {} });
+      const y = new binding.VirtioSerialStream(b, {}, { onData: () => {}, onError: () => {}, onHangup: () => {} }); // + its epoll fd
       x.readStart();
       x.close();
       y.close();
@@ -148,10 +150,12 @@ describe('FdStream over a stream socketpair', () => {
     // @ts-expect-error: wrong type on purpose
     expect(() => new binding.FdStream('3', {}, callbacks)).toThrow(/fd must be a number/);
     const [a, b] = binding.socketpair('stream');
-    // @ts-expect-error: wrong mode on purpose
-    expect(() => new binding.FdStream(a, { hangupMode: 'sometimes' }, callbacks)).toThrow(/hangupMode must be 'end' or 'notify'/);
+    // @ts-expect-error: an option that moved to VirtioSerialStream, on purpose
+    expect(() => new binding.FdStream(a, { hangupMode: 'notify' }, callbacks)).toThrow(/unknown option hangupMode.*VirtioSerialStream/);
     expect(() => fstatSync(a)).toThrow(expect.objectContaining({ code: 'EBADF' })); // ownership was taken: closed
-    expect(() => new binding.FdStream(b, { hangupMode: 'notify' }, callbacks)).toThrow(/onHangup must be a function/);
+    // @ts-expect-error: onHangup missing on purpose
+    expect(() => new binding.VirtioSerialStream(b, {}, callbacks)).toThrow(/VirtioSerialStream: callbacks.onHangup must be a function/);
+    expect(() => fstatSync(b)).toThrow(expect.objectContaining({ code: 'EBADF' }));
   });
 
   it('an unref()ed reading stream lets the process exit', async () => {
@@ -167,7 +171,7 @@ describe('FdStream over a stream socketpair', () => {
   });
 });
 
-describe('FdStream in message mode (seqpacket socketpair)', () => {
+describe('FdStream in message mode (seqpacket socketpair)', { timeout: LIVENESS_MS }, () => {
   it('keeps message boundaries both ways and sends each chunk of a write as one message', async () => {
     const [a, b] = binding.socketpair('seqpacket');
     const messages: Buffer[] = [];
@@ -199,7 +203,7 @@ describe('FdStream in message mode (seqpacket socketpair)', () => {
   });
 });
 
-describe("FdStream hangupMode 'notify' (a FIFO behaves like a virtio-serial port: EOF is not the end)", () => {
+describe('FdStream and VirtioSerialStream on a FIFO (it behaves like a virtio-serial port: for VirtioSerialStream EOF is not the end)', { timeout: LIVENESS_MS }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'vmlink-fdstream-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -209,7 +213,7 @@ describe("FdStream hangupMode 'notify' (a FIFO behaves like a virtio-serial port
     return path;
   }
 
-  it("'end' mode: the writer closing ends the stream", async () => {
+  it('FdStream: the writer closing ends the stream', async () => {
     const path = fifo('end');
     const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
     const reader = collector(readFd);
@@ -221,13 +225,12 @@ describe("FdStream hangupMode 'notify' (a FIFO behaves like a virtio-serial port
     reader.stream.close();
   });
 
-  it("'notify' mode: hang-up reported once without spinning, then reconnect and more data", async () => {
+  it('VirtioSerialStream: hang-up reported once without spinning, then reconnect and more data', async () => {
     const path = fifo('notify');
     const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
     const events: string[] = [];
-    const stream = new binding.FdStream(readFd, { hangupMode: 'notify' }, {
+    const stream = new binding.VirtioSerialStream(readFd, {}, {
       onData: (chunk) => void events.push(`data:${chunk.toString()}`),
-      onEnd: () => void events.push('end'),
       onError: (err) => void events.push(`error:${err.code}`),
       onHangup: () => void events.push('hangup'),
       onReconnect: () => void events.push('reconnect'),
@@ -255,11 +258,11 @@ describe("FdStream hangupMode 'notify' (a FIFO behaves like a virtio-serial port
     stream.close();
   });
 
-  it("'notify' mode: data left unread while paused is delivered on resume (edge re-armed)", async () => {
+  it('VirtioSerialStream: data left unread while paused is delivered on resume (edge re-armed)', async () => {
     const path = fifo('paused');
     const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
     const chunks: string[] = [];
-    const stream = new binding.FdStream(readFd, { hangupMode: 'notify', readSize: 4 }, {
+    const stream = new binding.VirtioSerialStream(readFd, { readSize: 4 }, {
       onData: (chunk) => {
         chunks.push(chunk.toString());
         stream.readStop(); // take one chunk per readStart, like a Duplex under pressure
@@ -282,7 +285,7 @@ describe("FdStream hangupMode 'notify' (a FIFO behaves like a virtio-serial port
     stream.close();
   });
 
-  it("'notify' mode on a pty: the master closing is a hang-up (EIO), reported once", async () => {
+  it('VirtioSerialStream on a pty: the master closing is a hang-up (EIO), reported once', async () => {
     // python3 holds the master; we open the slave by name, like a guest opens its port.
     const child = spawn('python3', ['-c', 'import os,sys; m,s=os.openpty(); print(os.ttyname(s), flush=True); sys.stdin.read()'], {
       stdio: ['pipe', 'pipe', 'inherit'],
@@ -290,7 +293,7 @@ describe("FdStream hangupMode 'notify' (a FIFO behaves like a virtio-serial port
     const [line] = (await once(child.stdout, 'data')) as [Buffer];
     const slaveFd = openSync(line.toString().trim(), constants.O_RDWR | constants.O_NOCTTY | constants.O_NONBLOCK);
     const events: string[] = [];
-    const stream = new binding.FdStream(slaveFd, { hangupMode: 'notify' }, {
+    const stream = new binding.VirtioSerialStream(slaveFd, {}, {
       onData: () => void events.push('data'),
       onError: (err) => void events.push(`error:${err.code}`),
       onHangup: () => void events.push('hangup'),

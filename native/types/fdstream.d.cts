@@ -1,7 +1,11 @@
-// Types and contract of src/fdstream: a reader/writer for ONE non-blocking fd (socket,
-// pipe, FIFO, character device such as /dev/virtio-ports/NAME), driven by a uv_poll_t on
-// the Node loop. No threads, no unbounded buffering. A JS Duplex sits on top:
+// Types and contract of src/fdstream: readers/writers for ONE non-blocking fd, driven by a
+// uv_poll_t on the Node loop. No threads, no unbounded buffering. A JS Duplex sits on top:
 // `_read()` -> readStart(), `push()` false -> readStop(), `_writev()` -> write(chunks).
+//   FdStream            sockets and pipes: EOF ends reading (src/fdstream/fd_stream.h)
+//   VirtioSerialStream  a port whose peer hangs up and comes back, such as a guest's
+//                       /dev/virtio-ports/NAME: EOF is "host away", not the end
+//                       (src/fdstream/virtio_serial_stream.h)
+// Both share one core (src/fdstream/fd_stream_core.h) and the methods of FdStreamHandle.
 
 /** Called with `this` = the FdStream. */
 export interface FdStreamCallbacks {
@@ -13,43 +17,16 @@ export interface FdStreamCallbacks {
    * `readSize` bytes (the rest is lost: the kernel drops it).
    */
   onData(chunk: Buffer, truncatedFrom: number | undefined): void;
-  /** read() returned 0 in hangupMode 'end': the peer finished writing. Reading stops for good. */
+  /** read() returned 0: the peer finished writing. Reading stops for good. */
   onEnd?(): void;
   /**
    * A read/recvmsg (or poll) error, shaped like Node's (`read ECONNRESET`: code, errno,
    * syscall). Reading stops; the owner usually destroys the stream.
    */
   onError(error: NodeJS.ErrnoException): void;
-  /**
-   * hangupMode 'notify' only (required there): the peer went away. While reading: read()
-   * gave EOF (or EIO on a pty), so everything the peer sent came first. While paused: the
-   * device reported HUP/RDHUP; what the peer left unread comes after the next readStart()
-   * and is not a reconnect. Reported once per hang-up; the fd stays open and the stream
-   * waits, without spinning, for the peer to come back. A write the device refuses
-   * meanwhile (EAGAIN) waits for that return, or fails, as the device decides:
-   * dropPendingWrite() gives it up.
-   */
-  onHangup?(): void;
-  /**
-   * hangupMode 'notify': the peer is back after onHangup: the fd polled writable without
-   * HUP (a virtio-serial host reconnected), or data arrived (a FIFO got a new writer), or
-   * the device took a write. Every such sign is confirmed by a poll() of the fd at that
-   * moment (no HUP), since a wake-up's mask can be stale, and it is checked after every
-   * wake-up while hung up, since a return can bring no edge of its own. Data that
-   * arrives is delivered after this call. May run inside write() (the device took bytes).
-   */
-  onReconnect?(): void;
 }
 
 export interface FdStreamOptions {
-  /**
-   * 'end' (default, sockets and pipes): EOF ends the readable side (onEnd).
-   * 'notify' (virtio-serial char devices): EOF/POLLHUP means "peer away", reported as
-   * onHangup, then onReconnect. Internally the fd sits in a private edge-triggered epoll
-   * set (EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET) and the loop polls that epoll fd, because a
-   * device that keeps IN|HUP set would make a level-triggered poll spin.
-   */
-  hangupMode?: 'end' | 'notify';
   /**
    * Message mode (SOCK_SEQPACKET): each recvmsg is one onData call, each written chunk is
    * one send(). Zero-length messages read as EOF, so do not send them.
@@ -59,12 +36,11 @@ export interface FdStreamOptions {
   readSize?: number;
 }
 
-export interface FdStream {
+/** The methods both stream classes have. */
+export interface FdStreamHandle {
   /** The fd, or -1 once closed. */
   readonly fd: number;
   readonly closed: boolean;
-  /** hangupMode 'notify': true between onHangup and onReconnect. */
-  readonly hungUp: boolean;
   /** Times the poll watcher woke this stream (a hung-up device must not make this climb). */
   readonly wakeups: number;
   /** Bytes of the pending write not yet accepted by the kernel. */
@@ -91,16 +67,20 @@ export interface FdStream {
    * `error` is neither undefined nor an object. Bytes already taken by the kernel stay sent.
    */
   dropPendingWrite(error?: Error): boolean;
-  /** Calls back once when the fd polls writable (the end of a non-blocking connect). */
-  awaitWritable(callback: () => void): void;
-  /** shutdown(SHUT_WR): the peer reads EOF. Sockets only (a char device throws ENOTSOCK). */
-  shutdown(): void;
   /** Closes the fd exactly once; a pending write is dropped (its callback never runs). Idempotent. */
   close(): void;
   /** The watcher keeps the loop alive (default). */
   ref(): void;
   /** The watcher no longer keeps the loop alive. */
   unref(): void;
+}
+
+/** Sockets and pipes. */
+export interface FdStream extends FdStreamHandle {
+  /** Calls back once when the fd polls writable (the end of a non-blocking connect). */
+  awaitWritable(callback: () => void): void;
+  /** shutdown(SHUT_WR): the peer reads EOF. Sockets only (ENOTSOCK otherwise). */
+  shutdown(): void;
 }
 
 export interface FdStreamConstructor {
@@ -111,8 +91,60 @@ export interface FdStreamConstructor {
   new (fd: number, options: FdStreamOptions | undefined, callbacks: FdStreamCallbacks): FdStream;
 }
 
+export interface VirtioSerialStreamCallbacks {
+  /** As FdStreamCallbacks.onData (`truncatedFrom` is always undefined: stream mode). */
+  onData(chunk: Buffer, truncatedFrom: undefined): void;
+  /** A read error other than EOF/EIO (those are hang-ups). Reading stops. */
+  onError(error: NodeJS.ErrnoException): void;
+  /**
+   * The peer went away. While reading: read()
+   * gave EOF (or EIO on a pty), so everything the peer sent came first. While paused: the
+   * device reported HUP/RDHUP; what the peer left unread comes after the next readStart()
+   * and is not a reconnect. Reported once per hang-up; the fd stays open and the stream
+   * waits, without spinning, for the peer to come back. A write the device refuses
+   * meanwhile (EAGAIN) waits for that return, or fails, as the device decides:
+   * dropPendingWrite() gives it up.
+   */
+  onHangup(): void;
+  /**
+   * The peer is back after onHangup: the fd polled writable without
+   * HUP (a virtio-serial host reconnected), or data arrived (a FIFO got a new writer), or
+   * the device took a write. Every such sign is confirmed by a poll() of the fd at that
+   * moment (no HUP), since a wake-up's mask can be stale, and it is checked after every
+   * wake-up while hung up, since a return can bring no edge of its own. Data that
+   * arrives is delivered after this call. May run inside write() (the device took bytes).
+   */
+  onReconnect?(): void;
+}
+
+export interface VirtioSerialStreamOptions {
+  /** Bytes per read(). Default 65536, max 64 MiB. */
+  readSize?: number;
+}
+
+/**
+ * A port whose peer hangs up and comes back (a guest's virtio-serial port; FIFOs and ptys
+ * behave alike). EOF/EIO/HUP mean "peer away": onHangup, once, then onReconnect when it is
+ * back; the fd stays open throughout. Internally the fd sits in a private edge-triggered
+ * epoll set (EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET) and the loop polls that epoll fd,
+ * because a device that keeps IN|HUP set would make a level-triggered poll spin. It
+ * watches from construction on, so a hang-up is reported before readStart() too.
+ * Mechanism only: how long to wait for a peer, and what to do with writes meanwhile, is
+ * the caller's policy (see @vmlink/transport-virtio-serial).
+ */
+export interface VirtioSerialStream extends FdStreamHandle {
+  /** True between onHangup and onReconnect. */
+  readonly hungUp: boolean;
+}
+
+export interface VirtioSerialStreamConstructor {
+  /** Takes ownership of `fd` at once (as FdStream) and makes it O_NONBLOCK. */
+  new (fd: number, options: VirtioSerialStreamOptions | undefined, callbacks: VirtioSerialStreamCallbacks): VirtioSerialStream;
+}
+
 export interface FdStreamBinding {
   FdStream: FdStreamConstructor;
+  VirtioSerialStream: VirtioSerialStreamConstructor;
   /** A connected AF_UNIX socket pair, non-blocking and close-on-exec (in-process pipes, tests). */
   socketpair(type?: 'stream' | 'seqpacket'): [number, number];
 }

@@ -1,5 +1,7 @@
-// src/fdstream: a Duplex-ready reader/writer for any non-blocking fd (see fd_stream.h),
-// plus socketpair(), a real connected socket pair for in-process use and tests.
+// src/fdstream: Duplex-ready readers/writers for non-blocking fds: FdStream (sockets,
+// pipes; fd_stream.h) and VirtioSerialStream (a port whose peer hangs up and returns;
+// virtio_serial_stream.h), both over FdStreamCore; plus socketpair(), a real connected
+// socket pair for in-process use and tests.
 #include <errno.h>
 #include <sys/socket.h>
 
@@ -7,6 +9,7 @@
 #include "common/module.h"
 #include "common/unique_fd.h"
 #include "fdstream/fd_stream.h"
+#include "fdstream/virtio_serial_stream.h"
 
 namespace vmlink {
 namespace {
@@ -36,6 +39,7 @@ Napi::Value SocketPair(const Napi::CallbackInfo& info) {
 
 void RegisterFdStream(Napi::Env env, Napi::Object exports) {
   exports.Set("FdStream", FdStream::Define(env));
+  exports.Set("VirtioSerialStream", VirtioSerialStream::Define(env));
   exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));
 }
 

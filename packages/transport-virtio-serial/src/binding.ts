@@ -1,8 +1,8 @@
 import { assertLinux } from '@vmlink/errors';
 import { loadBinding, type NativeBinding } from '@vmlink/native';
 
-export type FdStream = InstanceType<NativeBinding['FdStream']>;
-export type FdStreamCallbacks = ConstructorParameters<NativeBinding['FdStream']>[2];
+/** The native stream over a port whose host hangs up and comes back (EOF is not the end). */
+export type VirtioSerialStream = InstanceType<NativeBinding['VirtioSerialStream']>;
 
 /** The addon (loaded on first use): ERR_VMLINK_UNSUPPORTED_PLATFORM off Linux, ERR_VMLINK_NATIVE_NOT_BUILT unbuilt. */
 export function nativeBinding(): NativeBinding {

@@ -1,6 +1,6 @@
 import { ListenerBase, toConnection, type Transport } from '@vmlink/transport';
 import { UNNAMED_HOST_URI } from './address.js';
-import { nativeBinding, type FdStream } from './binding.js';
+import { nativeBinding, type VirtioSerialStream } from './binding.js';
 import { connectionReset, destroyedError, protocolError } from './errors.js';
 import { FrameReader } from './frame-reader.js';
 import { GuestConnection, type GuestPortLink } from './guest-connection.js';
@@ -27,11 +27,11 @@ type Phase = 'idle' | 'acked' | 'open';
 
 /**
  * The guest side: owns the port's fd (opened O_NONBLOCK, read and written by the native
- * FdStream in hang-up 'notify' mode: no pool thread, no spinning while the host is away)
+ * VirtioSerialStream: no pool thread, no spinning while the host is away)
  * and turns each host handshake into a new Connection.
  */
 export class VirtioSerialListener extends ListenerBase implements GuestPortLink {
-  private readonly stream: FdStream;
+  private readonly stream: VirtioSerialStream;
   private readonly reader: FrameReader;
   private phase: Phase = 'idle';
   private nonce: bigint | undefined;
@@ -61,8 +61,8 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
       },
       { scanning: true }, // whatever a former host left in the port is stale
     );
-    const { FdStream } = nativeBinding();
-    this.stream = new FdStream(fd, { hangupMode: 'notify' }, {
+    const { VirtioSerialStream } = nativeBinding();
+    this.stream = new VirtioSerialStream(fd, undefined, {
       onData: (chunk) => this.reader.feed(chunk),
       onError: (error) => this.onReadError(error),
       onHangup: () => this.onHangup(),
