@@ -1,6 +1,9 @@
 // Guest half of bench/vsock/run.mjs (runs inside the QEMU guest, CID 1 loopback).
 // Prints one JSON line with every measurement.
 //   node guest.mjs [--mib 256] [--round-trips 10000] [--c-bin /path/to/pingpong]
+//                  [--repeat N] [--throughput-only]
+// --repeat N runs every throughput row N times, interleaved (C, socat, Node ... then again),
+// so a burst of load on the shared host hits all rows alike; the JSON has every run.
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
@@ -17,6 +20,8 @@ const { values: args } = parseArgs({
     mib: { type: 'string', default: '256' },
     'round-trips': { type: 'string', default: '10000' },
     'c-bin': { type: 'string' },
+    repeat: { type: 'string', default: '1' },
+    'throughput-only': { type: 'boolean', default: false },
   },
 });
 const TOTAL = Number(args.mib) * 1024 * 1024;
@@ -42,6 +47,84 @@ async function oneWay(listen, dial) {
   const ended = await finished;
   client.destroy();
   return (ended - started) / 1000;
+}
+
+/** The largest RSS seen (sampled every 50 ms) while `run` runs, in bytes; `run`'s result rides along. */
+async function withPeakRss(run) {
+  let peak = process.memoryUsage.rss();
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 50);
+  try {
+    const result = await run();
+    return { result, peakRss: Math.max(peak, process.memoryUsage.rss()) };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
+/** Spawns bench/vsock/pingpong.c in sink or source mode; resolves its JSON lines one by one. */
+function cPeer(cArgs) {
+  const child = spawn(args['c-bin'], cArgs.map(String), { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = [];
+  const waiters = [];
+  let partial = '';
+  child.stdout.on('data', (chunk) => {
+    partial += chunk;
+    for (let nl = partial.indexOf('\n'); nl >= 0; nl = partial.indexOf('\n')) {
+      const line = JSON.parse(partial.slice(0, nl));
+      partial = partial.slice(nl + 1);
+      const waiter = waiters.shift();
+      if (waiter) waiter(line);
+      else lines.push(line);
+    }
+  });
+  const exited = once(child, 'exit');
+  return {
+    next: () => (lines.length > 0 ? Promise.resolve(lines.shift()) : new Promise((resolve) => waiters.push(resolve))),
+    exited: exited.then(([code]) => {
+      if (code !== 0) throw new Error(`pingpong ${cArgs.join(' ')} exited ${code}`);
+    }),
+  };
+}
+
+/** @vmlink/vsock sends TOTAL bytes to a C reader: seconds from connect to the reader's EOF. */
+async function vsockSendsToC() {
+  const peer = cPeer(['sink', 'vsock']);
+  const { port } = await peer.next();
+  const started = performance.now();
+  const client = await vsock.dial(port);
+  for (let sent = 0; sent < TOTAL; sent += CHUNK.length) {
+    if (!client.write(sent + CHUNK.length <= TOTAL ? CHUNK : CHUNK.subarray(0, TOTAL - sent))) await once(client, 'drain');
+  }
+  client.end();
+  const { bytes } = await peer.next();
+  const seconds = (performance.now() - started) / 1000;
+  await peer.exited;
+  client.destroy();
+  if (bytes !== TOTAL) throw new Error(`the C reader got ${bytes} bytes, not ${TOTAL}`);
+  return seconds;
+}
+
+/** A C writer sends TOTAL bytes to @vmlink/vsock: seconds from 'connection' to 'end'. */
+async function vsockReceivesFromC() {
+  let done;
+  const finished = new Promise((resolve, reject) => (done = { resolve, reject }));
+  let started;
+  const port = await vsock.listen((socket) => {
+    started = performance.now();
+    let received = 0;
+    socket.on('data', (chunk) => (received += chunk.length));
+    socket.on('end', () => {
+      const ended = performance.now();
+      socket.destroy();
+      if (received === TOTAL) done.resolve((ended - started) / 1000);
+      else done.reject(new Error(`received ${received} bytes, not ${TOTAL}`));
+    });
+    socket.on('error', done.reject);
+  });
+  const peer = cPeer(['source', 'vsock', port, TOTAL]);
+  const seconds = await finished;
+  await peer.exited;
+  return seconds;
 }
 
 /** ROUND_TRIPS 1-byte ping-pongs; returns sorted latencies in microseconds. */
@@ -235,33 +318,56 @@ async function measure(run) {
 /** bench/vsock/pingpong.c, built on the host by run.mjs: the kernel floor in C. */
 const runC = async (...cArgs) => JSON.parse((await promisify(execFile)(args['c-bin'], cArgs.map(String))).stdout);
 
-const result = { mib: Number(args.mib), roundTrips: ROUND_TRIPS, throughput: {}, latency: {}, c: null };
-result.throughput.socat = await socatOneWay();
-result.throughput.vsock = await oneWay(vsock.listen, vsock.dial);
-result.throughput.tcp = await oneWay(tcp.listen, tcp.dial);
-for (const [name, transport] of [['vsock', vsock], ['tcp', tcp], ['unixNet', unixNet]]) {
-  result.latency[name] = await measure(() => pingPong(transport.listen, transport.dial));
+const REPEAT = Number(args.repeat);
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length % 2 === 1 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
+};
+const result = { mib: Number(args.mib), roundTrips: ROUND_TRIPS, repeat: REPEAT, throughput: {}, throughputRuns: {}, peakRss: {}, latency: {}, c: null };
+// Interleaved: each round runs every row once, so load bursts on the shared host spread evenly.
+const throughputRows = {
+  ...(args['c-bin'] === undefined ? {} : { cVsock: async () => (await runC('throughput', 'vsock', TOTAL)).seconds }),
+  socat: socatOneWay,
+  vsock: () => oneWay(vsock.listen, vsock.dial),
+  ...(args['c-bin'] === undefined ? {} : { vsockSend: vsockSendsToC, vsockReceive: vsockReceivesFromC }),
+  tcp: () => oneWay(tcp.listen, tcp.dial),
+};
+for (let round = 0; round < REPEAT; round++) {
+  for (const [name, run] of Object.entries(throughputRows)) {
+    const { result: seconds, peakRss } = await withPeakRss(run);
+    (result.throughputRuns[name] ??= []).push(seconds);
+    result.peakRss[name] = Math.max(result.peakRss[name] ?? 0, peakRss);
+  }
 }
-for (const [name, run] of [
-  ['unixFdStream', fdStreamUnixPingPong],
-  ['vsockFdStream', fdStreamVsockPingPong],
-  ['vsockCrossProcess', () => pingPongCrossProcess('vsock', vsock.dial)],
-  ['tcpCrossProcess', () => pingPongCrossProcess('tcp', tcp.dial)],
-]) {
-  result.latency[name] = await measure(run);
+for (const [name, runs] of Object.entries(result.throughputRuns)) result.throughput[name] = median(runs);
+if (!args['throughput-only']) {
+  for (const [name, transport] of [['vsock', vsock], ['tcp', tcp], ['unixNet', unixNet]]) {
+    result.latency[name] = await measure(() => pingPong(transport.listen, transport.dial));
+  }
+  for (const [name, run] of [
+    ['unixFdStream', fdStreamUnixPingPong],
+    ['vsockFdStream', fdStreamVsockPingPong],
+    ['vsockCrossProcess', () => pingPongCrossProcess('vsock', vsock.dial)],
+    ['tcpCrossProcess', () => pingPongCrossProcess('tcp', tcp.dial)],
+  ]) {
+    result.latency[name] = await measure(run);
+  }
 }
 // The loop-pkey rows need PKU in the guest CPU; @vmlink/testvm turns it off (pku=off), in
 // which case Node allocates no protection key either and those rows have nothing to show.
 result.guestPku = /\bpku\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
 if (args['c-bin'] !== undefined) {
   result.c = { latency: {}, throughput: {} };
-  for (const transport of ['vsock', 'tcp']) {
-    for (const wait of ['block', 'epoll', 'loop', ...(result.guestPku ? ['loop-pkey'] : [])]) {
-      const { p50, p99 } = await runC('latency', transport, ROUND_TRIPS, wait);
-      result.c.latency[`${transport}-${wait}`] = { p50, p99 };
+  if (!args['throughput-only']) {
+    for (const transport of ['vsock', 'tcp']) {
+      for (const wait of ['block', 'epoll', 'loop', ...(result.guestPku ? ['loop-pkey'] : [])]) {
+        const { p50, p99 } = await runC('latency', transport, ROUND_TRIPS, wait);
+        result.c.latency[`${transport}-${wait}`] = { p50, p99 };
+      }
     }
-    result.c.throughput[transport] = (await runC('throughput', transport, TOTAL)).seconds;
   }
+  result.c.throughput.vsock = result.throughput.cVsock;
+  result.c.throughput.tcp = (await runC('throughput', 'tcp', TOTAL)).seconds;
 }
 for (const server of servers) server.close();
 console.log(JSON.stringify(result));

@@ -4,6 +4,12 @@
 //
 //   pingpong latency    vsock|tcp ROUND_TRIPS [block|epoll|loop|loop-pkey [TOUCH_KIB]] -> {"p50":us,"p99":us,...}
 //   pingpong throughput vsock|tcp BYTES                           -> {"seconds":s,...}
+//   pingpong sink   vsock|tcp                 prints {"port":P}, accepts ONE connection and
+//                                             reads it to EOF -> {"bytes":n,"seconds":s}
+//   pingpong source vsock|tcp PORT BYTES      connects to PORT, writes BYTES, closes
+//                                             -> {"bytes":n,"seconds":s}
+// sink and source are the C peer for one Node end (bench/vsock/guest.mjs: Node sending
+// to a C reader, Node reading from a C writer), so each direction is measured alone.
 //
 // How each end waits for its byte:
 //   block  two processes, blocking read()
@@ -261,7 +267,53 @@ static int throughput(long total) {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }
 
+// One end of a one-way transfer whose other end is someone else (a Node process).
+static int sink(void) {
+  unsigned port;
+  int listener = listen_any(&port);
+  printf("{\"port\":%u}\n", port);
+  fflush(stdout);
+  int fd = accept(listener, NULL, NULL);
+  if (fd < 0) die("accept");
+  close(listener);
+  double started = now_us();
+  static char buf[CHUNK];
+  long total = 0;
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) != 0) {
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      die("read");
+    }
+    total += n;
+  }
+  close(fd);
+  printf("{\"bytes\":%ld,\"seconds\":%.6f}\n", total, (now_us() - started) / 1e6);
+  return 0;
+}
+
+static int source(unsigned port, long total) {
+  static char buf[CHUNK];
+  memset(buf, 0x5a, sizeof buf);
+  double started = now_us();
+  int fd = dial(port);
+  for (long sent = 0; sent < total; sent += CHUNK) write_all(fd, buf, (size_t)(total - sent < CHUNK ? total - sent : CHUNK));
+  close(fd);
+  printf("{\"bytes\":%ld,\"seconds\":%.6f}\n", total, (now_us() - started) / 1e6);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc >= 3 && (strcmp(argv[1], "sink") == 0 || strcmp(argv[1], "source") == 0)) {
+    signal(SIGPIPE, SIG_IGN);
+    is_vsock = strcmp(argv[2], "vsock") == 0;
+    if (strcmp(argv[1], "sink") == 0) return sink();
+    if (argc < 5) {
+      fprintf(stderr, "usage: %s source vsock|tcp PORT BYTES\n", argv[0]);
+      return 2;
+    }
+    return source((unsigned)strtoul(argv[3], NULL, 10), strtol(argv[4], NULL, 10));
+  }
   if (argc < 4 || (strcmp(argv[2], "vsock") != 0 && strcmp(argv[2], "tcp") != 0)) {
     fprintf(stderr, "usage: %s latency vsock|tcp ROUND_TRIPS [block|epoll|loop|loop-pkey [TOUCH_KIB]]\n       %s throughput vsock|tcp BYTES\n", argv[0], argv[0]);
     return 2;
