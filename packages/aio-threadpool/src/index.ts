@@ -1,3 +1,17 @@
 export { createThreadPoolBackend, createThreadPoolIo, createBackend } from './backend.js';
 export { ThreadPoolIo } from './pool-io.js';
-export { defaultThreadCount, MAX_THREADS, type ThreadPoolOptions } from './options.js';
+export {
+  defaultThreadCount,
+  resolveOptions,
+  MAX_THREADS,
+  DEFAULT_MAX_THREADS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_GROW_WHEN_SLOW_SHARE,
+  DEFAULT_CACHED_BASE_US,
+  DEFAULT_CACHED_BYTES_PER_US,
+  DEFAULT_MAX_HOLD_US,
+  DEFAULT_MAX_HELD,
+  type ThreadPoolOptions,
+  type ResolvedThreadPoolOptions,
+} from './options.js';
+export { servedFromCache, SlowShare, withinCopyTime, workersToAdd, type CopyTiming, type PoolLoad } from './policy.js';

@@ -18,6 +18,7 @@ export type {
   OpOptions,
   Position,
   SpaceRequest,
+  ThreadStats,
 } from './types.js';
 export { createBackend } from './create-backend.js';
 export { createFsBackend, createFsFdIo } from './fs-backend.js';
@@ -56,3 +57,4 @@ export {
   validateOpOptions,
   validatePosition,
 } from './validate.js';
+export { watchAbort } from './abort-watch.js';

@@ -141,6 +141,17 @@ export interface AioStats {
   readonly guardRouted: number;
   /** O_DIRECT requests rejected (strict) or routed because of misalignment. */
   readonly alignmentRejections: number;
+  /** Worker threads, for backends that have an elastic pool (the thread pool). */
+  readonly threads?: ThreadStats;
+}
+
+/** A worker pool's size: now, idle now, the most at once, and its bounds. */
+export interface ThreadStats {
+  readonly current: number;
+  readonly idle: number;
+  readonly peak: number;
+  readonly min: number;
+  readonly max: number;
 }
 
 /** How createBackend() came to this backend: what was asked for, and why this one. */
@@ -207,8 +218,14 @@ export type BackendName = 'auto' | 'threadpool' | 'iosubmit' | 'fs';
 
 /** Options for createBackend(); each backend reads the ones it knows and ignores the rest. */
 export interface BackendOptions {
-  /** Worker threads (threadpool; default: the number of cores, at least 2). */
+  /** A fixed-size thread pool (threadpool): minThreads = maxThreads = threads. */
   readonly threads?: number;
+  /** Workers the thread pool always keeps (default: the number of cores, at least 2). */
+  readonly minThreads?: number;
+  /** Most workers the thread pool grows to while requests block (default 64). */
+  readonly maxThreads?: number;
+  /** A thread-pool worker idle this long exits, down to minThreads (default 5000 ms). */
+  readonly idleTimeoutMs?: number;
   /** io_submit: turn the blocking guard off (iosubmit). */
   readonly strict?: boolean;
   readonly [option: string]: unknown;

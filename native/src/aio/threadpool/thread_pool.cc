@@ -7,25 +7,35 @@
 #include <algorithm>
 #include <string>
 
+#include "aio/threadpool/space_ops.h"
 #include "common/errors.h"
 
 namespace vmlink {
 namespace {
 
-// meta layout per request: id, op, fd, buffer count, position low 32 bits, position high 32 bits.
-constexpr size_t kMetaFields = 6;
+// meta layout per request: id, op, fd, buffer count (fallocate: mode bits), position low
+// 32 bits, position high 32 bits, length low 32 bits, length high 32 bits.
+constexpr size_t kMetaFields = 8;
 // completions layout per request: id, result, partial, queue wait us, service us, flags.
 constexpr size_t kCompletionFields = 6;
 constexpr uint32_t kMaxThreads = 256;
-// Completion coalescing (see ThreadPool::ShouldWake): a completion may wait for the next
-// one only while the workers have plenty queued, requests are fast, and for at most this
-// long or this many completions.
-constexpr double kMaxHoldUs = 200;
-// A read served from the page cache is a copy: ~2 us for 4 KiB here. Anything slower than
-// this base plus 2 GB/s did I/O (a 4 KiB read from this machine's disk takes 70+ us).
-constexpr double kCachedReadBaseUs = 20;
-constexpr double kCachedReadBytesPerUs = 2000;
-constexpr size_t kMaxHeld = 16;
+
+std::string Shown(double number) {
+  if (number == static_cast<double>(static_cast<int64_t>(number))) return std::to_string(static_cast<int64_t>(number));
+  return std::to_string(number);
+}
+
+uint32_t ConfigNumber(Napi::Env env, Napi::Object config, const char* name, double min, double max) {
+  Napi::Value value = config.Get(name);
+  if (!value.IsNumber()) throw Napi::TypeError::New(env, std::string("ThreadPool: config.") + name + " must be a number");
+  double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= min && number <= max) || number != static_cast<double>(static_cast<uint64_t>(number))) {
+    throw CodedError(env, "ERR_OUT_OF_RANGE", std::string("ThreadPool: config.") + name + " must be an integer >= " +
+                                                  std::to_string(static_cast<uint64_t>(min)) + " and <= " +
+                                                  std::to_string(static_cast<uint64_t>(max)) + ". Received " + Shown(number));
+  }
+  return static_cast<uint32_t>(number);
+}
 
 double MicrosBetween(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
   return std::chrono::duration<double, std::micro>(to - from).count();
@@ -51,19 +61,29 @@ Napi::Function ThreadPool::Define(Napi::Env env) {
                          InstanceMethod<&ThreadPool::Submit>("submit"),
                          InstanceMethod<&ThreadPool::Cancel>("cancel"),
                          InstanceMethod<&ThreadPool::Destroy>("destroy"),
+                         InstanceMethod<&ThreadPool::Spawn>("spawn"),
                          InstanceAccessor<&ThreadPool::Threads>("threads"),
+                         InstanceAccessor<&ThreadPool::IdleThreads>("idleThreads"),
+                         InstanceAccessor<&ThreadPool::PeakThreads>("peakThreads"),
+                         InstanceAccessor<&ThreadPool::Queued>("queued"),
                          InstanceAccessor<&ThreadPool::Pending>("inFlight"),
                      });
 }
 
 ThreadPool::ThreadPool(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ThreadPool>(info), env_(info.Env()) {
   Napi::Env env = info.Env();
-  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "ThreadPool: threads must be a number");
+  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "ThreadPool: config must be an object");
   if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "ThreadPool: onComplete must be a function");
-  int64_t threads = info[0].As<Napi::Number>().Int64Value();
-  if (threads < 1 || threads > kMaxThreads) {
-    throw CodedError(env, "ERR_OUT_OF_RANGE", "ThreadPool: threads must be >= 1 and <= 256. Received " + std::to_string(threads));
+  Napi::Object config = info[0].As<Napi::Object>();
+  min_threads_ = ConfigNumber(env, config, "minThreads", 0, kMaxThreads);
+  max_threads_ = ConfigNumber(env, config, "maxThreads", 1, kMaxThreads);
+  if (min_threads_ > max_threads_) {
+    throw CodedError(env, "ERR_OUT_OF_RANGE", "ThreadPool: config.minThreads (" + std::to_string(min_threads_) +
+                                                  ") must be <= config.maxThreads (" + std::to_string(max_threads_) + ")");
   }
+  idle_timeout_ = std::chrono::milliseconds(ConfigNumber(env, config, "idleTimeoutMs", 1, 24u * 3600 * 1000));
+  max_hold_us_ = ConfigNumber(env, config, "maxHoldUs", 0, 1000000);
+  max_held_ = ConfigNumber(env, config, "maxHeld", 1, 1 << 20);
   on_complete_ = Napi::Persistent(info[1].As<Napi::Function>());
   async_context_ = std::make_unique<Napi::AsyncContext>(env, "vmlink:ThreadPool");
 
@@ -81,9 +101,7 @@ ThreadPool::ThreadPool(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Thread
   uv_unref(reinterpret_cast<uv_handle_t*>(async_));
   NAPI_THROW_IF_FAILED_VOID(env, napi_add_env_cleanup_hook(env, &ThreadPool::OnEnvCleanup, this));
 
-  thread_count_ = static_cast<size_t>(threads);
-  workers_.reserve(thread_count_);
-  for (int64_t i = 0; i < threads; i++) workers_.emplace_back([this] { WorkerLoop(); });
+  SpawnWorkers(min_threads_);
 }
 
 ThreadPool::~ThreadPool() {
@@ -105,8 +123,22 @@ void ThreadPool::Shutdown() {
     queued_.store(0, std::memory_order_relaxed);
   }
   queue_cv_.notify_all();
-  for (std::thread& worker : workers_) worker.join();
-  workers_.clear();
+  // A worker may be starting another as we go: take and join one at a time until none is left.
+  for (;;) {
+    std::thread worker;
+    {
+      std::lock_guard<std::mutex> lock(workers_mutex_);
+      if (workers_.empty()) break;
+      auto it = workers_.begin();
+      worker = std::move(it->second);
+      workers_.erase(it);
+    }
+    if (worker.joinable()) worker.join();
+  }
+  {
+    std::lock_guard<std::mutex> lock(workers_mutex_);
+    exited_.clear();
+  }
   // Nothing will deliver these any more: drop their buffer references.
   std::vector<PoolCompletion> undelivered;
   {
@@ -122,10 +154,11 @@ void ThreadPool::Shutdown() {
   }
 }
 
-// submit(meta: Uint32Array, buffers: TypedArray[]): queues meta.length / 6 requests.
+// submit(meta: Uint32Array, buffers: TypedArray[]): queues meta.length / 8 requests.
 Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (shut_down_) throw CodedError(env, "ERR_VMLINK_CLOSED", "ThreadPool: the pool is destroyed");
+  ReapExited();
   if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
     throw Napi::TypeError::New(env, "ThreadPool.submit: meta must be a Uint32Array");
   }
@@ -146,12 +179,16 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
       const uint32_t* fields = meta.Data() + i * kMetaFields;
       PoolRequest request;
       request.id = fields[0];
-      if (fields[1] > static_cast<uint32_t>(PoolOp::kReadCacheFirst)) throw Napi::TypeError::New(env, "ThreadPool.submit: bad op");
+      if (fields[1] > static_cast<uint32_t>(PoolOp::kDiscard)) throw Napi::TypeError::New(env, "ThreadPool.submit: bad op");
       request.op = static_cast<PoolOp>(fields[1]);
       request.fd = static_cast<int>(fields[2]);
-      uint32_t nbufs = fields[3];
+      bool carries_buffers = request.op <= PoolOp::kReadCacheFirst;
+      uint32_t nbufs = carries_buffers ? fields[3] : 0;
+      if (request.op == PoolOp::kFallocate) request.mode = fields[3];
       request.position = (static_cast<uint64_t>(fields[5]) << 32) | fields[4];
+      request.length = (static_cast<uint64_t>(fields[7]) << 32) | fields[6];
       if (request.position > static_cast<uint64_t>(INT64_MAX)) throw Napi::RangeError::New(env, "ThreadPool.submit: position too large");
+      if (request.length > static_cast<uint64_t>(INT64_MAX)) throw Napi::RangeError::New(env, "ThreadPool.submit: length too large");
       if (nbufs > IOV_MAX || cursor + nbufs > buffer_count) throw Napi::TypeError::New(env, "ThreadPool.submit: bad buffer count");
       request.iov.reserve(nbufs);
       for (uint32_t b = 0; b < nbufs; b++) request.iov.push_back(ViewToIovec(env, buffers.Get(cursor++)));
@@ -170,7 +207,7 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
     queued_.store(queue_.size(), std::memory_order_relaxed);
   }
   // Wake one worker; a worker that takes a request and sees more queued wakes the next
-  // (WorkerLoop). Waking every worker for every batch cost a context switch each on a
+  // (WorkerMain). Waking every worker for every batch cost a context switch each on a
   // 2-core machine even when one worker drained the batch alone (page-cache hits take ~2 us).
   queue_cv_.notify_one();
   AddInFlight(count);
@@ -202,22 +239,124 @@ Napi::Value ThreadPool::Destroy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// spawn(count): reserves up to `count` more workers (within maxThreads); returns how many.
+Napi::Value ThreadPool::Spawn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (shut_down_) throw CodedError(env, "ERR_VMLINK_CLOSED", "ThreadPool: the pool is destroyed");
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "ThreadPool.spawn: count must be a number");
+  int64_t count = info[0].As<Napi::Number>().Int64Value();
+  ReapExited();
+  return Napi::Number::New(env, static_cast<double>(count > 0 ? SpawnWorkers(static_cast<size_t>(count)) : 0));
+}
+
 Napi::Value ThreadPool::Threads(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(workers_.size()));
+  if (!shut_down_) ReapExited();
+  return Napi::Number::New(info.Env(), static_cast<double>(live_.load(std::memory_order_relaxed)));
+}
+
+Napi::Value ThreadPool::IdleThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(idle_.load(std::memory_order_relaxed)));
+}
+
+Napi::Value ThreadPool::PeakThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(peak_.load(std::memory_order_relaxed)));
+}
+
+Napi::Value ThreadPool::Queued(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(queued_.load(std::memory_order_relaxed)));
 }
 
 Napi::Value ThreadPool::Pending(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(in_flight_));
 }
 
-void ThreadPool::WorkerLoop() {
+size_t ThreadPool::SpawnWorkers(size_t count) {
+  bool start = false;
+  size_t reserved = 0;
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    if (stopping_) return 0;
+    size_t live = live_.load(std::memory_order_relaxed);
+    reserved = std::min(count, max_threads_ - std::min(live, max_threads_));
+    if (reserved == 0) return 0;
+    live_.store(live + reserved, std::memory_order_relaxed);
+    if (live + reserved > peak_.load(std::memory_order_relaxed)) peak_.store(live + reserved, std::memory_order_relaxed);
+    starting_ += reserved;
+    start = !spawner_active_;
+    spawner_active_ = true;
+  }
+  if (start) StartWorker();
+  return reserved;
+}
+
+void ThreadPool::StartWorker() {
+  try {
+    std::lock_guard<std::mutex> lock(workers_mutex_);
+    uint64_t id = next_worker_id_++;
+    workers_.emplace(id, std::thread([this, id] { WorkerMain(id); }));
+  } catch (...) {
+    // No thread (EAGAIN from clone): forget the reservations still waiting.
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    live_.store(live_.load(std::memory_order_relaxed) - starting_, std::memory_order_relaxed);
+    starting_ = 0;
+    spawner_active_ = false;
+  }
+}
+
+void ThreadPool::ReapExited() {
+  std::vector<std::thread> done;
+  {
+    std::lock_guard<std::mutex> lock(workers_mutex_);
+    if (exited_.empty()) return;
+    for (uint64_t id : exited_) {
+      auto it = workers_.find(id);
+      if (it == workers_.end()) continue;
+      done.push_back(std::move(it->second));
+      workers_.erase(it);
+    }
+    exited_.clear();
+  }
+  for (std::thread& worker : done) worker.join();
+}
+
+void ThreadPool::WorkerMain(uint64_t id) {
+  bool start_next = false;
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    starting_--;
+    if (stopping_) {
+      live_.store(live_.load(std::memory_order_relaxed) - starting_, std::memory_order_relaxed);
+      starting_ = 0;
+    }
+    start_next = starting_ > 0;
+    if (!start_next) spawner_active_ = false;
+  }
+  if (start_next) StartWorker();
   for (;;) {
     PoolRequest request;
     bool more;
     {
       std::unique_lock<std::mutex> lock(queue_mutex_);
-      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (stopping_) return;
+      idle_.fetch_add(1, std::memory_order_relaxed);
+      bool retire = false;
+      while (!stopping_ && queue_.empty()) {
+        // Idle for a whole timeout with more than the minimum alive: this worker goes.
+        if (queue_cv_.wait_for(lock, idle_timeout_) == std::cv_status::timeout && queue_.empty() && !stopping_ &&
+            live_.load(std::memory_order_relaxed) > min_threads_ + starting_) {
+          retire = true;
+          break;
+        }
+      }
+      idle_.fetch_sub(1, std::memory_order_relaxed);
+      if (stopping_ || retire) {
+        live_.fetch_sub(1, std::memory_order_relaxed);
+        lock.unlock();
+        if (retire) {
+          std::lock_guard<std::mutex> workers_lock(workers_mutex_);
+          exited_.push_back(id);
+        }
+        return;
+      }
       request = std::move(queue_.front());
       queued_by_id_.erase(request.id);
       queue_.pop_front();
@@ -245,19 +384,20 @@ void ThreadPool::WorkerLoop() {
 
 // Each wake-up costs the worker an eventfd write and the loop a trip through JS: ~4 us per
 // request, 5% of a 4 KiB O_DIRECT read here. While the queue holds more work than the
-// workers can finish in twice kMaxHoldUs, JS does not need this completion to keep them
+// workers can finish in twice max_hold_us_ (0 turns holding off), JS does not need this completion to keep them
 // busy, and every new request waits longer than that in the queue anyway; so the
 // completion may ride along with a later one, as long as requests are not slow (recent
-// mean under kMaxHoldUs), it is younger than kMaxHoldUs and fewer than kMaxHeld wait.
+// mean under max_hold_us_), it is younger than max_hold_us_ and fewer than max_held_ wait.
 // Otherwise (a short queue, page-cache hits that JS must refill quickly, slow requests,
 // the end of a burst) the loop is woken at once.
 bool ThreadPool::ShouldWake(std::chrono::steady_clock::time_point finished, double service_us, size_t queued) {
   recent_service_us_ = recent_service_us_ == 0 ? service_us : recent_service_us_ * 0.875 + service_us * 0.125;
   if (wake_sent_) return false;
   if (done_.size() == 1) first_held_ = finished;
-  double queued_work_us = static_cast<double>(queued) * recent_service_us_ / static_cast<double>(thread_count_);
-  bool hold = queued_work_us > 2 * kMaxHoldUs && recent_service_us_ < kMaxHoldUs && done_.size() < kMaxHeld &&
-              MicrosBetween(first_held_, finished) < kMaxHoldUs;
+  double threads = static_cast<double>(std::max<size_t>(1, live_.load(std::memory_order_relaxed)));
+  double queued_work_us = static_cast<double>(queued) * recent_service_us_ / threads;
+  bool hold = max_hold_us_ > 0 && queued_work_us > 2 * max_hold_us_ && recent_service_us_ < max_hold_us_ &&
+              done_.size() < max_held_ && MicrosBetween(first_held_, finished) < max_hold_us_;
   if (!hold) wake_sent_ = true;
   return !hold;
 }
@@ -269,19 +409,15 @@ void ThreadPool::Execute(const PoolRequest& request, PoolCompletion* completion)
     case PoolOp::kReadCacheFirst: {
       size_t length = 0;
       for (const iovec& v : request.iov) length += v.iov_len;
-      auto started = std::chrono::steady_clock::now();
       ssize_t n;
       do n = preadv2(request.fd, request.iov.data(), iovcnt, position, RWF_NOWAIT);
       while (n < 0 && errno == EINTR);
       if (n >= 0 && (static_cast<size_t>(n) == length || n == 0)) {
-        // All of it, or 0 at EOF. It came from the cache only if it took a copy's time: where
-        // the disk answers within the VM exit that submits the readahead (a host-cached
-        // virtual disk), a NOWAIT read of an uncached page succeeds after doing the I/O.
-        // 0 at EOF waited for nothing (the size is in the inode): cached however long the
-        // thread was preempted.
-        double budget_us = kCachedReadBaseUs + static_cast<double>(length) / kCachedReadBytesPerUs;
+        // All of it, or 0 at EOF. Whether that was a cache hit is for JS to judge from the
+        // service time (a NOWAIT read of an uncached page can succeed after doing the I/O
+        // on a host-cached virtual disk).
         completion->result = n;
-        if (n == 0 || MicrosBetween(started, std::chrono::steady_clock::now()) <= budget_us) completion->flags = kServedFromCache;
+        completion->flags = kNowaitServed;
         return;
       }
       // EAGAIN, a part, or EOPNOTSUPP: read again the usual way (the cached part costs a copy).
@@ -327,6 +463,18 @@ void ThreadPool::Execute(const PoolRequest& request, PoolCompletion* completion)
       do rc = request.op == PoolOp::kFsync ? fsync(request.fd) : fdatasync(request.fd);
       while (rc < 0 && errno == EINTR);
       completion->result = rc < 0 ? -errno : 0;
+      return;
+    }
+    case PoolOp::kFallocate:
+      completion->result = -SpaceFallocate(request.fd, static_cast<int>(request.mode), request.position, request.length);
+      return;
+    case PoolOp::kTruncate:
+      completion->result = -SpaceTruncate(request.fd, request.position);
+      return;
+    case PoolOp::kDiscard: {
+      bool used_ioctl = false;
+      completion->result = -SpaceDiscard(request.fd, request.position, request.length, &used_ioctl);
+      if (used_ioctl) completion->flags = kUsedBlkdiscard;
       return;
     }
   }

@@ -1,6 +1,9 @@
 // A pool of dedicated worker threads doing positioned file I/O (preadv2/pwritev2/fsync/
-// fdatasync) for JS. Requests arrive in batches (one native call per batch) and
-// completions go back in batches (one uv_async_t wake-up, one JS callback per batch).
+// fdatasync/fallocate/ftruncate/BLKDISCARD) for JS. Requests arrive in batches (one native
+// call per batch) and completions go back in batches (one uv_async_t wake-up, one JS
+// callback per batch). Mechanism only: JS decides when to spawn() workers (and how many);
+// a worker idle for idleTimeoutMs exits while more than minThreads live. Every number
+// (sizes, idle timeout, completion coalescing bounds) comes from JS.
 #pragma once
 #include <napi.h>
 #include <sys/uio.h>
@@ -19,12 +22,22 @@
 
 namespace vmlink {
 
-// kReadCacheFirst: a read that tries the page cache alone first (RWF_NOWAIT) and reports
-// whether it was served from there, then reads the usual way if not.
-enum class PoolOp : uint32_t { kRead = 0, kWrite = 1, kFsync = 2, kFdatasync = 3, kReadCacheFirst = 4 };
+// kReadCacheFirst: a read that tries RWF_NOWAIT first, then reads the usual way if that
+// did not bring it all; its completion says which (JS judges "cached" from the timings).
+enum class PoolOp : uint32_t {
+  kRead = 0,
+  kWrite = 1,
+  kFsync = 2,
+  kFdatasync = 3,
+  kReadCacheFirst = 4,
+  kFallocate = 5,  // count field = mode bits, position = offset, length
+  kTruncate = 6,   // position = size
+  kDiscard = 7,    // position = offset, length
+};
 
 // PoolCompletion::flags bits.
-constexpr uint32_t kServedFromCache = 1;
+constexpr uint32_t kNowaitServed = 1;   // kReadCacheFirst: the RWF_NOWAIT read brought it all (or 0 at EOF)
+constexpr uint32_t kUsedBlkdiscard = 2;  // kDiscard: the fd is a block device, ioctl(BLKDISCARD) ran
 
 // Keeps one submit() call's buffers alive until its last request completes or is cancelled.
 struct PoolBatch {
@@ -37,6 +50,8 @@ struct PoolRequest {
   PoolOp op = PoolOp::kRead;
   int fd = -1;
   uint64_t position = 0;
+  uint64_t length = 0;  // kFallocate, kDiscard
+  uint32_t mode = 0;    // kFallocate
   std::vector<iovec> iov;
   PoolBatch* batch = nullptr;
   std::chrono::steady_clock::time_point enqueued;
@@ -62,10 +77,22 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   Napi::Value Submit(const Napi::CallbackInfo& info);
   Napi::Value Cancel(const Napi::CallbackInfo& info);
   Napi::Value Destroy(const Napi::CallbackInfo& info);
+  Napi::Value Spawn(const Napi::CallbackInfo& info);
   Napi::Value Threads(const Napi::CallbackInfo& info);
+  Napi::Value IdleThreads(const Napi::CallbackInfo& info);
+  Napi::Value PeakThreads(const Napi::CallbackInfo& info);
+  Napi::Value Queued(const Napi::CallbackInfo& info);
   Napi::Value Pending(const Napi::CallbackInfo& info);
 
-  void WorkerLoop();
+  // Reserves up to `count` more workers (capped by max_threads_) and starts the first;
+  // each new worker starts the next reserved one, so the JS thread pays for one thread
+  // creation per call, not `count` (as QEMU's pool). Returns how many were reserved.
+  size_t SpawnWorkers(size_t count);
+  // Creates one worker thread; on failure, drops the reservations still waiting.
+  void StartWorker();
+  void WorkerMain(uint64_t id);
+  // Joins workers that exited after idling (JS thread).
+  void ReapExited();
   static void Execute(const PoolRequest& request, PoolCompletion* completion);
   static void OnAsync(uv_async_t* handle);
   static void OnEnvCleanup(void* arg);
@@ -80,9 +107,18 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   Napi::FunctionReference on_complete_;
   std::unique_ptr<Napi::AsyncContext> async_context_;
   uv_async_t* async_ = nullptr;  // freed by its close callback
-  std::vector<std::thread> workers_;
-  size_t thread_count_ = 0;  // fixed before the workers start (they read it)
   bool shut_down_ = false;
+  // Fixed before any worker starts.
+  size_t min_threads_ = 0;
+  size_t max_threads_ = 0;
+  std::chrono::milliseconds idle_timeout_{0};
+  double max_hold_us_ = 0;
+  size_t max_held_ = 0;
+
+  std::mutex workers_mutex_;
+  std::unordered_map<uint64_t, std::thread> workers_;  // under workers_mutex_
+  std::vector<uint64_t> exited_;                       // under workers_mutex_
+  uint64_t next_worker_id_ = 0;                        // under workers_mutex_
   size_t in_flight_ = 0;  // JS thread only
 
   std::mutex queue_mutex_;
@@ -90,9 +126,15 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   bool stopping_ = false;
   std::list<PoolRequest> queue_;
   std::unordered_map<uint32_t, std::list<PoolRequest>::iterator> queued_by_id_;
+  // Worker counts: written under queue_mutex_, readable without it.
+  std::atomic<size_t> live_{0};     // running or reserved (starting)
+  std::atomic<size_t> idle_{0};     // waiting for work
+  std::atomic<size_t> peak_{0};     // most live_ ever
+  size_t starting_ = 0;             // reserved, not yet started; under queue_mutex_
+  bool spawner_active_ = false;     // a thread is starting the reserved ones; under queue_mutex_
 
   // Whether a worker that just finished a request should wake the loop now (true) or
-  // leave its completion for the next one to carry (see WorkerLoop). Under done_mutex_.
+  // leave its completion for the next one to carry (see WorkerMain). Under done_mutex_.
   bool ShouldWake(std::chrono::steady_clock::time_point finished, double service_us, size_t queued);
 
   std::mutex done_mutex_;
