@@ -1,0 +1,71 @@
+// Runs vitest on a given Node line: the line's node starts vitest, so vitest's workers
+// (forked from process.execPath) and anything a test spawns as "node" (PATH) run on it.
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repoRoot = join(here, '..', '..');
+const vitestBin = join(repoRoot, 'node_modules', 'vitest', 'vitest.mjs');
+
+/** The environment for a line: its node first on PATH, nothing else changed. */
+export function lineEnv(node, env = process.env) {
+  return { ...env, PATH: `${dirname(node)}${delimiter}${env.PATH ?? ''}` };
+}
+
+function runInherit(file, args, env) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { cwd: repoRoot, env, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.once('error', reject);
+    child.once('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+}
+
+/** Counts from vitest's JSON report, or undefined when it wrote none (it crashed before the end). */
+async function readReport(path) {
+  try {
+    const r = JSON.parse(await readFile(path, 'utf8'));
+    return { passed: r.numPassedTests, failed: r.numFailedTests, skipped: r.numPendingTests + r.numTodoTests, failedFiles: r.testResults.filter((t) => t.status === 'failed').map((t) => t.name) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `vitest run ARGS` under `node`; resolves { code, ms, counts }. The JSON report goes to a
+ * temp file of its own, so the root config's .vitest-results.json (CI) is left alone.
+ */
+export async function runVitest(node, args) {
+  const dir = await mkdtemp(join(tmpdir(), 'vmlink-node-line-'));
+  const report = join(dir, 'report.json');
+  const started = performance.now();
+  try {
+    const code = await runInherit(node, [vitestBin, 'run', ...args, '--reporter=default', '--reporter=json', `--outputFile.json=${report}`], lineEnv(node));
+    return { code, ms: performance.now() - started, counts: await readReport(report) };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Runs the probe test the same way, and returns what the vitest worker saw: its
+ * process.version, execPath and the `node` on its PATH.
+ */
+export async function probeWorker(node) {
+  const dir = await mkdtemp(join(tmpdir(), 'vmlink-node-probe-'));
+  const out = join(dir, 'probe.json');
+  try {
+    const env = { ...lineEnv(node), VMLINK_NODE_LINE_PROBE: out };
+    const code = await new Promise((resolve, reject) => {
+      const child = spawn(node, [vitestBin, 'run', '--config', join(here, 'vitest.probe.config.mjs'), '--reporter=dot'], { cwd: here, env, stdio: ['ignore', 'ignore', 'inherit'] });
+      child.once('error', reject);
+      child.once('close', (c) => resolve(c));
+    });
+    if (code !== 0) throw new Error(`the vitest probe failed under ${node} (exit ${code})`);
+    return JSON.parse(await readFile(out, 'utf8'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
