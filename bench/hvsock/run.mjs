@@ -2,25 +2,37 @@
 // hvsock host<->guest through @vmlink/vhost-user-vsock, against QEMU's own virtio-serial
 // (socat at both ends), in the same boot: bulk bytes each way and 1-byte ping-pong.
 //
-//   npm run build && node bench/hvsock/run.mjs [--mib 256] [--seconds 5] [--json bench/results/hvsock.json]
+//   npm run build && node bench/hvsock/run.mjs [--mib=256] [--seconds=5] [--runs=3] [--json=bench/results/hvsock.json]
 //
-// Boots a throwaway QEMU guest (TCG) with @vmlink/testvm plus the device (a QEMU wrapper
-// appends qemuVsockArgs until testvm has `vsock: true`). Measures; never asserts.
-// Targets (issue 10): throughput >= 1.0x virtio-serial both ways, ping-pong p50 <= 1.0x.
+// Every measurement is taken --runs times, hvsock and virtio-serial side by side, the
+// order swapped each run (so a load change on this shared machine hits both); the table
+// shows each run, the medians and the ratio of the medians. The device's counters are
+// diffed around each hvsock measurement (packets per kick, interrupts, credit updates).
+// Measures; never asserts. Targets (issue 10): throughput >= 1.0x virtio-serial both
+// ways, ping-pong p50 <= 1.0x.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createConnection, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startVm } from '@vmlink/testvm';
 import { createVsockDevice } from '@vmlink/vhost-user-vsock';
 import { timeBytes } from '../lib/streams.mjs';
+import { median, percentile, ratio } from '../lib/summary.mjs';
 
 const { values: args } = parseArgs({
-  options: { mib: { type: 'string', default: '256' }, seconds: { type: 'string', default: '5' }, json: { type: 'string' } },
+  options: {
+    mib: { type: 'string', default: '256' },
+    seconds: { type: 'string', default: '5' },
+    runs: { type: 'string', default: '3' },
+    json: { type: 'string' },
+    // extra createVsockDevice options as JSON, e.g. --device='{"txNotifyBatch":1}' (tuning)
+    device: { type: 'string', default: '{}' },
+  },
 });
 const size = Number(args.mib) * 1024 * 1024;
 const seconds = Number(args.seconds);
+const runs = Math.max(1, Number(args.runs));
 const PORT = 'org.vmlink.bench.hvsock';
 const MEMORY_MIB = 1024;
 
@@ -61,8 +73,9 @@ async function hvsockConnect(udsPath, port) {
   throw new Error(`guest never listened on vsock port ${port}`);
 }
 
-function percentile(sorted, p) {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+function connectSerial(path) {
+  const socket = createConnection(path);
+  return new Promise((resolve, reject) => socket.once('connect', () => resolve(socket)).once('error', reject));
 }
 
 /** 1-byte ping-pong on a connected echo socket for `seconds`; latencies in µs. */
@@ -88,84 +101,159 @@ async function pingPong(socket) {
   return { count: latencies.length, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }
 
+/** Flattens the device's stats into `name -> number` (nested objects as `a.b`). */
+function flatStats(stats, prefix = '', out = {}) {
+  for (const [key, value] of Object.entries(stats)) {
+    if (typeof value === 'number') out[prefix + key] = value;
+    else if (value !== null && typeof value === 'object') flatStats(value, `${prefix}${key}.`, out);
+  }
+  return out;
+}
+
 const dir = mkdtempSync(join(tmpdir(), 'vmlink-bench-hvsock-'));
 const share = join(dir, 'share');
 mkdirSync(share);
-const dev = await createVsockDevice({ socket: join(dir, 'vhost.sock'), udsPath: join(dir, 'v.sock'), guestCid: 3 });
-const results = {};
+const deviceOptions = JSON.parse(args.device);
+const dev = await createVsockDevice({ ...deviceOptions, socket: join(dir, 'vhost.sock'), udsPath: join(dir, 'v.sock'), guestCid: 3 });
+
+/** Runs `fn` and returns its result with the device's counter changes during it. */
+async function withCounters(fn) {
+  const before = flatStats(dev.stats());
+  const value = await fn();
+  const after = flatStats(dev.stats());
+  const delta = {};
+  for (const [key, v] of Object.entries(after)) if (v !== before[key]) delta[key] = v - (before[key] ?? 0);
+  return { value, delta };
+}
+
+const results = { guestToHost: { hvsock: [], serial: [] }, hostToGuest: { hvsock: [], serial: [] }, ping: { hvsock: [], serial: [] } };
+const counters = { guestToHost: [], hostToGuest: [], ping: [] };
+const load = [];
 let vm;
 try {
   // testvm adds the device's QEMU arguments, loads the guest module and waits for the driver.
   vm = await startVm({ share, ports: [PORT], withPrograms: ['socat'], vsock: { device: dev }, memoryMiB: MEMORY_MIB, timeoutMs: 180_000 });
   const serialPath = vm.portPath(PORT);
-  console.log(`guest ready; ${args.mib} MiB per bulk run, ${seconds} s per ping-pong`);
+  console.log(`guest ready; ${args.mib} MiB per bulk run, ${seconds} s per ping-pong, ${runs} runs (order swapped each run); device options ${JSON.stringify(deviceOptions)}`);
+  await vm.run('sh', ['-c', 'socat VSOCK-LISTEN:5002,fork EXEC:cat >/dev/null 2>&1 </dev/null &']);
 
-  // guest -> host
-  {
-    const server = createServer();
-    const conn = new Promise((resolve) => server.once('connection', resolve));
-    await new Promise((resolve) => server.listen(`${dev.udsPath}_6000`, resolve));
-    const run = vm.run('sh', ['-c', `head -c ${size} /dev/zero | socat -u -b 65536 STDIN VSOCK-CONNECT:2:6000`], { timeoutMs: 900_000 });
-    const secs = await timeBytes(await conn, size);
-    await run;
-    server.close();
-    results.guestToHostHvsock = size / secs / 1e6;
+  const measure = {
+    guestToHost: {
+      async hvsock() {
+        const server = createServer();
+        const conn = new Promise((resolve) => server.once('connection', resolve));
+        await new Promise((resolve) => server.listen(`${dev.udsPath}_6000`, resolve));
+        const run = vm.run('sh', ['-c', `head -c ${size} /dev/zero | socat -u -b 65536 STDIN VSOCK-CONNECT:2:6000`], { timeoutMs: 900_000 });
+        const secs = await timeBytes(await conn, size);
+        await run;
+        await new Promise((resolve) => server.close(resolve));
+        return size / secs / 1e6;
+      },
+      async serial() {
+        const socket = await connectSerial(serialPath);
+        const timing = timeBytes(socket, size);
+        const run = vm.run('sh', ['-c', `head -c ${size} /dev/zero | socat -u -b 65536 STDIN OPEN:/dev/virtio-ports/${PORT},wronly`], { timeoutMs: 900_000 });
+        const secs = await timing;
+        await run;
+        socket.destroy();
+        return size / secs / 1e6;
+      },
+    },
+    // from the first byte written to the guest command's end (same overhead both ways)
+    hostToGuest: {
+      async hvsock() {
+        const run = vm.run('sh', ['-c', 'socat -u -b 65536 VSOCK-LISTEN:5001 OPEN:/dev/null'], { timeoutMs: 900_000 });
+        const socket = await hvsockConnect(dev.udsPath, 5001);
+        const t0 = performance.now();
+        await writeZeros(socket, size);
+        socket.end();
+        await run;
+        const rate = size / ((performance.now() - t0) / 1000) / 1e6;
+        socket.destroy();
+        return rate;
+      },
+      async serial() {
+        const socket = await connectSerial(serialPath);
+        const run = vm.run('sh', ['-c', `head -c ${size} /dev/virtio-ports/${PORT} > /dev/null`], { timeoutMs: 900_000 });
+        const t0 = performance.now();
+        await writeZeros(socket, size);
+        await run;
+        const rate = size / ((performance.now() - t0) / 1000) / 1e6;
+        socket.destroy();
+        return rate;
+      },
+    },
+    ping: {
+      async hvsock() {
+        const socket = await hvsockConnect(dev.udsPath, 5002);
+        const result = await pingPong(socket);
+        socket.destroy();
+        return result;
+      },
+      async serial() {
+        // The port has one guest holder at a time: this echo lives for this run only. The
+        // host connects first: a guest reading the port while the host is away reads EOF
+        // and socat would quit (kernel-facts.md, virtio-serial).
+        const socket = await connectSerial(serialPath);
+        const started = await vm.run('sh', ['-c', `sleep 0.1; socat OPEN:/dev/virtio-ports/${PORT} EXEC:cat >/dev/null 2>&1 </dev/null & echo $!`]);
+        const pid = started.stdout.trim();
+        const result = await pingPong(socket);
+        socket.destroy();
+        await vm.run('sh', ['-c', `kill ${pid}; while kill -0 ${pid} 2>/dev/null; do sleep 0.05; done`]);
+        return result;
+      },
+    },
+  };
+
+  for (let r = 0; r < runs; r++) {
+    const order = r % 2 === 0 ? ['hvsock', 'serial'] : ['serial', 'hvsock'];
+    load.push(loadavg()[0]);
+    for (const kind of ['guestToHost', 'hostToGuest', 'ping']) {
+      for (const path of order) {
+        if (process.env.BENCH_TRACE) console.log(`${new Date().toISOString()} run ${r + 1} ${kind} ${path}`);
+        if (path === 'hvsock') {
+          const { value, delta } = await withCounters(() => measure[kind].hvsock());
+          results[kind].hvsock.push(value);
+          counters[kind].push(delta);
+        } else {
+          results[kind].serial.push(await measure[kind].serial());
+        }
+      }
+    }
+    console.log(`run ${r + 1}/${runs} done (load average ${load.at(-1).toFixed(2)})`);
   }
-  {
-    const socket = createConnection(serialPath);
-    await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    const timing = timeBytes(socket, size);
-    const run = vm.run('sh', ['-c', `head -c ${size} /dev/zero | socat -u -b 65536 STDIN OPEN:/dev/virtio-ports/${PORT},wronly`], { timeoutMs: 900_000 });
-    const secs = await timing;
-    await run;
-    socket.destroy();
-    results.guestToHostSerial = size / secs / 1e6;
+
+  const row = (label, hv, se, digits, lowerIsBetter) => {
+    const hm = median(hv);
+    const sm = median(se);
+    const perRun = hv.map((h, i) => (h / se[i]).toFixed(2)).join(' ');
+    const target = lowerIsBetter ? hm / sm <= 1 : hm / sm >= 1;
+    console.log(
+      `| ${label} | ${hv.map((v) => v.toFixed(digits)).join(' / ')} | ${se.map((v) => v.toFixed(digits)).join(' / ')} | ` +
+        `${hm.toFixed(digits)} | ${sm.toFixed(digits)} | ${ratio(hm, sm)} ${target ? '(met)' : '(missed)'} | ${perRun} |`,
+    );
+  };
+  console.log(`\nload average (1 min) at each run start: ${load.map((l) => l.toFixed(2)).join(', ')}`);
+  console.log('\n| | hvsock runs | virtio-serial runs | hvsock median | virtio-serial median | ratio of medians | per-run ratios |');
+  console.log('|---|---|---|---|---|---|---|');
+  row('guest -> host MB/s', results.guestToHost.hvsock, results.guestToHost.serial, 1, false);
+  row('host -> guest MB/s', results.hostToGuest.hvsock, results.hostToGuest.serial, 1, false);
+  row('ping-pong p50 µs', results.ping.hvsock.map((p) => p.p50), results.ping.serial.map((p) => p.p50), 0, true);
+  row('ping-pong p99 µs', results.ping.hvsock.map((p) => p.p99), results.ping.serial.map((p) => p.p99), 0, true);
+
+  // What the device did per hvsock measurement (medians over the runs).
+  const profileKeys = [
+    'packetsFromGuest', 'packetsToGuest', 'bytesFromGuest', 'bytesToGuest', 'kicksByQueue.rx', 'kicksByQueue.tx',
+    'interruptsByQueue.rx', 'interruptsByQueue.tx', 'creditUpdatesSent', 'hostReads', 'hostWrites',
+  ];
+  console.log(`\n| device counters (median per run) | ${profileKeys.join(' | ')} |`);
+  console.log(`|---|${profileKeys.map(() => '---').join('|')}|`);
+  for (const kind of ['guestToHost', 'hostToGuest', 'ping']) {
+    console.log(`| ${kind} | ${profileKeys.map((k) => median(counters[kind].map((d) => d[k] ?? 0))).join(' | ')} |`);
   }
-  // host -> guest: from the first byte written to the guest command's end (same overhead both ways)
-  {
-    const run = vm.run('sh', ['-c', 'socat -u -b 65536 VSOCK-LISTEN:5001 OPEN:/dev/null'], { timeoutMs: 900_000 });
-    const socket = await hvsockConnect(dev.udsPath, 5001);
-    const t0 = performance.now();
-    await writeZeros(socket, size);
-    socket.end();
-    await run;
-    results.hostToGuestHvsock = size / ((performance.now() - t0) / 1000) / 1e6;
-    socket.destroy();
-  }
-  {
-    const socket = createConnection(serialPath);
-    await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    const run = vm.run('sh', ['-c', `head -c ${size} /dev/virtio-ports/${PORT} > /dev/null`], { timeoutMs: 900_000 });
-    const t0 = performance.now();
-    await writeZeros(socket, size);
-    await run;
-    results.hostToGuestSerial = size / ((performance.now() - t0) / 1000) / 1e6;
-    socket.destroy();
-  }
-  // 1-byte ping-pong
-  {
-    await vm.run('sh', ['-c', 'socat VSOCK-LISTEN:5002,fork EXEC:cat >/dev/null 2>&1 </dev/null &']);
-    const socket = await hvsockConnect(dev.udsPath, 5002);
-    results.pingHvsock = await pingPong(socket);
-    socket.destroy();
-  }
-  {
-    await vm.run('sh', ['-c', `socat OPEN:/dev/virtio-ports/${PORT} EXEC:cat >/dev/null 2>&1 </dev/null &`]);
-    const socket = createConnection(serialPath);
-    await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    results.pingSerial = await pingPong(socket);
-    socket.destroy();
-  }
-  const ratio = (a, b) => (a / b).toFixed(2);
-  console.log('\n| | hvsock (device) | virtio-serial | ratio |\n|---|---|---|---|');
-  console.log(`| guest -> host MB/s | ${results.guestToHostHvsock.toFixed(1)} | ${results.guestToHostSerial.toFixed(1)} | ${ratio(results.guestToHostHvsock, results.guestToHostSerial)}x |`);
-  console.log(`| host -> guest MB/s | ${results.hostToGuestHvsock.toFixed(1)} | ${results.hostToGuestSerial.toFixed(1)} | ${ratio(results.hostToGuestHvsock, results.hostToGuestSerial)}x |`);
-  console.log(`| ping-pong p50 µs | ${results.pingHvsock.p50.toFixed(0)} | ${results.pingSerial.p50.toFixed(0)} | ${ratio(results.pingHvsock.p50, results.pingSerial.p50)}x |`);
-  console.log(`| ping-pong p99 µs | ${results.pingHvsock.p99.toFixed(0)} | ${results.pingSerial.p99.toFixed(0)} | ${ratio(results.pingHvsock.p99, results.pingSerial.p99)}x |`);
-  console.log(`\ndevice: ${JSON.stringify({ ...dev.stats(), dropped: undefined })}`);
   if (args.json) {
     mkdirSync(dirname(args.json), { recursive: true });
-    writeFileSync(args.json, JSON.stringify({ date: new Date().toISOString(), mib: Number(args.mib), seconds, results }, null, 2));
+    writeFileSync(args.json, JSON.stringify({ date: new Date().toISOString(), mib: Number(args.mib), seconds, runs, deviceOptions, load, results, counters }, null, 2));
   }
 } finally {
   await vm?.stop();

@@ -25,6 +25,12 @@ export interface VhostUserVsockDeviceOptions {
   maxConnections?: number;
   /** Log lines per second before they are only counted; default 20. */
   logLinesPerSecond?: number;
+  /** Unannounced forwarded bytes before a CREDIT_UPDATE goes out on its own, 1..bufAlloc; default bufAlloc / 4. */
+  creditUpdateBytes?: number;
+  /** tx completions gathered before an interrupt (capped at half the ring); default 1. */
+  txNotifyBatch?: number;
+  /** Longest wait of a tx completion for its interrupt, µs; default 0 (no waiting). */
+  txNotifyDelayUs?: number;
 }
 
 /** Counters of one device; `dropped_*` each come with a (rate-limited) log line. */

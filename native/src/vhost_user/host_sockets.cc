@@ -125,8 +125,13 @@ void VsockDevice::OnHostEvent(uint64_t id, int status, int events) {
         if (events & UV_WRITABLE) FlushPending(*conn);
         conn = Find(id);
         if (conn != nullptr && (events & (UV_READABLE | UV_DISCONNECT))) {
+          // Read now, then settle the watch: stopping it first and starting it again
+          // after the read would cost two epoll_ctl calls per packet.
           MarkRxReady(*conn);
-          UpdatePoll(*conn);
+          ServiceRx();
+          conn = Find(id);
+          if (conn != nullptr) UpdatePoll(*conn);
+          return;
         }
         break;
     }
@@ -266,6 +271,7 @@ void VsockDevice::FlushPending(Connection& conn) {
     conn.records.pop_front();
   }
   while (conn.pending_bytes() > 0 && conn.fd.valid()) {
+    counters_.host_writes++;
     ssize_t n = ::send(conn.fd.get(), conn.pending.data() + conn.pending_offset, conn.pending_bytes(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -284,7 +290,7 @@ void VsockDevice::FlushPending(Connection& conn) {
     conn.pending.erase(conn.pending.begin(), conn.pending.begin() + static_cast<ptrdiff_t>(conn.pending_offset));
     conn.pending_offset = 0;
   }
-  if (conn.fwd_cnt - conn.last_sent_fwd_cnt >= config_.buf_alloc / 4) QueueControl(conn, Connection::kNeedCreditUpdate);
+  if (conn.fwd_cnt - conn.last_sent_fwd_cnt >= config_.credit_update_bytes) QueueControl(conn, Connection::kNeedCreditUpdate);
   AfterHostFlush(conn);
   UpdatePoll(conn);
 }

@@ -487,6 +487,7 @@ void VsockDevice::StartQueue(int index) {
 
 void VsockDevice::StopQueue(int index) {
   Virtqueue& q = queues_[index];
+  if (index == vsock::kTxQueue) FlushTxNotify();  // completions held back go out before the ring stops
   kick_watchers_[index].reset();
   q.started = false;
   if (index != vsock::kEventQueue) ResetDriver("rings stopped");

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -49,6 +50,7 @@ VsockDevice::~VsockDevice() {
   by_id_.clear();
   graveyard_.clear();
   for (auto& w : kick_watchers_) w.reset();
+  tx_timer_watcher_.reset();
   vhost_watcher_.reset();
   vhost_listen_watcher_.reset();
   uds_watcher_.reset();
@@ -141,11 +143,72 @@ void VsockDevice::OnKick(int index) {
   if (q.kick.valid()) {
     uint64_t value;
     ssize_t n = ::read(q.kick.get(), &value, sizeof value);
-    if (n == sizeof value) counters_.kicks++;
+    if (n == sizeof value) {
+      counters_.kicks++;
+      if (index == vsock::kRxQueue) counters_.kicks_rx++;
+      if (index == vsock::kTxQueue) counters_.kicks_tx++;
+      if (index == vsock::kEventQueue) counters_.kicks_event++;
+    }
   }
   if (index == vsock::kTxQueue) ServiceTx();
   if (index == vsock::kEventQueue) ServiceEvent();
   ServiceRx();
+}
+
+void VsockDevice::NotifyQueue(int index) {
+  if (!queues_[index].Notify()) return;
+  counters_.interrupts++;
+  if (index == vsock::kRxQueue) counters_.interrupts_rx++;
+  if (index == vsock::kTxQueue) counters_.interrupts_tx++;
+  if (index == vsock::kEventQueue) counters_.interrupts_event++;
+}
+
+void VsockDevice::AfterTxPushes(uint32_t pushed) {
+  tx_unsignalled_ += pushed;
+  if (tx_unsignalled_ == 0) return;
+  const Virtqueue& q = queues_[vsock::kTxQueue];
+  // A guest whose ring is full waits for these: never hold back more than half of it.
+  uint32_t batch = std::min<uint32_t>(config_.tx_notify_batch, std::max<uint32_t>(1, q.size / 2));
+  if (tx_unsignalled_ >= batch || config_.tx_notify_delay_us == 0 || !ArmTxNotifyTimer()) FlushTxNotify();
+}
+
+void VsockDevice::FlushTxNotify() {
+  if (tx_timer_armed_) {
+    itimerspec off{};
+    (void)::timerfd_settime(tx_timer_.get(), 0, &off, nullptr);
+    tx_timer_armed_ = false;
+  }
+  tx_unsignalled_ = 0;
+  NotifyQueue(vsock::kTxQueue);
+}
+
+// One timer for the oldest held-back completion: later ones ride along with it.
+bool VsockDevice::ArmTxNotifyTimer() {
+  if (tx_timer_armed_) return true;
+  if (!tx_timer_.valid()) {
+    int fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (fd < 0) {
+      Log("tx interrupt timer unavailable (" + ErrnoName(errno) + "): interrupting at once");
+      return false;
+    }
+    tx_timer_.reset(fd);
+    tx_timer_watcher_ = std::make_unique<PollWatcher>(env_, fd);
+    tx_timer_watcher_->Start(UV_READABLE, [this](int, int) {
+      Guarded([&] {
+        uint64_t expirations;
+        (void)!::read(tx_timer_.get(), &expirations, sizeof expirations);
+        if (!tx_timer_armed_) return;  // disarmed after it fired
+        tx_timer_armed_ = false;
+        FlushTxNotify();
+      });
+    });
+  }
+  itimerspec when{};
+  when.it_value.tv_sec = config_.tx_notify_delay_us / 1000000;
+  when.it_value.tv_nsec = static_cast<long>(config_.tx_notify_delay_us % 1000000) * 1000;
+  if (::timerfd_settime(tx_timer_.get(), 0, &when, nullptr) < 0) return false;
+  tx_timer_armed_ = true;
+  return true;
 }
 
 void VsockDevice::ServiceTx() {
@@ -191,7 +254,7 @@ void VsockDevice::ServiceTx() {
     HandlePacket(header, tx_chain_);
     q.Push(tx_chain_.head, 0);
   }
-  if (q.Notify()) counters_.interrupts++;
+  AfterTxPushes(done);
 }
 
 void VsockDevice::HandlePacket(const vsock::Header& h, const DescriptorChain& chain) {
@@ -325,6 +388,7 @@ void VsockDevice::HandleGuestRw(Connection& conn, const vsock::Header& h, const 
     msg.msg_iov = scratch_iov_.data();
     msg.msg_iovlen = scratch_iov_.size();
     ssize_t n;
+    counters_.host_writes++;
     do {
       n = ::sendmsg(conn.fd.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
@@ -343,7 +407,7 @@ void VsockDevice::HandleGuestRw(Connection& conn, const vsock::Header& h, const 
     CopyFromIov(scratch_iov_, written, conn.pending.data() + old, h.len - written);
   }
   conn.fwd_cnt += static_cast<uint32_t>(written);
-  if (conn.fwd_cnt - conn.last_sent_fwd_cnt >= config_.buf_alloc / 4) QueueControl(conn, Connection::kNeedCreditUpdate);
+  if (conn.fwd_cnt - conn.last_sent_fwd_cnt >= config_.credit_update_bytes) QueueControl(conn, Connection::kNeedCreditUpdate);
   UpdatePoll(conn);
 }
 
@@ -513,7 +577,7 @@ void VsockDevice::ServiceRx() {
       q.Unpop();  // FillRxChain dropped at least one stale entry: the loop makes progress
     }
   }
-  if (pushed && q.Notify()) counters_.interrupts++;
+  if (pushed) NotifyQueue(vsock::kRxQueue);
 }
 
 bool VsockDevice::FillRxChain(const DescriptorChain& chain, uint32_t* written) {
@@ -549,6 +613,7 @@ bool VsockDevice::FillRxChain(const DescriptorChain& chain, uint32_t* written) {
     } else if (conn->control & Connection::kNeedCreditUpdate) {
       bit = Connection::kNeedCreditUpdate;
       op = vsock::kOpCreditUpdate;
+      counters_.credit_updates_sent++;
     } else {
       continue;
     }
@@ -579,6 +644,7 @@ bool VsockDevice::FillRxChain(const DescriptorChain& chain, uint32_t* written) {
     size_t max = std::min<size_t>({credit, chain.writable_bytes - kHeaderSize, vsock::kMaxPayload});
     SliceIov(chain.writable, kHeaderSize, max, &scratch_iov_);
     ssize_t n;
+    counters_.host_reads++;
     do {
       n = ::readv(conn->fd.get(), scratch_iov_.data(), static_cast<int>(scratch_iov_.size()));
     } while (n < 0 && errno == EINTR);
@@ -705,7 +771,7 @@ void VsockDevice::ServiceEvent() {
     transport_reset_pending_ = false;
     counters_.transport_resets_sent++;
   }
-  if (q.Notify()) counters_.interrupts++;
+  NotifyQueue(vsock::kEventQueue);
 }
 
 }  // namespace vmlink

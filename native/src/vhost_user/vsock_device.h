@@ -37,12 +37,21 @@ struct VsockDeviceConfig {
   uint32_t buf_alloc = 256 * 1024;   // receive buffer we advertise per connection
   uint32_t max_connections = 4096;   // per device; more are refused (RST / close)
   uint32_t log_lines_per_second = 20;
+  // Forwarded guest bytes the guest has not heard of (fwd_cnt) before a CREDIT_UPDATE goes
+  // out on its own; <= buf_alloc, or a stalled guest would never hear of its credit.
+  uint32_t credit_update_bytes = 64 * 1024;
+  // tx completions held back before an interrupt (1: one per tx batch, as they come), and
+  // the longest any completion waits for it (0: no waiting). Capped at half the ring.
+  uint32_t tx_notify_batch = 1;
+  uint32_t tx_notify_delay_us = 0;
 };
 
 // Counters; each drop counter has a matching log line (rate-limited).
 #define VMLINK_VSOCK_COUNTERS(X)                                                                     \
   X(vhost_user_messages) X(vhost_user_errors) X(qemu_connections) X(driver_starts) X(driver_resets) \
   X(tx_packets) X(rx_packets) X(tx_bytes) X(rx_bytes) X(kicks) X(interrupts)                      \
+  X(kicks_rx) X(kicks_tx) X(kicks_event) X(interrupts_rx) X(interrupts_tx) X(interrupts_event)     \
+  X(credit_updates_sent) X(host_reads) X(host_writes)                                              \
   X(connections_opened) X(connections_closed) X(host_connect_failed) X(host_accepts)              \
   X(connect_lines_bad) X(refused_not_ready) X(refused_too_many) X(transport_resets_sent)            \
   X(dropped_bad_chain) X(queues_broken) X(dropped_short_packet) X(dropped_bad_len)                  \
@@ -105,6 +114,11 @@ class VsockDevice {
 
   // --- vsock_device.cc
   void OnKick(int index);
+  void NotifyQueue(int index);  // Notify() plus the interrupt counters
+  // tx completions: interrupt now, or let them gather (tx_notify_batch/_delay_us).
+  void AfterTxPushes(uint32_t pushed);
+  void FlushTxNotify();
+  bool ArmTxNotifyTimer();
   void ServiceTx();
   void ServiceRx();
   void ServiceEvent();
@@ -189,6 +203,11 @@ class VsockDevice {
     uint32_t guest_port;
   };
   std::deque<RstEntry> rst_queue_;
+  // tx completions pushed but not yet signalled, and the one-shot timer that bounds their wait.
+  uint32_t tx_unsignalled_ = 0;
+  bool tx_timer_armed_ = false;
+  UniqueFd tx_timer_;
+  std::unique_ptr<PollWatcher> tx_timer_watcher_;
   DescriptorChain tx_chain_, rx_chain_, event_chain_;  // reused: no allocation per packet
   std::vector<iovec> scratch_iov_;
 };

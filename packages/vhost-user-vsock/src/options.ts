@@ -20,6 +20,25 @@ export interface VsockDeviceOptions {
    * connections on `${udsPath}.seqpacket`; default false (STREAM only).
    */
   seqpacket?: boolean;
+  /**
+   * Guest bytes passed on to the host socket, unannounced, before a CREDIT_UPDATE goes to
+   * the guest on its own (data packets to the guest carry the count anyway); default
+   * bufAlloc / 4, at most bufAlloc. Each update costs the guest an rx packet and an
+   * interrupt; too large a value lets a sending guest run out of credit and wait.
+   */
+  creditUpdateBytes?: number;
+  /**
+   * tx completions (guest packets consumed) gathered before the guest is interrupted for
+   * them; default 32, capped at half the tx ring. The guest needs them only to free its
+   * packet buffers and ring slots, so one interrupt per packet is wasted guest CPU.
+   */
+  txNotifyBatch?: number;
+  /**
+   * The longest, in µs, a tx completion waits for its interrupt when fewer than
+   * txNotifyBatch have gathered; default 2000. 0 interrupts at once (after each batch of
+   * guest packets handled in one wake-up).
+   */
+  txNotifyDelayUs?: number;
 }
 
 export interface ResolvedVsockDeviceOptions {
@@ -30,6 +49,9 @@ export interface ResolvedVsockDeviceOptions {
   maxConnections: number;
   logLinesPerSecond: number;
   seqpacket: boolean;
+  creditUpdateBytes: number;
+  txNotifyBatch: number;
+  txNotifyDelayUs: number;
 }
 
 // Linux's 256 KiB default vsock buffer: a guest socket's own default, so neither side
@@ -39,6 +61,15 @@ export const DEFAULT_BUF_ALLOC = 256 * 1024;
 // 256 KiB bounds a device at 1 GiB even when no host reader keeps up.
 export const DEFAULT_MAX_CONNECTIONS = 4096;
 export const DEFAULT_LOG_LINES_PER_SECOND = 20;
+// See the option docs above; the numbers come from bench/hvsock (README there).
+export const DEFAULT_TX_NOTIFY_BATCH = 32;
+export const DEFAULT_TX_NOTIFY_DELAY_US = 2000;
+export const MAX_TX_NOTIFY_BATCH = 32768;
+export const MAX_TX_NOTIFY_DELAY_US = 10_000_000;
+/** bufAlloc / 4: a bulk sender hears of freed space 4 times per window, never waits for it. */
+export function defaultCreditUpdateBytes(bufAlloc: number): number {
+  return Math.floor(bufAlloc / 4);
+}
 export const MIN_BUF_ALLOC = 4096;
 export const MAX_BUF_ALLOC = 64 * 1024 * 1024;
 export const MIN_GUEST_CID = 3;
@@ -85,11 +116,15 @@ export function resolveDeviceOptions(options: unknown): ResolvedVsockDeviceOptio
   if (socket === udsPath) {
     throw new VsockDeviceError(VsockDeviceErrorCode.DUPLICATE, `options.socket and options.udsPath are the same path '${socket}'`);
   }
+  const bufAlloc = validateIntegerIn(options.bufAlloc, 'options.bufAlloc', MIN_BUF_ALLOC, MAX_BUF_ALLOC, DEFAULT_BUF_ALLOC);
   return {
     socket,
     udsPath,
     guestCid,
-    bufAlloc: validateIntegerIn(options.bufAlloc, 'options.bufAlloc', MIN_BUF_ALLOC, MAX_BUF_ALLOC, DEFAULT_BUF_ALLOC),
+    bufAlloc,
+    creditUpdateBytes: validateIntegerIn(options.creditUpdateBytes, 'options.creditUpdateBytes', 1, bufAlloc, defaultCreditUpdateBytes(bufAlloc)),
+    txNotifyBatch: validateIntegerIn(options.txNotifyBatch, 'options.txNotifyBatch', 1, MAX_TX_NOTIFY_BATCH, DEFAULT_TX_NOTIFY_BATCH),
+    txNotifyDelayUs: validateIntegerIn(options.txNotifyDelayUs, 'options.txNotifyDelayUs', 0, MAX_TX_NOTIFY_DELAY_US, DEFAULT_TX_NOTIFY_DELAY_US),
     maxConnections: validateIntegerIn(options.maxConnections, 'options.maxConnections', 1, 1 << 20, DEFAULT_MAX_CONNECTIONS),
     logLinesPerSecond: validateIntegerIn(options.logLinesPerSecond, 'options.logLinesPerSecond', 0, 1 << 20, DEFAULT_LOG_LINES_PER_SECOND),
     seqpacket: options.seqpacket === true,

@@ -24,6 +24,15 @@ export interface VsockDeviceStats {
   bytesToGuest: number;
   kicks: number;
   interrupts: number;
+  /** Kicks (guest -> device notifications) per queue. */
+  kicksByQueue: { rx: number; tx: number; event: number };
+  /** Interrupts (device -> guest notifications, after EVENT_IDX suppression) per queue. */
+  interruptsByQueue: { rx: number; tx: number; event: number };
+  /** CREDIT_UPDATE packets sent to the guest (each costs it an rx packet). */
+  creditUpdatesSent: number;
+  /** readv/recv calls on host sockets for guest-bound data, and send calls for host-bound data. */
+  hostReads: number;
+  hostWrites: number;
   connectionsOpened: number;
   connectionsClosed: number;
   /** Guest connects to `${udsPath}_<port>` that found no listener (the guest got RST). */
@@ -86,6 +95,11 @@ export function statsFromNative(raw: Raw): VsockDeviceStats {
     bytesToGuest: num(raw, 'rx_bytes'),
     kicks: num(raw, 'kicks'),
     interrupts: num(raw, 'interrupts'),
+    kicksByQueue: { rx: num(raw, 'kicks_rx'), tx: num(raw, 'kicks_tx'), event: num(raw, 'kicks_event') },
+    interruptsByQueue: { rx: num(raw, 'interrupts_rx'), tx: num(raw, 'interrupts_tx'), event: num(raw, 'interrupts_event') },
+    creditUpdatesSent: num(raw, 'credit_updates_sent'),
+    hostReads: num(raw, 'host_reads'),
+    hostWrites: num(raw, 'host_writes'),
     connectionsOpened: num(raw, 'connections_opened'),
     connectionsClosed: num(raw, 'connections_closed'),
     hostConnectFailed: num(raw, 'host_connect_failed'),

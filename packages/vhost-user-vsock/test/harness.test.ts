@@ -6,7 +6,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { GuestDriverHarness } from './harness/driver-harness.js';
+import { GuestDriverHarness, TX } from './harness/driver-harness.js';
 import { FLAG_NEED_REPLY, FLAG_REPLY, FLAG_VERSION, memReg, PF_CONFIG, PF_MEM_SLOTS, PF_REPLY_ACK, Req, u64, vringState } from './harness/vhost-user-messages.js';
 import { Op, SHUTDOWN_SEND, TYPE_STREAM } from './harness/vsock-header.js';
 
@@ -21,7 +21,9 @@ afterEach(async () => {
   for (const h of open.splice(0)) await h.close();
 });
 
-async function harness(options: { bufAlloc?: number; maxConnections?: number } = {}): Promise<GuestDriverHarness> {
+async function harness(
+  options: { bufAlloc?: number; maxConnections?: number; creditUpdateBytes?: number; txNotifyBatch?: number; txNotifyDelayUs?: number } = {},
+): Promise<GuestDriverHarness> {
   const h = await GuestDriverHarness.create({ dir, name: `d${counter++}`, guestCid: 3, ...options });
   open.push(h);
   return h;
@@ -242,5 +244,81 @@ describe('streams through the device (harness plays the guest driver)', () => {
     h.sendPacket({ ...base, srcCid: 3n, dstCid: 5n });
     await h.until(() => h.device.stats().packetsFromGuest >= 2, 'both packets');
     expect(h.device.stats().dropped).toMatchObject({ badSrcCid: 1, badDstCid: 1 });
+  });
+});
+
+describe('interrupts and credit updates (the tunables bench/hvsock chose)', () => {
+  /** Packets the device took between consecutive tx interrupts, one 1-byte guest write (one packet) per wake-up. */
+  async function packetsPerTxInterrupt(options: { txNotifyBatch: number; txNotifyDelayUs: number }, writes: number): Promise<number[]> {
+    const h = await harness(options);
+    h.setup();
+    await listenHost(`${h.device.udsPath}_7000`, (s) => s.resume());
+    const sock = h.connect(7000);
+    await h.until(() => sock.state === 'connected', 'connect');
+    h.armInterrupts(TX);
+    h.takeInterrupts(TX);
+    const counts: number[] = [];
+    let since = 0;
+    for (let i = 0; i < writes; i++) {
+      const before = h.device.stats().packetsFromGuest;
+      h.write(sock, Buffer.from([i]));
+      h.pump();
+      expect(h.device.stats().packetsFromGuest).toBe(before + 1); // consumed (and its used entry pushed) at once
+      since++;
+      if (h.takeInterrupts(TX) > 0) {
+        counts.push(since);
+        since = 0;
+        h.armInterrupts(TX); // as Linux's tx worker does after reaping
+      }
+    }
+    return counts;
+  }
+
+  it('txNotifyBatch 1, delay 0: one tx interrupt per wake-up that consumed packets', async () => {
+    expect(await packetsPerTxInterrupt({ txNotifyBatch: 1, txNotifyDelayUs: 0 }, 6)).toEqual([1, 1, 1, 1, 1, 1]);
+  });
+
+  it('txNotifyBatch 4: completions gather, one tx interrupt per 4 packets (the timer is far off)', async () => {
+    const counts = await packetsPerTxInterrupt({ txNotifyBatch: 4, txNotifyDelayUs: 10_000_000 }, 15);
+    // The first interrupt also covers the REQUEST of the handshake.
+    expect(counts.slice(1)).toEqual([4, 4, 4]);
+    expect(counts[0]).toBe(3);
+  });
+
+  it('txNotifyDelayUs bounds the wait: a lone completion gets its interrupt from the timer', async () => {
+    const h = await harness({ txNotifyBatch: 1000, txNotifyDelayUs: 20_000 });
+    h.setup();
+    await listenHost(`${h.device.udsPath}_7000`, (s) => s.resume());
+    const sock = h.connect(7000);
+    await h.until(() => sock.state === 'connected', 'connect');
+    await h.until(() => h.device.stats().interruptsByQueue.tx > 0, 'the handshake REQUEST completion, by the timer');
+    h.armInterrupts(TX);
+    h.takeInterrupts(TX);
+    const before = h.device.stats().interruptsByQueue.tx;
+    const used = h.usedIdx(TX);
+    h.write(sock, Buffer.from('x'));
+    h.pump();
+    expect(h.usedIdx(TX)).toBe(used + 1);
+    expect(h.takeInterrupts(TX)).toBe(0);
+    await h.until(() => h.device.stats().interruptsByQueue.tx > before, 'the timer');
+    expect(h.takeInterrupts(TX)).toBe(1);
+  });
+
+  it('creditUpdateBytes: a CREDIT_UPDATE goes out once that many forwarded bytes are unannounced, not before', async () => {
+    const h = await harness({ bufAlloc: 64 * 1024, creditUpdateBytes: 10_000 });
+    h.setup();
+    let atHost = 0;
+    await listenHost(`${h.device.udsPath}_7000`, (s) => s.on('data', (c: Buffer) => (atHost += c.length)));
+    const sock = h.connect(7000);
+    await h.until(() => sock.state === 'connected', 'connect');
+    const updates = (): number[] => h.rxPackets.filter((p) => p.op === Op.CREDIT_UPDATE).map((p) => p.fwdCnt);
+    h.write(sock, randomBytes(9_999));
+    await h.until(() => atHost === 9_999, '9999 bytes at the host');
+    h.pump();
+    expect(updates()).toEqual([]);
+    expect(h.device.stats().creditUpdatesSent).toBe(0);
+    h.write(sock, Buffer.from('!'));
+    await h.until(() => updates().length > 0, 'the update');
+    expect(updates()).toEqual([10_000]);
   });
 });

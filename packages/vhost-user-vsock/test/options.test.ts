@@ -1,7 +1,7 @@
 // Pure logic: option validation and the CLI's argument parsing.
 import { describe, expect, it } from 'vitest';
 import { parseCliArgs } from '../src/cli-args.js';
-import { DEFAULT_BUF_ALLOC, resolveDeviceOptions } from '../src/options.js';
+import { DEFAULT_BUF_ALLOC, DEFAULT_TX_NOTIFY_BATCH, DEFAULT_TX_NOTIFY_DELAY_US, resolveDeviceOptions } from '../src/options.js';
 import { qemuVsockArgs } from '../src/qemu-args.js';
 
 describe('resolveDeviceOptions', () => {
@@ -26,8 +26,29 @@ describe('resolveDeviceOptions', () => {
     [{ ...ok, udsPath: ok.socket }, 'ERR_VMLINK_VSOCKD_DUPLICATE', /same path/],
     [{ ...ok, bufAlloc: 100 }, 'ERR_OUT_OF_RANGE', /bufAlloc.*100/],
     [{ ...ok, maxConnections: 0 }, 'ERR_OUT_OF_RANGE', /maxConnections/],
+    [{ ...ok, creditUpdateBytes: 0 }, 'ERR_OUT_OF_RANGE', /creditUpdateBytes.*0/],
+    [{ ...ok, bufAlloc: 65536, creditUpdateBytes: 65537 }, 'ERR_OUT_OF_RANGE', /creditUpdateBytes.*<= 65536.*65537/],
+    [{ ...ok, creditUpdateBytes: '1' }, 'ERR_INVALID_ARG_TYPE', /creditUpdateBytes/],
+    [{ ...ok, txNotifyBatch: 0 }, 'ERR_OUT_OF_RANGE', /txNotifyBatch.*0/],
+    [{ ...ok, txNotifyBatch: 1.5 }, 'ERR_OUT_OF_RANGE', /txNotifyBatch/],
+    [{ ...ok, txNotifyDelayUs: -1 }, 'ERR_OUT_OF_RANGE', /txNotifyDelayUs.*-1/],
+    [{ ...ok, txNotifyDelayUs: 10_000_001 }, 'ERR_OUT_OF_RANGE', /txNotifyDelayUs/],
   ])('rejects %o with %s', (options, code, message) => {
     expect(() => resolveDeviceOptions(options)).toThrow(expect.objectContaining({ code, message: expect.stringMatching(message) }));
+  });
+
+  it('interrupt and credit tunables: documented defaults, creditUpdateBytes follows bufAlloc, explicit values kept', () => {
+    expect(resolveDeviceOptions(ok)).toMatchObject({
+      creditUpdateBytes: DEFAULT_BUF_ALLOC / 4,
+      txNotifyBatch: DEFAULT_TX_NOTIFY_BATCH,
+      txNotifyDelayUs: DEFAULT_TX_NOTIFY_DELAY_US,
+    });
+    expect(resolveDeviceOptions({ ...ok, bufAlloc: 65536 }).creditUpdateBytes).toBe(16384);
+    expect(resolveDeviceOptions({ ...ok, bufAlloc: 65536, creditUpdateBytes: 65536, txNotifyBatch: 1, txNotifyDelayUs: 0 })).toMatchObject({
+      creditUpdateBytes: 65536,
+      txNotifyBatch: 1,
+      txNotifyDelayUs: 0,
+    });
   });
 
   it('rejects a non-object', () => {

@@ -89,6 +89,9 @@ export interface HarnessOptions {
   maxConnections?: number;
   logLinesPerSecond?: number;
   seqpacket?: boolean;
+  creditUpdateBytes?: number;
+  txNotifyBatch?: number;
+  txNotifyDelayUs?: number;
 }
 
 export class GuestDriverHarness {
@@ -134,6 +137,9 @@ export class GuestDriverHarness {
         maxConnections: options.maxConnections,
         logLinesPerSecond: options.logLinesPerSecond ?? 5,
         seqpacket: options.seqpacket,
+        creditUpdateBytes: options.creditUpdateBytes,
+        txNotifyBatch: options.txNotifyBatch,
+        txNotifyDelayUs: options.txNotifyDelayUs,
       },
       { vhostConnectedFd: deviceFd },
     );
@@ -245,6 +251,16 @@ export class GuestDriverHarness {
 
   kick(q: number): void {
     helpers.eventfdWrite(this.kicks[q]!);
+  }
+
+  /** EVENT_IDX: asks for an interrupt once the used index moves past where it is now (Linux's virtqueue_enable_cb). */
+  armInterrupts(q: number): void {
+    this.mem.writeUInt16LE(this.usedIdx(q), this.off(availAt(q)) + 4 + 2 * QSIZE);
+  }
+
+  /** Interrupts the device raised on ring `q` since the last call (reads and clears its call eventfd). */
+  takeInterrupts(q: number): number {
+    return helpers.eventfdRead(this.calls[q]!);
   }
 
   // ------------------------------------------------------------------ the driver
