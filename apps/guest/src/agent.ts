@@ -36,6 +36,7 @@ const REFUSAL_CODES: ReadonlySet<string> = new Set([
   AgentErrorCode.BUSY,
   AgentErrorCode.SHUTTING_DOWN,
   AgentErrorCode.PATH_ESCAPE,
+  AgentErrorCode.ROOT_PROTECTED,
 ]);
 
 interface Session {

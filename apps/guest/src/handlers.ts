@@ -3,11 +3,12 @@ import type { ChunkSink } from './methods/files.js';
 import { AgentErrorCode, agentError } from './errors.js';
 import { collectInfo, type InfoSources } from './info.js';
 import { checkExecRequest, startCommand } from './methods/exec.js';
+import { changeMode, changeTimes, checkMode, hashPrefix, makeDirectory, movePath, removePath } from './methods/manage.js';
 import { listDirectory, openForRead, statPath, streamOpenedFile, writeFileAtomic } from './methods/files.js';
 import type { AgentLimits } from './options.js';
 import type { RootJail } from './policy/confine.js';
 import { describeValue, type ExecPolicy } from './policy/exec-policy.js';
-import { EXEC_EXIT, EXEC_STDERR, EXEC_STDOUT, encodeExecRecord, type MethodName } from './protocol.js';
+import { ExecRecordTag, encodeExecRecord, type MethodName } from './protocol.js';
 
 /** What a method handler gets besides its params. Independent of the RPC library. */
 export interface CallContext {
@@ -41,7 +42,7 @@ export interface HandlerDeps {
   readonly info: InfoSources;
 }
 
-/** The agent's methods: ping, info, fs.stat, fs.list, fs.read, fs.write, exec. */
+/** The agent's methods (METHODS in @vmlink/agent-protocol). */
 export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
   const jail = (): RootJail => {
     if (!deps.jail) throw agentError(AgentErrorCode.FS_DISABLED, 'file methods are disabled: the agent runs without --root');
@@ -53,9 +54,17 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
     'fs.stat': async (params) => statPath(jail(), params['path']),
     'fs.list': async (params) => listDirectory(jail(), params['path'] ?? '/', deps.limits.maxListEntries),
     'fs.read': async (params, ctx) => {
+      const offset = params['offset'] ?? 0;
+      if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) {
+        throw agentError(AgentErrorCode.INVALID_PARAMS, `fs.read: offset must be an integer >= 0, got ${describeValue(offset)}`);
+      }
       const opened = await openForRead(deps.backend, jail(), params['path']);
-      return new Streamed({ size: opened.size }, async (send) => {
-        const result = await streamOpenedFile(opened, send, ctx.signal);
+      if (offset > opened.size) {
+        await opened.file.close();
+        throw agentError(AgentErrorCode.INVALID_PARAMS, `fs.read: offset ${offset} is past the end of '${opened.remotePath}' (${opened.size} bytes)`);
+      }
+      return new Streamed({ size: opened.size, offset }, async (send) => {
+        const result = await streamOpenedFile(opened, send, ctx.signal, offset);
         await send(Buffer.from(result.sha256, 'hex'));
         ctx.note('bytes', result.size);
       });
@@ -72,9 +81,10 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
       if (sha256 !== undefined && (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256))) {
         throw agentError(AgentErrorCode.INVALID_PARAMS, `fs.write: sha256 must be 64 lower-case hex digits, got ${describeValue(sha256)}`);
       }
-      const mode = params['mode'];
-      if (mode !== undefined && (typeof mode !== 'number' || !Number.isInteger(mode) || mode < 0 || mode > 0o777)) {
-        throw agentError(AgentErrorCode.INVALID_PARAMS, `fs.write: mode must be an integer in 0..0o777 (0..511), got ${describeValue(mode)}`);
+      const mode = checkMode(params['mode'], 'fs.write', false);
+      const mtimeMs = params['mtimeMs'];
+      if (mtimeMs !== undefined && (typeof mtimeMs !== 'number' || !Number.isFinite(mtimeMs) || mtimeMs < 0)) {
+        throw agentError(AgentErrorCode.INVALID_PARAMS, `fs.write: mtimeMs must be milliseconds since 1970 (a number >= 0), got ${describeValue(mtimeMs)}`);
       }
       const result = await writeFileAtomic(deps.backend, jail(), params['path'], ctx.body ?? emptyBody(), {
         expectedSha256: sha256,
@@ -82,11 +92,18 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
         maxBytes: size,
         expectedSize: size,
         mode,
+        mtimeMs,
         signal: ctx.signal,
       });
       ctx.note('bytes', result.size);
       return result;
     },
+    'fs.hash': async (params, ctx) => hashPrefix(jail(), params['path'], params['length'], ctx.signal),
+    'fs.mkdir': async (params) => makeDirectory(jail(), params['path'], params['mode'], params['parents']),
+    'fs.rm': async (params, ctx) => removePath(jail(), params['path'], params['recursive'], ctx.signal),
+    'fs.mv': async (params) => movePath(jail(), params['from'], params['to']),
+    'fs.chmod': async (params) => changeMode(jail(), params['path'], params['mode']),
+    'fs.utimes': async (params) => changeTimes(jail(), params['path'], params['mtimeMs'], params['atimeMs']),
     exec: async (params, ctx) => {
       const { command, args } = checkExecRequest(deps.policy, { command: params['command'], args: params['args'] });
       ctx.note('command', command);
@@ -99,9 +116,9 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
       ctx.note('pid', running.pid ?? 0);
       return new Streamed({ command }, async (send) => {
         const result = await running.collect((stream, chunk) =>
-          send(encodeExecRecord(stream === 'stdout' ? EXEC_STDOUT : EXEC_STDERR, chunk)),
+          send(encodeExecRecord(stream === 'stdout' ? ExecRecordTag.STDOUT : ExecRecordTag.STDERR, chunk)),
         );
-        await send(encodeExecRecord(EXEC_EXIT, Buffer.from(JSON.stringify(result))));
+        await send(encodeExecRecord(ExecRecordTag.EXIT, Buffer.from(JSON.stringify(result))));
         ctx.note('exit', result.exitCode ?? result.signal ?? '?');
       });
     },

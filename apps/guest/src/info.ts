@@ -1,22 +1,8 @@
 import os from 'node:os';
+import type { AgentInfo } from '@vmlink/agent-protocol';
 import { AGENT_VERSION } from './version.js';
 
-/** What `info` answers. Plain JSON: it crosses the wire as is. */
-export interface AgentInfo {
-  hostname: string;
-  kernel: { sysname: string; release: string; version: string; machine: string };
-  uptimeSeconds: number;
-  load: [number, number, number];
-  memory: { totalBytes: number; freeBytes: number };
-  cpus: { count: number; model: string };
-  /** The guest's own AF_VSOCK CID, or null when AF_VSOCK is unavailable. */
-  vsockCid: number | null;
-  agent: { version: string; node: string; pid: number; aio: string; root: string | null; allowExec: string[] };
-  /** The URIs the agent serves right now. */
-  transports: string[];
-  /** The methods this agent serves (after --allow-rpcs / --block-rpcs). */
-  methods: string[];
-}
+export type { AgentInfo } from '@vmlink/agent-protocol';
 
 export interface InfoSources {
   /** Reads the local vsock CID; undefined when the platform has no AF_VSOCK. */

@@ -100,8 +100,9 @@ export type ParsedGuestArgs = { kind: 'help' } | { kind: 'version' } | { kind: '
 
 export const GUEST_USAGE = `Usage: vmlink-guest [options]
 
-The vmlink guest agent: serves ping, info, fs.stat, fs.list, fs.read, fs.write and exec
-over every --listen transport at once.
+The vmlink guest agent: serves ping, info, exec and the file methods (fs.stat, fs.list,
+fs.read, fs.write, fs.hash, fs.mkdir, fs.rm, fs.mv, fs.chmod, fs.utimes) over every
+--listen transport at once.
 
 Options:
   --listen URI         transport to serve, repeatable (default: ${DEFAULT_LISTEN.join(' and ')})

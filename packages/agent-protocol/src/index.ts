@@ -3,3 +3,15 @@
  * serves these methods and the host CLI (vmlink) calls them.
  */
 export const AGENT_PROTOCOL_VERSION = 1;
+
+export * from './methods.js';
+export * from './errors.js';
+export { READ_TRAILER_BYTES } from './read-body.js';
+export {
+  ExecRecordTag,
+  EXEC_RECORD_HEADER,
+  EXEC_MAX_RECORD,
+  encodeExecRecord,
+  ExecRecordDecoder,
+  type ExecRecord,
+} from './exec-records.js';

@@ -40,4 +40,7 @@ export const METHOD_MEMORY_COST: Readonly<Record<string, number>> = {
   'fs.write': 2 * MiB,
   exec: 1 * MiB,
   'fs.list': 2 * MiB,
+  // A 1 MiB read buffer; rm -r holds up to 1,000 names per directory level it is in.
+  'fs.hash': 1 * MiB,
+  'fs.rm': 2 * MiB,
 };

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { ExecResult } from '@vmlink/agent-protocol';
 import type { Readable } from 'node:stream';
 import { AgentErrorCode, agentError } from '../errors.js';
 import { describeValue, type ExecPolicy, type ResolvedCommand } from '../policy/exec-policy.js';
@@ -9,11 +10,7 @@ export interface ExecRequest {
   readonly args: unknown;
 }
 
-export interface ExecResult {
-  /** The exit code, or null when a signal ended the process. */
-  exitCode: number | null;
-  signal: string | null;
-}
+export type { ExecResult } from '@vmlink/agent-protocol';
 
 export interface StartOptions {
   readonly cwd: string;

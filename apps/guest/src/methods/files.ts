@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { constants as fsConstants, fstat as fstatCallback, promises as fsp, read as readCallback, type Stats } from 'node:fs';
+import { constants as fsConstants, fstat as fstatCallback, futimes as futimesCallback, promises as fsp, read as readCallback, type Stats } from 'node:fs';
 import { promisify } from 'node:util';
+import type { FileType, ListEntry, ListResult, StatResult, TransferResult } from '@vmlink/agent-protocol';
 import { throwIfAborted } from '@vmlink/errors';
 import type { BackendFile, FileBackend } from '../aio.js';
 import { AgentErrorCode, agentError } from '../errors.js';
@@ -13,38 +14,12 @@ export { sweepStaleTempFiles, tempNameFor } from '../fs/stale-temp.js';
 
 const fstat = promisify(fstatCallback);
 const readAt = promisify(readCallback);
+const futimes = promisify(futimesCallback);
 
 /** Reads and writes move this much per AIO request: big enough to amortise a round trip. */
 export const CHUNK_BYTES = 1024 * 1024;
 
-export type FileType = 'file' | 'directory' | 'symlink' | 'other';
-
-export interface StatResult {
-  path: string;
-  type: FileType;
-  size: number;
-  mode: number;
-  mtimeMs: number;
-}
-
-export interface ListEntry {
-  name: string;
-  type: FileType;
-  size: number;
-  mtimeMs: number;
-}
-
-export interface ListResult {
-  path: string;
-  entries: ListEntry[];
-  /** True when the directory held more than the agent's maxListEntries. */
-  truncated: boolean;
-}
-
-export interface TransferResult {
-  size: number;
-  sha256: string;
-}
+export type { FileType, ListEntry, ListResult, StatResult, TransferResult } from '@vmlink/agent-protocol';
 
 function typeOf(stats: Stats): FileType {
   if (stats.isFile()) return 'file';
@@ -60,7 +35,16 @@ export async function statPath(jail: RootJail, remotePath: unknown): Promise<Sta
     // The walk lstat'ed the final name (a symlink there was followed); the root has no name.
     const stats = walked.stats ?? (await walked.dir.stat());
     refuseHardLinked(jail, stats, clientPath, 'fs.stat');
-    return { path: walked.resolved, type: typeOf(stats), size: stats.size, mode: stats.mode & 0o7777, mtimeMs: Math.round(stats.mtimeMs) };
+    return {
+      path: walked.resolved,
+      type: typeOf(stats),
+      size: stats.size,
+      mode: stats.mode & 0o7777,
+      mtimeMs: Math.round(stats.mtimeMs),
+      nlink: stats.nlink,
+      uid: stats.uid,
+      gid: stats.gid,
+    };
   } catch (error) {
     throw forClient(error, clientPath);
   } finally {
@@ -89,6 +73,7 @@ export async function listDirectory(jail: RootJail, remotePath: unknown, maxEntr
           type: stats ? typeOf(stats) : 'other',
           size: stats?.size ?? 0,
           mtimeMs: stats ? Math.round(stats.mtimeMs) : 0,
+          mode: stats ? stats.mode & 0o7777 : 0,
         });
       }
     } finally {
@@ -199,7 +184,7 @@ function kindOf(stats: Stats): string {
  * file. The next chunk is read while the previous one is being sent, so the disk and
  * the transport overlap. A file that shrank meanwhile fails with ERR_VMLINK_FILE_CHANGED.
  */
-export async function streamOpenedFile(opened: OpenedFile, sink: ChunkSink, signal: AbortSignal): Promise<TransferResult> {
+export async function streamOpenedFile(opened: OpenedFile, sink: ChunkSink, signal: AbortSignal, offset = 0): Promise<TransferResult> {
   const { file, size } = opened;
   const hash = createHash('sha256');
   let position = 0;
@@ -211,10 +196,12 @@ export async function streamOpenedFile(opened: OpenedFile, sink: ChunkSink, sign
       if (chunk.length === 0) {
         throw agentError(AgentErrorCode.FILE_CHANGED, `fs.read: '${opened.remotePath}' shrank while being read (${position} of ${size} bytes)`);
       }
+      const start = position;
       position += chunk.length;
       pending = position < size ? readChunk(file, position, Math.min(CHUNK_BYTES, size - position), signal) : undefined;
       hash.update(chunk);
-      await sink(chunk);
+      // A resumed read hashes the prefix (the trailer covers the whole file) but sends only from `offset`.
+      if (position > offset) await sink(start >= offset ? chunk : chunk.subarray(offset - start));
     }
     return { size, sha256: hash.digest('hex') };
   } catch (error) {
@@ -252,6 +239,8 @@ export interface WriteOptions {
   readonly expectedSize?: number | undefined;
   /** File mode for a new file (default 0o644). */
   readonly mode?: number;
+  /** Modification time to set before the rename (cp keeps mtimes). */
+  readonly mtimeMs?: number | undefined;
   readonly signal: AbortSignal;
 }
 
@@ -304,6 +293,8 @@ export async function writeFileAtomic(
         `fs.write: '${clientPath}' received SHA-256 ${sha256}, the client announced ${options.expectedSha256}; discarded`,
       );
     }
+    // On the fd, after the last write (a write would move mtime again), never by name.
+    if (options.mtimeMs !== undefined) await futimes(file.fd, options.mtimeMs / 1000, options.mtimeMs / 1000);
     await file.fsync({ signal: options.signal });
     await file.close();
     // Both names in the one directory the walk opened: the rename cannot land anywhere else.

@@ -1,0 +1,207 @@
+/**
+ * The methods an agent serves, their params and their results: plain JSON on
+ * @vmlink/rpc. Streamed bodies (fs.read, fs.write, exec) are described next to their
+ * method; their byte layouts are in read-body.ts and exec-records.ts.
+ */
+
+export const METHODS = [
+  'ping',
+  'info',
+  'fs.stat',
+  'fs.list',
+  'fs.read',
+  'fs.write',
+  'fs.hash',
+  'fs.mkdir',
+  'fs.rm',
+  'fs.mv',
+  'fs.chmod',
+  'fs.utimes',
+  'exec',
+] as const;
+export type MethodName = (typeof METHODS)[number];
+
+export function isMethodName(value: unknown): value is MethodName {
+  return typeof value === 'string' && (METHODS as readonly string[]).includes(value);
+}
+
+export type FileType = 'file' | 'directory' | 'symlink' | 'other';
+
+/** Permission bits a client may set (fs.write, fs.mkdir, fs.chmod): never setuid, setgid or sticky. */
+export const MAX_CLIENT_MODE = 0o777;
+
+export interface PingResult {
+  pong: true;
+  time: number;
+}
+
+/** What `info` answers. */
+export interface AgentInfo {
+  hostname: string;
+  kernel: { sysname: string; release: string; version: string; machine: string };
+  uptimeSeconds: number;
+  load: [number, number, number];
+  memory: { totalBytes: number; freeBytes: number };
+  cpus: { count: number; model: string };
+  /** The guest's own AF_VSOCK CID, or null when AF_VSOCK is unavailable. */
+  vsockCid: number | null;
+  agent: { version: string; node: string; pid: number; aio: string; root: string | null; allowExec: string[] };
+  /** The URIs the agent serves right now. */
+  transports: string[];
+  /** The methods this agent serves (after --allow-rpcs / --block-rpcs). */
+  methods: string[];
+}
+
+export interface PathParams {
+  /** A path under the agent's root, which clients see as `/`. */
+  path: string;
+}
+
+/** fs.stat: the entry at `path`; a symlink on the way or at the end is followed (inside the root). */
+export interface StatResult {
+  /** The resolved path as the client sees it. */
+  path: string;
+  type: FileType;
+  size: number;
+  /** Permission bits (mode & 0o7777). */
+  mode: number;
+  mtimeMs: number;
+  /** Optional for agents older than the file-management methods. */
+  nlink?: number;
+  uid?: number;
+  gid?: number;
+}
+
+export interface ListEntry {
+  name: string;
+  type: FileType;
+  size: number;
+  mtimeMs: number;
+  /** Permission bits; optional for older agents. */
+  mode?: number;
+}
+
+export interface ListResult {
+  path: string;
+  entries: ListEntry[];
+  /** True when the directory held more than the agent lists at once. */
+  truncated: boolean;
+}
+
+/**
+ * fs.read `{ path, offset? }` -> `{ size, offset }`, then a body: the bytes from `offset`
+ * to `size`, followed by the SHA-256 of the WHOLE file (bytes 0..size), READ_TRAILER_BYTES
+ * long. A client resuming at `offset` hashes its own prefix and the rest it receives.
+ */
+export interface ReadParams extends PathParams {
+  offset?: number;
+}
+export interface ReadResult {
+  size: number;
+  offset: number;
+}
+
+/** fs.write `{ path, size, sha256?, mode?, mtimeMs? }` + a request body of exactly `size` bytes. */
+export interface WriteParams extends PathParams {
+  size: number;
+  sha256?: string;
+  mode?: number;
+  /** Set on the file before it is renamed into place (cp keeps mtimes). */
+  mtimeMs?: number;
+}
+
+export interface TransferResult {
+  size: number;
+  sha256: string;
+}
+
+/** fs.hash `{ path, length }` -> the SHA-256 of the first `length` bytes (cp --resume's prefix check). */
+export interface HashParams extends PathParams {
+  length: number;
+}
+export interface HashResult {
+  /** The whole file's size now. */
+  size: number;
+  /** How many bytes were hashed: min(length, size). */
+  length: number;
+  sha256: string;
+}
+
+/** fs.mkdir `{ path, mode?, parents? }`: `parents` creates missing parents and accepts an existing directory. */
+export interface MkdirParams extends PathParams {
+  mode?: number;
+  parents?: boolean;
+}
+export interface MkdirResult {
+  path: string;
+  /** False when `parents` was set and the directory existed already. */
+  created: boolean;
+}
+
+/** fs.rm `{ path, recursive? }`: a symlink is removed, never followed; the root is never removed. */
+export interface RmParams extends PathParams {
+  recursive?: boolean;
+}
+export interface RmResult {
+  path: string;
+  /** Entries removed (files, links and directories). */
+  removed: number;
+}
+
+/** fs.mv `{ from, to }`: rename(2) within the root; replaces a file at `to`, never moves the root. */
+export interface MvParams {
+  from: string;
+  to: string;
+}
+export interface MvResult {
+  from: string;
+  to: string;
+}
+
+/** fs.chmod `{ path, mode }`: permission bits 0..0o777 (no setuid/setgid/sticky from a client). */
+export interface ChmodParams extends PathParams {
+  mode: number;
+}
+export interface ChmodResult {
+  path: string;
+  mode: number;
+}
+
+/** fs.utimes `{ path, mtimeMs, atimeMs? }` (atime defaults to mtime). */
+export interface UtimesParams extends PathParams {
+  mtimeMs: number;
+  atimeMs?: number;
+}
+export interface UtimesResult {
+  path: string;
+  mtimeMs: number;
+}
+
+/** exec `{ command, args? }` -> `{ command }`, then a body of records (exec-records.ts). */
+export interface ExecParams {
+  command: string;
+  args?: string[];
+}
+
+export interface ExecResult {
+  /** The exit code, or null when a signal ended the process. */
+  exitCode: number | null;
+  signal: string | null;
+}
+
+/** Params and result of each method, for typed clients. */
+export interface MethodTypes {
+  ping: { params: Record<string, never>; result: PingResult };
+  info: { params: Record<string, never>; result: AgentInfo };
+  'fs.stat': { params: PathParams; result: StatResult };
+  'fs.list': { params: PathParams; result: ListResult };
+  'fs.read': { params: ReadParams; result: ReadResult };
+  'fs.write': { params: WriteParams; result: TransferResult };
+  'fs.hash': { params: HashParams; result: HashResult };
+  'fs.mkdir': { params: MkdirParams; result: MkdirResult };
+  'fs.rm': { params: RmParams; result: RmResult };
+  'fs.mv': { params: MvParams; result: MvResult };
+  'fs.chmod': { params: ChmodParams; result: ChmodResult };
+  'fs.utimes': { params: UtimesParams; result: UtimesResult };
+  exec: { params: ExecParams; result: { command: string } };
+}

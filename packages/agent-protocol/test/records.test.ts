@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { EXEC_RECORD_HEADER, ExecRecordDecoder, ExecRecordTag, METHODS, encodeExecRecord, isMethodName, describeAgentError, AgentErrorCode, AGENT_ERROR_WORDS } from '../src/index.js';
+
+describe('exec records (pure)', () => {
+  it('round-trips records split at every byte boundary', () => {
+    const stream = Buffer.concat([
+      encodeExecRecord(ExecRecordTag.STDOUT, Buffer.from('out')),
+      encodeExecRecord(ExecRecordTag.STDERR, Buffer.alloc(0)),
+      encodeExecRecord(ExecRecordTag.EXIT, Buffer.from('{"exitCode":0,"signal":null}')),
+    ]);
+    for (let cut = 0; cut <= stream.length; cut += 1) {
+      const decoder = new ExecRecordDecoder();
+      const records = [...decoder.push(stream.subarray(0, cut)), ...decoder.push(stream.subarray(cut))];
+      expect(records.map((r) => [r.tag, r.data.toString()])).toEqual([
+        [1, 'out'],
+        [2, ''],
+        [3, '{"exitCode":0,"signal":null}'],
+      ]);
+      expect(decoder.buffered).toBe(0);
+    }
+  });
+
+  it('refuses an oversized record before buffering it, and unknown tags', () => {
+    const header = Buffer.alloc(EXEC_RECORD_HEADER);
+    header.writeUInt8(1, 0);
+    header.writeUInt32BE(1025, 1);
+    expect(() => new ExecRecordDecoder(1024).push(header)).toThrow(expect.objectContaining({ code: 'ERR_VMLINK_PROTOCOL', message: expect.stringContaining('1025-byte') }));
+    header.writeUInt8(9, 0);
+    expect(() => new ExecRecordDecoder().push(header)).toThrow(/unknown record tag 9/);
+  });
+});
+
+describe('methods and codes', () => {
+  it('names methods once and every agent code has words', () => {
+    expect(new Set(METHODS).size).toBe(METHODS.length);
+    expect(isMethodName('fs.mkdir')).toBe(true);
+    expect(isMethodName('fs.nope')).toBe(false);
+    for (const code of Object.values(AgentErrorCode)) expect(AGENT_ERROR_WORDS[code], code).toBeTruthy();
+    expect(describeAgentError('ERR_VMLINK_METHOD_BLOCKED')).toMatch(/not enabled on this agent/);
+    expect(describeAgentError('ENOENT')).toBeUndefined();
+  });
+});
