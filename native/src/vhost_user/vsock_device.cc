@@ -20,6 +20,8 @@ namespace vmlink {
 namespace {
 constexpr size_t kHeaderSize = sizeof(vsock::Header);
 constexpr size_t kMaxRstQueue = 4096;
+// sendmsg takes at most UIO_MAXIOV pieces.
+constexpr size_t kMaxBatchIov = 1024;
 
 void EraseId(std::deque<uint64_t>& list, uint64_t id) {
   auto it = std::find(list.begin(), list.end(), id);
@@ -251,9 +253,18 @@ void VsockDevice::ServiceTx() {
     vsock::Header header;
     CopyFromIov(tx_chain_.readable, 0, &header, kHeaderSize);
     counters_.tx_packets++;
+    if (!tx_batch_heads_.empty()) {
+      // Only more data for the batch's connection may join it; anything else sees the
+      // host socket as the guest's order says, so the batch goes first.
+      Connection* same = header.op == vsock::kOpRw ? FindByPorts(header.dst_port, header.src_port) : nullptr;
+      if (same == nullptr || same->id != tx_batch_conn_) FlushTxBatch();
+    }
+    tx_deferred_ = false;
     HandlePacket(header, tx_chain_);
-    q.Push(tx_chain_.head, 0);
+    if (tx_deferred_) tx_batch_heads_.push_back(tx_chain_.head);
+    else q.Push(tx_chain_.head, 0);
   }
+  FlushTxBatch();
   AfterTxPushes(done);
 }
 
@@ -382,33 +393,56 @@ void VsockDevice::HandleGuestRw(Connection& conn, const vsock::Header& h, const 
   conn.rx_cnt += h.len;
   counters_.tx_bytes += h.len;
   SliceIov(chain.readable, kHeaderSize, h.len, &scratch_iov_);
-  size_t written = 0;
-  if (conn.pending_bytes() == 0 && conn.fd.valid() && !conn.host_write_shut) {
+  if (tx_batch_conn_ != 0 && (tx_batch_conn_ != conn.id || tx_batch_iov_.size() + scratch_iov_.size() > kMaxBatchIov)) FlushTxBatch();
+  if (conn.registered && conn.pending_bytes() == 0 && conn.fd.valid() && !conn.host_write_shut) {
+    // Straight from guest memory to the host socket, with the packets that follow.
+    tx_batch_conn_ = conn.id;
+    tx_batch_iov_.insert(tx_batch_iov_.end(), scratch_iov_.begin(), scratch_iov_.end());
+    tx_batch_bytes_ += h.len;
+    tx_deferred_ = true;
+    return;
+  }
+  // The host socket is behind: keep the bytes in order after what it has not taken.
+  size_t old = conn.pending.size();
+  conn.pending.resize(old + h.len);
+  CopyFromIov(scratch_iov_, 0, conn.pending.data() + old, h.len);
+  UpdatePoll(conn);
+}
+
+void VsockDevice::FlushTxBatch() {
+  if (tx_batch_heads_.empty() && tx_batch_iov_.empty()) return;
+  Connection* conn = Find(tx_batch_conn_);
+  if (conn != nullptr && conn->fd.valid() && !conn->host_write_shut && tx_batch_bytes_ > 0) {
     msghdr msg{};
-    msg.msg_iov = scratch_iov_.data();
-    msg.msg_iovlen = scratch_iov_.size();
+    msg.msg_iov = tx_batch_iov_.data();
+    msg.msg_iovlen = tx_batch_iov_.size();
     ssize_t n;
     counters_.host_writes++;
     do {
-      n = ::sendmsg(conn.fd.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      n = ::sendmsg(conn->fd.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
-    if (n < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        CloseConnection(conn, true);  // EPIPE/ECONNRESET: the host end is gone
-        return;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      CloseConnection(*conn, true);  // EPIPE/ECONNRESET: the host end is gone
+      conn = nullptr;
+    } else {
+      size_t written = n < 0 ? 0 : static_cast<size_t>(n);
+      if (written < tx_batch_bytes_) {
+        // What the socket did not take is copied out before the chains go back to the guest.
+        size_t old = conn->pending.size();
+        conn->pending.resize(old + (tx_batch_bytes_ - written));
+        CopyFromIov(tx_batch_iov_, written, conn->pending.data() + old, tx_batch_bytes_ - written);
       }
-      n = 0;
+      conn->fwd_cnt += static_cast<uint32_t>(written);
+      if (conn->fwd_cnt - conn->last_sent_fwd_cnt >= config_.credit_update_bytes) QueueControl(*conn, Connection::kNeedCreditUpdate);
+      UpdatePoll(*conn);
     }
-    written = static_cast<size_t>(n);
   }
-  if (written < h.len) {
-    size_t old = conn.pending.size();
-    conn.pending.resize(old + (h.len - written));
-    CopyFromIov(scratch_iov_, written, conn.pending.data() + old, h.len - written);
-  }
-  conn.fwd_cnt += static_cast<uint32_t>(written);
-  if (conn.fwd_cnt - conn.last_sent_fwd_cnt >= config_.credit_update_bytes) QueueControl(conn, Connection::kNeedCreditUpdate);
-  UpdatePoll(conn);
+  Virtqueue& q = queues_[vsock::kTxQueue];
+  for (uint16_t head : tx_batch_heads_) q.Push(head, 0);
+  tx_batch_heads_.clear();
+  tx_batch_iov_.clear();
+  tx_batch_bytes_ = 0;
+  tx_batch_conn_ = 0;
 }
 
 void VsockDevice::HandleGuestSeqpacketRw(Connection& conn, const vsock::Header& h, const DescriptorChain& chain) {

@@ -117,6 +117,9 @@ class VsockDevice {
   void NotifyQueue(int index);  // Notify() plus the interrupt counters
   // tx completions: interrupt now, or let them gather (tx_notify_batch/_delay_us).
   void AfterTxPushes(uint32_t pushed);
+  // Guest data for one host socket, gathered over the packets of one wake-up and written
+  // with one sendmsg; the packets' chains go back to the guest only after the write.
+  void FlushTxBatch();
   void FlushTxNotify();
   bool ArmTxNotifyTimer();
   void ServiceTx();
@@ -203,6 +206,13 @@ class VsockDevice {
     uint32_t guest_port;
   };
   std::deque<RstEntry> rst_queue_;
+  // The write batch (FlushTxBatch): its connection, the payload pieces in guest memory,
+  // and the heads of the chains that hold them.
+  uint64_t tx_batch_conn_ = 0;
+  std::vector<iovec> tx_batch_iov_;
+  std::vector<uint16_t> tx_batch_heads_;
+  size_t tx_batch_bytes_ = 0;
+  bool tx_deferred_ = false;  // HandlePacket took the current chain into the batch
   // tx completions pushed but not yet signalled, and the one-shot timer that bounds their wait.
   uint32_t tx_unsignalled_ = 0;
   bool tx_timer_armed_ = false;
