@@ -5,9 +5,8 @@ import { defaultFallback, type Fallback } from './fallback.js';
 import { IoSubmitFile, type FileServices } from './file.js';
 import { KernelQueue } from './kernel-queue.js';
 import { ioSubmitBinding } from './native.js';
-import { validateOptions, type IoSubmitBackendOptions } from './options.js';
+import { validateOptions, type IoSubmitBackendOptions, type ResolvedOptions } from './options.js';
 import { WriteNowaitProbe, type WriteNowaitMode } from './write-nowait.js';
-import type { BufferedReads } from './options.js';
 
 /**
  * The io_submit backend: one kernel AIO context, requests batched per tick, and (unless
@@ -26,19 +25,22 @@ export class IoSubmitBackend extends AioBackendBase {
   readonly #releaseFallback: () => Promise<void>;
 
   /** Use createIoSubmitBackend(). */
-  constructor(options: { strict: boolean; maxInFlight: number; submitThreshold: number; directSubmitThreshold: number; bufferedReads: BufferedReads; fallback: Fallback | undefined }) {
+  constructor(options: Omit<ResolvedOptions, 'fallback'> & { fallback: Fallback | undefined }) {
     super(new StatsRecorder());
     const binding = ioSubmitBinding();
     this.strict = options.strict;
     this.fallback = options.fallback?.io;
     this.#releaseFallback = options.fallback?.release ?? (() => Promise.resolve());
-    this.#writeNowait = new WriteNowaitProbe();
-    this.#queue = new KernelQueue(options.maxInFlight, { submit: options.submitThreshold, directSubmit: options.directSubmitThreshold }, this.recorder);
+    this.#writeNowait = new WriteNowaitProbe(options.writeNowaitProbeWrites);
+    this.#queue = new KernelQueue(options, this.recorder);
     this.#services = {
       queue: this.#queue,
       recorder: this.recorder,
       fallback: this.fallback,
+      guard: this.fallback !== undefined,
       bufferedReads: options.bufferedReads,
+      coldReadPolicy: options.coldReads,
+      fallbackReportsHits: this.fallback?.readvCacheFirst !== undefined,
       writeNowait: this.#writeNowait,
       rwfNowait: binding.ioSubmitLayout.rwfNowait,
       errnoName: (errno) => binding.errnoName(errno),
@@ -60,6 +62,11 @@ export class IoSubmitBackend extends AioBackendBase {
   /** The context's eventfd (-1 after close), for leak checks. */
   get eventFd(): number {
     return this.#queue.eventFd;
+  }
+
+  /** Times the completion budget ran out and the rest of the completions waited for the next loop turn. */
+  get completionTurnsDeferred(): number {
+    return this.#queue.completionTurnsDeferred;
   }
 
   /** Write RWF_NOWAIT per file system (st_dev): probing, on, or switched off. */

@@ -1,21 +1,37 @@
 import type { IoSubmitBuffers, IoSubmitContext, IoSubmitLayout } from './native.js';
 import type { Alignment, Position, StatsRecorder } from '@vmlink/aio';
 import { ioSubmitBinding } from './native.js';
+import { whenToSubmit, type SubmitPolicy } from './submit-policy.js';
+import { slowSubmitFlags } from './submit-records.js';
 
 export type KernelOp = 'read' | 'write' | 'readv' | 'writev' | 'fsync' | 'fdatasync';
 
-/** How a kernel request ended: `res` is bytes (>= 0) or -errno, from io_submit or the completion. */
 /**
- * `slowSubmit`: the io_submit call that carried the request took more than
- * SLOW_SUBMIT_US_PER_IOCB per request, i.e. it did I/O inside the call. A buffered NOWAIT
- * read can succeed that way: where the disk answers within the submitting VM exit (a
- * host-cached virtual disk), the readahead it started is complete by the time the kernel
- * checks the page, so success alone does not prove a cache hit.
+ * How a kernel request ended, as its `settle(res, slowSubmit)` hears it: `res` is bytes
+ * (>= 0) or -errno, from io_submit or the completion, or MISALIGNED when the addon's
+ * O_DIRECT alignment check refused it before submission. `slowSubmit`: the io_submit call
+ * that carried the request took more than `slowSubmitUsPerIocb` per request, i.e. it did
+ * I/O inside the call. A buffered NOWAIT read can succeed that way: where the disk answers
+ * within the submitting VM exit (a host-cached virtual disk), the readahead it started is
+ * complete by the time the kernel checks the page, so success alone does not prove a hit.
+ * Two plain arguments, not an object: this runs once per request.
  */
-export type KernelOutcome = { readonly kind: 'done'; readonly res: number; readonly slowSubmit?: boolean } | { readonly kind: 'misaligned' };
+export type KernelSettle = (res: number, slowSubmit: boolean) => void;
 
-/** Time per request in one io_submit call above which the call did I/O (a cached 4 KiB copy takes ~2 us). */
-export const SLOW_SUBMIT_US_PER_IOCB = 20;
+/** The `res` of a request the O_DIRECT alignment check refused (not an errno: below every -errno). */
+export const MISALIGNED = -0x7fffffff;
+
+export interface KernelQueueOptions extends SubmitPolicy {
+  /** Requests in the kernel at once (the io_setup size). */
+  readonly maxInFlight: number;
+  /** Time per request in one io_submit call above which the call did I/O (see KernelSettle). */
+  readonly slowSubmitUsPerIocb: number;
+  /**
+   * Time (us) one loop turn spends settling completions (with what their continuations
+   * run synchronously) before the rest waits for the next turn.
+   */
+  readonly completionBudgetUs: number;
+}
 
 export interface KernelRequest {
   readonly op: KernelOp;
@@ -30,7 +46,7 @@ export interface KernelRequest {
   /** On an O_DIRECT file: the device serves it (not a page-cache copy inside io_submit). */
   readonly direct: boolean;
   /** Called exactly once, unless the request is withdrawn first. */
-  readonly settle: (outcome: KernelOutcome) => void;
+  readonly settle: KernelSettle;
 }
 
 /** An opaque handle on a queued request (see KernelQueue.withdraw). */
@@ -44,7 +60,12 @@ interface Entry {
   submittedAt: number;
   withdrawn: boolean;
   slowSubmit: boolean;
+  /** The completion's result, once reaped. */
+  res: number;
 }
+
+/** Completions settled between two looks at the clock. */
+const SETTLE_GROUP = 8;
 
 /** Queues with requests in the kernel: a strong root, so their buffers cannot be collected mid-flight. */
 const busyQueues = new Set<KernelQueue>();
@@ -53,15 +74,18 @@ const TWO_32 = 4294967296;
 
 /**
  * One kernel AIO context plus the JS side of batching: requests made within a tick are
- * queued and handed to the addon in one submit() call at the end of the tick, or as soon
- * as `submitThreshold` are queued (the addon splits them into io_submit calls of up to
- * 32), at most `maxInFlight` in the kernel at a time. When the
- * kernel says EAGAIN the queue is marked blocked and resubmits from the completion path.
+ * queued and handed to the addon in one submit() call (the addon splits them into
+ * io_submit calls of up to 32), when `whenToSubmit` says so, at most `maxInFlight` in the
+ * kernel at a time. When the kernel says EAGAIN the queue is marked blocked and resubmits
+ * from the completion path. Completions are settled in order within `completionBudgetUs`
+ * per loop turn; the rest wait for the next turn (setImmediate), so a flood of
+ * completions cannot hold timers and I/O callbacks back.
  */
 export class KernelQueue {
   readonly maxInFlight: number;
-  readonly #submitThreshold: number;
-  readonly #directSubmitThreshold: number;
+  readonly #policy: SubmitPolicy;
+  readonly #slowSubmitUsPerIocb: number;
+  readonly #completionBudgetMs: number;
   readonly #context: IoSubmitContext;
   readonly #layout: IoSubmitLayout;
   readonly #recorder: StatsRecorder;
@@ -75,34 +99,39 @@ export class KernelQueue {
   #blocked = false;
   #inKernel = 0;
   #destroyed = false;
+  /** Reaped completions not settled yet, in order; #readyHead is the next to settle. */
+  #ready: (Entry | undefined)[] = [];
+  #readyHead = 0;
+  #settling = false;
+  #deferredTurns = 0;
 
-  /**
-   * `submitThreshold`: queued requests that trigger a submit at once instead of at the end
-   * of the tick; `directSubmitThreshold`: the same counting only O_DIRECT requests, which
-   * the device serves, so the sooner the first goes the sooner the device works (a
-   * page-cache hit is a copy inside io_submit, where only the number of calls counts).
-   */
-  constructor(maxInFlight: number, thresholds: { submit: number; directSubmit: number }, recorder: StatsRecorder) {
+  constructor(options: KernelQueueOptions, recorder: StatsRecorder) {
     const binding = ioSubmitBinding();
-    this.maxInFlight = maxInFlight;
-    this.#submitThreshold = thresholds.submit;
-    this.#directSubmitThreshold = thresholds.directSubmit;
+    this.maxInFlight = options.maxInFlight;
+    this.#policy = { submitThreshold: options.submitThreshold, directSubmitThreshold: options.directSubmitThreshold, directBatch: options.directBatch };
+    this.#slowSubmitUsPerIocb = options.slowSubmitUsPerIocb;
+    this.#completionBudgetMs = options.completionBudgetUs / 1000;
     this.#recorder = recorder;
     this.#layout = binding.ioSubmitLayout;
     this.#opCodes = this.#layout.ops;
-    this.#context = new binding.IoSubmitContext(maxInFlight, (count) => this.#onComplete(count));
-    this.#bySlot = new Array<Entry | undefined>(maxInFlight).fill(undefined);
-    for (let slot = maxInFlight - 1; slot >= 0; slot--) this.#freeSlots.push(slot);
+    this.#context = new binding.IoSubmitContext(this.maxInFlight, (count) => this.#onComplete(count));
+    this.#bySlot = new Array<Entry | undefined>(this.maxInFlight).fill(undefined);
+    for (let slot = this.maxInFlight - 1; slot >= 0; slot--) this.#freeSlots.push(slot);
   }
 
   /** Requests queued or in the kernel. */
   get busy(): number {
-    return this.#inKernel + this.#pending.length;
+    return this.#inKernel + this.#pending.length + this.#ready.length - this.#readyHead;
   }
 
   /** The context's eventfd (-1 once destroyed), for leak tests. */
   get eventFd(): number {
     return this.#context.eventFd;
+  }
+
+  /** Times the completion budget ran out and settling went on at the next loop turn. */
+  get completionTurnsDeferred(): number {
+    return this.#deferredTurns;
   }
 
   get usesRing(): boolean {
@@ -111,13 +140,15 @@ export class KernelQueue {
 
   /** Queues a request; it goes to the kernel with the others of this tick. Returns a ticket for `withdraw`. */
   enqueue(request: KernelRequest): QueueTicket {
-    const entry: Entry = { request, enqueuedAt: performance.now(), submittedAt: 0, withdrawn: false, slowSubmit: false };
+    const entry: Entry = { request, enqueuedAt: performance.now(), submittedAt: 0, withdrawn: false, slowSubmit: false, res: 0 };
     this.#pending.push(entry);
     if (request.direct) this.#pendingDirect++;
     // A full enough queue goes now, so the device starts on it while JS makes the rest
     // (like QEMU submitting at max_batch without waiting for the unplug).
-    if (this.#pending.length >= this.#submitThreshold || this.#pendingDirect >= this.#directSubmitThreshold) this.#flush();
-    else this.#scheduleFlush();
+    const when = whenToSubmit(this.#pending.length, this.#pendingDirect, this.#inKernel, this.#policy);
+    if (when === 'now') this.#flush();
+    else if (when === 'tick') this.#scheduleFlush();
+    // 'completion': #onComplete schedules the flush.
     return entry;
   }
 
@@ -147,7 +178,7 @@ export class KernelQueue {
     // every request made by the continuations of one completion batch joins one submit.
     process.nextTick(() => {
       this.#flushScheduled = false;
-      this.#flush();
+      if (whenToSubmit(this.#pending.length, this.#pendingDirect, this.#inKernel, this.#policy) !== 'completion') this.#flush();
     });
   }
 
@@ -193,28 +224,19 @@ export class KernelQueue {
     for (let r = 0; r < records; r++) {
       this.#recorder.batch(recordTable[r * recordStride] as number, recordTable[r * recordStride + 2] as number);
     }
-    // The records cover the accepted requests in order: tell each request whether its call was slow.
-    let record = -1;
-    let leftInRecord = 0;
-    let slowRecord = false;
+    const slow = slowSubmitFlags(recordTable, records, recordStride, this.#slowSubmitUsPerIocb);
+    let accepted = 0;
 
     const status = this.#context.status;
     const codes = this.#layout.status;
     const deferred: Entry[] = [];
-    const failed: [Entry, KernelOutcome][] = [];
+    const failed: [Entry, number][] = [];
     for (let i = 0; i < count; i++) {
       const entry = batch[i] as Entry;
       const slot = slots[i] as number;
       const code = status[i] as number;
       if (code === codes.submitted) {
-        while (leftInRecord === 0 && record + 1 < records) {
-          record++;
-          const accepted = recordTable[record * recordStride + 1] as number;
-          leftInRecord = accepted;
-          slowRecord = accepted > 0 && (recordTable[record * recordStride + 2] as number) > accepted * SLOW_SUBMIT_US_PER_IOCB;
-        }
-        leftInRecord--;
-        entry.slowSubmit = slowRecord;
+        entry.slowSubmit = slow[accepted++] === true;
         entry.submittedAt = now;
         this.#bySlot[slot] = entry;
         this.#inKernel++;
@@ -223,8 +245,8 @@ export class KernelQueue {
       }
       this.#freeSlots.push(slot);
       if (code === codes.deferred) deferred.push(entry);
-      else if (code === codes.misaligned) failed.push([entry, { kind: 'misaligned' }]);
-      else failed.push([entry, { kind: 'done', res: -code }]);
+      else if (code === codes.misaligned) failed.push([entry, MISALIGNED]);
+      else failed.push([entry, -code]);
     }
     if (this.#inKernel > 0) busyQueues.add(this);
     if (deferred.length > 0) {
@@ -235,7 +257,7 @@ export class KernelQueue {
     } else if (this.#pending.length > 0 && this.#freeSlots.length > 0) {
       this.#scheduleFlush();
     }
-    for (const [entry, outcome] of failed) entry.request.settle(outcome);
+    for (const [entry, res] of failed) entry.request.settle(res, false);
   }
 
   #setPending(entries: Entry[]): void {
@@ -254,8 +276,6 @@ export class KernelQueue {
     const completions = this.#context.completions;
     const now = performance.now();
     // Every slot is released before any request settles: a settle may queue new requests.
-    const done: Entry[] = [];
-    const results: number[] = [];
     for (let i = 0; i < count; i++) {
       const slot = completions[2 * i] as number;
       const entry = this.#bySlot[slot];
@@ -264,14 +284,38 @@ export class KernelQueue {
       this.#freeSlots.push(slot);
       this.#inKernel--;
       this.#recorder.serviceTime((now - entry.submittedAt) * 1000);
-      done.push(entry);
-      results.push(completions[2 * i + 1] as number);
+      entry.res = completions[2 * i + 1] as number;
+      this.#ready.push(entry);
     }
     if (this.#inKernel === 0) busyQueues.delete(this);
     this.#unblock();
-    for (let i = 0; i < done.length; i++) {
-      const entry = done[i] as Entry;
-      entry.request.settle({ kind: 'done', res: results[i] as number, slowSubmit: entry.slowSubmit });
+    if (!this.#settling) this.#settleReady(now);
+  }
+
+  /**
+   * Settles reaped completions in order, SETTLE_GROUP at a time. Each next group runs as a
+   * microtask queued behind the continuations the previous group released, so the clock
+   * sees what they ran; past the budget, the rest waits for the next loop turn.
+   */
+  #settleReady(turnStart: number): void {
+    this.#settling = true;
+    const ready = this.#ready;
+    const end = Math.min(this.#readyHead + SETTLE_GROUP, ready.length);
+    while (this.#readyHead < end) {
+      const entry = ready[this.#readyHead] as Entry;
+      ready[this.#readyHead++] = undefined;
+      entry.request.settle(entry.res, entry.slowSubmit);
+    }
+    if (this.#readyHead === ready.length) {
+      this.#ready = [];
+      this.#readyHead = 0;
+      this.#settling = false;
+      return;
+    }
+    if (performance.now() - turnStart < this.#completionBudgetMs) queueMicrotask(() => this.#settleReady(turnStart));
+    else {
+      this.#deferredTurns++;
+      setImmediate(() => this.#settleReady(performance.now()));
     }
   }
 }

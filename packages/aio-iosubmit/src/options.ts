@@ -1,6 +1,12 @@
 import { invalidArgType, outOfRange, validateInteger, validateObject } from '@vmlink/errors';
 import type { FdIo } from '@vmlink/aio';
+import { DEFAULT_COLD_READ_POLICY, type ColdReadPolicy } from './cold-reads.js';
 
+/**
+ * Options of createIoSubmitBackend. Every number the backend decides by is one of these,
+ * with its default measured on the machines this was built on (2 cores, ext4 on a virtual
+ * disk, kernel 6.18); tune them for yours.
+ */
 export interface IoSubmitBackendOptions {
   /**
    * Turn the blocking guard off: every request goes to io_submit (no RWF_NOWAIT, no
@@ -22,12 +28,18 @@ export interface IoSubmitBackendOptions {
    */
   readonly submitThreshold?: number;
   /**
-   * The same for requests on O_DIRECT files only: the device serves those, so starting it
-   * sooner beats fewer calls (4 KiB random reads at 32 in flight, this machine: 0.93x fio
-   * libaio at 4 vs 0.84x at 8), while page-cache hits are copies inside io_submit where
-   * fewer calls win (warm 4 KiB reads: ~10% faster at 8 than at 4). Default 4.
+   * The same for requests on O_DIRECT files only, while the device is not busy (see
+   * directBatch): the device serves those, so starting it sooner beats fewer calls, while
+   * page-cache hits are copies inside io_submit where fewer calls win. Default 4.
    */
   readonly directSubmitThreshold?: number;
+  /**
+   * While at least this many requests are in the kernel, queued O_DIRECT requests wait for
+   * the next completion until this many are queued, then go in one io_submit call (fio's
+   * `--iodepth_batch_submit`: the device still has work, and one call per batch costs far
+   * less than one per request). 0 turns the wait off. Default 16.
+   */
+  readonly directBatch?: number;
   /**
    * Reads of files opened without O_DIRECT. 'nowait' sends them to io_submit with
    * RWF_NOWAIT, so page-cache hits are served in the batch and misses (EAGAIN) go to the
@@ -37,6 +49,29 @@ export interface IoSubmitBackendOptions {
    * 'fallback' always sends them to the fallback.
    */
   readonly bufferedReads?: BufferedReads;
+  /**
+   * The 'adaptive' cold-read meter's numbers (see ColdReadPolicy); missing fields keep
+   * their defaults: window 32, missesToCool 4, missesToWarm 2, firstPause 256, maxPause 4096.
+   */
+  readonly coldReads?: Partial<ColdReadPolicy>;
+  /**
+   * Microseconds per request in one io_submit call above which the call is taken to have
+   * done I/O (a cached 4 KiB copy takes ~2 us here; a read that waited for the disk, tens
+   * of us or more): such a NOWAIT read counts as a page-cache miss. Default 20.
+   */
+  readonly slowSubmitUsPerIocb?: number;
+  /**
+   * Microseconds one event-loop turn spends settling completions (and what their
+   * continuations run right away) before the rest waits for the next turn, so that timers
+   * and other I/O are not held back by a flood of completions. Default 500.
+   */
+  readonly completionBudgetUs?: number;
+  /**
+   * NOWAIT writes that say EAGAIN on a file system, with no success in between, before
+   * the backend stops trying write NOWAIT there (6.x ext4 says EAGAIN to every one).
+   * Default 4.
+   */
+  readonly writeNowaitProbeWrites?: number;
 }
 
 /** How the guard treats reads of files opened without O_DIRECT (see IoSubmitBackendOptions). */
@@ -49,17 +84,28 @@ export interface ResolvedOptions {
   readonly maxInFlight: number;
   readonly submitThreshold: number;
   readonly directSubmitThreshold: number;
+  readonly directBatch: number;
   readonly bufferedReads: BufferedReads;
+  readonly coldReads: ColdReadPolicy;
+  readonly slowSubmitUsPerIocb: number;
+  readonly completionBudgetUs: number;
+  readonly writeNowaitProbeWrites: number;
 }
 
 export const DEFAULT_MAX_IN_FLIGHT = 128;
 export const DEFAULT_SUBMIT_THRESHOLD = 8;
 export const DEFAULT_DIRECT_SUBMIT_THRESHOLD = 4;
+export const DEFAULT_DIRECT_BATCH = 16;
+export const DEFAULT_SLOW_SUBMIT_US_PER_IOCB = 20;
+export const DEFAULT_COMPLETION_BUDGET_US = 500;
+export const DEFAULT_WRITE_NOWAIT_PROBE_WRITES = 4;
 const MAX_SUBMIT_THRESHOLD = 1024;
+const MAX_MICROSECONDS = 1_000_000;
+const MAX_COUNT = 1 << 24;
 
 const FD_IO_METHODS = ['readv', 'writev', 'fsync', 'fdatasync'] as const;
 
-/** Checks the options; every bad value is a coded error naming it. */
+/** Checks the options and fills in defaults; every bad value is a coded error naming it. */
 export function validateOptions(options: unknown, maxInFlightLimit: number): Omit<ResolvedOptions, 'fallback'> & { fallback?: FdIo } {
   validateObject(options, 'options');
   const {
@@ -68,20 +114,56 @@ export function validateOptions(options: unknown, maxInFlightLimit: number): Omi
     maxInFlight = DEFAULT_MAX_IN_FLIGHT,
     submitThreshold = DEFAULT_SUBMIT_THRESHOLD,
     directSubmitThreshold = DEFAULT_DIRECT_SUBMIT_THRESHOLD,
+    directBatch = DEFAULT_DIRECT_BATCH,
     bufferedReads = 'adaptive',
+    coldReads = {},
+    slowSubmitUsPerIocb = DEFAULT_SLOW_SUBMIT_US_PER_IOCB,
+    completionBudgetUs = DEFAULT_COMPLETION_BUDGET_US,
+    writeNowaitProbeWrites = DEFAULT_WRITE_NOWAIT_PROBE_WRITES,
   } = options as IoSubmitBackendOptions;
   if (typeof strict !== 'boolean') throw invalidArgType('options.strict', 'of type boolean', strict);
   validateInteger(maxInFlight, 'options.maxInFlight', 1, maxInFlightLimit);
   validateInteger(submitThreshold, 'options.submitThreshold', 1, MAX_SUBMIT_THRESHOLD);
   validateInteger(directSubmitThreshold, 'options.directSubmitThreshold', 1, MAX_SUBMIT_THRESHOLD);
+  validateInteger(directBatch, 'options.directBatch', 0, MAX_SUBMIT_THRESHOLD);
   if (!BUFFERED_READS.includes(bufferedReads)) {
     throw outOfRange('options.bufferedReads', "'adaptive', 'nowait' or 'fallback'", bufferedReads);
   }
+  validateInteger(slowSubmitUsPerIocb, 'options.slowSubmitUsPerIocb', 1, MAX_MICROSECONDS);
+  validateInteger(completionBudgetUs, 'options.completionBudgetUs', 1, MAX_MICROSECONDS);
+  validateInteger(writeNowaitProbeWrites, 'options.writeNowaitProbeWrites', 1, MAX_COUNT);
   if (fallback !== undefined) {
     const candidate = fallback as unknown as Record<string, unknown>;
     if (candidate === null || typeof candidate !== 'object' || FD_IO_METHODS.some((name) => typeof candidate[name] !== 'function')) {
       throw invalidArgType('options.fallback', 'an FdIo (readv, writev, fsync, fdatasync)', fallback);
     }
   }
-  return { strict, maxInFlight, submitThreshold, directSubmitThreshold, bufferedReads, ...(fallback === undefined ? {} : { fallback }) };
+  return {
+    strict,
+    maxInFlight,
+    submitThreshold,
+    directSubmitThreshold,
+    directBatch,
+    bufferedReads,
+    coldReads: validateColdReadPolicy(coldReads),
+    slowSubmitUsPerIocb,
+    completionBudgetUs,
+    writeNowaitProbeWrites,
+    ...(fallback === undefined ? {} : { fallback }),
+  };
+}
+
+/** The cold-read meter's policy: the defaults overlaid with `overrides`, checked. */
+export function validateColdReadPolicy(overrides: unknown): ColdReadPolicy {
+  validateObject(overrides, 'options.coldReads');
+  const policy = { ...DEFAULT_COLD_READ_POLICY, ...(overrides as Partial<ColdReadPolicy>) };
+  for (const key of Object.keys(overrides) as (keyof ColdReadPolicy)[]) {
+    if (!Object.hasOwn(DEFAULT_COLD_READ_POLICY, key)) throw outOfRange('options.coldReads', `fields among ${Object.keys(DEFAULT_COLD_READ_POLICY).join(', ')}`, key);
+  }
+  validateInteger(policy.window, 'options.coldReads.window', 1, MAX_COUNT);
+  validateInteger(policy.missesToCool, 'options.coldReads.missesToCool', 1, policy.window);
+  validateInteger(policy.missesToWarm, 'options.coldReads.missesToWarm', 1, policy.window);
+  validateInteger(policy.firstPause, 'options.coldReads.firstPause', 1, MAX_COUNT);
+  validateInteger(policy.maxPause, 'options.coldReads.maxPause', policy.firstPause, MAX_COUNT);
+  return Object.freeze(policy);
 }

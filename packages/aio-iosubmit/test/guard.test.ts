@@ -48,6 +48,17 @@ describe('write NOWAIT probe (pure)', () => {
     expect(probe.mode(8)).toBe('probing');
   });
 
+  it('takes its number of EAGAINs from the writeNowaitProbeWrites option', () => {
+    const probe = new WriteNowaitProbe(1);
+    probe.wouldBlock(5);
+    expect(probe.mode(5)).toBe('off');
+    const patient = new WriteNowaitProbe(10);
+    for (let i = 0; i < 9; i++) patient.wouldBlock(5);
+    expect(patient.mode(5)).toBe('probing');
+    patient.wouldBlock(5);
+    expect(patient.mode(5)).toBe('off');
+  });
+
   it('stays on for good once a NOWAIT write succeeded', () => {
     const probe = new WriteNowaitProbe();
     probe.succeeded(3);
