@@ -87,6 +87,98 @@ describe('FdStream over a stream socketpair', { timeout: LIVENESS_MS }, () => {
     reader.stream.close();
   });
 
+  it('64 MiB written as batches of many chunks (one writev each) arrives byte-exact, no chunk above readSize', async () => {
+    const [a, b] = binding.socketpair('stream');
+    const readSize = 256 * 1024;
+    const hash = createHash('sha256');
+    let received = 0;
+    let largest = 0;
+    const ended = new Promise<void>((resolve, reject) => {
+      const reader = new binding.FdStream(a, { readSize }, {
+        onData: (chunk) => {
+          received += chunk.length;
+          largest = Math.max(largest, chunk.length);
+          hash.update(chunk); // and drop it: nothing here keeps chunks alive
+        },
+        onEnd: () => {
+          reader.close();
+          resolve();
+        },
+        onError: reject,
+      });
+      reader.readStart();
+    });
+    const writer = new binding.FdStream(b, {}, { onData: () => {}, onError: () => {} });
+    // 16 KiB chunks with a pattern that shifts per chunk, so a lost, doubled or reordered
+    // chunk (or bytes overwritten by a later read) changes the hash.
+    const expected = createHash('sha256');
+    const patterns = Array.from({ length: 251 }, (_, i) => Buffer.alloc(16 * 1024, i));
+    const chunk = (i: number) => patterns[i % 251] as Buffer;
+    const total = 64 * 1024 * 1024;
+    for (let sent = 0, i = 0; sent < total; ) {
+      const batch: Buffer[] = [];
+      for (let k = 0; k < 256 && sent < total; k++, i++, sent += 16 * 1024) batch.push(chunk(i));
+      for (const part of batch) expected.update(part);
+      await writeAll(writer, batch);
+    }
+    writer.shutdown();
+    await ended;
+    expect(received).toBe(total);
+    expect(hash.digest('hex')).toBe(expected.digest('hex'));
+    expect(largest).toBeLessThanOrEqual(readSize);
+    writer.close();
+  });
+
+  it('chunks handed to JS (whole, viewed or copied out of the shared read buffer) are never overwritten by later reads', async () => {
+    // Two streams read into the one scratch buffer of this thread, in turns.
+    const [a1, b1] = binding.socketpair('stream');
+    const [a2, b2] = binding.socketpair('stream');
+    const readSize = 64 * 1024;
+    const kept: Buffer[][] = [[], []];
+    const readers = [a1, a2].map(
+      (fd, n) =>
+        new binding.FdStream(fd, { readSize }, { onData: (chunk) => void kept[n]?.push(chunk), onError: () => {} }),
+    );
+    const writers = [b1, b2].map((fd) => new binding.FdStream(fd, {}, { onData: () => {}, onError: () => {} }));
+    for (const reader of readers) reader.readStart();
+    // Sizes that read as a copy (< half of readSize), a view (>= half) and a whole buffer.
+    const sizes = [1, 1000, 20_000, 40_000, 65_536, 3, 50_000, 32_768, 7];
+    const sent: Buffer[][] = [[], []];
+    let fill = 1;
+    for (const size of sizes) {
+      for (const n of [0, 1]) {
+        const bytes = Buffer.alloc(size, fill++ & 0xff);
+        sent[n]?.push(bytes);
+        await writeAll(writers[n] as FdStream, [bytes]);
+        const want = sent[n]?.reduce((t, x) => t + x.length, 0) ?? 0;
+        // Wait until it is read, so each write is (most likely) its own read.
+        while ((kept[n]?.reduce((t, x) => t + x.length, 0) ?? 0) < want) await tick(1);
+      }
+    }
+    for (const n of [0, 1]) {
+      expect(Buffer.concat(kept[n] ?? []).equals(Buffer.concat(sent[n] ?? []))).toBe(true);
+      expect(Math.max(...(kept[n] ?? []).map((c) => c.length))).toBeLessThanOrEqual(readSize);
+    }
+    for (const stream of [...readers, ...writers]) stream.close();
+  });
+
+  it('idle streams hold no read buffer of their own: 300 streams with readSize 1 MiB that each read a byte', async () => {
+    const pairs = Array.from({ length: 300 }, () => binding.socketpair('stream'));
+    let reads = 0;
+    const before = process.memoryUsage().arrayBuffers;
+    const readers = pairs.map(([a]) => {
+      const reader = new binding.FdStream(a, { readSize: 1024 * 1024 }, { onData: () => void reads++, onError: () => {} });
+      reader.readStart();
+      return reader;
+    });
+    for (const [, b] of pairs) writeSync(b, 'x');
+    while (reads < pairs.length) await tick(5);
+    // A buffer per stream would be 300 MiB; the shared one is 1 MiB.
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 * 1024 * 1024);
+    for (const reader of readers) reader.close();
+    for (const [, b] of pairs) closeSync(b);
+  });
+
   it('readStop() stops reading: nothing is delivered while paused, all of it after readStart()', async () => {
     const [a, b] = binding.socketpair('stream');
     const reader = collector(a);

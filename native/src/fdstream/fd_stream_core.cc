@@ -10,11 +10,12 @@
 #include <algorithm>
 
 #include "common/errors.h"
+#include "fdstream/read_arena.h"
 
 namespace vmlink {
 namespace {
 
-// Reads per wake-up before yielding to the rest of the loop (timers, other fds).
+// read() calls per wake-up before yielding to the rest of the loop (timers, other fds).
 constexpr int kReadBudget = 32;
 constexpr int kMaxIov = IOV_MAX < 1024 ? IOV_MAX : 1024;
 
@@ -210,8 +211,13 @@ void FdStreamCore::OnReady(int events) {
 bool FdStreamCore::DoReads() {
   int budget = kReadBudget;
   bool again = true;
-  while (again && reading_ && !closed_ && budget-- > 0) {
-    if (!ReadOnce(&again)) return false;
+  while (again && reading_ && !closed_ && budget > 0) {
+    if (messages_) {
+      budget--;
+      if (!ReadMessage(&again)) return false;
+    } else if (!ReadChunk(&again, &budget)) {
+      return false;
+    }
   }
   if (again && !closed_) OnReadsUndrained();
   return !closed_;
@@ -229,29 +235,70 @@ bool FdStreamCore::OnReadError(int err) {
   return Call(onError_, {ErrnoError(env_, err, messages_ ? "recvmsg" : "read").Value()});
 }
 
-// One read (or recvmsg for messages). *again says whether another read may find more.
-bool FdStreamCore::ReadOnce(bool* again) {
-  size_t size = readSize_;
-  uint8_t* buffer = ReadSlab();
+// Stream mode: one onData chunk of up to readSize bytes, gathered by as many read() calls
+// as it takes to fill it or drain the fd, so a bulk transfer costs one JS call per chunk,
+// and the kernel's queue is emptied (its sender gets credit back) before any JS runs.
+// *again says whether another chunk may be waiting.
+bool FdStreamCore::ReadChunk(bool* again, int* budget) {
+  ReadArena* arena = ReadArena::For(env_);
+  uint8_t* buffer = arena == nullptr ? nullptr : arena->Reserve(readSize_);
   if (buffer == nullptr) {
     // No Buffer: Node is tearing the environment down (its handles close in a last loop
     // run). The bytes stay in the kernel; nothing could receive them anyway.
     *again = false;
     return true;
   }
-  ssize_t n;
-  bool truncated = false;
-  if (messages_) {
-    iovec iov{buffer, size};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    // MSG_TRUNC: the return value is the message's real length even when it did not fit.
-    n = recvmsg(fd_.get(), &msg, MSG_TRUNC);
-    truncated = n > 0 && ((msg.msg_flags & MSG_TRUNC) || static_cast<size_t>(n) > size);
-  } else {
-    n = ::read(fd_.get(), buffer, size);
+  size_t length = 0;
+  int failure = 0;  // errno of a failed read, or -1 for EOF: reported after the bytes before it
+  *again = false;
+  while (length < readSize_ && *budget > 0) {
+    --*budget;
+    size_t want = readSize_ - length;
+    ssize_t n = ::read(fd_.get(), buffer + length, want);
+    if (n > 0) {
+      length += static_cast<size_t>(n);
+      // Level-triggered: a short read means drained; the poll wakes us if more comes.
+      if (static_cast<size_t>(n) < want && !ReadsUntilEagain()) break;
+      *again = length == readSize_;
+      continue;
+    }
+    if (n == 0) {
+      failure = -1;
+    } else if (errno == EINTR) {
+      ++*budget;
+      continue;
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      failure = errno;
+    }
+    *again = false;
+    break;
   }
+  if (length > 0 && *budget == 0 && length < readSize_) *again = true;  // out of budget, not drained
+  if (length > 0) {
+    if (!BeforeDeliver()) return false;
+    napi_value chunk = arena->Take(length);
+    if (chunk != nullptr && !Call(onData_, {chunk, env_.Undefined()})) return false;
+  }
+  if (failure == -1) return OnReadEof();
+  if (failure != 0) return OnReadError(failure);
+  return !closed_;
+}
+
+// Message mode: one recvmsg, one message, one onData. *again: another may be waiting.
+bool FdStreamCore::ReadMessage(bool* again) {
+  size_t size = readSize_;
+  ReadArena* arena = ReadArena::For(env_);
+  uint8_t* buffer = arena == nullptr ? nullptr : arena->Reserve(size);
+  if (buffer == nullptr) {
+    *again = false;  // as in ReadChunk: Node is tearing down
+    return true;
+  }
+  iovec iov{buffer, size};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  // MSG_TRUNC: the return value is the message's real length even when it did not fit.
+  ssize_t n = recvmsg(fd_.get(), &msg, MSG_TRUNC);
   if (n < 0) {
     int err = errno;
     *again = err == EINTR;
@@ -262,43 +309,14 @@ bool FdStreamCore::ReadOnce(bool* again) {
     *again = false;
     return OnReadEof();
   }
+  bool truncated = (msg.msg_flags & MSG_TRUNC) || static_cast<size_t>(n) > size;
   if (!BeforeDeliver()) return false;
   size_t length = std::min(static_cast<size_t>(n), size);
-  Napi::Value chunk;
-  if (length == size) {
-    // Full: the slab is the chunk, JS owns it now. The next read allocates another.
-    chunk = readSlab_.Value();
-    DropReadSlab();
-  } else {
-    chunk = Napi::Buffer<uint8_t>::Copy(env_, buffer, length);
-  }
+  napi_value chunk = arena->Take(length);
+  *again = true;  // each message is its own read
+  if (chunk == nullptr) return !closed_;
   Napi::Value original = truncated ? Napi::Number::New(env_, static_cast<double>(n)) : env_.Undefined();
-  // Level-triggered streams: a short read means drained; the poll wakes us if more comes.
-  *again = messages_ || ReadsUntilEagain() || length == size;
   return Call(onData_, {chunk, original});
-}
-
-// The Buffer the next read fills, or nullptr when none can be made. Not Napi::Buffer::New:
-// that throws, and a throw must not escape the loop's callback.
-uint8_t* FdStreamCore::ReadSlab() {
-  if (readSlabData_ != nullptr) return readSlabData_;
-  napi_value slab;
-  void* data;
-  // Uninitialised memory (Node skips the zero fill for new Buffers): read() overwrites it.
-  if (napi_create_buffer(env_, readSize_, &data, &slab) != napi_ok) return nullptr;
-  napi_ref ref;
-  if (napi_create_reference(env_, slab, 1, &ref) != napi_ok) return nullptr;
-  readSlab_ = Napi::Reference<Napi::Buffer<uint8_t>>(env_, ref);
-  readSlabData_ = static_cast<uint8_t*>(data);
-  return readSlabData_;
-}
-
-// Forgets the slab (handed to JS, or the stream closed). Through the destructor, which
-// ignores napi_delete_reference's status: Reset() throws on failure, and this also runs in
-// ~FdStreamCore at exit, where a throw aborts the process.
-void FdStreamCore::DropReadSlab() {
-  { Napi::Reference<Napi::Buffer<uint8_t>> slab(std::move(readSlab_)); }
-  readSlabData_ = nullptr;
 }
 
 bool FdStreamCore::FlushWrites() {
@@ -420,7 +438,6 @@ void FdStreamCore::CloseNow() {
   ClearPending();
   writeCallback_.Reset();
   writableWaiter_.Reset();
-  DropReadSlab();
   Unpin();
 }
 

@@ -33,8 +33,8 @@ class FdStreamCore {
   struct Options {
     // SOCK_SEQPACKET: one recvmsg per message, one send per chunk.
     bool messages = false;
-    // Stream mode: the most bytes one onData chunk carries. Message mode: the largest
-    // message taken whole.
+    // Stream mode: the most bytes one onData chunk carries (one chunk gathers what several
+    // read() calls find, up to this). Message mode: the largest message taken whole.
     size_t readSize = kDefaultReadSize;
   };
 
@@ -131,7 +131,8 @@ class FdStreamCore {
   };
 
   void OnPoll(int status, int events);
-  bool ReadOnce(bool* again);
+  bool ReadChunk(bool* again, int* budget);
+  bool ReadMessage(bool* again);
   bool CompleteWrite(Napi::Value error);
   // Sends queued chunks; returns 0, or the errno of a hard failure. Sets *blocked on EAGAIN.
   int WritePending(bool* blocked);
@@ -139,17 +140,10 @@ class FdStreamCore {
   void Pin();
   void Unpin();
   void CloseNow();
-  // The JS Buffer the next read() fills (allocated on first use); see ReadOnce.
-  uint8_t* ReadSlab();
-  void DropReadSlab();
 
   Napi::ObjectReference owner_;  // weak; strong (pinned) while the watcher runs
   std::unique_ptr<Napi::AsyncContext> async_;
   size_t readSize_ = kDefaultReadSize;
-  // A read fills this Buffer. A full read hands it to JS as the chunk (no copy: bulk
-  // transfers read full); a shorter one copies out its bytes and keeps it for the next.
-  Napi::Reference<Napi::Buffer<uint8_t>> readSlab_;
-  uint8_t* readSlabData_ = nullptr;
 
   Napi::FunctionReference onData_;
   Napi::FunctionReference onEnd_;

@@ -4,10 +4,11 @@ import { invalidArgType, outOfRange, validateFunction, validateInteger, validate
 
 import { socketAddressOf, type VsockSocketAddress } from './address.js';
 import { adoptConnectedFd, kAccepted, type ConnectedFd } from './adopt.js';
-import { assertPlatform, type FdStream } from './binding.js';
+import { assertPlatform, type Binding, type FdStream } from './binding.js';
 import { SocketEndpoint } from './endpoint.js';
 import { socketClosedError } from './errors.js';
 import { MAX_TIMER_MS, validateBoolean, type ConnectOptions } from './options.js';
+import { streamReadSize } from './read-size.js';
 
 export interface VsockSocketOptions {
   /** Keep the writable side open after the peer ends (default false, like `net`). */
@@ -42,6 +43,15 @@ function validateTimerMs(value: unknown, name: string): number {
 
 const ENOTCONN_CODES = new Set(['ENOTCONN', 'ECONNRESET', 'EPIPE']);
 
+/** SO_VM_SOCKETS_BUFFER_SIZE of `fd`; undefined when the kernel will not say. */
+function receiveBufferSize(binding: Binding, fd: number): number | undefined {
+  try {
+    return binding.vsockGetBufferSize(fd);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * An AF_VSOCK stream socket: a `stream.Duplex` shaped like `net.Socket`. Create one with
  * `connect()`, from a server's 'connection' event, or with `VsockSocket.fromFd()`.
@@ -61,7 +71,7 @@ export class VsockSocket extends Duplex {
 
   readonly #endpoint = new SocketEndpoint(this, {
     createStream: (binding, fd) =>
-      new binding.FdStream(fd, undefined, {
+      new binding.FdStream(fd, { readSize: streamReadSize(receiveBufferSize(binding, fd)) }, {
         onData: (chunk) => this.#onData(chunk),
         onEnd: () => this.push(null),
         onError: (error) => this.destroy(error),
