@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // Builds the addon's prebuilds (prebuildify --napi --strip --tag-libc) into
-// native/prebuilds/linux-<arch>/, which ship inside @vmlink/native and load before any
-// local build. Usage: node scripts/prebuild.mjs [--arch x64] [--arch arm64]
-// (default: this machine's arch). arm64 on an x64 machine is cross-compiled with
+// native/prebuilds/linux-<arch>/ (or DIR/prebuilds/...), which ship inside @vmlink/native
+// and load before any local build (so delete native/prebuilds/ when working on the C++).
+// Usage: node scripts/prebuild.mjs [--arch x64] [--arch arm64] [--out DIR]
+// (default: this machine's arch, into native/). arm64 on an x64 machine is cross-compiled with
 // Debian's g++-aarch64-linux-gnu. The build runs in a copy of native/ so it never
 // touches native/build (the workspace's own build, shared by everyone working here).
 import { cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, closeSync, rmSync, symlinkSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { arch as hostArch, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ROOT } from './lib/workspaces.mjs';
 
@@ -96,21 +97,23 @@ export async function prebuild(arch, out = NATIVE) {
 
 async function main() {
   const arches = [];
+  let out = NATIVE;
   const args = process.argv.slice(2);
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--arch') arches.push(args[++i]);
     else if (args[i].startsWith('--arch=')) arches.push(args[i].slice(7));
-    else if (args[i] !== '--verbose') throw new Error(`prebuild: unknown argument ${JSON.stringify(args[i])} (use --arch x64|arm64, --verbose)`);
+    else if (args[i] === '--out') out = resolve(args[++i]);
+    else if (args[i] !== '--verbose') throw new Error(`prebuild: unknown argument ${JSON.stringify(args[i])} (use --arch x64|arm64, --out DIR, --verbose)`);
   }
   if (arches.length === 0) arches.push(hostArch());
   for (const arch of arches) {
     if (!(arch in ELF_MACHINE)) throw new Error(`prebuild: unsupported arch ${JSON.stringify(arch)} (x64, arm64)`);
   }
-  mkdirSync(join(NATIVE, 'prebuilds'), { recursive: true });
+  mkdirSync(join(out, 'prebuilds'), { recursive: true });
   for (const arch of arches) {
     const started = Date.now();
-    const file = await prebuild(arch);
-    console.log(`prebuild: ${file.slice(ROOT.length + 1)} (${(statSync(file).size / 1024).toFixed(0)} KiB, ${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    const file = await prebuild(arch, out);
+    console.log(`prebuild: ${file} (${(statSync(file).size / 1024).toFixed(0)} KiB, ${((Date.now() - started) / 1000).toFixed(1)} s)`);
   }
 }
 
