@@ -10,7 +10,7 @@
 // diffed around each hvsock measurement (packets per kick, interrupts, credit updates).
 // Measures; never asserts. Targets (issue 10): throughput >= 1.0x virtio-serial both
 // ways, ping-pong p50 <= 1.0x.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createConnection, createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -116,6 +116,26 @@ mkdirSync(share);
 const deviceOptions = JSON.parse(args.device);
 const dev = await createVsockDevice({ ...deviceOptions, socket: join(dir, 'vhost.sock'), udsPath: join(dir, 'v.sock'), guestCid: 3 });
 
+/** CPU seconds QEMU (all its threads: vCPU, main loop) has used so far. */
+function qemuCpuSeconds(pid) {
+  // /proc/PID/stat: utime and stime are fields 14 and 15, in clock ticks (100 per second here).
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * Runs `fn` and returns its result with the CPU it cost: QEMU's seconds and this process's
+ * (the host end of both paths, plus the device for hvsock). CPU per byte moves much less
+ * with this machine's load than wall-clock rates do.
+ */
+async function withCpu(fn) {
+  const q0 = qemuCpuSeconds(vm.pid);
+  const p0 = process.cpuUsage();
+  const value = await fn();
+  const p = process.cpuUsage(p0);
+  return { value, cpu: { qemu: qemuCpuSeconds(vm.pid) - q0, host: (p.user + p.system) / 1e6 } };
+}
+
 /** Runs `fn` and returns its result with the device's counter changes during it. */
 async function withCounters(fn) {
   const before = flatStats(dev.stats());
@@ -128,6 +148,7 @@ async function withCounters(fn) {
 
 const results = { guestToHost: { hvsock: [], serial: [] }, hostToGuest: { hvsock: [], serial: [] }, ping: { hvsock: [], serial: [] } };
 const counters = { guestToHost: [], hostToGuest: [], ping: [] };
+const cpu = { guestToHost: { hvsock: [], serial: [] }, hostToGuest: { hvsock: [], serial: [] }, ping: { hvsock: [], serial: [] } };
 const load = [];
 let vm;
 try {
@@ -211,13 +232,14 @@ try {
     for (const kind of ['guestToHost', 'hostToGuest', 'ping']) {
       for (const path of order) {
         if (process.env.BENCH_TRACE) console.log(`${new Date().toISOString()} run ${r + 1} ${kind} ${path}`);
-        if (path === 'hvsock') {
-          const { value, delta } = await withCounters(() => measure[kind].hvsock());
-          results[kind].hvsock.push(value);
-          counters[kind].push(delta);
-        } else {
-          results[kind].serial.push(await measure[kind].serial());
-        }
+        const { value: { value, delta }, cpu: used } = await withCpu(() =>
+          path === 'hvsock' ? withCounters(() => measure[kind].hvsock()) : measure[kind].serial().then((v) => ({ value: v })),
+        );
+        results[kind][path].push(value);
+        // per MiB for bulk, per round trip (µs) for ping-pong
+        const per = kind === 'ping' ? 1e6 / value.count : 1 / (size / 1048576);
+        cpu[kind][path].push({ qemu: used.qemu * per * (kind === 'ping' ? 1 : 1000), host: used.host * per * (kind === 'ping' ? 1 : 1000) });
+        if (delta !== undefined) counters[kind].push(delta);
       }
     }
     console.log(`run ${r + 1}/${runs} done (load average ${load.at(-1).toFixed(2)})`);
@@ -241,10 +263,17 @@ try {
   row('ping-pong p50 µs', results.ping.hvsock.map((p) => p.p50), results.ping.serial.map((p) => p.p50), 0, true);
   row('ping-pong p99 µs', results.ping.hvsock.map((p) => p.p99), results.ping.serial.map((p) => p.p99), 0, true);
 
+  console.log('\n| CPU cost (median) | hvsock: QEMU | hvsock: this process (device + reader) | virtio-serial: QEMU | virtio-serial: this process |');
+  console.log('|---|---|---|---|---|');
+  for (const [kind, unit] of [['guestToHost', 'ms/MiB'], ['hostToGuest', 'ms/MiB'], ['ping', 'µs/round trip']]) {
+    const m = (path, who) => median(cpu[kind][path].map((c) => c[who])).toFixed(1);
+    console.log(`| ${kind} (${unit}) | ${m('hvsock', 'qemu')} | ${m('hvsock', 'host')} | ${m('serial', 'qemu')} | ${m('serial', 'host')} |`);
+  }
+
   // What the device did per hvsock measurement (medians over the runs).
   const profileKeys = [
     'packetsFromGuest', 'packetsToGuest', 'bytesFromGuest', 'bytesToGuest', 'kicksByQueue.rx', 'kicksByQueue.tx',
-    'interruptsByQueue.rx', 'interruptsByQueue.tx', 'creditUpdatesSent', 'hostReads', 'hostWrites',
+    'interruptsByQueue.rx', 'interruptsByQueue.tx', 'creditUpdatesSent', 'creditUpdatesReceived', 'hostReads', 'hostWrites',
   ];
   console.log(`\n| device counters (median per run) | ${profileKeys.join(' | ')} |`);
   console.log(`|---|${profileKeys.map(() => '---').join('|')}|`);
@@ -253,7 +282,7 @@ try {
   }
   if (args.json) {
     mkdirSync(dirname(args.json), { recursive: true });
-    writeFileSync(args.json, JSON.stringify({ date: new Date().toISOString(), mib: Number(args.mib), seconds, runs, deviceOptions, load, results, counters }, null, 2));
+    writeFileSync(args.json, JSON.stringify({ date: new Date().toISOString(), mib: Number(args.mib), seconds, runs, deviceOptions, load, results, cpu, counters }, null, 2));
   }
 } finally {
   await vm?.stop();

@@ -31,6 +31,8 @@ export interface VhostUserVsockDeviceOptions {
   txNotifyBatch?: number;
   /** Longest wait of a tx completion for its interrupt, µs; default 0 (no waiting). */
   txNotifyDelayUs?: number;
+  /** Guest rx buffers one host socket read may fill, 1..256; default 1. */
+  rxBuffersPerRead?: number;
 }
 
 /** Counters of one device; `dropped_*` each come with a (rate-limited) log line. */

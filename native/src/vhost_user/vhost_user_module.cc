@@ -83,6 +83,7 @@ class VhostUserVsockDevice : public Napi::ObjectWrap<VhostUserVsockDevice> {
     config.log_lines_per_second = OptionalU32(o, "logLinesPerSecond", config.log_lines_per_second, 0, 1u << 20);
     config.credit_update_bytes = OptionalU32(o, "creditUpdateBytes", config.buf_alloc / 4, 1, config.buf_alloc);
     config.tx_notify_batch = OptionalU32(o, "txNotifyBatch", config.tx_notify_batch, 1, 32768);
+    config.rx_buffers_per_read = OptionalU32(o, "rxBuffersPerRead", config.rx_buffers_per_read, 1, 256);
     config.tx_notify_delay_us = OptionalU32(o, "txNotifyDelayUs", config.tx_notify_delay_us, 0, 10000000);
     on_event_ = Napi::Persistent(info[1].As<Napi::Function>());
     async_ = std::make_unique<Napi::AsyncContext>(env, "vmlink:VhostUserVsockDevice", info.This().As<Napi::Object>());

@@ -78,8 +78,8 @@ class Virtqueue {
   void Reset();
 
   PopResult Pop(const GuestMemory& memory, DescriptorChain* chain, ChainFault* fault);
-  // Gives the last popped chain back (we had nothing to put in it after all).
-  void Unpop() { last_avail_--; }
+  // Gives the last `count` popped chains back (we had nothing to put in them after all).
+  void Unpop(uint16_t count = 1) { last_avail_ = static_cast<uint16_t>(last_avail_ - count); }
   void Push(uint16_t head, uint32_t written);
   // Interrupts the driver if it asked for it since the last call; true when it did.
   bool Notify();

@@ -348,6 +348,7 @@ void VsockDevice::HandlePacket(const vsock::Header& h, const DescriptorChain& ch
       else HandleGuestRw(*conn, h, chain);
       return;
     case vsock::kOpCreditUpdate:
+      counters_.credit_updates_received++;
       UpdatePoll(*conn);  // the guest's window may have opened
       return;
     case vsock::kOpCreditRequest:
@@ -607,6 +608,9 @@ void VsockDevice::ServiceRx() {
       q.Push(rx_chain_.head, written);
       pushed = true;
       counters_.rx_packets++;
+      for (const auto& [head, len] : rx_extra_pushes_) q.Push(head, len);
+      counters_.rx_packets += rx_extra_pushes_.size();
+      rx_extra_pushes_.clear();
     } else {
       q.Unpop();  // FillRxChain dropped at least one stale entry: the loop makes progress
     }
@@ -675,23 +679,8 @@ bool VsockDevice::FillRxChain(const DescriptorChain& chain, uint32_t* written) {
       if (FillRxRecord(*conn, chain, written)) return true;
       continue;
     }
-    size_t max = std::min<size_t>({credit, chain.writable_bytes - kHeaderSize, vsock::kMaxPayload});
-    SliceIov(chain.writable, kHeaderSize, max, &scratch_iov_);
-    ssize_t n;
-    counters_.host_reads++;
-    do {
-      n = ::readv(conn->fd.get(), scratch_iov_.data(), static_cast<int>(scratch_iov_.size()));
-    } while (n < 0 && errno == EINTR);
-    if (n > 0) {
-      vsock::Header h = HeaderFor(*conn, vsock::kOpRw, 0, static_cast<uint32_t>(n));
-      CopyToIov(chain.writable, 0, &h, kHeaderSize);
-      conn->tx_cnt += static_cast<uint32_t>(n);
-      counters_.rx_bytes += static_cast<uint64_t>(n);
-      if (static_cast<size_t>(n) == max) MarkRxReady(*conn);  // maybe more: back of the line
-      else UpdatePoll(*conn);
-      *written = static_cast<uint32_t>(kHeaderSize + n);
-      return true;
-    }
+    ssize_t n = ReadHostIntoRx(*conn, chain, credit, written);
+    if (n > 0) return true;
     if (n == 0) {
       conn->host_eof = true;
       vsock::Header h = HeaderFor(*conn, vsock::kOpShutdown, vsock::kShutdownSend, 0);
@@ -712,6 +701,71 @@ bool VsockDevice::FillRxChain(const DescriptorChain& chain, uint32_t* written) {
     return true;
   }
   return false;
+}
+
+ssize_t VsockDevice::ReadHostIntoRx(Connection& conn, const DescriptorChain& chain, size_t credit, uint32_t* written) {
+  Virtqueue& q = queues_[vsock::kRxQueue];
+  const size_t room = chain.writable_bytes - kHeaderSize;
+  const size_t first = std::min<size_t>({credit, room, vsock::kMaxPayload});
+  SliceIov(chain.writable, kHeaderSize, first, &rx_iov_);
+  // Further buffers while the guest's credit lasts: one read instead of one per buffer.
+  size_t total = first;
+  size_t extras = 0;
+  rx_extra_caps_.clear();
+  while (first == room && total < credit && extras + 1 < config_.rx_buffers_per_read && rx_iov_.size() < kMaxBatchIov / 2) {
+    if (extras == rx_extra_chains_.size()) rx_extra_chains_.emplace_back();
+    DescriptorChain& c = rx_extra_chains_[extras];
+    ChainFault fault;
+    PopResult r = q.Pop(memory_, &c, &fault);
+    if (r == PopResult::kEmpty) break;
+    if (r == PopResult::kBroken) {
+      counters_.queues_broken++;
+      Log("rx queue broken (avail index or head out of range); it stays stopped until the driver resets it");
+      break;
+    }
+    if (r == PopResult::kBadChain || c.writable_bytes <= kHeaderSize || !c.readable.empty()) {
+      q.Unpop();  // ServiceRx's own loop drops it (counted, logged) in its turn
+      break;
+    }
+    size_t piece = std::min<size_t>({credit - total, c.writable_bytes - kHeaderSize, vsock::kMaxPayload});
+    SliceIov(c.writable, kHeaderSize, piece, &scratch_iov_);
+    rx_iov_.insert(rx_iov_.end(), scratch_iov_.begin(), scratch_iov_.end());
+    rx_extra_caps_.push_back(piece);
+    total += piece;
+    extras++;
+  }
+  ssize_t n;
+  counters_.host_reads++;
+  do {
+    n = ::readv(conn.fd.get(), rx_iov_.data(), static_cast<int>(rx_iov_.size()));
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) {
+    q.Unpop(static_cast<uint16_t>(extras));
+    return n;
+  }
+  // Packets in buffer order; buffers the read did not reach go back to the ring.
+  size_t left = static_cast<size_t>(n);
+  size_t len = std::min(left, first);
+  vsock::Header h = HeaderFor(conn, vsock::kOpRw, 0, static_cast<uint32_t>(len));
+  CopyToIov(chain.writable, 0, &h, kHeaderSize);
+  *written = static_cast<uint32_t>(kHeaderSize + len);
+  left -= len;
+  size_t used = 0;
+  while (used < extras && left > 0) {
+    const DescriptorChain& c = rx_extra_chains_[used];
+    size_t piece = std::min(left, rx_extra_caps_[used]);
+    vsock::Header eh = HeaderFor(conn, vsock::kOpRw, 0, static_cast<uint32_t>(piece));
+    CopyToIov(c.writable, 0, &eh, kHeaderSize);
+    rx_extra_pushes_.emplace_back(c.head, static_cast<uint32_t>(kHeaderSize + piece));
+    left -= piece;
+    used++;
+  }
+  q.Unpop(static_cast<uint16_t>(extras - used));
+  conn.tx_cnt += static_cast<uint32_t>(n);
+  counters_.rx_bytes += static_cast<uint64_t>(n);
+  if (static_cast<size_t>(n) == total) MarkRxReady(conn);  // maybe more: back of the line
+  else UpdatePoll(conn);
+  return n;
 }
 
 // SEQPACKET host -> guest: a record is read whole (its size from MSG_PEEK|MSG_TRUNC), then

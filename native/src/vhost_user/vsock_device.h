@@ -44,6 +44,8 @@ struct VsockDeviceConfig {
   // the longest any completion waits for it (0: no waiting). Capped at half the ring.
   uint32_t tx_notify_batch = 1;
   uint32_t tx_notify_delay_us = 0;
+  // Guest rx buffers one host socket read may fill (a Linux guest posts 4 KiB ones).
+  uint32_t rx_buffers_per_read = 1;
 };
 
 // Counters; each drop counter has a matching log line (rate-limited).
@@ -51,7 +53,7 @@ struct VsockDeviceConfig {
   X(vhost_user_messages) X(vhost_user_errors) X(qemu_connections) X(driver_starts) X(driver_resets) \
   X(tx_packets) X(rx_packets) X(tx_bytes) X(rx_bytes) X(kicks) X(interrupts)                      \
   X(kicks_rx) X(kicks_tx) X(kicks_event) X(interrupts_rx) X(interrupts_tx) X(interrupts_event)     \
-  X(credit_updates_sent) X(host_reads) X(host_writes)                                              \
+  X(credit_updates_sent) X(credit_updates_received) X(host_reads) X(host_writes)                    \
   X(connections_opened) X(connections_closed) X(host_connect_failed) X(host_accepts)              \
   X(connect_lines_bad) X(refused_not_ready) X(refused_too_many) X(transport_resets_sent)            \
   X(dropped_bad_chain) X(queues_broken) X(dropped_short_packet) X(dropped_bad_len)                  \
@@ -130,6 +132,9 @@ class VsockDevice {
   void HandleGuestRw(Connection& conn, const vsock::Header& header, const DescriptorChain& chain);
   void HandleGuestShutdown(Connection& conn, uint32_t flags);
   bool FillRxChain(const DescriptorChain& chain, uint32_t* written);
+  // Stream data from conn's host socket into `chain` and, credit allowing, more rx
+  // buffers popped behind it (pushed by ServiceRx right after `chain`); the readv result.
+  ssize_t ReadHostIntoRx(Connection& conn, const DescriptorChain& chain, size_t credit, uint32_t* written);
   void QueueControl(Connection& conn, uint8_t flag);
   void QueueRst(uint32_t host_port, uint32_t guest_port, uint16_t type, uint64_t from_cid = vsock::kHostCid);
   void HandleGuestSeqpacketRw(Connection& conn, const vsock::Header& header, const DescriptorChain& chain);
@@ -218,7 +223,11 @@ class VsockDevice {
   bool tx_timer_armed_ = false;
   UniqueFd tx_timer_;
   std::unique_ptr<PollWatcher> tx_timer_watcher_;
-  DescriptorChain tx_chain_, rx_chain_, event_chain_;  // reused: no allocation per packet
+  DescriptorChain tx_chain_, rx_chain_, event_chain_;
+  std::vector<DescriptorChain> rx_extra_chains_;                 // ReadHostIntoRx's further buffers
+  std::vector<std::pair<uint16_t, uint32_t>> rx_extra_pushes_;  // (head, written) to push after rx_chain_
+  std::vector<size_t> rx_extra_caps_;  // bytes each further buffer was offered in the read
+  std::vector<iovec> rx_iov_;  // reused: no allocation per packet
   std::vector<iovec> scratch_iov_;
 };
 

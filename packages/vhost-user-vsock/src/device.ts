@@ -162,6 +162,7 @@ export async function createVsockDevice(options: VsockDeviceOptions, hooks: Crea
         creditUpdateBytes: resolved.creditUpdateBytes,
         txNotifyBatch: resolved.txNotifyBatch,
         txNotifyDelayUs: resolved.txNotifyDelayUs,
+        rxBuffersPerRead: resolved.rxBuffersPerRead,
       },
       onEvent,
     ),

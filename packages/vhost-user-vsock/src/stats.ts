@@ -30,6 +30,8 @@ export interface VsockDeviceStats {
   interruptsByQueue: { rx: number; tx: number; event: number };
   /** CREDIT_UPDATE packets sent to the guest (each costs it an rx packet). */
   creditUpdatesSent: number;
+  /** CREDIT_UPDATE packets the guest sent (its reader freed space). */
+  creditUpdatesReceived: number;
   /** readv/recv calls on host sockets for guest-bound data, and send calls for host-bound data. */
   hostReads: number;
   hostWrites: number;
@@ -98,6 +100,7 @@ export function statsFromNative(raw: Raw): VsockDeviceStats {
     kicksByQueue: { rx: num(raw, 'kicks_rx'), tx: num(raw, 'kicks_tx'), event: num(raw, 'kicks_event') },
     interruptsByQueue: { rx: num(raw, 'interrupts_rx'), tx: num(raw, 'interrupts_tx'), event: num(raw, 'interrupts_event') },
     creditUpdatesSent: num(raw, 'credit_updates_sent'),
+    creditUpdatesReceived: num(raw, 'credit_updates_received'),
     hostReads: num(raw, 'host_reads'),
     hostWrites: num(raw, 'host_writes'),
     connectionsOpened: num(raw, 'connections_opened'),

@@ -22,7 +22,14 @@ afterEach(async () => {
 });
 
 async function harness(
-  options: { bufAlloc?: number; maxConnections?: number; creditUpdateBytes?: number; txNotifyBatch?: number; txNotifyDelayUs?: number } = {},
+  options: {
+    bufAlloc?: number;
+    maxConnections?: number;
+    creditUpdateBytes?: number;
+    txNotifyBatch?: number;
+    txNotifyDelayUs?: number;
+    rxBuffersPerRead?: number;
+  } = {},
 ): Promise<GuestDriverHarness> {
   const h = await GuestDriverHarness.create({ dir, name: `d${counter++}`, guestCid: 3, ...options });
   open.push(h);
@@ -321,6 +328,30 @@ describe('interrupts and credit updates (the tunables bench/hvsock chose)', () =
     const all = Buffer.concat(parts);
     await h.until(() => chunks.reduce((n, c) => n + c.length, 0) === all.length, 'the bytes at the host');
     expect(Buffer.concat(chunks).equals(all)).toBe(true);
+  });
+
+  it.each([
+    [16, 1],
+    [1, 10],
+  ])('rxBuffersPerRead %i: 40000 host bytes reach the guest in 10 packets (4 KiB buffers) from %i host read(s), in order', async (rxBuffersPerRead, reads) => {
+    const h = await harness({ rxBuffersPerRead });
+    h.setup();
+    h.listen(5000);
+    const client = connect(h.device.udsPath);
+    let reply = '';
+    client.on('data', (d: Buffer) => (reply += d.toString()));
+    client.write('CONNECT 5000\n');
+    await h.until(() => reply === 'OK 5000\n', 'OK line');
+    const sock = [...h.sockets.values()][0]!;
+    const before = h.device.stats();
+    const data = randomBytes(40_000);
+    client.write(data);
+    await h.until(() => sock.receivedBytes === data.length, 'the bytes in the guest');
+    const after = h.device.stats();
+    expect(Buffer.concat(sock.received).equals(data)).toBe(true);
+    expect(after.packetsToGuest - before.packetsToGuest).toBe(10);
+    expect(after.hostReads - before.hostReads).toBe(reads);
+    client.destroy();
   });
 
   it('creditUpdateBytes: a CREDIT_UPDATE goes out once that many forwarded bytes are unannounced, not before', async () => {

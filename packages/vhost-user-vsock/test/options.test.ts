@@ -1,7 +1,7 @@
 // Pure logic: option validation and the CLI's argument parsing.
 import { describe, expect, it } from 'vitest';
 import { parseCliArgs } from '../src/cli-args.js';
-import { DEFAULT_BUF_ALLOC, DEFAULT_TX_NOTIFY_BATCH, DEFAULT_TX_NOTIFY_DELAY_US, resolveDeviceOptions } from '../src/options.js';
+import { DEFAULT_BUF_ALLOC, DEFAULT_RX_BUFFERS_PER_READ, DEFAULT_TX_NOTIFY_BATCH, DEFAULT_TX_NOTIFY_DELAY_US, resolveDeviceOptions } from '../src/options.js';
 import { qemuVsockArgs } from '../src/qemu-args.js';
 
 describe('resolveDeviceOptions', () => {
@@ -33,6 +33,8 @@ describe('resolveDeviceOptions', () => {
     [{ ...ok, txNotifyBatch: 1.5 }, 'ERR_OUT_OF_RANGE', /txNotifyBatch/],
     [{ ...ok, txNotifyDelayUs: -1 }, 'ERR_OUT_OF_RANGE', /txNotifyDelayUs.*-1/],
     [{ ...ok, txNotifyDelayUs: 10_000_001 }, 'ERR_OUT_OF_RANGE', /txNotifyDelayUs/],
+    [{ ...ok, rxBuffersPerRead: 0 }, 'ERR_OUT_OF_RANGE', /rxBuffersPerRead.*0/],
+    [{ ...ok, rxBuffersPerRead: 257 }, 'ERR_OUT_OF_RANGE', /rxBuffersPerRead.*257/],
   ])('rejects %o with %s', (options, code, message) => {
     expect(() => resolveDeviceOptions(options)).toThrow(expect.objectContaining({ code, message: expect.stringMatching(message) }));
   });
@@ -42,6 +44,7 @@ describe('resolveDeviceOptions', () => {
       creditUpdateBytes: DEFAULT_BUF_ALLOC / 4,
       txNotifyBatch: DEFAULT_TX_NOTIFY_BATCH,
       txNotifyDelayUs: DEFAULT_TX_NOTIFY_DELAY_US,
+      rxBuffersPerRead: DEFAULT_RX_BUFFERS_PER_READ,
     });
     expect(resolveDeviceOptions({ ...ok, bufAlloc: 65536 }).creditUpdateBytes).toBe(16384);
     expect(resolveDeviceOptions({ ...ok, bufAlloc: 65536, creditUpdateBytes: 65536, txNotifyBatch: 1, txNotifyDelayUs: 0 })).toMatchObject({

@@ -92,6 +92,7 @@ export interface HarnessOptions {
   creditUpdateBytes?: number;
   txNotifyBatch?: number;
   txNotifyDelayUs?: number;
+  rxBuffersPerRead?: number;
 }
 
 export class GuestDriverHarness {
@@ -140,6 +141,7 @@ export class GuestDriverHarness {
         creditUpdateBytes: options.creditUpdateBytes,
         txNotifyBatch: options.txNotifyBatch,
         txNotifyDelayUs: options.txNotifyDelayUs,
+        rxBuffersPerRead: options.rxBuffersPerRead,
       },
       { vhostConnectedFd: deviceFd },
     );
