@@ -41,6 +41,11 @@ export interface ThreadPoolInstance {
   /** Withdraws a request that no worker has started; false if it started or finished. */
   cancel(id: number): boolean;
   /**
+   * Withdraws many at once, under one lock (workers cannot take later ones meanwhile);
+   * per id, 1 when withdrawn, 0 when it started or finished.
+   */
+  cancel(ids: Uint32Array): Uint8Array;
+  /**
    * Adds up to `count` workers (never past maxThreads); returns how many. The first starts
    * at once, each new one starts the next, so this call costs one thread creation.
    */

@@ -81,6 +81,8 @@ export class ThreadPoolIo implements FdIo {
   readonly #slowShare = new SlowShare();
   readonly #requests = new Map<number, Request>();
   #staged: Request[] = [];
+  /** Aborted requests to withdraw in the next microtask. */
+  #aborted: Request[] = [];
   #flushScheduled = false;
   #nextId = 0;
   #closing: Promise<void> | undefined;
@@ -275,18 +277,48 @@ export class ThreadPoolIo implements FdIo {
     if (add > 0) pool.spawn(add);
   }
 
+  /**
+   * A request's signal fired. A staged request never reaches the workers. Queued ones are
+   * gathered and withdrawn together in a microtask, in one native call under one lock: a
+   * signal shared by a big batch fires its callbacks one by one, and withdrawing each on
+   * its own lets the workers take the later ones meanwhile.
+   */
   #abort(request: Request): void {
     if (!this.#requests.has(request.id)) return;
-    // Staged requests never reach the workers; queued ones are withdrawn if no worker took them.
-    const withdrawn = request.staged || this.#pool.cancel(request.id);
-    if (!withdrawn) return;
-    request.staged = false;
+    if (request.staged) {
+      request.staged = false;
+      this.#rejectAborted(request);
+      return;
+    }
+    this.#aborted.push(request);
+    if (this.#aborted.length === 1) queueMicrotask(() => this.#withdrawAborted());
+  }
+
+  #withdrawAborted(): void {
+    const aborted = this.#aborted.filter((request) => this.#requests.has(request.id));
+    this.#aborted = [];
+    if (aborted.length === 0) return;
+    const withdrawn = this.#pool.cancel(Uint32Array.from(aborted, (request) => request.id));
+    // A request a worker already took completes and settles with its real result.
+    aborted.forEach((request, i) => {
+      if (withdrawn[i] === 1) this.#rejectAborted(request);
+    });
+  }
+
+  #rejectAborted(request: Request): void {
     this.#settle(request);
     request.reject(abortError(request.signal));
     this.recorder.settled(false);
   }
 
   #complete(completions: Float64Array): void {
+    this.#deliver(completions);
+    // Requests may still wait behind busy workers: the submit-time check can miss them when
+    // a woken worker preempts the loop thread and drains part of the queue first.
+    if (this.#pool.queued > 0) this.#grow();
+  }
+
+  #deliver(completions: Float64Array): void {
     for (let i = 0; i < completions.length; i += COMPLETION_FIELDS) {
       const request = this.#requests.get(completions[i]!);
       if (request === undefined) continue;

@@ -214,23 +214,40 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// cancel(id): true when the request was still queued (it will never run), else false.
+// cancel(id) -> boolean: true when the request was still queued (it will never run).
+// cancel(ids: Uint32Array) -> Uint8Array: the same per id, all under one lock, so workers
+// cannot take the later ones while the earlier ones are withdrawn (an aborted batch).
 Napi::Value ThreadPool::Cancel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
-  PoolBatch* batch = nullptr;
+  bool many = info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_uint32_array;
+  if (!many && !info[0].IsNumber()) throw Napi::TypeError::New(env, "ThreadPool.cancel: id must be a number or a Uint32Array");
+  std::vector<uint32_t> ids;
+  if (many) {
+    Napi::Uint32Array array = info[0].As<Napi::Uint32Array>();
+    ids.assign(array.Data(), array.Data() + array.ElementLength());
+  } else {
+    ids.push_back(info[0].As<Napi::Number>().Uint32Value());
+  }
+  std::vector<uint8_t> withdrawn(ids.size(), 0);
+  std::vector<PoolBatch*> batches;
   {
     std::lock_guard<std::mutex> lock(queue_mutex_);
-    auto found = queued_by_id_.find(id);
-    if (found == queued_by_id_.end()) return Napi::Boolean::New(env, false);
-    batch = found->second->batch;
-    queue_.erase(found->second);
-    queued_by_id_.erase(found);
+    for (size_t i = 0; i < ids.size(); i++) {
+      auto found = queued_by_id_.find(ids[i]);
+      if (found == queued_by_id_.end()) continue;
+      batches.push_back(found->second->batch);
+      queue_.erase(found->second);
+      queued_by_id_.erase(found);
+      withdrawn[i] = 1;
+    }
     queued_.store(queue_.size(), std::memory_order_relaxed);
   }
-  ReleaseBatch(batch);
-  RemoveInFlight(1);
-  return Napi::Boolean::New(env, true);
+  for (PoolBatch* batch : batches) ReleaseBatch(batch);
+  RemoveInFlight(batches.size());
+  if (!many) return Napi::Boolean::New(env, withdrawn[0] != 0);
+  Napi::Uint8Array result = Napi::Uint8Array::New(env, withdrawn.size());
+  std::copy(withdrawn.begin(), withdrawn.end(), result.Data());
+  return result;
 }
 
 Napi::Value ThreadPool::Destroy(const Napi::CallbackInfo& info) {

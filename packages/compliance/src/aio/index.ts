@@ -16,6 +16,7 @@ import { enospcTests } from './enospc.js';
 import { probeDirect } from './helpers.js';
 import { lifecycleTests } from './lifecycle.js';
 import { randomOpTests } from './random-ops.js';
+import { spaceTests } from './space.js';
 import type { AioSuiteContext, AioTestSetup } from './setup.js';
 
 export type { AioSuiteContext, AioTestSetup } from './setup.js';
@@ -57,6 +58,7 @@ export function describeAioBackend(name: string, setup: AioTestSetup): void {
     describe('lifecycle', () => lifecycleTests(ctx));
     describe('differential', () => randomOpTests(ctx));
     describe('ENOSPC', () => enospcTests(ctx));
+    describe('fallocate, truncate, discard', () => spaceTests(ctx));
   });
 }
 

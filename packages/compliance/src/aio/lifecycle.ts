@@ -91,5 +91,6 @@ export function lifecycleTests(ctx: AioSuiteContext): void {
         expect(result.stdout.trim(), detail).toBe('done');
       }
     }
-  });
+    // Liveness only: two child processes that each load the addon, on 2 shared cores.
+  }, 2 * CHILD_TIMEOUT_MS + 10_000);
 }

@@ -1,0 +1,130 @@
+import { constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { allocAligned, createBackend, O_DIRECT, type AioBackend, type AioFile } from '@vmlink/aio';
+import { probeDirect } from '@vmlink/compliance/aio';
+import { createThreadPoolBackend, createThreadPoolIo } from '../src/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'vmlink-threadpool-elastic-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const DEPTH = 32;
+
+/** Polls what a worker thread changes on its own (no event reaches JS when a worker exits). */
+async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** `rounds` rounds of DEPTH reads in flight at once, at spread offsets; checks every byte count. */
+async function readRounds(file: AioFile, rounds: number, size: number, fileSize: number, direct: boolean): Promise<void> {
+  const buffers = Array.from({ length: DEPTH }, () => (direct ? allocAligned(size, file.alignment.memory) : Buffer.alloc(size)));
+  const slots = fileSize / size;
+  for (let round = 0; round < rounds; round++) {
+    const reads = buffers.map((buffer, i) => file.read(buffer, ((round * DEPTH + i) * 7919 % slots) * size));
+    expect(await Promise.all(reads)).toEqual(Array(DEPTH).fill(size));
+  }
+}
+
+function threadsOf(backend: AioBackend): NonNullable<ReturnType<AioBackend['stats']>['threads']> {
+  const threads = backend.stats().threads;
+  if (threads === undefined) throw new Error('the thread pool reports no threads in stats()');
+  return threads;
+}
+
+describe('elastic thread pool (real files)', () => {
+  it('depth 32 of O_DIRECT reads (disk I/O) grows the pool past minThreads; idle, it shrinks back', async (test) => {
+    const reason = probeDirect(dir);
+    if (reason !== undefined) test.skip(reason);
+    const path = join(dir, 'direct');
+    const fileSize = 16 << 20;
+    writeFileSync(path, Buffer.alloc(fileSize, 1));
+    const backend = createThreadPoolBackend({ minThreads: 2, maxThreads: 16, idleTimeoutMs: 300 });
+    try {
+      expect(threadsOf(backend)).toMatchObject({ current: 2, peak: 2, min: 2, max: 16 });
+      const file = await backend.open(path, constants.O_RDONLY | O_DIRECT);
+      await readRounds(file, 20, 4096, fileSize, true);
+      const grown = threadsOf(backend);
+      expect(grown.peak).toBeGreaterThan(2);
+      expect(grown.peak).toBeLessThanOrEqual(16);
+      await until(() => threadsOf(backend).current === 2, 'idle workers to exit');
+      expect(threadsOf(backend)).toMatchObject({ current: 2, min: 2 });
+      await file.close();
+    } finally {
+      await backend.close();
+    }
+  }, 60_000);
+
+  it('requests that count as blocking grow the pool to maxThreads at most, and never below the queue', async () => {
+    const path = join(dir, 'all-slow');
+    const fileSize = 32 << 20;
+    writeFileSync(path, Buffer.alloc(fileSize, 2));
+    // A copy budget no request meets: every completion counts as slow, so growth is certain.
+    const backend = createThreadPoolBackend({ minThreads: 1, maxThreads: 6, cachedBaseUs: 0, cachedBytesPerUs: 1e9, idleTimeoutMs: 200 });
+    try {
+      const file = await backend.open(path, 'r');
+      // 1 MiB copies: one worker cannot drain a round before the loop thread looks again.
+      await readRounds(file, 10, 1 << 20, fileSize, false);
+      expect(threadsOf(backend).peak).toBe(6);
+      await until(() => threadsOf(backend).current === 1, 'idle workers to exit');
+      await file.close();
+    } finally {
+      await backend.close();
+    }
+  }, 60_000);
+
+  it('page-cache hits (judged fast) never grow the pool past minThreads', async () => {
+    const path = join(dir, 'warm');
+    const fileSize = 4 << 20;
+    writeFileSync(path, Buffer.alloc(fileSize, 3));
+    // A copy budget every request meets, preempted or not: the decision, not the clock, is under test.
+    const backend = createThreadPoolBackend({ minThreads: 2, maxThreads: 64, cachedBaseUs: 1e6 });
+    try {
+      const file = await backend.open(path, 'r');
+      await readRounds(file, 50, 4096, fileSize, false);
+      expect(threadsOf(backend)).toMatchObject({ current: 2, peak: 2 });
+      await file.close();
+    } finally {
+      await backend.close();
+    }
+  }, 60_000);
+
+  it('minThreads 0: the first request gets a worker, which leaves when idle', async () => {
+    const path = join(dir, 'zero');
+    writeFileSync(path, 'hello');
+    const io = createThreadPoolIo({ minThreads: 0, maxThreads: 2, idleTimeoutMs: 50 });
+    const backend = createThreadPoolBackend({ minThreads: 0, maxThreads: 2, idleTimeoutMs: 50 });
+    try {
+      expect(io.threads).toBe(0);
+      const file = await backend.open(path, 'r');
+      const out = Buffer.alloc(5);
+      await expect(file.read(out, 0)).resolves.toBe(5);
+      expect(out.toString()).toBe('hello');
+      expect(threadsOf(backend).peak).toBe(1);
+      await until(() => threadsOf(backend).current === 0, 'the worker to exit');
+      await expect(file.read(out, 0)).resolves.toBe(5);
+      await file.close();
+    } finally {
+      await io.close();
+      await backend.close();
+    }
+  }, 60_000);
+
+  it("createBackend('threadpool', { minThreads, maxThreads, idleTimeoutMs }) passes them on; bad ones are typed errors", async () => {
+    const backend = await createBackend('threadpool', { minThreads: 1, maxThreads: 3, idleTimeoutMs: 1000, strict: true });
+    try {
+      expect(backend.stats().threads).toMatchObject({ current: 1, min: 1, max: 3 });
+    } finally {
+      await backend.close();
+    }
+    await expect(createBackend('threadpool', { minThreads: 4, maxThreads: 2 })).rejects.toMatchObject({
+      code: 'ERR_OUT_OF_RANGE',
+      message: expect.stringContaining('options.minThreads'),
+    });
+    await expect(createBackend('threadpool', { maxThreads: 1000 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('1000') });
+    await expect(createBackend('threadpool', { idleTimeoutMs: 'soon' as unknown as number })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('idleTimeoutMs') });
+  });
+});

@@ -1,0 +1,110 @@
+// Pure logic (no threads, no files): the pool's decisions from the numbers it reports.
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_CACHED_BASE_US, DEFAULT_CACHED_BYTES_PER_US, resolveOptions, servedFromCache, SlowShare, withinCopyTime, workersToAdd } from '../src/index.js';
+
+const timing = { cachedBaseUs: DEFAULT_CACHED_BASE_US, cachedBytesPerUs: DEFAULT_CACHED_BYTES_PER_US };
+
+describe('withinCopyTime / servedFromCache', () => {
+  it('a 4 KiB copy in 2 us is cached; a 70 us disk read is not; the budget grows with the size', () => {
+    expect(withinCopyTime(2, 4096, timing)).toBe(true);
+    expect(withinCopyTime(22, 4096, timing)).toBe(true); // 20 + 4096 / 2000 = 22.05
+    expect(withinCopyTime(23, 4096, timing)).toBe(false);
+    expect(withinCopyTime(70, 4096, timing)).toBe(false);
+    expect(withinCopyTime(400, 1 << 20, timing)).toBe(true); // 20 + 524 us for 1 MiB
+    expect(withinCopyTime(600, 1 << 20, timing)).toBe(false);
+    expect(withinCopyTime(30, 4096, { cachedBaseUs: 40, cachedBytesPerUs: 2000 })).toBe(true);
+  });
+
+  it('needs the NOWAIT attempt to have served it; 0 at EOF is cached however long it took', () => {
+    expect(servedFromCache(true, 4096, 3, timing)).toBe(true);
+    expect(servedFromCache(false, 4096, 3, timing)).toBe(false);
+    expect(servedFromCache(true, 4096, 500, timing)).toBe(false);
+    expect(servedFromCache(true, 0, 5000, timing)).toBe(true);
+  });
+});
+
+describe('SlowShare', () => {
+  it('starts at 0, moves an eighth of the way per completion, and stays within 0..1', () => {
+    const share = new SlowShare();
+    expect(share.value).toBe(0);
+    share.record(true);
+    expect(share.value).toBeCloseTo(1 / 8);
+    for (let i = 0; i < 100; i++) share.record(true);
+    expect(share.value).toBeGreaterThan(0.99);
+    expect(share.value).toBeLessThanOrEqual(1);
+    for (let i = 0; i < 20; i++) share.record(false);
+    expect(share.value).toBeLessThan(0.1);
+  });
+
+  it('three slow completions in a row cross the default threshold of 0.25, two do not', () => {
+    const share = new SlowShare();
+    share.record(true);
+    share.record(true);
+    expect(share.value).toBeLessThan(0.25);
+    share.record(true);
+    expect(share.value).toBeGreaterThan(0.25);
+  });
+});
+
+describe('workersToAdd', () => {
+  const load = { threads: 2, idleThreads: 0, queued: 30, maxThreads: 64 };
+
+  it('adds one worker per waiting request while requests block, up to maxThreads', () => {
+    expect(workersToAdd(load, 1, 0.25)).toBe(30);
+    expect(workersToAdd({ ...load, idleThreads: 10 }, 1, 0.25)).toBe(20);
+    expect(workersToAdd({ ...load, threads: 60 }, 1, 0.25)).toBe(4);
+    expect(workersToAdd({ ...load, threads: 64 }, 1, 0.25)).toBe(0);
+    expect(workersToAdd({ ...load, threads: 70 }, 1, 0.25)).toBe(0);
+  });
+
+  it('adds none when nothing waits (idle workers take the queue)', () => {
+    expect(workersToAdd({ ...load, queued: 0 }, 1, 0.25)).toBe(0);
+    expect(workersToAdd({ ...load, queued: 5, idleThreads: 5 }, 1, 0.25)).toBe(0);
+  });
+
+  it('adds none for fast (page-cache) requests, except a first worker for a pool that has none', () => {
+    expect(workersToAdd(load, 0.1, 0.25)).toBe(0);
+    expect(workersToAdd({ ...load, threads: 0 }, 0, 0.25)).toBe(1);
+    expect(workersToAdd({ ...load, threads: 0, queued: 0 }, 0, 0.25)).toBe(0);
+    // A threshold of 0 grows on any wait, like QEMU's pool.
+    expect(workersToAdd(load, 0, 0)).toBe(30);
+  });
+});
+
+describe('resolveOptions', () => {
+  it('fills documented defaults: minThreads = cores (>= 2), maxThreads 64, idle 5 s', () => {
+    const options = resolveOptions(undefined);
+    expect(options.minThreads).toBeGreaterThanOrEqual(2);
+    expect(options).toMatchObject({ maxThreads: 64, idleTimeoutMs: 5000, growWhenSlowShare: 0.25, cachedBaseUs: 20, cachedBytesPerUs: 2000, maxHoldUs: 200, maxHeld: 16 });
+  });
+
+  it('threads fixes the size; min/max override it; a small max lowers the default min', () => {
+    expect(resolveOptions({ threads: 3 })).toMatchObject({ minThreads: 3, maxThreads: 3 });
+    expect(resolveOptions({ threads: 3, maxThreads: 8 })).toMatchObject({ minThreads: 3, maxThreads: 8 });
+    expect(resolveOptions({ maxThreads: 1 })).toMatchObject({ minThreads: 1, maxThreads: 1 });
+    expect(resolveOptions({ minThreads: 100 })).toMatchObject({ minThreads: 100, maxThreads: 100 });
+    expect(resolveOptions({ minThreads: 0, maxThreads: 4 })).toMatchObject({ minThreads: 0, maxThreads: 4 });
+  });
+
+  it('bad options are typed errors naming the option and the value', () => {
+    const bad: [object, string, string][] = [
+      [{ minThreads: 5, maxThreads: 4 }, 'ERR_OUT_OF_RANGE', 'options.minThreads'],
+      [{ maxThreads: 0 }, 'ERR_OUT_OF_RANGE', 'options.maxThreads'],
+      [{ maxThreads: 257 }, 'ERR_OUT_OF_RANGE', '257'],
+      [{ minThreads: -1 }, 'ERR_OUT_OF_RANGE', '-1'],
+      [{ minThreads: '2' }, 'ERR_INVALID_ARG_TYPE', 'options.minThreads'],
+      [{ idleTimeoutMs: 0 }, 'ERR_OUT_OF_RANGE', 'options.idleTimeoutMs'],
+      [{ idleTimeoutMs: 1.5 }, 'ERR_OUT_OF_RANGE', '1.5'],
+      [{ growWhenSlowShare: 2 }, 'ERR_OUT_OF_RANGE', 'options.growWhenSlowShare'],
+      [{ growWhenSlowShare: Number.NaN }, 'ERR_OUT_OF_RANGE', 'NaN'],
+      [{ cachedBaseUs: -1 }, 'ERR_OUT_OF_RANGE', 'options.cachedBaseUs'],
+      [{ cachedBytesPerUs: 0 }, 'ERR_OUT_OF_RANGE', 'options.cachedBytesPerUs'],
+      [{ maxHoldUs: -5 }, 'ERR_OUT_OF_RANGE', 'options.maxHoldUs'],
+      [{ maxHeld: 0 }, 'ERR_OUT_OF_RANGE', 'options.maxHeld'],
+    ];
+    for (const [options, code, named] of bad) {
+      expect(() => resolveOptions(options), JSON.stringify(options)).toThrow(expect.objectContaining({ code, message: expect.stringContaining(named) }));
+    }
+    expect(() => resolveOptions(7)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+});
