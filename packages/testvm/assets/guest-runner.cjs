@@ -4,7 +4,7 @@
 //   host -> guest  {type:'config', shares, ports, outputCap}  (first message)
 //                  {type:'run', id, cmd, args, cwd, env, input?}   {type:'kill', id}
 //                  {type:'shutdown'}
-//   guest -> host  {type:'ready', release, cpus, memoryBytes, modules, uptimeMs}
+//   guest -> host  {type:'ready', release, cpus, memoryBytes, modules, uptimeMs, arch}
 //                  {type:'out', id, stream, data(base64)}
 //                  {type:'exit', id, exitCode, signal, truncated, spawnError?, failure?: 'bad-cwd'}
 //                  {type:'fatal', message}  {type:'bye'}
@@ -326,6 +326,7 @@ async function configure(config) {
     memoryBytes: os.totalmem(),
     modules: loadedModules(),
     uptimeMs: Math.round(os.uptime() * 1000),
+    arch: process.arch,
   });
 }
 

@@ -1,9 +1,8 @@
 import { constants } from 'node:fs';
 import { access, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { archProfile } from './arch.js';
+import { archProfile, hostPackagesFor, isForeign, type ArchProfile } from './arch.js';
 import { cacheRoot } from './cache.js';
-import { HOST_PACKAGES } from './errors.js';
 import { findExecutable } from './host-files.js';
 import { resolveKernelPackage } from './kernel.js';
 
@@ -38,13 +37,17 @@ async function programCheck(name: string, program: string, fixPackage: string, r
   return { name, ok: found !== undefined, required, detail: found ?? `${program} not on PATH`, fixPackage };
 }
 
-async function kernelCheck(): Promise<DoctorCheck> {
+async function kernelCheck(profile: ArchProfile): Promise<DoctorCheck> {
   const cache = cacheRoot();
   const cached = await readdir(join(cache, 'kernel')).catch(() => [] as string[]);
-  const kernels = cached.filter((f) => f.startsWith('linux-image-') && !f.includes('.tmp-') && !f.endsWith('.lock'));
+  const kernels = cached.filter((f) => f.startsWith('linux-image-') && f.includes(`-${profile.debianArch}_`) && !f.includes('.tmp-') && !f.endsWith('.lock'));
   if (kernels.length > 0) return { name: 'guest kernel', ok: true, required: true, detail: `cached in ${join(cache, 'kernel', kernels[0] ?? '')}` };
+  if (isForeign(profile)) {
+    // Resolving it needs the foreign package lists (an apt-get update of ~10 MB): leave that to the first boot.
+    return { name: 'guest kernel', ok: true, required: true, detail: `not cached yet; the first boot fetches ${profile.kernelMetaPackage}'s kernel with apt-get download (private ${profile.debianArch} package lists in the cache)` };
+  }
   try {
-    const pkg = await resolveKernelPackage(archProfile());
+    const pkg = await resolveKernelPackage(profile);
     return { name: 'guest kernel', ok: true, required: true, detail: `not cached yet; the first boot fetches ${pkg.name} ${pkg.version} with apt-get download` };
   } catch (err) {
     return { name: 'guest kernel', ok: false, required: true, detail: (err as Error).message };
@@ -67,28 +70,35 @@ async function kvmCheck(): Promise<DoctorCheck> {
   }
 }
 
-/** What the host has and lacks for booting the test guest. */
-export async function doctor(): Promise<DoctorReport> {
+export interface DoctorOptions {
+  /** The guest architecture to check for; default the host's. */
+  arch?: string;
+}
+
+/** What the host has and lacks for booting the test guest (of `arch`). */
+export async function doctor(options: DoctorOptions = {}): Promise<DoctorReport> {
   const checks: DoctorCheck[] = [];
-  let archOk = true;
+  const arch = options.arch ?? process.arch;
+  let profile: ArchProfile | undefined;
   try {
-    archProfile();
-    checks.push({ name: 'architecture', ok: true, required: true, detail: process.arch });
+    profile = archProfile(arch);
+    const detail = isForeign(profile) ? `${arch} guest on a ${process.arch} host (emulated: TCG)` : arch;
+    checks.push({ name: 'architecture', ok: true, required: true, detail });
   } catch (err) {
-    archOk = false;
     checks.push({ name: 'architecture', ok: false, required: true, detail: (err as Error).message });
   }
-  if (archOk) {
-    const profile = archProfile();
-    checks.push(await programCheck('QEMU', profile.qemuBinary, profile.qemuPackage));
-    const firmware = profile.firmwareArgs[1] ?? '';
-    checks.push({
-      name: 'qboot firmware',
-      ok: await fileExists(firmware),
-      required: true,
-      detail: firmware,
-      fixPackage: 'qemu-system-data',
-    });
+  if (profile !== undefined) {
+    checks.push(await programCheck('QEMU', profile.qemuBinary, profile.qemuPackages[0] ?? 'qemu-system'));
+    if (profile.firmwareFile !== undefined) {
+      checks.push({
+        name: 'qboot firmware',
+        ok: await fileExists(profile.firmwareFile),
+        required: true,
+        detail: profile.firmwareFile,
+        fixPackage: 'qemu-system-data',
+      });
+    }
+    if (isForeign(profile)) checks.push(await programCheck(`npm (fetches ${profile.nodePackage} for the guest)`, 'npm', 'npm'));
   }
   checks.push(await programCheck('busybox (static)', 'busybox', 'busybox-static'));
   checks.push(await programCheck('socat (guest vsock peer)', 'socat', 'socat', false));
@@ -96,10 +106,10 @@ export async function doctor(): Promise<DoctorReport> {
   checks.push(await programCheck('dpkg', 'dpkg', 'dpkg'));
   checks.push(await programCheck('ldd', 'ldd', 'libc-bin'));
   checks.push(await programCheck('setpriv (kills QEMU if its supervisor dies)', 'setpriv', 'util-linux', false));
-  checks.push(await kernelCheck());
+  if (profile !== undefined) checks.push(await kernelCheck(profile));
   checks.push(await kvmCheck());
   const missingPackages = [
-    ...new Set(checks.filter((c) => !c.ok && c.fixPackage !== undefined && (c.required || (HOST_PACKAGES as readonly string[]).includes(c.fixPackage))).map((c) => c.fixPackage as string)),
+    ...new Set(checks.filter((c) => !c.ok && c.fixPackage !== undefined && (c.required || hostPackagesFor(profile ?? archProfile('x64')).includes(c.fixPackage))).map((c) => c.fixPackage as string)),
   ];
   return { checks, missingPackages, ok: checks.every((c) => c.ok || !c.required) };
 }

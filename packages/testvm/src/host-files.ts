@@ -1,4 +1,4 @@
-import { access, constants, lstat, readlink, stat } from 'node:fs/promises';
+import { access, constants, lstat, readdir, readlink, stat } from 'node:fs/promises';
 import { delimiter, dirname, isAbsolute, join, posix, resolve } from 'node:path';
 import { testVmError, TestVmErrorCode } from './errors.js';
 import { execHost } from './host-exec.js';
@@ -140,6 +140,26 @@ export class GuestTree {
         this.nodes.set(next, { type: 'dir', mode: info.mode & 0o7777 });
       }
       current = next;
+    }
+  }
+
+  /**
+   * Everything below a host folder at the same place below the guest's `/` (a foreign
+   * guest's unpacked Debian packages): folders, files with their modes, symlinks as they are.
+   */
+  async addRootTree(hostRoot: string, guestDir = '/'): Promise<void> {
+    const entries = await readdir(join(hostRoot, guestDir), { withFileTypes: true });
+    for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const guestPath = posix.join(guestDir, entry.name);
+      const hostPath = join(hostRoot, guestPath);
+      if (entry.isSymbolicLink()) {
+        this.addSymlink(guestPath, await readlink(hostPath));
+      } else if (entry.isDirectory()) {
+        this.mkdirp(guestPath, (await lstat(hostPath)).mode & 0o7777);
+        await this.addRootTree(hostRoot, guestPath);
+      } else if (entry.isFile()) {
+        await this.addFileAs(guestPath, hostPath, (await lstat(hostPath)).mode & 0o7777);
+      }
     }
   }
 

@@ -8,4 +8,5 @@ export { TestVmErrorCode, GuestError, RunTimeoutError, APT_INSTALL_LINE, HOST_PA
 export { cacheRoot } from './cache.js';
 export { runInVm } from './run-in-vm.js';
 export { runGuestNodeTest, type GuestNodeTestOptions, type GuestNodeTestResult } from './node-test.js';
-export { doctor, type DoctorCheck, type DoctorReport } from './doctor.js';
+export { doctor, type DoctorCheck, type DoctorOptions, type DoctorReport } from './doctor.js';
+export { GUEST_ARCHES, type GuestArch } from './arch.js';

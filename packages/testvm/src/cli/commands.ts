@@ -2,7 +2,6 @@ import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { doctor, type DoctorReport } from '../doctor.js';
-import { APT_INSTALL_LINE } from '../errors.js';
 import { startVm } from '../start-vm.js';
 import type { Vm } from '../vm.js';
 import { parseDoctorArgs, parseRunArgs, usageError, type RunArgs } from './args.js';
@@ -39,6 +38,7 @@ async function boot(args: RunArgs, signal: AbortSignal): Promise<Vm> {
     cpus: args.cpus,
     timeoutMs: args.bootTimeoutSeconds === undefined ? undefined : Math.ceil(args.bootTimeoutSeconds * 1000),
     signal,
+    ...(args.arch === undefined ? {} : { arch: args.arch }),
     ...(args.vsockGuestCid === undefined ? {} : { vsock: { guestCid: args.vsockGuestCid } }),
   });
 }
@@ -100,6 +100,7 @@ export async function infoCommand(argv: readonly string[]): Promise<number> {
     await announceVsock(vm);
     const { info } = vm;
     const lines = [
+      `arch:           ${info.arch}`,
       `kernel release: ${info.release}`,
       `cpus:           ${info.cpus}`,
       `memory:         ${Math.round(info.memoryBytes / (1024 * 1024))} MiB`,
@@ -147,7 +148,7 @@ function fixLine(report: DoctorReport): string | null {
 /** Runs apt-get for the missing packages; its output goes to `out` (stderr under --json). Returns false on failure. */
 function installMissing(report: DoctorReport, out: NodeJS.WritableStream, outFd: 1 | 2): boolean {
   if (process.getuid?.() !== 0) {
-    process.stderr.write(`vmlink-testvm: --install needs root; run as root: ${APT_INSTALL_LINE}\n`);
+    process.stderr.write(`vmlink-testvm: --install needs root; run as root: ${fixLine(report) ?? ''}\n`);
     return false;
   }
   const steps = [['apt-get', ['update']], ['apt-get', ['install', '-y', ...report.missingPackages]]] as const;
@@ -163,10 +164,11 @@ export async function doctorCommand(argv: readonly string[]): Promise<number> {
   const args = parseDoctorArgs(argv);
   // With --json, stdout carries exactly one JSON document; everything else goes to stderr.
   const log = args.json ? process.stderr : process.stdout;
-  let report = await doctor();
+  const options = args.arch === undefined ? {} : { arch: args.arch };
+  let report = await doctor(options);
   if (args.install && report.missingPackages.length > 0) {
     if (!installMissing(report, log, args.json ? 2 : 1)) return 1;
-    report = await doctor();
+    report = await doctor(options);
   }
   const kvmProbe = args.probeKvm ? await probeKvm() : undefined;
   if (args.json) {
