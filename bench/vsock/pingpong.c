@@ -4,10 +4,11 @@
 //
 //   pingpong latency    vsock|tcp ROUND_TRIPS [block|epoll|loop|loop-pkey [TOUCH_KIB]] -> {"p50":us,"p99":us,...}
 //   pingpong throughput vsock|tcp BYTES                           -> {"seconds":s,...}
-//   pingpong sink   vsock|tcp                 prints {"port":P}, accepts ONE connection and
+//   pingpong sink[-epoll]   vsock|tcp         prints {"port":P}, accepts ONE connection and
 //                                             reads it to EOF -> {"bytes":n,"seconds":s}
-//   pingpong source vsock|tcp PORT BYTES      connects to PORT, writes BYTES, closes
+//   pingpong source[-epoll] vsock|tcp PORT BYTES  connects to PORT, writes BYTES, closes
 //                                             -> {"bytes":n,"seconds":s}
+// -epoll: non-blocking fd, epoll_wait() on EAGAIN (how an event loop waits).
 // sink and source are the C peer for one Node end (bench/vsock/guest.mjs: Node sending
 // to a C reader, Node reading from a C writer), so each direction is measured alone.
 //
@@ -37,6 +38,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -267,8 +269,15 @@ static int throughput(long total) {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }
 
+// User + system CPU this process used so far.
+static double cpu_seconds(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 // One end of a one-way transfer whose other end is someone else (a Node process).
-static int sink(void) {
+static int sink_mode(int use_epoll) {
   unsigned port;
   int listener = listen_any(&port);
   printf("{\"port\":%u}\n", port);
@@ -280,39 +289,60 @@ static int sink(void) {
   static char buf[CHUNK];
   long total = 0;
   ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) != 0) {
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      die("read");
-    }
+  struct reader r = make_reader(fd, use_epoll);
+  while ((n = read_some(&r, buf, sizeof buf)) != 0) {
+    if (n < 0) die("read");
     total += n;
   }
   close(fd);
-  printf("{\"bytes\":%ld,\"seconds\":%.6f}\n", total, (now_us() - started) / 1e6);
+  printf("{\"bytes\":%ld,\"seconds\":%.6f,\"cpuSeconds\":%.6f}\n", total, (now_us() - started) / 1e6, cpu_seconds());
   return 0;
 }
 
-static int source(unsigned port, long total) {
+// use_epoll: non-blocking writes, epoll_wait(EPOLLOUT) on EAGAIN, as an event loop does.
+static int source_mode(unsigned port, long total, int use_epoll) {
   static char buf[CHUNK];
   memset(buf, 0x5a, sizeof buf);
   double started = now_us();
   int fd = dial(port);
-  for (long sent = 0; sent < total; sent += CHUNK) write_all(fd, buf, (size_t)(total - sent < CHUNK ? total - sent : CHUNK));
+  int ep = -1;
+  if (use_epoll) {
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) die("fcntl");
+    if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0) die("epoll_create1");
+    struct epoll_event ev = {.events = EPOLLOUT, .data.fd = fd};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll_ctl");
+  }
+  for (long sent = 0; sent < total;) {
+    size_t want = (size_t)(total - sent < CHUNK ? total - sent : CHUNK);
+    ssize_t n = write(fd, buf, want);
+    if (n > 0) {
+      sent += n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN && ep >= 0) {
+      struct epoll_event ev;
+      if (epoll_wait(ep, &ev, 1, -1) < 0 && errno != EINTR) die("epoll_wait");
+      continue;
+    }
+    die("write");
+  }
   close(fd);
-  printf("{\"bytes\":%ld,\"seconds\":%.6f}\n", total, (now_us() - started) / 1e6);
+  printf("{\"bytes\":%ld,\"seconds\":%.6f,\"cpuSeconds\":%.6f}\n", total, (now_us() - started) / 1e6, cpu_seconds());
   return 0;
 }
 
 int main(int argc, char **argv) {
-  if (argc >= 3 && (strcmp(argv[1], "sink") == 0 || strcmp(argv[1], "source") == 0)) {
+  if (argc >= 3 && (strncmp(argv[1], "sink", 4) == 0 || strncmp(argv[1], "source", 6) == 0)) {
     signal(SIGPIPE, SIG_IGN);
     is_vsock = strcmp(argv[2], "vsock") == 0;
-    if (strcmp(argv[1], "sink") == 0) return sink();
+    int use_epoll = strstr(argv[1], "-epoll") != NULL;
+    if (strncmp(argv[1], "sink", 4) == 0) return sink_mode(use_epoll);
     if (argc < 5) {
-      fprintf(stderr, "usage: %s source vsock|tcp PORT BYTES\n", argv[0]);
+      fprintf(stderr, "usage: %s source[-epoll] vsock|tcp PORT BYTES\n", argv[0]);
       return 2;
     }
-    return source((unsigned)strtoul(argv[3], NULL, 10), strtol(argv[4], NULL, 10));
+    return source_mode((unsigned)strtoul(argv[3], NULL, 10), strtol(argv[4], NULL, 10), use_epoll);
   }
   if (argc < 4 || (strcmp(argv[2], "vsock") != 0 && strcmp(argv[2], "tcp") != 0)) {
     fprintf(stderr, "usage: %s latency vsock|tcp ROUND_TRIPS [block|epoll|loop|loop-pkey [TOUCH_KIB]]\n       %s throughput vsock|tcp BYTES\n", argv[0], argv[0]);
