@@ -1,9 +1,21 @@
 import { parseArgs } from 'node:util';
 import { VmlinkError } from '@vmlink/errors';
 import { EXIT_CODE_HELP } from './exit-codes.js';
+import {
+  COMMAND_NAMES,
+  COMMAND_OPTIONS,
+  COMMON_OPTIONS,
+  DEFAULT_TIMEOUT_MS,
+  GLOBAL_OPTIONS,
+  allOptions,
+  didYouMean,
+  optionHelp,
+  ownersOf,
+  type CommandName,
+} from './options-spec.js';
 import { type CopyPlan, planCopy } from './remote-spec.js';
 
-export const DEFAULT_TIMEOUT_MS = 10_000;
+export { COMMAND_NAMES, DEFAULT_TIMEOUT_MS, type CommandName };
 
 export interface CommonOptions {
   readonly json: boolean;
@@ -21,21 +33,21 @@ export type Command =
   | { name: 'ping'; uri: string; count: number; common: CommonOptions }
   | { name: 'info'; uri: string; common: CommonOptions }
   | { name: 'ls'; uri: string; path: string; common: CommonOptions }
-  | { name: 'cp'; plan: CopyPlan; progress: boolean | undefined; common: CommonOptions }
+  | { name: 'stat'; uri: string; path: string; common: CommonOptions }
+  | { name: 'cp'; plan: CopyPlan; progress: boolean | undefined; recursive: boolean; resume: boolean; common: CommonOptions }
+  | { name: 'mkdir'; uri: string; path: string; parents: boolean; mode: number | undefined; common: CommonOptions }
+  | { name: 'rm'; uri: string; path: string; recursive: boolean; common: CommonOptions }
+  | { name: 'mv'; uri: string; from: string; to: string; common: CommonOptions }
+  | { name: 'chmod'; uri: string; mode: number; path: string; common: CommonOptions }
   | { name: 'exec'; uri: string; command: string; args: string[]; common: CommonOptions }
   | { name: 'bench'; uri: string; rounds: number; sizeMiB: number; common: CommonOptions };
 
-export const COMMAND_NAMES = ['ping', 'info', 'ls', 'cp', 'exec', 'bench'] as const;
-export type CommandName = (typeof COMMAND_NAMES)[number];
+const COMMON_HELP = optionHelp(COMMON_OPTIONS);
 
-const COMMON_HELP = `  --json           print the result as JSON (one object)
-  --timeout MS     connect timeout and longest silence from the agent (default ${DEFAULT_TIMEOUT_MS})
-  --uri URI        the agent URI, instead of the positional one
-  --wait           if nothing listens yet (agent booting or restarting), retry until --timeout
-  --transport MODULE
-                   load a transport plugin (package name or path exporting a factory;
-                   MODULE#name picks the export), repeatable; also VMLINK_TRANSPORTS=a,b
-  --help           this help`;
+function commandHelp(name: CommandName, usage: string, body: string): string {
+  const own = optionHelp(COMMAND_OPTIONS[name]);
+  return `${usage}\n\n${body}\n\n${own ? `Options:\n${own}\n\n` : ''}Common options:\n${COMMON_HELP}`;
+}
 
 export const HELP: Readonly<Record<CommandName | 'main', string>> = {
   main: `Usage: vmlink COMMAND [options]
@@ -44,71 +56,84 @@ Talk to a vmlink-guest agent over any transport URI:
   unix:/path/agent.sock   vsock://CID:PORT   virtio-serial+unix:/path/chardev.sock
   hvsock:/path/v.sock:PORT   (a guest's vsock through its VMM's Unix socket: Firecracker,
                               Cloud Hypervisor, vhost-user-vsock)
+  or any scheme of a plugin loaded with --transport MODULE
 
 Commands:
   ping URI                 round trip to the agent
   info URI [--json]        host name, kernel, uptime, load, memory, CPUs, vsock CID
   ls URI PATH              list a remote directory
-  cp URI:/PATH LOCAL       download a file (SHA-256 verified)
-  cp LOCAL URI:/PATH       upload a file (SHA-256 verified, fsync'd, atomic rename)
+  stat URI PATH            type, size, mode, owner and mtime of a remote path
+  cp URI:/PATH LOCAL       download a file, or a tree with -r (SHA-256 verified)
+  cp LOCAL URI:/PATH       upload a file, or a tree with -r (SHA-256 verified, atomic rename)
+  mkdir URI PATH           create a remote directory (-p: with its parents)
+  rm URI PATH              remove a remote file or link (-r: a directory tree)
+  mv URI FROM TO           rename a remote path (into TO if it is a directory)
+  chmod URI MODE PATH      set permission bits (octal, at most 777)
   exec URI -- CMD ARGS     run an allowed command; exits with its exit code
   bench URI                round-trip latency and bulk throughput
+
+Options:
+${optionHelp(GLOBAL_OPTIONS)}
+${COMMON_HELP}
 
 Run 'vmlink COMMAND --help' for a command's options.
 
 ${EXIT_CODE_HELP}`,
-  ping: `Usage: vmlink ping URI [--count N] [--json]
-
-Sends N pings (default 1) and prints each round-trip time.
-
-${COMMON_HELP}
-  --count N        number of pings`,
-  info: `Usage: vmlink info URI [--json]
-
-Prints what the agent reports about its machine: host name, kernel, uptime, load,
-memory, CPUs, local vsock CID, agent version and the transports it serves.
-
-${COMMON_HELP}`,
-  ls: `Usage: vmlink ls URI PATH [--json]
-
-Lists a directory under the agent's --root (the root is shown as /).
-
-${COMMON_HELP}`,
-  cp: `Usage: vmlink cp URI:/PATH LOCAL      (download)
-       vmlink cp LOCAL URI:/PATH      (upload)
-       vmlink --uri URI cp :PATH LOCAL / cp LOCAL :PATH
-
-Copies one file. Both sides are written to a temporary name and renamed only once the
-SHA-256 of what was received matches the sender's: a failed copy never leaves a half file.
+  ping: commandHelp('ping', 'Usage: vmlink ping URI [--count N] [--json]', 'Sends N pings (default 1) and prints each round-trip time.'),
+  info: commandHelp(
+    'info',
+    'Usage: vmlink info URI [--json]',
+    'Prints what the agent reports about its machine: host name, kernel, uptime, load,\nmemory, CPUs, local vsock CID, agent version and the transports it serves.',
+  ),
+  ls: commandHelp('ls', 'Usage: vmlink ls URI PATH [--json]', "Lists a directory under the agent's --root (the root is shown as /)."),
+  stat: commandHelp('stat', 'Usage: vmlink stat URI PATH [--json]', 'Prints the type, size, permission bits, owner and modification time of PATH\n(a symlink is followed while it stays inside the root).'),
+  cp: commandHelp(
+    'cp',
+    `Usage: vmlink cp [-r] [--resume] URI:/PATH LOCAL      (download)
+       vmlink cp [-r] LOCAL URI:/PATH                 (upload)
+       vmlink --uri URI cp :PATH LOCAL / cp LOCAL :PATH`,
+    `Copies a file, or with -r a directory tree (permission bits and mtimes kept; symlinks
+and special files are skipped and counted). Each file is written to a temporary name and
+renamed only once the SHA-256 of what was received matches the sender's: a failed copy
+never leaves a half file. --resume (downloads) keeps what an interrupted download already
+wrote, checks its SHA-256 against the agent's copy of that prefix, and fetches only the rest.
 URI:PATH split rule: the remote path starts at the first ':' followed by '/' after the
 URI's scheme, e.g. unix:/tmp/a.sock:/etc/hosts is unix:/tmp/a.sock + /etc/hosts. For
 hvsock: it starts after the port: hvsock:/run/v.sock:1024:/etc/hosts is
 hvsock:/run/v.sock:1024 + /etc/hosts. If the socket path itself contains ':/' (for hvsock:
 ':DIGITS:/'), pass the URI with --uri and mark the remote side ':PATH'.
-A local path that looks like a URI can be written ./name.
-
-${COMMON_HELP}
-  --progress       draw the progress bar even when stderr is not a terminal
-  --no-progress    never draw it (default: only on a terminal)`,
-  exec: `Usage: vmlink exec URI [--json] -- CMD [ARGS...]
-
-Runs CMD on the agent (it must be in the agent's --allow-exec), streams its stdout and
+A local path that looks like a URI can be written ./name.`,
+  ),
+  mkdir: commandHelp('mkdir', 'Usage: vmlink mkdir URI PATH [-p] [--mode OCTAL]', 'Creates a directory under the agent root.'),
+  rm: commandHelp('rm', 'Usage: vmlink rm URI PATH [-r]', 'Removes a file or a symlink (never what it points to); with -r a directory and\neverything in it. The root itself is never removed.'),
+  mv: commandHelp('mv', 'Usage: vmlink mv URI FROM TO', 'Renames FROM to TO within the agent root; if TO is a directory, FROM moves into it.'),
+  chmod: commandHelp('chmod', 'Usage: vmlink chmod URI MODE PATH', 'Sets the permission bits of PATH to MODE (octal, 0-777: no setuid, setgid or sticky).'),
+  exec: commandHelp(
+    'exec',
+    'Usage: vmlink exec URI [--json] -- CMD [ARGS...]',
+    `Runs CMD on the agent (it must be in the agent's --allow-exec), streams its stdout and
 stderr, and exits with its exit code (128+N when killed by signal N). With --json the
-output is collected and printed as {"exitCode","signal","stdout","stderr"}.
-
-${COMMON_HELP}`,
-  bench: `Usage: vmlink bench URI [--rounds N] [--size MIB] [--json]
-
-Measures ping round trips (N rounds, default 200) and bulk throughput both ways with a
-file of MIB MiB (default 32) written to and read from the agent's root.
-
-${COMMON_HELP}
-  --rounds N       ping round trips
-  --size MIB       bulk transfer size in MiB`,
+output is collected and printed as {"exitCode","signal","stdout","stderr"}.`,
+  ),
+  bench: commandHelp(
+    'bench',
+    'Usage: vmlink bench URI [--rounds N] [--size MIB] [--json]',
+    "Measures ping round trips and bulk throughput both ways with a file written to and\nread from the agent's root.",
+  ),
 };
 
-export function usageError(message: string): VmlinkError {
-  return new VmlinkError('ERR_VMLINK_USAGE', message);
+/** A usage error; `command` (when known) points the user to that command's help. */
+export class UsageError extends VmlinkError {
+  constructor(
+    message: string,
+    readonly command?: CommandName,
+  ) {
+    super('ERR_VMLINK_USAGE', message);
+  }
+}
+
+export function usageError(message: string, command?: CommandName): UsageError {
+  return new UsageError(message, command);
 }
 
 /** `VMLINK_TRANSPORTS=a,./b.js`: modules loaded as if each were given with --transport. */
@@ -116,34 +141,18 @@ export function transportsFromEnv(env: NodeJS.ProcessEnv): string[] {
   return (env['VMLINK_TRANSPORTS'] ?? '').split(',').map((m) => m.trim()).filter((m) => m !== '');
 }
 
+type Token = NonNullable<ReturnType<typeof parseArgs>['tokens']>[number];
+
 export function parseHostArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Command {
+  const known = allOptions();
   let parsed;
   try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      tokens: true,
-      options: {
-        json: { type: 'boolean', default: false },
-        wait: { type: 'boolean', default: false },
-        timeout: { type: 'string' },
-        uri: { type: 'string' },
-        transport: { type: 'string', multiple: true },
-        count: { type: 'string' },
-        rounds: { type: 'string' },
-        size: { type: 'string' },
-        progress: { type: 'boolean' },
-        'no-progress': { type: 'boolean' },
-        version: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
+    // Not strict: unknown options come back as tokens, so we can say what was meant.
+    parsed = parseArgs({ args: [...argv], allowPositionals: true, strict: false, tokens: true, options: known });
   } catch (err) {
     throw usageError((err as Error).message);
   }
-  const { values, tokens } = parsed;
-  // Positionals after `--` belong to the remote command, never to us.
+  const tokens: Token[] = parsed.tokens ?? [];
   const terminator = tokens.find((t) => t.kind === 'option-terminator');
   const positionals: string[] = [];
   const afterDashDash: string[] = [];
@@ -152,81 +161,165 @@ export function parseHostArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     if (terminator && token.index > terminator.index) afterDashDash.push(token.value);
     else positionals.push(token.value);
   }
-
   const [name, ...rest] = positionals;
-  if (values.version) return { name: 'version' };
+  const command = name !== undefined && isCommandName(name) ? name : undefined;
+  const values = parsed.values as Record<string, string | boolean | (string | boolean)[] | undefined>;
+  if (values['version'] === true) return { name: 'version' };
+
   if (name === undefined) {
-    if (values.help) return { name: 'help', topic: undefined };
-    throw usageError(`missing COMMAND (one of ${COMMAND_NAMES.join(', ')}); try 'vmlink --help'`);
+    if (values['help'] === true) return { name: 'help', topic: undefined };
+    checkOptions(tokens, undefined);
+    throw usageError(`missing COMMAND (one of ${COMMAND_NAMES.join(', ')})`);
   }
   if (name === 'help') {
     const topic = rest[0];
     return { name: 'help', topic: topic !== undefined && isCommandName(topic) ? topic : undefined };
   }
-  if (!isCommandName(name)) throw usageError(`unknown command '${name}' (one of ${COMMAND_NAMES.join(', ')})`);
-  if (values.help) return { name: 'help', topic: name };
+  if (command === undefined) {
+    const guess = didYouMean(name, COMMAND_NAMES);
+    throw usageError(`unknown command '${name}'${guess ? ` (did you mean '${guess}'?)` : ''}; commands: ${COMMAND_NAMES.join(', ')}`);
+  }
+  if (values['help'] === true) return { name: 'help', topic: command };
+  checkOptions(tokens, command);
 
+  const str = (key: string): string | undefined => (typeof values[key] === 'string' ? (values[key] as string) : undefined);
+  const bool = (key: string): boolean => values[key] === true;
+  const transports = (Array.isArray(values['transport']) ? values['transport'] : []).filter((v): v is string => typeof v === 'string');
   const common: CommonOptions = {
-    json: values.json ?? false,
-    timeoutMs: positiveInt(values.timeout, '--timeout', DEFAULT_TIMEOUT_MS),
-    wait: values.wait ?? false,
-    transports: [...transportsFromEnv(env), ...(values.transport ?? [])],
+    json: bool('json'),
+    timeoutMs: positiveInt(str('timeout'), '--timeout', DEFAULT_TIMEOUT_MS, command),
+    wait: bool('wait'),
+    transports: [...transportsFromEnv(env), ...transports],
   };
-  if (common.transports.some((m) => m.trim() === '')) throw usageError('--transport needs a module name or path');
-  const explicitUri = values.uri;
+  if (transports.some((m) => m.trim() === '')) throw usageError('--transport needs a module name or path', command);
+  const explicitUri = str('uri');
   const takeUri = (): string => {
     if (explicitUri !== undefined) return explicitUri;
     const uri = rest.shift();
-    if (uri === undefined) throw usageError(`${name} needs a URI (e.g. unix:/run/vmlink.sock); see 'vmlink ${name} --help'`);
+    if (uri === undefined) throw usageError(`${command} needs a URI (e.g. unix:/run/vmlink.sock)`, command);
     return uri;
   };
-  const noMore = (): void => {
-    if (rest.length > 0) throw usageError(`${name}: unexpected argument '${rest[0]}'`);
+  const take = (what: string): string => {
+    const value = rest.shift();
+    if (value === undefined) throw usageError(`${command} needs ${what}`, command);
+    return value;
   };
+  const noMore = (): void => {
+    if (rest.length > 0) throw usageError(`${command}: unexpected argument '${rest[0]}'`, command);
+  };
+  if (command !== 'exec' && terminator) {
+    throw usageError(`${command}: '--' is only for exec (arguments after it: ${afterDashDash.join(' ') || 'none'})`, command);
+  }
 
-  switch (name) {
+  switch (command) {
     case 'ping': {
       const uri = takeUri();
       noMore();
-      return { name, uri, count: positiveInt(values.count, '--count', 1), common };
+      return { name: command, uri, count: positiveInt(str('count'), '--count', 1, command), common };
     }
     case 'info': {
       const uri = takeUri();
       noMore();
-      return { name, uri, common };
+      return { name: command, uri, common };
     }
     case 'ls': {
       const uri = takeUri();
       const path = rest.shift() ?? '/';
       noMore();
-      return { name, uri, path, common };
+      return { name: command, uri, path, common };
+    }
+    case 'stat': {
+      const uri = takeUri();
+      const path = take('a PATH');
+      noMore();
+      return { name: command, uri, path, common };
     }
     case 'cp': {
       const [src, dst, ...extra] = rest;
-      if (src === undefined || dst === undefined) throw usageError(`cp needs SRC and DST; see 'vmlink cp --help'`);
-      if (extra.length > 0) throw usageError(`cp: unexpected argument '${extra[0]}'`);
-      if (values.progress && values['no-progress']) throw usageError('--progress and --no-progress contradict each other');
-      const progress = values.progress ? true : values['no-progress'] ? false : undefined;
-      return { name, plan: planCopy(src, dst, explicitUri), progress, common };
+      if (src === undefined || dst === undefined) throw usageError('cp needs SRC and DST', command);
+      if (extra.length > 0) throw usageError(`cp: unexpected argument '${extra[0]}'`, command);
+      if (bool('progress') && bool('no-progress')) throw usageError('--progress and --no-progress contradict each other', command);
+      const progress = bool('progress') ? true : bool('no-progress') ? false : undefined;
+      let plan: CopyPlan;
+      try {
+        plan = planCopy(src, dst, explicitUri);
+      } catch (error) {
+        throw usageError((error as Error).message, command);
+      }
+      if (bool('resume') && plan.direction === 'upload') {
+        throw usageError('--resume continues downloads only (an upload is atomic on the agent: an interrupted one leaves nothing to resume)', command);
+      }
+      return { name: command, plan, progress, recursive: bool('recursive'), resume: bool('resume'), common };
+    }
+    case 'mkdir': {
+      const uri = takeUri();
+      const path = take('a PATH');
+      noMore();
+      const raw = str('mode');
+      return { name: command, uri, path, parents: bool('parents'), mode: raw === undefined ? undefined : octalMode(raw, '--mode', command), common };
+    }
+    case 'rm': {
+      const uri = takeUri();
+      const path = take('a PATH');
+      noMore();
+      return { name: command, uri, path, recursive: bool('recursive'), common };
+    }
+    case 'mv': {
+      const uri = takeUri();
+      const from = take('FROM and TO');
+      const to = take('FROM and TO');
+      noMore();
+      return { name: command, uri, from, to, common };
+    }
+    case 'chmod': {
+      const uri = takeUri();
+      const mode = octalMode(take('MODE and PATH'), 'MODE', command);
+      const path = take('MODE and PATH');
+      noMore();
+      return { name: command, uri, mode, path, common };
     }
     case 'exec': {
       const uri = takeUri();
       noMore();
-      const [command, ...args] = afterDashDash;
-      if (!terminator || command === undefined) throw usageError(`exec needs '-- CMD [ARGS...]'; see 'vmlink exec --help'`);
-      return { name, uri, command, args, common };
+      const [cmd, ...args] = afterDashDash;
+      if (!terminator || cmd === undefined) throw usageError(`exec needs '-- CMD [ARGS...]'`, command);
+      return { name: command, uri, command: cmd, args, common };
     }
     case 'bench': {
       const uri = takeUri();
       noMore();
       return {
-        name,
+        name: command,
         uri,
-        rounds: positiveInt(values.rounds, '--rounds', 200),
-        sizeMiB: positiveInt(values.size, '--size', 32),
+        rounds: positiveInt(str('rounds'), '--rounds', 200, command),
+        sizeMiB: positiveInt(str('size'), '--size', 32, command),
         common,
       };
     }
+  }
+}
+
+/**
+ * Every option token must be known, have a value if it takes one (and none if it does
+ * not), and belong to the common set or to `command`.
+ */
+function checkOptions(tokens: readonly Token[], command: CommandName | undefined): void {
+  const own = command === undefined ? {} : COMMAND_OPTIONS[command];
+  const mine = { ...COMMON_OPTIONS, ...GLOBAL_OPTIONS, ...own };
+  for (const token of tokens) {
+    if (token.kind !== 'option') continue;
+    const spec = mine[token.name];
+    if (spec === undefined) {
+      const owners = ownersOf(token.name);
+      if (owners.length > 0) {
+        const where = command === undefined ? 'without a command' : `of '${command}'`;
+        throw usageError(`option '${token.rawName}' belongs to ${owners.map((o) => `'${o}'`).join(' and ')}, it is not an option ${where}`, command);
+      }
+      const guess = didYouMean(token.name, Object.keys(mine));
+      throw usageError(`unknown option '${token.rawName}'${guess ? ` (did you mean '--${guess}'?)` : ''}`, command);
+    }
+    if (spec.type === 'string' && token.value === undefined) throw usageError(`option '${token.rawName} ${spec.value ?? 'VALUE'}' needs a value`, command);
+    if (spec.type === 'boolean' && token.inlineValue) throw usageError(`option '${token.rawName}' takes no value (got '${token.value ?? ''}')`, command);
   }
 }
 
@@ -234,9 +327,16 @@ function isCommandName(value: string): value is CommandName {
   return (COMMAND_NAMES as readonly string[]).includes(value);
 }
 
-function positiveInt(raw: string | undefined, flag: string, fallback: number): number {
+function positiveInt(raw: string | undefined, flag: string, fallback: number, command: CommandName): number {
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n <= 0) throw usageError(`${flag} must be a positive integer, got '${raw}'`);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n <= 0) throw usageError(`${flag} must be a positive integer, got '${raw}'`, command);
   return n;
+}
+
+/** `755`, `0755`, `0o755`: permission bits in octal (the agent refuses anything above 777). */
+function octalMode(raw: string, what: string, command: CommandName): number {
+  const match = /^(?:0o?)?([0-7]{1,4})$/i.exec(raw);
+  if (!match) throw usageError(`${what} must be an octal mode such as 755, got '${raw}'`, command);
+  return Number.parseInt(match[1] as string, 8);
 }

@@ -55,6 +55,10 @@ const BY_CODE: ReadonlyMap<string, ExitCode> = new Map<string, ExitCode>([
   ['ERR_VMLINK_PEER_NOT_ALLOWED', ExitCode.POLICY],
   ['ERR_VMLINK_TOO_MANY_CONNECTIONS', ExitCode.POLICY],
   ['ERR_VMLINK_METHOD_BLOCKED', ExitCode.POLICY],
+  // rm -r / mv of the root the agent serves.
+  ['ERR_VMLINK_ROOT_PROTECTED', ExitCode.POLICY],
+  // A value the agent refuses (a mode with setuid bits, a bad offset): the command line's fault.
+  ['ERR_VMLINK_INVALID_PARAMS', ExitCode.USAGE],
   ['ENOENT', ExitCode.REMOTE_FILE],
   ['ENOTDIR', ExitCode.REMOTE_FILE],
   ['EISDIR', ExitCode.REMOTE_FILE],
@@ -62,6 +66,12 @@ const BY_CODE: ReadonlyMap<string, ExitCode> = new Map<string, ExitCode>([
   ['EPERM', ExitCode.REMOTE_FILE],
   ['ELOOP', ExitCode.REMOTE_FILE],
   ['ENOSPC', ExitCode.REMOTE_FILE],
+  ['EEXIST', ExitCode.REMOTE_FILE],
+  ['ENOTEMPTY', ExitCode.REMOTE_FILE],
+  ['EXDEV', ExitCode.REMOTE_FILE],
+  ['EBUSY', ExitCode.REMOTE_FILE],
+  ['EINVAL', ExitCode.REMOTE_FILE],
+  ['ERR_VMLINK_TOO_MANY_ENTRIES', ExitCode.REMOTE_FILE],
   ['ERR_VMLINK_INVALID_PATH', ExitCode.REMOTE_FILE],
   ['ERR_VMLINK_FILE_CHANGED', ExitCode.REMOTE_FILE],
   // fs.read of a FIFO, a device, a socket or a pseudo file (/proc) that reports 0 bytes.
@@ -86,11 +96,12 @@ export const EXIT_CODE_HELP = `Exit codes:
   1   other failure
   2   usage error
   65  checksum mismatch (the copy was discarded)
-  66  remote file error (ENOENT, EISDIR, EACCES, not a regular file...)
+  66  remote file error (ENOENT, EISDIR, EEXIST, EACCES, not a regular file...)
   69  agent unreachable (nothing listening at the URI)
   73  local file error
   74  connection lost mid-request (agent killed, VM gone)
   75  timeout (or the agent is busy: retry later)
   76  protocol error (is that really a vmlink agent?)
-  77  refused by the agent's policy (--root confinement, --allow-exec, --allow-cid/--allow-uid, limits)
+  77  refused by the agent's policy (--root confinement, the root itself, --allow-exec, --allow-rpcs,
+      --allow-cid/--allow-uid, limits)
 `;

@@ -2,10 +2,20 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { VmlinkError } from '@vmlink/errors';
 import { RpcPeer } from '@vmlink/rpc';
-import type { Connection, Transport } from '@vmlink/transport';
-import type { AgentClient, AgentInfo, ExecResult, ListResult, StatResult, TransferResult } from './agent-client.js';
-import { EXEC_EXIT, EXEC_MAX_RECORD, EXEC_RECORD_HEADER, EXEC_STDERR, READ_TRAILER_BYTES } from './protocol.js';
-import { loadInstalledTransports } from '@vmlink/transport';
+import {
+  ExecRecordDecoder,
+  ExecRecordTag,
+  READ_TRAILER_BYTES,
+  type ChmodResult,
+  type HashResult,
+  type MethodName,
+  type MkdirResult,
+  type MvResult,
+  type RmResult,
+  type UtimesResult,
+} from '@vmlink/agent-protocol';
+import { loadInstalledTransports, reconnecting, type Connection, type Transport, type Transports } from '@vmlink/transport';
+import type { AgentClient, AgentInfo, ExecResult, ListResult, StatResult, TransferResult, WriteOptions } from './agent-client.js';
 
 export interface ConnectOptions {
   /** Connect timeout, and the longest silence tolerated while a call runs. */
@@ -39,23 +49,66 @@ function connectError(uri: string, cause: Error): VmlinkError {
   return new VmlinkError(ours, `cannot connect to ${uri}: ${cause.message}${named}`, { cause });
 }
 
-/** Dials `uri` with every transport plugin that loads here and returns a client. */
+/** Dials `uri` with every transport plugin that loads here (and the caller's own) and returns a client. */
 export async function connectAgent(uri: string, options: ConnectOptions): Promise<AgentClient> {
   const { transports } = await loadInstalledTransports({ plugins: options.transportModules ?? [], transports: options.transports ?? [] });
-  const deadline = performance.now() + options.timeoutMs;
-  for (let attempt = 0; ; attempt += 1) {
-    let connection: Connection;
-    try {
-      const left = Math.max(1, Math.round(deadline - performance.now()));
-      connection = await transports.dial(uri, { timeout: left });
-      return new RpcAgentClient(uri, connection, options.timeoutMs);
-    } catch (error) {
-      const failure = connectError(uri, error as Error);
-      const delay = Math.min(1000, 50 * 2 ** attempt);
-      if (!options.wait || failure.code !== 'ERR_VMLINK_UNREACHABLE' || performance.now() + delay >= deadline) throw failure;
-      await new Promise((resolve) => setTimeout(resolve, delay));
-    }
+  const connection = options.wait ? await dialWaiting(transports, uri, options.timeoutMs) : await dialOnce(transports, uri, options.timeoutMs);
+  return new RpcAgentClient(uri, connection, options.timeoutMs);
+}
+
+async function dialOnce(transports: Transports, uri: string, timeoutMs: number): Promise<Connection> {
+  try {
+    return await transports.dial(uri, { timeout: timeoutMs });
+  } catch (error) {
+    throw connectError(uri, error as Error);
   }
+}
+
+/**
+ * --wait: @vmlink/transport's reconnecting() dials with backoff while nothing listens
+ * (an agent booting or restarting) and hands over the first Connection; any other
+ * failure (a bad address, a garbled handshake) ends the wait at once. The CLI does not
+ * want a second Connection: once one is up the client stops redialing.
+ */
+async function dialWaiting(transports: Transports, uri: string, timeoutMs: number): Promise<Connection> {
+  let resolved;
+  try {
+    resolved = transports.resolve(uri);
+  } catch (error) {
+    throw connectError(uri, error as Error);
+  }
+  let last: Error | undefined;
+  const client = reconnecting(resolved.transport, resolved.address, {
+    dialTimeout: timeoutMs,
+    backoff: { initialDelay: 50, maxDelay: 1000 },
+    shouldRetry: (error) => connectError(uri, error).code === 'ERR_VMLINK_UNREACHABLE',
+  });
+  client.on('retry', ({ error }) => (last = error));
+  client.on('error', (error) => (last = error));
+  try {
+    const connection = await client.waitForConnection({ signal: AbortSignal.timeout(timeoutMs) });
+    // Ours now: the client must neither redial when it closes nor destroy it.
+    client.removeAllListeners('retry');
+    void stopRedialing(client, connection);
+    return connection;
+  } catch (error) {
+    await client.close().catch(() => undefined);
+    const code = (error as { code?: unknown }).code;
+    if (code === 'ABORT_ERR') {
+      const why = last ? `; last attempt: ${last.message}` : '';
+      throw new VmlinkError('ERR_VMLINK_TIMEOUT', `cannot connect to ${uri}: nothing answered within ${timeoutMs} ms (--wait)${why}`, { cause: last ?? error });
+    }
+    throw connectError(uri, (last ?? error) as Error);
+  }
+}
+
+/** Once the CLI's Connection closes, the reconnecting client stops instead of dialing again. */
+async function stopRedialing(client: ReturnType<typeof reconnecting>, connection: Connection): Promise<void> {
+  await new Promise<void>((resolve) => {
+    if (connection.destroyed) resolve();
+    else connection.once('close', () => resolve());
+  });
+  await client.close().catch(() => undefined);
 }
 
 /**
@@ -138,7 +191,7 @@ class RpcAgentClient implements AgentClient {
     return new VmlinkError(mapped, `${why}: ${(error as Error).message}`, { cause: error });
   }
 
-  private call<T>(method: string, params: Record<string, unknown>): Promise<T> {
+  private call<T>(method: MethodName, params: object): Promise<T> {
     return this.watch((signal) => this.rpc.call(method, params, { signal }) as Promise<T>);
   }
 
@@ -158,14 +211,42 @@ class RpcAgentClient implements AgentClient {
     return this.call('fs.list', { path });
   }
 
-  read(path: string, sink: (chunk: Uint8Array) => Promise<void>, onSize?: (size: number) => void): Promise<TransferResult> {
+  hash(path: string, length: number): Promise<HashResult> {
+    return this.call('fs.hash', { path, length });
+  }
+
+  mkdir(path: string, options: { mode?: number; parents?: boolean } = {}): Promise<MkdirResult> {
+    return this.call('fs.mkdir', { path, ...options });
+  }
+
+  rm(path: string, options: { recursive?: boolean } = {}): Promise<RmResult> {
+    return this.call('fs.rm', { path, ...options });
+  }
+
+  mv(from: string, to: string): Promise<MvResult> {
+    return this.call('fs.mv', { from, to });
+  }
+
+  chmod(path: string, mode: number): Promise<ChmodResult> {
+    return this.call('fs.chmod', { path, mode });
+  }
+
+  utimes(path: string, mtimeMs: number): Promise<UtimesResult> {
+    return this.call('fs.utimes', { path, mtimeMs });
+  }
+
+  read(path: string, sink: (chunk: Uint8Array) => Promise<void>, onSize?: (size: number) => void, offset = 0): Promise<TransferResult> {
     return this.watch(async (signal) => {
-      const { result, body } = await this.rpc.request('fs.read', { path }, { signal });
+      const { result, body } = await this.rpc.request('fs.read', offset > 0 ? { path, offset } : { path }, { signal });
       const size = (result as { size?: unknown }).size;
       if (typeof size !== 'number' || !body) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `fs.read from ${this.uri}: no size or no body in the reply`);
+      if (offset > 0 && (result as { offset?: unknown }).offset !== offset) {
+        throw new VmlinkError('ERR_VMLINK_PROTOCOL', `fs.read from ${this.uri}: asked to resume at ${offset}, the agent does not resume reads (an older agent?)`);
+      }
       onSize?.(size);
+      // The trailer covers the whole file: only its sha256 is compared here when resuming (the caller hashes its prefix).
       const hash = createHash('sha256');
-      let received = 0;
+      let received = offset;
       const trailer: Buffer[] = [];
       for await (const chunk of body as AsyncIterable<Buffer>) {
         const content = chunk.subarray(0, Math.max(0, size - received));
@@ -178,9 +259,10 @@ class RpcAgentClient implements AgentClient {
       }
       const announced = Buffer.concat(trailer);
       if (received !== size + READ_TRAILER_BYTES) {
-        throw new VmlinkError('ERR_VMLINK_PROTOCOL', `fs.read from ${this.uri}: ${received} body bytes for a ${size}-byte file`);
+        throw new VmlinkError('ERR_VMLINK_PROTOCOL', `fs.read from ${this.uri}: ${received - offset} body bytes for a ${size}-byte file from ${offset}`);
       }
       const sha256 = hash.digest('hex');
+      if (offset > 0) return { size, sha256: announced.toString('hex') };
       if (announced.toString('hex') !== sha256) {
         throw new VmlinkError(
           'ERR_VMLINK_CHECKSUM_MISMATCH',
@@ -191,7 +273,7 @@ class RpcAgentClient implements AgentClient {
     });
   }
 
-  write(path: string, source: AsyncIterable<Uint8Array>, size: number, sha256: string): Promise<TransferResult> {
+  write(path: string, source: AsyncIterable<Uint8Array>, size: number, sha256: string, options: WriteOptions = {}): Promise<TransferResult> {
     // Each chunk the RPC layer pulls means the agent granted credit: that is activity.
     const touch = (): void => {
       this.lastActivity = performance.now();
@@ -202,7 +284,7 @@ class RpcAgentClient implements AgentClient {
         yield chunk;
       }
     }
-    return this.watch((signal) => this.rpc.call('fs.write', { path, size, sha256 }, { signal, body: observed() }) as Promise<TransferResult>);
+    return this.watch((signal) => this.rpc.call('fs.write', { path, size, sha256, ...options }, { signal, body: observed() }) as Promise<TransferResult>);
   }
 
   async exec(
@@ -214,19 +296,12 @@ class RpcAgentClient implements AgentClient {
     try {
       ({ body } = await this.rpc.request('exec', { command, args: [...args] }));
       if (!body) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `exec on ${this.uri}: the reply has no body`);
-      let pending: Buffer = Buffer.alloc(0);
+      const decoder = new ExecRecordDecoder();
       let exit: ExecResult | undefined;
       for await (const chunk of body as AsyncIterable<Buffer>) {
-        pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-        while (pending.length >= EXEC_RECORD_HEADER) {
-          const length = pending.readUInt32BE(1);
-          if (length > EXEC_MAX_RECORD) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `exec on ${this.uri}: a ${length}-byte output record`);
-          if (pending.length < EXEC_RECORD_HEADER + length) break;
-          const tag = pending.readUInt8(0);
-          const data = pending.subarray(EXEC_RECORD_HEADER, EXEC_RECORD_HEADER + length);
-          pending = pending.subarray(EXEC_RECORD_HEADER + length);
-          if (tag === EXEC_EXIT) exit = JSON.parse(data.toString('utf8')) as ExecResult;
-          else await onOutput(tag === EXEC_STDERR ? 'stderr' : 'stdout', data);
+        for (const record of decoder.push(chunk)) {
+          if (record.tag === ExecRecordTag.EXIT) exit = JSON.parse(record.data.toString('utf8')) as ExecResult;
+          else await onOutput(record.tag === ExecRecordTag.STDERR ? 'stderr' : 'stdout', record.data);
         }
       }
       if (!exit) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `exec on ${this.uri}: the output ended without an exit status`);

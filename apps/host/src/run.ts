@@ -1,8 +1,10 @@
 import type { AgentClient } from './agent-client.js';
-import { type Command, HELP, parseHostArgs } from './args.js';
+import { describeAgentError } from '@vmlink/agent-protocol';
+import { type Command, HELP, UsageError, parseHostArgs } from './args.js';
 import { benchCommand } from './commands/bench.js';
 import { cpCommand } from './commands/cp.js';
 import { execCommand } from './commands/exec.js';
+import { chmodCommand, mkdirCommand, mvCommand, rmCommand, statCommand } from './commands/manage.js';
 import { infoCommand, lsCommand, pingCommand } from './commands/simple.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { type CliOutput, processOutput } from './output.js';
@@ -37,7 +39,9 @@ export async function runCli(argv: readonly string[], out: CliOutput = processOu
   try {
     command = parseHostArgs(argv, env);
   } catch (error) {
-    out.stderr.write(`vmlink: ${(error as Error).message}\n`);
+    const command = error instanceof UsageError ? error.command : undefined;
+    const more = command === undefined ? '' : ` or 'vmlink ${command} --help'`;
+    out.stderr.write(`vmlink: ${(error as Error).message}\nTry 'vmlink --help'${more}.\n`);
     return ExitCode.USAGE;
   }
   if (command.name === 'help') {
@@ -60,7 +64,17 @@ export async function runCli(argv: readonly string[], out: CliOutput = processOu
       case 'ls':
         return await lsCommand(client, command.path, command.common, out);
       case 'cp':
-        return await cpCommand(client, command.plan, command.progress, command.common, out);
+        return await cpCommand(client, command, out);
+      case 'stat':
+        return await statCommand(client, command.path, command.common, out);
+      case 'mkdir':
+        return await mkdirCommand(client, command.path, command.parents, command.mode, command.common, out);
+      case 'rm':
+        return await rmCommand(client, command.path, command.recursive, command.common, out);
+      case 'mv':
+        return await mvCommand(client, command.from, command.to, command.common, out);
+      case 'chmod':
+        return await chmodCommand(client, command.mode, command.path, command.common, out);
       case 'exec':
         return await execCommand(client, command.command, command.args, command.common, out);
       case 'bench':
@@ -71,7 +85,11 @@ export async function runCli(argv: readonly string[], out: CliOutput = processOu
   } catch (error) {
     const code = (error as { code?: unknown }).code;
     const codeText = typeof code === 'string' ? code : undefined;
-    out.stderr.write(`vmlink ${command.name} ${uri}: ${(error as Error).message}${hintFor(codeText)} [${codeText ?? 'ERROR'}]\n`);
+    // The refusal in words first (what it means), then the agent's message (which value).
+    const words = describeAgentError(codeText);
+    const said = words ? `${words}: ` : '';
+    out.stderr.write(`vmlink ${command.name} ${uri}: ${said}${(error as Error).message}${hintFor(codeText)} [${codeText ?? 'ERROR'}]\n`);
+    if (error instanceof UsageError) out.stderr.write(`Try 'vmlink --help' or 'vmlink ${command.name} --help'.\n`);
     // Like a shell: an allowed command that is not installed or not executable.
     if (command.name === 'exec' && codeText === 'ENOENT') return 127;
     if (command.name === 'exec' && codeText === 'EACCES') return 126;

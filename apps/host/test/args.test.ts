@@ -3,7 +3,7 @@ import { DEFAULT_TIMEOUT_MS, parseHostArgs } from '../src/args.js';
 import { parseEndpoint, planCopy, splitRemoteSpec } from '../src/remote-spec.js';
 import { ExitCode, exitCodeFor } from '../src/exit-codes.js';
 
-const common = { json: false, timeoutMs: DEFAULT_TIMEOUT_MS, wait: false };
+const common = { json: false, timeoutMs: DEFAULT_TIMEOUT_MS, wait: false, transports: [] };
 
 describe('splitRemoteSpec: the URI:PATH rule (pure)', () => {
   it.each([
@@ -94,7 +94,7 @@ describe('parseHostArgs (pure)', () => {
 
   it('has --help on every command and on its own', () => {
     expect(parseHostArgs(['--help'])).toEqual({ name: 'help', topic: undefined });
-    for (const name of ['ping', 'info', 'ls', 'cp', 'exec', 'bench'] as const) {
+    for (const name of ['ping', 'info', 'ls', 'stat', 'cp', 'mkdir', 'rm', 'mv', 'chmod', 'exec', 'bench'] as const) {
       expect(parseHostArgs([name, '--help'])).toEqual({ name: 'help', topic: name });
     }
   });
@@ -103,6 +103,58 @@ describe('parseHostArgs (pure)', () => {
     for (const argv of [[], ['frobnicate'], ['ping'], ['ping', 'u', 'extra'], ['ping', 'u', '--count', '0'], ['cp', 'a'], ['info', 'u', '--nope']]) {
       expect(() => parseHostArgs(argv)).toThrow(expect.objectContaining({ code: 'ERR_VMLINK_USAGE' }));
     }
+  });
+});
+
+describe('parseHostArgs: options per command, suggestions, version (pure)', () => {
+  const usage = (argv: string[]): Error => {
+    try {
+      parseHostArgs(argv, {});
+    } catch (error) {
+      expect((error as { code?: string }).code).toBe('ERR_VMLINK_USAGE');
+      return error as Error;
+    }
+    throw new Error(`${argv.join(' ')} parsed`);
+  };
+
+  it('parses the file management commands', () => {
+    expect(parseHostArgs(['stat', 'u', '/f'], {})).toEqual({ name: 'stat', uri: 'u', path: '/f', common });
+    expect(parseHostArgs(['mkdir', 'u', '/d', '-p', '--mode', '750'], {})).toEqual({ name: 'mkdir', uri: 'u', path: '/d', parents: true, mode: 0o750, common });
+    expect(parseHostArgs(['rm', '-r', 'u', '/d'], {})).toEqual({ name: 'rm', uri: 'u', path: '/d', recursive: true, common });
+    expect(parseHostArgs(['mv', 'u', '/a', '/b'], {})).toEqual({ name: 'mv', uri: 'u', from: '/a', to: '/b', common });
+    expect(parseHostArgs(['chmod', 'u', '0o640', '/f'], {})).toEqual({ name: 'chmod', uri: 'u', mode: 0o640, path: '/f', common });
+    expect(parseHostArgs(['cp', '-r', 'unix:/a.sock:/d', 'out', '--resume'], {})).toMatchObject({ name: 'cp', recursive: true, resume: true });
+    expect(usage(['chmod', 'u', 'rwx', '/f']).message).toMatch(/octal mode such as 755, got 'rwx'/);
+    expect(usage(['cp', 'in', 'unix:/a.sock:/f', '--resume']).message).toMatch(/--resume continues downloads only/);
+  });
+
+  it('an option of another command is an error naming its owner', () => {
+    expect(usage(['ls', 'u', '/', '--count', '3']).message).toBe("option '--count' belongs to 'ping', it is not an option of 'ls'");
+    expect(usage(['ping', 'u', '-r']).message).toBe("option '-r' belongs to 'cp' and 'rm', it is not an option of 'ping'");
+    expect(usage(['info', 'u', '--resume']).message).toMatch(/belongs to 'cp'/);
+  });
+
+  it('did you mean: commands and flags', () => {
+    expect(usage(['pnig', 'u']).message).toMatch(/unknown command 'pnig' \(did you mean 'ping'\?\)/);
+    expect(usage(['mkdri', 'u', '/d']).message).toMatch(/did you mean 'mkdir'/);
+    expect(usage(['frobnicate']).message).not.toMatch(/did you mean/);
+    expect(usage(['ping', 'u', '--cuont', '2']).message).toMatch(/unknown option '--cuont' \(did you mean '--count'\?\)/);
+    expect(usage(['cp', 'unix:/a.sock:/a', 'b', '--recursiv']).message).toMatch(/did you mean '--recursive'/);
+    expect(usage(['info', 'u', '--jsno']).message).toMatch(/did you mean '--json'/);
+    expect(usage(['info', 'u', '--timeout']).message).toMatch(/'--timeout MS' needs a value/);
+    expect(usage(['info', 'u', '--json=yes']).message).toMatch(/'--json' takes no value/);
+    expect(usage(['ls', 'u', '--', 'x']).message).toMatch(/'--' is only for exec/);
+  });
+
+  it('-V/--version anywhere, -h/--help', () => {
+    expect(parseHostArgs(['-V'], {})).toEqual({ name: 'version' });
+    expect(parseHostArgs(['--version'], {})).toEqual({ name: 'version' });
+    expect(parseHostArgs(['-h'], {})).toEqual({ name: 'help', topic: undefined });
+    expect(parseHostArgs(['rm', '-h'], {})).toEqual({ name: 'help', topic: 'rm' });
+  });
+
+  it('--transport and VMLINK_TRANSPORTS', () => {
+    expect(parseHostArgs(['ping', 'u', '--transport', './a.js', '--transport', 'b'], { VMLINK_TRANSPORTS: 'x,y' })).toMatchObject({ common: { transports: ['x', 'y', './a.js', 'b'] } });
   });
 });
 
