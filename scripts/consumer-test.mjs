@@ -57,14 +57,16 @@ function runAsync(command, args, options) {
   });
 }
 
-/** A bin dir holding only node, npm and sh (for install scripts): no g++, cc, make or python3. */
+/** A bin dir holding only node, npm, npx and sh (for install scripts): no g++, cc, make or python3. */
 function compilerFreePath(work) {
   const bin = join(work, 'bin');
   mkdirSync(bin);
   symlinkSync(process.execPath, join(bin, 'node'));
   symlinkSync('/bin/sh', join(bin, 'sh'));
-  const npm = execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim();
-  symlinkSync(realpathSync(npm), join(bin, 'npm'));
+  for (const tool of ['npm', 'npx']) {
+    const found = execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim();
+    symlinkSync(realpathSync(found), join(bin, tool));
+  }
   for (const tool of ['g++', 'c++', 'gcc', 'cc', 'make', 'python3', 'python']) {
     if (spawnSync('/bin/sh', ['-c', `command -v ${tool}`], { env: { PATH: bin } }).status === 0) {
       throw new Error(`consumer-test: ${tool} is reachable on the compiler-free PATH ${bin}`);
@@ -174,9 +176,10 @@ async function main() {
     writeFileSync(join(app, 'package.json'), JSON.stringify(consumerManifest(tarballs), null, 2));
     const env = { PATH: compilerFreePath(work), HOME: process.env.HOME ?? '/root', npm_config_update_notifier: 'false', TMPDIR: tmpdir() };
     const installLog = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel', 'warn'], { cwd: app, env });
-    log(`installed in a fresh project with PATH=${env.PATH} (node and npm only)${installLog.trim() ? `:\n${installLog.trim()}` : ''}`);
+    log(`installed in a fresh project with PATH=${env.PATH} (node, npm, npx, sh)${installLog.trim() ? `:\n${installLog.trim()}` : ''}`);
 
     writeFileSync(join(app, 'entry-points.json'), JSON.stringify(entryPoints(publishable)));
+    writeFileSync(join(app, 'commands.json'), JSON.stringify(publishable.flatMap(({ pkg }) => Object.keys(typeof pkg.bin === 'string' ? { [pkg.name]: pkg.bin } : pkg.bin ?? {}).map((command) => ({ package: pkg.name, command })))));
     writeConsumerFiles(app);
     process.stdout.write(run(process.execPath, ['smoke.mjs'], { cwd: app, env }));
     log('ESM imports and one real call per package passed');

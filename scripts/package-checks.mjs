@@ -68,7 +68,6 @@ function checkChangesets(publishable) {
   const config = readJson('.changeset/config.json');
   const groups = config.fixed ?? [];
   for (const { pkg } of publishable) {
-    if (!pkg.name.startsWith('@vmlink/')) continue;
     const inGroup = groups.some((group) => group.some((pattern) => fixedPatternMatches(pattern, pkg.name)));
     if (!inGroup) problem('.changeset/config.json', `${pkg.name} is in no "fixed" group`);
   }

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -145,6 +146,17 @@ const checks = {
     return 'exec record round trip';
   },
 };
+
+// Every command a package installs, the way its README says to run it: `npx NAME --help`.
+for (const { package: name, command } of JSON.parse(readFileSync(new URL('./commands.json', import.meta.url), 'utf8'))) {
+  checks[`npx ${command}`] = async () => {
+    const result = spawnSync('npx', ['--no', command, '--help'], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(result.status, 0, `npx ${command} --help exited ${result.status}: ${result.stderr}`);
+    const usage = `${result.stdout}${result.stderr}`;
+    assert.match(usage, /^Usage/m, `npx ${command} --help printed no usage: ${usage.slice(0, 200)}`);
+    return `--help from ${name}: ${usage.match(/^Usage.*$/m)[0]}`;
+  };
+}
 
 const only = process.argv.slice(2);
 let failed = 0;

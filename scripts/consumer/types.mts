@@ -17,6 +17,7 @@ import { startVm } from '@vmlink/testvm';
 import * as transportSuite from '@vmlink/compliance/transport';
 import * as aioSuite from '@vmlink/compliance/aio';
 import { METHODS, type MethodName } from '@vmlink/agent-protocol';
+import { Agent } from 'vmlink-guest';
 
 const binding: NativeBinding = loadBinding();
 const errno: string = binding.errnoName(2);
@@ -34,5 +35,5 @@ const args: string[] = qemuVsockArgs({ socket: '/run/x.sock', memoryMiB: 256 });
 
 export const used = [
   errno, selection, transports, rpcCall, cid, method, n, isError, args,
-  createThreadPoolBackend, createIoSubmitBackend, createServer, localCid, startVm, transportSuite, aioSuite,
+  createThreadPoolBackend, createIoSubmitBackend, createServer, localCid, startVm, transportSuite, aioSuite, Agent,
 ];
