@@ -116,7 +116,12 @@ bool FdStreamCore::Write(Napi::Value input, Napi::Value callback) {
 
   bool blocked = false;
   size_t before = pendingBytes_ + sent;
-  int err = WritePending(&blocked);
+  int err = 0;
+  if (!input.IsArray() && !EdgeTriggered()) {
+    blocked = true;  // the lone chunk's write above was short or EAGAIN: the buffer is full
+  } else {
+    err = WritePending(&blocked);
+  }
   if (err == 0 && pendingBytes_ < before && !OnBytesWritten()) return !blocked;
   if (err != 0 || !blocked) {
     ClearPending();
@@ -258,7 +263,7 @@ bool FdStreamCore::ReadChunk(bool* again, int* budget) {
     if (n > 0) {
       length += static_cast<size_t>(n);
       // Level-triggered: a short read means drained; the poll wakes us if more comes.
-      if (static_cast<size_t>(n) < want && !ReadsUntilEagain()) break;
+      if (static_cast<size_t>(n) < want && !EdgeTriggered()) break;
       *again = length == readSize_;
       continue;
     }
@@ -345,17 +350,21 @@ int FdStreamCore::WritePending(bool* blocked) {
   *blocked = false;
   while (pendingIndex_ < pending_.size()) {
     ssize_t n;
+    size_t wanted;
     if (messages_) {
       // One send per chunk: each chunk is one message.
       const PendingChunk& chunk = pending_[pendingIndex_];
-      n = ::send(fd_.get(), chunk.data + pendingOffset_, chunk.length - pendingOffset_, MSG_NOSIGNAL);
+      wanted = chunk.length - pendingOffset_;
+      n = ::send(fd_.get(), chunk.data + pendingOffset_, wanted, MSG_NOSIGNAL);
     } else {
       iovec iov[kMaxIov];
       int count = 0;
+      wanted = 0;
       for (size_t i = pendingIndex_; i < pending_.size() && count < kMaxIov; i++, count++) {
         size_t skip = i == pendingIndex_ ? pendingOffset_ : 0;
         iov[count].iov_base = const_cast<uint8_t*>(pending_[i].data + skip);
         iov[count].iov_len = pending_[i].length - skip;
+        wanted += iov[count].iov_len;
       }
       // Node ignores SIGPIPE, so a write to a closed peer fails with EPIPE.
       n = ::writev(fd_.get(), iov, count);
@@ -370,6 +379,7 @@ int FdStreamCore::WritePending(bool* blocked) {
     }
     size_t written = static_cast<size_t>(n);
     pendingBytes_ -= written;
+    bool full = written < wanted && !messages_;
     while (written > 0 && pendingIndex_ < pending_.size()) {
       size_t left = pending_[pendingIndex_].length - pendingOffset_;
       if (written < left) {
@@ -381,6 +391,11 @@ int FdStreamCore::WritePending(bool* blocked) {
         pendingIndex_++;
         pendingOffset_ = 0;
       }
+    }
+    // A short write: the kernel's buffer is full now; POLLOUT says when it is not.
+    if (full && !EdgeTriggered() && pendingIndex_ < pending_.size()) {
+      *blocked = true;
+      return 0;
     }
   }
   return 0;

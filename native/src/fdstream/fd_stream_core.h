@@ -88,9 +88,11 @@ class FdStreamCore {
   virtual bool OnReadError(int err);
   // Bytes were read and are about to be delivered.
   virtual bool BeforeDeliver() { return !closed_; }
-  // Whether reading on after a short read can find more (an edge-triggered watcher must
-  // read until EAGAIN; a level-triggered one learns of more from the next poll).
-  virtual bool ReadsUntilEagain() const { return false; }
+  // Edge-triggered readiness: reads and writes go on until EAGAIN (the next edge comes only
+  // after it). Level-triggered (the default) stops at a short read or write: the kernel
+  // queue is drained or full then, and the next poll says when that changes, which spares
+  // the syscall that would only return EAGAIN.
+  virtual bool EdgeTriggered() const { return false; }
   // The read loop stopped before the fd said EAGAIN (budget spent, or paused).
   virtual void OnReadsUndrained() {}
   // The kernel took bytes of a write.

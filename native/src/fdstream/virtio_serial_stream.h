@@ -36,7 +36,7 @@ class VirtioSerialCore : public FdStreamCore {
   bool OnReadEof() override { return Hangup(); }
   bool OnReadError(int err) override;
   bool BeforeDeliver() override;
-  bool ReadsUntilEagain() const override { return true; }
+  bool EdgeTriggered() const override { return true; }
   void OnReadsUndrained() override { RearmEpoll(); }
   bool OnBytesWritten() override { return ConfirmReturn(); }
   void OnAwaitingWritable(bool forWrite) override;
