@@ -92,7 +92,7 @@ for i in $(seq 1 600); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; e
     const expected = await sha256File(original);
     const up = await vmlink(['cp', original, `${uri}:/dir/${name}`], 900_000);
     expect(up.code, `${label} up: ${up.stderr}`).toBe(0);
-    expect(up.stdout).toContain(`${size} bytes, sha256 ${expected} (verified)`);
+    expect(up.stdout).toContain(`(${size} bytes), sha256 ${expected} (verified)`);
     expect(await guestSha(`/dir/${name}`)).toBe(expected);
     const back = path.join(local, `back-${name}`);
     const down = await vmlink(['cp', `${uri}:/dir/${name}`, back], 900_000);
