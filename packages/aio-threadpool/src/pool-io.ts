@@ -98,7 +98,7 @@ export class ThreadPoolIo implements FdIo {
 
   /** Workers alive now (or starting); minThreads while idle. */
   get threads(): number {
-    return this.closed && this.#pool.inFlight === 0 ? 0 : this.#pool.threads;
+    return this.#pool.threads;
   }
 
   /** The worker counts now: current (alive or starting), idle, peak (most at once), min, max. */
