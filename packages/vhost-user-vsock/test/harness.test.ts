@@ -6,7 +6,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { GuestDriverHarness, TX } from './harness/driver-harness.js';
+import { EVENT, GuestDriverHarness, RX, TX } from './harness/driver-harness.js';
 import { FLAG_NEED_REPLY, FLAG_REPLY, FLAG_VERSION, memReg, PF_CONFIG, PF_MEM_SLOTS, PF_REPLY_ACK, Req, u64, vringState } from './harness/vhost-user-messages.js';
 import { Op, SHUTDOWN_SEND, TYPE_STREAM } from './harness/vsock-header.js';
 
@@ -124,6 +124,35 @@ describe('vhost-user setup (harness plays QEMU)', () => {
     await h.until(() => sock.state === 'connected', 'connect');
     h.write(sock, Buffer.from('mapped again'));
     await h.until(() => Buffer.concat(sock.received).toString() === 'mapped again', 'echo');
+  });
+
+  it('TRANSPORT_RESET: each new driver gets one on the event ring once it posts a buffer', async () => {
+    const h = await harness();
+    h.setup();
+    h.postEventBuffer();
+    await h.until(() => h.usedIdx(EVENT) === 1, 'the event');
+    expect(h.usedEntry(EVENT, 0)).toEqual({ id: 0, len: 4 });
+    expect(h.lastEventId()).toBe(0); // VIRTIO_VSOCK_EVENT_TRANSPORT_RESET
+    h.postEventBuffer(); // the same driver: no second reset
+    for (let i = 0; i < 5; i++) h.pump();
+    expect(h.usedIdx(EVENT)).toBe(1);
+    h.restartRings(); // a new driver
+    h.postEventBuffer();
+    await h.until(() => h.usedIdx(EVENT) === 1, 'the new driver\'s event');
+    expect(h.lastEventId()).toBe(0);
+    expect(h.device.stats().transportResetsSent).toBe(2);
+  });
+
+  it('as under QEMU (only rx and tx handed over): the driver is served, no TRANSPORT_RESET can be sent', async () => {
+    const h = await harness();
+    const ready = new Promise<void>((resolve) => h.device.once('driver-ready', resolve));
+    h.setup([RX, TX]);
+    await ready;
+    let hostSide: Socket | undefined;
+    await listenHost(`${h.device.udsPath}_7000`, (s) => (hostSide = s));
+    const sock = h.connect(7000);
+    await h.until(() => sock.state === 'connected' && hostSide !== undefined, 'connect');
+    expect(h.device.stats()).toMatchObject({ driverReady: true, transportResetsSent: 0 });
   });
 
   it('close() is idempotent and leaves no fd behind', async () => {

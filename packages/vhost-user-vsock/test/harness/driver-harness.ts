@@ -159,16 +159,32 @@ export class GuestDriverHarness {
     return bytes === null ? [] : decode(bytes);
   }
 
-  /** QEMU 7.2's order: features, memory, then each ring. */
-  setup(): void {
+  /**
+   * QEMU 7.2's order: features, memory, then each ring. `rings`: QEMU itself gives a
+   * vhost-user vsock backend only rx and tx (it keeps the event ring).
+   */
+  setup(rings: readonly number[] = [RX, TX, EVENT]): void {
     const features = this.request(Req.GET_FEATURES)[0]!.payload.readBigUInt64LE(0);
     const protocol = this.request(Req.GET_PROTOCOL_FEATURES)[0]!.payload.readBigUInt64LE(0);
     this.request(Req.SET_PROTOCOL_FEATURES, u64(protocol & (PF_CONFIG | PF_MEM_SLOTS)));
     this.request(Req.SET_OWNER);
     this.request(Req.SET_FEATURES, u64(features & (F_VERSION_1 | F_EVENT_IDX | F_INDIRECT | F_PROTOCOL_FEATURES | F_SEQPACKET)));
     this.request(Req.ADD_MEM_REG, memReg(this.region()), [this.memfd]);
-    for (const q of [RX, TX, EVENT]) this.setupRing(q, 0);
+    for (const q of rings) this.setupRing(q, 0);
     this.fillRx();
+  }
+
+  /** Posts one 8-byte event buffer (at SCRATCH) on the event ring, as a driver does at start. */
+  postEventBuffer(): void {
+    this.mem.fill(0xff, this.off(SCRATCH), this.off(SCRATCH) + 8);
+    this.writeDesc(EVENT, 0, BigInt(SCRATCH), 8, DESC_WRITE, 0);
+    this.publish(EVENT, 0);
+    this.kick(EVENT);
+  }
+
+  /** The event id in the buffer postEventBuffer() gave. */
+  lastEventId(): number {
+    return this.mem.readUInt32LE(this.off(SCRATCH));
   }
 
   /** The one region this guest shares: GUARD bytes into the memfd, REGION_SIZE long. */
