@@ -46,6 +46,8 @@ export interface PoolLoad {
   readonly idleThreads: number;
   /** Requests queued that no worker has taken. */
   readonly queued: number;
+  /** Requests handed to the pool and not yet delivered back (queued, running or done). */
+  readonly inFlight: number;
   readonly maxThreads: number;
 }
 
@@ -53,12 +55,14 @@ export interface PoolLoad {
  * How many workers to add after a submit. QEMU's rule: requests wait and no worker is
  * idle, up to maxThreads. But only while requests block (the slow share reaches
  * growWhenSlowShare): page-cache hits are CPU work, and on 2 cores more threads than
- * cores only add context switches. A pool with no worker always gets one.
+ * cores only add context switches. A pool with no worker always gets one. Never more
+ * workers than requests in flight: workers still starting are neither idle nor busy, so
+ * the queue can look unserved while they start.
  */
 export function workersToAdd(load: PoolLoad, slowShare: number, growWhenSlowShare: number): number {
   const waiting = load.queued - load.idleThreads;
   if (waiting <= 0) return 0;
-  const room = Math.max(0, load.maxThreads - load.threads);
+  const room = Math.max(0, Math.min(load.maxThreads, load.inFlight) - load.threads);
   if (slowShare < growWhenSlowShare) return load.threads === 0 ? Math.min(1, room) : 0;
   return Math.min(waiting, room);
 }

@@ -272,7 +272,7 @@ export class ThreadPoolIo implements FdIo {
   /** Adds workers when requests wait with none idle and recent requests blocked (policy.ts). */
   #grow(): void {
     const pool = this.#pool;
-    const load = { threads: pool.threads, idleThreads: pool.idleThreads, queued: pool.queued, maxThreads: this.options.maxThreads };
+    const load = { threads: pool.threads, idleThreads: pool.idleThreads, queued: pool.queued, inFlight: pool.inFlight, maxThreads: this.options.maxThreads };
     const add = workersToAdd(load, this.#slowShare.value, this.options.growWhenSlowShare);
     if (add > 0) pool.spawn(add);
   }

@@ -47,14 +47,19 @@ describe('SlowShare', () => {
 });
 
 describe('workersToAdd', () => {
-  const load = { threads: 2, idleThreads: 0, queued: 30, maxThreads: 64 };
+  const load = { threads: 2, idleThreads: 0, queued: 30, inFlight: 32, maxThreads: 64 };
 
   it('adds one worker per waiting request while requests block, up to maxThreads', () => {
     expect(workersToAdd(load, 1, 0.25)).toBe(30);
     expect(workersToAdd({ ...load, idleThreads: 10 }, 1, 0.25)).toBe(20);
-    expect(workersToAdd({ ...load, threads: 60 }, 1, 0.25)).toBe(4);
-    expect(workersToAdd({ ...load, threads: 64 }, 1, 0.25)).toBe(0);
-    expect(workersToAdd({ ...load, threads: 70 }, 1, 0.25)).toBe(0);
+    expect(workersToAdd({ ...load, threads: 60, inFlight: 100 }, 1, 0.25)).toBe(4);
+    expect(workersToAdd({ ...load, threads: 64, inFlight: 100 }, 1, 0.25)).toBe(0);
+    expect(workersToAdd({ ...load, threads: 70, inFlight: 100 }, 1, 0.25)).toBe(0);
+  });
+
+  it('never beyond one worker per request in flight (workers still starting look busy)', () => {
+    expect(workersToAdd({ ...load, threads: 30, queued: 20 }, 1, 0.25)).toBe(2);
+    expect(workersToAdd({ ...load, threads: 32, queued: 20 }, 1, 0.25)).toBe(0);
   });
 
   it('adds none when nothing waits (idle workers take the queue)', () => {
