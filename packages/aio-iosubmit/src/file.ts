@@ -83,22 +83,11 @@ export class IoSubmitFile extends AioFileBase {
 
   protected override transfer(op: TransferOp, buffers: readonly Uint8Array[], position: Position, options: OpOptions | undefined): Promise<number> {
     return this.trackSettled<number>(op, options, (signal, settle) => {
-      const recorder = this.#services.recorder;
-      recorder.submitted();
-      const done: Settle<number> = {
-        resolve: (bytes) => {
-          recorder.settled(true);
-          settle.resolve(bytes);
-        },
-        reject: (error) => {
-          recorder.settled(false);
-          settle.reject(error);
-        },
-      };
+      const done = new Counted(this.#services.recorder, settle);
       const isRead = op === 'read' || op === 'readv';
       const length = buffers.length === 1 ? (buffers[0] as Uint8Array).byteLength : totalLength(buffers);
       const route = this.#guard.route(isRead, position, length);
-      if (route.to === 'fallback') this.#toFallback(route.reason, isRead, buffers, position, signal).then(done.resolve, done.reject);
+      if (route.to === 'fallback') follow(this.#toFallback(route.reason, isRead, buffers, position, signal), done);
       else this.#toKernel(op, isRead, buffers, position, length, route.nowait, signal, done);
     });
   }
@@ -111,7 +100,7 @@ export class IoSubmitFile extends AioFileBase {
         recorder.settled(false);
         reject(error);
       };
-      this.#enqueue(op, undefined, 0, 0, signal, fail, (res) => {
+      this.#enqueue(op, undefined, 0, 0, signal, { reject: fail }, (res) => {
         if (res < 0) return fail(this.#systemError(-res, op));
         recorder.settled(true);
         resolve();
@@ -151,7 +140,7 @@ export class IoSubmitFile extends AioFileBase {
   #toKernel(op: TransferOp, isRead: boolean, buffers: readonly Uint8Array[], position: Position, length: number, nowait: boolean, signal: AbortSignal | undefined, done: Settle<number>): void {
     const native: IoSubmitBuffers = op === 'read' || op === 'write' ? buffers[0] : buffers;
     const rwFlags = nowait ? this.#services.rwfNowait : 0;
-    this.#enqueue(op, native, position, rwFlags, signal, done.reject, (res, slowSubmit) => {
+    this.#enqueue(op, native, position, rwFlags, signal, done, (res, slowSubmit) => {
       if (isRead && nowait) this.#guard.nowaitReadEnded(res, slowSubmit, length);
       // Everything, or 0 at EOF without NOWAIT (a NOWAIT read may stop short where the
       // cache ends, which #afterKernel completes).
@@ -163,15 +152,15 @@ export class IoSubmitFile extends AioFileBase {
         done.resolve(res);
         return;
       }
-      this.#afterKernel(op, isRead, buffers, position, length, nowait, res, signal).then(done.resolve, done.reject);
+      follow(this.#afterKernel(op, isRead, buffers, position, length, nowait, res, signal), done);
     });
   }
 
   /**
    * Queues one kernel request. With a signal, an abort withdraws it while it is still
-   * queued here (`onAbort` hears the AbortError); one in the kernel settles with its real result.
+   * queued here (`request.reject` hears the AbortError); one in the kernel settles with its real result.
    */
-  #enqueue(op: KernelOp, buffers: IoSubmitBuffers, position: Position, rwFlags: number, signal: AbortSignal | undefined, onAbort: (error: unknown) => void, settle: KernelSettle): void {
+  #enqueue(op: KernelOp, buffers: IoSubmitBuffers, position: Position, rwFlags: number, signal: AbortSignal | undefined, request: Pick<Settle<unknown>, 'reject'>, settle: KernelSettle): void {
     const queue = this.#services.queue;
     let unwatch: (() => void) | undefined;
     const ticket = queue.enqueue({
@@ -190,7 +179,7 @@ export class IoSubmitFile extends AioFileBase {
               settle(res, slowSubmit);
             },
     });
-    if (signal !== undefined) unwatch = watchAbort(signal, () => queue.withdraw(ticket) && onAbort(abortError(signal)));
+    if (signal !== undefined) unwatch = watchAbort(signal, () => queue.withdraw(ticket) && request.reject(abortError(signal)));
   }
 
   /** What follows the kernel's answer when it is not a plain full transfer. */
@@ -315,6 +304,37 @@ export class IoSubmitFile extends AioFileBase {
   #systemError(errno: number, syscall: string): SystemError {
     return new SystemError({ code: this.#services.errnoName(errno), errno, syscall, path: this.path });
   }
+}
+
+/** A request's settle that also counts it in the backend's stats (submitted now, settled once). */
+class Counted implements Settle<number> {
+  readonly #recorder: StatsRecorder;
+  readonly #settle: Settle<number>;
+
+  constructor(recorder: StatsRecorder, settle: Settle<number>) {
+    this.#recorder = recorder;
+    this.#settle = settle;
+    recorder.submitted();
+  }
+
+  // Methods, not per-request closures: the hot path calls them directly.
+  resolve(bytes: number): void {
+    this.#recorder.settled(true);
+    this.#settle.resolve(bytes);
+  }
+
+  reject(error: unknown): void {
+    this.#recorder.settled(false);
+    this.#settle.reject(error);
+  }
+}
+
+/** Settles `settle` from a promise (the fallback's, or #afterKernel's). */
+function follow(promise: Promise<number>, settle: Settle<number>): void {
+  promise.then(
+    (bytes) => settle.resolve(bytes),
+    (error: unknown) => settle.reject(error),
+  );
 }
 
 function addPosition(position: Position, bytes: number): Position {

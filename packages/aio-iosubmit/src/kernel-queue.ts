@@ -67,6 +67,9 @@ interface Entry {
 /** Completions settled between two looks at the clock. */
 const SETTLE_GROUP = 8;
 
+/** Chaining on a settled promise queues a plain microtask (queueMicrotask wraps each in an AsyncResource). */
+const RESOLVED = Promise.resolve();
+
 /** Queues with requests in the kernel: a strong root, so their buffers cannot be collected mid-flight. */
 const busyQueues = new Set<KernelQueue>();
 
@@ -104,6 +107,9 @@ export class KernelQueue {
   #readyHead = 0;
   #settling = false;
   #deferredTurns = 0;
+  /** Start of the loop turn the current settling began in (performance.now()). */
+  #turnStart = 0;
+  readonly #settleNextGroup = (): void => this.#settleReady(this.#turnStart);
 
   constructor(options: KernelQueueOptions, recorder: StatsRecorder) {
     const binding = ioSubmitBinding();
@@ -299,6 +305,7 @@ export class KernelQueue {
    */
   #settleReady(turnStart: number): void {
     this.#settling = true;
+    this.#turnStart = turnStart;
     const ready = this.#ready;
     const end = Math.min(this.#readyHead + SETTLE_GROUP, ready.length);
     while (this.#readyHead < end) {
@@ -312,7 +319,7 @@ export class KernelQueue {
       this.#settling = false;
       return;
     }
-    if (performance.now() - turnStart < this.#completionBudgetMs) queueMicrotask(() => this.#settleReady(turnStart));
+    if (performance.now() - turnStart < this.#completionBudgetMs) void RESOLVED.then(this.#settleNextGroup);
     else {
       this.#deferredTurns++;
       setImmediate(() => this.#settleReady(performance.now()));
