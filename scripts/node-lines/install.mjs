@@ -6,9 +6,14 @@ import { chmod, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promis
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
-/** `$VMLINK_NODE_LINES_CACHE`, else `$XDG_CACHE_HOME/vmlink/node-lines`, else `~/.cache/vmlink/node-lines`. */
-export function defaultCacheDir(env = process.env) {
+/**
+ * `$VMLINK_NODE_LINES_CACHE`, else for root `/var/cache/vmlink/node-lines`, else
+ * `$XDG_CACHE_HOME/vmlink/node-lines` or `~/.cache/vmlink/node-lines`. Not /root/.cache for
+ * root: tests run node as other users (apps/guest spawns it as nobody), and /root is 0700.
+ */
+export function defaultCacheDir(env = process.env, uid = process.getuid?.()) {
   if (env.VMLINK_NODE_LINES_CACHE) return env.VMLINK_NODE_LINES_CACHE;
+  if (uid === 0) return '/var/cache/vmlink/node-lines';
   return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'vmlink', 'node-lines');
 }
 
@@ -83,7 +88,7 @@ export async function ensureNodeLine(major, { cacheDir = defaultCacheDir(), arch
   if (await isFile(node)) return { version, node, fetched: false };
 
   log(`fetching ${pkg}@${version} into ${dir}`);
-  await mkdir(join(cacheDir, pkg), { recursive: true });
+  await mkdir(join(cacheDir, pkg), { recursive: true, mode: 0o755 });
   // Built beside the final folder and renamed into place, so a crash leaves no half entry
   // and two runs at once both end with a whole one.
   const tmp = await mkdtemp(join(cacheDir, pkg, `.tmp-${version}-`));
