@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { allocAligned, createBackend, O_DIRECT, type AioBackend, type AioFile } from '@vmlink/aio';
-import { probeDirect } from '@vmlink/compliance/aio';
+import { probeDirect, runChild } from '@vmlink/compliance/aio';
 import { createThreadPoolBackend, createThreadPoolIo } from '../src/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vmlink-threadpool-elastic-'));
@@ -111,6 +111,25 @@ describe('elastic thread pool (real files)', () => {
       await io.close();
       await backend.close();
     }
+  }, 60_000);
+
+  it('a process whose grown pool sits idle (backend never closed) exits on its own', async () => {
+    const path = join(dir, 'child');
+    writeFileSync(path, Buffer.alloc(8 << 20, 4));
+    const source = `
+      const { createThreadPoolBackend } = await import('@vmlink/aio-threadpool');
+      const backend = createThreadPoolBackend({ minThreads: 1, maxThreads: 8, cachedBaseUs: 0, cachedBytesPerUs: 1e9, idleTimeoutMs: 60000 });
+      const file = await backend.open(${JSON.stringify(path)}, 'r');
+      for (let round = 0; round < 10; round++) {
+        await Promise.all(Array.from({ length: 8 }, (_, i) => file.read(Buffer.alloc(1 << 20), i << 20)));
+      }
+      console.log(JSON.stringify(backend.stats().threads));
+    `;
+    const result = await runChild(source, 30_000);
+    expect(result.killed, `the child did not exit by itself\n${result.stderr}`).toBe(false);
+    expect(result.code, result.stderr).toBe(0);
+    const threads = JSON.parse(result.stdout) as { current: number; peak: number };
+    expect(threads.peak).toBeGreaterThan(1);
   }, 60_000);
 
   it("createBackend('threadpool', { minThreads, maxThreads, idleTimeoutMs }) passes them on; bad ones are typed errors", async () => {
