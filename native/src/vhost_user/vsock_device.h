@@ -39,7 +39,7 @@ struct VsockDeviceConfig {
   uint32_t log_lines_per_second = 20;
   // Forwarded guest bytes the guest has not heard of (fwd_cnt) before a CREDIT_UPDATE goes
   // out on its own; <= buf_alloc, or a stalled guest would never hear of its credit.
-  uint32_t credit_update_bytes = 64 * 1024;
+  uint32_t credit_update_bytes = 128 * 1024;
   // tx completions held back before an interrupt (1: one per tx batch, as they come), and
   // the longest any completion waits for it (0: no waiting). Capped at half the ring.
   uint32_t tx_notify_batch = 1;

@@ -23,7 +23,7 @@ export interface VsockDeviceOptions {
   /**
    * Guest bytes passed on to the host socket, unannounced, before a CREDIT_UPDATE goes to
    * the guest on its own (data packets to the guest carry the count anyway); default
-   * bufAlloc / 4, at most bufAlloc. Each update costs the guest an rx packet and an
+   * bufAlloc / 2, at most bufAlloc. Each update costs the guest an rx packet and an
    * interrupt; too large a value lets a sending guest run out of credit and wait.
    */
   creditUpdateBytes?: number;
@@ -35,8 +35,9 @@ export interface VsockDeviceOptions {
   txNotifyBatch?: number;
   /**
    * The longest, in µs, a tx completion waits for its interrupt when fewer than
-   * txNotifyBatch have gathered; default 2000. 0 interrupts at once (after each batch of
-   * guest packets handled in one wake-up).
+   * txNotifyBatch have gathered; default 10000. 0 interrupts at once (after each batch of
+   * guest packets handled in one wake-up). A guest under load sends a packet every few
+   * ms, so a shorter wait gathers nothing.
    */
   txNotifyDelayUs?: number;
   /**
@@ -69,14 +70,17 @@ export const DEFAULT_MAX_CONNECTIONS = 4096;
 export const DEFAULT_LOG_LINES_PER_SECOND = 20;
 // See the option docs above; the numbers come from bench/hvsock (README there).
 export const DEFAULT_TX_NOTIFY_BATCH = 32;
-export const DEFAULT_TX_NOTIFY_DELAY_US = 2000;
+export const DEFAULT_TX_NOTIFY_DELAY_US = 10_000;
 export const MAX_TX_NOTIFY_BATCH = 32768;
 export const DEFAULT_RX_BUFFERS_PER_READ = 16;
 export const MAX_RX_BUFFERS_PER_READ = 256;
 export const MAX_TX_NOTIFY_DELAY_US = 10_000_000;
-/** bufAlloc / 4: a bulk sender hears of freed space 4 times per window, never waits for it. */
+/**
+ * bufAlloc / 2: a bulk sender hears of freed space twice per window, half the updates
+ * (and guest interrupts) of bufAlloc / 4, and still has half a window left when told.
+ */
 export function defaultCreditUpdateBytes(bufAlloc: number): number {
-  return Math.floor(bufAlloc / 4);
+  return Math.floor(bufAlloc / 2);
 }
 export const MIN_BUF_ALLOC = 4096;
 export const MAX_BUF_ALLOC = 64 * 1024 * 1024;

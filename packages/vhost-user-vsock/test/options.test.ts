@@ -41,12 +41,12 @@ describe('resolveDeviceOptions', () => {
 
   it('interrupt and credit tunables: documented defaults, creditUpdateBytes follows bufAlloc, explicit values kept', () => {
     expect(resolveDeviceOptions(ok)).toMatchObject({
-      creditUpdateBytes: DEFAULT_BUF_ALLOC / 4,
+      creditUpdateBytes: DEFAULT_BUF_ALLOC / 2,
       txNotifyBatch: DEFAULT_TX_NOTIFY_BATCH,
       txNotifyDelayUs: DEFAULT_TX_NOTIFY_DELAY_US,
       rxBuffersPerRead: DEFAULT_RX_BUFFERS_PER_READ,
     });
-    expect(resolveDeviceOptions({ ...ok, bufAlloc: 65536 }).creditUpdateBytes).toBe(16384);
+    expect(resolveDeviceOptions({ ...ok, bufAlloc: 65536 }).creditUpdateBytes).toBe(32768);
     expect(resolveDeviceOptions({ ...ok, bufAlloc: 65536, creditUpdateBytes: 65536, txNotifyBatch: 1, txNotifyDelayUs: 0 })).toMatchObject({
       creditUpdateBytes: 65536,
       txNotifyBatch: 1,
