@@ -1,4 +1,4 @@
-// Run by node-lines.mjs with the same launcher as the real suite: proves that vitest's
+// A vitest test file (see vitest.probe.config.mjs), run by node-lines.mjs with the same launcher as the real suite: proves that vitest's
 // workers (not only its main process) run on the Node line under test.
 import { writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
