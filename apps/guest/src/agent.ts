@@ -15,6 +15,8 @@ import { sweepStaleTempFiles } from './methods/files.js';
 import { resolveAgentOptions, type AgentOptions, type AgentStartOptions } from './options.js';
 import { RootJail } from './policy/confine.js';
 import { ExecPolicy } from './policy/exec-policy.js';
+import { ForwardPolicy, formatTarget } from './policy/forward-policy.js';
+import { ForwardTable } from './methods/forward.js';
 import { METHODS, type MethodName } from './protocol.js';
 import { createLogger, type AgentLogger } from './request-log.js';
 
@@ -37,6 +39,8 @@ const REFUSAL_CODES: ReadonlySet<string> = new Set([
   AgentErrorCode.SHUTTING_DOWN,
   AgentErrorCode.PATH_ESCAPE,
   AgentErrorCode.ROOT_PROTECTED,
+  AgentErrorCode.FORWARD_DISABLED,
+  AgentErrorCode.FORWARD_DENIED,
 ]);
 
 interface Session {
@@ -56,6 +60,8 @@ interface Session {
   condemned: boolean;
   /** Refusal codes already logged for this connection. */
   readonly refusalsLogged: Set<string>;
+  /** Its forwarded TCP connections: closed with it. */
+  readonly forwards: ForwardTable;
 }
 
 /** The local vsock CID through @vmlink/vsock (throws where AF_VSOCK is missing; info copes). */
@@ -98,6 +104,7 @@ export class Agent {
     private readonly backend: FileBackend,
     policy: ExecPolicy,
     jail: RootJail | undefined,
+    forward: ForwardPolicy,
   ) {
     const limits = options.limits;
     const cap = capForOpenFileLimit(limits.maxConnections, readOpenFileLimit());
@@ -116,6 +123,7 @@ export class Agent {
     this.handlers = createHandlers({
       jail,
       policy,
+      forward,
       backend,
       limits,
       info: {
@@ -158,7 +166,8 @@ export class Agent {
       log.warn('allowed command not found', { command: name, code: 'ENOENT', cause: 'not in the fixed exec PATH; exec of it fails with ENOENT' });
     }
     const backend = await openFileBackend(options.aio);
-    const agent = new Agent(options, log, transports, backend, policy, jail);
+    const forward = new ForwardPolicy(options.allowForward ?? []);
+    const agent = new Agent(options, log, transports, backend, policy, jail, forward);
     for (const uri of options.listen) await agent.listen(uri);
     if (agent.listeners.size === 0) {
       await backend.close();
@@ -170,6 +179,7 @@ export class Agent {
       aio: backend.name,
       root: jail?.realRoot ?? 'none',
       allowExec: [...policy.paths.values()].join(',') || 'none',
+      allowForward: forward.allowed.map(formatTarget).join(',') || 'none',
       allowUid: access.allowUids.join(','),
       allowCid: access.allowCids === 'any' ? 'any' : access.allowCids.join(','),
       methods: access.methods.methods.join(','),
@@ -272,6 +282,7 @@ export class Agent {
       closed: new AbortController(),
       condemned: false,
       refusalsLogged: new Set(),
+      forwards: new ForwardTable(),
     };
     this.sessions.set(connection, session);
     this.slots.add(connection, { peer: key, busy: false, lastActivity: session.lastActivity });
@@ -294,6 +305,7 @@ export class Agent {
     this.clientLog.event(key, 'connected', { peer: name, who });
     connection.once('close', () => {
       session.closed.abort(agentError(AgentErrorCode.CLIENT_GONE, 'the client went away'));
+      session.forwards.destroyAll();
       this.sessions.delete(connection);
       this.slots.remove(connection);
       if (!session.condemned) this.clientLog.event(key, 'disconnected', { peer: name });
@@ -365,6 +377,7 @@ export class Agent {
         note: (key, value) => {
           details[key] = value;
         },
+        forwards: session.forwards,
       };
       const reply = await this.handlers[method](params as Record<string, unknown>, ctx);
       if (!(reply instanceof Streamed)) {

@@ -5,7 +5,9 @@ import { collectInfo, type InfoSources } from './info.js';
 import { checkExecRequest, startCommand } from './methods/exec.js';
 import { changeMode, changeTimes, checkMode, hashPrefix, makeDirectory, movePath, removePath } from './methods/manage.js';
 import { listDirectory, openForRead, statPath, streamOpenedFile, writeFileAtomic } from './methods/files.js';
+import { dialTarget, feedTarget, probeTarget, pumpTarget, type ForwardTable } from './methods/forward.js';
 import type { AgentLimits } from './options.js';
+import { formatTarget, type ForwardPolicy } from './policy/forward-policy.js';
 import type { RootJail } from './policy/confine.js';
 import { describeValue, type ExecPolicy } from './policy/exec-policy.js';
 import { ExecRecordTag, encodeExecRecord, type MethodName } from './protocol.js';
@@ -19,6 +21,8 @@ export interface CallContext {
   readonly body: AsyncIterable<Uint8Array> | undefined;
   /** Facts for the request log line (bytes moved, exit code). */
   readonly note: (key: string, value: string | number | boolean) => void;
+  /** This client connection's forwarded TCP connections (net.connect / net.send). */
+  readonly forwards: ForwardTable;
 }
 
 /**
@@ -40,7 +44,11 @@ export interface HandlerDeps {
   readonly backend: FileBackend;
   readonly limits: AgentLimits;
   readonly info: InfoSources;
+  readonly forward: ForwardPolicy;
 }
+
+/** How long a guest TCP connect may take (net.connect, net.probe). */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 /** The agent's methods (METHODS in @vmlink/agent-protocol). */
 export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
@@ -104,6 +112,31 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
     'fs.mv': async (params) => movePath(jail(), params['from'], params['to']),
     'fs.chmod': async (params) => changeMode(jail(), params['path'], params['mode']),
     'fs.utimes': async (params) => changeTimes(jail(), params['path'], params['mtimeMs'], params['atimeMs']),
+    'net.probe': async (params, ctx) => {
+      const target = deps.forward.check('net.probe', params['host'], params['port']);
+      return probeTarget(target, ctx.signal, CONNECT_TIMEOUT_MS);
+    },
+    'net.connect': async (params, ctx) => {
+      const target = deps.forward.check('net.connect', params['host'], params['port']);
+      ctx.note('target', formatTarget(target));
+      const socket = await dialTarget(target, ctx.signal, CONNECT_TIMEOUT_MS);
+      socket.on('error', () => undefined); // reported through the body's end
+      const opened = ctx.forwards.add(socket);
+      return new Streamed(opened, async (send) => {
+        try {
+          ctx.note('bytes', await pumpTarget(socket, send, ctx.signal));
+        } catch (error) {
+          socket.destroy();
+          throw error;
+        }
+      });
+    },
+    'net.send': async (params, ctx) => {
+      const socket = ctx.forwards.get(params['id']);
+      const result = await feedTarget(socket, ctx.body ?? emptyBody(), ctx.signal);
+      ctx.note('bytes', result.bytes);
+      return result;
+    },
     exec: async (params, ctx) => {
       const { command, args } = checkExecRequest(deps.policy, { command: params['command'], args: params['args'] });
       ctx.note('command', command);

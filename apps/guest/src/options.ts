@@ -6,6 +6,7 @@ import { HOST_CID } from './access/peer-access.js';
 import { defaultPerPeer } from './limits/connection-slots.js';
 import { parseAllowExec } from './policy/exec-policy.js';
 import { FIXED_EXEC_PATH } from './policy/exec-resolve.js';
+import { ForwardPolicy, type ForwardTarget } from './policy/forward-policy.js';
 
 export const AIO_CHOICES = ['auto', 'threadpool', 'iosubmit', 'fs'] as const;
 export type AioChoice = (typeof AIO_CHOICES)[number];
@@ -87,6 +88,8 @@ export interface AgentOptions {
   /** Undefined: file methods are refused (default deny). */
   readonly root: string | undefined;
   readonly allowExec: readonly string[];
+  /** Guest TCP targets net.connect / net.probe may reach (`--allow-forward`); default none. */
+  readonly allowForward?: readonly ForwardTarget[];
   /** Files with more than one hard link are served (refused by default). */
   readonly allowHardlinks: boolean;
   readonly access: AccessOptions;
@@ -100,9 +103,9 @@ export type ParsedGuestArgs = { kind: 'help' } | { kind: 'version' } | { kind: '
 
 export const GUEST_USAGE = `Usage: vmlink-guest [options]
 
-The vmlink guest agent: serves ping, info, exec and the file methods (fs.stat, fs.list,
-fs.read, fs.write, fs.hash, fs.mkdir, fs.rm, fs.mv, fs.chmod, fs.utimes) over every
---listen transport at once.
+The vmlink guest agent: serves ping, info, exec, the file methods (fs.stat, fs.list,
+fs.read, fs.write, fs.hash, fs.mkdir, fs.rm, fs.mv, fs.chmod, fs.utimes) and port
+forwarding (net.probe, net.connect, net.send) over every --listen transport at once.
 
 Options:
   --listen URI         transport to serve, repeatable (default: ${DEFAULT_LISTEN.join(' and ')})
@@ -112,6 +115,9 @@ Options:
                        (without it, file methods are refused)
   --allow-exec a,b,c   commands exec may run (bare names or absolute paths); default: none
                        bare names are found in ${FIXED_EXEC_PATH} only
+  --allow-forward H:P[,H:P]
+                       guest TCP targets the host may forward to and probe (vmlink forward,
+                       vmlink wait-port), repeatable; IP or localhost and port; default: none
   --allow-hardlinks    serve files that have more than one hard link (refused by default)
   --exec-timeout MS    exec's process group is killed after MS (default: ${DEFAULT_LIMITS.execTimeoutMs})
 
@@ -173,6 +179,7 @@ export function parseGuestArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
         aio: { type: 'string', default: 'auto' },
         root: { type: 'string' },
         'allow-exec': { type: 'string', multiple: true },
+        'allow-forward': { type: 'string', multiple: true },
         'grace-ms': { type: 'string' },
         'max-streams': { type: 'string' },
         'allow-hardlinks': { type: 'boolean', default: false },
@@ -208,6 +215,12 @@ export function parseGuestArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     allowExec = parseAllowExec(values['allow-exec'] ?? []);
   } catch (err) {
     throw usageError((err as Error).message);
+  }
+  let allowForward: readonly ForwardTarget[];
+  try {
+    allowForward = ForwardPolicy.parse(values['allow-forward'] ?? []).allowed;
+  } catch (err) {
+    throw usageError(`--allow-forward: ${(err as Error).message}`);
   }
   const allowAbstract = values['allow-abstract'] ?? false;
   const abstract = listen.filter((uri) => uri.startsWith('unix:@'));
@@ -254,6 +267,7 @@ export function parseGuestArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
       aio,
       root: values.root,
       allowExec,
+      allowForward,
       allowHardlinks: values['allow-hardlinks'] ?? false,
       access,
       jsonLog: values.json ?? false,
@@ -342,6 +356,7 @@ export function resolveAgentOptions(input: AgentStartOptions): AgentOptions {
     aio: input.aio ?? 'auto',
     root: input.root,
     allowExec: input.allowExec ?? [],
+    allowForward: input.allowForward ?? [],
     allowHardlinks: input.allowHardlinks ?? false,
     access: {
       allowUids: input.access?.allowUids ?? [ownUid()],

@@ -11,11 +11,13 @@ import type {
   ListResult,
   MkdirResult,
   MvResult,
+  ProbeResult,
   RmResult,
   StatResult,
   TransferResult,
   UtimesResult,
 } from '@vmlink/agent-protocol';
+import type { Readable } from 'node:stream';
 
 export type { AgentInfo, ExecResult, FileType, ListEntry, ListResult, StatResult, TransferResult } from '@vmlink/agent-protocol';
 
@@ -24,8 +26,16 @@ export interface WriteOptions {
   readonly mtimeMs?: number;
 }
 
+/** One forwarded TCP connection in the guest: what the target sends, and its id for send(). */
+export interface OpenedTcp {
+  readonly id: string;
+  readonly body: Readable;
+}
+
 export interface AgentClient {
   readonly uri: string;
+  /** Whether the transport carries several connections to the agent at once (virtio-serial: no). */
+  readonly multiConnection: boolean;
   ping(): Promise<{ time: number }>;
   info(): Promise<AgentInfo>;
   stat(path: string): Promise<StatResult>;
@@ -44,6 +54,12 @@ export interface AgentClient {
   mv(from: string, to: string): Promise<MvResult>;
   chmod(path: string, mode: number): Promise<ChmodResult>;
   utimes(path: string, mtimeMs: number): Promise<UtimesResult>;
+  /** Does a guest TCP service accept connections? Rejects with the connect error, or a refusal. */
+  probe(host: string, port: number): Promise<ProbeResult>;
+  /** Opens a TCP connection in the guest (net.connect); no silence limit (a forwarded connection may idle). */
+  openTcp(host: string, port: number): Promise<OpenedTcp>;
+  /** Carries `source` to the forwarded connection `id`; its end half-closes the target. */
+  sendTcp(id: string, source: AsyncIterable<Uint8Array>): Promise<{ bytes: number }>;
   exec(command: string, args: readonly string[], onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>): Promise<ExecResult>;
   close(): Promise<void>;
 }

@@ -14,6 +14,7 @@ import {
   type CommandName,
 } from './options-spec.js';
 import { type CopyPlan, planCopy } from './remote-spec.js';
+import { type ForwardSpec, parseDuration, parseForwardSpec } from './commands/forward.js';
 
 export { COMMAND_NAMES, DEFAULT_TIMEOUT_MS, type CommandName };
 
@@ -40,6 +41,8 @@ export type Command =
   | { name: 'mv'; uri: string; from: string; to: string; common: CommonOptions }
   | { name: 'chmod'; uri: string; mode: number; path: string; common: CommonOptions }
   | { name: 'exec'; uri: string; command: string; args: string[]; common: CommonOptions }
+  | { name: 'forward'; uri: string; spec: ForwardSpec; common: CommonOptions }
+  | { name: 'wait-port'; uri: string; host: string; port: number; common: CommonOptions }
   | { name: 'bench'; uri: string; rounds: number; sizeMiB: number; common: CommonOptions };
 
 const COMMON_HELP = optionHelp(COMMON_OPTIONS);
@@ -70,6 +73,9 @@ Commands:
   mv URI FROM TO           rename a remote path (into TO if it is a directory)
   chmod URI MODE PATH      set permission bits (octal, at most 777)
   exec URI -- CMD ARGS     run an allowed command; exits with its exit code
+  forward URI [BIND:]LPORT:HOST:PORT
+                           carry TCP connections to LPORT on the host to HOST:PORT in the guest
+  wait-port URI HOST:PORT  wait until HOST:PORT in the guest accepts connections (--timeout 30s)
   bench URI                round-trip latency and bulk throughput
 
 Options:
@@ -114,6 +120,22 @@ A local path that looks like a URI can be written ./name.`,
     `Runs CMD on the agent (it must be in the agent's --allow-exec), streams its stdout and
 stderr, and exits with its exit code (128+N when killed by signal N). With --json the
 output is collected and printed as {"exitCode","signal","stdout","stderr"}.`,
+  ),
+  forward: commandHelp(
+    'forward',
+    'Usage: vmlink forward URI [BIND:]LOCALPORT:GUESTHOST:GUESTPORT',
+    `Listens on BIND:LOCALPORT on the host (BIND 127.0.0.1 by default; LOCALPORT 0 picks a free
+port, printed) and carries every accepted TCP connection to GUESTHOST:GUESTPORT in the
+guest. The agent must allow that target (--allow-forward HOST:PORT), else exit 77. One
+agent connection per TCP connection where the transport has many (unix, vsock, hvsock),
+all over one where it has one (virtio-serial). Runs until Ctrl-C.`,
+  ),
+  'wait-port': commandHelp(
+    'wait-port',
+    'Usage: vmlink wait-port URI HOST:PORT [--timeout 30s]',
+    `Returns (exit 0) once HOST:PORT in the guest accepts TCP connections, probing with
+backoff through the agent (which must allow the target: --allow-forward); waits for the
+agent itself too. Exit 75 when --timeout (default 30s) passes first.`,
   ),
   bench: commandHelp(
     'bench',
@@ -187,7 +209,7 @@ export function parseHostArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
   const transports = (Array.isArray(values['transport']) ? values['transport'] : []).filter((v): v is string => typeof v === 'string');
   const common: CommonOptions = {
     json: bool('json'),
-    timeoutMs: positiveInt(str('timeout'), '--timeout', DEFAULT_TIMEOUT_MS, command),
+    timeoutMs: duration(str('timeout'), command === 'wait-port' ? 30_000 : DEFAULT_TIMEOUT_MS, command),
     wait: bool('wait'),
     transports: [...transportsFromEnv(env), ...transports],
   };
@@ -285,6 +307,26 @@ export function parseHostArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
       if (!terminator || cmd === undefined) throw usageError(`exec needs '-- CMD [ARGS...]'`, command);
       return { name: command, uri, command: cmd, args, common };
     }
+    case 'forward': {
+      const uri = takeUri();
+      const raw = take('[BIND:]LOCALPORT:GUESTHOST:GUESTPORT');
+      noMore();
+      try {
+        return { name: command, uri, spec: parseForwardSpec(raw), common };
+      } catch (error) {
+        throw usageError((error as Error).message, command);
+      }
+    }
+    case 'wait-port': {
+      const uri = takeUri();
+      const raw = take('HOST:PORT');
+      noMore();
+      const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(raw);
+      const port = Number(match?.[2]);
+      if (!match || port < 1 || port > 65535) throw usageError(`wait-port: '${raw}' is not HOST:PORT`, command);
+      const host = (match[1] as string).replace(/^\[|\]$/g, '');
+      return { name: command, uri, host, port, common };
+    }
     case 'bench': {
       const uri = takeUri();
       noMore();
@@ -332,6 +374,13 @@ function positiveInt(raw: string | undefined, flag: string, fallback: number, co
   const n = Number(raw);
   if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n <= 0) throw usageError(`${flag} must be a positive integer, got '${raw}'`, command);
   return n;
+}
+
+function duration(raw: string | undefined, fallback: number, command: CommandName): number {
+  if (raw === undefined) return fallback;
+  const ms = parseDuration(raw);
+  if (ms === undefined) throw usageError(`--timeout must be a duration such as 5000, 500ms, 30s or 2m, got '${raw}'`, command);
+  return ms;
 }
 
 /** `755`, `0755`, `0o755`: permission bits in octal (the agent refuses anything above 777). */

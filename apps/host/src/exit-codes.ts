@@ -57,6 +57,10 @@ const BY_CODE: ReadonlyMap<string, ExitCode> = new Map<string, ExitCode>([
   ['ERR_VMLINK_METHOD_BLOCKED', ExitCode.POLICY],
   // rm -r / mv of the root the agent serves.
   ['ERR_VMLINK_ROOT_PROTECTED', ExitCode.POLICY],
+  // forward / wait-port to a guest target the agent does not allow (--allow-forward).
+  ['ERR_VMLINK_FORWARD_DISABLED', ExitCode.POLICY],
+  ['ERR_VMLINK_FORWARD_DENIED', ExitCode.POLICY],
+  ['ERR_VMLINK_NO_SUCH_STREAM', ExitCode.PROTOCOL],
   // A value the agent refuses (a mode with setuid bits, a bad offset): the command line's fault.
   ['ERR_VMLINK_INVALID_PARAMS', ExitCode.USAGE],
   ['ENOENT', ExitCode.REMOTE_FILE],

@@ -13,14 +13,14 @@ export interface OptionSpec {
   readonly help: string;
 }
 
-export const COMMAND_NAMES = ['ping', 'info', 'ls', 'stat', 'cp', 'mkdir', 'rm', 'mv', 'chmod', 'exec', 'bench'] as const;
+export const COMMAND_NAMES = ['ping', 'info', 'ls', 'stat', 'cp', 'mkdir', 'rm', 'mv', 'chmod', 'exec', 'forward', 'wait-port', 'bench'] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
 export const COMMON_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   json: { type: 'boolean', help: 'print the result as JSON (one object)' },
-  timeout: { type: 'string', value: 'MS', help: `connect timeout and longest silence from the agent (default ${DEFAULT_TIMEOUT_MS})` },
+  timeout: { type: 'string', value: 'TIME', help: `connect timeout and longest silence from the agent: ms, or 30s, 2m (default ${DEFAULT_TIMEOUT_MS} ms); wait-port: the whole wait` },
   uri: { type: 'string', value: 'URI', help: 'the agent URI, instead of the positional one' },
   wait: { type: 'boolean', help: 'if nothing listens yet (agent booting or restarting), retry until --timeout' },
   transport: {
@@ -56,6 +56,8 @@ export const COMMAND_OPTIONS: Readonly<Record<CommandName, Readonly<Record<strin
   mv: {},
   chmod: {},
   exec: {},
+  forward: {},
+  'wait-port': {},
   bench: {
     rounds: { type: 'string', value: 'N', help: 'ping round trips (default 200)' },
     size: { type: 'string', value: 'MIB', help: 'bulk transfer size in MiB (default 32)' },

@@ -11,11 +11,12 @@ import {
   type MethodName,
   type MkdirResult,
   type MvResult,
+  type ProbeResult,
   type RmResult,
   type UtimesResult,
 } from '@vmlink/agent-protocol';
 import { loadInstalledTransports, reconnecting, type Connection, type Transport, type Transports } from '@vmlink/transport';
-import type { AgentClient, AgentInfo, ExecResult, ListResult, StatResult, TransferResult, WriteOptions } from './agent-client.js';
+import type { AgentClient, AgentInfo, ExecResult, ListResult, OpenedTcp, StatResult, TransferResult, WriteOptions } from './agent-client.js';
 
 export interface ConnectOptions {
   /** Connect timeout, and the longest silence tolerated while a call runs. */
@@ -119,6 +120,7 @@ async function stopRedialing(client: ReturnType<typeof reconnecting>, connection
  */
 class RpcAgentClient implements AgentClient {
   private readonly rpc: RpcPeer;
+  readonly multiConnection: boolean;
   private lastActivity = performance.now();
   private readonly watched = new Set<AbortController>();
   private watchdog: NodeJS.Timeout | undefined;
@@ -135,6 +137,7 @@ class RpcAgentClient implements AgentClient {
     private readonly timeoutMs: number,
   ) {
     this.rpc = new RpcPeer(connection);
+    this.multiConnection = connection.transport.capabilities.multiConnection;
     // A second 'data' listener only observes: RpcPeer reads in flowing mode already.
     connection.on('data', () => {
       this.lastActivity = performance.now();
@@ -233,6 +236,29 @@ class RpcAgentClient implements AgentClient {
 
   utimes(path: string, mtimeMs: number): Promise<UtimesResult> {
     return this.call('fs.utimes', { path, mtimeMs });
+  }
+
+  probe(host: string, port: number): Promise<ProbeResult> {
+    return this.call('net.probe', { host, port });
+  }
+
+  async openTcp(host: string, port: number): Promise<OpenedTcp> {
+    try {
+      const { result, body } = await this.rpc.request('net.connect', { host, port });
+      const id = (result as { id?: unknown }).id;
+      if (typeof id !== 'string' || !body) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `net.connect on ${this.uri}: no id or no body in the reply`);
+      return { id, body };
+    } catch (error) {
+      throw this.translate(error);
+    }
+  }
+
+  async sendTcp(id: string, source: AsyncIterable<Uint8Array>): Promise<{ bytes: number }> {
+    try {
+      return (await this.rpc.call('net.send', { id }, { body: source })) as { bytes: number };
+    } catch (error) {
+      throw this.translate(error);
+    }
   }
 
   read(path: string, sink: (chunk: Uint8Array) => Promise<void>, onSize?: (size: number) => void, offset = 0): Promise<TransferResult> {

@@ -4,6 +4,7 @@ import { type Command, HELP, UsageError, parseHostArgs } from './args.js';
 import { benchCommand } from './commands/bench.js';
 import { cpCommand } from './commands/cp.js';
 import { execCommand } from './commands/exec.js';
+import { forwardCommand, waitPortCommand } from './commands/forward.js';
 import { chmodCommand, mkdirCommand, mvCommand, rmCommand, statCommand } from './commands/manage.js';
 import { infoCommand, lsCommand, pingCommand } from './commands/simple.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
@@ -54,8 +55,11 @@ export async function runCli(argv: readonly string[], out: CliOutput = processOu
   }
   const uri = uriOf(command) ?? '';
   let client: AgentClient | undefined;
+  const connectOptions = { timeoutMs: command.common.timeoutMs, wait: command.common.wait, transportModules: command.common.transports };
+  const started = performance.now();
   try {
-    client = await connectAgent(uri, { timeoutMs: command.common.timeoutMs, wait: command.common.wait, transportModules: command.common.transports });
+    // wait-port waits for the agent too (a guest still booting), within the same --timeout.
+    client = await connectAgent(uri, command.name === 'wait-port' ? { ...connectOptions, wait: true } : connectOptions);
     switch (command.name) {
       case 'ping':
         return await pingCommand(client, command.count, command.common, out);
@@ -75,6 +79,20 @@ export async function runCli(argv: readonly string[], out: CliOutput = processOu
         return await mvCommand(client, command.from, command.to, command.common, out);
       case 'chmod':
         return await chmodCommand(client, command.mode, command.path, command.common, out);
+      case 'forward': {
+        const stop = new AbortController();
+        const onSignal = (): void => stop.abort();
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+        try {
+          return await forwardCommand(() => connectAgent(uri, connectOptions), client, command.spec, command.common, out, stop.signal);
+        } finally {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
+      }
+      case 'wait-port':
+        return await waitPortCommand(client, command.host, command.port, started + command.common.timeoutMs, command.common, out);
       case 'exec':
         return await execCommand(client, command.command, command.args, command.common, out);
       case 'bench':

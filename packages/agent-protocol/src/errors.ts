@@ -42,6 +42,12 @@ export const AgentErrorCode = {
   NOT_REGULAR_FILE: 'ERR_VMLINK_NOT_REGULAR_FILE',
   /** The agent's memory budget for streams is spent; retry later. */
   BUSY: 'ERR_VMLINK_BUSY',
+  /** net.connect / net.probe on an agent without `--allow-forward`. */
+  FORWARD_DISABLED: 'ERR_VMLINK_FORWARD_DISABLED',
+  /** net.connect / net.probe to a target not in `--allow-forward`. */
+  FORWARD_DENIED: 'ERR_VMLINK_FORWARD_DENIED',
+  /** net.send for a stream id this connection does not have open. */
+  NO_SUCH_STREAM: 'ERR_VMLINK_NO_SUCH_STREAM',
 } as const;
 export type AgentErrorCode = (typeof AgentErrorCode)[keyof typeof AgentErrorCode];
 
@@ -69,6 +75,9 @@ export const AGENT_ERROR_WORDS: Readonly<Record<string, string>> = {
   ERR_VMLINK_TOO_MANY_CONNECTIONS: 'the agent has too many connections',
   ERR_VMLINK_NOT_REGULAR_FILE: 'not a regular file',
   ERR_VMLINK_BUSY: 'the agent is busy; retry later',
+  ERR_VMLINK_FORWARD_DISABLED: 'port forwarding is not enabled on this agent (--allow-forward)',
+  ERR_VMLINK_FORWARD_DENIED: 'forward not allowed: that guest address is not in the agent\'s --allow-forward',
+  ERR_VMLINK_NO_SUCH_STREAM: 'that forwarded connection is not open',
 };
 
 /** The words for `code`, if it is one of the agent's. */

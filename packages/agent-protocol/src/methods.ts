@@ -18,6 +18,9 @@ export const METHODS = [
   'fs.chmod',
   'fs.utimes',
   'exec',
+  'net.probe',
+  'net.connect',
+  'net.send',
 ] as const;
 export type MethodName = (typeof METHODS)[number];
 
@@ -189,6 +192,36 @@ export interface ExecResult {
   signal: string | null;
 }
 
+/** A TCP target inside the guest, as `--allow-forward HOST:PORT` allows it. */
+export interface NetTarget {
+  host: string;
+  port: number;
+}
+
+/** net.probe: does a guest service accept connections? `{ host, port, ms }`, or the connect error (ECONNREFUSED...). */
+export interface ProbeResult extends NetTarget {
+  ms: number;
+}
+
+/**
+ * Port forwarding, one TCP connection in the guest per `net.connect`: its result
+ * `{ id }` comes first, then its response body is what the target sends (ends when the
+ * target ends). `net.send { id }` with a request body carries the client's bytes to the
+ * target (its end half-closes the target's side) and answers `{ bytes }` once all are
+ * written. Both are flow-controlled streams of @vmlink/rpc, so a reader that stalls one
+ * forwarded connection stalls only that one. The id is valid on the connection that
+ * opened it only.
+ */
+export interface ConnectResult {
+  id: string;
+}
+export interface SendParams {
+  id: string;
+}
+export interface SendResult {
+  bytes: number;
+}
+
 /** Params and result of each method, for typed clients. */
 export interface MethodTypes {
   ping: { params: Record<string, never>; result: PingResult };
@@ -204,4 +237,7 @@ export interface MethodTypes {
   'fs.chmod': { params: ChmodParams; result: ChmodResult };
   'fs.utimes': { params: UtimesParams; result: UtimesResult };
   exec: { params: ExecParams; result: { command: string } };
+  'net.probe': { params: NetTarget; result: ProbeResult };
+  'net.connect': { params: NetTarget; result: ConnectResult };
+  'net.send': { params: SendParams; result: SendResult };
 }

@@ -43,4 +43,7 @@ export const METHOD_MEMORY_COST: Readonly<Record<string, number>> = {
   // A 1 MiB read buffer; rm -r holds up to 1,000 names per directory level it is in.
   'fs.hash': 1 * MiB,
   'fs.rm': 2 * MiB,
+  // A forwarded connection: one body window each way.
+  'net.connect': 1 * MiB,
+  'net.send': 1 * MiB,
 };
