@@ -14,7 +14,9 @@ vhost-user socket; the host side is hybrid vsock on uds-path (CONNECT <port>\\n,
 <uds-path>_<port> for guest-initiated connections). Runs until SIGINT/SIGTERM.
 
 Options (per VM, also as --vm keys): --buf-alloc BYTES, --max-connections N,
---seqpacket on|off (SOCK_SEQPACKET too; host clients at <uds-path>.seqpacket)`;
+--seqpacket on|off (SOCK_SEQPACKET too; host clients at <uds-path>.seqpacket),
+--credit-update-bytes BYTES, --tx-notify-batch N, --tx-notify-delay-us US,
+--rx-buffers-per-read N (tuning; see the package README)`;
 
 function bad(message: string): VsockDeviceError {
   return new VsockDeviceError(VsockDeviceErrorCode.BAD_ARGUMENT, message);
@@ -25,8 +27,17 @@ function integer(value: string, what: string): number {
   return Number(value);
 }
 
-type Key = 'socket' | 'uds-path' | 'guest-cid' | 'buf-alloc' | 'max-connections' | 'seqpacket';
-const KEYS: readonly Key[] = ['socket', 'uds-path', 'guest-cid', 'buf-alloc', 'max-connections', 'seqpacket'];
+// Integer tuning keys -> their createVsockDevice option.
+const NUMERIC = {
+  'buf-alloc': 'bufAlloc',
+  'max-connections': 'maxConnections',
+  'credit-update-bytes': 'creditUpdateBytes',
+  'tx-notify-batch': 'txNotifyBatch',
+  'tx-notify-delay-us': 'txNotifyDelayUs',
+  'rx-buffers-per-read': 'rxBuffersPerRead',
+} as const satisfies Record<string, keyof VsockDeviceOptions>;
+type Key = 'socket' | 'uds-path' | 'guest-cid' | 'seqpacket' | keyof typeof NUMERIC;
+const KEYS: readonly Key[] = ['socket', 'uds-path', 'guest-cid', 'seqpacket', ...(Object.keys(NUMERIC) as (keyof typeof NUMERIC)[])];
 
 function toOptions(fields: Map<Key, string>, where: string): VsockDeviceOptions {
   for (const required of ['socket', 'uds-path', 'guest-cid'] as const) {
@@ -37,13 +48,15 @@ function toOptions(fields: Map<Key, string>, where: string): VsockDeviceOptions 
     udsPath: fields.get('uds-path')!,
     guestCid: integer(fields.get('guest-cid')!, `${where}: guest-cid`),
   };
-  if (fields.has('buf-alloc')) options.bufAlloc = integer(fields.get('buf-alloc')!, `${where}: buf-alloc`);
   if (fields.has('seqpacket')) {
     const value = fields.get('seqpacket')!;
     if (value !== 'on' && value !== 'off') throw bad(`${where}: seqpacket must be 'on' or 'off', got '${value}'`);
     options.seqpacket = value === 'on';
   }
-  if (fields.has('max-connections')) options.maxConnections = integer(fields.get('max-connections')!, `${where}: max-connections`);
+  for (const [key, option] of Object.entries(NUMERIC) as [keyof typeof NUMERIC, (typeof NUMERIC)[keyof typeof NUMERIC]][]) {
+    const value = fields.get(key);
+    if (value !== undefined) options[option] = integer(value, `${where}: ${key}`);
+  }
   return options;
 }
 

@@ -86,6 +86,18 @@ describe('parseCliArgs', () => {
     expect(() => parseCliArgs(argv)).toThrow(expect.objectContaining({ code: 'ERR_VMLINK_VSOCKD_BAD_ARGUMENT', message: expect.stringMatching(message) }));
   });
 
+  it('takes the tuning keys as flags and in --vm groups', () => {
+    const args = parseCliArgs([
+      '--socket', '/s', '--uds-path', '/u', '--guest-cid', '3', '--tx-notify-batch', '8', '--tx-notify-delay-us=500',
+      '--vm', 'guest-cid=4,socket=/c,uds-path=/d,credit-update-bytes=4096,rx-buffers-per-read=4',
+    ]);
+    expect(args.vms).toEqual([
+      { socket: '/s', udsPath: '/u', guestCid: 3, txNotifyBatch: 8, txNotifyDelayUs: 500 },
+      { socket: '/c', udsPath: '/d', guestCid: 4, creditUpdateBytes: 4096, rxBuffersPerRead: 4 },
+    ]);
+    expect(() => parseCliArgs(['--vm', 'guest-cid=3,socket=/a,uds-path=/b,tx-notify-batch=x'])).toThrow(/tx-notify-batch must be a decimal integer, got 'x'/);
+  });
+
   it('--help needs no VM', () => {
     expect(parseCliArgs(['--help'])).toEqual({ help: true, vms: [] });
   });
