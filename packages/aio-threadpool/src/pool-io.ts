@@ -271,6 +271,9 @@ export class ThreadPoolIo implements FdIo {
 
   /** Adds workers when requests wait with none idle and recent requests blocked (policy.ts). */
   #grow(): void {
+    // workersToAdd gives 0 for fast requests when a worker exists (minThreads keeps one):
+    // the warm path skips the native reads.
+    if (this.#slowShare.value < this.options.growWhenSlowShare && this.options.minThreads > 0) return;
     const pool = this.#pool;
     const load = { threads: pool.threads, idleThreads: pool.idleThreads, queued: pool.queued, inFlight: pool.inFlight, maxThreads: this.options.maxThreads };
     const add = workersToAdd(load, this.#slowShare.value, this.options.growWhenSlowShare);
