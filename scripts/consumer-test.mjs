@@ -5,11 +5,13 @@
 // Bundler resolution (the repository's typescript), and make one real call per package
 // (scripts/consumer/smoke.mjs; the addon must load from its prebuild).
 //
-//   node scripts/consumer-test.mjs [--prebuilds DIR] [--qemu-arm64 NODE] [--keep]
+//   node scripts/consumer-test.mjs [--prebuilds DIR | --reuse-build] [--qemu-arm64 NODE] [--keep]
 //
 // --prebuilds DIR: take prebuilds/ from DIR (scripts/prebuild.mjs --out DIR); default
 //   native/prebuilds, and when that has none for this machine one is built into the staged
 //   copy of @vmlink/native (the checkout's native/ is never written).
+// --reuse-build: make this machine's prebuild from native/build/Release (stripped, named as
+//   prebuildify names it) instead of compiling again: for CI, right after `npm run build`.
 // --qemu-arm64 NODE: also run the ESM and CJS checks with an arm64 node binary under
 //   qemu-aarch64-static, with Debian's arm64 libraries (/usr/aarch64-linux-gnu): the
 //   linux-arm64 prebuild must then be among the prebuilds.
@@ -21,18 +23,19 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, 
 import { arch as hostArch, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, publishableWorkspaces } from './lib/workspaces.mjs';
-import { prebuild } from './prebuild.mjs';
+import { prebuild, prebuildFromLocalBuild } from './prebuild.mjs';
 
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
 const log = (message) => console.log(`consumer-test: ${message} (${elapsed()})`);
 
 function parseArgs(argv) {
-  const options = { prebuilds: undefined, qemuNode: undefined, keep: false };
+  const options = { prebuilds: undefined, qemuNode: undefined, keep: false, reuseBuild: false };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--prebuilds') options.prebuilds = argv[++i];
     else if (argv[i] === '--qemu-arm64') options.qemuNode = argv[++i];
     else if (argv[i] === '--keep') options.keep = true;
+    else if (argv[i] === '--reuse-build') options.reuseBuild = true;
     else throw new Error(`consumer-test: unknown argument ${JSON.stringify(argv[i])}`);
   }
   return options;
@@ -76,7 +79,7 @@ function compilerFreePath(work) {
 }
 
 /** Copies @vmlink/native's published files and the prebuilds into a staging dir to pack. */
-async function stageNative(work, { pkg }, prebuildsFrom) {
+async function stageNative(work, { pkg }, prebuildsFrom, reuseBuild) {
   const stage = join(work, 'stage', 'native');
   mkdirSync(stage, { recursive: true });
   for (const entry of ['package.json', ...pkg.files.filter((file) => file !== 'prebuilds')]) {
@@ -87,8 +90,13 @@ async function stageNative(work, { pkg }, prebuildsFrom) {
   const ownTuple = join(stage, 'prebuilds', `linux-${hostArch()}`);
   if (!existsSync(ownTuple) || readdirSync(ownTuple).length === 0) {
     if (prebuildsFrom !== undefined) throw new Error(`consumer-test: ${source} has no linux-${hostArch()} prebuild`);
-    log(`no linux-${hostArch()} prebuild in native/prebuilds: building one (prebuildify) into the staged copy`);
-    await prebuild(hostArch(), stage);
+    if (reuseBuild) {
+      prebuildFromLocalBuild(stage);
+      log(`made the linux-${hostArch()} prebuild from native/build/Release (stripped)`);
+    } else {
+      log(`no linux-${hostArch()} prebuild in native/prebuilds: building one (prebuildify) into the staged copy`);
+      await prebuild(hostArch(), stage);
+    }
   }
   const tuples = readdirSync(join(stage, 'prebuilds')).map((tuple) => `${tuple}/${readdirSync(join(stage, 'prebuilds', tuple)).join(',')}`);
   log(`staged @vmlink/native with prebuilds ${tuples.join(' ')}`);
@@ -167,7 +175,7 @@ async function main() {
   }
   const work = mkdtempSync(join(tmpdir(), 'vmlink-consumer-test-'));
   try {
-    const nativeStage = await stageNative(work, native, options.prebuilds);
+    const nativeStage = await stageNative(work, native, options.prebuilds, options.reuseBuild);
     const tarballs = packAll(work, publishable, nativeStage);
     log(`packed ${tarballs.size} tarballs`);
 

@@ -95,6 +95,23 @@ export async function prebuild(arch, out = NATIVE) {
   return file;
 }
 
+/**
+ * The same file prebuildify would make for this machine (node-gyp Release build, stripped,
+ * named by its tags), taken from the workspace's own build instead of compiling again:
+ * for CI, where `npm run build` has just compiled native/ with the same flags.
+ */
+export function prebuildFromLocalBuild(out = NATIVE) {
+  const built = join(NATIVE, 'build', 'Release', 'vmlink.node');
+  if (!existsSync(built)) throw new Error(`prebuild: ${built} is missing; run \`npm run build -w @vmlink/native\` first`);
+  const file = prebuildPath(hostArch(), out);
+  mkdirSync(dirname(file), { recursive: true });
+  cpSync(built, file);
+  const strip = spawnSync('strip', ['--strip-all', file], { stdio: 'inherit' });
+  if (strip.status !== 0) throw new Error(`prebuild: strip --strip-all ${file} failed`);
+  if (elfMachine(file) !== ELF_MACHINE[hostArch()]) throw new Error(`prebuild: ${file} is not an ${hostArch()} ELF binary`);
+  return file;
+}
+
 async function main() {
   const arches = [];
   let out = NATIVE;
