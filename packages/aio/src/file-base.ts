@@ -1,7 +1,7 @@
 import { close as closeFd, fstat, type Stats } from 'node:fs';
 import { throwIfAborted } from '@vmlink/errors';
 import { closedError, withPath } from './errors.js';
-import { runSpaceRequest, validateFallocateMode, validateLength } from './space.js';
+import { runSpaceRequest, validateSpaceRequest } from './space.js';
 import type { AioFile, Alignment, FallocateMode, OpOptions, Position, SpaceRequest } from './types.js';
 import { validateBuffer, validateBuffers, validateOpOptions, validatePosition } from './validate.js';
 
@@ -83,15 +83,15 @@ export abstract class AioFileBase implements AioFile {
   }
 
   fallocate(mode: FallocateMode, offset: Position, length: Position, options?: OpOptions): Promise<void> {
-    return this.#space('fallocate', () => ({ op: 'fallocate', mode: validateFallocateMode(mode), offset: validatePosition(offset, 'offset'), length: validateLength(length) }), options);
+    return this.#space('fallocate', { op: 'fallocate', mode, offset, length }, options);
   }
 
   truncate(size: Position, options?: OpOptions): Promise<void> {
-    return this.#space('ftruncate', () => ({ op: 'truncate', size: validatePosition(size, 'size') }), options);
+    return this.#space('ftruncate', { op: 'truncate', size }, options);
   }
 
   discard(offset: Position, length: Position, options?: OpOptions): Promise<void> {
-    return this.#space('discard', () => ({ op: 'discard', offset: validatePosition(offset, 'offset'), length: validateLength(length) }), options);
+    return this.#space('discard', { op: 'discard', offset, length }, options);
   }
 
   close(): Promise<void> {
@@ -195,10 +195,10 @@ export abstract class AioFileBase implements AioFile {
     return this.transfer(op, buffers, pos, options);
   }
 
-  #space(syscall: string, validate: () => SpaceRequest, options: OpOptions | undefined): Promise<void> {
+  #space(syscall: string, unchecked: SpaceRequest, options: OpOptions | undefined): Promise<void> {
     let request: SpaceRequest;
     try {
-      request = validate();
+      request = validateSpaceRequest(unchecked);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -36,7 +36,6 @@ export {
   FALLOC_FL_ZERO_RANGE,
   fallocateModeBits,
   runSpaceRequest,
-  spaceSyscall,
   validateFallocateMode,
   validateLength,
   validateSpaceRequest,

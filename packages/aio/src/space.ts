@@ -46,7 +46,7 @@ export function validateLength(value: unknown, name = 'length'): Position {
   return length;
 }
 
-/** Checks a SpaceRequest's fields (the op is trusted); returns a request with normalized values. */
+/** Checks a SpaceRequest's fields (the op is trusted); returns the request with its checked values. */
 export function validateSpaceRequest(request: SpaceRequest): SpaceRequest {
   switch (request.op) {
     case 'fallocate':
@@ -61,11 +61,6 @@ export function validateSpaceRequest(request: SpaceRequest): SpaceRequest {
     case 'discard':
       return { op: 'discard', offset: validatePosition(request.offset, 'offset'), length: validateLength(request.length) };
   }
-}
-
-/** The syscall a space request is reported under when it fails before reaching one. */
-export function spaceSyscall(request: SpaceRequest): string {
-  return request.op === 'truncate' ? 'ftruncate' : 'fallocate';
 }
 
 /**
