@@ -18,7 +18,7 @@ const NATIVE = join(ROOT, 'native');
 const NAME = '@vmlink/native';
 
 /** ELF e_machine values, to prove each prebuild is for the arch it claims. */
-const ELF_MACHINE = { x64: 0x3e, arm64: 0xb7 };
+export const ELF_MACHINE = { x64: 0x3e, arm64: 0xb7 };
 /** Cross toolchains by target arch (Debian package names), for builds on another arch. */
 const CROSS = { arm64: { prefix: 'aarch64-linux-gnu-', debian: 'g++-aarch64-linux-gnu' } };
 
@@ -26,7 +26,7 @@ export function prebuildPath(arch, out = NATIVE) {
   return join(out, 'prebuilds', `linux-${arch}`, `${NAME.replace('/', '+')}.glibc.node`);
 }
 
-function elfMachine(file) {
+export function elfMachine(file) {
   const header = Buffer.alloc(20);
   const fd = openSync(file, 'r');
   try {
