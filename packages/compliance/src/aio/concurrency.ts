@@ -121,8 +121,9 @@ export function concurrencyTests(ctx: AioSuiteContext): void {
       // Workers that run while the loop thread is descheduled (2 shared cores under load)
       // can drain a whole batch before the abort reaches it: one of a few batches must
       // show a withdrawal; every batch must settle correctly.
+      const tries = backend.capabilities.cancel ? 5 : 1;
       let withdrawn = 0;
-      for (let tries = 0; tries < 5 && withdrawn === 0; tries++) withdrawn = await attempt();
+      for (let i = 0; i < tries && withdrawn === 0; i++) withdrawn = await attempt();
       if (backend.capabilities.cancel) expect(withdrawn).toBeGreaterThan(0);
       const after = Buffer.alloc(16);
       await expect(file.read(after, 0)).resolves.toBe(16);
