@@ -1,5 +1,4 @@
-import type { Stats } from 'node:fs';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, type Stats } from 'node:fs';
 import type { Position } from '@vmlink/aio';
 import { ColdReadMeter, type ColdReadPolicy } from './cold-reads.js';
 import { routeRead, routeWrite, type FileFacts, type GuardPolicy, type Route } from './guard.js';
@@ -37,7 +36,7 @@ export class FileGuard {
     this.#dev = stats.dev;
     this.#metered = services.guard && services.bufferedReads === 'adaptive' && !direct;
     this.#coldReads = new ColdReadMeter(services.coldReadPolicy, { fallbackReports: this.#metered && services.fallbackReportsHits });
-    this.#facts = factsOf(direct, flags, stats);
+    this.#facts = factsOf(direct, isAppend(flags), stats);
   }
 
   get facts(): FileFacts {
@@ -94,11 +93,14 @@ export class FileGuard {
 
   /** After truncate/fallocate/discard: size and holes as fstat says now. */
   restat(stats: Stats): void {
-    this.#facts = factsOf(this.#facts.direct, this.#facts.append ? 'a' : 'r', stats);
+    this.#facts = factsOf(this.#facts.direct, this.#facts.append, stats);
   }
 }
 
-function factsOf(direct: boolean, flags: string | number, stats: Stats): FileFacts {
-  const append = typeof flags === 'number' ? (flags & fsConstants.O_APPEND) !== 0 : flags.startsWith('a');
+function factsOf(direct: boolean, append: boolean, stats: Stats): FileFacts {
   return { direct, append, sparse: stats.blocks * 512 < stats.size, size: stats.size };
+}
+
+function isAppend(flags: string | number): boolean {
+  return typeof flags === 'number' ? (flags & fsConstants.O_APPEND) !== 0 : flags.startsWith('a');
 }
