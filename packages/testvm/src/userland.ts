@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { ArchProfile } from './arch.js';
 import type { Apt } from './apt.js';
-import { buildOnce, touchAndPrune } from './cache.js';
+import { buildOnce, touchAndPrune, writeFileAtomic } from './cache.js';
 import { testVmError, TestVmErrorCode } from './errors.js';
 import { execHost } from './host-exec.js';
 
@@ -108,6 +108,15 @@ export async function getUserland(cache: string, profile: ArchProfile, apt: Apt,
     }
   }
   const wanted = [...BASE_GUEST_PACKAGES, ...programs.map(programPackage)];
+  // The resolved set is remembered (like the kernel's), so warm boots skip apt-cache (~1-3 s).
+  const wantedKey = createHash('sha256').update(wanted.join(',')).digest('hex').slice(0, 12);
+  const currentFile = join(cache, 'userland', `current-${profile.debianArch}-${wantedKey}.json`);
+  if (!refreshed) {
+    const remembered = await readFile(currentFile, 'utf8').then((t) => JSON.parse(t) as { dir: string }, () => undefined);
+    if (remembered !== undefined && (await stat(join(remembered.dir, 'root')).then(() => true, () => false))) {
+      return withPrograms(remembered.dir, profile, programs, basename(remembered.dir));
+    }
+  }
   let versions: Map<string, string>;
   try {
     versions = await resolvePackages(apt, wanted);
@@ -134,7 +143,12 @@ export async function getUserland(cache: string, profile: ArchProfile, apt: Apt,
     await apt.refresh();
     return getUserland(cache, profile, apt, programs, true);
   }
-  await touchAndPrune(dir, KEEP_USERLANDS, (name) => name.startsWith(`${profile.debianArch}-`));
+  await writeFileAtomic(currentFile, JSON.stringify({ dir }));
+  await touchAndPrune(dir, KEEP_USERLANDS, (name) => name.startsWith(`${profile.debianArch}-`) && !name.startsWith('current-'));
+  return withPrograms(dir, profile, programs, `${profile.debianArch}-${key}`);
+}
+
+async function withPrograms(dir: string, profile: ArchProfile, programs: readonly string[], key: string): Promise<Userland> {
   const root = join(dir, 'root');
   const found: string[] = [];
   for (const program of programs) {
@@ -144,5 +158,5 @@ export async function getUserland(cache: string, profile: ArchProfile, apt: Apt,
     }
     found.push(guestPath);
   }
-  return { root, programs: found, key: `${profile.debianArch}-${key}` };
+  return { root, programs: found, key };
 }
