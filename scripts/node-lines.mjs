@@ -24,13 +24,15 @@ const DEFAULT_LINES = [22, 24, 26];
  */
 const DEFAULT_GUEST_LINES = [26];
 /**
- * One guest boot per file, chosen to cover what differs per Node line inside and beside a
- * guest: the addon loaded by the guest's node (vsock over CID 1), a host<->guest byte
- * stream (virtio-serial), and the host-side addon serving a real vsock device.
+ * One guest boot per file, chosen for what differs per Node line inside and beside a
+ * guest: the addon loaded by the guest's node (the vsock suite over CID 1), and the
+ * host-side addon serving a real vsock device to the guest (its fd-leak checks are the
+ * ones that see a new runtime's own fds: Node 26's libuv opens a timerfd lazily). The
+ * virtio-serial host<->guest file is left out: it is kernel + QEMU behaviour, timed, and
+ * the slowest to run; add it with --guest-tests when time allows.
  */
 const DEFAULT_GUEST_TESTS = [
   'packages/vsock/test/vsock.vm.test.ts',
-  'packages/transport-virtio-serial/test/host-guest.vm.test.ts',
   'packages/vhost-user-vsock/test/host-guest.vm.test.ts',
 ];
 
