@@ -17,6 +17,7 @@ import { RootJail } from './policy/confine.js';
 import { ExecPolicy } from './policy/exec-policy.js';
 import { ForwardPolicy, formatTarget } from './policy/forward-policy.js';
 import { ForwardTable } from './methods/forward.js';
+import type { RunningCommand } from './methods/exec.js';
 import { METHODS, type MethodName } from './protocol.js';
 import { createLogger, type AgentLogger } from './request-log.js';
 
@@ -62,6 +63,8 @@ interface Session {
   readonly refusalsLogged: Set<string>;
   /** Its forwarded TCP connections: closed with it. */
   readonly forwards: ForwardTable;
+  /** Its running commands by id (exec.stdin / exec.signal). */
+  readonly commands: Map<string, RunningCommand>;
 }
 
 /** The local vsock CID through @vmlink/vsock (throws where AF_VSOCK is missing; info copes). */
@@ -283,6 +286,7 @@ export class Agent {
       condemned: false,
       refusalsLogged: new Set(),
       forwards: new ForwardTable(),
+      commands: new Map(),
     };
     this.sessions.set(connection, session);
     this.slots.add(connection, { peer: key, busy: false, lastActivity: session.lastActivity });
@@ -378,6 +382,7 @@ export class Agent {
           details[key] = value;
         },
         forwards: session.forwards,
+        commands: session.commands,
       };
       const reply = await this.handlers[method](params as Record<string, unknown>, ctx);
       if (!(reply instanceof Streamed)) {

@@ -2,7 +2,8 @@ import type { FileBackend } from './aio.js';
 import type { ChunkSink } from './methods/files.js';
 import { AgentErrorCode, agentError } from './errors.js';
 import { collectInfo, type InfoSources } from './info.js';
-import { checkExecRequest, startCommand } from './methods/exec.js';
+import { randomBytes } from 'node:crypto';
+import { CLIENT_SIGNALS, checkExecRequest, startCommand, type ClientSignal, type RunningCommand } from './methods/exec.js';
 import { changeMode, changeTimes, checkMode, hashPrefix, makeDirectory, movePath, removePath } from './methods/manage.js';
 import { listDirectory, openForRead, statPath, streamOpenedFile, writeFileAtomic } from './methods/files.js';
 import { dialTarget, feedTarget, probeTarget, pumpTarget, type ForwardTable } from './methods/forward.js';
@@ -23,6 +24,8 @@ export interface CallContext {
   readonly note: (key: string, value: string | number | boolean) => void;
   /** This client connection's forwarded TCP connections (net.connect / net.send). */
   readonly forwards: ForwardTable;
+  /** This client connection's running commands, by id (exec.stdin / exec.signal). */
+  readonly commands: Map<string, RunningCommand>;
 }
 
 /**
@@ -112,6 +115,23 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
     'fs.mv': async (params) => movePath(jail(), params['from'], params['to']),
     'fs.chmod': async (params) => changeMode(jail(), params['path'], params['mode']),
     'fs.utimes': async (params) => changeTimes(jail(), params['path'], params['mtimeMs'], params['atimeMs']),
+    'exec.stdin': async (params, ctx) => {
+      const running = commandOf(ctx, params['id'], 'exec.stdin');
+      const bytes = await running.feedStdin(ctx.body ?? emptyBody(), ctx.signal);
+      ctx.note('bytes', bytes);
+      return { bytes };
+    },
+    'exec.signal': async (params, ctx) => {
+      const running = commandOf(ctx, params['id'], 'exec.signal');
+      const signal = params['signal'];
+      if (typeof signal !== 'string' || !(CLIENT_SIGNALS as readonly string[]).includes(signal)) {
+        throw agentError(AgentErrorCode.INVALID_PARAMS, `exec.signal: signal must be one of ${CLIENT_SIGNALS.join(', ')}, got ${describeValue(signal)}`);
+      }
+      const delivered = !running.exitedAlready;
+      running.sendSignal(signal as ClientSignal);
+      ctx.note('signal', signal);
+      return { signal, delivered };
+    },
     'net.probe': async (params, ctx) => {
       const target = deps.forward.check('net.probe', params['host'], params['port']);
       return probeTarget(target, ctx.signal, CONNECT_TIMEOUT_MS);
@@ -139,18 +159,23 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
     },
     exec: async (params, ctx) => {
       const { command, args } = checkExecRequest(deps.policy, { command: params['command'], args: params['args'] });
+      const stdin = params['stdin'] ?? false;
+      if (typeof stdin !== 'boolean') throw agentError(AgentErrorCode.INVALID_PARAMS, `exec: stdin must be a boolean, got ${describeValue(stdin)}`);
       ctx.note('command', command);
       const resolved = await deps.policy.resolve(command);
       const running = await startCommand(resolved, args, {
         cwd: deps.jail?.realRoot ?? '/',
         signal: ctx.signal,
         timeoutMs: deps.limits.execTimeoutMs,
+        stdin,
       });
       ctx.note('pid', running.pid ?? 0);
-      return new Streamed({ command }, async (send) => {
-        const result = await running.collect((stream, chunk) =>
-          send(encodeExecRecord(stream === 'stdout' ? ExecRecordTag.STDOUT : ExecRecordTag.STDERR, chunk)),
-        );
+      const id = randomBytes(16).toString('hex');
+      ctx.commands.set(id, running);
+      return new Streamed({ command, id }, async (send) => {
+        const result = await running
+          .collect((stream, chunk) => send(encodeExecRecord(stream === 'stdout' ? ExecRecordTag.STDOUT : ExecRecordTag.STDERR, chunk)))
+          .finally(() => ctx.commands.delete(id));
         await send(encodeExecRecord(ExecRecordTag.EXIT, Buffer.from(JSON.stringify(result))));
         ctx.note('exit', result.exitCode ?? result.signal ?? '?');
       });
@@ -159,3 +184,9 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
 }
 
 async function* emptyBody(): AsyncGenerator<Uint8Array> {}
+
+function commandOf(ctx: CallContext, id: unknown, method: string): RunningCommand {
+  const running = typeof id === 'string' ? ctx.commands.get(id) : undefined;
+  if (!running) throw agentError(AgentErrorCode.NO_SUCH_STREAM, `${method}: no command ${describeValue(id)} is running on this connection`);
+  return running;
+}

@@ -32,6 +32,13 @@ export interface OpenedTcp {
   readonly body: Readable;
 }
 
+export type ExecSignal = 'SIGINT' | 'SIGTERM' | 'SIGKILL' | 'SIGHUP' | 'SIGQUIT';
+
+export interface ExecOptions {
+  readonly stdin?: AsyncIterable<Uint8Array>;
+  readonly onStarted?: (control: { signal(name: ExecSignal): Promise<void> }) => void;
+}
+
 export interface AgentClient {
   readonly uri: string;
   /** Whether the transport carries several connections to the agent at once (virtio-serial: no). */
@@ -60,6 +67,16 @@ export interface AgentClient {
   openTcp(host: string, port: number): Promise<OpenedTcp>;
   /** Carries `source` to the forwarded connection `id`; its end half-closes the target. */
   sendTcp(id: string, source: AsyncIterable<Uint8Array>): Promise<{ bytes: number }>;
-  exec(command: string, args: readonly string[], onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>): Promise<ExecResult>;
+  /**
+   * Runs a command, streaming its output to `onOutput`; `options.stdin` is streamed to its
+   * stdin at the same time (flow-controlled), and `onStarted` gets a handle that sends
+   * signals to its process group.
+   */
+  exec(
+    command: string,
+    args: readonly string[],
+    onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>,
+    options?: ExecOptions,
+  ): Promise<ExecResult>;
   close(): Promise<void>;
 }

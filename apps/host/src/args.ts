@@ -40,7 +40,7 @@ export type Command =
   | { name: 'rm'; uri: string; path: string; recursive: boolean; common: CommonOptions }
   | { name: 'mv'; uri: string; from: string; to: string; common: CommonOptions }
   | { name: 'chmod'; uri: string; mode: number; path: string; common: CommonOptions }
-  | { name: 'exec'; uri: string; command: string; args: string[]; common: CommonOptions }
+  | { name: 'exec'; uri: string; command: string; args: string[]; stdin: boolean; common: CommonOptions }
   | { name: 'forward'; uri: string; spec: ForwardSpec; common: CommonOptions }
   | { name: 'wait-port'; uri: string; host: string; port: number; common: CommonOptions }
   | { name: 'bench'; uri: string; rounds: number; sizeMiB: number; common: CommonOptions };
@@ -117,9 +117,11 @@ A local path that looks like a URI can be written ./name.`,
   exec: commandHelp(
     'exec',
     'Usage: vmlink exec URI [--json] -- CMD [ARGS...]',
-    `Runs CMD on the agent (it must be in the agent's --allow-exec), streams its stdout and
-stderr, and exits with its exit code (128+N when killed by signal N). With --json the
-output is collected and printed as {"exitCode","signal","stdout","stderr"}.`,
+    `Runs CMD on the agent (it must be in the agent's --allow-exec), streams our stdin to it
+and its stdout and stderr back at the same time (flow-controlled both ways), and exits
+with its exit code (128+N when killed by signal N). Ctrl-C (SIGINT) and SIGTERM are sent
+to the command's process group; a second one sends SIGKILL. With --json the output is
+collected and printed as {"exitCode","signal","stdout","stderr"}.`,
   ),
   forward: commandHelp(
     'forward',
@@ -305,7 +307,7 @@ export function parseHostArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
       noMore();
       const [cmd, ...args] = afterDashDash;
       if (!terminator || cmd === undefined) throw usageError(`exec needs '-- CMD [ARGS...]'`, command);
-      return { name: command, uri, command: cmd, args, common };
+      return { name: command, uri, command: cmd, args, stdin: !bool('no-stdin'), common };
     }
     case 'forward': {
       const uri = takeUri();

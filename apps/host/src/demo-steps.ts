@@ -72,11 +72,11 @@ export async function runAgentStory(story: Story, uri: string, workDir: string, 
   await rm(roundTripped, { force: true });
 
   story.heading('exec an allowed command');
-  await story.cli(['exec', uri, '--', 'uname', '-a'], 0, 'uname ran on the agent');
-  await story.cli(['exec', uri, '--', 'echo', 'hello from the agent'], 0, 'echo ran on the agent');
+  await story.cli(['exec', uri, '-n', '--', 'uname', '-a'], 0, 'uname ran on the agent');
+  await story.cli(['exec', uri, '-n', '--', 'echo', 'hello from the agent'], 0, 'echo ran on the agent');
 
   story.heading('exec a command the policy refuses');
-  await story.cli(['exec', uri, '--', 'cat', '/etc/shadow'], ExitCode.POLICY, 'refused by --allow-exec');
+  await story.cli(['exec', uri, '-n', '--', 'cat', '/etc/shadow'], ExitCode.POLICY, 'refused by --allow-exec');
 
   story.heading('a path that escapes the agent root');
   await story.cli(['ls', uri, '/../..'], ExitCode.POLICY, 'refused by --root');

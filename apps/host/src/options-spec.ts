@@ -55,7 +55,7 @@ export const COMMAND_OPTIONS: Readonly<Record<CommandName, Readonly<Record<strin
   rm: { recursive: { type: 'boolean', short: 'r', help: 'remove a directory and everything in it' } },
   mv: {},
   chmod: {},
-  exec: {},
+  exec: { 'no-stdin': { type: 'boolean', short: 'n', help: "do not send stdin (the command's stdin is /dev/null)" } },
   forward: {},
   'wait-port': {},
   bench: {

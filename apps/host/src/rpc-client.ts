@@ -16,7 +16,7 @@ import {
   type UtimesResult,
 } from '@vmlink/agent-protocol';
 import { loadInstalledTransports, reconnecting, type Connection, type Transport, type Transports } from '@vmlink/transport';
-import type { AgentClient, AgentInfo, ExecResult, ListResult, OpenedTcp, StatResult, TransferResult, WriteOptions } from './agent-client.js';
+import type { AgentClient, AgentInfo, ExecOptions, ExecResult, ListResult, OpenedTcp, StatResult, TransferResult, WriteOptions } from './agent-client.js';
 
 export interface ConnectOptions {
   /** Connect timeout, and the longest silence tolerated while a call runs. */
@@ -317,11 +317,25 @@ class RpcAgentClient implements AgentClient {
     command: string,
     args: readonly string[],
     onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>,
+    options: ExecOptions = {},
   ): Promise<ExecResult> {
     let body: Readable | undefined;
+    let feeding: Promise<unknown> | undefined;
     try {
-      ({ body } = await this.rpc.request('exec', { command, args: [...args] }));
+      const params = { command, args: [...args], ...(options.stdin ? { stdin: true } : {}) };
+      let result: unknown;
+      ({ result, body } = await this.rpc.request('exec', params));
       if (!body) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `exec on ${this.uri}: the reply has no body`);
+      const id = (result as { id?: unknown }).id;
+      if (typeof id === 'string') {
+        // stdin flows while the output does; a command that exits before reading it all just ends it.
+        if (options.stdin) feeding = this.rpc.call('exec.stdin', { id }, { body: options.stdin }).catch(() => undefined);
+        options.onStarted?.({
+          signal: async (name) => {
+            await this.rpc.call('exec.signal', { id, signal: name }).catch(() => undefined);
+          },
+        });
+      }
       const decoder = new ExecRecordDecoder();
       let exit: ExecResult | undefined;
       for await (const chunk of body as AsyncIterable<Buffer>) {
@@ -331,6 +345,7 @@ class RpcAgentClient implements AgentClient {
         }
       }
       if (!exit) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `exec on ${this.uri}: the output ended without an exit status`);
+      void feeding;
       return exit;
     } catch (error) {
       body?.destroy();

@@ -94,7 +94,10 @@ export async function runCli(argv: readonly string[], out: CliOutput = processOu
       case 'wait-port':
         return await waitPortCommand(client, command.host, command.port, started + command.common.timeoutMs, command.common, out);
       case 'exec':
-        return await execCommand(client, command.command, command.args, command.common, out);
+        return await execCommand(client, command.command, command.args, command.common, out, {
+          ...(command.stdin ? { stdin: process.stdin } : {}),
+          signals: true,
+        });
       case 'bench':
         return await benchCommand(client, command.rounds, command.sizeMiB, command.common, out);
       default:

@@ -46,7 +46,7 @@ export const AgentErrorCode = {
   FORWARD_DISABLED: 'ERR_VMLINK_FORWARD_DISABLED',
   /** net.connect / net.probe to a target not in `--allow-forward`. */
   FORWARD_DENIED: 'ERR_VMLINK_FORWARD_DENIED',
-  /** net.send for a stream id this connection does not have open. */
+  /** net.send / exec.stdin / exec.signal for an id this connection does not have open. */
   NO_SUCH_STREAM: 'ERR_VMLINK_NO_SUCH_STREAM',
 } as const;
 export type AgentErrorCode = (typeof AgentErrorCode)[keyof typeof AgentErrorCode];
@@ -77,7 +77,7 @@ export const AGENT_ERROR_WORDS: Readonly<Record<string, string>> = {
   ERR_VMLINK_BUSY: 'the agent is busy; retry later',
   ERR_VMLINK_FORWARD_DISABLED: 'port forwarding is not enabled on this agent (--allow-forward)',
   ERR_VMLINK_FORWARD_DENIED: 'forward not allowed: that guest address is not in the agent\'s --allow-forward',
-  ERR_VMLINK_NO_SUCH_STREAM: 'that forwarded connection is not open',
+  ERR_VMLINK_NO_SUCH_STREAM: 'that forwarded connection or command is not open on this connection',
 };
 
 /** The words for `code`, if it is one of the agent's. */

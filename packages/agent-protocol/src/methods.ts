@@ -18,6 +18,8 @@ export const METHODS = [
   'fs.chmod',
   'fs.utimes',
   'exec',
+  'exec.stdin',
+  'exec.signal',
   'net.probe',
   'net.connect',
   'net.send',
@@ -180,10 +182,28 @@ export interface UtimesResult {
   mtimeMs: number;
 }
 
-/** exec `{ command, args? }` -> `{ command }`, then a body of records (exec-records.ts). */
+/**
+ * exec `{ command, args?, stdin? }` -> `{ command, id }`, then a body of records
+ * (exec-records.ts). With `stdin: true` the command gets a stdin pipe that `exec.stdin
+ * { id }` feeds (its request body, flow-controlled; its end closes stdin); without, stdin
+ * is /dev/null. `exec.signal { id, signal }` sends SIGINT, SIGTERM, SIGKILL, SIGHUP or
+ * SIGQUIT to the command's process group. Ids are valid on the connection that ran exec.
+ */
 export interface ExecParams {
   command: string;
   args?: string[];
+  stdin?: boolean;
+}
+export interface ExecStarted {
+  command: string;
+  id: string;
+}
+export interface ExecStdinParams {
+  id: string;
+}
+export interface ExecSignalParams {
+  id: string;
+  signal: 'SIGINT' | 'SIGTERM' | 'SIGKILL' | 'SIGHUP' | 'SIGQUIT';
 }
 
 export interface ExecResult {
@@ -236,7 +256,9 @@ export interface MethodTypes {
   'fs.mv': { params: MvParams; result: MvResult };
   'fs.chmod': { params: ChmodParams; result: ChmodResult };
   'fs.utimes': { params: UtimesParams; result: UtimesResult };
-  exec: { params: ExecParams; result: { command: string } };
+  exec: { params: ExecParams; result: ExecStarted };
+  'exec.stdin': { params: ExecStdinParams; result: { bytes: number } };
+  'exec.signal': { params: ExecSignalParams; result: { signal: string; delivered: boolean } };
   'net.probe': { params: NetTarget; result: ProbeResult };
   'net.connect': { params: NetTarget; result: ConnectResult };
   'net.send': { params: SendParams; result: SendResult };

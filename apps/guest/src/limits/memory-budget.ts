@@ -46,4 +46,5 @@ export const METHOD_MEMORY_COST: Readonly<Record<string, number>> = {
   // A forwarded connection: one body window each way.
   'net.connect': 1 * MiB,
   'net.send': 1 * MiB,
+  'exec.stdin': 1 * MiB,
 };

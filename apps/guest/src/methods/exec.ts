@@ -23,7 +23,13 @@ export interface StartOptions {
    * process that escaped the group (setsid) may hold them open forever.
    */
   readonly drainMs?: number;
+  /** Give the command a stdin pipe (fed by exec.stdin); closed (/dev/null) otherwise. */
+  readonly stdin?: boolean;
 }
+
+/** Signals a client may send to a command's process group (exec.signal). */
+export const CLIENT_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP', 'SIGQUIT'] as const;
+export type ClientSignal = (typeof CLIENT_SIGNALS)[number];
 
 const DEFAULT_DRAIN_MS = 1000;
 
@@ -64,7 +70,7 @@ export function startCommand(command: ResolvedCommand, args: readonly string[], 
   return new Promise<RunningCommand>((resolve, reject) => {
     const child = spawn(command.path, args, {
       cwd: options.cwd,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
       shell: false,
       // Its own session and process group: whatever it starts can be killed with it.
       detached: true,
@@ -73,7 +79,7 @@ export function startCommand(command: ResolvedCommand, args: readonly string[], 
     child.once('error', (err: NodeJS.ErrnoException) => {
       reject(Object.assign(err, { message: `exec '${command.name}': ${err.message}` }));
     });
-    child.once('spawn', () => resolve(new RunningCommand(child, command.name, options)));
+    child.once('spawn', () => resolve(new RunningCommand(child as ChildProcessByStdio<null, Readable, Readable>, command.name, options)));
   });
 }
 
@@ -114,6 +120,51 @@ export class RunningCommand {
       clearTimeout(this.timer);
       signal.removeEventListener('abort', kill);
     });
+  }
+
+  /** True once the command has exited. */
+  get exitedAlready(): boolean {
+    return this.hasExited;
+  }
+
+  /**
+   * exec.stdin: the client's bytes into the command's stdin, with backpressure (a command
+   * that does not read stalls the client's stream, not the agent); the end closes stdin.
+   */
+  async feedStdin(body: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<number> {
+    const stdin = (this.child as unknown as { stdin: import('node:stream').Writable | null }).stdin;
+    if (!stdin) throw agentError(AgentErrorCode.INVALID_PARAMS, `exec.stdin: '${this.name}' was started without stdin (exec { stdin: true })`);
+    stdin.on('error', () => undefined); // EPIPE: the command closed its stdin or exited
+    let bytes = 0;
+    for await (const chunk of body) {
+      if (signal.aborted) throw signal.reason as Error;
+      if (stdin.destroyed || this.hasExited) break;
+      bytes += chunk.length;
+      if (!stdin.write(chunk)) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            stdin.off('drain', done);
+            stdin.off('close', done);
+            resolve();
+          };
+          stdin.on('drain', done);
+          stdin.on('close', done);
+        });
+      }
+    }
+    if (!stdin.destroyed) stdin.end();
+    return bytes;
+  }
+
+  /** exec.signal: `name` to the whole process group (what a terminal's Ctrl-C does). */
+  sendSignal(name: ClientSignal): void {
+    const pid = this.child.pid;
+    if (pid === undefined || this.hasExited) return;
+    try {
+      process.kill(-pid, name);
+    } catch {
+      // ESRCH: the group is gone already.
+    }
   }
 
   /** The process group id (the child's pid: it leads its own group). */

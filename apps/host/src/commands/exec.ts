@@ -1,4 +1,4 @@
-import type { AgentClient } from '../agent-client.js';
+import type { AgentClient, ExecSignal } from '../agent-client.js';
 import type { CommonOptions } from '../args.js';
 import { type CliOutput, printJson, writeWithBackpressure } from '../output.js';
 import { constants as osConstants } from 'node:os';
@@ -10,12 +10,43 @@ export async function execCommand(
   args: readonly string[],
   common: CommonOptions,
   out: CliOutput,
+  io: { stdin?: NodeJS.ReadableStream & { destroy?: () => void }; signals?: boolean } = {},
 ): Promise<number> {
   const collected = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
-  const result = await client.exec(command, args, async (stream, chunk) => {
-    if (common.json) collected[stream].push(Buffer.from(chunk));
-    else await writeWithBackpressure(stream === 'stdout' ? out.stdout : out.stderr, chunk);
-  });
+  // Ctrl-C / SIGTERM go to the remote process group (as a terminal would send them); a
+  // second one while the first is pending kills it.
+  let control: { signal(name: ExecSignal): Promise<void> } | undefined;
+  let interrupts = 0;
+  const forward = (name: ExecSignal) => (): void => {
+    interrupts += 1;
+    void control?.signal(interrupts > 1 ? 'SIGKILL' : name);
+  };
+  const onInt = forward('SIGINT');
+  const onTerm = forward('SIGTERM');
+  if (io.signals) {
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+  }
+  let result;
+  try {
+    result = await client.exec(
+      command,
+      args,
+      async (stream, chunk) => {
+        if (common.json) collected[stream].push(Buffer.from(chunk));
+        else await writeWithBackpressure(stream === 'stdout' ? out.stdout : out.stderr, chunk);
+      },
+      {
+        ...(io.stdin ? { stdin: io.stdin as AsyncIterable<Uint8Array> } : {}),
+        onStarted: (c) => (control = c),
+      },
+    );
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    // The command is over: stop reading our stdin (a terminal would keep the CLI alive).
+    io.stdin?.destroy?.();
+  }
   const status = result.exitCode ?? 128 + (signalNumber(result.signal) ?? 0);
   if (common.json) {
     printJson(out, {
