@@ -87,7 +87,7 @@ describe('parseHostArgs (pure)', () => {
 
   it('gives everything after -- to exec, including things that look like our flags', () => {
     expect(parseHostArgs(['exec', 'unix:/a.sock', '--', 'echo', '--json', '-n', 'hi'])).toEqual({
-      name: 'exec', uri: 'unix:/a.sock', command: 'echo', args: ['--json', '-n', 'hi'], common,
+      name: 'exec', uri: 'unix:/a.sock', command: 'echo', args: ['--json', '-n', 'hi'], stdin: true, common,
     });
     expect(() => parseHostArgs(['exec', 'unix:/a.sock', 'echo'])).toThrow(expect.objectContaining({ code: 'ERR_VMLINK_USAGE' }));
   });
@@ -141,7 +141,7 @@ describe('parseHostArgs: options per command, suggestions, version (pure)', () =
     expect(usage(['ping', 'u', '--cuont', '2']).message).toMatch(/unknown option '--cuont' \(did you mean '--count'\?\)/);
     expect(usage(['cp', 'unix:/a.sock:/a', 'b', '--recursiv']).message).toMatch(/did you mean '--recursive'/);
     expect(usage(['info', 'u', '--jsno']).message).toMatch(/did you mean '--json'/);
-    expect(usage(['info', 'u', '--timeout']).message).toMatch(/'--timeout MS' needs a value/);
+    expect(usage(['info', 'u', '--timeout']).message).toMatch(/'--timeout TIME' needs a value/);
     expect(usage(['info', 'u', '--json=yes']).message).toMatch(/'--json' takes no value/);
     expect(usage(['ls', 'u', '--', 'x']).message).toMatch(/'--' is only for exec/);
   });
