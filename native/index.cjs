@@ -83,10 +83,20 @@ function tagsMatch(tags, target) {
   return true;
 }
 
+function mtimeMs(file) {
+  try {
+    return fs.statSync(file).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * The binaries to try, best first: matching prebuilds (single-arch folders before
- * multi-arch ones, more specific tags first), then local builds. Pure lookup: reads
- * directory listings, loads nothing.
+ * multi-arch ones, more specific tags first), then local builds. A local build newer
+ * than every matching prebuild goes first: someone built the C++ (or ran `npm rebuild`)
+ * after the prebuilds were made, and a stale prebuild must not shadow that. Pure lookup:
+ * reads directory listings and mtimes, loads nothing.
  */
 function findBinaries(dir, target) {
   const candidates = [];
@@ -102,12 +112,16 @@ function findBinaries(dir, target) {
       .sort((a, b) => b.specificity - a.specificity);
     for (const { file } of files) candidates.push({ kind: 'prebuild', file: path.join(prebuilds, tuple.name, file) });
   }
+  const newestPrebuild = Math.max(0, ...candidates.map((candidate) => mtimeMs(candidate.file)));
+  const fresh = [];
   for (const config of ['Release', 'Debug']) {
     for (const file of readdir(path.join(dir, 'build', config)).filter((name) => name.endsWith('.node'))) {
-      candidates.push({ kind: 'local build', file: path.join(dir, 'build', config, file) });
+      const candidate = { kind: 'local build', file: path.join(dir, 'build', config, file) };
+      if (mtimeMs(candidate.file) > newestPrebuild) fresh.push(candidate);
+      else candidates.push(candidate);
     }
   }
-  return candidates;
+  return newestPrebuild > 0 ? [...fresh, ...candidates] : [...candidates, ...fresh];
 }
 
 function firstLine(error) {

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,7 @@ const native = require('../index.cjs') as Omit<Native, 'loadBinding'> & { loadBi
 
 const builtAddon = join(dirname(fileURLToPath(import.meta.url)), '..', 'build', 'Release', 'vmlink.node');
 const GARBAGE = 'not an ELF shared object\n';
+const FIXED_TIME = new Date('2026-01-01T00:00:00Z');
 
 /** A fake package directory: files are garbage unless given the real built addon. */
 const packageDirs: string[] = [];
@@ -22,6 +23,8 @@ function fakePackage(files: Record<string, 'garbage' | 'real'>): string {
     mkdirSync(dirname(join(dir, file)), { recursive: true });
     if (content === 'real') copyFileSync(builtAddon, join(dir, file));
     else writeFileSync(join(dir, file), GARBAGE);
+    // One mtime for all: the order under test must not depend on which file was written last.
+    utimesSync(join(dir, file), FIXED_TIME, FIXED_TIME);
   }
   return dir;
 }
@@ -125,5 +128,18 @@ describe('@vmlink/native loader', () => {
     expect(native.loadBinding({ dir: prebuilt, arch: 'x64', libc: 'glibc' }).errnoName(2)).toBe('ENOENT');
     const fallback = fakePackage({ 'prebuilds/linux-x64/@vmlink+native.glibc.node': 'garbage', 'build/Release/vmlink.node': 'real' });
     expect(native.loadBinding({ dir: fallback, arch: 'x64', libc: 'glibc' }).errnoName(111)).toBe('ECONNREFUSED');
+  });
+
+  it('tries a local build newer than every prebuild first (a rebuild after the prebuilds were made)', () => {
+    const dir = fakePackage(layout);
+    const later = new Date(FIXED_TIME.getTime() + 60_000);
+    utimesSync(join(dir, 'build/Release/vmlink.node'), later, later);
+    expect(triedInOrder(dir, { arch: 'x64', libc: 'glibc' })).toEqual([
+      'build/Release/vmlink.node',
+      'prebuilds/linux-x64/@vmlink+native.glibc.node',
+      'prebuilds/linux-x64/@vmlink+native.node',
+      'prebuilds/linux-x64+arm64/@vmlink+native.glibc.node',
+      'build/Debug/vmlink.node',
+    ]);
   });
 });
