@@ -166,6 +166,11 @@ void VsockDevice::DetachQemu(const std::string& why) {
     q.err.reset();
   }
   memory_.Clear();
+  // The tx interrupt timer serves this QEMU's rings: no fd of the device outlives them.
+  tx_timer_watcher_.reset();
+  tx_timer_.reset();
+  tx_timer_armed_ = false;
+  tx_unsignalled_ = 0;
   Emit("qemu-disconnected", why);
   if (vhost_listen_watcher_) {
     vhost_listen_watcher_->Start(UV_READABLE, [this](int status, int) { Guarded([&] { AcceptQemu(); }); });
