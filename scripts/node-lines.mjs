@@ -11,7 +11,8 @@
 // Exit 0 when every line passed, 1 when any failed, 2 on a bad command line.
 import { parseArgs } from 'node:util';
 import { defaultCacheDir, ensureNodeLine } from './node-lines/install.mjs';
-import { relative } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { probeWorker, repoRoot, runVitest } from './node-lines/suite.mjs';
 import { formatDuration, linePassed, summaryTable } from './node-lines/summary.mjs';
 
@@ -120,6 +121,10 @@ async function main() {
     const head = (await import('node:fs')).readFileSync(new URL(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3));
     process.stdout.write(`${head.join('\n')}\n`);
     return 0;
+  }
+  if (!opts.fetchOnly && !existsSync(join(repoRoot, 'packages', 'errors', 'dist'))) {
+    process.stderr.write('node-lines: the packages are not built; run `npm run build` first (every line uses the same build)\n');
+    return 2;
   }
   const started = performance.now();
   log(`lines ${opts.lines.join(', ')}; guests on ${opts.guestLines.join(', ') || 'none'}; cache ${opts.cacheDir}; default node stays ${process.version}`);
