@@ -10,11 +10,14 @@
 /** Called with `this` = the FdStream. */
 export interface FdStreamCallbacks {
   /**
-   * One chunk (stream mode) or one message (`messages: true`). The Buffer is JS's to
-   * keep: the stream never writes to it again (a read that fills `readSize` hands over
-   * the Buffer it read into; a shorter one is copied out at its exact length). `truncatedFrom` is set, in message mode only, when the message did not
-   * fit in `readSize`: it is the message's real length and `chunk` holds its first
-   * `readSize` bytes (the rest is lost: the kernel drops it).
+   * One chunk (stream mode: up to `readSize` bytes, what one or more read() calls found)
+   * or one message (`messages: true`). The Buffer is JS's to keep: the stream never
+   * writes to it again. All streams of a thread read into one shared scratch Buffer; a
+   * chunk is that Buffer (when full), a view of it (when at least half full) or an exact
+   * copy (otherwise), so it never holds more than twice its length alive. `truncatedFrom`
+   * is set, in message mode only, when the message did not fit in `readSize`: it is the
+   * message's real length and `chunk` holds its first `readSize` bytes (the rest is lost:
+   * the kernel drops it).
    */
   onData(chunk: Buffer, truncatedFrom: number | undefined): void;
   /** read() returned 0: the peer finished writing. Reading stops for good. */
@@ -32,7 +35,7 @@ export interface FdStreamOptions {
    * one send(). Zero-length messages read as EOF, so do not send them.
    */
   messages?: boolean;
-  /** Bytes per read() (stream) or the largest message taken whole. Default 65536, max 64 MiB. */
+  /** The most bytes one chunk carries (stream) or the largest message taken whole. Default 65536, max 64 MiB. */
   readSize?: number;
 }
 
@@ -97,8 +100,8 @@ export interface VirtioSerialStreamCallbacks {
   /** A read error other than EOF/EIO (those are hang-ups). Reading stops. */
   onError(error: NodeJS.ErrnoException): void;
   /**
-   * The peer went away. While reading: read()
-   * gave EOF (or EIO on a pty), so everything the peer sent came first. While paused: the
+   * The peer went away. While reading: read() gave EOF (or EIO on a pty), so everything
+   * the peer sent came first. While paused: the
    * device reported HUP/RDHUP; what the peer left unread comes after the next readStart()
    * and is not a reconnect. Reported once per hang-up; the fd stays open and the stream
    * waits, without spinning, for the peer to come back. A write the device refuses
@@ -107,8 +110,8 @@ export interface VirtioSerialStreamCallbacks {
    */
   onHangup(): void;
   /**
-   * The peer is back after onHangup: the fd polled writable without
-   * HUP (a virtio-serial host reconnected), or data arrived (a FIFO got a new writer), or
+   * The peer is back after onHangup: the fd polled writable without HUP (a virtio-serial
+   * host reconnected), or data arrived (a FIFO got a new writer), or
    * the device took a write. Every such sign is confirmed by a poll() of the fd at that
    * moment (no HUP), since a wake-up's mask can be stale, and it is checked after every
    * wake-up while hung up, since a return can bring no edge of its own. Data that
@@ -118,7 +121,7 @@ export interface VirtioSerialStreamCallbacks {
 }
 
 export interface VirtioSerialStreamOptions {
-  /** Bytes per read(). Default 65536, max 64 MiB. */
+  /** The most bytes one chunk carries (reads go on until EAGAIN or this). Default 65536, max 64 MiB. */
   readSize?: number;
 }
 
