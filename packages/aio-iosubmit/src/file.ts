@@ -6,6 +6,7 @@ import {
   runSpaceRequest,
   skipBytes,
   totalLength,
+  watchAbort,
   type Alignment,
   type FdIo,
   type OpOptions,
@@ -17,7 +18,6 @@ import {
   type TransferOp,
 } from '@vmlink/aio';
 import { abortError, SystemError } from '@vmlink/errors';
-import { watchAbort } from './abort-watch.js';
 import { BufferedTwin } from './buffered-twin.js';
 import { FileGuard, type GuardServices } from './file-guard.js';
 import type { FileFacts, RouteReason } from './guard.js';
