@@ -5,7 +5,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -105,6 +106,45 @@ for i in $(seq 1 300); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; e
     const ping = await vm.run('node', [HOST_CLI, 'ping', 'vsock://1:1024'], { timeoutMs: 60_000 });
     expect(ping.exitCode, `${ping.stdout}${ping.stderr}`).toBe(0);
     expect(ping.stdout).toMatch(/pong from vsock:\/\/1:1024/);
+  });
+
+  it('file management, cp -r and exec stdin over virtio-serial; mkdir/rm over vsock inside the guest', async () => {
+    const tree = path.join(local, 'tree');
+    await mkdir(path.join(tree, 'sub'), { recursive: true });
+    await writeFile(path.join(tree, 'a.txt'), 'alpha\n');
+    await writeFile(path.join(tree, 'sub', 'b.txt'), 'beta\n');
+    const made = await runVmlink(['mkdir', '-p', uri, '/m/n']);
+    expect(made.code, made.stderr).toBe(0);
+    const up = await runVmlink(['cp', '-r', tree, `${uri}:/m/n`]);
+    expect(up.code, up.stderr).toBe(0);
+    expect((await vm.run('cat', [`${ROOT}/m/n/tree/sub/b.txt`])).stdout).toBe('beta\n');
+    const ch = await runVmlink(['chmod', uri, '600', '/m/n/tree/a.txt']);
+    expect(ch.code, ch.stderr).toBe(0);
+    const st = await runVmlink(['stat', uri, '/m/n/tree/a.txt', '--json']);
+    expect(JSON.parse(st.stdout)).toMatchObject({ type: 'file', size: 6, mode: 0o600 });
+    const mv = await runVmlink(['mv', uri, '/m/n/tree', '/moved']);
+    expect(mv.code, mv.stderr).toBe(0);
+    const down = await runVmlink(['cp', '-r', `${uri}:/moved`, path.join(local, 'back')]);
+    expect(down.code, down.stderr).toBe(0);
+    expect(await readFile(path.join(local, 'back', 'sub', 'b.txt'), 'utf8')).toBe('beta\n');
+    const rootRm = await runVmlink(['rm', '-r', uri, '/']);
+    expect(rootRm.code).toBe(ExitCode.POLICY);
+    expect(rootRm.stderr).toMatch(/ERR_VMLINK_ROOT_PROTECTED/);
+    const removed = await runVmlink(['rm', '-r', uri, '/m']);
+    expect(removed.code, removed.stderr).toBe(0);
+    // exec with stdin streamed into the guest command.
+    const child = spawn(process.execPath, [HOST_CLI, 'exec', uri, '--', 'sh', '-c', 'read x; echo "got $x"'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (t: string) => (out += t));
+    child.stdin.end('hello\n');
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(0);
+    expect(out).toBe('got hello\n');
+    // The same from a client inside the guest, over vsock loopback.
+    const inner = await vm.run('sh', ['-c', `node ${HOST_CLI} mkdir -p vsock://1:1024 /v/w && node ${HOST_CLI} rm -r vsock://1:1024 /v`], { timeoutMs: 60_000 });
+    expect(inner.exitCode, `${inner.stdout}${inner.stderr}`).toBe(0);
+    expect(inner.stdout).toContain('created /v/w');
+    expect(inner.stdout).toContain('removed /v (2 entries)');
   });
 
   it('a killed agent mid-copy: the CLI fails within 2 s with a clear code, no half file on either side', async () => {
