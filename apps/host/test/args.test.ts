@@ -174,3 +174,11 @@ describe('exitCodeFor (pure)', () => {
     expect(exitCodeFor(undefined)).toBe(ExitCode.FAILURE);
   });
 });
+
+describe('cp -r: names an agent lists (pure)', () => {
+  it('accepts one path component only: a hostile agent cannot steer writes with .. or /', async () => {
+    const { isPlainName } = await import('../src/commands/cp.js');
+    for (const good of ['a', '.hidden', 'a b', '..x', 'x..']) expect(isPlainName(good), good).toBe(true);
+    for (const bad of ['', '.', '..', 'a/b', '/etc', '../x', 'a\0b', 42]) expect(isPlainName(bad), String(bad)).toBe(false);
+  });
+});

@@ -299,6 +299,10 @@ async function downloadTree(client: AgentClient, plan: CopyPlan, progressOut: Pr
       throw new VmlinkError('ERR_VMLINK_TOO_MANY_ENTRIES', `${remoteDir}: more entries than the agent lists at once (${listing.entries.length}); not copied completely`);
     }
     for (const entry of listing.entries) {
+      // A hostile or broken agent must not steer our writes: a name is one path component.
+      if (!isPlainName(entry.name)) {
+        throw new VmlinkError('ERR_VMLINK_PROTOCOL', `${remoteDir}: the agent listed an entry named ${JSON.stringify(entry.name)}, which is not a file name; nothing more was copied`);
+      }
       const remote = path.posix.join(remoteDir, entry.name);
       const local = path.join(localDir, entry.name);
       if (entry.type === 'directory') {
@@ -322,6 +326,11 @@ async function downloadTree(client: AgentClient, plan: CopyPlan, progressOut: Pr
   };
   await copyDir(plan.remotePath, root, top.mode, top.mtimeMs);
   return outcome;
+}
+
+/** One path component: not empty, not `.` or `..`, no `/` and no NUL. */
+export function isPlainName(name: unknown): name is string {
+  return typeof name === 'string' && name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\0');
 }
 
 async function uploadTree(client: AgentClient, plan: CopyPlan, progressOut: ProgressTarget): Promise<TreeOutcome> {
