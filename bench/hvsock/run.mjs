@@ -28,11 +28,14 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     // extra createVsockDevice options as JSON, e.g. --device='{"txNotifyBatch":1}' (tuning)
     device: { type: 'string', default: '{}' },
+    // a subset of guestToHost,hostToGuest,ping (tuning one path; the tables show only those)
+    only: { type: 'string', default: 'guestToHost,hostToGuest,ping' },
   },
 });
 const size = Number(args.mib) * 1024 * 1024;
 const seconds = Number(args.seconds);
 const runs = Math.max(1, Number(args.runs));
+const kinds = args.only.split(',').filter((k) => ['guestToHost', 'hostToGuest', 'ping'].includes(k));
 const PORT = 'org.vmlink.bench.hvsock';
 const MEMORY_MIB = 1024;
 
@@ -146,6 +149,12 @@ async function withCounters(fn) {
   return { value, delta };
 }
 
+if (process.env.BENCH_TRACE) {
+  // Tuning aid: the device's log lines, and its counters every 30 s (a stall shows there).
+  dev.on('log', (line) => console.log(`device: ${line}`));
+  setInterval(() => console.log(`device stats: ${JSON.stringify(flatStats(dev.stats()))}`), 30_000).unref();
+}
+
 const results = { guestToHost: { hvsock: [], serial: [] }, hostToGuest: { hvsock: [], serial: [] }, ping: { hvsock: [], serial: [] } };
 const counters = { guestToHost: [], hostToGuest: [], ping: [] };
 const cpu = { guestToHost: { hvsock: [], serial: [] }, hostToGuest: { hvsock: [], serial: [] }, ping: { hvsock: [], serial: [] } };
@@ -229,7 +238,7 @@ try {
   for (let r = 0; r < runs; r++) {
     const order = r % 2 === 0 ? ['hvsock', 'serial'] : ['serial', 'hvsock'];
     load.push(loadavg()[0]);
-    for (const kind of ['guestToHost', 'hostToGuest', 'ping']) {
+    for (const kind of kinds) {
       for (const path of order) {
         if (process.env.BENCH_TRACE) console.log(`${new Date().toISOString()} run ${r + 1} ${kind} ${path}`);
         const { value: { value, delta }, cpu: used } = await withCpu(() =>
@@ -246,6 +255,7 @@ try {
   }
 
   const row = (label, hv, se, digits, lowerIsBetter) => {
+    if (hv.length === 0) return;
     const hm = median(hv);
     const sm = median(se);
     const perRun = hv.map((h, i) => (h / se[i]).toFixed(2)).join(' ');
@@ -265,7 +275,7 @@ try {
 
   console.log('\n| CPU cost (median) | hvsock: QEMU | hvsock: this process (device + reader) | virtio-serial: QEMU | virtio-serial: this process |');
   console.log('|---|---|---|---|---|');
-  for (const [kind, unit] of [['guestToHost', 'ms/MiB'], ['hostToGuest', 'ms/MiB'], ['ping', 'µs/round trip']]) {
+  for (const [kind, unit] of [['guestToHost', 'ms/MiB'], ['hostToGuest', 'ms/MiB'], ['ping', 'µs/round trip']].filter(([k]) => kinds.includes(k))) {
     const m = (path, who) => median(cpu[kind][path].map((c) => c[who])).toFixed(1);
     console.log(`| ${kind} (${unit}) | ${m('hvsock', 'qemu')} | ${m('hvsock', 'host')} | ${m('serial', 'qemu')} | ${m('serial', 'host')} |`);
   }
@@ -277,7 +287,7 @@ try {
   ];
   console.log(`\n| device counters (median per run) | ${profileKeys.join(' | ')} |`);
   console.log(`|---|${profileKeys.map(() => '---').join('|')}|`);
-  for (const kind of ['guestToHost', 'hostToGuest', 'ping']) {
+  for (const kind of kinds) {
     console.log(`| ${kind} | ${profileKeys.map((k) => median(counters[kind].map((d) => d[k] ?? 0))).join(' | ')} |`);
   }
   if (args.json) {

@@ -25,7 +25,7 @@ export interface VhostUserVsockDeviceOptions {
   maxConnections?: number;
   /** Log lines per second before they are only counted; default 20. */
   logLinesPerSecond?: number;
-  /** Unannounced forwarded bytes before a CREDIT_UPDATE goes out on its own, 1..bufAlloc; default bufAlloc / 2. */
+  /** Unannounced forwarded bytes before a CREDIT_UPDATE goes out on its own, 1..bufAlloc; default min(bufAlloc / 2, 128 KiB). */
   creditUpdateBytes?: number;
   /** tx completions gathered before an interrupt (capped at half the ring); default 1. */
   txNotifyBatch?: number;

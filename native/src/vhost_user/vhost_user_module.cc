@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "common/errors.h"
@@ -81,7 +82,7 @@ class VhostUserVsockDevice : public Napi::ObjectWrap<VhostUserVsockDevice> {
     config.buf_alloc = OptionalU32(o, "bufAlloc", config.buf_alloc, 4096, 64u * 1024 * 1024);
     config.max_connections = OptionalU32(o, "maxConnections", config.max_connections, 1, 1u << 20);
     config.log_lines_per_second = OptionalU32(o, "logLinesPerSecond", config.log_lines_per_second, 0, 1u << 20);
-    config.credit_update_bytes = OptionalU32(o, "creditUpdateBytes", config.buf_alloc / 2, 1, config.buf_alloc);
+    config.credit_update_bytes = OptionalU32(o, "creditUpdateBytes", std::min<uint32_t>(config.buf_alloc / 2, 128 * 1024), 1, config.buf_alloc);
     config.tx_notify_batch = OptionalU32(o, "txNotifyBatch", config.tx_notify_batch, 1, 32768);
     config.rx_buffers_per_read = OptionalU32(o, "rxBuffersPerRead", config.rx_buffers_per_read, 1, 256);
     config.tx_notify_delay_us = OptionalU32(o, "txNotifyDelayUs", config.tx_notify_delay_us, 0, 10000000);

@@ -23,8 +23,10 @@ export interface VsockDeviceOptions {
   /**
    * Guest bytes passed on to the host socket, unannounced, before a CREDIT_UPDATE goes to
    * the guest on its own (data packets to the guest carry the count anyway); default
-   * bufAlloc / 2, at most bufAlloc. Each update costs the guest an rx packet and an
-   * interrupt; too large a value lets a sending guest run out of credit and wait.
+   * min(bufAlloc / 2, 128 KiB), at most bufAlloc. Each update costs the guest an rx packet
+   * and an interrupt. A guest that stops sending before this many bytes are unannounced
+   * waits forever: a Linux 6.1 guest stops at 256 KiB in flight whatever bufAlloc says
+   * (bench/hvsock README), so stay below that.
    */
   creditUpdateBytes?: number;
   /**
@@ -78,9 +80,13 @@ export const MAX_TX_NOTIFY_DELAY_US = 10_000_000;
 /**
  * bufAlloc / 2: a bulk sender hears of freed space twice per window, half the updates
  * (and guest interrupts) of bufAlloc / 4, and still has half a window left when told.
+ * Never above 128 KiB: a Linux 6.1 guest keeps at most 256 KiB in flight even when
+ * bufAlloc is larger (with bufAlloc 1 MiB and updates every 512 KiB it stopped for good
+ * at 262144 bytes).
  */
+export const MAX_DEFAULT_CREDIT_UPDATE_BYTES = 128 * 1024;
 export function defaultCreditUpdateBytes(bufAlloc: number): number {
-  return Math.floor(bufAlloc / 2);
+  return Math.min(Math.floor(bufAlloc / 2), MAX_DEFAULT_CREDIT_UPDATE_BYTES);
 }
 export const MIN_BUF_ALLOC = 4096;
 export const MAX_BUF_ALLOC = 64 * 1024 * 1024;

@@ -47,6 +47,8 @@ describe('resolveDeviceOptions', () => {
       rxBuffersPerRead: DEFAULT_RX_BUFFERS_PER_READ,
     });
     expect(resolveDeviceOptions({ ...ok, bufAlloc: 65536 }).creditUpdateBytes).toBe(32768);
+    // A Linux guest keeps at most 256 KiB in flight whatever bufAlloc says: updates must come sooner.
+    expect(resolveDeviceOptions({ ...ok, bufAlloc: 1 << 20 }).creditUpdateBytes).toBe(128 * 1024);
     expect(resolveDeviceOptions({ ...ok, bufAlloc: 65536, creditUpdateBytes: 65536, txNotifyBatch: 1, txNotifyDelayUs: 0 })).toMatchObject({
       creditUpdateBytes: 65536,
       txNotifyBatch: 1,
