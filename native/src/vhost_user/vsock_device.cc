@@ -712,7 +712,7 @@ ssize_t VsockDevice::ReadHostIntoRx(Connection& conn, const DescriptorChain& cha
   size_t total = first;
   size_t extras = 0;
   rx_extra_caps_.clear();
-  while (first == room && total < credit && extras + 1 < config_.rx_buffers_per_read && rx_iov_.size() < kMaxBatchIov / 2) {
+  while (first == room && total < credit && extras + 1 < config_.rx_buffers_per_read) {
     if (extras == rx_extra_chains_.size()) rx_extra_chains_.emplace_back();
     DescriptorChain& c = rx_extra_chains_[extras];
     ChainFault fault;
@@ -729,6 +729,10 @@ ssize_t VsockDevice::ReadHostIntoRx(Connection& conn, const DescriptorChain& cha
     }
     size_t piece = std::min<size_t>({credit - total, c.writable_bytes - kHeaderSize, vsock::kMaxPayload});
     SliceIov(c.writable, kHeaderSize, piece, &scratch_iov_);
+    if (rx_iov_.size() + scratch_iov_.size() > kMaxBatchIov) {
+      q.Unpop();  // readv takes at most UIO_MAXIOV pieces: this buffer waits for the next read
+      break;
+    }
     rx_iov_.insert(rx_iov_.end(), scratch_iov_.begin(), scratch_iov_.end());
     rx_extra_caps_.push_back(piece);
     total += piece;
