@@ -280,8 +280,9 @@ bool FdStreamCore::ReadChunk(bool* again, int* budget) {
   }
   if (length > 0 && *budget == 0 && length < readSize_) *again = true;  // out of budget, not drained
   if (length > 0) {
-    if (!BeforeDeliver()) return false;
+    // Out of the arena before any JS runs (BeforeDeliver may call back).
     napi_value chunk = arena->Take(length);
+    if (!BeforeDeliver()) return false;
     if (chunk != nullptr && !Call(onData_, {chunk, env_.Undefined()})) return false;
   }
   if (failure == -1) return OnReadEof();
@@ -315,9 +316,9 @@ bool FdStreamCore::ReadMessage(bool* again) {
     return OnReadEof();
   }
   bool truncated = (msg.msg_flags & MSG_TRUNC) || static_cast<size_t>(n) > size;
-  if (!BeforeDeliver()) return false;
   size_t length = std::min(static_cast<size_t>(n), size);
-  napi_value chunk = arena->Take(length);
+  napi_value chunk = arena->Take(length);  // before any JS runs (BeforeDeliver may call back)
+  if (!BeforeDeliver()) return false;
   *again = true;  // each message is its own read
   if (chunk == nullptr) return !closed_;
   Napi::Value original = truncated ? Napi::Number::New(env_, static_cast<double>(n)) : env_.Undefined();
