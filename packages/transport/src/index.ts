@@ -28,7 +28,7 @@ export {
   type ReconnectingState,
   type RetryInfo,
 } from './reconnecting.js';
-export { loadInstalledTransports, type InstalledTransports } from './installed.js';
+export { loadInstalledTransports, splitPluginSpecifier, TRANSPORT_PLUGIN_ERROR, type InstalledTransports, type LoadTransportsOptions } from './installed.js';
 export {
   dialSocket,
   socketListener,
