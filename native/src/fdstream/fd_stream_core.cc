@@ -254,7 +254,7 @@ bool FdStreamCore::ReadChunk(bool* again, int* budget) {
     return true;
   }
   size_t length = 0;
-  int failure = 0;  // errno of a failed read, or -1 for EOF: reported after the bytes before it
+  int failure = 0;  // errno of a failed read (reported after the bytes before it), or -1 for EOF
   *again = false;
   while (length < readSize_ && *budget > 0) {
     --*budget;
@@ -279,6 +279,13 @@ bool FdStreamCore::ReadChunk(bool* again, int* budget) {
     break;
   }
   if (length > 0 && *budget == 0 && length < readSize_) *again = true;  // out of budget, not drained
+  if (length > 0 && failure == -1) {
+    // EOF after bytes: deliver them, then read again rather than report an EOF that JS may
+    // have made stale meanwhile (a virtio-serial host returns while we deliver its first
+    // bytes; a FIFO gets a new writer). EOF that still holds is read again at once.
+    failure = 0;
+    *again = true;
+  }
   if (length > 0) {
     // Out of the arena before any JS runs (BeforeDeliver may call back).
     napi_value chunk = arena->Take(length);
