@@ -95,10 +95,10 @@ for i in $(seq 1 300); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; e
     const seven = await runVmlink(['exec', uri, '--', 'sh', '-c', 'echo err >&2; exit 7']);
     expect(seven).toMatchObject({ code: 7, stderr: 'err\n' });
     const refused = await runVmlink(['exec', uri, '--', 'cat', '/etc/passwd']);
-    expect(refused.code).toBe(ExitCode.POLICY);
+    expect(refused.code, `${refused.stderr}\n${await guestLog()}`).toBe(ExitCode.POLICY);
     expect(refused.stderr).toMatch(/ERR_VMLINK_EXEC_DENIED/);
     const escape = await runVmlink(['ls', uri, '/../etc']);
-    expect(escape.code).toBe(ExitCode.POLICY);
+    expect(escape.code, `${escape.stderr}\n${await guestLog()}`).toBe(ExitCode.POLICY);
     expect(escape.stderr).toMatch(/ERR_VMLINK_PATH_ESCAPE/);
   });
 
