@@ -350,6 +350,39 @@ describe('FdStream and VirtioSerialStream on a FIFO (it behaves like a virtio-se
     stream.close();
   });
 
+  it('VirtioSerialStream: an EOF read behind bytes is not reported once delivering them brought the peer back', async () => {
+    const path = fifo('stale-eof');
+    const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const events: string[] = [];
+    let second: number | undefined;
+    const stream = new binding.VirtioSerialStream(readFd, {}, {
+      onData: (chunk) => {
+        events.push(`data:${chunk.toString()}`);
+        if (second === undefined) {
+          // The peer comes back while its predecessor's bytes are delivered: the EOF the
+          // stream read behind them no longer holds.
+          second = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+          writeSync(second, 'b');
+        }
+      },
+      onError: (err) => void events.push(`error:${err.code}`),
+      onHangup: () => void events.push('hangup'),
+      onReconnect: () => void events.push('reconnect'),
+    });
+    stream.readStart();
+    // All before the loop runs: one wake-up finds 'a' and then EOF.
+    const first = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+    writeSync(first, 'a');
+    closeSync(first);
+    while (!events.includes('data:b')) await tick(5);
+    await tick(50);
+    expect(events).toEqual(['data:a', 'data:b']);
+    expect(stream.hungUp).toBe(false);
+    closeSync(second as number);
+    while (!events.includes('hangup')) await tick(5); // the real departure is still reported
+    stream.close();
+  });
+
   it('VirtioSerialStream: data left unread while paused is delivered on resume (edge re-armed)', async () => {
     const path = fifo('paused');
     const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
