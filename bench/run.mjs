@@ -36,7 +36,7 @@ for (const name of names.length > 0 ? names : Object.keys(suites)) {
   const { script, about } = suites[name];
   console.log(`\n## bench ${name}: ${about}\n`);
   // Only aio knows --quick today; the others take their own flags (see their READMEs).
-  const flags = name === 'aio' ? passThrough : passThrough.filter((f) => f !== '--quick');
+  const flags = ['aio', 'vsock'].includes(name) ? passThrough : passThrough.filter((f) => f !== '--quick');
   const result = spawnSync(process.execPath, [join(here, script), ...flags], { stdio: 'inherit' });
   if (result.status !== 0) failed.push(`${name} (exit ${result.status ?? result.signal})`);
 }
