@@ -9,6 +9,9 @@ import { reconnectLoop, readGuestStats, type GuestStats } from './helpers/reconn
 import { startStalledSocket } from './helpers/stalled.js';
 import { BOOT_TIMEOUT_MS, guestDir, repoRoot, startGuestServer, type GuestServer } from './helpers/vm.js';
 
+/** How long the host stays away in the hang-up test (the guest must not spin meanwhile). */
+const HOST_AWAY_MS = 2500;
+
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface HangupStats extends GuestStats {
@@ -106,7 +109,7 @@ describe('virtio-serial host<->guest (one VM)', () => {
     flooded.write('flood\n');
     await outputWith('flood stalled', 1);
     flooded.destroy();
-    await delay(1200); // away for a while: the guest must not spin meanwhile
+    await delay(HOST_AWAY_MS); // away for a while: the guest must not spin meanwhile
 
     // 2. The host sends more than the guest reads ahead of a paused Connection, then leaves.
     const paused = await host.dial(address, { timeout: 60_000 });
@@ -129,9 +132,11 @@ describe('virtio-serial host<->guest (one VM)', () => {
     expect(floodResult?.settled, context).toBe(floodResult?.issued);
     expect(Object.keys(floodResult?.errors ?? {}).filter((key) => key !== 'ok' && key !== 'ECONNRESET:write'), context).toEqual([]);
     expect(floodResult?.errors['ECONNRESET:write'] ?? 0, context).toBeLessThanOrEqual(1);
-    // The hang-up was seen when the host left, and nothing was taken for its return
-    // until it came back: the guest's absence spans the host's 1200 ms.
-    expect(guest.away[0]?.ms, context).toBeGreaterThanOrEqual(1000);
+    // Nothing was taken for the host's return until it came back: the guest's absence
+    // spans most of the host's. Under TCG on loaded cores the guest can see the hang-up
+    // a few hundred ms late (898 ms of 1200 was seen), so the bound allows a second of
+    // lateness; a false early return would measure close to 0.
+    expect(guest.away[0]?.ms, context).toBeGreaterThanOrEqual(HOST_AWAY_MS - 1000);
     expect(guest.away[0]?.ticks, context).toBeLessThanOrEqual(25);
     expect(guest.away[0]?.wakeups, context).toBeLessThanOrEqual(20);
     expect(guest.paused, context).toEqual(['ECONNRESET']);
