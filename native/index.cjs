@@ -15,6 +15,8 @@ const path = require('node:path');
 const expected = require('./lib/expected-exports.cjs');
 
 const NEEDS = 'needs python3, make and g++';
+/** The oldest supported Node.js line (as in @vmlink/errors and `engines`). */
+const MIN_NODE_MAJOR = 20;
 const REBUILD = `run \`npm rebuild @vmlink/native\` to build it from source (${NEEDS})`;
 
 let cached;
@@ -174,6 +176,13 @@ function loadFirst(dir, target) {
  * another package directory.
  */
 function loadBinding(options = {}) {
+  const nodeVersion = options.nodeVersion ?? process.versions.node;
+  if (!(Number.parseInt(nodeVersion, 10) >= MIN_NODE_MAJOR)) {
+    throw codedError(
+      'ERR_VMLINK_UNSUPPORTED_NODE',
+      `@vmlink/native needs Node.js >= ${MIN_NODE_MAJOR} (CI runs 20 and proves 22, 24 and 26); this is Node.js ${nodeVersion}`,
+    );
+  }
   const platform = options.platform ?? process.platform;
   if (platform !== 'linux') {
     throw codedError(

@@ -38,11 +38,17 @@ export interface LoadOptions {
   platform?: string;
   /** Load the addon from this package directory instead of @vmlink/native's own. */
   dir?: string;
+  /** Pick the prebuild for this arch instead of `process.arch` (tests of the lookup). */
+  arch?: string;
+  /** Pick the prebuild for this libc instead of the detected one (tests of the lookup). */
+  libc?: 'glibc' | 'musl';
+  /** Judge this Node.js version instead of the running one (tests of the version floor). */
+  nodeVersion?: string;
 }
 
 /**
- * Loads the addon once and returns it. Throws `ERR_VMLINK_UNSUPPORTED_PLATFORM` off
- * Linux, `ERR_VMLINK_NATIVE_NOT_BUILT` when no binary exists, and
+ * Loads the addon once and returns it. Throws `ERR_VMLINK_UNSUPPORTED_NODE` before
+ * Node.js 20, `ERR_VMLINK_UNSUPPORTED_PLATFORM` off Linux, `ERR_VMLINK_NATIVE_NOT_BUILT` when no binary exists, and
  * `ERR_VMLINK_NATIVE_MISMATCH` when the binary lacks an expected export.
  */
 export declare function loadBinding(options?: LoadOptions): NativeBinding;

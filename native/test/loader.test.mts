@@ -7,8 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 const require = createRequire(import.meta.url);
 type Native = typeof import('../index.cjs', { with: { 'resolution-mode': 'require' } });
-type LookupOptions = Parameters<Native['loadBinding']>[0] & { arch?: string; libc?: 'glibc' | 'musl' };
-const native = require('../index.cjs') as Omit<Native, 'loadBinding'> & { loadBinding(options?: LookupOptions): ReturnType<Native['loadBinding']> };
+type LookupOptions = NonNullable<Parameters<Native['loadBinding']>[0]>;
+const native = require('../index.cjs') as Native;
 
 const builtAddon = join(dirname(fileURLToPath(import.meta.url)), '..', 'build', 'Release', 'vmlink.node');
 const GARBAGE = 'not an ELF shared object\n';
@@ -128,6 +128,12 @@ describe('@vmlink/native loader', () => {
     expect(native.loadBinding({ dir: prebuilt, arch: 'x64', libc: 'glibc' }).errnoName(2)).toBe('ENOENT');
     const fallback = fakePackage({ 'prebuilds/linux-x64/@vmlink+native.glibc.node': 'garbage', 'build/Release/vmlink.node': 'real' });
     expect(native.loadBinding({ dir: fallback, arch: 'x64', libc: 'glibc' }).errnoName(111)).toBe('ECONNREFUSED');
+  });
+
+  it('refuses a Node.js line older than 20 with ERR_VMLINK_UNSUPPORTED_NODE naming the version', () => {
+    expect(() => native.loadBinding({ nodeVersion: '18.20.8' })).toThrow(
+      expect.objectContaining({ code: 'ERR_VMLINK_UNSUPPORTED_NODE', message: expect.stringContaining('this is Node.js 18.20.8') }),
+    );
   });
 
   it('tries a local build newer than every prebuild first (a rebuild after the prebuilds were made)', () => {

@@ -16,3 +16,9 @@ export {
   describeValue,
 } from './validate.js';
 export { unsupportedPlatform, assertLinux, isLinux } from './platform.js';
+export { MIN_NODE_MAJOR, assertSupportedNode } from './node-version.js';
+
+// Every vmlink package but the addon imports this one: an unsupported Node.js line fails
+// here, at load, with a code.
+import { assertSupportedNode } from './node-version.js';
+assertSupportedNode();

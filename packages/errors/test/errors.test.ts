@@ -40,3 +40,16 @@ describe('@vmlink/errors (pure logic)', () => {
     expect(invalidArgType('x', 'of type number', null)).toBeInstanceOf(VmlinkError);
   });
 });
+
+describe('assertSupportedNode', () => {
+  it('accepts the supported lines and refuses older ones with a code naming the version', async () => {
+    const { assertSupportedNode, MIN_NODE_MAJOR } = await import('../src/index.js');
+    expect(MIN_NODE_MAJOR).toBe(20);
+    for (const version of ['20.0.0', '22.11.0', '26.1.0']) expect(() => assertSupportedNode(version)).not.toThrow();
+    for (const version of ['18.20.8', '0.10.48', 'garbage']) {
+      expect(() => assertSupportedNode(version)).toThrow(
+        expect.objectContaining({ code: 'ERR_VMLINK_UNSUPPORTED_NODE', message: expect.stringContaining(`this is Node.js ${version}`) }),
+      );
+    }
+  });
+});
