@@ -3,7 +3,7 @@
  * (no /dev/vhost-vsock, no root), host side exposed as Firecracker-style hybrid vsock
  * Unix sockets. The data path runs in the addon on the Node loop.
  */
-export { createVsockDevice, VsockDevice, type VsockDeviceEvents } from './device.js';
+export { createVsockDevice, VsockDevice, type VsockDeviceEvents, type CreateDeviceHooks } from './device.js';
 export {
   type VsockDeviceOptions,
   DEFAULT_BUF_ALLOC,
