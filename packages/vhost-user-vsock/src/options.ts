@@ -24,9 +24,9 @@ export interface VsockDeviceOptions {
    * Guest bytes passed on to the host socket, unannounced, before a CREDIT_UPDATE goes to
    * the guest on its own (data packets to the guest carry the count anyway); default
    * min(bufAlloc / 2, 128 KiB), at most bufAlloc. Each update costs the guest an rx packet
-   * and an interrupt. A guest that stops sending before this many bytes are unannounced
-   * waits forever: a Linux 6.1 guest stops at 256 KiB in flight whatever bufAlloc says
-   * (bench/hvsock README), so stay below that.
+   * and an interrupt. At most min(bufAlloc, 128 KiB): a guest that stops sending before
+   * this many bytes are unannounced waits forever, and a Linux 6.1 guest stops at 256 KiB
+   * in flight whatever bufAlloc says (bench/hvsock README).
    */
   creditUpdateBytes?: number;
   /**
@@ -85,6 +85,13 @@ export const MAX_TX_NOTIFY_DELAY_US = 10_000_000;
  * at 262144 bytes).
  */
 export const MAX_DEFAULT_CREDIT_UPDATE_BYTES = 128 * 1024;
+/**
+ * The largest creditUpdateBytes accepted: a Linux guest keeps at most 256 KiB in flight
+ * whatever bufAlloc says, so a threshold at or above that is never reached and the
+ * connection stalls for good (bench/hvsock README). Half of it leaves room for the
+ * guest's packets already queued.
+ */
+export const MAX_CREDIT_UPDATE_BYTES = 128 * 1024;
 export function defaultCreditUpdateBytes(bufAlloc: number): number {
   return Math.min(Math.floor(bufAlloc / 2), MAX_DEFAULT_CREDIT_UPDATE_BYTES);
 }
@@ -140,7 +147,13 @@ export function resolveDeviceOptions(options: unknown): ResolvedVsockDeviceOptio
     udsPath,
     guestCid,
     bufAlloc,
-    creditUpdateBytes: validateIntegerIn(options.creditUpdateBytes, 'options.creditUpdateBytes', 1, bufAlloc, defaultCreditUpdateBytes(bufAlloc)),
+    creditUpdateBytes: validateIntegerIn(
+      options.creditUpdateBytes,
+      'options.creditUpdateBytes',
+      1,
+      Math.min(bufAlloc, MAX_CREDIT_UPDATE_BYTES),
+      defaultCreditUpdateBytes(bufAlloc),
+    ),
     txNotifyBatch: validateIntegerIn(options.txNotifyBatch, 'options.txNotifyBatch', 1, MAX_TX_NOTIFY_BATCH, DEFAULT_TX_NOTIFY_BATCH),
     rxBuffersPerRead: validateIntegerIn(options.rxBuffersPerRead, 'options.rxBuffersPerRead', 1, MAX_RX_BUFFERS_PER_READ, DEFAULT_RX_BUFFERS_PER_READ),
     txNotifyDelayUs: validateIntegerIn(options.txNotifyDelayUs, 'options.txNotifyDelayUs', 0, MAX_TX_NOTIFY_DELAY_US, DEFAULT_TX_NOTIFY_DELAY_US),
