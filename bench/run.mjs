@@ -18,10 +18,12 @@ const suites = {
 };
 
 const args = process.argv.slice(2);
-const passThrough = args.filter((a) => a.startsWith('-'));
-const names = args.filter((a) => !a.startsWith('-'));
+// Names come first; from the first flag on, everything (values too: `--mib 64`) goes to the suites.
+const firstFlag = args.findIndex((a) => a.startsWith('-'));
+const names = firstFlag < 0 ? args : args.slice(0, firstFlag);
+const passThrough = firstFlag < 0 ? [] : args.slice(firstFlag);
 if (passThrough.includes('--help')) {
-  console.log('usage: npm run bench -- [NAME...] [--quick]\n');
+  console.log('usage: npm run bench -- [NAME...] [--quick] [SUITE FLAGS...]\n');
   for (const [name, { about }] of Object.entries(suites)) console.log(`  ${name.padEnd(14)} ${about}`);
   process.exit(0);
 }
