@@ -5,12 +5,13 @@ import type { ThreadPoolBinding } from './types/threadpool.d.cts';
 import type { IoSubmitBinding } from './types/iosubmit.d.cts';
 import type { VhostUserBinding } from './types/vhostuser.d.cts';
 
-export type { VsockBinding } from './types/vsock.d.cts';
-export type { FdStreamBinding } from './types/fdstream.d.cts';
-export type { AioBinding } from './types/aio.d.cts';
-export type { ThreadPoolBinding } from './types/threadpool.d.cts';
-export type { IoSubmitBinding } from './types/iosubmit.d.cts';
-export type { VhostUserBinding, VhostUserVsockDevice, VhostUserVsockDeviceOptions, VhostUserVsockStats, VhostUserTestHelpers } from './types/vhostuser.d.cts';
+// Every type a binding member names is public: users of loadBinding() meet them all.
+export type * from './types/vsock.d.cts';
+export type * from './types/fdstream.d.cts';
+export type * from './types/aio.d.cts';
+export type * from './types/threadpool.d.cts';
+export type * from './types/iosubmit.d.cts';
+export type * from './types/vhostuser.d.cts';
 
 export interface CommonBinding {
   /** The symbolic name of an errno ("ECONNREFUSED"); accepts errno or -errno. */

@@ -3,6 +3,7 @@
 /** Where an alignment came from: statx(STATX_DIOALIGN), the device's logical block size, or a 4096 default. */
 export type DioAlignmentSource = 'statx' | 'sysfs' | 'default';
 
+/** O_DIRECT alignment of a file, as dioAlignment() found it. */
 export interface DioAlignmentInfo {
   readonly memory: number;
   readonly offset: number;
@@ -10,6 +11,7 @@ export interface DioAlignmentInfo {
   readonly source: DioAlignmentSource;
 }
 
+/** The AIO part of the addon (src/aio). */
 export interface AioBinding {
   /** The real address of `view`'s first byte modulo `alignment` (a power of two). */
   addressOffset(view: ArrayBufferView, alignment: number): number;

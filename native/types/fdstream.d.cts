@@ -29,6 +29,7 @@ export interface FdStreamCallbacks {
   onError(error: NodeJS.ErrnoException): void;
 }
 
+/** Options of `new FdStream(fd, callbacks, options)`. */
 export interface FdStreamOptions {
   /**
    * Message mode (SOCK_SEQPACKET): each recvmsg is one onData call, each written chunk is
@@ -86,6 +87,7 @@ export interface FdStream extends FdStreamHandle {
   shutdown(): void;
 }
 
+/** The native FdStream class: a non-blocking fd read and written on the Node loop. */
 export interface FdStreamConstructor {
   /**
    * Takes ownership of `fd` at once (closed by close(), by the garbage collector, or if
@@ -94,6 +96,7 @@ export interface FdStreamConstructor {
   new (fd: number, options: FdStreamOptions | undefined, callbacks: FdStreamCallbacks): FdStream;
 }
 
+/** What a VirtioSerialStream reports to JavaScript. */
 export interface VirtioSerialStreamCallbacks {
   /** As FdStreamCallbacks.onData (`truncatedFrom` is always undefined: stream mode). */
   onData(chunk: Buffer, truncatedFrom: undefined): void;
@@ -120,6 +123,7 @@ export interface VirtioSerialStreamCallbacks {
   onReconnect?(): void;
 }
 
+/** Options of `new VirtioSerialStream(fd, callbacks, options)`. */
 export interface VirtioSerialStreamOptions {
   /** The most bytes one chunk carries (reads go on until EAGAIN or this). Default 65536, max 64 MiB. */
   readSize?: number;
@@ -140,11 +144,13 @@ export interface VirtioSerialStream extends FdStreamHandle {
   readonly hungUp: boolean;
 }
 
+/** The native VirtioSerialStream class: an FdStream on a virtio-serial port fd. */
 export interface VirtioSerialStreamConstructor {
   /** Takes ownership of `fd` at once (as FdStream) and makes it O_NONBLOCK. */
   new (fd: number, options: VirtioSerialStreamOptions | undefined, callbacks: VirtioSerialStreamCallbacks): VirtioSerialStream;
 }
 
+/** The fd stream part of the addon (src/fdstream). */
 export interface FdStreamBinding {
   FdStream: FdStreamConstructor;
   VirtioSerialStream: VirtioSerialStreamConstructor;

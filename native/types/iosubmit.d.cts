@@ -77,6 +77,7 @@ export interface IoSubmitContext {
   destroy(): void;
 }
 
+/** The native IoSubmitContext class. */
 export interface IoSubmitContextConstructor {
   /**
    * io_setup(maxInFlight). Throws a system error (code EAGAIN, with `aioMaxNr`/`aioNr`)
@@ -85,6 +86,7 @@ export interface IoSubmitContextConstructor {
   new (maxInFlight: number, onComplete: (count: number) => void): IoSubmitContext;
 }
 
+/** The io_submit part of the addon (src/iosubmit). */
 export interface IoSubmitBinding {
   readonly IoSubmitContext: IoSubmitContextConstructor;
   readonly ioSubmitLayout: IoSubmitLayout;

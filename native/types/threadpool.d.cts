@@ -29,6 +29,7 @@ export interface ThreadPoolConfig {
   readonly maxHeld: number;
 }
 
+/** A native thread pool, as `new ThreadPool(config, onComplete)` returns it. */
 export interface ThreadPoolInstance {
   /**
    * Queues `meta.length / 8` requests. Per request, meta holds: id, op (ThreadPoolOp), fd,
@@ -64,6 +65,7 @@ export interface ThreadPoolInstance {
   readonly inFlight: number;
 }
 
+/** The thread pool part of the addon (src/threadpool). */
 export interface ThreadPoolBinding {
   ThreadPool: new (config: ThreadPoolConfig, onComplete: ThreadPoolCompletionCallback) => ThreadPoolInstance;
 }

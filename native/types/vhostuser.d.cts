@@ -3,6 +3,7 @@
 // numbers (buffer size, limits) and validation with coded errors live in
 // @vmlink/vhost-user-vsock.
 
+/** Options of `new VhostUserVsockDevice(options)`. */
 export interface VhostUserVsockDeviceOptions {
   /** The guest's CID (>= 3), handed to the driver through GET_CONFIG. */
   guestCid: number;
@@ -41,8 +42,10 @@ export interface VhostUserVsockStats {
   readonly [counter: string]: number | boolean;
 }
 
+/** The events a VhostUserVsockDevice reports. */
 export type VhostUserVsockEventName = 'qemu-connected' | 'qemu-disconnected' | 'driver-ready' | 'reset' | 'log';
 
+/** The native vhost-user-vsock device (data path on the Node loop). */
 export interface VhostUserVsockDevice {
   stats(): VhostUserVsockStats;
   /** Closes every fd, unmaps guest memory. Idempotent. */
@@ -51,6 +54,7 @@ export interface VhostUserVsockDevice {
   serviceNow(): void;
 }
 
+/** The native VhostUserVsockDevice class. */
 export interface VhostUserVsockDeviceConstructor {
   new (options: VhostUserVsockDeviceOptions, onEvent: (name: VhostUserVsockEventName, detail: string) => void): VhostUserVsockDevice;
 }
@@ -74,6 +78,7 @@ export interface VhostUserTestHelpers {
   accept(fd: number): number | null;
 }
 
+/** The vhost-user part of the addon (src/vhostuser). */
 export interface VhostUserBinding {
   VhostUserVsockDevice: VhostUserVsockDeviceConstructor;
   /** A non-blocking close-on-exec AF_UNIX listener bound at path (stream by default); throws EADDRINUSE etc. */

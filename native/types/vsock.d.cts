@@ -2,13 +2,16 @@
 // VsockListener. Errors look like Node's: `connect ECONNREFUSED vsock://1:1234` with
 // code, errno, syscall, address, and cid/port where an address was involved.
 
+/** An AF_VSOCK socket type. */
 export type VsockSocketType = 'stream' | 'seqpacket' | 'dgram';
 
+/** An AF_VSOCK address: context id and port. */
 export interface VsockAddress {
   cid: number;
   port: number;
 }
 
+/** What a VsockListener reports to JavaScript. */
 export interface VsockListenerCallbacks {
   /** A new connection: `fd` is non-blocking, close-on-exec and now owned by the callee. */
   onConnection(fd: number, cid: number, port: number): void;
@@ -16,6 +19,7 @@ export interface VsockListenerCallbacks {
   onError(error: NodeJS.ErrnoException): void;
 }
 
+/** A listening AF_VSOCK fd accepted on the Node loop. */
 export interface VsockListener {
   /** The listening fd, or -1 once closed. */
   readonly fd: number;
@@ -28,11 +32,13 @@ export interface VsockListener {
   unref(): void;
 }
 
+/** The native VsockListener class. */
 export interface VsockListenerConstructor {
   /** Takes ownership of the listening `fd` at once. */
   new (fd: number, callbacks: VsockListenerCallbacks): VsockListener;
 }
 
+/** AF_VSOCK constants as the kernel headers define them. */
 export interface VsockConstants {
   readonly AF_VSOCK: number;
   readonly VMADDR_CID_ANY: number;
@@ -44,6 +50,7 @@ export interface VsockConstants {
   readonly SOMAXCONN: number;
 }
 
+/** What vsockAdoptFd() found out about an fd it was handed. */
 export interface VsockAdoptInfo {
   /** SO_DOMAIN is AF_VSOCK (only then was the fd made non-blocking and close-on-exec). */
   vsock: boolean;
@@ -52,6 +59,7 @@ export interface VsockAdoptInfo {
   listening: boolean;
 }
 
+/** The AF_VSOCK part of the addon (src/vsock). */
 export interface VsockBinding {
   /** socket(AF_VSOCK, type | SOCK_NONBLOCK | SOCK_CLOEXEC): the caller owns the fd. */
   vsockSocket(type: VsockSocketType): number;
