@@ -24,7 +24,7 @@ export class IoSubmitBackend extends AioBackendBase {
   readonly #writeNowait: WriteNowaitProbe;
   readonly #releaseFallback: () => Promise<void>;
 
-  /** Use createIoSubmitBackend(). */
+  /** @internal Use createIoSubmitBackend(). */
   constructor(options: Omit<ResolvedOptions, 'fallback'> & { fallback: Fallback | undefined }) {
     super(new StatsRecorder());
     const binding = ioSubmitBinding();

@@ -63,6 +63,7 @@ export class IoSubmitFile extends AioFileBase {
   readonly #guard: FileGuard;
   readonly #twin: BufferedTwin;
 
+  /** @internal Files come from IoSubmitBackend.open(). */
   constructor(init: IoSubmitFileInit) {
     super(init);
     this.#services = init.services;
