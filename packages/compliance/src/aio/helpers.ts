@@ -66,6 +66,7 @@ export function probeDirect(dir: string): string | undefined {
   }
 }
 
+/** How a runChild() child ended, with its output. */
 export interface ChildResult {
   code: number | null;
   signal: NodeJS.Signals | null;

@@ -20,7 +20,7 @@ import { spaceTests } from './space.js';
 import type { AioSuiteContext, AioTestSetup } from './setup.js';
 
 export type { AioSuiteContext, AioTestSetup } from './setup.js';
-export { collectGarbage, openFdCount, patternBytes, probeDirect, runChild, seededRandom } from './helpers.js';
+export { collectGarbage, openFdCount, patternBytes, probeDirect, runChild, seededRandom, type ChildResult } from './helpers.js';
 
 /** Registers the whole AIO compliance suite for one backend, under `describe(name)`. */
 export function describeAioBackend(name: string, setup: AioTestSetup): void {

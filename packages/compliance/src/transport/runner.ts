@@ -4,7 +4,9 @@
  * Pass either framework's own functions: `import * as vitest from 'vitest'` or
  * `import * as nodeTest from 'node:test'` both fit.
  */
-type Body = () => Promise<void>;
+
+/** A test or hook body: the suite awaits it. */
+export type Body = () => Promise<void>;
 
 /** The part of vitest's API the suite uses. */
 export interface VitestApi {
