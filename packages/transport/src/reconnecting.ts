@@ -76,6 +76,7 @@ export class ReconnectingClient extends EventEmitter<ReconnectingEventMap> imple
   private fatal: Error | undefined;
   private readonly done: Promise<void>;
 
+  /** @internal Use reconnecting(). */
   constructor(
     readonly transport: Transport,
     readonly address: TransportAddress,
