@@ -1,6 +1,9 @@
 import { Duplex } from 'node:stream';
 
-/** What a guest Connection needs from the port that carries it. */
+/**
+ * What a guest Connection needs from the port that carries it.
+ * @internal exported only so that the listener's `implements` clause resolves in the docs.
+ */
 export interface GuestPortLink {
   /** Queue records for the device; `callback` runs once the kernel took them (or they were dropped). */
   send(owner: GuestConnection, records: Uint8Array[], callback: (error: Error | null) => void): void;

@@ -96,6 +96,7 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
     return this;
   }
 
+  /** @internal GuestPortLink plumbing for this listener's GuestConnection. */
   updateRef(): void {
     if (this.stream.closed) return;
     const keepAlive = (this.refed && !this.closed) || (this.connection?.refed ?? false);
@@ -164,6 +165,7 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
     if (connection.readableLength >= READ_AHEAD) this.stream.readStop();
   }
 
+  /** @internal GuestPortLink plumbing for this listener's GuestConnection. */
   resumeReading(): void {
     if (!this.stream.closed) this.stream.readStart();
   }
@@ -207,6 +209,7 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
     }
   }
 
+  /** @internal GuestPortLink plumbing for this listener's GuestConnection. */
   connectionClosed(connection: GuestConnection): void {
     if (this.connection !== connection) return;
     this.connection = undefined;
@@ -226,6 +229,7 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
 
   // ---- writing: one native write at a time, in order ------------------------------
 
+  /** @internal GuestPortLink plumbing for this listener's GuestConnection. */
   send(owner: GuestConnection, records: Uint8Array[], callback: (error: Error | null) => void): void {
     if (owner !== this.connection || this.nonce !== owner.nonce) {
       callback(connectionReset('write', this.uri, 'the host went away'));

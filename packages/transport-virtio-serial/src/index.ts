@@ -13,3 +13,4 @@ export {
   type HostSocketAddress,
 } from './address.js';
 export { VirtioSerialListener } from './guest-listener.js';
+export type { GuestPortLink } from './guest-connection.js';
