@@ -19,6 +19,8 @@ export {
   connectSeqpacket,
   type SeqpacketSocketOptions,
   type SeqpacketConnectOptions,
+  type SendCallback,
 } from './seqpacket.js';
+export type { SocketType } from './binding.js';
 export { VsockServer, createServer, createSeqpacketServer, type ListenOptions, type VsockServerOptions } from './server.js';
 export { isSupported, isSeqpacketSupported, isDatagramSupported, createDatagramSocket, localCid } from './probe.js';

@@ -22,7 +22,8 @@ export interface SeqpacketSocketOptions {
 
 export interface SeqpacketConnectOptions extends ConnectOptions, SeqpacketSocketOptions {}
 
-type SendCallback = (error: Error | null) => void;
+/** Runs once the message was handed to the kernel, or with the error that stopped it. */
+export type SendCallback = (error: Error | null) => void;
 interface Outgoing {
   message: Uint8Array;
   callback: SendCallback | undefined;
@@ -78,7 +79,7 @@ export class VsockSeqpacketSocket extends EventEmitter {
     return VsockSeqpacketSocket[kAccepted](adoptConnectedFd(fd, 'seqpacket'), options);
   }
 
-  /** Internal: wraps an accepted connection's fd. */
+  /** @internal Wraps an accepted connection's fd. */
   static [kAccepted](connected: ConnectedFd, options: SeqpacketSocketOptions): VsockSeqpacketSocket {
     const socket = new VsockSeqpacketSocket(options);
     socket.#endpoint.attach(connected);

@@ -99,7 +99,7 @@ export class VsockSocket extends Duplex {
     return VsockSocket[kAccepted](adoptConnectedFd(fd, 'stream'), options);
   }
 
-  /** Internal: wraps an accepted connection's fd. */
+  /** @internal Wraps an accepted connection's fd. */
   static [kAccepted](connected: ConnectedFd, options: VsockSocketOptions): VsockSocket {
     const socket = new VsockSocket(options);
     socket.#endpoint.attach(connected);
