@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/build/**', '**/node_modules/**', '**/prebuilds/**', '**/.turbo/**', 'bench/results/**'] },
+  { ignores: ['**/dist/**', '**/build/**', '**/node_modules/**', '**/prebuilds/**', '**/.turbo/**', 'bench/results/**', 'docs/api/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
