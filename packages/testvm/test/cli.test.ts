@@ -1,33 +1,12 @@
 // The CLI's own surface, without booting a guest: version, help, doctor --json, usage errors.
 import { describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseDoctorArgs, parseRunArgs, wantsHelp } from '../src/cli/args.js';
 import { editDistance, suggest } from '../src/cli/suggest.js';
-import { repoRoot } from './helpers.js';
+import { cli } from './helpers.js';
 
-// The built CLI, as users run it (the root test script builds first).
-const builtCli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const packageJson = fileURLToPath(new URL('../package.json', import.meta.url));
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [builtCli, ...args], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 interface DoctorJsonShape {
   ok: boolean;
