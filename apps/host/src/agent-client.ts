@@ -43,6 +43,8 @@ export interface AgentClient {
   readonly uri: string;
   /** Whether the transport carries several connections to the agent at once (virtio-serial: no). */
   readonly multiConnection: boolean;
+  /** True once the connection to the agent has ended (lost, idle-closed by the agent, or close()d). */
+  readonly closed: boolean;
   ping(): Promise<{ time: number }>;
   info(): Promise<AgentInfo>;
   stat(path: string): Promise<StatResult>;

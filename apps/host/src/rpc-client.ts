@@ -149,6 +149,10 @@ class RpcAgentClient implements AgentClient {
     });
   }
 
+  get closed(): boolean {
+    return this.rpc.closed;
+  }
+
   /** Runs `work` with a signal that the silence watchdog aborts. */
   private async watch<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const controller = new AbortController();
