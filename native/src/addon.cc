@@ -13,6 +13,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vmlink::RegisterAioCommon(env, exports);
   vmlink::RegisterSocket(env, exports);
   vmlink::RegisterVhostUser(env, exports);
+  vmlink::RegisterPty(env, exports);
   return exports;
 }
 }  // namespace

@@ -11,4 +11,5 @@ void RegisterAioIoSubmit(Napi::Env env, Napi::Object exports);     // src/aio/io
 void RegisterAioCommon(Napi::Env env, Napi::Object exports);       // src/aio (allocAligned, statx)
 void RegisterSocket(Napi::Env env, Napi::Object exports);          // src/socket (SO_PEERCRED)
 void RegisterVhostUser(Napi::Env env, Napi::Object exports);       // src/vhost_user (virtio-vsock device)
+void RegisterPty(Napi::Env env, Napi::Object exports);             // src/pty (pseudo-terminals, pidfd reaping)
 }  // namespace vmlink
