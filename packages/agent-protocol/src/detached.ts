@@ -1,0 +1,187 @@
+import { VmlinkError } from '@vmlink/errors';
+import { EXEC_MAX_RECORD, EXEC_RECORD_HEADER } from './exec-records.js';
+
+/**
+ * Detached processes (kata-agent's exec lifecycle): a command started with an id that
+ * outlives the connection that started it. The agent keeps the last output of each
+ * stream in a bounded ring and counts what it had to drop; any admitted client can list,
+ * wait for, signal and (re-)attach to it by id.
+ *
+ * - `detached.start { command, args? }` -> DetachedProcessInfo (stdin is /dev/null).
+ * - `detached.list {}` -> `{ processes, limits }`, live ones first, then exited, oldest first.
+ * - `detached.wait { id, timeoutMs? }` -> DetachedProcessInfo once it exited, or when
+ *   `timeoutMs` passed first (then `state` is still `running`; not an error).
+ * - `detached.kill { id, signal }` -> `{ id, signal, delivered }`: to its process group.
+ * - `detached.attach { id, fromStart? }` -> DetachedAttachResult, then a body of records
+ *   (DetachedRecordTag) until the process exited and its output was sent: what the ring
+ *   still holds from where the last attach stopped (`fromStart`: from the oldest byte
+ *   kept), then live output; GAP when bytes were dropped under a slow reader; EXIT last.
+ */
+export const DETACHED_METHODS = ['detached.start', 'detached.list', 'detached.wait', 'detached.kill', 'detached.attach'] as const;
+export type DetachedMethodName = (typeof DETACHED_METHODS)[number];
+
+/** Codes of the detached-process methods (besides the exec ones: ERR_VMLINK_EXEC_DENIED, ENOENT...). */
+export const DetachedErrorCode = {
+  /** No detached process with that id (never started, or an exited one already forgotten). */
+  NO_SUCH_PROCESS: 'ERR_VMLINK_NO_SUCH_PROCESS',
+  /** As many detached processes run as the agent allows (`--max-detached`). */
+  LIMIT: 'ERR_VMLINK_DETACHED_LIMIT',
+  /** The agent runs with `--max-detached 0`. */
+  DISABLED: 'ERR_VMLINK_DETACHED_DISABLED',
+} as const;
+export type DetachedErrorCode = (typeof DetachedErrorCode)[keyof typeof DetachedErrorCode];
+
+export const DETACHED_ERROR_WORDS: Readonly<Record<DetachedErrorCode, string>> = {
+  ERR_VMLINK_NO_SUCH_PROCESS: 'no detached process with that id on this agent',
+  ERR_VMLINK_DETACHED_LIMIT: 'the agent runs as many detached processes as it allows (--max-detached); wait for one to end or kill one',
+  ERR_VMLINK_DETACHED_DISABLED: 'detached processes are not enabled on this agent (--max-detached 0)',
+};
+
+/** Signals a client may send (as exec.signal). */
+export const DETACHED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP', 'SIGQUIT'] as const;
+export type DetachedSignal = (typeof DETACHED_SIGNALS)[number];
+
+export type DetachedState = 'running' | 'exited';
+
+/** One stream's bytes: all it wrote, what the ring still holds, what had to be dropped (total = kept + dropped). */
+export interface DetachedStreamBytes {
+  total: number;
+  kept: number;
+  dropped: number;
+}
+
+export interface DetachedProcessInfo {
+  id: string;
+  /** The process (and process group) id in the guest. */
+  pid: number;
+  command: string;
+  args: string[];
+  state: DetachedState;
+  /** Set once exited: the exit code, or null when a signal ended it. */
+  exitCode: number | null;
+  signal: string | null;
+  /** ms since 1970. */
+  startedAt: number;
+  exitedAt: number | null;
+  stdout: DetachedStreamBytes;
+  stderr: DetachedStreamBytes;
+}
+
+export interface DetachedStartParams {
+  command: string;
+  args?: string[];
+}
+
+export interface DetachedLimits {
+  /** Detached processes running at once (`--max-detached`). */
+  maxRunning: number;
+  /** Exited ones remembered; the oldest exited is forgotten first (`--max-detached-exited`). */
+  maxExited: number;
+  /** Bytes kept per stream of each process (`--detached-output`). */
+  outputBytes: number;
+}
+
+export interface DetachedListResult {
+  processes: DetachedProcessInfo[];
+  limits: DetachedLimits;
+}
+
+export interface DetachedIdParams {
+  id: string;
+}
+
+export interface DetachedWaitParams extends DetachedIdParams {
+  /** Give up after this long and answer with the state as it is (running). Default: no limit. */
+  timeoutMs?: number;
+}
+
+export interface DetachedKillParams extends DetachedIdParams {
+  signal: DetachedSignal;
+}
+
+export interface DetachedKillResult {
+  id: string;
+  signal: DetachedSignal;
+  /** False when the process had exited already. */
+  delivered: boolean;
+}
+
+export interface DetachedAttachParams extends DetachedIdParams {
+  /** Replay from the oldest byte still kept instead of where the last attach stopped. */
+  fromStart?: boolean;
+}
+
+export interface DetachedAttachResult {
+  process: DetachedProcessInfo;
+  /** Bytes between where this attach starts and the oldest byte still kept: gone for good. */
+  lost: { stdout: number; stderr: number };
+}
+
+/**
+ * detached.attach's body: records like exec's (u8 tag, u32 BE length, bytes), with one
+ * more tag. EXIT (`{ exitCode, signal }` JSON) is always last.
+ */
+export const DetachedRecordTag = {
+  STDOUT: 1,
+  STDERR: 2,
+  EXIT: 3,
+  /** `{ stream: 'stdout' | 'stderr', bytes }` JSON: output this reader missed (dropped while it lagged). */
+  GAP: 4,
+} as const;
+export type DetachedRecordTag = (typeof DetachedRecordTag)[keyof typeof DetachedRecordTag];
+
+export interface DetachedGap {
+  stream: 'stdout' | 'stderr';
+  bytes: number;
+}
+
+export interface DetachedRecord {
+  readonly tag: DetachedRecordTag;
+  readonly data: Buffer;
+}
+
+export function encodeDetachedRecord(tag: DetachedRecordTag, data: Uint8Array): Buffer {
+  const header = Buffer.allocUnsafe(EXEC_RECORD_HEADER);
+  header.writeUInt8(tag, 0);
+  header.writeUInt32BE(data.length, 1);
+  return Buffer.concat([header, data]);
+}
+
+const TAGS: ReadonlySet<number> = new Set(Object.values(DetachedRecordTag));
+
+/** Splits an attach body into records, whatever the chunking; holds at most one record. */
+export class DetachedRecordDecoder {
+  private pending: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly maxRecord = EXEC_MAX_RECORD) {}
+
+  push(chunk: Uint8Array): DetachedRecord[] {
+    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    this.pending = this.pending.length === 0 ? bytes : Buffer.concat([this.pending, bytes]);
+    const records: DetachedRecord[] = [];
+    while (this.pending.length >= EXEC_RECORD_HEADER) {
+      const tag = this.pending.readUInt8(0);
+      const length = this.pending.readUInt32BE(1);
+      if (!TAGS.has(tag)) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `detached output: unknown record tag ${tag}`);
+      if (length > this.maxRecord) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `detached output: a ${length}-byte record (at most ${this.maxRecord})`);
+      if (this.pending.length < EXEC_RECORD_HEADER + length) break;
+      records.push({ tag: tag as DetachedRecordTag, data: this.pending.subarray(EXEC_RECORD_HEADER, EXEC_RECORD_HEADER + length) });
+      this.pending = this.pending.subarray(EXEC_RECORD_HEADER + length);
+    }
+    return records;
+  }
+
+  /** Bytes of an unfinished record (0 at a clean end). */
+  get buffered(): number {
+    return this.pending.length;
+  }
+}
+
+/** Params and result of each detached method, for typed clients (part of MethodTypes). */
+export interface DetachedMethodTypes {
+  'detached.start': { params: DetachedStartParams; result: DetachedProcessInfo };
+  'detached.list': { params: Record<string, never>; result: DetachedListResult };
+  'detached.wait': { params: DetachedWaitParams; result: DetachedProcessInfo };
+  'detached.kill': { params: DetachedKillParams; result: DetachedKillResult };
+  'detached.attach': { params: DetachedAttachParams; result: DetachedAttachResult };
+}
