@@ -1,3 +1,5 @@
+import { DETACHED_METHODS, type DetachedMethodTypes } from './detached.js';
+
 /**
  * The methods an agent serves, their params and their results: plain JSON on
  * @vmlink/rpc. Streamed bodies (fs.read, fs.write, exec) are described next to their
@@ -23,6 +25,7 @@ export const METHODS = [
   'net.probe',
   'net.connect',
   'net.send',
+  ...DETACHED_METHODS,
 ] as const;
 export type MethodName = (typeof METHODS)[number];
 
@@ -243,7 +246,7 @@ export interface SendResult {
 }
 
 /** Params and result of each method, for typed clients. */
-export interface MethodTypes {
+export interface MethodTypes extends DetachedMethodTypes {
   ping: { params: Record<string, never>; result: PingResult };
   info: { params: Record<string, never>; result: AgentInfo };
   'fs.stat': { params: PathParams; result: StatResult };
