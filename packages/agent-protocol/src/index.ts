@@ -6,6 +6,7 @@ export const AGENT_PROTOCOL_VERSION = 1;
 
 export * from './methods.js';
 export * from './errors.js';
+export * from './detached.js';
 export { READ_TRAILER_BYTES } from './read-body.js';
 export {
   ExecRecordTag,
@@ -14,4 +15,13 @@ export {
   encodeExecRecord,
   ExecRecordDecoder,
   type ExecRecord,
+  ExecInputTag,
+  ExecInputDecoder,
+  encodeExecInput,
+  EXEC_MAX_INPUT_RECORD,
+  ENV_DENIED,
+  type ExecInputRecord,
+  type ExecRequestOptions,
+  type ExecExit,
+  type PtySize,
 } from './exec-records.js';
