@@ -39,6 +39,12 @@ export interface AgentLimits {
   readonly memoryBudgetBytes: number;
   /** exec: the whole process group is killed after this long. */
   readonly execTimeoutMs: number;
+  /** Detached processes running at once (`--max-detached`); 0 disables them. */
+  readonly maxDetached?: number;
+  /** Exited detached processes remembered, oldest exited forgotten first (`--max-detached-exited`). */
+  readonly maxDetachedExited?: number;
+  /** Bytes of output kept per stream of each detached process (`--detached-output`). */
+  readonly detachedOutputBytes?: number;
 }
 
 export const DEFAULT_LIMITS: AgentLimits = {
@@ -54,6 +60,9 @@ export const DEFAULT_LIMITS: AgentLimits = {
   frameTimeoutMs: 30_000,
   memoryBudgetBytes: 256 * 1024 * 1024,
   execTimeoutMs: 60_000,
+  maxDetached: 16,
+  maxDetachedExited: 16,
+  detachedOutputBytes: 1024 * 1024,
 };
 
 /** Who may connect and what they may call (default deny). */
@@ -120,6 +129,11 @@ Options:
                        vmlink wait-port), repeatable; IP or localhost and port; default: none
   --allow-hardlinks    serve files that have more than one hard link (refused by default)
   --exec-timeout MS    exec's process group is killed after MS (default: ${DEFAULT_LIMITS.execTimeoutMs})
+  --max-detached N     detached processes (vmlink exec --detach) running at once; 0 disables them (default: 16)
+  --max-detached-exited N
+                       exited detached processes remembered for ps/wait/attach (default: 16)
+  --detached-output SIZE
+                       output kept per stream of each detached process, e.g. 1M (default: 1M)
 
 Your own transports:
   --transport MODULE   a transport plugin to load, repeatable: a package name or a path
@@ -184,6 +198,9 @@ export function parseGuestArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
         'max-streams': { type: 'string' },
         'allow-hardlinks': { type: 'boolean', default: false },
         'exec-timeout': { type: 'string' },
+        'max-detached': { type: 'string' },
+        'max-detached-exited': { type: 'string' },
+        'detached-output': { type: 'string' },
         'allow-uid': { type: 'string', multiple: true },
         'allow-cid': { type: 'string', multiple: true },
         'allow-abstract': { type: 'boolean', default: false },
@@ -249,6 +266,9 @@ export function parseGuestArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     frameTimeoutMs: nonNegativeInt(values['frame-timeout'], '--frame-timeout', DEFAULT_LIMITS.frameTimeoutMs),
     memoryBudgetBytes: byteSize(values['memory-budget'], '--memory-budget', DEFAULT_LIMITS.memoryBudgetBytes),
     execTimeoutMs: positiveInt(values['exec-timeout'], '--exec-timeout', DEFAULT_LIMITS.execTimeoutMs),
+    maxDetached: nonNegativeInt(values['max-detached'], '--max-detached', DEFAULT_LIMITS.maxDetached ?? 16),
+    maxDetachedExited: nonNegativeInt(values['max-detached-exited'], '--max-detached-exited', DEFAULT_LIMITS.maxDetachedExited ?? 16),
+    detachedOutputBytes: byteSize(values['detached-output'], '--detached-output', DEFAULT_LIMITS.detachedOutputBytes ?? 1024 * 1024),
   };
   const access: AccessOptions = {
     allowUids: idList(values['allow-uid'], '--allow-uid', [ownUid()]),
