@@ -6,6 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { CLIENT_SIGNALS, checkExecRequest, startCommand, type ClientSignal, type RunningCommand } from './methods/exec.js';
 import { changeMode, changeTimes, checkMode, hashPrefix, makeDirectory, movePath, removePath } from './methods/manage.js';
 import { listDirectory, openForRead, statPath, streamOpenedFile, writeFileAtomic } from './methods/files.js';
+import { detachedHandlers } from './methods/detached.js';
+import { DetachedRegistry } from './detached/registry.js';
 import { dialTarget, feedTarget, probeTarget, pumpTarget, type ForwardTable } from './methods/forward.js';
 import type { AgentLimits } from './options.js';
 import { formatTarget, type ForwardPolicy } from './policy/forward-policy.js';
@@ -48,6 +50,8 @@ export interface HandlerDeps {
   readonly limits: AgentLimits;
   readonly info: InfoSources;
   readonly forward: ForwardPolicy;
+  /** Detached processes (agent-wide); made from `limits` when not given. The agent's shutdown should call its shutdown(). */
+  readonly detached?: DetachedRegistry;
 }
 
 /** How long a guest TCP connect may take (net.connect, net.probe). */
@@ -59,7 +63,15 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
     if (!deps.jail) throw agentError(AgentErrorCode.FS_DISABLED, 'file methods are disabled: the agent runs without --root');
     return deps.jail;
   };
+  const detached =
+    deps.detached ??
+    new DetachedRegistry({
+      maxRunning: deps.limits.maxDetached ?? 16,
+      maxExited: deps.limits.maxDetachedExited ?? 16,
+      outputBytes: deps.limits.detachedOutputBytes ?? 1024 * 1024,
+    });
   return {
+    ...detachedHandlers(deps, detached),
     ping: async () => ({ pong: true, time: Date.now() }),
     info: async () => collectInfo(deps.info),
     'fs.stat': async (params) => statPath(jail(), params['path']),
