@@ -1,0 +1,441 @@
+/**
+ * Detached processes from the CLI: `vmlink exec --detach`, `ps`, `wait`, `kill`, `attach`
+ * (the agent's detached.* methods, @vmlink/agent-protocol's detached.ts). They parse their
+ * own arguments (the common options included) and talk @vmlink/rpc directly, because
+ * AgentClient has no detached calls yet.
+ */
+import { constants as osConstants } from 'node:os';
+import { parseArgs } from 'node:util';
+import { VmlinkError } from '@vmlink/errors';
+import { RpcPeer } from '@vmlink/rpc';
+import { loadInstalledTransports, type Connection } from '@vmlink/transport';
+import {
+  DETACHED_ERROR_WORDS,
+  DetachedRecordDecoder,
+  DetachedRecordTag,
+  describeAgentError,
+  type DetachedAttachResult,
+  type DetachedGap,
+  type DetachedKillResult,
+  type DetachedListResult,
+  type DetachedMethodName,
+  type DetachedProcessInfo,
+  type DetachedSignal,
+  type ExecResult,
+} from '@vmlink/agent-protocol';
+import { ExitCode, exitCodeFor } from '../exit-codes.js';
+import { COMMON_OPTIONS, DEFAULT_TIMEOUT_MS, didYouMean, optionHelp, type OptionSpec } from '../options-spec.js';
+import { type CliOutput, printJson, processOutput, writeWithBackpressure } from '../output.js';
+import { parseDuration } from './forward.js';
+
+export const DETACHED_COMMANDS = ['ps', 'wait', 'kill', 'attach'] as const;
+type DetachedCommand = (typeof DETACHED_COMMANDS)[number] | 'exec';
+
+/** Our commands' common options: the CLI's, minus --wait (these commands do not redial yet). */
+const COMMON: Readonly<Record<string, OptionSpec>> = Object.fromEntries(Object.entries(COMMON_OPTIONS).filter(([name]) => name !== 'wait'));
+
+const OWN_OPTIONS: Readonly<Record<DetachedCommand, Readonly<Record<string, OptionSpec>>>> = {
+  exec: {
+    detach: { type: 'boolean', help: 'start the command detached: print its id and return (ps, wait, kill, attach)' },
+    'no-stdin': { type: 'boolean', short: 'n', help: 'accepted for symmetry: a detached command always has /dev/null as stdin' },
+  },
+  ps: {},
+  wait: {},
+  kill: { signal: { type: 'string', short: 's', value: 'SIG', help: 'TERM (default), INT, KILL, HUP or QUIT, to the process group' } },
+  attach: { 'from-start': { type: 'boolean', help: 'replay from the oldest output the agent kept, not from where the last attach stopped' } },
+};
+
+const USAGE: Readonly<Record<DetachedCommand, string>> = {
+  exec: `Usage: vmlink exec --detach URI -- CMD [ARGS...]
+
+Starts CMD on the agent detached (it must be in the agent's --allow-exec; stdin is
+/dev/null) and prints its id. It keeps running when we disconnect; the agent keeps the
+last output of each stream (--detached-output, 1 MiB by default) and counts what it drops.`,
+  ps: `Usage: vmlink ps URI [--json]
+
+Lists the agent's detached processes: id, pid, state, exit status, start time, and per
+stream the bytes kept / dropped, then the command.`,
+  wait: `Usage: vmlink wait URI ID [--timeout 30s]
+
+Waits until the detached process ID exits and exits with its exit status (128+N for
+signal N). With --timeout, gives up after that long (exit 75); without, waits as long as it takes.`,
+  kill: `Usage: vmlink kill URI ID [--signal TERM|INT|KILL|HUP|QUIT]
+
+Sends the signal (default TERM) to the process group of the detached process ID.`,
+  attach: `Usage: vmlink attach URI ID [--from-start]
+
+Streams the output of the detached process ID: what the agent kept from where the last
+attach stopped (--from-start: from the oldest byte kept), then live output until it
+exits; exits with its exit status. Says on stderr how many bytes were dropped before it
+could read them. Ctrl-C leaves the process running; attach again to continue.`,
+};
+
+type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+interface Parsed {
+  readonly command: DetachedCommand;
+  readonly positionals: string[];
+  readonly afterDashDash: string[];
+  readonly values: Values;
+}
+
+function usage(message: string): VmlinkError {
+  return new VmlinkError('ERR_VMLINK_USAGE', message);
+}
+
+function allOwnOptions(): Record<string, { type: 'boolean' | 'string'; multiple?: boolean; short?: string }> {
+  const out: Record<string, { type: 'boolean' | 'string'; multiple?: boolean; short?: string }> = {};
+  for (const specs of [COMMON_OPTIONS, ...Object.values(OWN_OPTIONS)]) {
+    for (const [name, spec] of Object.entries(specs)) out[name] = { type: spec.type, ...(spec.multiple ? { multiple: true } : {}), ...(spec.short ? { short: spec.short } : {}) };
+  }
+  return out;
+}
+
+/** Which of our commands `argv` is, if any: ps/wait/kill/attach, or exec with --detach. */
+function classify(argv: readonly string[]): Parsed | undefined {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], allowPositionals: true, strict: false, tokens: true, options: allOwnOptions() });
+  } catch {
+    return undefined; // the main parser will say what is wrong
+  }
+  const tokens = parsed.tokens ?? [];
+  const terminator = tokens.find((t) => t.kind === 'option-terminator');
+  const positionals: string[] = [];
+  const afterDashDash: string[] = [];
+  for (const token of tokens) {
+    if (token.kind !== 'positional') continue;
+    if (terminator && token.index > terminator.index) afterDashDash.push(token.value);
+    else positionals.push(token.value);
+  }
+  const [name, ...rest] = positionals;
+  const values = parsed.values as Values;
+  if (name === 'exec' && values['detach'] === true) return { command: 'exec', positionals: rest, afterDashDash, values };
+  if (name !== undefined && (DETACHED_COMMANDS as readonly string[]).includes(name)) {
+    return { command: name as DetachedCommand, positionals: rest, afterDashDash, values };
+  }
+  return undefined;
+}
+
+/** Options given that `command` does not take: a usage error with a suggestion. */
+function checkOptions(argv: readonly string[], command: DetachedCommand): void {
+  const mine = { ...COMMON, ...OWN_OPTIONS[command] };
+  const shorts = new Map(Object.entries(mine).flatMap(([name, spec]) => (spec.short ? [[spec.short, name] as const] : [])));
+  for (const arg of argv) {
+    if (arg === '--') break;
+    if (!arg.startsWith('-') || arg === '-') continue;
+    const name = arg.startsWith('--') ? (arg.slice(2).split('=')[0] as string) : shorts.get(arg.slice(1, 2));
+    if (name !== undefined && name in mine) continue;
+    const shown = arg.split('=')[0] as string;
+    const guess = name === undefined ? undefined : didYouMean(name, Object.keys(mine));
+    throw usage(`${command === 'exec' ? 'exec --detach' : command}: unknown option '${shown}'${guess ? ` (did you mean '--${guess}'?)` : ''}`);
+  }
+}
+
+/**
+ * Runs `argv` if it is one of the detached-process commands and returns its exit code;
+ * undefined when it is not (the caller runs the main CLI).
+ */
+export function runDetachedCli(argv: readonly string[], out: CliOutput = processOutput, env: NodeJS.ProcessEnv = process.env): Promise<number> | undefined {
+  const parsed = classify(argv);
+  if (!parsed) return undefined;
+  return runParsed(argv, parsed, out, env);
+}
+
+async function runParsed(argv: readonly string[], parsed: Parsed, out: CliOutput, env: NodeJS.ProcessEnv): Promise<number> {
+  const { command, values } = parsed;
+  const label = command === 'exec' ? 'exec --detach' : command;
+  if (values['help'] === true) {
+    const own = optionHelp(OWN_OPTIONS[command]);
+    out.stdout.write(`${USAGE[command]}\n\n${own ? `Options:\n${own}\n\n` : ''}Common options:\n${optionHelp(COMMON)}\n`);
+    return ExitCode.OK;
+  }
+  let uri = '';
+  let plan: () => Promise<number>;
+  let session: Session | undefined;
+  try {
+    checkOptions(argv, command);
+    const rest = [...parsed.positionals];
+    const explicitUri = typeof values['uri'] === 'string' ? values['uri'] : undefined;
+    const takenUri = explicitUri ?? rest.shift();
+    if (takenUri === undefined) throw usage(`${label} needs a URI (e.g. unix:/run/vmlink.sock)`);
+    uri = takenUri;
+    const timeoutText = typeof values['timeout'] === 'string' ? values['timeout'] : undefined;
+    const timeoutMs = timeoutText === undefined ? undefined : parseDuration(timeoutText);
+    if (timeoutText !== undefined && timeoutMs === undefined) throw usage(`--timeout must be a duration like 500ms, 30s, 2m or ms, got '${timeoutText}'`);
+    const json = values['json'] === true;
+    const transports = [...transportsFromEnv(env), ...(Array.isArray(values['transport']) ? values['transport'] : []).filter((v): v is string => typeof v === 'string')];
+    if (command !== 'exec' && parsed.afterDashDash.length > 0) throw usage(`${command}: '--' is only for exec`);
+    const takeId = (): string => {
+      const id = rest.shift();
+      if (id === undefined) throw usage(`${command} needs the ID that 'vmlink exec --detach' printed`);
+      return id;
+    };
+    const noMore = (): void => {
+      if (rest.length > 0) throw usage(`${label}: unexpected argument '${rest[0]}'`);
+    };
+    const connect = async (): Promise<Session> => (session = await Session.open(uri, timeoutMs ?? DEFAULT_TIMEOUT_MS, transports));
+    switch (command) {
+      case 'exec': {
+        noMore();
+        const [cmd, ...args] = parsed.afterDashDash;
+        if (cmd === undefined) throw usage(`exec --detach needs '-- CMD [ARGS...]'`);
+        plan = async () => startDetached(await connect(), cmd, args, json, out);
+        break;
+      }
+      case 'ps':
+        noMore();
+        plan = async () => listDetached(await connect(), json, out);
+        break;
+      case 'wait': {
+        const id = takeId();
+        noMore();
+        plan = async () => waitDetached(await connect(), id, timeoutMs, json, out);
+        break;
+      }
+      case 'kill': {
+        const id = takeId();
+        noMore();
+        const signal = parseSignal(values['signal']);
+        plan = async () => killDetached(await connect(), id, signal, json, out);
+        break;
+      }
+      case 'attach': {
+        const id = takeId();
+        noMore();
+        plan = async () => attachDetached(await connect(), id, values['from-start'] === true, json, out);
+        break;
+      }
+    }
+  } catch (error) {
+    out.stderr.write(`vmlink: ${(error as Error).message}\nTry 'vmlink ${command} --help'.\n`);
+    return ExitCode.USAGE;
+  }
+  try {
+    return await plan();
+  } catch (error) {
+    const translated = session ? session.translate(error) : (error as Error);
+    const code = (translated as { code?: unknown }).code;
+    const codeText = typeof code === 'string' ? code : undefined;
+    const words = wordsFor(codeText);
+    out.stderr.write(`vmlink ${label} ${uri}: ${words ? `${words}: ` : ''}${translated.message} [${codeText ?? 'ERROR'}]\n`);
+    return detachedExitCode(command, codeText);
+  } finally {
+    await session?.close();
+  }
+}
+
+function wordsFor(code: string | undefined): string | undefined {
+  if (code !== undefined && code in DETACHED_ERROR_WORDS) return DETACHED_ERROR_WORDS[code as keyof typeof DETACHED_ERROR_WORDS];
+  return describeAgentError(code);
+}
+
+/** The CLI's exit codes, plus ours: unknown id 66 (like a missing file), limit 75 (retry later), disabled 77. */
+export function detachedExitCode(command: DetachedCommand, code: string | undefined): number {
+  switch (code) {
+    case 'ERR_VMLINK_NO_SUCH_PROCESS':
+      return ExitCode.REMOTE_FILE;
+    case 'ERR_VMLINK_DETACHED_LIMIT':
+      return ExitCode.TIMEOUT;
+    case 'ERR_VMLINK_DETACHED_DISABLED':
+      return ExitCode.POLICY;
+    default:
+      // Like a shell (and vmlink exec): an allowed command not installed / not executable.
+      if (command === 'exec' && code === 'ENOENT') return 127;
+      if (command === 'exec' && code === 'EACCES') return 126;
+      return exitCodeFor(code);
+  }
+}
+
+const SIGNAL_NAMES: Readonly<Record<string, DetachedSignal>> = { TERM: 'SIGTERM', INT: 'SIGINT', KILL: 'SIGKILL', HUP: 'SIGHUP', QUIT: 'SIGQUIT' };
+
+function parseSignal(raw: unknown): DetachedSignal {
+  if (raw === undefined) return 'SIGTERM';
+  const text = typeof raw === 'string' ? raw.toUpperCase().replace(/^SIG/, '') : '';
+  const signal = SIGNAL_NAMES[text];
+  if (!signal) throw usage(`--signal must be one of ${Object.keys(SIGNAL_NAMES).join(', ')}, got '${String(raw)}'`);
+  return signal;
+}
+
+function transportsFromEnv(env: NodeJS.ProcessEnv): string[] {
+  return (env['VMLINK_TRANSPORTS'] ?? '').split(',').map((m) => m.trim()).filter((m) => m !== '');
+}
+
+/** What a process's exit status is as our exit code (128+N for signal N, like a shell). */
+export function statusOf(result: Pick<ExecResult, 'exitCode' | 'signal'>): number {
+  if (result.exitCode !== null) return result.exitCode;
+  const n = result.signal === null ? undefined : osConstants.signals[result.signal as keyof typeof osConstants.signals];
+  return 128 + (n ?? 0);
+}
+
+/** One connection to the agent for one command. */
+class Session {
+  private refusal: { code: string; message: string } | undefined;
+
+  private constructor(
+    readonly uri: string,
+    private readonly connection: Connection,
+    readonly rpc: RpcPeer,
+  ) {
+    rpc.on('warning', (warning) => {
+      if (warning.remote && this.refusal === undefined) this.refusal = { code: warning.code, message: warning.message };
+    });
+  }
+
+  static async open(uri: string, timeoutMs: number, plugins: readonly string[]): Promise<Session> {
+    const { transports } = await loadInstalledTransports({ plugins: [...plugins] });
+    let connection: Connection;
+    try {
+      connection = await transports.dial(uri, { timeout: timeoutMs });
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      const ours =
+        code === 'ETIMEDOUT' || code === 'ABORT_ERR'
+          ? 'ERR_VMLINK_TIMEOUT'
+          : typeof code === 'string' && code.startsWith('ERR_VMLINK_INVALID')
+            ? 'ERR_VMLINK_INVALID_ADDRESS'
+            : 'ERR_VMLINK_UNREACHABLE';
+      throw new VmlinkError(ours, `cannot connect to ${uri}: ${(error as Error).message}${typeof code === 'string' ? ` (${code})` : ''}`, { cause: error });
+    }
+    return new Session(uri, connection, new RpcPeer(connection));
+  }
+
+  call<T>(method: DetachedMethodName, params: object): Promise<T> {
+    return this.rpc.call(method, params) as Promise<T>;
+  }
+
+  /** RPC's codes in the CLI's terms; a connection the agent turned away says why. */
+  translate(error: unknown): Error {
+    const code = (error as { code?: unknown }).code;
+    if ((code === 'ERR_VMLINK_RPC_CLOSED' || code === 'ECONNRESET' || code === 'EPIPE') && this.refusal) {
+      return new VmlinkError(this.refusal.code, `${this.uri} refused this connection: ${this.refusal.message}`, { cause: error });
+    }
+    if (code === 'ERR_VMLINK_RPC_CLOSED' || code === 'ECONNRESET' || code === 'EPIPE') {
+      return new VmlinkError('ERR_VMLINK_CONNECTION_LOST', `connection to ${this.uri} lost: ${(error as Error).message}`, { cause: error });
+    }
+    if (code === 'ERR_VMLINK_RPC_UNKNOWN_METHOD') {
+      return new VmlinkError('ERR_VMLINK_PROTOCOL', `${this.uri} does not serve detached processes (an older agent?): ${(error as Error).message}`, { cause: error });
+    }
+    return error as Error;
+  }
+
+  async close(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.rpc.close().catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, 500)))]);
+    clearTimeout(timer);
+    this.connection.destroy();
+  }
+}
+
+async function startDetached(session: Session, command: string, args: string[], json: boolean, out: CliOutput): Promise<number> {
+  const info = await session.call<DetachedProcessInfo>('detached.start', { command, args });
+  if (json) printJson(out, info);
+  else out.stdout.write(`${info.id}\n`);
+  return ExitCode.OK;
+}
+
+async function listDetached(session: Session, json: boolean, out: CliOutput): Promise<number> {
+  const list = await session.call<DetachedListResult>('detached.list', {});
+  if (json) {
+    printJson(out, list);
+    return ExitCode.OK;
+  }
+  out.stdout.write(formatPs(list.processes));
+  return ExitCode.OK;
+}
+
+/** `ps` as a table: one line per process, the command last (it may contain spaces). */
+export function formatPs(processes: readonly DetachedProcessInfo[], now = Date.now()): string {
+  const header = ['ID', 'PID', 'STATE', 'EXIT', 'STARTED', 'STDOUT KEPT/DROPPED', 'STDERR KEPT/DROPPED', 'COMMAND'];
+  const rows = processes.map((p) => [
+    p.id,
+    String(p.pid),
+    p.state,
+    p.state === 'running' ? '-' : p.exitCode !== null ? String(p.exitCode) : (p.signal ?? '?'),
+    formatStarted(p.startedAt, now),
+    `${humanBytes(p.stdout.kept)}/${humanBytes(p.stdout.dropped)}`,
+    `${humanBytes(p.stderr.kept)}/${humanBytes(p.stderr.dropped)}`,
+    [p.command, ...p.args].map(quoteArg).join(' '),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: readonly string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('  ');
+  return `${[header, ...rows].map(line).join('\n')}\n`;
+}
+
+function formatStarted(ms: number, now: number): string {
+  const iso = new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
+  const ago = Math.max(0, Math.round((now - ms) / 1000));
+  return `${iso} (${ago < 120 ? `${ago}s` : ago < 7200 ? `${Math.round(ago / 60)}m` : `${Math.round(ago / 3600)}h`} ago)`;
+}
+
+function humanBytes(n: number): string {
+  if (n < 1024) return `${n}B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)}K`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)}M`;
+  return `${(n / 1024 ** 3).toFixed(1)}G`;
+}
+
+function quoteArg(arg: string): string {
+  return /^[\w./:=@%+,-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+async function waitDetached(session: Session, id: string, timeoutMs: number | undefined, json: boolean, out: CliOutput): Promise<number> {
+  const info = await session.call<DetachedProcessInfo>('detached.wait', timeoutMs === undefined ? { id } : { id, timeoutMs });
+  if (json) printJson(out, info);
+  if (info.state === 'running') {
+    out.stderr.write(`vmlink wait ${session.uri}: ${id} is still running after ${timeoutMs} ms (--timeout)\n`);
+    return ExitCode.TIMEOUT;
+  }
+  return statusOf(info);
+}
+
+async function killDetached(session: Session, id: string, signal: DetachedSignal, json: boolean, out: CliOutput): Promise<number> {
+  const result = await session.call<DetachedKillResult>('detached.kill', { id, signal });
+  if (json) printJson(out, result);
+  else if (!result.delivered) out.stderr.write(`vmlink kill ${session.uri}: ${id} had exited already; nothing sent\n`);
+  return ExitCode.OK;
+}
+
+async function attachDetached(session: Session, id: string, fromStart: boolean, json: boolean, out: CliOutput): Promise<number> {
+  const { result, body } = await session.rpc.request('detached.attach', fromStart ? { id, fromStart } : { id });
+  const started = result as DetachedAttachResult;
+  if (!body) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `detached.attach on ${session.uri}: the reply has no body`);
+  const lost = { ...started.lost };
+  for (const stream of ['stdout', 'stderr'] as const) {
+    if (lost[stream] > 0) out.stderr.write(`vmlink attach: ${lost[stream]} bytes of ${stream} were dropped before this attach (the agent keeps the last ${humanBytes(started.process[stream].kept)} it has)\n`);
+  }
+  const collected = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+  const decoder = new DetachedRecordDecoder();
+  let exit: ExecResult | undefined;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      for (const record of decoder.push(chunk)) {
+        if (record.tag === DetachedRecordTag.EXIT) exit = JSON.parse(record.data.toString('utf8')) as ExecResult;
+        else if (record.tag === DetachedRecordTag.GAP) {
+          const gap = JSON.parse(record.data.toString('utf8')) as DetachedGap;
+          lost[gap.stream] += gap.bytes;
+          if (!json) out.stderr.write(`\nvmlink attach: ${gap.bytes} bytes of ${gap.stream} were dropped while we were reading too slowly\n`);
+        } else {
+          const stream = record.tag === DetachedRecordTag.STDERR ? 'stderr' : 'stdout';
+          if (json) collected[stream].push(Buffer.from(record.data));
+          else await writeWithBackpressure(out[stream], record.data);
+        }
+      }
+    }
+  } catch (error) {
+    body.destroy();
+    throw error;
+  }
+  if (!exit) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `detached.attach on ${session.uri}: the output ended without an exit status`);
+  if (json) {
+    printJson(out, {
+      id,
+      exitCode: exit.exitCode,
+      signal: exit.signal,
+      stdout: Buffer.concat(collected.stdout).toString('utf8'),
+      stderr: Buffer.concat(collected.stderr).toString('utf8'),
+      lost,
+    });
+  }
+  return statusOf(exit);
+}
