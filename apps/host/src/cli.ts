@@ -1,7 +1,10 @@
 #!/usr/bin/env node
+import { runDetachedCli } from './commands/detached.js';
 import { runCli } from './run.js';
 
-runCli(process.argv.slice(2)).then(
+const argv = process.argv.slice(2);
+// ps, wait, kill, attach and exec --detach parse their own arguments (commands/detached.ts).
+(runDetachedCli(argv) ?? runCli(argv)).then(
   (code) => {
     process.exitCode = code;
   },
