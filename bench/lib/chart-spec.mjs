@@ -121,29 +121,37 @@ export function rpcRows(result) {
   );
 }
 
-/** The caption lines: when, on what, under which load. `fileDate` stands in when the JSON has no date. */
+/**
+ * The caption lines: when, on what, under which load. A bench that does not record its
+ * machine or load gets them from `runContext`, which bench/run.mjs adds to the JSON it
+ * asked for; `fileDate` stands in when the JSON has no date at all.
+ */
 export function caption(name, result, fileDate) {
-  const date = (result.date ?? fileDate ?? 'date unknown').replace(/T(\d\d:\d\d).*$/, ' $1 UTC');
+  const context = result.runContext ?? {};
+  const date = (result.date ?? context.date ?? fileDate ?? 'date unknown').replace(/T(\d\d:\d\d).*$/, ' $1 UTC');
   const load = (list) => (Array.isArray(list) ? list.map((x) => fixed(x)).join(' / ') : undefined);
+  const host = (cores, kernel, node) => `host: ${cores ?? '?'} cores, Linux ${kernel ?? '?'}, Node ${node ?? '?'}`;
+  const contextLoad = context.loadAverage ? `host load average ${fixed(context.loadAverage.before?.[0])} -> ${fixed(context.loadAverage.after?.[0])} (1 min, before -> after)` : 'host load not recorded';
   const parts = [date];
   if (name === 'aio' || name === 'aio-stall') {
-    parts.push(`host: ${result.cores ?? '?'} cores, Linux ${result.kernel ?? '?'}, Node ${result.node ?? '?'}`);
+    parts.push(host(result.cores, result.kernel, result.node));
     parts.push(`load average ${load(result.loadAverageAtStart) ?? '?'} (1/5/15 min) at start`);
     parts.push(result.config?.quick ? `quick run (${result.config.seconds} s, ${result.config.runs} round(s))` : `${result.config?.runs ?? '?'} rounds of ${result.config?.seconds ?? '?'} s, medians`);
   } else if (name === 'vsock') {
-    parts.push('QEMU TCG guest, vsock loopback (CID 1)');
-    parts.push(`host load average ${fixed(result.loadAverage?.before?.[0])} -> ${fixed(result.loadAverage?.after?.[0])} (1 min)`);
+    parts.push(`QEMU TCG guest, vsock loopback (CID 1); ${context.cores === undefined ? 'host not recorded' : host(context.cores, context.kernel, context.node)}`);
+    parts.push(`host load average ${fixed(result.loadAverage?.before?.[0])} -> ${fixed(result.loadAverage?.after?.[0])} (1 min, before -> after)`);
     parts.push(`${result.repeat ?? 1} run(s), medians`);
   } else if (name === 'hvsock') {
-    parts.push('host <-> QEMU TCG guest, same boot');
-    parts.push(`host load average ${load(result.load) ?? '?'} (1 min, each run)`);
+    parts.push(`host <-> QEMU TCG guest, same boot; ${context.cores === undefined ? 'host not recorded' : host(context.cores, context.kernel, context.node)}`);
+    parts.push(`host load average ${load(result.load) ?? '?'} (1 min, at each run)`);
     parts.push(`${result.runs ?? '?'} runs, medians`);
   } else if (name === 'virtio-serial') {
-    parts.push(`host <-> QEMU TCG guest, Node ${result.node ?? '?'}`);
-    if (result.loadAverage) parts.push(`host load average ${load(result.loadAverage)}`);
+    parts.push(`host <-> QEMU TCG guest; ${host(context.cores, context.kernel, result.node)}`);
+    parts.push(contextLoad);
   } else {
-    parts.push(`host, Node ${result.node ?? '?'}, ${result.seconds ?? '?'} s per row`);
-    if (result.loadAverage) parts.push(`host load average ${load(result.loadAverage)}`);
+    parts.push(host(context.cores, context.kernel, result.node));
+    parts.push(contextLoad);
+    parts.push(`${result.seconds ?? '?'} s per row`);
   }
   // Two facts per line: a caption as wide as the chart, not wider.
   const lines = [];

@@ -200,6 +200,15 @@ describe('chartSpec', () => {
     expect(spec.title.subtitle.join('\n')).toMatch(/2026-12-05 17:51 UTC.*2 cores, Linux 6\.1\.0[\s\S]*load average 18\.62/);
   });
 
+  it('takes the host and load from runContext for a bench that records neither', () => {
+    const rpc = { size: 32, seconds: 3, node: 'v20.20.2', rows: [{ inFlight: 1, mode: 'raw echo', perSecond: 10 }, { inFlight: 1, mode: 'rpc call', perSecond: 6 }] };
+    const bare = specFor('rpc', rpc, '2026-12-05T20:00:00.000Z').title.subtitle.join('\n');
+    expect(bare).toMatch(/2026-12-05 20:00 UTC.*host: \? cores[\s\S]*host load not recorded/);
+    const runContext = { date: '2026-12-05T21:00:00.000Z', cores: 2, kernel: '6.1.0', loadAverage: { before: [3, 2, 1], after: [4.5, 2, 1] } };
+    const withContext = specFor('rpc', { ...rpc, runContext }, '2026-12-05T20:00:00.000Z').title.subtitle.join('\n');
+    expect(withContext).toMatch(/2026-12-05 21:00 UTC · host: 2 cores, Linux 6\.1\.0, Node v20\.20\.2\nhost load average 3\.00 -> 4\.50/);
+  });
+
   it('renders to an SVG with the library (headless)', async () => {
     const svg = await renderSvg(specFor('aio', aioResult));
     expect(svg.startsWith('<svg')).toBe(true);
