@@ -4,6 +4,10 @@ import { AgentErrorCode, agentError } from './errors.js';
 import { collectInfo, type InfoSources } from './info.js';
 import { randomBytes } from 'node:crypto';
 import { CLIENT_SIGNALS, checkExecRequest, startCommand, type ClientSignal, type RunningCommand } from './methods/exec.js';
+import { resolveCwd } from './exec/cwd.js';
+import { checkEnv } from './exec/env.js';
+import { resolveOutputCaps } from './exec/output-cap.js';
+import { checkPtyParams, startPtyCommand } from './exec/pty-command.js';
 import { changeMode, changeTimes, checkMode, hashPrefix, makeDirectory, movePath, removePath } from './methods/manage.js';
 import { listDirectory, openForRead, statPath, streamOpenedFile, writeFileAtomic } from './methods/files.js';
 import { detachedHandlers } from './methods/detached.js';
@@ -173,14 +177,15 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
       const { command, args } = checkExecRequest(deps.policy, { command: params['command'], args: params['args'] });
       const stdin = params['stdin'] ?? false;
       if (typeof stdin !== 'boolean') throw agentError(AgentErrorCode.INVALID_PARAMS, `exec: stdin must be a boolean, got ${describeValue(stdin)}`);
+      const pty = checkPtyParams(params['pty']);
+      const env = checkEnv(params['env'], deps.limits.execAllowEnv ?? []);
+      const caps = resolveOutputCaps(params['maxOutput'], deps.limits.execMaxOutputBytes ?? Number.MAX_SAFE_INTEGER);
       ctx.note('command', command);
+      if (pty) ctx.note('pty', `${pty.cols}x${pty.rows}`);
       const resolved = await deps.policy.resolve(command);
-      const running = await startCommand(resolved, args, {
-        cwd: deps.jail?.realRoot ?? '/',
-        signal: ctx.signal,
-        timeoutMs: deps.limits.execTimeoutMs,
-        stdin,
-      });
+      const cwd = await resolveCwd(deps.jail, params['cwd']);
+      const options = { cwd: cwd.path, signal: ctx.signal, timeoutMs: deps.limits.execTimeoutMs, stdin, env, caps };
+      const running = await (pty ? Promise.resolve().then(() => startPtyCommand(resolved, args, pty, options)) : startCommand(resolved, args, options)).finally(() => cwd.release());
       ctx.note('pid', running.pid ?? 0);
       const id = randomBytes(16).toString('hex');
       ctx.commands.set(id, running);
@@ -190,6 +195,7 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
           .finally(() => ctx.commands.delete(id));
         await send(encodeExecRecord(ExecRecordTag.EXIT, Buffer.from(JSON.stringify(result))));
         ctx.note('exit', result.exitCode ?? result.signal ?? '?');
+        if (result.truncated) ctx.note('truncated', Object.keys(result.truncated).join(','));
       });
     },
   };

@@ -5,6 +5,7 @@ import { MethodAccess, parseMethodList } from './access/method-access.js';
 import { HOST_CID } from './access/peer-access.js';
 import { defaultPerPeer } from './limits/connection-slots.js';
 import { parseAllowExec } from './policy/exec-policy.js';
+import { parseAllowEnv } from './exec/env.js';
 import { FIXED_EXEC_PATH } from './policy/exec-resolve.js';
 import { ForwardPolicy, type ForwardTarget } from './policy/forward-policy.js';
 
@@ -39,6 +40,10 @@ export interface AgentLimits {
   readonly memoryBudgetBytes: number;
   /** exec: the whole process group is killed after this long. */
   readonly execTimeoutMs: number;
+  /** exec: the most bytes of stdout, and of stderr, one command may send (--exec-max-output); a client may ask for less. */
+  readonly execMaxOutputBytes?: number;
+  /** exec: the environment variable names a client may set (--allow-env); default none. */
+  readonly execAllowEnv?: readonly string[];
   /** Detached processes running at once (`--max-detached`); 0 disables them. */
   readonly maxDetached?: number;
   /** Exited detached processes remembered, oldest exited forgotten first (`--max-detached-exited`). */
@@ -60,6 +65,8 @@ export const DEFAULT_LIMITS: AgentLimits = {
   frameTimeoutMs: 30_000,
   memoryBudgetBytes: 256 * 1024 * 1024,
   execTimeoutMs: 60_000,
+  execMaxOutputBytes: 1024 ** 3,
+  execAllowEnv: [],
   maxDetached: 16,
   maxDetachedExited: 16,
   detachedOutputBytes: 1024 * 1024,
@@ -129,6 +136,9 @@ Options:
                        vmlink wait-port), repeatable; IP or localhost and port; default: none
   --allow-hardlinks    serve files that have more than one hard link (refused by default)
   --exec-timeout MS    exec's process group is killed after MS (default: ${DEFAULT_LIMITS.execTimeoutMs})
+  --exec-max-output SIZE
+                       most bytes of stdout, and of stderr, one exec may send, e.g. 64M (default: 1G)
+  --allow-env A,B      environment variables exec may set (never PATH, LD_*); default: none
   --max-detached N     detached processes (vmlink exec --detach) running at once; 0 disables them (default: 16)
   --max-detached-exited N
                        exited detached processes remembered for ps/wait/attach (default: 16)
@@ -198,6 +208,8 @@ export function parseGuestArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
         'max-streams': { type: 'string' },
         'allow-hardlinks': { type: 'boolean', default: false },
         'exec-timeout': { type: 'string' },
+        'exec-max-output': { type: 'string' },
+        'allow-env': { type: 'string', multiple: true },
         'max-detached': { type: 'string' },
         'max-detached-exited': { type: 'string' },
         'detached-output': { type: 'string' },
@@ -266,6 +278,8 @@ export function parseGuestArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     frameTimeoutMs: nonNegativeInt(values['frame-timeout'], '--frame-timeout', DEFAULT_LIMITS.frameTimeoutMs),
     memoryBudgetBytes: byteSize(values['memory-budget'], '--memory-budget', DEFAULT_LIMITS.memoryBudgetBytes),
     execTimeoutMs: positiveInt(values['exec-timeout'], '--exec-timeout', DEFAULT_LIMITS.execTimeoutMs),
+    execMaxOutputBytes: byteSize(values['exec-max-output'], '--exec-max-output', DEFAULT_LIMITS.execMaxOutputBytes ?? 1024 ** 3),
+    execAllowEnv: allowEnv(values['allow-env']),
     maxDetached: nonNegativeInt(values['max-detached'], '--max-detached', DEFAULT_LIMITS.maxDetached ?? 16),
     maxDetachedExited: nonNegativeInt(values['max-detached-exited'], '--max-detached-exited', DEFAULT_LIMITS.maxDetachedExited ?? 16),
     detachedOutputBytes: byteSize(values['detached-output'], '--detached-output', DEFAULT_LIMITS.detachedOutputBytes ?? 1024 * 1024),
@@ -295,6 +309,14 @@ export function parseGuestArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
       limits,
     },
   };
+}
+
+function allowEnv(raw: readonly string[] | undefined): string[] {
+  try {
+    return parseAllowEnv(raw ?? []);
+  } catch (err) {
+    throw usageError((err as Error).message);
+  }
 }
 
 function ownUid(): number {

@@ -63,3 +63,95 @@ export class ExecRecordDecoder {
     return this.pending.length;
   }
 }
+
+/**
+ * Options of `exec` beyond `{ command, args, stdin }` (all optional):
+ * - `pty: { cols, rows, term? }` runs the command on a pseudo-terminal: its stdin, stdout
+ *   and stderr are the terminal, so its output comes back as STDOUT records only, and the
+ *   `exec.stdin` body is framed as input records (ExecInputTag) so that typed bytes and
+ *   window-size changes keep their order.
+ * - `env: { NAME: value }` only names the agent allows (`--allow-env`); a refused name is
+ *   ERR_VMLINK_ENV_DENIED naming it.
+ * - `cwd`: a directory under the agent's `--root` (as clients see it: `/` is the root).
+ * - `maxOutput: { stdout?, stderr? }`: bytes per stream the client wants at most; the
+ *   agent applies the smaller of this and its own ceiling.
+ */
+export interface ExecRequestOptions {
+  pty?: PtySize & { term?: string };
+  env?: Record<string, string>;
+  cwd?: string;
+  maxOutput?: { stdout?: number; stderr?: number };
+}
+
+export interface PtySize {
+  cols: number;
+  rows: number;
+}
+
+/** The EXIT record: the exit status, and which streams were cut at which byte count. */
+export interface ExecExit {
+  exitCode: number | null;
+  signal: string | null;
+  /** Present when output was truncated: stream -> the cap it was cut at (the rest was not read). */
+  truncated?: { stdout?: number; stderr?: number };
+}
+
+/** Refusal of an `env` name the agent does not allow (`--allow-env`). */
+export const ENV_DENIED = 'ERR_VMLINK_ENV_DENIED';
+
+/**
+ * A PTY exec's `exec.stdin` body: records in the same layout as the output (u8 tag, u32
+ * BE length, bytes): DATA is typed input, RESIZE a JSON `{ cols, rows }` (TIOCSWINSZ on
+ * the terminal: its foreground group gets SIGWINCH).
+ */
+export const ExecInputTag = {
+  DATA: 1,
+  RESIZE: 4,
+} as const;
+export type ExecInputTag = (typeof ExecInputTag)[keyof typeof ExecInputTag];
+
+/** The largest input record the agent accepts (a resize is tiny; typed input comes in small chunks). */
+export const EXEC_MAX_INPUT_RECORD = 1024 * 1024;
+
+/** Encodes one input record (DATA bytes, or a RESIZE size). */
+export function encodeExecInput(input: { data: Uint8Array } | { resize: PtySize }): Buffer {
+  if ('data' in input) return encodeRecord(ExecInputTag.DATA, input.data);
+  return encodeRecord(ExecInputTag.RESIZE, Buffer.from(JSON.stringify(input.resize)));
+}
+
+function encodeRecord(tag: number, data: Uint8Array): Buffer {
+  const header = Buffer.allocUnsafe(EXEC_RECORD_HEADER);
+  header.writeUInt8(tag, 0);
+  header.writeUInt32BE(data.length, 1);
+  return Buffer.concat([header, data]);
+}
+
+export interface ExecInputRecord {
+  readonly tag: ExecInputTag;
+  readonly data: Buffer;
+}
+
+/** Splits a PTY exec's input body into records; bounded like ExecRecordDecoder. */
+export class ExecInputDecoder {
+  private pending: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly maxRecord = EXEC_MAX_INPUT_RECORD) {}
+
+  push(chunk: Uint8Array): ExecInputRecord[] {
+    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    this.pending = this.pending.length === 0 ? bytes : Buffer.concat([this.pending, bytes]);
+    const records: ExecInputRecord[] = [];
+    while (this.pending.length >= EXEC_RECORD_HEADER) {
+      const tag = this.pending.readUInt8(0);
+      const length = this.pending.readUInt32BE(1);
+      if (tag !== ExecInputTag.DATA && tag !== ExecInputTag.RESIZE) {
+        throw new VmlinkError('ERR_VMLINK_PROTOCOL', `exec input: unknown record tag ${tag}`);
+      }
+      if (length > this.maxRecord) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `exec input: a ${length}-byte record (at most ${this.maxRecord})`);
+      if (this.pending.length < EXEC_RECORD_HEADER + length) break;
+      records.push({ tag, data: this.pending.subarray(EXEC_RECORD_HEADER, EXEC_RECORD_HEADER + length) });
+      this.pending = this.pending.subarray(EXEC_RECORD_HEADER + length);
+    }
+    return records;
+  }
+}

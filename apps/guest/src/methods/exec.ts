@@ -1,7 +1,8 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import type { ExecResult } from '@vmlink/agent-protocol';
+import type { ExecExit } from '@vmlink/agent-protocol';
 import type { Readable } from 'node:stream';
 import { AgentErrorCode, agentError } from '../errors.js';
+import { OutputMeter, type OutputCaps } from '../exec/output-cap.js';
 import { describeValue, type ExecPolicy, type ResolvedCommand } from '../policy/exec-policy.js';
 import { FIXED_EXEC_PATH } from '../policy/exec-resolve.js';
 
@@ -10,7 +11,7 @@ export interface ExecRequest {
   readonly args: unknown;
 }
 
-export type { ExecResult } from '@vmlink/agent-protocol';
+export type { ExecResult, ExecExit } from '@vmlink/agent-protocol';
 
 export interface StartOptions {
   readonly cwd: string;
@@ -25,6 +26,29 @@ export interface StartOptions {
   readonly drainMs?: number;
   /** Give the command a stdin pipe (fed by exec.stdin); closed (/dev/null) otherwise. */
   readonly stdin?: boolean;
+  /** Variables the client set (already checked against --allow-env); PATH stays the fixed one. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Bytes per stream delivered at most; past it the stream is cut (default: no cap). */
+  readonly caps?: OutputCaps;
+}
+
+/**
+ * A started command, on pipes (PipeCommand) or on a terminal (exec/pty-command.ts): what
+ * exec, exec.stdin, exec.signal and detached processes use.
+ */
+export interface RunningCommand {
+  /** The process group id (the command leads its own group). */
+  readonly pid: number | undefined;
+  /** True once the command has exited. */
+  readonly exitedAlready: boolean;
+  /** exec.stdin: the client's bytes into the command, flow-controlled; the end closes its input. */
+  feedStdin(body: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<number>;
+  /** `name` to the whole process group. */
+  sendSignal(name: ClientSignal): void;
+  /** SIGKILL to the whole process group. */
+  killGroup(): void;
+  /** Delivers output until the command exited; resolves with its exit record. */
+  collect(onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>): Promise<ExecExit>;
 }
 
 /** Signals a client may send to a command's process group (exec.signal). */
@@ -56,9 +80,9 @@ export function checkArgs(raw: unknown): string[] {
   return raw as string[];
 }
 
-/** The child's environment: the agent's, but PATH is always the fixed one. */
-export function childEnvironment(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  return { ...base, PATH: FIXED_EXEC_PATH };
+/** The child's environment: the agent's plus the client's allowed names, but PATH is always the fixed one. */
+export function childEnvironment(base: NodeJS.ProcessEnv = process.env, extra: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv {
+  return { ...base, ...extra, PATH: FIXED_EXEC_PATH };
 }
 
 /**
@@ -74,12 +98,12 @@ export function startCommand(command: ResolvedCommand, args: readonly string[], 
       shell: false,
       // Its own session and process group: whatever it starts can be killed with it.
       detached: true,
-      env: childEnvironment(),
+      env: childEnvironment(process.env, options.env),
     });
     child.once('error', (err: NodeJS.ErrnoException) => {
       reject(Object.assign(err, { message: `exec '${command.name}': ${err.message}` }));
     });
-    child.once('spawn', () => resolve(new RunningCommand(child as ChildProcessByStdio<null, Readable, Readable>, command.name, options)));
+    child.once('spawn', () => resolve(new PipeCommand(child as ChildProcessByStdio<null, Readable, Readable>, command.name, options)));
   });
 }
 
@@ -88,8 +112,8 @@ export function startCommand(command: ResolvedCommand, args: readonly string[], 
  * (a background grandchild may hold them forever): then its process group is killed,
  * the pipes get a short drain and are destroyed.
  */
-export class RunningCommand {
-  private readonly exited: Promise<ExecResult>;
+export class PipeCommand implements RunningCommand {
+  private readonly exited: Promise<ExecExit>;
   private timedOut = false;
   private hasExited = false;
   private readonly timer: NodeJS.Timeout;
@@ -189,9 +213,11 @@ export class RunningCommand {
    * delivered, so a client that does not read blocks the child on a full pipe instead of
    * the agent buffering. If delivery fails (client gone) the group is killed.
    */
-  async collect(onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>): Promise<ExecResult> {
+  async collect(onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>): Promise<ExecExit> {
     let failure: unknown;
-    const drained = Promise.all([this.pump('stdout', onOutput), this.pump('stderr', onOutput)]).catch((error: unknown) => {
+    const unlimited = Number.MAX_SAFE_INTEGER;
+    const meters = { stdout: new OutputMeter(this.options.caps?.stdout ?? unlimited), stderr: new OutputMeter(this.options.caps?.stderr ?? unlimited) };
+    const drained = Promise.all([this.pump('stdout', onOutput, meters.stdout), this.pump('stderr', onOutput, meters.stderr)]).catch((error: unknown) => {
       failure = error;
       this.killGroup();
       this.child.stdout.destroy();
@@ -211,24 +237,31 @@ export class RunningCommand {
         `exec '${this.name}' ran longer than ${this.options.timeoutMs} ms (--exec-timeout): its process group was killed`,
       );
     }
-    return result;
+    return withTruncation(result, meters);
   }
 
-  /** Delivers one pipe in order; settles once it is closed and its last chunk delivered. */
-  private pump(name: 'stdout' | 'stderr', onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>): Promise<void> {
+  /**
+   * Delivers one pipe in order; settles once it is closed and its last chunk delivered.
+   * At its cap the pipe is closed (what `| head -c N` does): a writer that goes on gets
+   * EPIPE or SIGPIPE instead of blocking on a pipe nobody reads.
+   */
+  private pump(name: 'stdout' | 'stderr', onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>, meter: OutputMeter): Promise<void> {
     const stream = this.child[name];
     return new Promise<void>((resolve, reject) => {
       let delivering = false;
       let closed = false;
       let failed = false;
       stream.on('data', (chunk: Buffer) => {
+        const { keep, reached } = meter.take(chunk);
+        if (reached) stream.destroy();
+        if (keep.length === 0) return;
         delivering = true;
         stream.pause();
-        onOutput(name, chunk).then(
+        onOutput(name, keep).then(
           () => {
             delivering = false;
             if (closed) resolve();
-            else stream.resume();
+            else if (!stream.destroyed) stream.resume();
           },
           (error: unknown) => {
             failed = true;
@@ -244,4 +277,12 @@ export class RunningCommand {
       });
     });
   }
+}
+
+/** The exit record, with the streams that were cut at their caps. */
+export function withTruncation(result: { exitCode: number | null; signal: string | null }, meters: { stdout: OutputMeter; stderr: OutputMeter }): ExecExit {
+  const truncated: { stdout?: number; stderr?: number } = {};
+  if (meters.stdout.truncated) truncated.stdout = meters.stdout.cap;
+  if (meters.stderr.truncated) truncated.stderr = meters.stderr.cap;
+  return Object.keys(truncated).length > 0 ? { ...result, truncated } : { ...result };
 }
