@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { defaultCacheDir, ensureNodeLine } from './node-lines/install.mjs';
 import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { probeWorker, repoRoot, runVitest } from './node-lines/suite.mjs';
+import { hostTestFiles, probeWorker, repoRoot, runVitest } from './node-lines/suite.mjs';
 import { formatDuration, linePassed, summaryTable } from './node-lines/summary.mjs';
 
 /** The lines CI proves besides the machine's default node (which `npm test` covers). */
@@ -94,7 +94,7 @@ async function runLine(major, opts) {
     log(`node ${major}: vitest workers run ${seen.version} from ${seen.execPath} (N-API ${seen.napi})`);
     if (opts.host) {
       log(`=== node ${major} (v${version}): host tests ===`);
-      row.host = await runVitest(node, opts.hostTests.length > 0 ? opts.hostTests : ['--exclude', '**/*.vm.test.ts']);
+      row.host = await runVitest(node, opts.hostTests);
     }
     if (opts.guestLines.includes(major)) {
       log(`=== node ${major} (v${version}): guest tests (${opts.guestTests.join(' ')}) ===`);
@@ -127,6 +127,10 @@ async function main() {
     return 2;
   }
   const started = performance.now();
+  if (opts.host && opts.hostTests.length === 0 && !opts.fetchOnly) {
+    opts.hostTests = await hostTestFiles();
+    log(`host suite: ${opts.hostTests.length} files (every test file vitest collects, minus *.vm.test.*)`);
+  }
   log(`lines ${opts.lines.join(', ')}; guests on ${opts.guestLines.join(', ') || 'none'}; cache ${opts.cacheDir}; default node stays ${process.version}`);
   // Lines run one after another: each suite already uses both cores.
   const rows = [];

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compareVersions, defaultCacheDir, newestOfMajor, nodePackageName } from './install.mjs';
-import { lineEnv } from './suite.mjs';
+import { isGuestTestFile, lineEnv, selectHostFiles } from './suite.mjs';
 import { linePassed, summaryTable } from './summary.mjs';
 
 test('picks the newest release of a major, numerically, without prereleases', () => {
@@ -42,4 +42,14 @@ test('a line fails on any failed phase or error; phases not asked for do not cou
   assert.match(table, /^line +node +host tests +guest tests +total\n/);
   assert.match(table, /22 +v22\.23\.5 +ok 3 passed, 0 failed, 0 skipped \(1s\) +- +1m01s/);
   assert.match(table, /26 +v26\.12\.1 +FAIL 2 passed, 1 failed, 4 skipped \(5s\) +ok 3 passed/);
+});
+
+test('host suite files: every listed file but *.vm.test.*, repo-relative, sorted, no filter that matches a guest file', () => {
+  const root = '/r';
+  const listed = ['/r/packages/b/test/x.test.ts', '/r/packages/testvm/test/cli.vm.test.ts', '/r/native/test/a.test.mts', '/r/packages/b/test/x.test.ts', '/r/apps/g/test/y.vm.test.mts'];
+  assert.deepEqual(selectHostFiles(listed, root), ['native/test/a.test.mts', 'packages/b/test/x.test.ts']);
+  assert.equal(isGuestTestFile('/r/packages/vsock/test/vsock.vm.test.ts'), true);
+  assert.equal(isGuestTestFile('/r/packages/vsock/test/host.test.ts'), false);
+  assert.throws(() => selectHostFiles(['/r/m.test.ts', '/r/p/q.vm.test.ts'], root), /filter m\.test\.ts also matches a guest test file/);
+  assert.throws(() => selectHostFiles(['/r/p/x.vm.test.ts'], root), /no host test files/);
 });

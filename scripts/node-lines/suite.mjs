@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
+import { delimiter, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -15,9 +15,9 @@ export function lineEnv(node, env = process.env) {
   return { ...env, PATH: `${dirname(node)}${delimiter}${env.PATH ?? ''}` };
 }
 
-function runInherit(file, args, env) {
+function runInherit(file, args, env, stdout = 'inherit') {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { cwd: repoRoot, env, stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(file, args, { cwd: repoRoot, env, stdio: ['ignore', stdout, 'inherit'] });
     child.once('error', reject);
     child.once('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });
@@ -47,6 +47,39 @@ export async function runVitest(node, args) {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Guest test files (boot a QEMU guest) by the repository's naming rule. */
+export const isGuestTestFile = (file) => /\.vm\.test\.[cm]?[jt]s$/.test(file);
+
+/**
+ * The host suite as explicit files: every test file vitest's own config collects, minus
+ * guest files. Not `--exclude '**\/*.vm.test.ts'`: vitest drops a CLI --exclude for any
+ * project whose config sets its own `exclude` (testvm's does), so that form still ran
+ * testvm's four guest files, ~40% of each line's host-suite time. Paths are relative to
+ * the repository (vitest takes them as filters).
+ */
+export async function hostTestFiles(node = process.execPath) {
+  const dir = await mkdtemp(join(tmpdir(), 'vmlink-node-list-'));
+  const out = join(dir, 'list.json');
+  try {
+    const code = await runInherit(node, [vitestBin, 'list', '--filesOnly', `--json=${out}`], lineEnv(node), 'ignore');
+    if (code !== 0) throw new Error(`vitest list --filesOnly failed (exit ${code})`);
+    return selectHostFiles(JSON.parse(await readFile(out, 'utf8')).map((entry) => entry.file));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Pure part of hostTestFiles: absolute paths -> sorted repo-relative non-guest files. */
+export function selectHostFiles(files, root = repoRoot) {
+  const guest = files.filter(isGuestTestFile);
+  const host = files.filter((f) => !isGuestTestFile(f)).map((f) => relative(root, f));
+  if (host.length === 0) throw new Error('vitest listed no host test files');
+  // vitest matches filters as substrings: a host path inside a guest path would pull it in.
+  const clash = host.find((h) => guest.some((g) => g.includes(h)));
+  if (clash !== undefined) throw new Error(`host test filter ${clash} also matches a guest test file; rename one of them`);
+  return [...new Set(host)].sort();
 }
 
 /**
