@@ -11,11 +11,12 @@ export interface AttachStart {
 }
 
 /**
- * Where an attach begins on each stream: the oldest kept byte (`fromStart`), else where
- * the furthest attach so far stopped (so attaching again after a reconnect continues).
+ * Where an attach wants to begin on each stream: the very first byte (`fromStart`), else
+ * where the furthest attach so far stopped (so attaching again after a reconnect
+ * continues). What the ring no longer holds of that is reported as lost.
  */
 export function attachStart(entry: DetachedProcess, fromStart: boolean): AttachStart {
-  return fromStart ? { stdout: entry.stdout.start, stderr: entry.stderr.start } : { stdout: entry.deliveredUpTo('stdout'), stderr: entry.deliveredUpTo('stderr') };
+  return fromStart ? { stdout: 0, stderr: 0 } : { stdout: entry.deliveredUpTo('stdout'), stderr: entry.deliveredUpTo('stderr') };
 }
 
 /** Bytes between `start` and the oldest byte kept: gone before this attach began. */
