@@ -31,26 +31,176 @@ export function formatHostPort(host: string, port: number): string {
   return isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
+/** An accepted TCP connection's way into the guest: what the forward needs to carry it. */
+interface Carried {
+  /** Settles when the forwarded connection is over (either side closed or failed). */
+  readonly done: Promise<void>;
+}
+
 /**
  * One accepted TCP connection carried to the guest: net.connect streams what the target
  * sends into the socket (pipe(): the socket's backpressure pauses the body, whose credit
  * then stalls the agent's reads of the target), net.send streams the socket's bytes to
  * the target (the RPC body's credit pauses the socket). Either side failing closes both.
+ * Resolves once both requests are on their way (net.connect answered, net.send issued);
+ * rejects if net.connect fails (the socket is then untouched, so it can be retried).
  */
+async function open(socket: Socket, client: AgentClient, spec: ForwardSpec): Promise<Carried> {
+  const { id, body } = await client.openTcp(spec.host, spec.port);
+  body.on('error', () => socket.destroy());
+  body.pipe(socket);
+  const sending = client.sendTcp(id, socket);
+  const closed = new Promise<void>((resolve) => {
+    if (socket.destroyed) resolve();
+    else socket.once('close', () => resolve());
+  });
+  const done = sending.then(
+    () => closed,
+    (error: unknown) => {
+      body.destroy();
+      socket.destroy();
+      throw error;
+    },
+  );
+  done.catch(() => undefined); // awaited by the caller; never an unhandled rejection meanwhile
+  return { done };
+}
+
 async function carry(socket: Socket, client: AgentClient, spec: ForwardSpec, report: (error: Error) => void): Promise<void> {
   socket.on('error', () => undefined);
   try {
-    const { id, body } = await client.openTcp(spec.host, spec.port);
-    body.on('error', () => socket.destroy());
-    body.pipe(socket);
-    await client.sendTcp(id, socket);
-    await new Promise<void>((resolve) => {
-      if (socket.destroyed) resolve();
-      else socket.once('close', () => resolve());
-    });
+    await (await open(socket, client, spec)).done;
   } catch (error) {
     socket.destroy();
     report(error as Error);
+  }
+}
+
+const isTooManyStreams = (error: unknown): boolean => (error as { code?: unknown }).code === 'ERR_VMLINK_TOO_MANY_STREAMS';
+
+/**
+ * The one agent connection of a transport that has only one (virtio-serial), shared by
+ * every forwarded TCP connection as two flow-controlled RPC streams each, so a stalled
+ * one stalls only itself. An open forward keeps it busy, so the agent's --idle-timeout
+ * does not close it under a forward; once it is gone anyway (idle between forwards, an
+ * agent restart, a lost link) the next TCP connection redials it. The agent takes at
+ * most --max-streams requests per connection (two per forward): a TCP connection that
+ * finds no room waits until a forward ends, instead of failing.
+ */
+export class SharedAgentConnection {
+  private client: AgentClient | undefined;
+  private dialing: Promise<AgentClient> | undefined;
+  /** Forwards holding (or about to hold) requests on the current connection. */
+  private inUse = 0;
+  /** How many forwards the agent took at once before refusing one: learned, not configured. */
+  private capacity = Number.POSITIVE_INFINITY;
+  private readonly waiting: (() => void)[] = [];
+  /** One forward opens at a time, so a refusal is known before the next one asks. */
+  private opening: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(
+    private readonly dial: () => Promise<AgentClient>,
+    first: AgentClient,
+    /** Told after a redial (the previous connection had closed). */
+    private readonly onRedial: () => void = () => undefined,
+  ) {
+    this.client = first;
+  }
+
+  /** How many forwards are carried (or opening) right now, and how many wait for room. */
+  get load(): { carried: number; queued: number } {
+    return { carried: this.inUse, queued: this.waiting.length };
+  }
+
+  private async current(): Promise<AgentClient> {
+    if (this.client && !this.client.closed) return this.client;
+    if (!this.dialing) {
+      const previous = this.client;
+      this.client = undefined;
+      void previous?.close().catch(() => undefined);
+      this.dialing = this.dial().then(
+        (client) => {
+          this.client = client;
+          this.capacity = Number.POSITIVE_INFINITY; // maybe another agent: learn again
+          this.dialing = undefined;
+          this.onRedial();
+          if (this.stopped) void client.close().catch(() => undefined);
+          return client;
+        },
+        (error: unknown) => {
+          this.dialing = undefined;
+          throw error;
+        },
+      );
+    }
+    return this.dialing;
+  }
+
+  private acquire(): Promise<void> {
+    if (this.inUse < this.capacity) {
+      this.inUse += 1;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(): void {
+    this.inUse -= 1;
+    while (this.inUse < this.capacity && this.waiting.length > 0) {
+      this.inUse += 1;
+      this.waiting.shift()?.();
+    }
+  }
+
+  async carry(socket: Socket, spec: ForwardSpec, report: (error: Error) => void): Promise<void> {
+    socket.on('error', () => undefined);
+    for (;;) {
+      await this.acquire();
+      if (this.stopped || socket.destroyed) {
+        this.release();
+        socket.destroy();
+        return;
+      }
+      let carried: Carried | undefined;
+      const turn = this.opening.then(async () => {
+        carried = await open(socket, await this.current(), spec);
+      });
+      this.opening = turn.catch(() => undefined);
+      try {
+        await turn;
+      } catch (error) {
+        this.release();
+        // net.connect refused for room: nothing of the socket was taken yet, so wait for a forward to end and retry.
+        if (isTooManyStreams(error) && this.inUse > 0) {
+          this.capacity = Math.max(1, this.inUse);
+          continue;
+        }
+        socket.destroy();
+        report(error as Error);
+        return;
+      }
+      try {
+        await carried?.done;
+      } catch (error) {
+        // net.send refused for room (the agent allows an odd number of requests): the
+        // socket's first bytes may be gone, so this one fails; the next ones wait.
+        if (isTooManyStreams(error)) this.capacity = Math.max(1, this.inUse - 1);
+        report(error as Error);
+      } finally {
+        this.release();
+      }
+      return;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    for (const wake of this.waiting.splice(0)) {
+      this.inUse += 1; // each woken carry() releases once
+      wake();
+    }
+    await this.client?.close().catch(() => undefined);
   }
 }
 
@@ -84,28 +234,31 @@ export async function forwardCommand(
     if (code === ExitCode.POLICY || code === ExitCode.USAGE) throw error;
     out.stderr.write(`vmlink forward: warning: ${formatHostPort(spec.host, spec.port)} in the guest does not accept connections yet: ${describeError(error as Error)}\n`);
   }
-  const shared = first.multiConnection ? undefined : first;
+  const redialed = (): void => void out.stderr.write(`vmlink forward ${first.uri}: the agent connection had closed (idle, or the agent restarted); reconnected\n`);
+  const shared = first.multiConnection ? undefined : new SharedAgentConnection(connect, first, redialed);
+  // Each TCP connection gets its own agent connection: the first one is not needed (left open it would only idle).
+  if (!shared) await first.close().catch(() => undefined);
   const clients = new Set<AgentClient>();
   const server: Server = createServer({ allowHalfOpen: true });
   const report = (error: Error): void => void out.stderr.write(`vmlink forward ${first.uri}: ${describeError(error)}\n`);
   server.on('connection', (socket: Socket) => {
+    if (shared) {
+      void shared.carry(socket, spec, report);
+      return;
+    }
     void (async () => {
-      let client = shared;
-      if (!client) {
-        try {
-          client = await connect();
-        } catch (error) {
-          socket.destroy();
-          report(error as Error);
-          return;
-        }
-        clients.add(client);
+      let client: AgentClient;
+      try {
+        client = await connect();
+      } catch (error) {
+        socket.destroy();
+        report(error as Error);
+        return;
       }
+      clients.add(client);
       await carry(socket, client, spec, report);
-      if (client !== shared) {
-        clients.delete(client);
-        await client.close().catch(() => undefined);
-      }
+      clients.delete(client);
+      await client.close().catch(() => undefined);
     })();
   });
   await new Promise<void>((resolve, reject) => {
@@ -127,6 +280,7 @@ export async function forwardCommand(
   });
   server.close();
   await Promise.allSettled([...clients].map((c) => c.close()));
+  await shared?.close();
   return ExitCode.OK;
 }
 
