@@ -1,46 +1,23 @@
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { leftoverName, leftoverWriter, processGone } from '@vmlink/agent-protocol';
 import { lstat, readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
  * Partial downloads are written as `.NAME.vmlink-PID-RANDOM.part` next to the target: the
  * pid tells a later run whether the writer is gone (SIGKILL, power loss), so its
- * leftovers can be removed (the same scheme as the agent's temp files).
+ * leftovers can be removed. The scheme and the "process gone" check are the agent's too
+ * (its upload temp files), from @vmlink/agent-protocol.
  */
 export function partNameFor(name: string, pid = process.pid): string {
-  return `.${name}.vmlink-${pid}-${randomBytes(6).toString('hex')}.part`;
+  return leftoverName(name, 'part', pid);
 }
-
-const PART_NAME = /^\..+\.vmlink-(\d+)-[0-9a-f]{12}\.part$/;
 
 /** The pid a partial download's name carries, or undefined when it is not one of ours. */
 export function partOwner(name: string): number | undefined {
-  const match = PART_NAME.exec(name);
-  if (!match) return undefined;
-  const pid = Number(match[1]);
-  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+  return leftoverWriter(name, 'part');
 }
 
-/**
- * True when no live process has `pid`. A zombie (exited, not yet reaped by its parent)
- * counts as gone: it will never write again, yet kill(pid, 0) still succeeds on it.
- */
-export function processGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH'; // EPERM: alive, someone else's
-  }
-  try {
-    // /proc/PID/stat: "pid (comm) S ...": the state follows the last ')' (comm may hold any byte).
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state === 'Z' || state === 'X';
-  } catch {
-    return false; // no /proc here: kill() said it exists
-  }
-}
+export { processGone };
 
 /**
  * Removes the partial downloads in `dir` left by vmlink processes that are gone; only

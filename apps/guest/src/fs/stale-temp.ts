@@ -1,45 +1,24 @@
-import { randomBytes } from 'node:crypto';
+import { leftoverName, leftoverWriter, processGone, processStateOf } from '@vmlink/agent-protocol';
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { at, reopenPath, walkBeneath } from './beneath.js';
 
-/** `.NAME.vmlink-PID-RANDOM.tmp`: the pid tells a later agent whether the writer is gone. */
+/** `.NAME.vmlink-PID-RANDOM.tmp`: the pid tells a later agent whether the writer is gone (the CLI's `.part` scheme too, @vmlink/agent-protocol). */
 export function tempNameFor(name: string, pid = process.pid): string {
-  return `.${name}.vmlink-${pid}-${randomBytes(6).toString('hex')}.tmp`;
+  return leftoverName(name, 'tmp', pid);
 }
-
-const TEMP_NAME = /^\..+\.vmlink-(\d+)-[0-9a-f]{12}\.tmp$/;
 
 /** The pid in a temp file's name, if it is one of ours. */
 export function tempFileWriter(name: string): number | undefined {
-  const match = TEMP_NAME.exec(name);
-  return match ? Number(match[1]) : undefined;
+  return leftoverWriter(name, 'tmp');
 }
 
-/**
- * The state letter of /proc/PID/stat (R, S, D, Z, X...), read after the last ')' because
- * the command name in parentheses may itself hold spaces and parentheses.
- */
-export function processStateOf(statLine: string): string | undefined {
-  const close = statLine.lastIndexOf(')');
-  return close === -1 ? undefined : statLine.slice(close + 2, close + 3) || undefined;
-}
+export { processStateOf };
 
-/**
- * Whether a writer could still be writing. A zombie (Z) or dead (X) process is not: it
- * has exited and only waits to be reaped, yet kill(pid, 0) still succeeds for it.
- */
+/** Whether a writer could still be writing (a zombie has exited: it cannot). */
 export async function writerAlive(pid: number): Promise<boolean> {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-  if (stat === undefined) return true; // no /proc: trust kill(0)
-  const state = processStateOf(stat);
-  return state !== 'Z' && state !== 'X';
+  return !processGone(pid);
 }
 
 const OPEN_DIRECTORY = fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConstants.O_NOFOLLOW;
