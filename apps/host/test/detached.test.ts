@@ -230,6 +230,38 @@ describe('detached processes: limits and memory', () => {
     expect(stderr).toContain(`${total - 64 * 1024} bytes of stdout were dropped before this attach`);
   });
 
+  it('a reader that stalls while the process floods: the process is not slowed, the gap is counted, received + dropped = written', async () => {
+    const total = 32 * 1024 * 1024;
+    const go = path.join(work, 'go-flood');
+    const id = await detach(agent.uri, ['sh', '-c', `echo ready >&2; while [ ! -e ${go} ]; do sleep 0.05; done; head -c ${total} /dev/zero`]);
+    const attached = spawn(process.execPath, [HOST_CLI, 'attach', agent.uri, id], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const ready = new Promise<void>((resolve) =>
+      attached.stderr.setEncoding('utf8').on('data', (t: string) => {
+        stderr += t;
+        if (stderr.includes('ready')) resolve();
+      }),
+    );
+    const closed = new Promise<number | null>((resolve) => attached.on('close', resolve));
+    // Attached (stderr flows), but nobody reads its stdout: the CLI blocks, so does the agent's send.
+    await Promise.race([ready, closed.then((code) => Promise.reject(new Error(`attach ended (${code}) before 'ready': ${stderr}`)))]);
+    const agentPid = agent.child.pid as number;
+    const before = await memoryOf(agentPid);
+    await writeFile(go, '');
+    const waited = await runVmlink(['wait', agent.uri, id], { timeoutMs: 110_000 });
+    expect(waited.code, waited.stderr).toBe(0);
+    expect((await memoryOf(agentPid)).peak - before.rss).toBeLessThan(64 * 1024 * 1024);
+    let received = 0;
+    attached.stdout.on('data', (chunk: Buffer) => (received += chunk.length));
+    expect(await closed, stderr).toBe(0);
+    const gaps = [...stderr.matchAll(/(\d+) bytes of stdout were dropped while we were reading too slowly/g)].map((m) => Number(m[1]));
+    expect(gaps.length).toBeGreaterThan(0);
+    const dropped = gaps.reduce((a, b) => a + b, 0);
+    expect(received + dropped).toBe(total);
+    // What got through: what was in flight before the stall, plus the 64 KiB the ring kept.
+    expect(received).toBeLessThan(total / 2);
+  });
+
   it('at most --max-detached run at once (ERR_VMLINK_DETACHED_LIMIT, 75); a slot frees when one ends', async () => {
     const one = await detach(agent.uri, ['sleep', '300']);
     const two = await detach(agent.uri, ['sleep', '300']);
