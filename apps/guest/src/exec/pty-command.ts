@@ -7,6 +7,7 @@ import { childEnvironment, type ClientSignal, type RunningCommand, type StartOpt
 import type { ResolvedCommand } from '../policy/exec-policy.js';
 import { describeValue } from '../policy/exec-policy.js';
 import { OutputMeter } from './output-cap.js';
+import { signalSession } from './session-kill.js';
 import { loadPtyBinding, type PidExit, type PidWatcher, type PtyBinding } from './pty-binding.js';
 
 const DEFAULT_DRAIN_MS = 1000;
@@ -167,12 +168,12 @@ export class PtyCommand implements RunningCommand {
     }
   }
 
+  /**
+   * SIGKILL to every group of the command's session (its shell's background jobs have
+   * groups of their own); a process that started a session of its own is out of reach.
+   */
   killGroup(): void {
-    try {
-      process.kill(-this.childPid, 'SIGKILL');
-    } catch {
-      // ESRCH: nothing left in the group.
-    }
+    signalSession(this.childPid, 'SIGKILL');
   }
 
   async collect(onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>): Promise<ExecExit> {
