@@ -144,10 +144,12 @@ for i in $(seq 1 400); do grep -q ' ready ' ${LOG} && grep -q listening /tmp/htt
     await vm?.stop();
   });
 
-  for (const transport of ['vsock', 'virtio-serial'] as const) {
-    it(`${transport}: 100 parallel node:http requests, and 20 more flow past a stalled reader`, async () => {
+  // virtio-serial: all of them over the one connection, two RPC streams each (100 took
+  // ~45 s under TCG at load 15 with the rest of this file; 50 keeps the file shorter).
+  for (const [transport, parallel] of [['vsock', 100], ['virtio-serial', 50]] as const) {
+    it(`${transport}: ${parallel} parallel node:http requests, and 20 more flow past a stalled reader`, async () => {
       const { port, stderr } = forwards.get(transport) as Forward;
-      const answers = await Promise.all(Array.from({ length: 100 }, (_, i) => get(port, `/r/${transport}-${i}`)));
+      const answers = await Promise.all(Array.from({ length: parallel }, (_, i) => get(port, `/r/${transport}-${i}`)));
       answers.forEach((a, i) => expect([a.status, a.body], `${stderr()}\n${transport} #${i}`).toEqual([200, `ok /r/${transport}-${i}`]));
 
       const stalled = await stalledReader(port, 64);
