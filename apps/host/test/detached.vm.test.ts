@@ -1,0 +1,72 @@
+/**
+ * Detached processes in a real guest: vmlink-guest in a @vmlink/testvm QEMU guest listening
+ * on vsock, the vmlink CLI on the host over hvsock: (the VMM's hybrid-vsock socket). A
+ * detached command outlives the attach that watched it, a second attach continues, ps and
+ * wait report its exit status, kill reaches its process group. One guest boot.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DetachedListResult } from '@vmlink/agent-protocol';
+import { loadTestVm, type GuestVm } from '../src/testvm.js';
+import { GUEST_CLI, HOST_CLI, runVmlink } from './helpers.js';
+
+const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
+const LOG = '/tmp/vmlink-agent.log';
+const AGENT_PORT = 1024;
+const GO = '/tmp/detached-go';
+
+describe('detached processes in a QEMU guest over vsock (hvsock: on the host)', () => {
+  let vm: GuestVm;
+  let uri: string;
+
+  const guestLog = async (): Promise<string> => (await vm.run('cat', [LOG])).stdout;
+
+  beforeAll(async () => {
+    vm = await (await loadTestVm()).startVm({ share: repoRoot, ports: [], memoryMiB: 1024, timeoutMs: 240_000, vsock: true });
+    if (vm.vsockPath === undefined) throw new Error('startVm({ vsock: true }) gave no vsockPath');
+    uri = `hvsock:${vm.vsockPath}:${AGENT_PORT}`;
+    const agent = ['node', GUEST_CLI, '--listen', `vsock://any:${AGENT_PORT}`, '--aio', 'fs', '--allow-exec', 'sh,sleep'].join(' ');
+    const script = `(setsid ${agent} >${LOG} 2>&1 </dev/null &)
+for i in $(seq 1 600); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; exit 1`;
+    const started = await vm.run('sh', ['-c', script], { timeoutMs: 180_000 });
+    if (started.exitCode !== 0) throw new Error(`agent did not start in the guest:\n${await guestLog()}`);
+  }, 480_000);
+
+  afterAll(async () => {
+    await vm?.stop();
+  });
+
+  it('detach, attach, lose the client, attach again: the rest of the output and the exit status; ps, wait, kill', async () => {
+    const started = await runVmlink(['exec', '--detach', uri, '--', 'sh', '-c', `echo a; while [ ! -e ${GO} ]; do sleep 0.05; done; echo b; exit 3`]);
+    expect(started.code, `${started.stderr}\n${await guestLog()}`).toBe(0);
+    const id = started.stdout.trim();
+    // The first attach sees "a", then its process (and its vsock connection) dies.
+    const first = spawn(process.execPath, [HOST_CLI, 'attach', uri, id], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await new Promise<void>((resolve, reject) => {
+      let seen = '';
+      first.stdout.setEncoding('utf8').on('data', (t: string) => {
+        seen += t;
+        if (seen.includes('a\n')) resolve();
+      });
+      first.on('close', (code) => reject(new Error(`attach ended (${code}) before 'a': ${seen}`)));
+    });
+    first.kill('SIGKILL');
+    await vm.run('touch', [GO]);
+    const again = await runVmlink(['attach', uri, id]);
+    expect(again.code, again.stderr).toBe(3);
+    expect(again.stdout).toBe('b\n');
+    const list = await runVmlink(['ps', uri, '--json']);
+    expect(list.code, list.stderr).toBe(0);
+    expect((JSON.parse(list.stdout) as DetachedListResult).processes.find((p) => p.id === id)).toMatchObject({ state: 'exited', exitCode: 3 });
+    expect((await runVmlink(['wait', uri, id])).code).toBe(3);
+
+    const sleeper = (await runVmlink(['exec', '--detach', uri, '--', 'sh', '-c', 'sleep 300 & wait'])).stdout.trim();
+    expect((await runVmlink(['wait', uri, sleeper, '--timeout', '300ms'])).code).toBe(75);
+    expect((await runVmlink(['kill', uri, sleeper])).code).toBe(0);
+    // SIGTERM to the group: sh dies of it (143); the sleep in its group too (nothing left).
+    expect((await runVmlink(['wait', uri, sleeper])).code).toBe(143);
+    const left = await vm.run('sh', ['-c', 'ps -o pid,args 2>/dev/null | grep "[s]leep 300" || true']);
+    expect(left.stdout).toBe('');
+  });
+});
