@@ -1,15 +1,10 @@
 import { defineConfig } from 'tsup';
+import { packageBuild } from '../../tsup.base.js';
 
-export default defineConfig({
-  entry: ['src/index.ts', 'src/cli.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
-  // Keep 'node:' specifiers: bare 'test' or 'timers/promises' resolve differently under bundlers.
-  removeNodeProtocol: false,
-  shims: true,
-  // Workspace packages stay imports (some are loaded lazily, e.g. @vmlink/vsock): never bundled.
-  external: [/^@vmlink\//],
-});
+export default defineConfig(
+  packageBuild(['src/index.ts', 'src/cli.ts'], {
+    shims: true,
+    // Workspace packages stay imports (some are loaded lazily, e.g. @vmlink/vsock): never bundled.
+    external: [/^@vmlink\//],
+  }),
+);

@@ -1,12 +1,4 @@
 import { defineConfig } from 'tsup';
+import { packageBuild } from '../../tsup.base.js';
 
-export default defineConfig({
-  entry: ['src/index.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
-  // Keep 'node:' specifiers: bare 'test' or 'timers/promises' resolve differently under bundlers.
-  removeNodeProtocol: false,
-});
+export default defineConfig(packageBuild(['src/index.ts']));

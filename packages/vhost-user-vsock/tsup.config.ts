@@ -1,12 +1,5 @@
 import { defineConfig } from 'tsup';
+import { packageBuild } from '../../tsup.base.js';
 
-export default defineConfig({
-  entry: ['src/index.ts', 'src/cli.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
-  // Keep 'node:' specifiers: bare 'test' or 'timers/promises' resolve differently under bundlers.
-  removeNodeProtocol: false,
-});
+// src/cli.ts is the vmlink-vsockd binary.
+export default defineConfig(packageBuild(['src/index.ts', 'src/cli.ts']));
