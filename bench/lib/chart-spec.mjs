@@ -148,6 +148,7 @@ export function caption(name, result, fileDate) {
   } else if (name === 'virtio-serial') {
     parts.push(`host <-> QEMU TCG guest; ${host(context.cores, context.kernel, result.node)}`);
     parts.push(contextLoad);
+    parts.push(`${result.seconds ?? '?'} s per round-trip row`);
   } else {
     parts.push(host(context.cores, context.kernel, result.node));
     parts.push(contextLoad);
