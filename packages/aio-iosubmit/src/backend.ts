@@ -3,8 +3,8 @@ import { AioBackendBase, alignmentOf, hasDirectFlag, StatsRecorder, type AioCapa
 import { assertLinux } from '@vmlink/errors';
 import { defaultFallback, type Fallback } from './fallback.js';
 import { IoSubmitFile, type FileServices } from './file.js';
-import { KernelQueue } from './kernel-queue.js';
-import { ioSubmitBinding } from './native.js';
+import { createKernelQueue, type KernelQueue } from './kernel.js';
+import { ioSubmitBinding, ioSubmitEngineClass } from './native.js';
 import { validateOptions, type IoSubmitBackendOptions, type ResolvedOptions } from './options.js';
 import { WriteNowaitProbe, type WriteNowaitMode } from './write-nowait.js';
 
@@ -20,6 +20,7 @@ export class IoSubmitBackend extends AioBackendBase {
   /** The FdIo the guard routes to (undefined when strict). */
   readonly fallback: FdIo | undefined;
   readonly #queue: KernelQueue;
+  readonly #maxInFlight: number;
   readonly #services: FileServices;
   readonly #writeNowait: WriteNowaitProbe;
   readonly #releaseFallback: () => Promise<void>;
@@ -29,12 +30,14 @@ export class IoSubmitBackend extends AioBackendBase {
     super(new StatsRecorder());
     const binding = ioSubmitBinding();
     this.strict = options.strict;
+    this.#maxInFlight = options.maxInFlight;
     this.fallback = options.fallback?.io;
     this.#releaseFallback = options.fallback?.release ?? (() => Promise.resolve());
     this.#writeNowait = new WriteNowaitProbe(options.writeNowaitProbeWrites);
-    this.#queue = new KernelQueue(options, this.recorder);
+    this.#queue = createKernelQueue(options, this.recorder);
     this.#services = {
       queue: this.#queue,
+      ops: ioSubmitEngineClass().layout.ops,
       recorder: this.recorder,
       fallback: this.fallback,
       guard: this.fallback !== undefined,
@@ -42,7 +45,7 @@ export class IoSubmitBackend extends AioBackendBase {
       coldReadPolicy: options.coldReads,
       fallbackReportsHits: this.fallback?.readvCacheFirst !== undefined,
       writeNowait: this.#writeNowait,
-      rwfNowait: binding.ioSubmitLayout.rwfNowait,
+      rwfNowait: ioSubmitEngineClass().layout.rwfNowait,
       errnoName: (errno) => binding.errnoName(errno),
     };
     this.capabilities = Object.freeze({
@@ -56,12 +59,12 @@ export class IoSubmitBackend extends AioBackendBase {
 
   /** Requests in the kernel at once at most. */
   get maxInFlight(): number {
-    return this.#queue.maxInFlight;
+    return this.#maxInFlight;
   }
 
   /** The context's eventfd (-1 after close), for leak checks. */
   get eventFd(): number {
-    return this.#queue.eventFd;
+    return this.#queue.engine.eventFd;
   }
 
   /** Times the completion budget ran out and the rest of the completions waited for the next loop turn. */
@@ -82,7 +85,7 @@ export class IoSubmitBackend extends AioBackendBase {
 
   /** Called once every file has closed, so nothing is queued or in the kernel. */
   protected override async release(): Promise<void> {
-    this.#queue.destroy();
+    this.#queue.engine.destroy();
     await this.#releaseFallback();
   }
 }
@@ -94,8 +97,7 @@ export class IoSubmitBackend extends AioBackendBase {
  */
 export async function createIoSubmitBackend(options: IoSubmitBackendOptions = {}): Promise<IoSubmitBackend> {
   assertLinux('the io_submit aio backend');
-  const binding = ioSubmitBinding();
-  const checked = validateOptions(options, binding.ioSubmitLayout.maxInFlightLimit);
+  const checked = validateOptions(options, ioSubmitEngineClass().layout.maxInFlightLimit);
   let fallback: Fallback | undefined;
   if (!checked.strict) fallback = checked.fallback === undefined ? await defaultFallback() : { io: checked.fallback };
   try {

@@ -3,11 +3,14 @@ import {
   AioFileBase,
   misalignedError,
   misalignment,
+  MISALIGNED,
   runSpaceRequest,
   skipBytes,
   totalLength,
-  watchAbort,
+  WITHDRAWN,
   type Alignment,
+  type BatchBuffers,
+  type BatchCompletion,
   type FdIo,
   type OpOptions,
   type Position,
@@ -21,8 +24,7 @@ import { abortError, SystemError } from '@vmlink/errors';
 import { BufferedTwin } from './buffered-twin.js';
 import { FileGuard, type GuardServices } from './file-guard.js';
 import type { FileFacts, RouteReason } from './guard.js';
-import { MISALIGNED, type KernelOp, type KernelQueue, type KernelSettle } from './kernel-queue.js';
-import type { IoSubmitBuffers } from './native.js';
+import type { KernelQueue } from './kernel.js';
 
 const EAGAIN = 11;
 const EOPNOTSUPP = 95;
@@ -30,6 +32,8 @@ const EOPNOTSUPP = 95;
 /** What every file of one backend shares. */
 export interface FileServices extends GuardServices {
   readonly queue: KernelQueue;
+  /** The io_submit engine's op codes (its exported layout). */
+  readonly ops: Readonly<Record<string, number>>;
   readonly recorder: StatsRecorder;
   /** Where the guard sends what would block; undefined in strict mode. */
   readonly fallback: FdIo | undefined;
@@ -101,7 +105,8 @@ export class IoSubmitFile extends AioFileBase {
         recorder.settled(false);
         reject(error);
       };
-      this.#enqueue(op, undefined, 0, 0, signal, { reject: fail }, (res) => {
+      this.#enqueue(op, undefined, 0, 0, signal, ({ result: res }) => {
+        if (res === WITHDRAWN) return fail(abortError(signal));
         if (res < 0) return fail(this.#systemError(-res, op));
         recorder.settled(true);
         resolve();
@@ -139,9 +144,11 @@ export class IoSubmitFile extends AioFileBase {
    * refusals, NOWAIT fallbacks, errors, short transfers) goes through `#afterKernel`.
    */
   #toKernel(op: TransferOp, isRead: boolean, buffers: readonly Uint8Array[], position: Position, length: number, nowait: boolean, signal: AbortSignal | undefined, done: Settle<number>): void {
-    const native: IoSubmitBuffers = op === 'read' || op === 'write' ? buffers[0] : buffers;
+    // One buffer goes as a view (IOCB_CMD_PREAD/PWRITE), several as a list (PREADV/PWRITEV).
+    const native: BatchBuffers = op === 'read' || op === 'write' ? buffers[0] : buffers;
     const rwFlags = nowait ? this.#services.rwfNowait : 0;
-    this.#enqueue(op, native, position, rwFlags, signal, done, (res, slowSubmit) => {
+    this.#enqueue(isRead ? 'read' : 'write', native, position, rwFlags, signal, ({ result: res, slowSubmit }) => {
+      if (res === WITHDRAWN) return done.reject(abortError(signal));
       if (isRead && nowait) this.#guard.nowaitReadEnded(res, slowSubmit, length);
       // Everything, or 0 at EOF without NOWAIT (a NOWAIT read may stop short where the
       // cache ends, which #afterKernel completes).
@@ -158,29 +165,22 @@ export class IoSubmitFile extends AioFileBase {
   }
 
   /**
-   * Queues one kernel request. With a signal, an abort withdraws it while it is still
-   * queued here (`request.reject` hears the AbortError); one in the kernel settles with its real result.
+   * Queues one kernel request on the backend's BatchQueue. With a signal, an abort
+   * withdraws it while it is still queued in JS (`done` hears WITHDRAWN); one in the
+   * kernel settles with its real result.
    */
-  #enqueue(op: KernelOp, buffers: IoSubmitBuffers, position: Position, rwFlags: number, signal: AbortSignal | undefined, request: Pick<Settle<unknown>, 'reject'>, settle: KernelSettle): void {
-    const queue = this.#services.queue;
-    let unwatch: (() => void) | undefined;
-    const ticket = queue.enqueue({
-      op,
+  #enqueue(op: 'read' | 'write' | SyncOp, buffers: BatchBuffers, position: Position, rwFlags: number, signal: AbortSignal | undefined, done: (completion: BatchCompletion) => void): void {
+    this.#services.queue.enqueue({
+      op: this.#services.ops[op] as number,
       fd: this.fd,
       position,
       buffers,
       rwFlags,
       alignment: this.direct ? this.alignment : undefined,
       direct: this.direct,
-      settle:
-        signal === undefined
-          ? settle
-          : (res, slowSubmit) => {
-              unwatch?.();
-              settle(res, slowSubmit);
-            },
+      signal,
+      done,
     });
-    if (signal !== undefined) unwatch = watchAbort(signal, () => queue.withdraw(ticket) && request.reject(abortError(signal)));
   }
 
   /** What follows the kernel's answer when it is not a plain full transfer. */

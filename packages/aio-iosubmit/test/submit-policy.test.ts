@@ -9,8 +9,7 @@ import {
   DEFAULT_WRITE_NOWAIT_PROBE_WRITES,
   validateOptions,
 } from '../src/options.js';
-import { whenToSubmit, type SubmitPolicy } from '../src/submit-policy.js';
-import { slowSubmitFlags } from '../src/submit-records.js';
+import { slowSubmitFlags, whenToSubmit, type SubmitPolicy } from '@vmlink/aio';
 
 const policy: SubmitPolicy = { submitThreshold: 8, directSubmitThreshold: 4, directBatch: 16 };
 

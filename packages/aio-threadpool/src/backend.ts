@@ -45,6 +45,7 @@ const POOL_OPTIONS = [
   'cachedBytesPerUs',
   'maxHoldUs',
   'maxHeld',
+  'completionBudgetUs',
 ] as const satisfies readonly (keyof ThreadPoolOptions)[];
 
 /** The factory @vmlink/aio's createBackend('threadpool', options) calls; other backends' options are ignored. */

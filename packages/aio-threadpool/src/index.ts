@@ -11,6 +11,7 @@ export {
   DEFAULT_CACHED_BYTES_PER_US,
   DEFAULT_MAX_HOLD_US,
   DEFAULT_MAX_HELD,
+  DEFAULT_COMPLETION_BUDGET_US,
   type ThreadPoolOptions,
   type ResolvedThreadPoolOptions,
 } from './options.js';

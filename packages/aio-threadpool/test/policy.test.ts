@@ -80,7 +80,7 @@ describe('resolveOptions', () => {
   it('fills documented defaults: minThreads = cores (>= 2), maxThreads 64, idle 5 s', () => {
     const options = resolveOptions(undefined);
     expect(options.minThreads).toBeGreaterThanOrEqual(2);
-    expect(options).toMatchObject({ maxThreads: 64, idleTimeoutMs: 5000, growWhenSlowShare: 0.25, cachedBaseUs: 20, cachedBytesPerUs: 2000, maxHoldUs: 200, maxHeld: 16 });
+    expect(options).toMatchObject({ maxThreads: 64, idleTimeoutMs: 5000, growWhenSlowShare: 0.25, cachedBaseUs: 20, cachedBytesPerUs: 2000, maxHoldUs: 200, maxHeld: 16, completionBudgetUs: 500 });
   });
 
   it('threads fixes the size; min/max override it; a small max lowers the default min', () => {
@@ -106,6 +106,8 @@ describe('resolveOptions', () => {
       [{ cachedBytesPerUs: 0 }, 'ERR_OUT_OF_RANGE', 'options.cachedBytesPerUs'],
       [{ maxHoldUs: -5 }, 'ERR_OUT_OF_RANGE', 'options.maxHoldUs'],
       [{ maxHeld: 0 }, 'ERR_OUT_OF_RANGE', 'options.maxHeld'],
+      [{ completionBudgetUs: -1 }, 'ERR_OUT_OF_RANGE', 'options.completionBudgetUs'],
+      [{ completionBudgetUs: 'x' }, 'ERR_INVALID_ARG_TYPE', 'options.completionBudgetUs'],
     ];
     for (const [options, code, named] of bad) {
       expect(() => resolveOptions(options), JSON.stringify(options)).toThrow(expect.objectContaining({ code, message: expect.stringContaining(named) }));

@@ -1,8 +1,9 @@
-// IoSubmitContext: one kernel AIO context for JS, built for batches. JS fills a shared
-// request table and calls submit() once per tick; the native side turns the requests into
-// iocbs and hands them to io_submit up to 32 at a time, timing every call. Completions
-// wake an eventfd watched on the Node loop; they are reaped in batches and delivered to JS
-// with one callback per batch through a shared completion table.
+// IoSubmitContext: one kernel AIO context for JS, built for batches. JS (@vmlink/aio's
+// BatchQueue) fills a request table (batch_layout.h) and calls submit() once per batch;
+// the native side turns the requests into iocbs and hands them to io_submit up to 32 at a
+// time, timing every call. Completions wake an eventfd watched on the Node loop; they are
+// reaped in batches and delivered to JS with one callback per batch through the completion
+// table (batch_layout.h).
 //
 // Buffers: the native side keeps only raw pointers. The JS side keeps every buffer (and
 // this object) strongly reachable until its completion arrives; io_destroy, which runs on
@@ -15,37 +16,22 @@
 #include <string>
 #include <vector>
 
+#include "aio/batch_layout.h"
 #include "aio/iosubmit/kernel_aio.h"
 #include "common/errors.h"
 #include "common/module.h"
 #include "common/poll_watcher.h"
 
 namespace vmlink {
+using namespace batch;  // NOLINT(build/namespaces): the request/completion field names
+
 namespace {
 
-// Request table layout (Float64Array, kRequestStride numbers per request).
-enum RequestField {
-  kFieldSlot = 0,
-  kFieldFd,
-  kFieldOp,
-  kFieldPositionLow,   // position % 2^32
-  kFieldPositionHigh,  // floor(position / 2^32)
-  kFieldRwFlags,       // RWF_* (RWF_NOWAIT)
-  kFieldAlignMemory,   // 0: no alignment check (not O_DIRECT)
-  kFieldAlignOffset,
-  kFieldAlignLength,
-  kRequestStride,
-};
-
-enum Op { kOpRead = 0, kOpWrite, kOpReadv, kOpWritev, kOpFsync, kOpFdatasync };
-
-// Per-request submit status written to the status table; positive values are errnos.
-constexpr int kStatusSubmitted = 0;
-constexpr int kStatusDeferred = -1;    // io_submit said EAGAIN: queue it again later
-constexpr int kStatusMisaligned = -2;  // O_DIRECT alignment check failed; not submitted
+// Op codes in the request table's op field (exported in the layout). A read or write with
+// one buffer becomes IOCB_CMD_PREAD/PWRITE, with a list IOCB_CMD_PREADV/PWRITEV.
+enum Op { kOpRead = 0, kOpWrite, kOpFsync, kOpFdatasync };
 
 constexpr int kMaxIocbsPerCall = 32;  // like QEMU's linux-aio
-constexpr int kSubmitRecordStride = 3;  // [iocbs passed, iocbs accepted, microseconds]
 constexpr uint32_t kMaxInFlightLimit = 1u << 20;
 
 double NowMicros() {
@@ -60,6 +46,7 @@ struct Slot {
   iocb cb;
   std::vector<iovec> iov;
   bool busy = false;
+  double submittedAt = 0;  // NowMicros() of its io_submit call, for the completion's serviceUs
 };
 
 class IoSubmitContext : public Napi::ObjectWrap<IoSubmitContext> {
@@ -68,26 +55,43 @@ class IoSubmitContext : public Napi::ObjectWrap<IoSubmitContext> {
     return DefineClass(env, "IoSubmitContext",
                        {
                            InstanceMethod<&IoSubmitContext::Submit>("submit"),
-                           InstanceMethod<&IoSubmitContext::CancelSlot>("cancel"),
                            InstanceMethod<&IoSubmitContext::Destroy>("destroy"),
                            InstanceAccessor<&IoSubmitContext::InFlight>("inFlight"),
                            InstanceAccessor<&IoSubmitContext::Destroyed>("destroyed"),
                            InstanceAccessor<&IoSubmitContext::UsesRing>("usesRing"),
                            InstanceAccessor<&IoSubmitContext::EventFd>("eventFd"),
+                           StaticValue("layout", Layout(env)),
                        });
   }
 
-  // new IoSubmitContext(maxInFlight, onComplete(count))
+  // { requestStride, request, ..., ops } (batch_layout.h) plus this engine's limits.
+  static Napi::Object Layout(Napi::Env env) {
+    Napi::Object layout = MakeBatchLayout(env, {{"read", kOpRead}, {"write", kOpWrite}, {"fsync", kOpFsync}, {"fdatasync", kOpFdatasync}});
+    layout.Set("maxIocbsPerCall", static_cast<double>(kMaxIocbsPerCall));
+    layout.Set("maxInFlightLimit", static_cast<double>(kMaxInFlightLimit));
+    layout.Set("rwfNowait", static_cast<double>(RWF_NOWAIT));
+    return layout;
+  }
+
+  // new IoSubmitContext({ maxInFlight, completions: Float64Array }, onComplete(count))
   explicit IoSubmitContext(const Napi::CallbackInfo& info) : Napi::ObjectWrap<IoSubmitContext>(info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "maxInFlight must be a number");
+    if (!info[0].IsObject()) throw Napi::TypeError::New(env, "IoSubmitContext: config must be an object");
     if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "onComplete must be a function");
-    int64_t requested = info[0].As<Napi::Number>().Int64Value();
+    Napi::Object config = info[0].As<Napi::Object>();
+    if (!config.Get("maxInFlight").IsNumber()) throw Napi::TypeError::New(env, "maxInFlight must be a number");
+    int64_t requested = config.Get("maxInFlight").As<Napi::Number>().Int64Value();
     if (requested < 1 || requested > kMaxInFlightLimit) {
       throw Napi::RangeError::New(env, "maxInFlight must be in 1.." + std::to_string(kMaxInFlightLimit) +
                                            "; got " + std::to_string(requested));
     }
     maxInFlight_ = static_cast<uint32_t>(requested);
+    size_t completionLength = 0;
+    completionData_ = TableData<double>(config.Get("completions"), napi_float64_array, &completionLength);
+    if (completionData_ == nullptr || completionLength < static_cast<size_t>(maxInFlight_) * kCompletionStride) {
+      throw Napi::TypeError::New(env, "IoSubmitContext: config.completions must be a Float64Array of maxInFlight completions");
+    }
+    completions_ = Napi::Persistent(config.Get("completions").As<Napi::Float64Array>());
     onComplete_ = Napi::Persistent(info[1].As<Napi::Function>());
 
     const char* failed = "";
@@ -100,15 +104,6 @@ class IoSubmitContext : public Napi::ObjectWrap<IoSubmitContext> {
     batchIndices_.reserve(kMaxIocbsPerCall);
     batch_.reserve(kMaxIocbsPerCall);
 
-    requests_ = NewTable<Napi::Float64Array>(env, maxInFlight_ * kRequestStride, &requestData_);
-    status_ = NewTable<Napi::Int32Array>(env, maxInFlight_, &statusData_);
-    completions_ = NewTable<Napi::Float64Array>(env, maxInFlight_ * 2, &completionData_);
-    submitRecords_ = NewTable<Napi::Float64Array>(env, (maxInFlight_ + 1) * kSubmitRecordStride, &recordData_);
-    Napi::Object self = info.This().As<Napi::Object>();
-    self.Set("requests", requests_.Value());
-    self.Set("status", status_.Value());
-    self.Set("completions", completions_.Value());
-    self.Set("submitRecords", submitRecords_.Value());
 
     watcher_ = std::make_unique<PollWatcher>(env, kernel_->eventFd());
     int rc = watcher_->Start(UV_READABLE, [this](int, int) { OnEventFdReadable(); });
@@ -119,13 +114,6 @@ class IoSubmitContext : public Napi::ObjectWrap<IoSubmitContext> {
   ~IoSubmitContext() override { Teardown(); }
 
  private:
-  template <typename Table, typename Element>
-  static Napi::Reference<Table> NewTable(Napi::Env env, size_t length, Element** data) {
-    Table table = Table::New(env, length);
-    *data = table.Data();
-    return Napi::Persistent(table);
-  }
-
   [[noreturn]] static void ThrowSetupError(Napi::Env env, int err, const char* syscall) {
     Napi::Error error = ErrnoError(env, err, syscall);
     if (err == EAGAIN && std::string(syscall) == "io_setup") {
@@ -147,28 +135,26 @@ class IoSubmitContext : public Napi::ObjectWrap<IoSubmitContext> {
 
   // Fills slot.cb from request `index`; returns kStatusSubmitted when ready to submit, else
   // a status (misaligned or an errno) that fails only this request.
-  int Prepare(uint32_t index, const Napi::Value& buffers) {
-    const double* req = requestData_ + static_cast<size_t>(index) * kRequestStride;
-    double slotNumber = req[kFieldSlot];
+  int Prepare(const double* req, const Napi::Value& buffers) {
+    double slotNumber = req[kReqSlot];
     if (!(slotNumber >= 0 && slotNumber < maxInFlight_)) return EINVAL;
     uint32_t slotIndex = static_cast<uint32_t>(slotNumber);
     Slot& slot = slots_[slotIndex];
     if (slot.busy) return EBUSY;  // a JS bookkeeping bug; never reuse a slot in flight
-    int op = static_cast<int>(req[kFieldOp]);
-    uint64_t position = static_cast<uint64_t>(req[kFieldPositionLow]) +
-                        (static_cast<uint64_t>(req[kFieldPositionHigh]) << 32);
-    uint64_t alignMemory = static_cast<uint64_t>(req[kFieldAlignMemory]);
-    uint64_t alignOffset = static_cast<uint64_t>(req[kFieldAlignOffset]);
-    uint64_t alignLength = static_cast<uint64_t>(req[kFieldAlignLength]);
+    int op = static_cast<int>(req[kReqOp]);
+    uint64_t position = U64Field(req, kReqPositionLow, kReqPositionHigh);
+    uint64_t alignMemory = static_cast<uint64_t>(req[kReqAlignMemory]);
+    uint64_t alignOffset = static_cast<uint64_t>(req[kReqAlignOffset]);
+    uint64_t alignLength = static_cast<uint64_t>(req[kReqAlignLength]);
     bool checkAlignment = alignMemory > 0;
 
     iocb& cb = slot.cb;
     cb = iocb{};
     cb.aio_data = slotIndex;
-    cb.aio_fildes = static_cast<uint32_t>(req[kFieldFd]);
+    cb.aio_fildes = static_cast<uint32_t>(req[kReqFd]);
     cb.aio_flags = IOCB_FLAG_RESFD;
     cb.aio_resfd = static_cast<uint32_t>(kernel_->eventFd());
-    cb.aio_rw_flags = static_cast<int>(req[kFieldRwFlags]);
+    cb.aio_rw_flags = static_cast<int>(req[kReqRwFlags]);
     cb.aio_offset = static_cast<int64_t>(position);
 
     if (op == kOpFsync || op == kOpFdatasync) {
@@ -179,8 +165,8 @@ class IoSubmitContext : public Napi::ObjectWrap<IoSubmitContext> {
     }
     if (checkAlignment && !IsAligned(position, alignOffset)) return kStatusMisaligned;
 
-    if (op == kOpRead || op == kOpWrite) {
-      if (!buffers.IsTypedArray()) return EINVAL;
+    if (op != kOpRead && op != kOpWrite) return EINVAL;
+    if (buffers.IsTypedArray()) {
       void* data;
       size_t length;
       if (!TypedArrayBytes(buffers, &data, &length)) return EINVAL;
@@ -193,8 +179,7 @@ class IoSubmitContext : public Napi::ObjectWrap<IoSubmitContext> {
       cb.aio_nbytes = length;
       return kStatusSubmitted;
     }
-    if (op == kOpReadv || op == kOpWritev) {
-      if (!buffers.IsArray()) return EINVAL;
+    if (buffers.IsArray()) {
       Napi::Array list = buffers.As<Napi::Array>();
       uint32_t count = list.Length();
       if (count == 0 || count > IOV_MAX) return EINVAL;
@@ -209,7 +194,7 @@ class IoSubmitContext : public Napi::ObjectWrap<IoSubmitContext> {
         }
         slot.iov[i] = iovec{data, length};
       }
-      cb.aio_lio_opcode = op == kOpReadv ? IOCB_CMD_PREADV : IOCB_CMD_PWRITEV;
+      cb.aio_lio_opcode = op == kOpRead ? IOCB_CMD_PREADV : IOCB_CMD_PWRITEV;
       cb.aio_buf = reinterpret_cast<uintptr_t>(slot.iov.data());
       cb.aio_nbytes = count;
       return kStatusSubmitted;
@@ -231,24 +216,36 @@ class IoSubmitContext : public Napi::ObjectWrap<IoSubmitContext> {
     return true;
   }
 
-  // submit(count, buffers): buffers[i] is the Uint8Array (read/write), Uint8Array[]
-  // (readv/writev) or undefined (fsync) of request i. Writes one status per request and
-  // one record per io_submit call; returns the number of records.
+  // submit(requests: Float64Array, count, buffers[], status: Int32Array, records: Float64Array)
+  // -> the number of records: buffers[i] is the Uint8Array (one buffer), Uint8Array[] or
+  // undefined (fsync) of request i. Writes one status per request and one record per
+  // io_submit call (at most count + 1 of them).
   Napi::Value Submit(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     CheckAlive(env);
-    if (!info[0].IsNumber() || !info[1].IsArray()) throw Napi::TypeError::New(env, "submit(count, buffers[])");
-    int64_t count64 = info[0].As<Napi::Number>().Int64Value();
-    if (count64 < 0 || count64 > maxInFlight_) throw Napi::RangeError::New(env, "submit count out of range");
+    size_t tableLength = 0;
+    size_t statusLength = 0;
+    size_t recordsLength = 0;
+    requestData_ = TableData<double>(info[0], napi_float64_array, &tableLength);
+    statusData_ = TableData<int32_t>(info[3], napi_int32_array, &statusLength);
+    recordData_ = TableData<double>(info[4], napi_float64_array, &recordsLength);
+    if (requestData_ == nullptr || statusData_ == nullptr || recordData_ == nullptr || !info[1].IsNumber() || !info[2].IsArray()) {
+      throw Napi::TypeError::New(env, "submit(requests: Float64Array, count, buffers[], status: Int32Array, records: Float64Array)");
+    }
+    int64_t count64 = info[1].As<Napi::Number>().Int64Value();
+    if (count64 < 0 || count64 > maxInFlight_ || static_cast<size_t>(count64) * kRequestStride > tableLength ||
+        static_cast<size_t>(count64) > statusLength || (static_cast<size_t>(count64) + 1) * kRecordStride > recordsLength) {
+      throw Napi::RangeError::New(env, "submit count out of range");
+    }
     uint32_t count = static_cast<uint32_t>(count64);
-    Napi::Array buffers = info[1].As<Napi::Array>();
+    Napi::Array buffers = info[2].As<Napi::Array>();
 
     uint32_t records = 0;
     uint32_t next = 0;  // next request to prepare
     batchIndices_.clear();
     for (;;) {
       while (batchIndices_.size() < kMaxIocbsPerCall && next < count) {
-        int st = Prepare(next, buffers.Get(next));
+        int st = Prepare(requestData_ + static_cast<size_t>(next) * kRequestStride, buffers.Get(next));
         statusData_[next] = st;
         if (st == kStatusSubmitted) batchIndices_.push_back(next);
         next++;
@@ -260,7 +257,7 @@ class IoSubmitContext : public Napi::ObjectWrap<IoSubmitContext> {
       double start = NowMicros();
       int rc = kernel_->Submit(batch_.data(), static_cast<int>(batch_.size()));
       double elapsed = NowMicros() - start;
-      double* record = recordData_ + static_cast<size_t>(records) * kSubmitRecordStride;
+      double* record = recordData_ + static_cast<size_t>(records) * kRecordStride;
       record[0] = static_cast<double>(batch_.size());
       record[1] = rc > 0 ? rc : 0;
       record[2] = elapsed;
@@ -269,6 +266,7 @@ class IoSubmitContext : public Napi::ObjectWrap<IoSubmitContext> {
       if (rc > 0) {
         for (int i = 0; i < rc; i++) {
           slots_[SlotOf(batchIndices_[i])].busy = true;
+          slots_[SlotOf(batchIndices_[i])].submittedAt = start;
           statusData_[batchIndices_[i]] = kStatusSubmitted;
         }
         AddInFlight(rc);
@@ -291,7 +289,7 @@ class IoSubmitContext : public Napi::ObjectWrap<IoSubmitContext> {
   }
 
   uint32_t SlotOf(uint32_t requestIndex) const {
-    return static_cast<uint32_t>(requestData_[static_cast<size_t>(requestIndex) * kRequestStride + kFieldSlot]);
+    return static_cast<uint32_t>(requestData_[static_cast<size_t>(requestIndex) * kRequestStride + kReqSlot]);
   }
 
   void AddInFlight(uint32_t n) {
@@ -313,25 +311,26 @@ class IoSubmitContext : public Napi::ObjectWrap<IoSubmitContext> {
     kernel_->DrainEventFd();
     int got = kernel_->Reap(events_.data(), static_cast<int>(events_.size()));
     if (got <= 0) return;  // nothing (a wake for events already reaped), or io_getevents failed: retried next wake
+    double now = NowMicros();
     for (int i = 0; i < got; i++) {
       uint64_t slotIndex = events_[i].data;
-      if (slotIndex < slots_.size()) slots_[slotIndex].busy = false;
-      completionData_[2 * i] = static_cast<double>(slotIndex);
-      completionData_[2 * i + 1] = static_cast<double>(events_[i].res);
+      double* out = completionData_ + static_cast<size_t>(i) * kCompletionStride;
+      out[kDoneSlot] = static_cast<double>(slotIndex);
+      out[kDoneResult] = static_cast<double>(events_[i].res);
+      out[kDonePartial] = 0;
+      out[kDoneQueueWaitUs] = 0;
+      out[kDoneServiceUs] = 0;
+      out[kDoneFlags] = 0;
+      if (slotIndex < slots_.size()) {
+        slots_[slotIndex].busy = false;
+        out[kDoneServiceUs] = now - slots_[slotIndex].submittedAt;
+      }
     }
     RemoveInFlight(static_cast<uint32_t>(got));
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     // MakeCallback: runs the tick queue and microtasks afterwards, where JS resubmits.
     onComplete_.MakeCallback(Value(), {Napi::Number::New(env, got)});
-  }
-
-  Napi::Value CancelSlot(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    CheckAlive(env);
-    uint32_t slotIndex = info[0].As<Napi::Number>().Uint32Value();
-    if (slotIndex >= slots_.size() || !slots_[slotIndex].busy) return Napi::Number::New(env, ENOENT);
-    return Napi::Number::New(env, kernel_->Cancel(&slots_[slotIndex].cb));
   }
 
   // Waits (in io_destroy) for anything in flight, then releases the context and eventfd.
@@ -367,55 +366,20 @@ class IoSubmitContext : public Napi::ObjectWrap<IoSubmitContext> {
   std::vector<io_event> events_;
   std::vector<uint32_t> batchIndices_;
   std::vector<iocb*> batch_;
-  Napi::Reference<Napi::Float64Array> requests_;
-  Napi::Reference<Napi::Int32Array> status_;
   Napi::Reference<Napi::Float64Array> completions_;
-  Napi::Reference<Napi::Float64Array> submitRecords_;
-  double* requestData_ = nullptr;
+  // The tables of the submit() call running (JS's; valid only during it).
+  const double* requestData_ = nullptr;
   int32_t* statusData_ = nullptr;
   double* completionData_ = nullptr;
   double* recordData_ = nullptr;
 };
 
-Napi::Object Layout(Napi::Env env) {
-  Napi::Object layout = Napi::Object::New(env);
-  layout.Set("requestStride", static_cast<double>(kRequestStride));
-  layout.Set("submitRecordStride", static_cast<double>(kSubmitRecordStride));
-  layout.Set("maxIocbsPerCall", static_cast<double>(kMaxIocbsPerCall));
-  layout.Set("maxInFlightLimit", static_cast<double>(kMaxInFlightLimit));
-  layout.Set("rwfNowait", static_cast<double>(RWF_NOWAIT));
-  Napi::Object fields = Napi::Object::New(env);
-  fields.Set("slot", static_cast<double>(kFieldSlot));
-  fields.Set("fd", static_cast<double>(kFieldFd));
-  fields.Set("op", static_cast<double>(kFieldOp));
-  fields.Set("positionLow", static_cast<double>(kFieldPositionLow));
-  fields.Set("positionHigh", static_cast<double>(kFieldPositionHigh));
-  fields.Set("rwFlags", static_cast<double>(kFieldRwFlags));
-  fields.Set("alignMemory", static_cast<double>(kFieldAlignMemory));
-  fields.Set("alignOffset", static_cast<double>(kFieldAlignOffset));
-  fields.Set("alignLength", static_cast<double>(kFieldAlignLength));
-  layout.Set("fields", fields);
-  Napi::Object ops = Napi::Object::New(env);
-  ops.Set("read", static_cast<double>(kOpRead));
-  ops.Set("write", static_cast<double>(kOpWrite));
-  ops.Set("readv", static_cast<double>(kOpReadv));
-  ops.Set("writev", static_cast<double>(kOpWritev));
-  ops.Set("fsync", static_cast<double>(kOpFsync));
-  ops.Set("fdatasync", static_cast<double>(kOpFdatasync));
-  layout.Set("ops", ops);
-  Napi::Object status = Napi::Object::New(env);
-  status.Set("submitted", static_cast<double>(kStatusSubmitted));
-  status.Set("deferred", static_cast<double>(kStatusDeferred));
-  status.Set("misaligned", static_cast<double>(kStatusMisaligned));
-  layout.Set("status", status);
-  return layout;
-}
-
 }  // namespace
 
 void RegisterAioIoSubmit(Napi::Env env, Napi::Object exports) {
-  exports.Set("IoSubmitContext", IoSubmitContext::Define(env));
-  exports.Set("ioSubmitLayout", Layout(env));
+  Napi::Function context = IoSubmitContext::Define(env);
+  exports.Set("IoSubmitContext", context);
+  exports.Set("ioSubmitLayout", context.Get("layout"));  // the same object, under its older name
 }
 
 }  // namespace vmlink

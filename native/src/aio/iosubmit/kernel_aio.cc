@@ -36,7 +36,6 @@ long SysIoSubmit(aio_context_t ctx, long n, iocb** iocbs) { return syscall(SYS_i
 long SysIoGetevents(aio_context_t ctx, long minNr, long nr, io_event* events, timespec* timeout) {
   return syscall(SYS_io_getevents, ctx, minNr, nr, events, timeout);
 }
-long SysIoCancel(aio_context_t ctx, iocb* cb, io_event* result) { return syscall(SYS_io_cancel, ctx, cb, result); }
 
 }  // namespace
 
@@ -100,14 +99,6 @@ int KernelAio::Reap(io_event* out, int max) {
     if (rc >= 0) return static_cast<int>(rc);
     if (errno != EINTR) return -errno;
   }
-}
-
-int KernelAio::Cancel(iocb* cb) {
-  io_event result;
-  if (SysIoCancel(ctx_, cb, &result) == 0) return 0;
-  // Since Linux 4.19 a successful cancel reports EINPROGRESS and delivers the event
-  // through the ring.
-  return errno == EINPROGRESS ? 0 : errno;
 }
 
 void KernelAio::DrainEventFd() {

@@ -29,10 +29,6 @@ class KernelAio {
   // understand, else io_getevents with a zero timeout. Returns the count, or -errno.
   int Reap(io_event* out, int max);
 
-  // io_cancel: 0 when the kernel took the cancellation (the completion still arrives
-  // through the ring), else an errno (EINVAL for ordinary files: they cannot be cancelled).
-  int Cancel(iocb* cb);
-
   // Consumes the eventfd counter so the next completion wakes the poller again.
   void DrainEventFd();
 

@@ -7,17 +7,15 @@
 #include <algorithm>
 #include <string>
 
+#include "aio/batch_layout.h"
 #include "aio/threadpool/space_ops.h"
 #include "common/errors.h"
 
 namespace vmlink {
+using namespace batch;  // NOLINT(build/namespaces): the request/completion field names
+
 namespace {
 
-// meta layout per request: id, op, fd, buffer count (fallocate: mode bits), position low
-// 32 bits, position high 32 bits, length low 32 bits, length high 32 bits.
-constexpr size_t kMetaFields = 8;
-// completions layout per request: id, result, partial, queue wait us, service us, flags.
-constexpr size_t kCompletionFields = 6;
 constexpr uint32_t kMaxThreads = 256;
 
 std::string Shown(double number) {
@@ -41,16 +39,36 @@ double MicrosBetween(std::chrono::steady_clock::time_point from, std::chrono::st
   return std::chrono::duration<double, std::micro>(to - from).count();
 }
 
-iovec ViewToIovec(Napi::Env env, Napi::Value value) {
-  if (!value.IsTypedArray()) throw Napi::TypeError::New(env, "ThreadPool.submit: every buffer must be a TypedArray");
+// A Uint8Array's bytes; false for anything else.
+bool ViewToIovec(napi_env env, napi_value value, iovec* out) {
+  bool is_typed = false;
+  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) return false;
   napi_typedarray_type type;
   size_t length = 0;
   void* data = nullptr;
   napi_value arraybuffer;
   size_t offset = 0;
-  NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, value, &type, &length, &data, &arraybuffer, &offset), iovec{});
-  size_t element = value.As<Napi::TypedArray>().ElementSize();
-  return iovec{data, length * element};
+  if (napi_get_typedarray_info(env, value, &type, &length, &data, &arraybuffer, &offset) != napi_ok || type != napi_uint8_array) return false;
+  *out = iovec{data, length};
+  return true;
+}
+
+// A request's buffers: one Uint8Array, or an Array of them (readv/writev). false when malformed.
+bool BuffersToIov(napi_env env, napi_value value, std::vector<iovec>* iov) {
+  bool is_array = false;
+  if (napi_is_array(env, value, &is_array) != napi_ok) return false;
+  if (!is_array) {
+    iov->resize(1);
+    return ViewToIovec(env, value, iov->data());
+  }
+  uint32_t count = 0;
+  if (napi_get_array_length(env, value, &count) != napi_ok || count == 0 || count > IOV_MAX) return false;
+  iov->resize(count);
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value element;
+    if (napi_get_element(env, value, i, &element) != napi_ok || !ViewToIovec(env, element, &(*iov)[i])) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -67,6 +85,14 @@ Napi::Function ThreadPool::Define(Napi::Env env) {
                          InstanceAccessor<&ThreadPool::PeakThreads>("peakThreads"),
                          InstanceAccessor<&ThreadPool::Queued>("queued"),
                          InstanceAccessor<&ThreadPool::Pending>("inFlight"),
+                         StaticValue("layout", MakeBatchLayout(env, {{"read", static_cast<int>(PoolOp::kRead)},
+                                                                     {"write", static_cast<int>(PoolOp::kWrite)},
+                                                                     {"fsync", static_cast<int>(PoolOp::kFsync)},
+                                                                     {"fdatasync", static_cast<int>(PoolOp::kFdatasync)},
+                                                                     {"readCacheFirst", static_cast<int>(PoolOp::kReadCacheFirst)},
+                                                                     {"fallocate", static_cast<int>(PoolOp::kFallocate)},
+                                                                     {"truncate", static_cast<int>(PoolOp::kTruncate)},
+                                                                     {"discard", static_cast<int>(PoolOp::kDiscard)}})),
                      });
 }
 
@@ -84,6 +110,13 @@ ThreadPool::ThreadPool(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Thread
   idle_timeout_ = std::chrono::milliseconds(ConfigNumber(env, config, "idleTimeoutMs", 1, 24u * 3600 * 1000));
   max_hold_us_ = ConfigNumber(env, config, "maxHoldUs", 0, 1000000);
   max_held_ = ConfigNumber(env, config, "maxHeld", 1, 1 << 20);
+  size_t table_length = 0;
+  completions_ = TableData<double>(config.Get("completions"), napi_float64_array, &table_length);
+  completion_capacity_ = table_length / kCompletionStride;
+  if (completions_ == nullptr || completion_capacity_ == 0) {
+    throw Napi::TypeError::New(env, "ThreadPool: config.completions must be a Float64Array of at least one completion");
+  }
+  completions_ref_ = Napi::Persistent(config.Get("completions").As<Napi::Float64Array>());
   on_complete_ = Napi::Persistent(info[1].As<Napi::Function>());
   async_context_ = std::make_unique<Napi::AsyncContext>(env, "vmlink:ThreadPool");
 
@@ -119,7 +152,7 @@ void ThreadPool::Shutdown() {
     std::lock_guard<std::mutex> lock(queue_mutex_);
     stopping_ = true;
     abandoned.swap(queue_);
-    queued_by_id_.clear();
+    queued_by_slot_.clear();
     queued_.store(0, std::memory_order_relaxed);
   }
   queue_cv_.notify_all();
@@ -139,14 +172,11 @@ void ThreadPool::Shutdown() {
     std::lock_guard<std::mutex> lock(workers_mutex_);
     exited_.clear();
   }
-  // Nothing will deliver these any more: drop their buffer references.
-  std::vector<PoolCompletion> undelivered;
+  // Nothing will deliver these any more.
   {
     std::lock_guard<std::mutex> lock(done_mutex_);
-    undelivered.swap(done_);
+    done_.clear();
   }
-  for (PoolRequest& request : abandoned) ReleaseBatch(request.batch);
-  for (PoolCompletion& completion : undelivered) ReleaseBatch(completion.batch);
   if (async_ != nullptr) {
     async_->data = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(async_), [](uv_handle_t* handle) { delete reinterpret_cast<uv_async_t*>(handle); });
@@ -154,100 +184,109 @@ void ThreadPool::Shutdown() {
   }
 }
 
-// submit(meta: Uint32Array, buffers: TypedArray[]): queues meta.length / 8 requests.
+// submit(requests: Float64Array, count, buffers[], status: Int32Array, records: Float64Array)
+// -> 1: queues requests 0..count-1 of the request table (batch_layout.h); buffers[i] is
+// request i's Uint8Array, Uint8Array[] or undefined. A malformed request gets status
+// EINVAL and is not queued; the hand-over is one record.
 Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (shut_down_) throw CodedError(env, "ERR_VMLINK_CLOSED", "ThreadPool: the pool is destroyed");
+  auto started = std::chrono::steady_clock::now();
   ReapExited();
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
-    throw Napi::TypeError::New(env, "ThreadPool.submit: meta must be a Uint32Array");
+  size_t table_length = 0;
+  size_t status_length = 0;
+  size_t records_length = 0;
+  const double* table = TableData<double>(info[0], napi_float64_array, &table_length);
+  int32_t* status = TableData<int32_t>(info[3], napi_int32_array, &status_length);
+  double* records = TableData<double>(info[4], napi_float64_array, &records_length);
+  if (table == nullptr || status == nullptr || records == nullptr || records_length < kRecordStride || !info[1].IsNumber() ||
+      !info[2].IsArray()) {
+    throw Napi::TypeError::New(env, "ThreadPool.submit(requests: Float64Array, count, buffers[], status: Int32Array, records: Float64Array)");
   }
-  if (!info[1].IsArray()) throw Napi::TypeError::New(env, "ThreadPool.submit: buffers must be an Array");
-  Napi::Uint32Array meta = info[0].As<Napi::Uint32Array>();
-  Napi::Array buffers = info[1].As<Napi::Array>();
-  if (meta.ElementLength() % kMetaFields != 0) throw Napi::TypeError::New(env, "ThreadPool.submit: bad meta length");
-  size_t count = meta.ElementLength() / kMetaFields;
-  if (count == 0) return env.Undefined();
+  int64_t count64 = info[1].As<Napi::Number>().Int64Value();
+  if (count64 < 0 || static_cast<size_t>(count64) * kRequestStride > table_length || static_cast<size_t>(count64) > status_length) {
+    throw Napi::RangeError::New(env, "ThreadPool.submit: count out of range");
+  }
+  size_t count = static_cast<size_t>(count64);
+  napi_value buffers = info[2];
 
   std::list<PoolRequest> batch_requests;
-  auto* batch = new PoolBatch{Napi::Persistent(buffers.As<Napi::Object>()), count};
-  uint32_t buffer_count = buffers.Length();
-  uint32_t cursor = 0;
-  try {
-    auto now = std::chrono::steady_clock::now();
-    for (size_t i = 0; i < count; i++) {
-      const uint32_t* fields = meta.Data() + i * kMetaFields;
-      PoolRequest request;
-      request.id = fields[0];
-      if (fields[1] > static_cast<uint32_t>(PoolOp::kDiscard)) throw Napi::TypeError::New(env, "ThreadPool.submit: bad op");
-      request.op = static_cast<PoolOp>(fields[1]);
-      request.fd = static_cast<int>(fields[2]);
-      bool carries_buffers = request.op <= PoolOp::kReadCacheFirst;
-      uint32_t nbufs = carries_buffers ? fields[3] : 0;
-      if (request.op == PoolOp::kFallocate) request.mode = fields[3];
-      request.position = (static_cast<uint64_t>(fields[5]) << 32) | fields[4];
-      request.length = (static_cast<uint64_t>(fields[7]) << 32) | fields[6];
-      if (request.position > static_cast<uint64_t>(INT64_MAX)) throw Napi::RangeError::New(env, "ThreadPool.submit: position too large");
-      if (request.length > static_cast<uint64_t>(INT64_MAX)) throw Napi::RangeError::New(env, "ThreadPool.submit: length too large");
-      if (nbufs > IOV_MAX || cursor + nbufs > buffer_count) throw Napi::TypeError::New(env, "ThreadPool.submit: bad buffer count");
-      request.iov.reserve(nbufs);
-      for (uint32_t b = 0; b < nbufs; b++) request.iov.push_back(ViewToIovec(env, buffers.Get(cursor++)));
-      request.batch = batch;
-      request.enqueued = now;
-      batch_requests.push_back(std::move(request));
+  for (size_t i = 0; i < count; i++) {
+    const double* fields = table + i * kRequestStride;
+    status[i] = kStatusSubmitted;
+    PoolRequest request;
+    double op = fields[kReqOp];
+    double slot = fields[kReqSlot];
+    if (!(op >= 0 && op <= static_cast<double>(PoolOp::kDiscard)) || !(slot >= 0 && slot <= UINT32_MAX)) {
+      status[i] = EINVAL;
+      continue;
     }
-  } catch (...) {
-    delete batch;
-    throw;
+    request.slot = static_cast<uint32_t>(slot);
+    request.op = static_cast<PoolOp>(static_cast<uint32_t>(op));
+    request.fd = static_cast<int>(fields[kReqFd]);
+    request.mode = static_cast<uint32_t>(fields[kReqMode]);
+    request.position = U64Field(fields, kReqPositionLow, kReqPositionHigh);
+    request.length = U64Field(fields, kReqLengthLow, kReqLengthHigh);
+    if (request.position > static_cast<uint64_t>(INT64_MAX) || request.length > static_cast<uint64_t>(INT64_MAX)) {
+      status[i] = EINVAL;
+      continue;
+    }
+    if (request.op <= PoolOp::kReadCacheFirst && request.op != PoolOp::kFsync && request.op != PoolOp::kFdatasync) {
+      napi_value value;
+      if (napi_get_element(env, buffers, static_cast<uint32_t>(i), &value) != napi_ok || !BuffersToIov(env, value, &request.iov)) {
+        status[i] = EINVAL;
+        continue;
+      }
+    }
+    request.enqueued = started;
+    batch_requests.push_back(std::move(request));
   }
-  {
-    std::lock_guard<std::mutex> lock(queue_mutex_);
-    for (auto it = batch_requests.begin(); it != batch_requests.end(); ++it) queued_by_id_[it->id] = it;
-    queue_.splice(queue_.end(), batch_requests);
-    queued_.store(queue_.size(), std::memory_order_relaxed);
+  size_t accepted = batch_requests.size();
+  if (accepted > 0) {
+    {
+      std::lock_guard<std::mutex> lock(queue_mutex_);
+      for (auto it = batch_requests.begin(); it != batch_requests.end(); ++it) queued_by_slot_[it->slot] = it;
+      queue_.splice(queue_.end(), batch_requests);
+      queued_.store(queue_.size(), std::memory_order_relaxed);
+    }
+    // Wake one worker; a worker that takes a request and sees more queued wakes the next
+    // (WorkerMain). Waking every worker for every batch cost a context switch each on a
+    // 2-core machine even when one worker drained the batch alone (page-cache hits take ~2 us).
+    queue_cv_.notify_one();
+    AddInFlight(accepted);
   }
-  // Wake one worker; a worker that takes a request and sees more queued wakes the next
-  // (WorkerMain). Waking every worker for every batch cost a context switch each on a
-  // 2-core machine even when one worker drained the batch alone (page-cache hits take ~2 us).
-  queue_cv_.notify_one();
-  AddInFlight(count);
-  return env.Undefined();
+  records[0] = static_cast<double>(count);
+  records[1] = static_cast<double>(accepted);
+  records[2] = MicrosBetween(started, std::chrono::steady_clock::now());
+  return Napi::Number::New(env, 1);
 }
 
-// cancel(id) -> boolean: true when the request was still queued (it will never run).
-// cancel(ids: Uint32Array) -> Uint8Array: the same per id, all under one lock, so workers
-// cannot take the later ones while the earlier ones are withdrawn (an aborted batch).
+// cancel(slots: Uint32Array) -> Uint8Array: per slot, 1 when the request was still queued
+// (it will never run, no completion comes), else 0. All under one lock, so workers cannot
+// take the later ones while the earlier ones are withdrawn (an aborted batch).
 Napi::Value ThreadPool::Cancel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  bool many = info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_uint32_array;
-  if (!many && !info[0].IsNumber()) throw Napi::TypeError::New(env, "ThreadPool.cancel: id must be a number or a Uint32Array");
-  std::vector<uint32_t> ids;
-  if (many) {
-    Napi::Uint32Array array = info[0].As<Napi::Uint32Array>();
-    ids.assign(array.Data(), array.Data() + array.ElementLength());
-  } else {
-    ids.push_back(info[0].As<Napi::Number>().Uint32Value());
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    throw Napi::TypeError::New(env, "ThreadPool.cancel: slots must be a Uint32Array");
   }
-  std::vector<uint8_t> withdrawn(ids.size(), 0);
-  std::vector<PoolBatch*> batches;
+  Napi::Uint32Array slots = info[0].As<Napi::Uint32Array>();
+  Napi::Uint8Array withdrawn = Napi::Uint8Array::New(env, slots.ElementLength());
+  size_t count = 0;
   {
     std::lock_guard<std::mutex> lock(queue_mutex_);
-    for (size_t i = 0; i < ids.size(); i++) {
-      auto found = queued_by_id_.find(ids[i]);
-      if (found == queued_by_id_.end()) continue;
-      batches.push_back(found->second->batch);
+    for (size_t i = 0; i < slots.ElementLength(); i++) {
+      auto found = queued_by_slot_.find(slots[i]);
+      withdrawn[i] = 0;
+      if (found == queued_by_slot_.end()) continue;
       queue_.erase(found->second);
-      queued_by_id_.erase(found);
+      queued_by_slot_.erase(found);
       withdrawn[i] = 1;
+      count++;
     }
     queued_.store(queue_.size(), std::memory_order_relaxed);
   }
-  for (PoolBatch* batch : batches) ReleaseBatch(batch);
-  RemoveInFlight(batches.size());
-  if (!many) return Napi::Boolean::New(env, withdrawn[0] != 0);
-  Napi::Uint8Array result = Napi::Uint8Array::New(env, withdrawn.size());
-  std::copy(withdrawn.begin(), withdrawn.end(), result.Data());
-  return result;
+  RemoveInFlight(count);
+  return withdrawn;
 }
 
 Napi::Value ThreadPool::Destroy(const Napi::CallbackInfo& info) {
@@ -375,15 +414,14 @@ void ThreadPool::WorkerMain(uint64_t id) {
         return;
       }
       request = std::move(queue_.front());
-      queued_by_id_.erase(request.id);
+      queued_by_slot_.erase(request.slot);
       queue_.pop_front();
       more = !queue_.empty();
       queued_.store(queue_.size(), std::memory_order_relaxed);
     }
     if (more) queue_cv_.notify_one();  // chain: an idle worker takes the next one
     PoolCompletion completion;
-    completion.id = request.id;
-    completion.batch = request.batch;
+    completion.slot = request.slot;
     auto started = std::chrono::steady_clock::now();
     Execute(request, &completion);
     auto finished = std::chrono::steady_clock::now();
@@ -434,7 +472,7 @@ void ThreadPool::Execute(const PoolRequest& request, PoolCompletion* completion)
         // service time (a NOWAIT read of an uncached page can succeed after doing the I/O
         // on a host-cached virtual disk).
         completion->result = n;
-        completion->flags = kNowaitServed;
+        completion->flags = kFlagNowaitServed;
         return;
       }
       // EAGAIN, a part, or EOPNOTSUPP: read again the usual way (the cached part costs a copy).
@@ -491,7 +529,7 @@ void ThreadPool::Execute(const PoolRequest& request, PoolCompletion* completion)
     case PoolOp::kDiscard: {
       bool used_ioctl = false;
       completion->result = -SpaceDiscard(request.fd, request.position, request.length, &used_ioctl);
-      if (used_ioctl) completion->flags = kUsedBlkdiscard;
+      if (used_ioctl) completion->flags = kFlagUsedBlkdiscard;
       return;
     }
   }
@@ -518,51 +556,39 @@ void ThreadPool::DeliverCompletions() {
   // Raw N-API calls with checked statuses: this runs from a libuv callback, where a C++
   // exception must not escape, and the env may be shutting down (a terminated worker).
   napi_env env = env_;
-  napi_handle_scope scope = nullptr;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) {
-    for (const PoolCompletion& completion : completions) ReleaseBatch(completion.batch);
-    RemoveInFlight(completions.size());
-    return;
-  }
-  const size_t count = completions.size() * kCompletionFields;
-  void* data = nullptr;
-  napi_value arraybuffer = nullptr;
-  napi_value results = nullptr;
-  bool ok = napi_create_arraybuffer(env, count * sizeof(double), &data, &arraybuffer) == napi_ok &&
-            napi_create_typedarray(env, napi_float64_array, count, arraybuffer, 0, &results) == napi_ok;
-  double* out = static_cast<double*>(data);
-  for (const PoolCompletion& completion : completions) {
-    if (ok) {
-      *out++ = completion.id;
-      *out++ = static_cast<double>(completion.result);
-      *out++ = static_cast<double>(completion.partial);
-      *out++ = completion.queue_wait_us;
-      *out++ = completion.service_us;
-      *out++ = completion.flags;
+  // One callback per table-full; the table is JS's, reused for every call.
+  for (size_t first = 0; first < completions.size() && !shut_down_; first += completion_capacity_) {
+    size_t count = std::min(completion_capacity_, completions.size() - first);
+    double* out = completions_;
+    for (size_t i = first; i < first + count; i++) {
+      const PoolCompletion& completion = completions[i];
+      out[kDoneSlot] = completion.slot;
+      out[kDoneResult] = static_cast<double>(completion.result);
+      out[kDonePartial] = static_cast<double>(completion.partial);
+      out[kDoneQueueWaitUs] = completion.queue_wait_us;
+      out[kDoneServiceUs] = completion.service_us;
+      out[kDoneFlags] = completion.flags;
+      out += kCompletionStride;
     }
-    ReleaseBatch(completion.batch);
-  }
-  RemoveInFlight(completions.size());
-  if (ok) {
+    RemoveInFlight(count);
+    napi_handle_scope scope = nullptr;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) continue;
     // MakeCallback, so promise reactions run right after (as for any Node I/O callback).
     napi_value receiver = nullptr;
     napi_value callback = nullptr;
+    napi_value argument = nullptr;
     napi_value ignored = nullptr;
     if (napi_get_reference_value(env, static_cast<napi_ref>(*this), &receiver) == napi_ok &&
         napi_get_reference_value(env, static_cast<napi_ref>(on_complete_), &callback) == napi_ok && receiver != nullptr &&
-        callback != nullptr) {
-      napi_status status = napi_make_callback(env, *async_context_, receiver, callback, 1, &results, &ignored);
+        callback != nullptr && napi_create_uint32(env, static_cast<uint32_t>(count), &argument) == napi_ok) {
+      napi_status status = napi_make_callback(env, *async_context_, receiver, callback, 1, &argument, &ignored);
       if (status == napi_pending_exception) {
         napi_value error = nullptr;
         if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
       }
     }
+    napi_close_handle_scope(env, scope);
   }
-  napi_close_handle_scope(env, scope);
-}
-
-void ThreadPool::ReleaseBatch(PoolBatch* batch) {
-  if (batch != nullptr && --batch->remaining == 0) delete batch;
 }
 
 void ThreadPool::AddInFlight(size_t count) {

@@ -1,7 +1,8 @@
 // A pool of dedicated worker threads doing positioned file I/O (preadv2/pwritev2/fsync/
 // fdatasync/fallocate/ftruncate/BLKDISCARD) for JS. Requests arrive in batches (one native
-// call per batch) and completions go back in batches (one uv_async_t wake-up, one JS
-// callback per batch). Mechanism only: JS decides when to spawn() workers (and how many);
+// call per batch, through the request table of batch_layout.h) and completions go back in
+// batches (one uv_async_t wake-up, one JS callback per table-full). JS keeps every buffer
+// reachable until its completion is delivered. Mechanism only: JS decides when to spawn() workers (and how many);
 // a worker idle for idleTimeoutMs exits while more than minThreads live. Every number
 // (sizes, idle timeout, completion coalescing bounds) comes from JS.
 #pragma once
@@ -22,49 +23,38 @@
 
 namespace vmlink {
 
+// Op codes in the request table's op field (exported as ThreadPool.layout.ops).
 // kReadCacheFirst: a read that tries RWF_NOWAIT first, then reads the usual way if that
-// did not bring it all; its completion says which (JS judges "cached" from the timings).
+// did not bring it all; its completion's flags say which (JS judges "cached" from the timings).
 enum class PoolOp : uint32_t {
   kRead = 0,
   kWrite = 1,
   kFsync = 2,
   kFdatasync = 3,
   kReadCacheFirst = 4,
-  kFallocate = 5,  // count field = mode bits, position = offset, length
+  kFallocate = 5,  // mode field = mode bits, position = offset, length
   kTruncate = 6,   // position = size
   kDiscard = 7,    // position = offset, length
 };
 
-// PoolCompletion::flags bits.
-constexpr uint32_t kNowaitServed = 1;   // kReadCacheFirst: the RWF_NOWAIT read brought it all (or 0 at EOF)
-constexpr uint32_t kUsedBlkdiscard = 2;  // kDiscard: the fd is a block device, ioctl(BLKDISCARD) ran
-
-// Keeps one submit() call's buffers alive until its last request completes or is cancelled.
-struct PoolBatch {
-  Napi::ObjectReference buffers;
-  size_t remaining = 0;
-};
-
 struct PoolRequest {
-  uint32_t id = 0;
+  uint32_t slot = 0;
   PoolOp op = PoolOp::kRead;
   int fd = -1;
   uint64_t position = 0;
   uint64_t length = 0;  // kFallocate, kDiscard
   uint32_t mode = 0;    // kFallocate
   std::vector<iovec> iov;
-  PoolBatch* batch = nullptr;
   std::chrono::steady_clock::time_point enqueued;
 };
 
 struct PoolCompletion {
-  uint32_t id = 0;
+  uint32_t slot = 0;
   int64_t result = 0;     // bytes transferred, or -errno
   int64_t partial = 0;    // bytes a failed write transferred before its error
   double queue_wait_us = 0;
   double service_us = 0;
   uint32_t flags = 0;
-  PoolBatch* batch = nullptr;
 };
 
 class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
@@ -97,7 +87,6 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   static void OnAsync(uv_async_t* handle);
   static void OnEnvCleanup(void* arg);
   void DeliverCompletions();
-  void ReleaseBatch(PoolBatch* batch);
   void AddInFlight(size_t count);
   void RemoveInFlight(size_t count);
   // Stops and joins the workers and closes the uv handle; idempotent.
@@ -105,6 +94,10 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
 
   Napi::Env env_;
   Napi::FunctionReference on_complete_;
+  // The JS-owned completion table (batch_layout.h), filled before each onComplete(count).
+  Napi::Reference<Napi::Float64Array> completions_ref_;
+  double* completions_ = nullptr;
+  size_t completion_capacity_ = 0;
   std::unique_ptr<Napi::AsyncContext> async_context_;
   uv_async_t* async_ = nullptr;  // freed by its close callback
   bool shut_down_ = false;
@@ -125,7 +118,7 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   std::condition_variable queue_cv_;
   bool stopping_ = false;
   std::list<PoolRequest> queue_;
-  std::unordered_map<uint32_t, std::list<PoolRequest>::iterator> queued_by_id_;
+  std::unordered_map<uint32_t, std::list<PoolRequest>::iterator> queued_by_slot_;
   // Worker counts: written under queue_mutex_, readable without it.
   std::atomic<size_t> live_{0};     // running or reserved (starting)
   std::atomic<size_t> idle_{0};     // waiting for work

@@ -1,6 +1,7 @@
 /**
- * When queued requests go to io_submit. Pure logic (no I/O, no clock): the kernel queue
- * asks it after every enqueue and at the end of every tick.
+ * When queued requests go to the engine (io_submit, or the thread pool's workers). Pure
+ * logic (no I/O, no clock): BatchQueue asks it after every enqueue and at the end of
+ * every tick.
  *
  * Fewer, fuller io_submit calls are what a batching engine lives on (fio libaio with
  * `--iodepth_batch_submit=16` runs ~3x its one-per-call rate here), but a device left idle
@@ -11,7 +12,7 @@
  * call carries a batch).
  */
 export interface SubmitPolicy {
-  /** Queued requests (any kind) that go at once instead of at the end of the tick. */
+  /** Queued requests (any kind) that go at once instead of at the end of the tick (Infinity: never early). */
   readonly submitThreshold: number;
   /** Queued O_DIRECT requests that go at once while the device is not busy. */
   readonly directSubmitThreshold: number;
@@ -33,4 +34,22 @@ export function whenToSubmit(pending: number, pendingDirect: number, inKernel: n
   }
   if (pending >= policy.submitThreshold || pendingDirect >= policy.directSubmitThreshold) return 'now';
   return 'tick';
+}
+
+/**
+ * Which requests of a hand-over rode in a slow call. Pure logic over the engine's submit
+ * records ([requests passed, requests accepted, microseconds] per call): the engine only
+ * reports timings; calling a call "slow" (it did I/O inside: a buffered NOWAIT read that
+ * started readahead and waited for it) is decided here, by `usPerRequest`.
+ */
+export function slowSubmitFlags(records: ArrayLike<number>, recordCount: number, stride: number, usPerRequest: number): boolean[] {
+  const flags: boolean[] = [];
+  for (let r = 0; r < recordCount; r++) {
+    const accepted = records[r * stride + 1] as number;
+    const micros = records[r * stride + 2] as number;
+    const slow = micros > accepted * usPerRequest;
+    // The accepted requests of the records are the submitted requests, in order.
+    for (let i = 0; i < accepted; i++) flags.push(slow);
+  }
+  return flags;
 }
