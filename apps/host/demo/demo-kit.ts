@@ -4,8 +4,8 @@ import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Paths of the built apps, as seen from apps/host/dist. */
-export const HOST_CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
+/** Paths of the built apps, as seen from apps/host/demo/dist (the demo's own build, not shipped in the vmlink package). */
+export const HOST_CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 export const GUEST_CLI = path.resolve(path.dirname(HOST_CLI), '../../guest/dist/cli.js');
 export const REPO_ROOT = path.resolve(path.dirname(HOST_CLI), '../../..');
 

@@ -2,7 +2,7 @@ import { randomFill } from 'node:crypto';
 import { open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode } from '../src/exit-codes.js';
 import { type Story, rate, sha256File } from './demo-kit.js';
 
 const randomFillAsync = promisify(randomFill);

@@ -12,8 +12,8 @@ import path from 'node:path';
 import { loadInstalledTransports } from '@vmlink/transport';
 import { GUEST_CLI, HOST_CLI, REPO_ROOT, Story, bold, dim, rate, red } from './demo-kit.js';
 import { DEMO_FILE_MIB, runAgentStory } from './demo-steps.js';
-import { ExitCode } from './exit-codes.js';
-import { loadTestVm, type GuestVm, type TestVmModule } from './testvm.js';
+import { ExitCode } from '../src/exit-codes.js';
+import { loadTestVm, type GuestVm, type TestVmModule } from '../src/testvm.js';
 
 export const AGENT_PORT = 'org.vmlink.agent.0';
 export const AGENT_VSOCK_PORT = 1024;
