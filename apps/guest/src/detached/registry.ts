@@ -12,6 +12,29 @@ export const DEFAULT_DETACHED_LIMITS: DetachedLimits = {
   outputBytes: 1024 * 1024,
 };
 
+/**
+ * Registries with running processes. One 'exit' hook for all of them (an agent process may
+ * run many agents as a library): whatever is still running when the process exits (after
+ * the CLI's shutdown, or on a fatal error) has its group killed, synchronously, on the way
+ * out. A registry with nothing running is not held here.
+ */
+const withRunning = new Set<DetachedRegistry>();
+let exitHookInstalled = false;
+
+function trackRunning(registry: DetachedRegistry, running: boolean): void {
+  if (!running) {
+    withRunning.delete(registry);
+    return;
+  }
+  withRunning.add(registry);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const r of withRunning) r.shutdown();
+    });
+  }
+}
+
 export function detachedError(code: DetachedErrorCode, message: string): VmlinkError {
   return new VmlinkError(code, message);
 }
@@ -30,14 +53,10 @@ export class DetachedRegistry {
   private readonly processes = new Map<string, DetachedProcess>();
   /** Aborted at shutdown; every process's group is killed with it (exec's StartOptions.signal). */
   private readonly stopping = new AbortController();
-  private readonly onExit = (): void => this.killAll();
 
   constructor(readonly limits: DetachedLimits = DEFAULT_DETACHED_LIMITS) {
     // One abort listener per running process, bounded by maxRunning: not a leak.
     setMaxListeners(0, this.stopping.signal);
-    // The agent process may end without calling shutdown() (process.exit after its own
-    // shutdown, a fatal error): groups are still killed, synchronously, on the way out.
-    process.once('exit', this.onExit);
   }
 
   /** For exec's startCommand: aborted when the registry shuts down. */
@@ -56,7 +75,7 @@ export class DetachedRegistry {
     if (this.limits.maxRunning === 0) {
       throw detachedError(DetachedErrorCode.DISABLED, 'detached processes are disabled on this agent (--max-detached 0)');
     }
-    if (this.stopping.signal.aborted) throw detachedError(DetachedErrorCode.DISABLED, 'the agent is shutting down: no new detached processes');
+    if (this.stopping.signal.aborted) throw new VmlinkError('ERR_VMLINK_SHUTTING_DOWN', 'the agent is shutting down: no new detached processes');
     const running = this.running;
     if (running >= this.limits.maxRunning) {
       throw detachedError(DetachedErrorCode.LIMIT, `${running} detached processes are running, the most this agent allows (--max-detached ${this.limits.maxRunning})`);
@@ -69,7 +88,11 @@ export class DetachedRegistry {
     while (this.processes.has(id)) id = newId();
     const entry = new DetachedProcess(id, command, args, running, this.limits.outputBytes);
     this.processes.set(id, entry);
-    void entry.finished.then(() => this.forgetOldExited());
+    trackRunning(this, true);
+    void entry.finished.then(() => {
+      this.forgetOldExited();
+      if (this.running === 0) trackRunning(this, false);
+    });
     return entry;
   }
 
@@ -92,13 +115,8 @@ export class DetachedRegistry {
     return [...running, ...exited];
   }
 
-  /** Kills every group and takes no new ones. */
+  /** Kills every group (SIGKILL, synchronously) and takes no new ones. */
   shutdown(): void {
-    process.off('exit', this.onExit);
-    this.killAll();
-  }
-
-  private killAll(): void {
     this.stopping.abort(new VmlinkError('ERR_VMLINK_SHUTTING_DOWN', 'the agent is shutting down'));
     for (const p of this.processes.values()) if (!p.exited) p.kill();
   }
