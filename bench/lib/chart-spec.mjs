@@ -140,11 +140,11 @@ export function caption(name, result, fileDate) {
   } else if (name === 'vsock') {
     parts.push(`QEMU TCG guest, vsock loopback (CID 1); ${context.cores === undefined ? 'host not recorded' : host(context.cores, context.kernel, context.node)}`);
     parts.push(`host load average ${fixed(result.loadAverage?.before?.[0])} -> ${fixed(result.loadAverage?.after?.[0])} (1 min, before -> after)`);
-    parts.push(`${result.repeat ?? 1} run(s), medians`);
+    parts.push((result.repeat ?? 1) === 1 ? '1 run' : `${result.repeat} runs, medians`);
   } else if (name === 'hvsock') {
     parts.push(`host <-> QEMU TCG guest, same boot; ${context.cores === undefined ? 'host not recorded' : host(context.cores, context.kernel, context.node)}`);
     parts.push(`host load average ${load(result.load) ?? '?'} (1 min, at each run)`);
-    parts.push(`${result.runs ?? '?'} runs, medians`);
+    parts.push(result.runs === 1 ? '1 run' : `${result.runs ?? '?'} runs, medians`);
   } else if (name === 'virtio-serial') {
     parts.push(`host <-> QEMU TCG guest; ${host(context.cores, context.kernel, result.node)}`);
     parts.push(contextLoad);
@@ -231,7 +231,7 @@ export const charts = {
     logScale: true,
   },
   vsock: { from: 'vsock', rows: vsockRows, title: 'bench/vsock: @vmlink/vsock over its baselines', axisTitle: 'ours / baseline (see each row for the direction)' },
-  hvsock: { from: 'hvsock', rows: hvsockRows, title: 'bench/hvsock: hvsock through the vhost-user device over virtio-serial', axisTitle: 'hvsock / virtio-serial (see each row for the direction)' },
+  hvsock: { from: 'hvsock', rows: hvsockRows, title: 'bench/hvsock: hybrid vsock through the vhost-user device, relative to virtio-serial', axisTitle: 'hvsock / virtio-serial (see each row for the direction)' },
   'virtio-serial': { from: 'virtio-serial', rows: virtioSerialRows, title: 'bench/virtio-serial: vmlink over socat and raw echo', axisTitle: 'ours / baseline (higher is better)' },
   rpc: { from: 'rpc', rows: rpcRows, title: 'bench/rpc: RPC round trips over raw Connection echo', axisTitle: 'RPC / raw echo (higher is better)' },
 };
