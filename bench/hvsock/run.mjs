@@ -284,6 +284,8 @@ try {
   const profileKeys = [
     'packetsFromGuest', 'packetsToGuest', 'bytesFromGuest', 'bytesToGuest', 'kicksByQueue.rx', 'kicksByQueue.tx',
     'interruptsByQueue.rx', 'interruptsByQueue.tx', 'creditUpdatesSent', 'creditUpdatesReceived', 'hostReads', 'hostWrites',
+    'packetsFromGuestByOp.rw', 'packetsFromGuestByOp.rwEmpty', 'packetsFromGuestByOp.creditUpdate',
+    'packetsFromGuestByOp.creditRequest', 'packetsFromGuestByOp.shutdown', 'packetsFromGuestByOp.other',
   ];
   console.log(`\n| device counters (median per run) | ${profileKeys.join(' | ')} |`);
   console.log(`|---|${profileKeys.map(() => '---').join('|')}|`);

@@ -171,6 +171,10 @@ void VsockDevice::DetachQemu(const std::string& why) {
   tx_timer_.reset();
   tx_timer_armed_ = false;
   tx_unsignalled_ = 0;
+  tx_kick_timer_watcher_.reset();
+  tx_kick_timer_.reset();
+  tx_kick_timer_armed_ = false;
+  tx_kick_deferred_ = false;
   Emit("qemu-disconnected", why);
   if (vhost_listen_watcher_) {
     vhost_listen_watcher_->Start(UV_READABLE, [this](int status, int) { Guarded([&] { AcceptQemu(); }); });

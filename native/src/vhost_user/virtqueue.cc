@@ -202,4 +202,13 @@ bool Virtqueue::EnableKick() {
   return AvailIdx() != last_avail_;
 }
 
+bool Virtqueue::DeferKick(uint16_t skip, bool* pending) {
+  *pending = false;
+  if (!ready() || !event_idx) return false;
+  StoreU16(used_ + 4 + 8 * size, static_cast<uint16_t>(last_avail_ + skip));
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  *pending = AvailIdx() != last_avail_;
+  return true;
+}
+
 }  // namespace vmlink

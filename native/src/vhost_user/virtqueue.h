@@ -86,6 +86,10 @@ class Virtqueue {
   // Asks for a kick when more is made available. Returns true when something already
   // became available meanwhile (the caller must poll again instead of sleeping).
   bool EnableKick();
+  // EVENT_IDX only: asks for a kick once `skip + 1` more chains are available, i.e. lets
+  // the next `skip` arrive silently. False without EVENT_IDX (nothing was changed).
+  // `*pending` is set when chains are already available (poll instead of waiting).
+  bool DeferKick(uint16_t skip, bool* pending);
 
  private:
   struct Desc {

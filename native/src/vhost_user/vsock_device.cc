@@ -53,6 +53,7 @@ VsockDevice::~VsockDevice() {
   graveyard_.clear();
   for (auto& w : kick_watchers_) w.reset();
   tx_timer_watcher_.reset();
+  tx_kick_timer_watcher_.reset();
   vhost_watcher_.reset();
   vhost_listen_watcher_.reset();
   uds_watcher_.reset();
@@ -213,9 +214,78 @@ bool VsockDevice::ArmTxNotifyTimer() {
   return true;
 }
 
+// Linux guests (6.1.y and later) send a CREDIT_UPDATE whenever a reader drains its socket,
+// so a 1-byte request answered by the guest costs two tx packets, each with its own kick
+// (a device wake-up) when the ring is idle. After stream data went to the guest, the tx
+// ring's avail_event asks for a kick only at the second packet: the credit update rides
+// along with the reply. A lone packet is found by the timer within tx_kick_defer_us. Not
+// while a connection runs low on the guest's credit: then its update is what we wait for.
+void VsockDevice::SettleTxKickDeferral() {
+  Virtqueue& q = queues_[vsock::kTxQueue];
+  bool delivered = rx_delivered_, credit_low = rx_credit_low_;
+  rx_delivered_ = rx_credit_low_ = false;
+  if (config_.tx_kick_defer_us > 0 && q.ready() && (delivered || credit_low) && (credit_low ? tx_kick_deferred_ : !tx_kick_deferred_)) {
+    bool pending = false;
+    if (q.DeferKick(credit_low ? 0 : 1, &pending)) {
+      tx_kick_deferred_ = !credit_low;
+      if (pending) {
+        // Packets arrived meanwhile and their kick may not come: ask for kicks as usual and
+        // come back on the next loop turn (a kick of our own; no recursion here).
+        tx_kick_deferred_ = false;
+        (void)q.DeferKick(0, &pending);
+        uint64_t one = 1;
+        if (q.kick.valid()) (void)!::write(q.kick.get(), &one, sizeof one);
+      }
+    }
+  }
+  if (tx_kick_deferred_ != tx_kick_timer_armed_ && !SetTxKickTimer(tx_kick_deferred_) && tx_kick_deferred_) {
+    // No timer, no deferral: ask for the next kick as usual.
+    bool pending = false;
+    tx_kick_deferred_ = false;
+    if (q.DeferKick(0, &pending) && pending && q.kick.valid()) {
+      uint64_t one = 1;
+      (void)!::write(q.kick.get(), &one, sizeof one);
+    }
+  }
+}
+
+bool VsockDevice::SetTxKickTimer(bool on) {
+  if (!tx_kick_timer_.valid()) {
+    if (!on) return true;
+    int fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (fd < 0) {
+      Log("tx kick timer unavailable (" + ErrnoName(errno) + "): no kick deferral");
+      return false;
+    }
+    tx_kick_timer_.reset(fd);
+    tx_kick_timer_watcher_ = std::make_unique<PollWatcher>(env_, fd);
+    tx_kick_timer_watcher_->Start(UV_READABLE, [this](int, int) {
+      Guarded([&] {
+        uint64_t expirations;
+        (void)!::read(tx_kick_timer_.get(), &expirations, sizeof expirations);
+        if (!tx_kick_timer_armed_) return;  // disarmed after it fired
+        tx_kick_timer_armed_ = false;
+        // Whatever arrived silently is taken; an empty ring asks for the next kick again.
+        ServiceTx();
+        ServiceRx();
+      });
+    });
+  }
+  itimerspec when{};
+  if (on) {
+    when.it_value.tv_sec = config_.tx_kick_defer_us / 1000000;
+    when.it_value.tv_nsec = static_cast<long>(config_.tx_kick_defer_us % 1000000) * 1000;
+  }
+  if (::timerfd_settime(tx_kick_timer_.get(), 0, &when, nullptr) < 0) return false;
+  tx_kick_timer_armed_ = on;
+  return true;
+}
+
 void VsockDevice::ServiceTx() {
   Virtqueue& q = queues_[vsock::kTxQueue];
   if (!q.ready()) return;
+  // Every pass ends with the ring empty and a kick asked for (or with a self-kick).
+  tx_kick_deferred_ = false;
   // Bounded per wake-up: a guest that keeps the ring full must not hold the loop.
   const uint32_t budget = std::max<uint32_t>(q.size, 256);
   uint32_t done = 0;
@@ -253,6 +323,7 @@ void VsockDevice::ServiceTx() {
     vsock::Header header;
     CopyFromIov(tx_chain_.readable, 0, &header, kHeaderSize);
     counters_.tx_packets++;
+    CountGuestOp(header);
     if (!tx_batch_heads_.empty()) {
       // Only more data for the batch's connection may join it; anything else sees the
       // host socket as the guest's order says, so the batch goes first.
@@ -266,6 +337,24 @@ void VsockDevice::ServiceTx() {
   }
   FlushTxBatch();
   AfterTxPushes(done);
+}
+
+// Per-op counts of what the guest sends (how a workload's packets split, e.g. how many
+// per ping-pong round trip are data and how many are credit traffic).
+void VsockDevice::CountGuestOp(const vsock::Header& h) {
+  switch (h.op) {
+    case vsock::kOpRequest: counters_.tx_op_request++; break;
+    case vsock::kOpResponse: counters_.tx_op_response++; break;
+    case vsock::kOpRst: counters_.tx_op_rst++; break;
+    case vsock::kOpShutdown: counters_.tx_op_shutdown++; break;
+    case vsock::kOpRw:
+      counters_.tx_op_rw++;
+      if (h.len == 0) counters_.tx_op_rw_empty++;
+      break;
+    case vsock::kOpCreditUpdate: counters_.tx_op_credit_update++; break;
+    case vsock::kOpCreditRequest: counters_.tx_op_credit_request++; break;
+    default: counters_.tx_op_other++; break;
+  }
 }
 
 void VsockDevice::HandlePacket(const vsock::Header& h, const DescriptorChain& chain) {
@@ -616,6 +705,7 @@ void VsockDevice::ServiceRx() {
     }
   }
   if (pushed) NotifyQueue(vsock::kRxQueue);
+  SettleTxKickDeferral();
 }
 
 bool VsockDevice::FillRxChain(const DescriptorChain& chain, uint32_t* written) {
@@ -671,6 +761,7 @@ bool VsockDevice::FillRxChain(const DescriptorChain& chain, uint32_t* written) {
     if (conn == nullptr) continue;
     conn->in_rx_ready = false;
     uint32_t credit = PeerCredit(*conn);
+    if (credit == 0 && conn->state == Connection::State::kEstablished) rx_credit_low_ = true;
     if (conn->state != Connection::State::kEstablished || conn->host_eof || !conn->fd.valid() || credit == 0) {
       UpdatePoll(*conn);
       continue;
@@ -767,6 +858,8 @@ ssize_t VsockDevice::ReadHostIntoRx(Connection& conn, const DescriptorChain& cha
   q.Unpop(static_cast<uint16_t>(extras - used));
   conn.tx_cnt += static_cast<uint32_t>(n);
   counters_.rx_bytes += static_cast<uint64_t>(n);
+  rx_delivered_ = true;
+  if (PeerCredit(conn) < conn.peer_buf_alloc / 2) rx_credit_low_ = true;
   if (static_cast<size_t>(n) == total) MarkRxReady(conn);  // maybe more: back of the line
   else UpdatePoll(conn);
   return n;

@@ -46,6 +46,10 @@ struct VsockDeviceConfig {
   uint32_t tx_notify_delay_us = 0;
   // Guest rx buffers one host socket read may fill (a Linux guest posts 4 KiB ones).
   uint32_t rx_buffers_per_read = 1;
+  // After host data reaches the guest, let the guest's next tx packet (the CREDIT_UPDATE a
+  // Linux reader sends when it drains the socket) arrive without a kick; a one-shot timer
+  // looks at the ring after this long at the latest. 0: a kick for every packet batch.
+  uint32_t tx_kick_defer_us = 0;
 };
 
 // Counters; each drop counter has a matching log line (rate-limited).
@@ -59,7 +63,9 @@ struct VsockDeviceConfig {
   X(dropped_bad_chain) X(queues_broken) X(dropped_short_packet) X(dropped_bad_len)                  \
   X(dropped_oversize) X(dropped_bad_src_cid) X(dropped_bad_dst_cid) X(dropped_bad_type)             \
   X(dropped_bad_op) X(dropped_credit_violation) X(dropped_unknown_connection) X(dropped_bad_credit) \
-  X(dropped_rx_chain) X(dropped_rst_overflow) X(dropped_after_shutdown) X(log_lines_suppressed)
+  X(dropped_rx_chain) X(dropped_rst_overflow) X(dropped_after_shutdown) X(log_lines_suppressed)                \
+  X(tx_op_request) X(tx_op_response) X(tx_op_rst) X(tx_op_shutdown) X(tx_op_rw) X(tx_op_rw_empty)             \
+  X(tx_op_credit_update) X(tx_op_credit_request) X(tx_op_other)
 
 struct VsockCounters {
 #define VMLINK_DECLARE_COUNTER(name) uint64_t name = 0;
@@ -125,8 +131,12 @@ class VsockDevice {
   void FlushTxNotify();
   bool ArmTxNotifyTimer();
   void ServiceTx();
+  // tx kick deferral (tx_kick_defer_us): decided after rx work, bounded by a timer.
+  void SettleTxKickDeferral();
+  bool SetTxKickTimer(bool on);
   void ServiceRx();
   void ServiceEvent();
+  void CountGuestOp(const vsock::Header& header);
   void HandlePacket(const vsock::Header& header, const DescriptorChain& chain);
   void HandleGuestRequest(const vsock::Header& header);
   void HandleGuestRw(Connection& conn, const vsock::Header& header, const DescriptorChain& chain);
@@ -223,6 +233,14 @@ class VsockDevice {
   bool tx_timer_armed_ = false;
   UniqueFd tx_timer_;
   std::unique_ptr<PollWatcher> tx_timer_watcher_;
+  // Kick deferral: the tx ring's avail_event lets one packet through silently; the timer
+  // bounds how long such a packet can sit unseen.
+  bool tx_kick_deferred_ = false;
+  bool rx_delivered_ = false;   // this rx pass put stream data in the guest
+  bool rx_credit_low_ = false;  // ... and some connection now needs the guest's credit soon
+  bool tx_kick_timer_armed_ = false;
+  UniqueFd tx_kick_timer_;
+  std::unique_ptr<PollWatcher> tx_kick_timer_watcher_;
   DescriptorChain tx_chain_, rx_chain_, event_chain_;
   std::vector<DescriptorChain> rx_extra_chains_;                 // ReadHostIntoRx's further buffers
   std::vector<std::pair<uint16_t, uint32_t>> rx_extra_pushes_;  // (head, written) to push after rx_chain_

@@ -35,6 +35,7 @@ const NUMERIC = {
   'tx-notify-batch': 'txNotifyBatch',
   'tx-notify-delay-us': 'txNotifyDelayUs',
   'rx-buffers-per-read': 'rxBuffersPerRead',
+  'tx-kick-defer-us': 'txKickDeferUs',
 } as const satisfies Record<string, keyof VsockDeviceOptions>;
 type Key = 'socket' | 'uds-path' | 'guest-cid' | 'seqpacket' | keyof typeof NUMERIC;
 const KEYS: readonly Key[] = ['socket', 'uds-path', 'guest-cid', 'seqpacket', ...(Object.keys(NUMERIC) as (keyof typeof NUMERIC)[])];

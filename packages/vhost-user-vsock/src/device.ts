@@ -148,23 +148,22 @@ export async function createVsockDevice(options: VsockDeviceOptions, hooks: Crea
   }
   pathsInUse.add(resolved.socket);
   pathsInUse.add(resolved.udsPath);
-  return new VsockDevice(resolved, (onEvent) =>
-    new binding.VhostUserVsockDevice(
-      {
-        guestCid: resolved.guestCid,
-        udsPath: resolved.udsPath,
-        udsListenFd,
-        ...(udsSeqpacketListenFd === undefined ? {} : { udsSeqpacketListenFd }),
-        ...(vhostListenFd === undefined ? { vhostConnectedFd: hooks.vhostConnectedFd } : { vhostListenFd }),
-        bufAlloc: resolved.bufAlloc,
-        maxConnections: resolved.maxConnections,
-        logLinesPerSecond: resolved.logLinesPerSecond,
-        creditUpdateBytes: resolved.creditUpdateBytes,
-        txNotifyBatch: resolved.txNotifyBatch,
-        txNotifyDelayUs: resolved.txNotifyDelayUs,
-        rxBuffersPerRead: resolved.rxBuffersPerRead,
-      },
-      onEvent,
-    ),
-  );
+  // txKickDeferUs is newer than the binding's published option type (native/types): a
+  // variable, not a literal, so the extra key passes the type check.
+  const nativeOptions = {
+    guestCid: resolved.guestCid,
+    udsPath: resolved.udsPath,
+    udsListenFd,
+    ...(udsSeqpacketListenFd === undefined ? {} : { udsSeqpacketListenFd }),
+    ...(vhostListenFd === undefined ? { vhostConnectedFd: hooks.vhostConnectedFd } : { vhostListenFd }),
+    bufAlloc: resolved.bufAlloc,
+    maxConnections: resolved.maxConnections,
+    logLinesPerSecond: resolved.logLinesPerSecond,
+    creditUpdateBytes: resolved.creditUpdateBytes,
+    txNotifyBatch: resolved.txNotifyBatch,
+    txNotifyDelayUs: resolved.txNotifyDelayUs,
+    rxBuffersPerRead: resolved.rxBuffersPerRead,
+    txKickDeferUs: resolved.txKickDeferUs,
+  };
+  return new VsockDevice(resolved, (onEvent) => new binding.VhostUserVsockDevice(nativeOptions, onEvent));
 }

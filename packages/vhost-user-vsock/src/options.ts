@@ -47,6 +47,15 @@ export interface VsockDeviceOptions {
    * guest posts 4 KiB buffers, so 16 reads up to 64 KiB per system call instead of 4 KiB.
    */
   rxBuffersPerRead?: number;
+  /**
+   * After host data reached the guest, the guest's next packet may arrive without a kick
+   * (a device wake-up); the device looks at the ring within this many µs at the latest.
+   * A Linux guest (6.1.y and later) sends a CREDIT_UPDATE each time a reader drains its
+   * socket, just before the application's reply: deferring lets that update ride along
+   * with the reply (one wake-up per request instead of two). Not while a connection runs
+   * low on the guest's credit. 0 = off; default DEFAULT_TX_KICK_DEFER_US; at most 10 s.
+   */
+  txKickDeferUs?: number;
 }
 
 export interface ResolvedVsockDeviceOptions {
@@ -61,6 +70,7 @@ export interface ResolvedVsockDeviceOptions {
   txNotifyBatch: number;
   txNotifyDelayUs: number;
   rxBuffersPerRead: number;
+  txKickDeferUs: number;
 }
 
 // Linux's 256 KiB default vsock buffer: a guest socket's own default, so neither side
@@ -77,6 +87,8 @@ export const MAX_TX_NOTIFY_BATCH = 32768;
 export const DEFAULT_RX_BUFFERS_PER_READ = 16;
 export const MAX_RX_BUFFERS_PER_READ = 256;
 export const MAX_TX_NOTIFY_DELAY_US = 10_000_000;
+export const DEFAULT_TX_KICK_DEFER_US = 0;
+export const MAX_TX_KICK_DEFER_US = 10_000_000;
 /**
  * bufAlloc / 2: a bulk sender hears of freed space twice per window, half the updates
  * (and guest interrupts) of bufAlloc / 4, and still has half a window left when told.
@@ -157,6 +169,7 @@ export function resolveDeviceOptions(options: unknown): ResolvedVsockDeviceOptio
     txNotifyBatch: validateIntegerIn(options.txNotifyBatch, 'options.txNotifyBatch', 1, MAX_TX_NOTIFY_BATCH, DEFAULT_TX_NOTIFY_BATCH),
     rxBuffersPerRead: validateIntegerIn(options.rxBuffersPerRead, 'options.rxBuffersPerRead', 1, MAX_RX_BUFFERS_PER_READ, DEFAULT_RX_BUFFERS_PER_READ),
     txNotifyDelayUs: validateIntegerIn(options.txNotifyDelayUs, 'options.txNotifyDelayUs', 0, MAX_TX_NOTIFY_DELAY_US, DEFAULT_TX_NOTIFY_DELAY_US),
+    txKickDeferUs: validateIntegerIn(options.txKickDeferUs, 'options.txKickDeferUs', 0, MAX_TX_KICK_DEFER_US, DEFAULT_TX_KICK_DEFER_US),
     maxConnections: validateIntegerIn(options.maxConnections, 'options.maxConnections', 1, 1 << 20, DEFAULT_MAX_CONNECTIONS),
     logLinesPerSecond: validateIntegerIn(options.logLinesPerSecond, 'options.logLinesPerSecond', 0, 1 << 20, DEFAULT_LOG_LINES_PER_SECOND),
     seqpacket: options.seqpacket === true,

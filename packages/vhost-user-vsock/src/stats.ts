@@ -35,6 +35,18 @@ export interface VsockDeviceStats {
   /** readv/recv calls on host sockets for guest-bound data, and send calls for host-bound data. */
   hostReads: number;
   hostWrites: number;
+  /** Packets from the guest by op (`rwEmpty`: RW with no payload, also counted in `rw`). */
+  packetsFromGuestByOp: {
+    request: number;
+    response: number;
+    rst: number;
+    shutdown: number;
+    rw: number;
+    rwEmpty: number;
+    creditUpdate: number;
+    creditRequest: number;
+    other: number;
+  };
   connectionsOpened: number;
   connectionsClosed: number;
   /** Guest connects to `${udsPath}_<port>` that found no listener (the guest got RST). */
@@ -103,6 +115,17 @@ export function statsFromNative(raw: Raw): VsockDeviceStats {
     creditUpdatesReceived: num(raw, 'credit_updates_received'),
     hostReads: num(raw, 'host_reads'),
     hostWrites: num(raw, 'host_writes'),
+    packetsFromGuestByOp: {
+      request: num(raw, 'tx_op_request'),
+      response: num(raw, 'tx_op_response'),
+      rst: num(raw, 'tx_op_rst'),
+      shutdown: num(raw, 'tx_op_shutdown'),
+      rw: num(raw, 'tx_op_rw'),
+      rwEmpty: num(raw, 'tx_op_rw_empty'),
+      creditUpdate: num(raw, 'tx_op_credit_update'),
+      creditRequest: num(raw, 'tx_op_credit_request'),
+      other: num(raw, 'tx_op_other'),
+    },
     connectionsOpened: num(raw, 'connections_opened'),
     connectionsClosed: num(raw, 'connections_closed'),
     hostConnectFailed: num(raw, 'host_connect_failed'),

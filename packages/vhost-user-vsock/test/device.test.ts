@@ -1,40 +1,50 @@
 // createVsockDevice on real Unix sockets (no guest): listening paths, stale-socket
 // reclaim, refusals before a driver exists, close(), and the CLI as a process.
 import { spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadBinding } from '@vmlink/native';
 import { createVsockDevice } from '../src/index.js';
+import { fdsOpenedSince, openFds } from './helpers/fd-table.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vmlink-vuv-dev-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 const paths = (): { socket: string; udsPath: string } => ({ socket: join(dir, `q${n}.sock`), udsPath: join(dir, `v${n++}.sock`) });
 
+/** A host client's `CONNECT 1234`, and what it got back before the device closed it. */
+function refusedReply(udsPath: string): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const c = connect(udsPath);
+    let got = '';
+    c.on('data', (d: Buffer) => (got += d.toString()));
+    c.on('close', () => resolve(got));
+    c.write('CONNECT 1234\n');
+  });
+}
+
 describe('createVsockDevice', () => {
   it('listens on both paths; a host client before any driver is closed without a reply; close() removes the files', async () => {
-    const before = readdirSync('/proc/self/fd').length;
+    // Warm-up: one device with a refused client first, so what the runtime opens lazily
+    // is open before the baseline and the fd table is compared exactly (helpers/fd-table.ts).
+    const warm = await createVsockDevice({ ...paths(), guestCid: 3 });
+    await refusedReply(warm.udsPath);
+    await warm.close();
+    const before = openFds();
     const p = paths();
     const dev = await createVsockDevice({ ...p, guestCid: 3 });
     expect(statSync(p.socket).isSocket()).toBe(true);
     expect(statSync(p.udsPath).isSocket()).toBe(true);
-    const reply = await new Promise<string>((resolve) => {
-      const c = connect(p.udsPath);
-      let got = '';
-      c.on('data', (d: Buffer) => (got += d.toString()));
-      c.on('close', () => resolve(got));
-      c.write('CONNECT 1234\n');
-    });
-    expect(reply).toBe('');
+    expect(await refusedReply(p.udsPath)).toBe('');
     expect(dev.stats()).toMatchObject({ refusedNotReady: 1, qemuAttached: false, driverReady: false });
     await dev.close();
     await dev.close();
     expect(() => statSync(p.socket)).toThrow();
     expect(() => statSync(p.udsPath)).toThrow();
-    expect(readdirSync('/proc/self/fd').length).toBe(before);
+    expect(fdsOpenedSince(before)).toEqual([]);
   });
 
   it('reclaims a stale socket file, refuses a live one and a non-socket', async () => {

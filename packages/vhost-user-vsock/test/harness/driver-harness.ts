@@ -93,6 +93,17 @@ export interface HarnessOptions {
   txNotifyBatch?: number;
   txNotifyDelayUs?: number;
   rxBuffersPerRead?: number;
+  txKickDeferUs?: number;
+  /**
+   * Kick the tx ring only when the device's avail_event asks for it (EVENT_IDX, as Linux's
+   * virtqueue_kick_prepare does); default false: a kick after every packet.
+   */
+  txKicksByEventIdx?: boolean;
+}
+
+/** virtio's vring_need_event: did the index move past `event` going from `old` to `now`? */
+function needEvent(event: number, now: number, old: number): boolean {
+  return ((now - event - 1) & 0xffff) < ((now - old) & 0xffff);
 }
 
 export class GuestDriverHarness {
@@ -114,6 +125,11 @@ export class GuestDriverHarness {
   private nextLocalPort = 40000;
   private closed = false;
   private qemuGone = false;
+  private txKicksByEventIdx = false;
+  /** The guest application stops reading: received bytes give no credit back. */
+  holdReceived = false;
+  /** tx kicks the harness left out because avail_event did not ask for them. */
+  txKicksSuppressed = 0;
 
   private constructor(device: VsockDevice, qemuFd: number, memfd: number, guestCid: number) {
     this.device = device;
@@ -142,11 +158,14 @@ export class GuestDriverHarness {
         txNotifyBatch: options.txNotifyBatch,
         txNotifyDelayUs: options.txNotifyDelayUs,
         rxBuffersPerRead: options.rxBuffersPerRead,
+        txKickDeferUs: options.txKickDeferUs,
       },
       { vhostConnectedFd: deviceFd },
     );
     const memfd = helpers.memfd(MEMFD_SIZE);
-    return new GuestDriverHarness(device, qemuFd, memfd, options.guestCid);
+    const harness = new GuestDriverHarness(device, qemuFd, memfd, options.guestCid);
+    harness.txKicksByEventIdx = options.txKicksByEventIdx === true;
+    return harness;
   }
 
   // ------------------------------------------------------------------ vhost-user (QEMU's part)
@@ -291,6 +310,39 @@ export class GuestDriverHarness {
     this.kick(RX);
   }
 
+  /** EVENT_IDX: the avail index at which the device wants its next kick (in the used ring). */
+  availEvent(q: number): number {
+    return this.mem.readUInt16LE(this.off(usedAt(q)) + 4 + 8 * QSIZE);
+  }
+
+  /** The guest's avail index on ring `q` (what it has made available so far). */
+  availIndex(q: number): number {
+    return this.availIdx[q]!;
+  }
+
+  /** A CREDIT_UPDATE on `sock`, as a Linux reader sends when it drains its socket. */
+  sendCreditUpdate(sock: GuestSocket): void {
+    this.sendControl(sock.localPort, sock.peerPort, Op.CREDIT_UPDATE, 0, 0);
+  }
+
+  /**
+   * Like `until`, but the device runs only from the loop (its kick, host socket and timer
+   * watchers), never by `serviceNow`: what a kick the harness left out costs is visible.
+   */
+  async untilFromLoop(done: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (!this.closed) {
+        this.reclaimTx();
+        this.drainRx();
+        this.flushSends();
+      }
+      if (done()) return;
+      if (Date.now() > deadline) throw new Error(`harness: timed out waiting for ${what}`);
+      await tick();
+    }
+  }
+
   /** Lets the device run, then takes what it returned on every ring. */
   pump(): void {
     if (this.closed) return;
@@ -370,6 +422,7 @@ export class GuestDriverHarness {
           if (h.flags & SEQ_EOM) sock.messages.push(Buffer.concat(sock.partial.splice(0)));
         }
         // The application reads at once: hand the credit back in big steps, as Linux does.
+        if (this.holdReceived) return; // ... unless it is not reading
         sock.fwdCnt = (sock.fwdCnt + payload.length) >>> 0;
         if (((sock.fwdCnt - sock.lastSentFwd) >>> 0) >= this.guestBufAlloc / 2) this.sendControl(sock.localPort, sock.peerPort, Op.CREDIT_UPDATE, 0, 0);
         return;
@@ -428,8 +481,10 @@ export class GuestDriverHarness {
       this.mem.writeUInt16LE(0, t + 30);
       this.writeDesc(TX, slot, BigInt(table), 32, DESC_INDIRECT, 0);
     }
+    const old = this.availIdx[TX]!;
     this.publish(TX, slot);
-    this.kick(TX);
+    if (!this.txKicksByEventIdx || needEvent(this.availEvent(TX), this.availIdx[TX]!, old)) this.kick(TX);
+    else this.txKicksSuppressed++;
     return true;
   }
 
