@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
 // Under CI a JSON report is written too, so .ci/run can print a plain closing count.
 export default defineConfig({
   test: {
-    projects: ['native', 'packages/*', 'apps/*'],
+    projects: ['native', 'packages/*', 'apps/*', 'bench'],
     maxWorkers: 2,
     reporters: process.env.CI ? ['default', 'json'] : ['default'],
     outputFile: { json: '.vitest-results.json' },
