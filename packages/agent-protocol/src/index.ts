@@ -8,6 +8,7 @@ export * from './methods.js';
 export * from './errors.js';
 export * from './detached.js';
 export { READ_TRAILER_BYTES } from './read-body.js';
+export { UPLOAD_RESUME_METHODS, uploadPartName, type PartialParams, type PartialResult, type WriteResumeParams } from './upload-resume.js';
 export { leftoverName, leftoverWriter, processGone, processStateOf, type LeftoverKind } from './leftovers.js';
 export {
   ExecRecordTag,

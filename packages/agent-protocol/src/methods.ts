@@ -1,4 +1,5 @@
 import { DETACHED_METHODS, type DetachedMethodTypes } from './detached.js';
+import { UPLOAD_RESUME_METHODS, type UploadResumeMethodTypes, type WriteResumeParams } from './upload-resume.js';
 
 /**
  * The methods an agent serves, their params and their results: plain JSON on
@@ -26,6 +27,7 @@ export const METHODS = [
   'net.connect',
   'net.send',
   ...DETACHED_METHODS,
+  ...UPLOAD_RESUME_METHODS,
 ] as const;
 export type MethodName = (typeof METHODS)[number];
 
@@ -110,7 +112,7 @@ export interface ReadResult {
 }
 
 /** fs.write `{ path, size, sha256?, mode?, mtimeMs? }` + a request body of exactly `size` bytes. */
-export interface WriteParams extends PathParams {
+export interface WriteParams extends PathParams, WriteResumeParams {
   size: number;
   sha256?: string;
   mode?: number;
@@ -246,7 +248,7 @@ export interface SendResult {
 }
 
 /** Params and result of each method, for typed clients. */
-export interface MethodTypes extends DetachedMethodTypes {
+export interface MethodTypes extends DetachedMethodTypes, UploadResumeMethodTypes {
   ping: { params: Record<string, never>; result: PingResult };
   info: { params: Record<string, never>; result: AgentInfo };
   'fs.stat': { params: PathParams; result: StatResult };

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { constants as fsConstants, fstat as fstatCallback, futimes as futimesCallback, promises as fsp, read as readCallback, type Stats } from 'node:fs';
 import { promisify } from 'node:util';
-import type { FileType, ListEntry, ListResult, StatResult, TransferResult } from '@vmlink/agent-protocol';
+import { uploadPartName, type FileType, type ListEntry, type ListResult, type PartialResult, type StatResult, type TransferResult } from '@vmlink/agent-protocol';
 import { throwIfAborted } from '@vmlink/errors';
 import type { BackendFile, FileBackend } from '../aio.js';
 import { AgentErrorCode, agentError } from '../errors.js';
@@ -241,7 +241,66 @@ export interface WriteOptions {
   readonly mode?: number;
   /** Modification time to set before the rename (cp keeps mtimes). */
   readonly mtimeMs?: number | undefined;
+  /**
+   * A resumable upload (needs `expectedSha256`): the bytes go to the part file
+   * `uploadPartName(name, sha256)`, kept when the transfer breaks; from `offset` > 0 the
+   * kept part is continued once its first `offset` bytes hash to `prefixSha256`.
+   */
+  readonly resume?: { readonly offset: number; readonly prefixSha256?: string | undefined } | undefined;
   readonly signal: AbortSignal;
+}
+
+const OPEN_PART_READ = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK;
+const OPEN_PART_CONTINUE = fsConstants.O_RDWR | fsConstants.O_NOFOLLOW;
+const OPEN_PART_RESTART = fsConstants.O_RDWR | fsConstants.O_NOFOLLOW | fsConstants.O_CREAT | fsConstants.O_TRUNC;
+
+/** A part file must be a plain regular file with one name: never a FIFO, a device or a hard link to something else. */
+function checkPart(stats: Stats, clientPath: string): void {
+  if (!stats.isFile() || stats.nlink !== 1) {
+    throw agentError(AgentErrorCode.NOT_REGULAR_FILE, `fs.write: the kept part of an upload to '${clientPath}' is not a regular file with one link; refused`);
+  }
+}
+
+/** SHA-256 of the first `length` bytes of an open file (the kept part of an upload). */
+async function hashOpenPrefix(fd: number, length: number, signal: AbortSignal): Promise<string> {
+  const hash = createHash('sha256');
+  await readPrefixInto(fd, length, hash, signal);
+  return hash.digest('hex');
+}
+
+function checkSha256Param(value: unknown, what: string): string {
+  if (typeof value !== 'string' || !/^[0-9a-f]{64}$/.test(value)) {
+    throw agentError(AgentErrorCode.INVALID_PARAMS, `${what} must be 64 lower-case hex digits, got ${JSON.stringify(value)?.slice(0, 80)}`);
+  }
+  return value;
+}
+
+/**
+ * fs.partial: how much of an upload of the file hashing to `sha256` into `remotePath` the
+ * agent kept (a `cp --resume` that broke), and the SHA-256 of it, hashed here.
+ */
+export async function partialUpload(jail: RootJail, remotePath: unknown, rawSha256: unknown, signal: AbortSignal): Promise<PartialResult> {
+  const sha256 = checkSha256Param(rawSha256, 'fs.partial: sha256');
+  const walked = await jail.walk(remotePath, 'create');
+  const clientPath = remotePath as string;
+  try {
+    const handle = await fsp.open(at(walked.dir.fd, uploadPartName(walked.name as string, sha256)), OPEN_PART_READ).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (!handle) return { length: 0, sha256: createHash('sha256').digest('hex') };
+    try {
+      const stats = await handle.stat();
+      checkPart(stats, clientPath);
+      return { length: stats.size, sha256: await hashOpenPrefix(handle.fd, stats.size, signal) };
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    throw forClient(error, clientPath);
+  } finally {
+    await walked.release();
+  }
 }
 
 /**
@@ -261,15 +320,43 @@ export async function writeFileAtomic(
   const clientPath = remotePath as string;
   const dirFd = walked.dir.fd;
   const name = walked.name as string; // 'create' always ends in a name
-  const tempName = tempNameFor(name);
+  const resume = options.resume;
+  if (resume && options.expectedSha256 === undefined) {
+    await walked.release();
+    throw agentError(AgentErrorCode.INVALID_PARAMS, `fs.write: a resumable upload to '${clientPath}' needs the file's sha256`);
+  }
+  const tempName = resume ? uploadPartName(name, options.expectedSha256 as string) : tempNameFor(name);
   let file: BackendFile | undefined;
   let renamed = false;
+  // A resumable upload keeps its part when the transfer breaks, not when what arrived is wrong.
+  let keepPart = resume !== undefined;
   try {
     const existing = await fsp.lstat(at(dirFd, name)).catch(() => undefined);
     if (existing?.isDirectory()) throw systemError('EISDIR', 'open', clientPath, `fs.write: '${clientPath}' is a directory`);
-    file = await backend.open(at(dirFd, tempName), OPEN_CREATE_EXCLUSIVE, options.mode ?? 0o644);
     const hash = createHash('sha256');
     let position = 0;
+    if (!resume) {
+      file = await backend.open(at(dirFd, tempName), OPEN_CREATE_EXCLUSIVE, options.mode ?? 0o644);
+    } else {
+      file = await backend.open(at(dirFd, tempName), resume.offset > 0 ? OPEN_PART_CONTINUE : OPEN_PART_RESTART, options.mode ?? 0o644);
+      const stats = await fstat(file.fd);
+      checkPart(stats, clientPath);
+      if (resume.offset > 0) {
+        // The agent's own check of the prefix it continues: the client compared fs.partial's
+        // hash, but the part may have changed since (another client, a disk error).
+        const held = stats.size >= resume.offset ? await readPrefixInto(file.fd, resume.offset, hash, options.signal) : 0;
+        if (held !== resume.offset || hash.copy().digest('hex') !== resume.prefixSha256) {
+          keepPart = false;
+          throw agentError(
+            AgentErrorCode.CHECKSUM_MISMATCH,
+            `fs.write: the kept part of '${clientPath}' (${stats.size} bytes) does not start with the ${resume.offset} bytes the client has; discarded, copy again from 0`,
+          );
+        }
+        // The prefix is in the whole file's hash now; anything past it is dropped.
+        await fsp.truncate(reopenPath(file.fd), resume.offset);
+        position = resume.offset;
+      }
+    }
     for await (const chunk of source) {
       throwIfAborted(options.signal);
       if (position + chunk.length > options.maxBytes) {
@@ -282,12 +369,14 @@ export async function writeFileAtomic(
     throwIfAborted(options.signal);
     const sha256 = hash.digest('hex');
     if (options.expectedSize !== undefined && options.expectedSize !== position) {
+      keepPart = false;
       throw agentError(
         AgentErrorCode.SIZE_MISMATCH,
         `fs.write: '${clientPath}' received ${position} bytes, the client announced ${options.expectedSize}; discarded`,
       );
     }
     if (options.expectedSha256 !== undefined && options.expectedSha256 !== sha256) {
+      keepPart = false;
       throw agentError(
         AgentErrorCode.CHECKSUM_MISMATCH,
         `fs.write: '${clientPath}' received SHA-256 ${sha256}, the client announced ${options.expectedSha256}; discarded`,
@@ -309,11 +398,26 @@ export async function writeFileAtomic(
     throw forClient(error, clientPath);
   } finally {
     if (!renamed) {
+      if (keepPart) await file?.fsync({ signal: new AbortController().signal }).catch(() => undefined);
       await file?.close().catch(() => undefined);
-      if (file) await fsp.unlink(at(dirFd, tempName)).catch(() => undefined);
+      if (file && !keepPart) await fsp.unlink(at(dirFd, tempName)).catch(() => undefined);
     }
     await walked.release();
   }
+}
+
+/** Feeds the first `length` bytes of `fd` into `hash`; returns how many there were. */
+async function readPrefixInto(fd: number, length: number, hash: ReturnType<typeof createHash>, signal: AbortSignal): Promise<number> {
+  const buffer = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, Math.max(1, length)));
+  let position = 0;
+  while (position < length) {
+    throwIfAborted(signal);
+    const { bytesRead } = await readAt(fd, buffer, 0, Math.min(buffer.length, length - position), position);
+    if (bytesRead === 0) break;
+    hash.update(buffer.subarray(0, bytesRead));
+    position += bytesRead;
+  }
+  return position;
 }
 
 async function writeFully(file: BackendFile, chunk: Uint8Array, position: number, signal: AbortSignal): Promise<void> {
