@@ -9,7 +9,7 @@ import { checkEnv } from './exec/env.js';
 import { resolveOutputCaps } from './exec/output-cap.js';
 import { checkPtyParams, startPtyCommand } from './exec/pty-command.js';
 import { changeMode, changeTimes, checkMode, hashPrefix, makeDirectory, movePath, removePath } from './methods/manage.js';
-import { listDirectory, openForRead, statPath, streamOpenedFile, writeFileAtomic } from './methods/files.js';
+import { listDirectory, openForRead, partialUpload, statPath, streamOpenedFile, writeFileAtomic } from './methods/files.js';
 import { detachedHandlers } from './methods/detached.js';
 import { DetachedRegistry } from './detached/registry.js';
 import { dialTarget, feedTarget, probeTarget, pumpTarget, type ForwardTable } from './methods/forward.js';
@@ -113,7 +113,9 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
       if (mtimeMs !== undefined && (typeof mtimeMs !== 'number' || !Number.isFinite(mtimeMs) || mtimeMs < 0)) {
         throw agentError(AgentErrorCode.INVALID_PARAMS, `fs.write: mtimeMs must be milliseconds since 1970 (a number >= 0), got ${describeValue(mtimeMs)}`);
       }
+      const resume = writeResumeOf(params, size, sha256);
       const result = await writeFileAtomic(deps.backend, jail(), params['path'], ctx.body ?? emptyBody(), {
+        resume,
         expectedSha256: sha256,
         // The announced size is the cap: a client cannot announce 1 byte and send 1 GiB.
         maxBytes: size,
@@ -125,6 +127,7 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
       ctx.note('bytes', result.size);
       return result;
     },
+    'fs.partial': async (params, ctx) => partialUpload(jail(), params['path'], params['sha256'], ctx.signal),
     'fs.hash': async (params, ctx) => hashPrefix(jail(), params['path'], params['length'], ctx.signal),
     'fs.mkdir': async (params) => makeDirectory(jail(), params['path'], params['mode'], params['parents']),
     'fs.rm': async (params, ctx) => removePath(jail(), params['path'], params['recursive'], ctx.signal),
@@ -199,6 +202,25 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
       });
     },
   };
+}
+
+/** fs.write's resumable-upload params (`resume`, `offset`, `prefixSha256`), checked. */
+function writeResumeOf(params: Record<string, unknown>, size: number, sha256: unknown): { offset: number; prefixSha256?: string } | undefined {
+  const { resume, offset = 0, prefixSha256 } = params;
+  if (resume === undefined || resume === false) {
+    if (offset !== 0 || prefixSha256 !== undefined) throw agentError(AgentErrorCode.INVALID_PARAMS, 'fs.write: offset and prefixSha256 need resume: true');
+    return undefined;
+  }
+  if (resume !== true) throw agentError(AgentErrorCode.INVALID_PARAMS, `fs.write: resume must be a boolean, got ${describeValue(resume)}`);
+  if (sha256 === undefined) throw agentError(AgentErrorCode.INVALID_PARAMS, 'fs.write: resume: true needs the sha256 of the whole file');
+  if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0 || offset > size) {
+    throw agentError(AgentErrorCode.INVALID_PARAMS, `fs.write: offset must be an integer 0..${size} (the size), got ${describeValue(offset)}`);
+  }
+  if (offset === 0) return { offset };
+  if (typeof prefixSha256 !== 'string' || !/^[0-9a-f]{64}$/.test(prefixSha256)) {
+    throw agentError(AgentErrorCode.INVALID_PARAMS, `fs.write: prefixSha256 must be 64 lower-case hex digits, got ${describeValue(prefixSha256)}`);
+  }
+  return { offset, prefixSha256 };
 }
 
 async function* emptyBody(): AsyncGenerator<Uint8Array> {}
