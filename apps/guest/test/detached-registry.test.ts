@@ -83,6 +83,16 @@ describe('detached handlers and registry (in-process, real processes)', () => {
     await expect(handlers['detached.wait']({ id: started.id }, context())).resolves.toMatchObject({ state: 'exited', signal: 'SIGKILL' });
   });
 
+  it('concurrent starts cannot overshoot --max-detached: 6 at once with room for 2 start exactly 2', async () => {
+    const { registry, handlers } = await setup({ maxRunning: 2, maxExited: 4, outputBytes: 1024 });
+    const outcomes = await Promise.allSettled(Array.from({ length: 6 }, () => handlers['detached.start']({ command: 'sleep', args: ['300'] }, context())));
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(2);
+    for (const o of outcomes) if (o.status === 'rejected') expect(o.reason).toMatchObject({ code: 'ERR_VMLINK_DETACHED_LIMIT' });
+    expect(registry.running).toBe(2);
+    registry.shutdown();
+    await Promise.all(registry.list().map((p) => p.finished));
+  });
+
   it('--max-detached 0: ERR_VMLINK_DETACHED_DISABLED before anything is spawned', async () => {
     const { handlers } = await setup({ maxRunning: 0, maxExited: 0, outputBytes: 1024 });
     await expect(handlers['detached.start']({ command: 'sleep', args: ['1'] }, context())).rejects.toMatchObject({ code: 'ERR_VMLINK_DETACHED_DISABLED' });

@@ -70,13 +70,31 @@ export class DetachedRegistry {
     return n;
   }
 
-  /** Throws unless another process may start now (call before spawning). */
-  checkCanStart(): void {
+  /** Starts under way (resolving, spawning): they count against maxRunning already. */
+  private starting = 0;
+
+  /**
+   * Takes a slot for a process about to start, or throws (disabled, limit, shutting down).
+   * Synchronous, so concurrent starts cannot all pass the check; release it once the
+   * process is added (or failed to start).
+   */
+  reserve(): () => void {
+    this.checkCanStart();
+    this.starting += 1;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.starting -= 1;
+    };
+  }
+
+  private checkCanStart(): void {
     if (this.limits.maxRunning === 0) {
       throw detachedError(DetachedErrorCode.DISABLED, 'detached processes are disabled on this agent (--max-detached 0)');
     }
     if (this.stopping.signal.aborted) throw new VmlinkError('ERR_VMLINK_SHUTTING_DOWN', 'the agent is shutting down: no new detached processes');
-    const running = this.running;
+    const running = this.running + this.starting;
     if (running >= this.limits.maxRunning) {
       throw detachedError(DetachedErrorCode.LIMIT, `${running} detached processes are running, the most this agent allows (--max-detached ${this.limits.maxRunning})`);
     }

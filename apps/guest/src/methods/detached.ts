@@ -23,18 +23,22 @@ export function detachedHandlers(deps: Pick<HandlerDeps, 'policy' | 'jail'>, reg
   return {
     'detached.start': async (params, ctx): Promise<DetachedProcessInfo> => {
       const { command, args } = checkExecRequest(deps.policy, { command: params['command'], args: params['args'] });
-      registry.checkCanStart();
-      ctx.note('command', command);
-      const resolved = await deps.policy.resolve(command);
-      registry.checkCanStart(); // again: another start may have taken the slot while we resolved
-      const running = await startCommand(resolved, args, {
-        cwd: deps.jail?.realRoot ?? '/',
-        // Not the request's signal: the process outlives this request and its connection.
-        signal: registry.signal,
-        timeoutMs: NO_TIMEOUT_MS,
-        stdin: false,
-      });
-      const entry = registry.add(command, args, running);
+      const release = registry.reserve();
+      let entry;
+      try {
+        ctx.note('command', command);
+        const resolved = await deps.policy.resolve(command);
+        const running = await startCommand(resolved, args, {
+          cwd: deps.jail?.realRoot ?? '/',
+          // Not the request's signal: the process outlives this request and its connection.
+          signal: registry.signal,
+          timeoutMs: NO_TIMEOUT_MS,
+          stdin: false,
+        });
+        entry = registry.add(command, args, running);
+      } finally {
+        release();
+      }
       ctx.note('id', entry.id);
       ctx.note('pid', entry.pid);
       return entry.info();
