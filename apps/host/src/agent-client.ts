@@ -11,6 +11,7 @@ import type {
   ListResult,
   MkdirResult,
   MvResult,
+  PartialResult,
   ProbeResult,
   RmResult,
   StatResult,
@@ -24,6 +25,11 @@ export type { AgentInfo, ExecResult, FileType, ListEntry, ListResult, StatResult
 export interface WriteOptions {
   readonly mode?: number;
   readonly mtimeMs?: number;
+  /** A resumable upload: the agent keeps what arrived if the transfer breaks (fs.write `resume`). */
+  readonly resume?: boolean;
+  /** Continue the kept part from here; its first `offset` bytes must hash to `prefixSha256`. */
+  readonly offset?: number;
+  readonly prefixSha256?: string;
 }
 
 /** One forwarded TCP connection in the guest: what the target sends, and its id for send(). */
@@ -58,6 +64,8 @@ export interface AgentClient {
   /** Streams `source` (of `size` bytes hashing to `sha256`) into a remote file. */
   write(path: string, source: AsyncIterable<Uint8Array>, size: number, sha256: string, options?: WriteOptions): Promise<TransferResult>;
   hash(path: string, length: number): Promise<HashResult>;
+  /** How much of a resumable upload of the file hashing to `sha256` into `path` the agent kept, and its SHA-256. */
+  partial(path: string, sha256: string): Promise<PartialResult>;
   mkdir(path: string, options?: { mode?: number; parents?: boolean }): Promise<MkdirResult>;
   rm(path: string, options?: { recursive?: boolean }): Promise<RmResult>;
   mv(from: string, to: string): Promise<MvResult>;

@@ -11,6 +11,7 @@ import {
   type MethodName,
   type MkdirResult,
   type MvResult,
+  type PartialResult,
   type ProbeResult,
   type RmResult,
   type UtimesResult,
@@ -220,6 +221,10 @@ class RpcAgentClient implements AgentClient {
 
   hash(path: string, length: number): Promise<HashResult> {
     return this.call('fs.hash', { path, length });
+  }
+
+  partial(path: string, sha256: string): Promise<PartialResult> {
+    return this.call('fs.partial', { path, sha256 });
   }
 
   mkdir(path: string, options: { mode?: number; parents?: boolean } = {}): Promise<MkdirResult> {
