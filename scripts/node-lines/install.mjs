@@ -23,6 +23,20 @@ export function nodePackageName(arch = process.arch) {
   return `node-linux-${arch}`;
 }
 
+/** Debian's arm64 runtime for qemu-user (packages qemu-user-static, libc6-arm64-cross, libstdc++6-arm64-cross). */
+export const QEMU_AARCH64 = '/usr/bin/qemu-aarch64-static';
+export const AARCH64_SYSROOT = '/usr/aarch64-linux-gnu';
+
+/**
+ * How to run a node binary of `arch` on this machine: directly for its own arch, under
+ * qemu-user (with Debian's arm64 libraries) for arm64 on x86_64. Returns [file, ...args].
+ */
+export function nodeCommand(node, arch = process.arch, hostArch = process.arch) {
+  if (arch === hostArch) return [node];
+  if (arch === 'arm64') return [QEMU_AARCH64, '-L', AARCH64_SYSROOT, node];
+  throw new Error(`cannot run a linux-${arch} node on linux-${hostArch}`);
+}
+
 /** Runs a program, resolving { code, stdout, stderr }; never rejects for a non-zero exit. */
 export function exec(file, args, options = {}) {
   return new Promise((resolve, reject) => {
@@ -100,7 +114,8 @@ export async function ensureNodeLine(major, { cacheDir = defaultCacheDir(), arch
     const untar = await exec('tar', ['-xzf', tarball, '-C', tmp, '--strip-components=1', 'package/bin/node']);
     if (untar.code !== 0) throw new Error(`unpacking bin/node from ${filename} failed: ${untar.stderr.trim()}`);
     await rm(tarball);
-    const check = await exec(join(tmp, 'bin', 'node'), ['-p', 'process.version']);
+    const [file, ...prefix] = nodeCommand(join(tmp, 'bin', 'node'), arch);
+    const check = await exec(file, [...prefix, '-p', 'process.version']);
     if (check.stdout.trim() !== `v${version}`) throw new Error(`${filename} holds node ${check.stdout.trim() || check.stderr.trim()}, not v${version}`);
     await chmod(tmp, 0o755); // mkdtemp makes it 0700
     await rename(tmp, dir).catch(async (err) => {
