@@ -58,7 +58,7 @@ export async function cpCommand(client: AgentClient, command: Extract<Command, {
     }
     return 0;
   }
-  const outcome = plan.direction === 'download' ? await downloadFile(client, plan.remotePath, plan.localPath, progressOut, { resume: command.resume }) : await uploadFile(client, plan.localPath, plan.remotePath, progressOut, {});
+  const outcome = plan.direction === 'download' ? await downloadFile(client, plan.remotePath, plan.localPath, progressOut, { resume: command.resume }) : await uploadFile(client, plan.localPath, plan.remotePath, progressOut, { resume: command.resume });
   if (common.json) printJson(out, outcome);
   else {
     const resumed = outcome.resumedFrom ? ` (resumed after ${formatBytes(outcome.resumedFrom)} already here)` : '';
@@ -234,6 +234,8 @@ async function hashFile(localPath: string, progressOut: ProgressTarget, size: nu
 }
 
 interface UploadOptions {
+  /** Keep what reached the agent if the copy breaks, and continue from it next time (after its SHA-256 checks). */
+  readonly resume?: boolean;
   readonly exact?: boolean;
   readonly mode?: number;
   readonly mtimeMs?: number;
@@ -258,23 +260,94 @@ async function uploadFile(client: AgentClient, localPath: string, remoteTarget: 
       if (remote?.type === 'directory') remotePath = `${remotePath}/${path.basename(localPath)}`;
     }
   }
+  const start = options.resume ? await resumePoint(client, localPath, remotePath, local) : FROM_ZERO;
+  try {
+    return await sendFile(client, localPath, remotePath, local, progressOut, options, start);
+  } catch (err) {
+    // The agent checks the kept prefix again before it appends; if it changed since
+    // fs.partial (and was discarded), the copy starts over from 0 once.
+    if (start.offset > 0 && (err as { code?: unknown }).code === 'ERR_VMLINK_CHECKSUM_MISMATCH') return sendFile(client, localPath, remotePath, local, progressOut, options, FROM_ZERO);
+    throw err;
+  }
+}
+
+/**
+ * cp --resume up: what the agent kept of an earlier attempt to upload this very file
+ * (fs.partial, hashed by the agent), if it is the start of our file; else 0 (the agent
+ * then starts its part over). An agent without fs.partial gets a plain upload.
+ */
+async function resumePoint(client: AgentClient, localPath: string, remotePath: string, local: { size: number; sha256: string }): Promise<ResumePoint> {
+  let held;
+  try {
+    held = await client.partial(remotePath, local.sha256);
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'ERR_VMLINK_PROTOCOL') return FROM_ZERO; // an older agent
+    throw err;
+  }
+  if (held.length === 0 || held.length > local.size) return FROM_ZERO;
+  let ours: string;
+  try {
+    ours = await prefixSha256(localPath, held.length);
+  } catch (err) {
+    throw localError(err as NodeJS.ErrnoException, localPath);
+  }
+  return ours === held.sha256 ? { offset: held.length, prefixSha256: ours } : FROM_ZERO;
+}
+
+interface ResumePoint {
+  readonly offset: number;
+  readonly prefixSha256?: string;
+}
+const FROM_ZERO: ResumePoint = { offset: 0 };
+
+async function sendFile(
+  client: AgentClient,
+  localPath: string,
+  remotePath: string,
+  local: { size: number; sha256: string },
+  progressOut: ProgressTarget,
+  options: UploadOptions,
+  start: ResumePoint,
+): Promise<CopyOutcome> {
+  const offset = start.offset;
   const bar = new ProgressBar(`upload ${path.basename(localPath)}`, local.size, progressOut);
+  if (offset > 0) bar.advance(offset);
   async function* source(): AsyncGenerator<Uint8Array> {
-    for await (const chunk of createReadStream(localPath, { highWaterMark: 1024 * 1024 })) {
+    if (offset === local.size) return;
+    for await (const chunk of createReadStream(localPath, { start: offset, highWaterMark: 1024 * 1024 })) {
       bar.advance((chunk as Buffer).length);
       yield chunk as Buffer;
     }
   }
   try {
-    const writeOptions = { ...(options.mode === undefined ? {} : { mode: options.mode }), ...(options.mtimeMs === undefined ? {} : { mtimeMs: options.mtimeMs }) };
+    const writeOptions = {
+      ...(options.mode === undefined ? {} : { mode: options.mode }),
+      ...(options.mtimeMs === undefined ? {} : { mtimeMs: options.mtimeMs }),
+      ...(options.resume ? { resume: true } : {}),
+      ...(start.prefixSha256 === undefined ? {} : { offset, prefixSha256: start.prefixSha256 }),
+    };
     const result = await client.write(remotePath, source(), local.size, local.sha256, writeOptions);
     if (result.sha256 !== local.sha256 || result.size !== local.size) throw integrityError(remotePath, local.sha256, result.sha256);
     bar.finish();
-    return { direction: 'upload', from: localPath, to: `${client.uri}:${remotePath}`, size: result.size, sha256: result.sha256, verified: true };
+    return {
+      direction: 'upload',
+      from: localPath,
+      to: `${client.uri}:${remotePath}`,
+      size: result.size,
+      sha256: result.sha256,
+      verified: true,
+      ...(offset > 0 ? { resumedFrom: offset } : {}),
+    };
   } catch (err) {
     bar.clear();
     throw err;
   }
+}
+
+async function prefixSha256(localPath: string, length: number): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(localPath, { start: 0, end: length - 1, highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }
 
 /** Like cp -r: into DST if it is an existing directory, else as DST. */
