@@ -46,6 +46,7 @@ const POOL_OPTIONS = [
   'maxHoldUs',
   'maxHeld',
   'completionBudgetUs',
+  'threadsPerInFlight',
 ] as const satisfies readonly (keyof ThreadPoolOptions)[];
 
 /** The factory @vmlink/aio's createBackend('threadpool', options) calls; other backends' options are ignored. */

@@ -12,6 +12,7 @@ export {
   DEFAULT_MAX_HOLD_US,
   DEFAULT_MAX_HELD,
   DEFAULT_COMPLETION_BUDGET_US,
+  DEFAULT_THREADS_PER_IN_FLIGHT,
   type ThreadPoolOptions,
   type ResolvedThreadPoolOptions,
 } from './options.js';

@@ -49,6 +49,8 @@ export interface PoolLoad {
   /** Requests handed to the pool and not yet delivered back (queued, running or done). */
   readonly inFlight: number;
   readonly maxThreads: number;
+  /** Workers per request in flight the pool grows to at most (see ThreadPoolOptions.threadsPerInFlight). */
+  readonly threadsPerInFlight: number;
 }
 
 /**
@@ -56,13 +58,15 @@ export interface PoolLoad {
  * idle, up to maxThreads. But only while requests block (the slow share reaches
  * growWhenSlowShare): page-cache hits are CPU work, and on 2 cores more threads than
  * cores only add context switches. A pool with no worker always gets one. Never more
- * workers than requests in flight: workers still starting are neither idle nor busy, so
- * the queue can look unserved while they start.
+ * workers than threadsPerInFlight x the requests in flight (rounded up): a worker that
+ * finds the next request already queued never sleeps, while one per request sleeps after
+ * each and costs a wake-up (and a scheduling delay) per request; and workers still
+ * starting are neither idle nor busy, so the queue can look unserved while they start.
  */
 export function workersToAdd(load: PoolLoad, slowShare: number, growWhenSlowShare: number): number {
   const waiting = load.queued - load.idleThreads;
   if (waiting <= 0) return 0;
-  const room = Math.max(0, Math.min(load.maxThreads, load.inFlight) - load.threads);
+  const room = Math.max(0, Math.min(load.maxThreads, Math.ceil(load.inFlight * load.threadsPerInFlight)) - load.threads);
   if (slowShare < growWhenSlowShare) return load.threads === 0 ? Math.min(1, room) : 0;
   return Math.min(waiting, room);
 }

@@ -236,7 +236,7 @@ export class ThreadPoolIo implements FdIo {
     // the warm path skips the native reads.
     if (this.#slowShare.value < this.options.growWhenSlowShare && this.options.minThreads > 0) return;
     const pool = this.#pool;
-    const load = { threads: pool.threads, idleThreads: pool.idleThreads, queued: pool.queued, inFlight: pool.inFlight, maxThreads: this.options.maxThreads };
+    const load = { threads: pool.threads, idleThreads: pool.idleThreads, queued: pool.queued, inFlight: pool.inFlight, maxThreads: this.options.maxThreads, threadsPerInFlight: this.options.threadsPerInFlight };
     const add = workersToAdd(load, this.#slowShare.value, this.options.growWhenSlowShare);
     if (add > 0) pool.spawn(add);
   }

@@ -47,7 +47,7 @@ describe('SlowShare', () => {
 });
 
 describe('workersToAdd', () => {
-  const load = { threads: 2, idleThreads: 0, queued: 30, inFlight: 32, maxThreads: 64 };
+  const load = { threads: 2, idleThreads: 0, queued: 30, inFlight: 32, maxThreads: 64, threadsPerInFlight: 1 };
 
   it('adds one worker per waiting request while requests block, up to maxThreads', () => {
     expect(workersToAdd(load, 1, 0.25)).toBe(30);
@@ -60,6 +60,14 @@ describe('workersToAdd', () => {
   it('never beyond one worker per request in flight (workers still starting look busy)', () => {
     expect(workersToAdd({ ...load, threads: 30, queued: 20 }, 1, 0.25)).toBe(2);
     expect(workersToAdd({ ...load, threads: 32, queued: 20 }, 1, 0.25)).toBe(0);
+  });
+
+  it('never beyond threadsPerInFlight x the requests in flight, rounded up (workers that find the next request queued never sleep)', () => {
+    const share = { ...load, threadsPerInFlight: 0.25 };
+    expect(workersToAdd(share, 1, 0.25)).toBe(6); // 8 for 32 in flight, 2 alive
+    expect(workersToAdd({ ...share, threads: 8 }, 1, 0.25)).toBe(0);
+    expect(workersToAdd({ ...share, threads: 1, inFlight: 2, queued: 1 }, 1, 0.25)).toBe(0); // ceil(0.5) = 1
+    expect(workersToAdd({ ...share, threads: 1, inFlight: 5, queued: 4 }, 1, 0.25)).toBe(1); // ceil(1.25) = 2
   });
 
   it('adds none when nothing waits (idle workers take the queue)', () => {
@@ -80,7 +88,7 @@ describe('resolveOptions', () => {
   it('fills documented defaults: minThreads = cores (>= 2), maxThreads 64, idle 5 s', () => {
     const options = resolveOptions(undefined);
     expect(options.minThreads).toBeGreaterThanOrEqual(2);
-    expect(options).toMatchObject({ maxThreads: 64, idleTimeoutMs: 5000, growWhenSlowShare: 0.25, cachedBaseUs: 20, cachedBytesPerUs: 2000, maxHoldUs: 200, maxHeld: 16, completionBudgetUs: 500 });
+    expect(options).toMatchObject({ maxThreads: 64, idleTimeoutMs: 5000, growWhenSlowShare: 0.25, cachedBaseUs: 20, cachedBytesPerUs: 2000, maxHoldUs: 200, maxHeld: 16, completionBudgetUs: 500, threadsPerInFlight: 0.25 });
   });
 
   it('threads fixes the size; min/max override it; a small max lowers the default min', () => {
@@ -107,6 +115,8 @@ describe('resolveOptions', () => {
       [{ maxHoldUs: -5 }, 'ERR_OUT_OF_RANGE', 'options.maxHoldUs'],
       [{ maxHeld: 0 }, 'ERR_OUT_OF_RANGE', 'options.maxHeld'],
       [{ completionBudgetUs: -1 }, 'ERR_OUT_OF_RANGE', 'options.completionBudgetUs'],
+      [{ threadsPerInFlight: 0 }, 'ERR_OUT_OF_RANGE', 'options.threadsPerInFlight'],
+      [{ threadsPerInFlight: 1.5 }, 'ERR_OUT_OF_RANGE', 'options.threadsPerInFlight'],
       [{ completionBudgetUs: 'x' }, 'ERR_INVALID_ARG_TYPE', 'options.completionBudgetUs'],
     ];
     for (const [options, code, named] of bad) {
