@@ -243,7 +243,8 @@ export class PipeCommand implements RunningCommand {
   /**
    * Delivers one pipe in order; settles once it is closed and its last chunk delivered.
    * At its cap the pipe is closed (what `| head -c N` does): a writer that goes on gets
-   * EPIPE or SIGPIPE instead of blocking on a pipe nobody reads.
+   * an error (ECONNRESET: Node's child pipes are socketpairs) or SIGPIPE instead of
+   * blocking on a pipe nobody reads.
    */
   private pump(name: 'stdout' | 'stderr', onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>, meter: OutputMeter): Promise<void> {
     const stream = this.child[name];
