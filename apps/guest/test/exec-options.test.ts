@@ -72,7 +72,7 @@ describe('exec options: caps, env, cwd, pty', () => {
     await rm(work, { recursive: true, force: true });
   });
 
-  it('maxOutput: stdout cut at the requested bytes (the writer's output is closed, as under head -c), stderr goes on, the exit record says so', async () => {
+  it('maxOutput: stdout cut at the requested bytes (the writer sees its output closed, as under head -c), stderr goes on, the exit record says so', async () => {
     const records = await run(agent, { command: 'sh', args: ['-c', 'head -c 100000 /dev/zero; echo done >&2'], maxOutput: { stdout: 1000 } });
     expect(streamText(records, STDOUT).length).toBe(1000);
     expect(streamText(records, STDERR).toString()).toBe('done\n');
