@@ -8,6 +8,7 @@
 import { readFile, readdir, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { encodeExecInput } from '@vmlink/agent-protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, readExecRecords, rpcClient, rssKiB, startAgent, type AgentProcess, type ExecRecord } from './helpers.js';
 
@@ -97,7 +98,7 @@ describe('exec options: caps, env, cwd, pty', () => {
     } finally {
       await capped.stop('SIGKILL');
     }
-  }, 60_000);
+  }, 120_000);
 
   it('a PTY exec at its cap: the endless writer is killed, the output stops at the cap', async () => {
     const records = await run(agent, { command: 'yes', pty: { cols: 80, rows: 24 }, maxOutput: { stdout: 10_000 } });
@@ -141,7 +142,7 @@ describe('exec options: caps, env, cwd, pty', () => {
       expect(await bad.exited).toBe(2);
       expect(bad.log()).toContain(value);
     }
-  }, 60_000);
+  }, 120_000);
 
   it('cwd: a directory under the root; .. above it, a symlink leading out, a file, and no --root are refused', async () => {
     const records = await run(agent, { command: 'sh', args: ['-c', 'pwd -P'], cwd: '/sub' });
@@ -160,7 +161,7 @@ describe('exec options: caps, env, cwd, pty', () => {
     } finally {
       await rootless.stop('SIGKILL');
     }
-  }, 60_000);
+  }, 120_000);
 
   it('a PTY exec goes through the same policy: a command not allowed is refused with the same code; bad pty params are named', async () => {
     const peer = await rpcClient(agent.socketPath);
@@ -169,6 +170,44 @@ describe('exec options: caps, env, cwd, pty', () => {
     await expect(peer.call('exec', { command: 'sh', pty: { cols: 80, rows: 24, term: 'x; rm -rf /' } })).rejects.toMatchObject({ code: 'ERR_VMLINK_INVALID_PARAMS', message: expect.stringContaining('pty.term') });
     peer.destroy();
   });
+
+  it('typing into a PTY exec whose command never reads: the input stalls at the terminal, the agent stays bounded (RSS) and serves others', async () => {
+    const before = await rssKiB(agent.child.pid!);
+    const peer = await rpcClient(agent.socketPath);
+    // Raw mode: a full terminal makes its writer wait (a canonical one would drop the
+    // overflow of a line, as a console does, and never push back).
+    const response = await peer.request('exec', { command: 'sh', args: ['-c', 'stty raw -echo; echo ready; exec sleep 1000'], pty: { cols: 80, rows: 24 } });
+    const { id } = response.result as { id: string };
+    let resolveReady!: () => void;
+    const ready = new Promise<void>((resolve) => (resolveReady = resolve));
+    const output = readExecRecords(response.body!, (r) => {
+      if (r.tag === STDOUT && r.data.toString().includes('ready')) resolveReady();
+    }).catch(() => []);
+    await ready;
+    const chunk = encodeExecInput({ data: Buffer.alloc(64 * 1024, 0x61) });
+    const total = 512; // 32 MiB of typing
+    let pulled = 0;
+    async function* typing(): AsyncGenerator<Uint8Array> {
+      for (; pulled < total; pulled += 1) yield chunk;
+    }
+    const feeding = peer.call('exec.stdin', { id }, { body: typing() }).catch((error: unknown) => error);
+    let last = -1;
+    await eventually(async () => {
+      const stalled = pulled === last;
+      last = pulled;
+      if (!stalled) await new Promise((r) => setTimeout(r, 500));
+      return stalled;
+    }, 'the typing to stall');
+    expect(pulled).toBeLessThan(total / 4);
+    const other = await rpcClient(agent.socketPath);
+    for (let i = 0; i < 20; i += 1) expect(await other.call('ping')).toMatchObject({ pong: true });
+    other.destroy();
+    expect((await rssKiB(agent.child.pid!)) - before).toBeLessThan(24 * 1024);
+    response.body!.destroy(); // cancel: the command goes, the stalled input with it
+    peer.destroy();
+    await feeding;
+    await output;
+  }, 60_000);
 
   it('a client that never reads a PTY exec: the writer blocks, the agent holds a bounded amount (RSS) and serves others; cancel kills it', async () => {
     const warm = await run(agent, { command: 'sh', args: ['-c', 'echo warm'], pty: { cols: 80, rows: 24 } });
