@@ -3,7 +3,7 @@ import { ExecInputDecoder, ExecInputTag, type ExecExit, type PtySize } from '@vm
 import type { FdStream, FdStreamBinding } from '@vmlink/native';
 import { VmlinkError } from '@vmlink/errors';
 import { AgentErrorCode, agentError } from '../errors.js';
-import { childEnvironment, type ClientSignal, type RunningCommand, type StartOptions, withTruncation } from '../methods/exec.js';
+import { childEnvironment, startTimeLimit, type ClientSignal, type RunningCommand, type StartOptions, withTruncation } from '../methods/exec.js';
 import type { ResolvedCommand } from '../policy/exec-policy.js';
 import { describeValue } from '../policy/exec-policy.js';
 import { OutputMeter } from './output-cap.js';
@@ -76,7 +76,7 @@ export class PtyCommand implements RunningCommand {
   private readonly exited: Promise<ExecExit>;
   private hasExited = false;
   private timedOut = false;
-  private readonly timer: NodeJS.Timeout;
+  private readonly timer: NodeJS.Timeout | undefined;
   private onChunk: ((chunk: Buffer) => void) | undefined;
   private onEnd: (() => void) | undefined;
   private ended = false;
@@ -108,10 +108,10 @@ export class PtyCommand implements RunningCommand {
     const signal = options.signal;
     if (signal.aborted) kill();
     else signal.addEventListener('abort', kill, { once: true });
-    this.timer = setTimeout(() => {
+    this.timer = startTimeLimit(options.timeoutMs, () => {
       this.timedOut = true;
       this.killGroup();
-    }, options.timeoutMs);
+    });
     void this.exited.then(() => {
       clearTimeout(this.timer);
       signal.removeEventListener('abort', kill);

@@ -5,13 +5,7 @@ import { DetachedRegistry } from '../detached/registry.js';
 import { AgentErrorCode, agentError } from '../errors.js';
 import { Streamed, type Handler, type HandlerDeps } from '../handlers.js';
 import { describeValue } from '../policy/exec-policy.js';
-import { checkExecRequest, startCommand } from './exec.js';
-
-/**
- * exec's own limit is for one-shot commands; a detached process runs until it exits or is
- * killed. setTimeout takes at most 2^31-1 ms (~24.8 days): startCommand needs a number.
- */
-const NO_TIMEOUT_MS = 2 ** 31 - 1;
+import { MAX_TIMER_MS, checkExecRequest, startCommand } from './exec.js';
 
 /**
  * The detached-process methods (see DETACHED_METHODS in @vmlink/agent-protocol). The same
@@ -32,7 +26,8 @@ export function detachedHandlers(deps: Pick<HandlerDeps, 'policy' | 'jail'>, reg
           cwd: deps.jail?.realRoot ?? '/',
           // Not the request's signal: the process outlives this request and its connection.
           signal: registry.signal,
-          timeoutMs: NO_TIMEOUT_MS,
+          // exec's --exec-timeout is for one-shot commands: a detached process runs until it exits or is killed.
+          timeoutMs: 0,
           stdin: false,
         });
         entry = registry.add(command, args, running);
@@ -86,7 +81,7 @@ async function waitForExit(entry: DetachedProcess, timeoutMs: number | undefined
     await Promise.race([
       entry.finished,
       new Promise<void>((resolve) => {
-        if (timeoutMs !== undefined) timer = setTimeout(resolve, Math.min(timeoutMs, NO_TIMEOUT_MS));
+        if (timeoutMs !== undefined) timer = setTimeout(resolve, Math.min(timeoutMs, MAX_TIMER_MS));
       }),
       new Promise<never>((_, reject) => {
         onAbort = () => reject(signal.reason as Error);

@@ -17,7 +17,10 @@ export interface StartOptions {
   readonly cwd: string;
   /** Aborted on cancel, client gone, or shutdown: the whole process group is killed. */
   readonly signal: AbortSignal;
-  /** The command's whole process group is killed after this long (ERR_VMLINK_EXEC_TIMEOUT). */
+  /**
+   * The command's whole process group is killed after this long (ERR_VMLINK_EXEC_TIMEOUT);
+   * 0: no time limit (detached processes run until they exit or are killed).
+   */
   readonly timeoutMs: number;
   /**
    * After the command exits, how long output still in its pipes may take to arrive: a
@@ -56,6 +59,18 @@ export const CLIENT_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP', 'SIGQUI
 export type ClientSignal = (typeof CLIENT_SIGNALS)[number];
 
 const DEFAULT_DRAIN_MS = 1000;
+
+/**
+ * exec's time limit: `onTimeout` after `timeoutMs`, or no timer at all for 0. setTimeout
+ * fires at once for more than 2^31-1 ms, so a longer limit waits that long (~24.8 days).
+ */
+export function startTimeLimit(timeoutMs: number, onTimeout: () => void): NodeJS.Timeout | undefined {
+  if (timeoutMs <= 0) return undefined;
+  return setTimeout(onTimeout, Math.min(timeoutMs, MAX_TIMER_MS));
+}
+
+/** The longest delay setTimeout honours. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Validates exec params: a command the policy allows and an array of string args. */
 export function checkExecRequest(policy: ExecPolicy, request: ExecRequest): { command: string; args: string[] } {
@@ -116,7 +131,7 @@ export class PipeCommand implements RunningCommand {
   private readonly exited: Promise<ExecExit>;
   private timedOut = false;
   private hasExited = false;
-  private readonly timer: NodeJS.Timeout;
+  private readonly timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly child: ChildProcessByStdio<null, Readable, Readable>,
@@ -136,10 +151,10 @@ export class PipeCommand implements RunningCommand {
     const signal = options.signal;
     if (signal.aborted) kill();
     else signal.addEventListener('abort', kill, { once: true });
-    this.timer = setTimeout(() => {
+    this.timer = startTimeLimit(options.timeoutMs, () => {
       this.timedOut = true;
       this.killGroup();
-    }, options.timeoutMs);
+    });
     void this.exited.then(() => {
       clearTimeout(this.timer);
       signal.removeEventListener('abort', kill);
