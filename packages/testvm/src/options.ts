@@ -64,6 +64,14 @@ export interface StartVmOptions {
   arch?: GuestArch;
   /** The node binary packed into the guest (for the guest's architecture); default the host's node, or npm's for a foreign guest. */
   guestNode?: string;
+  /**
+   * `'microvm'` (x64 only): QEMU's `-M microvm`, every device on virtio-mmio (the vsock
+   * device is `vhost-user-vsock-device`). Needs `virtio_mmio` in the guest initramfs. The
+   * guest gets `tsc_early_khz` from the host's /proc/cpuinfo: microvm has no PIT speaker
+   * port, HPET or PM timer to calibrate the TSC against, and under TCG the kernel would
+   * hang at "tsc: Marking TSC unstable". Default: the architecture's own machine (q35, virt).
+   */
+  machine?: 'microvm';
 }
 
 export interface ResolvedShare {
@@ -87,6 +95,7 @@ export interface ResolvedOptions {
   vsock: ResolvedVsock | undefined;
   arch: GuestArch;
   guestNode: string | undefined;
+  machine: 'microvm' | undefined;
 }
 
 const MAX_PORT_NAME = 255;
@@ -221,9 +230,14 @@ export async function resolveOptions(options: StartVmOptions = {}): Promise<Reso
       throw testVmError(TestVmErrorCode.PROGRAM_NOT_FOUND, `guestNode '${guestNode}' ${info === undefined ? 'does not exist' : 'is not a file'}`);
     }
   }
+  if (options.machine !== undefined && options.machine !== 'microvm') throw invalidArgType('machine', "'microvm' or undefined", options.machine);
+  if (options.machine === 'microvm' && arch !== 'x64') {
+    throw new VmlinkError('ERR_INVALID_ARG_VALUE', `machine 'microvm' is x64 only (QEMU has no microvm for ${arch})`);
+  }
   return {
     arch,
     guestNode,
+    machine: options.machine,
     shares,
     shareReadOnly: options.shareReadOnly === true,
     ports,

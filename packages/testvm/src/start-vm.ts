@@ -1,8 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { abortError, throwIfAborted } from '@vmlink/errors';
+import { abortError, throwIfAborted, VmlinkError } from '@vmlink/errors';
 import { aptInstallLineFor, archProfile, isForeign, type ArchProfile } from './arch.js';
 import { foreignApt } from './apt.js';
 import { getGuestNode } from './guest-node.js';
@@ -39,10 +39,21 @@ interface GuestSystem {
   initramfs: Initramfs;
 }
 
+/**
+ * The guest's modules: microvm's devices sit on virtio-mmio, which Debian builds as a
+ * module (found through ACPI once loaded); its own kernel/initramfs cache entries, so
+ * q35 guests keep theirs unchanged.
+ */
+export function guestModulesFor(options: Pick<ResolvedOptions, 'machine'>): readonly string[] {
+  if (options.machine !== 'microvm') return GUEST_MODULES;
+  const at = GUEST_MODULES.indexOf('virtio_pci') + 1;
+  return [...GUEST_MODULES.slice(0, at), 'virtio_mmio', ...GUEST_MODULES.slice(at)];
+}
+
 /** Kernel and initramfs: the host's node and libraries, or for a foreign guest Debian's userland and npm's node. */
 async function prepareGuest(cache: string, profile: ArchProfile, options: ResolvedOptions): Promise<GuestSystem> {
   if (!isForeign(profile)) {
-    const kernel = await getKernel(cache, profile);
+    const kernel = await getKernel(cache, profile, guestModulesFor(options));
     const programs = await resolvePrograms(options.withPrograms);
     const initramfs = await getInitramfs(cache, { kernel, node: options.guestNode ?? process.execPath, programs });
     return { kernel, initramfs };
@@ -94,6 +105,19 @@ function readyHandshake(socket: Socket, later: (message: GuestMessage) => void):
     () => {},
   );
   return { control, ready };
+}
+
+/**
+ * The host's TSC rate in kHz (/proc/cpuinfo "cpu MHz"), which a TCG guest's rdtsc runs at:
+ * what a microvm guest is told, having no timer to calibrate against.
+ */
+async function hostTscKhz(): Promise<number> {
+  const cpuinfo = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
+  const mhz = /^cpu MHz\s*:\s*([\d.]+)/m.exec(cpuinfo)?.[1];
+  if (mhz === undefined) {
+    throw new VmlinkError('ERR_INVALID_ARG_VALUE', "machine 'microvm' needs the host's TSC rate, and /proc/cpuinfo gives no 'cpu MHz'");
+  }
+  return Math.round(Number(mhz) * 1000);
 }
 
 /**
@@ -154,6 +178,7 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
     ports: [...ports].map(([name, socketPath]) => ({ name, socketPath })),
     shares: resolved.shares.map((s) => ({ tag: s.tag, hostPath: s.path, readOnly: resolved.shareReadOnly })),
     ...(device === undefined ? {} : { vsock: { deviceSocket: device.socket } }),
+    ...(resolved.machine === 'microvm' ? { microvm: { tscKhz: await hostTscKhz() } } : {}),
   });
 
   const bootStart = performance.now();
