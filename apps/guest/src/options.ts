@@ -42,8 +42,6 @@ export interface AgentLimits {
   readonly execTimeoutMs: number;
   /** exec: the most bytes of stdout, and of stderr, one command may send (--exec-max-output); a client may ask for less. */
   readonly execMaxOutputBytes?: number;
-  /** exec: the environment variable names a client may set (--allow-env); default none. */
-  readonly execAllowEnv?: readonly string[];
   /** Detached processes running at once (`--max-detached`); 0 disables them. */
   readonly maxDetached?: number;
   /** Exited detached processes remembered, oldest exited forgotten first (`--max-detached-exited`). */
@@ -66,7 +64,6 @@ export const DEFAULT_LIMITS: AgentLimits = {
   memoryBudgetBytes: 256 * 1024 * 1024,
   execTimeoutMs: 60_000,
   execMaxOutputBytes: 1024 ** 3,
-  execAllowEnv: [],
   maxDetached: 16,
   maxDetachedExited: 16,
   detachedOutputBytes: 1024 * 1024,
@@ -104,6 +101,8 @@ export interface AgentOptions {
   /** Undefined: file methods are refused (default deny). */
   readonly root: string | undefined;
   readonly allowExec: readonly string[];
+  /** Environment variable names exec may set (`--allow-env`); never PATH or LD_*; default none. */
+  readonly allowEnv?: readonly string[];
   /** Guest TCP targets net.connect / net.probe may reach (`--allow-forward`); default none. */
   readonly allowForward?: readonly ForwardTarget[];
   /** Files with more than one hard link are served (refused by default). */
@@ -119,9 +118,11 @@ export type ParsedGuestArgs = { kind: 'help' } | { kind: 'version' } | { kind: '
 
 export const GUEST_USAGE = `Usage: vmlink-guest [options]
 
-The vmlink guest agent: serves ping, info, exec, the file methods (fs.stat, fs.list,
-fs.read, fs.write, fs.hash, fs.mkdir, fs.rm, fs.mv, fs.chmod, fs.utimes) and port
-forwarding (net.probe, net.connect, net.send) over every --listen transport at once.
+The vmlink guest agent: serves ping, info, exec (on pipes or a PTY; exec.stdin,
+exec.signal), detached processes (detached.start, detached.list, detached.wait,
+detached.kill, detached.attach), the file methods (fs.stat, fs.list, fs.read,
+fs.write, fs.hash, fs.mkdir, fs.rm, fs.mv, fs.chmod, fs.utimes) and port forwarding
+(net.probe, net.connect, net.send) over every --listen transport at once.
 
 Options:
   --listen URI         transport to serve, repeatable (default: ${DEFAULT_LISTEN.join(' and ')})
@@ -279,7 +280,6 @@ export function parseGuestArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     memoryBudgetBytes: byteSize(values['memory-budget'], '--memory-budget', DEFAULT_LIMITS.memoryBudgetBytes),
     execTimeoutMs: positiveInt(values['exec-timeout'], '--exec-timeout', DEFAULT_LIMITS.execTimeoutMs),
     execMaxOutputBytes: byteSize(values['exec-max-output'], '--exec-max-output', DEFAULT_LIMITS.execMaxOutputBytes ?? 1024 ** 3),
-    execAllowEnv: allowEnv(values['allow-env']),
     maxDetached: nonNegativeInt(values['max-detached'], '--max-detached', DEFAULT_LIMITS.maxDetached ?? 16),
     maxDetachedExited: nonNegativeInt(values['max-detached-exited'], '--max-detached-exited', DEFAULT_LIMITS.maxDetachedExited ?? 16),
     detachedOutputBytes: byteSize(values['detached-output'], '--detached-output', DEFAULT_LIMITS.detachedOutputBytes ?? 1024 * 1024),
@@ -301,6 +301,7 @@ export function parseGuestArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
       aio,
       root: values.root,
       allowExec,
+      allowEnv: allowEnv(values['allow-env']),
       allowForward,
       allowHardlinks: values['allow-hardlinks'] ?? false,
       access,
@@ -398,6 +399,8 @@ export function resolveAgentOptions(input: AgentStartOptions): AgentOptions {
     aio: input.aio ?? 'auto',
     root: input.root,
     allowExec: input.allowExec ?? [],
+    // Checked here as for --allow-env: a library caller cannot allow PATH or LD_* either.
+    allowEnv: allowEnv(input.allowEnv),
     allowForward: input.allowForward ?? [],
     allowHardlinks: input.allowHardlinks ?? false,
     access: {
