@@ -54,6 +54,8 @@ export interface HandlerDeps {
   readonly limits: AgentLimits;
   readonly info: InfoSources;
   readonly forward: ForwardPolicy;
+  /** Environment variable names exec may set (`--allow-env`, already checked); default none. */
+  readonly allowEnv?: readonly string[];
   /** Detached processes (agent-wide); made from `limits` when not given. The agent's shutdown should call its shutdown(). */
   readonly detached?: DetachedRegistry;
 }
@@ -181,7 +183,7 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
       const stdin = params['stdin'] ?? false;
       if (typeof stdin !== 'boolean') throw agentError(AgentErrorCode.INVALID_PARAMS, `exec: stdin must be a boolean, got ${describeValue(stdin)}`);
       const pty = checkPtyParams(params['pty']);
-      const env = checkEnv(params['env'], deps.limits.execAllowEnv ?? []);
+      const env = checkEnv(params['env'], deps.allowEnv ?? []);
       const caps = resolveOutputCaps(params['maxOutput'], deps.limits.execMaxOutputBytes ?? Number.MAX_SAFE_INTEGER);
       ctx.note('command', command);
       if (pty) ctx.note('pty', `${pty.cols}x${pty.rows}`);
