@@ -6,6 +6,7 @@ import { decideAccess, describePeer, identifyPeer } from './access/peer-access.j
 import { openFileBackend, type FileBackend } from './aio.js';
 import { Channel } from './channel.js';
 import { AgentErrorCode, agentError } from './errors.js';
+import { DetachedRegistry } from './detached/registry.js';
 import { createHandlers, Streamed, type CallContext, type Handler } from './handlers.js';
 import { ConnectionSlots, defaultPerPeer } from './limits/connection-slots.js';
 import { capForOpenFileLimit, readOpenFileLimit } from './limits/fd-limit.js';
@@ -99,6 +100,8 @@ export class Agent {
   private shuttingDown: Promise<void> | undefined;
   private nextPeer = 1;
   private readonly handlers: Record<MethodName, Handler>;
+  /** Detached processes: the agent's, not a connection's; killed when it shuts down. */
+  private readonly detached: DetachedRegistry;
 
   private constructor(
     private readonly options: AgentOptions,
@@ -123,12 +126,19 @@ export class Agent {
     this.rpcBudget = createMemoryBudget(half);
     this.clientLog = new LimitedLog(log);
     this.limitLog = new LimitedLog(log, { burst: 1 });
+    this.detached = new DetachedRegistry({
+      maxRunning: limits.maxDetached ?? 16,
+      maxExited: limits.maxDetachedExited ?? 16,
+      outputBytes: limits.detachedOutputBytes ?? 1024 * 1024,
+    });
     this.handlers = createHandlers({
       jail,
       policy,
       forward,
       backend,
       limits,
+      allowEnv: options.allowEnv ?? [],
+      detached: this.detached,
       info: {
         vsockCid: readVsockCid,
         transports: () => this.listening,
@@ -418,6 +428,7 @@ export class Agent {
   /**
    * Stops accepting, lets in-flight requests finish for up to the grace period, then
    * aborts what is left (temp files are unlinked, exec process groups killed) and closes.
+   * Detached processes are killed (SIGKILL to each group) at once.
    */
   shutdown(): Promise<void> {
     this.shuttingDown ??= this.doShutdown();
@@ -426,6 +437,9 @@ export class Agent {
 
   private async doShutdown(): Promise<void> {
     this.log.event('shutting down', { inFlight: this.inFlight.size, graceMs: this.options.limits.shutdownGraceMs });
+    // First: their groups are killed, so open detached.wait/attach calls end now instead of
+    // holding the grace period; nobody could reach them after the agent is gone.
+    this.detached.shutdown();
     await Promise.allSettled([...this.listeners.values()].map((l) => l.close()));
     if (this.inFlight.size > 0) {
       let timer: NodeJS.Timeout | undefined;
