@@ -47,4 +47,7 @@ export const METHOD_MEMORY_COST: Readonly<Record<string, number>> = {
   'net.connect': 1 * MiB,
   'net.send': 1 * MiB,
   'exec.stdin': 1 * MiB,
+  // A body window of a detached process's output (its rings are the registry's, counted
+  // by --max-detached x --detached-output); start/list/wait/kill send small replies.
+  'detached.attach': 1 * MiB,
 };
