@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import * as vitest from 'vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeTransportCompliance, servePeer } from '@vmlink/compliance/transport';
-import type { Listener } from '@vmlink/transport';
+import type { Connection, Listener } from '@vmlink/transport';
 import { hvsock, HvsockTransport, type HvsockConnection } from '@vmlink/transport-hvsock';
 import { runGuestNodeTest, startVm, type Vm } from '@vmlink/testvm';
 import { replyWithSha256 } from './sha-reply.js';
@@ -156,6 +156,21 @@ describe('against socat in the guest', () => {
     const [guestDigest, hostReply] = run.stdout.trim().split('\n').map((line) => line.split(' ')[0]);
     expect(await received).toBe(guestDigest);
     expect(hostReply).toBe(guestDigest);
+  }, BOOT_TIMEOUT_MS);
+
+  it("a guest's connection names the device's process as peer (SO_PEERCRED): the VMM side, not QEMU, not the guest", async () => {
+    const v = await guest();
+    await using listener = await transport.listen(`hvsock:${vsockPath(v)}:6200`);
+    const accepted = new Promise<Connection>((resolve) => listener.once('connection', resolve));
+    const run = v.run('sh', ['-c', 'echo hi | socat -t 30 - VSOCK-CONNECT:2:6200'], { timeoutMs: 120_000 });
+    const connection = await accepted;
+    // testvm serves the vsock device (@vmlink/vhost-user-vsock) in this process: it is what
+    // connects to <vsockPath>_6200. QEMU (vm.pid) only forwards the rings to it.
+    expect(connection.peer).toEqual({ uid: process.getuid!(), gid: process.getgid!(), pid: process.pid });
+    expect(connection.peer?.pid).not.toBe(v.pid);
+    connection.end('bye\n');
+    connection.resume();
+    expect((await run).exitCode).toBe(0);
   }, BOOT_TIMEOUT_MS);
 
   it('a guest port nobody listens on: dial fails with ECONNREFUSED naming the address', async () => {
