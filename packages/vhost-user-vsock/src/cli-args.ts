@@ -16,7 +16,7 @@ vhost-user socket; the host side is hybrid vsock on uds-path (CONNECT <port>\\n,
 Options (per VM, also as --vm keys): --buf-alloc BYTES, --max-connections N,
 --seqpacket on|off (SOCK_SEQPACKET too; host clients at <uds-path>.seqpacket),
 --credit-update-bytes BYTES, --tx-notify-batch N, --tx-notify-delay-us US,
---rx-buffers-per-read N (tuning; see the package README)`;
+--rx-buffers-per-read N, --tx-kick-defer-us US (tuning; see the package README)`;
 
 function bad(message: string): VsockDeviceError {
   return new VsockDeviceError(VsockDeviceErrorCode.BAD_ARGUMENT, message);

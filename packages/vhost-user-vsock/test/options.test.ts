@@ -1,7 +1,14 @@
 // Pure logic: option validation and the CLI's argument parsing.
 import { describe, expect, it } from 'vitest';
 import { parseCliArgs } from '../src/cli-args.js';
-import { DEFAULT_BUF_ALLOC, DEFAULT_RX_BUFFERS_PER_READ, DEFAULT_TX_NOTIFY_BATCH, DEFAULT_TX_NOTIFY_DELAY_US, resolveDeviceOptions } from '../src/options.js';
+import {
+  DEFAULT_BUF_ALLOC,
+  DEFAULT_RX_BUFFERS_PER_READ,
+  DEFAULT_TX_KICK_DEFER_US,
+  DEFAULT_TX_NOTIFY_BATCH,
+  DEFAULT_TX_NOTIFY_DELAY_US,
+  resolveDeviceOptions,
+} from '../src/options.js';
 import { qemuVsockArgs } from '../src/qemu-args.js';
 
 describe('resolveDeviceOptions', () => {
@@ -37,6 +44,9 @@ describe('resolveDeviceOptions', () => {
     [{ ...ok, txNotifyDelayUs: 10_000_001 }, 'ERR_OUT_OF_RANGE', /txNotifyDelayUs/],
     [{ ...ok, rxBuffersPerRead: 0 }, 'ERR_OUT_OF_RANGE', /rxBuffersPerRead.*0/],
     [{ ...ok, rxBuffersPerRead: 257 }, 'ERR_OUT_OF_RANGE', /rxBuffersPerRead.*257/],
+    [{ ...ok, txKickDeferUs: -1 }, 'ERR_OUT_OF_RANGE', /txKickDeferUs.*-1/],
+    [{ ...ok, txKickDeferUs: 10_000_001 }, 'ERR_OUT_OF_RANGE', /txKickDeferUs.*10000001/],
+    [{ ...ok, txKickDeferUs: '5' }, 'ERR_INVALID_ARG_TYPE', /txKickDeferUs/],
   ])('rejects %o with %s', (options, code, message) => {
     expect(() => resolveDeviceOptions(options)).toThrow(expect.objectContaining({ code, message: expect.stringMatching(message) }));
   });
@@ -47,7 +57,10 @@ describe('resolveDeviceOptions', () => {
       txNotifyBatch: DEFAULT_TX_NOTIFY_BATCH,
       txNotifyDelayUs: DEFAULT_TX_NOTIFY_DELAY_US,
       rxBuffersPerRead: DEFAULT_RX_BUFFERS_PER_READ,
+      txKickDeferUs: DEFAULT_TX_KICK_DEFER_US,
     });
+    expect(resolveDeviceOptions({ ...ok, txKickDeferUs: 0 }).txKickDeferUs).toBe(0);
+    expect(resolveDeviceOptions({ ...ok, txKickDeferUs: 10_000_000 }).txKickDeferUs).toBe(10_000_000);
     expect(resolveDeviceOptions({ ...ok, bufAlloc: 65536 }).creditUpdateBytes).toBe(32768);
     // A Linux guest keeps at most 256 KiB in flight whatever bufAlloc says: updates must come sooner.
     expect(resolveDeviceOptions({ ...ok, bufAlloc: 1 << 20 }).creditUpdateBytes).toBe(128 * 1024);
@@ -93,11 +106,11 @@ describe('parseCliArgs', () => {
   it('takes the tuning keys as flags and in --vm groups', () => {
     const args = parseCliArgs([
       '--socket', '/s', '--uds-path', '/u', '--guest-cid', '3', '--tx-notify-batch', '8', '--tx-notify-delay-us=500',
-      '--vm', 'guest-cid=4,socket=/c,uds-path=/d,credit-update-bytes=4096,rx-buffers-per-read=4',
+      '--vm', 'guest-cid=4,socket=/c,uds-path=/d,credit-update-bytes=4096,rx-buffers-per-read=4,tx-kick-defer-us=2000',
     ]);
     expect(args.vms).toEqual([
       { socket: '/s', udsPath: '/u', guestCid: 3, txNotifyBatch: 8, txNotifyDelayUs: 500 },
-      { socket: '/c', udsPath: '/d', guestCid: 4, creditUpdateBytes: 4096, rxBuffersPerRead: 4 },
+      { socket: '/c', udsPath: '/d', guestCid: 4, creditUpdateBytes: 4096, rxBuffersPerRead: 4, txKickDeferUs: 2000 },
     ]);
     expect(() => parseCliArgs(['--vm', 'guest-cid=3,socket=/a,uds-path=/b,tx-notify-batch=x'])).toThrow(/tx-notify-batch must be a decimal integer, got 'x'/);
   });
