@@ -9,6 +9,7 @@ import type { VhostUserBinding } from './types/vhostuser.d.cts';
 export type * from './types/vsock.d.cts';
 export type * from './types/fdstream.d.cts';
 export type * from './types/aio.d.cts';
+export type * from './types/batch.d.cts';
 export type * from './types/threadpool.d.cts';
 export type * from './types/iosubmit.d.cts';
 export type * from './types/vhostuser.d.cts';

@@ -1,19 +1,5 @@
 // Types of the exports src/aio/threadpool provides.
-
-/**
- * Operation codes in ThreadPool.submit's meta array: 0 read, 1 write, 2 fsync, 3 fdatasync,
- * 4 read trying RWF_NOWAIT first (its completion says if that brought it all), 5 fallocate,
- * 6 ftruncate, 7 discard (punch-hole on a file, ioctl(BLKDISCARD) on a block device).
- */
-export type ThreadPoolOp = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7;
-
-/**
- * Called once per batch of completions with 6 numbers per request:
- * id, result (bytes, or -errno), partial (bytes a failed write transferred first),
- * queue wait in microseconds, service time in microseconds, flags (1: an op-4 read's
- * RWF_NOWAIT attempt brought it all or hit EOF; 2: an op-7 discard ran BLKDISCARD).
- */
-export type ThreadPoolCompletionCallback = (completions: Float64Array) => void;
+import type { BatchEngine, BatchLayout } from './batch.d.cts';
 
 /** Every number the pool works with; the defaults live in @vmlink/aio-threadpool. */
 export interface ThreadPoolConfig {
@@ -27,25 +13,18 @@ export interface ThreadPoolConfig {
   readonly maxHoldUs: number;
   /** Completion coalescing: the most completions held together (>= 1). */
   readonly maxHeld: number;
+  /** The completion table the pool fills before each onComplete(count) (layout.completionStride numbers each). */
+  readonly completions: Float64Array;
 }
 
-/** A native thread pool, as `new ThreadPool(config, onComplete)` returns it. */
-export interface ThreadPoolInstance {
-  /**
-   * Queues `meta.length / 8` requests. Per request, meta holds: id, op (ThreadPoolOp), fd,
-   * buffer count (op 5: the fallocate mode bits; ops 2, 3, 6, 7: 0), position low 32 bits,
-   * position high 32 bits (op 6: the size), length low 32 bits, length high 32 bits
-   * (ops 5 and 7); the buffers of reads and writes follow each other in `buffers`. The
-   * pool keeps `buffers` alive until the last request completes.
-   */
-  submit(meta: Uint32Array, buffers: readonly ArrayBufferView[]): void;
-  /** Withdraws a request that no worker has started; false if it started or finished. */
-  cancel(id: number): boolean;
-  /**
-   * Withdraws many at once, under one lock (workers cannot take later ones meanwhile);
-   * per id, 1 when withdrawn, 0 when it started or finished.
-   */
-  cancel(ids: Uint32Array): Uint8Array;
+/**
+ * A native thread pool, as `new ThreadPool(config, onComplete)` returns it: a BatchEngine
+ * (ops read, write, fsync, fdatasync, readCacheFirst, fallocate, truncate, discard; codes
+ * in `ThreadPool.layout.ops`) plus its worker counts.
+ */
+export interface ThreadPoolInstance extends BatchEngine {
+  /** Withdraws requests no worker has started, under one lock: per slot, 1 when withdrawn. */
+  cancel(slots: Uint32Array): Uint8Array;
   /**
    * Adds up to `count` workers (never past maxThreads); returns how many. The first starts
    * at once, each new one starts the next, so this call costs one thread creation.
@@ -65,7 +44,14 @@ export interface ThreadPoolInstance {
   readonly inFlight: number;
 }
 
-/** The thread pool part of the addon (src/threadpool). */
+/** The native ThreadPool class. */
+export interface ThreadPoolConstructor {
+  /** `onComplete(count)`: the first `count` completions of `config.completions` are ready. */
+  new (config: ThreadPoolConfig, onComplete: (count: number) => void): ThreadPoolInstance;
+  readonly layout: BatchLayout;
+}
+
+/** The thread pool part of the addon (src/aio/threadpool). */
 export interface ThreadPoolBinding {
-  ThreadPool: new (config: ThreadPoolConfig, onComplete: ThreadPoolCompletionCallback) => ThreadPoolInstance;
+  readonly ThreadPool: ThreadPoolConstructor;
 }

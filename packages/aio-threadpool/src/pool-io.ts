@@ -1,4 +1,4 @@
-import { loadBinding, type NativeBinding } from '@vmlink/native';
+import { loadBinding, type NativeBinding, type ThreadPoolInstance } from '@vmlink/native';
 import { abortError, SystemError, throwIfAborted, validateInteger } from '@vmlink/errors';
 import {
   BatchQueue,
@@ -24,30 +24,8 @@ import {
 import { resolveOptions, type ResolvedThreadPoolOptions, type ThreadPoolOptions } from './options.js';
 import { servedFromCache, SlowShare, withinCopyTime, workersToAdd } from './policy.js';
 
-/** The native pool as the batch contract sees it, plus its worker counts. */
-interface ThreadPoolEngine extends BatchEngine {
-  cancel(slots: Uint32Array): Uint8Array;
-  spawn(count: number): number;
-  destroy(): void;
-  readonly threads: number;
-  readonly idleThreads: number;
-  readonly peakThreads: number;
-  readonly queued: number;
-  readonly inFlight: number;
-}
-
-/**
- * The addon's ThreadPool class with the batch contract (its static `layout`). Its declared
- * types (native/types/threadpool.d.cts) still describe the older meta array, so the class
- * is typed here from the contract in @vmlink/aio.
- */
-interface ThreadPoolEngineClass {
-  new (
-    config: Pick<ResolvedThreadPoolOptions, 'minThreads' | 'maxThreads' | 'idleTimeoutMs' | 'maxHoldUs' | 'maxHeld'> & { readonly completions: Float64Array },
-    onComplete: (count: number) => void,
-  ): ThreadPoolEngine;
-  readonly layout: BatchLayout;
-}
+/** The native pool: a BatchEngine plus its worker counts. */
+type ThreadPoolEngine = ThreadPoolInstance;
 
 type PoolOp = 'read' | 'write' | 'fsync' | 'fdatasync' | 'readCacheFirst' | 'fallocate' | 'truncate' | 'discard';
 
@@ -80,7 +58,7 @@ export class ThreadPoolIo implements FdIo {
     this.options = Object.freeze(resolveOptions(options));
     this.recorder = recorder;
     this.#binding = loadBinding();
-    const Pool = this.#binding.ThreadPool as unknown as ThreadPoolEngineClass;
+    const Pool = this.#binding.ThreadPool;
     const { layout } = Pool;
     this.#ops = layout.ops as Readonly<Record<PoolOp, number>>;
     this.#nowaitServed = layout.flags.nowaitServed;
