@@ -12,8 +12,6 @@ import {
   validatePosition,
   WITHDRAWN,
   type BatchCompletion,
-  type BatchEngine,
-  type BatchLayout,
   type CacheFirstRead,
   type FallocateMode,
   type FdIo,
