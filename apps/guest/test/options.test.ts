@@ -13,6 +13,7 @@ describe('parseGuestArgs (pure)', () => {
         aio: 'auto',
         root: undefined,
         allowExec: [],
+        allowEnv: [],
         allowForward: [],
         allowHardlinks: false,
         access: { allowUids: [process.getuid?.()], allowCids: [2], allowAbstract: false, methods: MethodAccess.all(), trustTransports: [] },
