@@ -60,6 +60,13 @@ const BY_CODE: ReadonlyMap<string, ExitCode> = new Map<string, ExitCode>([
   // forward / wait-port to a guest target the agent does not allow (--allow-forward).
   ['ERR_VMLINK_FORWARD_DISABLED', ExitCode.POLICY],
   ['ERR_VMLINK_FORWARD_DENIED', ExitCode.POLICY],
+  // exec env not in --allow-env; detached processes off (--max-detached 0).
+  ['ERR_VMLINK_ENV_DENIED', ExitCode.POLICY],
+  ['ERR_VMLINK_DETACHED_DISABLED', ExitCode.POLICY],
+  // As many detached processes run as the agent allows: retry once one ended (EX_TEMPFAIL).
+  ['ERR_VMLINK_DETACHED_LIMIT', ExitCode.TIMEOUT],
+  // An unknown detached id, like a missing file.
+  ['ERR_VMLINK_NO_SUCH_PROCESS', ExitCode.REMOTE_FILE],
   ['ERR_VMLINK_NO_SUCH_STREAM', ExitCode.PROTOCOL],
   // A value the agent refuses (a mode with setuid bits, a bad offset): the command line's fault.
   ['ERR_VMLINK_INVALID_PARAMS', ExitCode.USAGE],
@@ -100,12 +107,12 @@ export const EXIT_CODE_HELP = `Exit codes:
   1   other failure
   2   usage error
   65  checksum mismatch (the copy was discarded)
-  66  remote file error (ENOENT, EISDIR, EEXIST, EACCES, not a regular file...)
+  66  remote file error (ENOENT, EISDIR, EEXIST, EACCES, not a regular file...; no such detached process)
   69  agent unreachable (nothing listening at the URI)
   73  local file error
   74  connection lost mid-request (agent killed, VM gone)
-  75  timeout (or the agent is busy: retry later)
+  75  timeout (or the agent is busy, or runs its most detached processes: retry later)
   76  protocol error (is that really a vmlink agent?)
-  77  refused by the agent's policy (--root confinement, the root itself, --allow-exec, --allow-rpcs,
-      --allow-cid/--allow-uid, limits)
+  77  refused by the agent's policy (--root confinement, the root itself, --allow-exec, --allow-env,
+      --allow-rpcs, --allow-cid/--allow-uid, --max-detached 0, limits)
 `;

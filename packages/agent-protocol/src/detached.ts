@@ -20,22 +20,10 @@ import { EXEC_MAX_RECORD, EXEC_RECORD_HEADER } from './exec-records.js';
 export const DETACHED_METHODS = ['detached.start', 'detached.list', 'detached.wait', 'detached.kill', 'detached.attach'] as const;
 export type DetachedMethodName = (typeof DETACHED_METHODS)[number];
 
-/** Codes of the detached-process methods (besides the exec ones: ERR_VMLINK_EXEC_DENIED, ENOENT...). */
-export const DetachedErrorCode = {
-  /** No detached process with that id (never started, or an exited one already forgotten). */
-  NO_SUCH_PROCESS: 'ERR_VMLINK_NO_SUCH_PROCESS',
-  /** As many detached processes run as the agent allows (`--max-detached`). */
-  LIMIT: 'ERR_VMLINK_DETACHED_LIMIT',
-  /** The agent runs with `--max-detached 0`. */
-  DISABLED: 'ERR_VMLINK_DETACHED_DISABLED',
-} as const;
-export type DetachedErrorCode = (typeof DetachedErrorCode)[keyof typeof DetachedErrorCode];
-
-export const DETACHED_ERROR_WORDS: Readonly<Record<DetachedErrorCode, string>> = {
-  ERR_VMLINK_NO_SUCH_PROCESS: 'no detached process with that id on this agent',
-  ERR_VMLINK_DETACHED_LIMIT: 'the agent runs as many detached processes as it allows (--max-detached); wait for one to end or kill one',
-  ERR_VMLINK_DETACHED_DISABLED: 'detached processes are not enabled on this agent (--max-detached 0)',
-};
+/*
+ * Their own codes (AgentErrorCode.NO_SUCH_PROCESS, DETACHED_LIMIT, DETACHED_DISABLED, with
+ * words in AGENT_ERROR_WORDS: errors.ts), besides the exec ones (EXEC_DENIED, ENOENT...).
+ */
 
 /** Signals a client may send (as exec.signal). */
 export const DETACHED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP', 'SIGQUIT'] as const;

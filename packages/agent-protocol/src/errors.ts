@@ -48,6 +48,14 @@ export const AgentErrorCode = {
   FORWARD_DENIED: 'ERR_VMLINK_FORWARD_DENIED',
   /** net.send / exec.stdin / exec.signal for an id this connection does not have open. */
   NO_SUCH_STREAM: 'ERR_VMLINK_NO_SUCH_STREAM',
+  /** exec `env` names a variable not in `--allow-env`. */
+  ENV_DENIED: 'ERR_VMLINK_ENV_DENIED',
+  /** No detached process with that id (never started, or an exited one already forgotten). */
+  NO_SUCH_PROCESS: 'ERR_VMLINK_NO_SUCH_PROCESS',
+  /** As many detached processes run as the agent allows (`--max-detached`). */
+  DETACHED_LIMIT: 'ERR_VMLINK_DETACHED_LIMIT',
+  /** detached.start on an agent with `--max-detached 0`. */
+  DETACHED_DISABLED: 'ERR_VMLINK_DETACHED_DISABLED',
 } as const;
 export type AgentErrorCode = (typeof AgentErrorCode)[keyof typeof AgentErrorCode];
 
@@ -78,6 +86,10 @@ export const AGENT_ERROR_WORDS: Readonly<Record<string, string>> = {
   ERR_VMLINK_FORWARD_DISABLED: 'port forwarding is not enabled on this agent (--allow-forward)',
   ERR_VMLINK_FORWARD_DENIED: 'forward not allowed: that guest address is not in the agent\'s --allow-forward',
   ERR_VMLINK_NO_SUCH_STREAM: 'that forwarded connection or command is not open on this connection',
+  ERR_VMLINK_ENV_DENIED: 'that environment variable is not allowed on this agent (--allow-env)',
+  ERR_VMLINK_NO_SUCH_PROCESS: 'no detached process with that id on this agent',
+  ERR_VMLINK_DETACHED_LIMIT: 'the agent runs as many detached processes as it allows (--max-detached); wait for one to end or kill one',
+  ERR_VMLINK_DETACHED_DISABLED: 'detached processes are not enabled on this agent (--max-detached 0)',
 };
 
 /** The words for `code`, if it is one of the agent's. */

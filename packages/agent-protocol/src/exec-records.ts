@@ -1,4 +1,5 @@
 import { VmlinkError } from '@vmlink/errors';
+import { AgentErrorCode } from './errors.js';
 
 /**
  * exec's response body: records of 1 byte tag, u32 BE length, bytes. One body keeps
@@ -96,8 +97,8 @@ export interface ExecExit {
   truncated?: { stdout?: number; stderr?: number };
 }
 
-/** Refusal of an `env` name the agent does not allow (`--allow-env`). */
-export const ENV_DENIED = 'ERR_VMLINK_ENV_DENIED';
+/** Refusal of an `env` name the agent does not allow (`--allow-env`): AgentErrorCode.ENV_DENIED. */
+export const ENV_DENIED = AgentErrorCode.ENV_DENIED;
 
 /**
  * A PTY exec's `exec.stdin` body: records in the same layout as the output (u8 tag, u32

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { DetachedErrorCode, type DetachedLimits } from '@vmlink/agent-protocol';
+import { AgentErrorCode, type DetachedLimits } from '@vmlink/agent-protocol';
 import { VmlinkError } from '@vmlink/errors';
 import type { RunningCommand } from '../methods/exec.js';
 import { describeValue } from '../policy/exec-policy.js';
@@ -34,6 +34,9 @@ function trackRunning(registry: DetachedRegistry, running: boolean): void {
     });
   }
 }
+
+/** The detached methods' own refusals. */
+type DetachedErrorCode = typeof AgentErrorCode.NO_SUCH_PROCESS | typeof AgentErrorCode.DETACHED_LIMIT | typeof AgentErrorCode.DETACHED_DISABLED;
 
 export function detachedError(code: DetachedErrorCode, message: string): VmlinkError {
   return new VmlinkError(code, message);
@@ -91,12 +94,12 @@ export class DetachedRegistry {
 
   private checkCanStart(): void {
     if (this.limits.maxRunning === 0) {
-      throw detachedError(DetachedErrorCode.DISABLED, 'detached processes are disabled on this agent (--max-detached 0)');
+      throw detachedError(AgentErrorCode.DETACHED_DISABLED, 'detached processes are disabled on this agent (--max-detached 0)');
     }
     if (this.stopping.signal.aborted) throw new VmlinkError('ERR_VMLINK_SHUTTING_DOWN', 'the agent is shutting down: no new detached processes');
     const running = this.running + this.starting;
     if (running >= this.limits.maxRunning) {
-      throw detachedError(DetachedErrorCode.LIMIT, `${running} detached processes are running, the most this agent allows (--max-detached ${this.limits.maxRunning})`);
+      throw detachedError(AgentErrorCode.DETACHED_LIMIT, `${running} detached processes are running, the most this agent allows (--max-detached ${this.limits.maxRunning})`);
     }
   }
 
@@ -118,7 +121,7 @@ export class DetachedRegistry {
     const entry = typeof id === 'string' ? this.processes.get(id) : undefined;
     if (!entry) {
       throw detachedError(
-        DetachedErrorCode.NO_SUCH_PROCESS,
+        AgentErrorCode.NO_SUCH_PROCESS,
         `${method}: no detached process ${describeValue(id)} (never started here, or it exited and was forgotten: the agent keeps the last ${this.limits.maxExited} exited)`,
       );
     }

@@ -1,4 +1,3 @@
-import { ENV_DENIED } from '@vmlink/agent-protocol';
 import { VmlinkError } from '@vmlink/errors';
 import { AgentErrorCode, agentError } from '../errors.js';
 import { describeValue } from '../policy/exec-policy.js';
@@ -43,7 +42,7 @@ export function checkEnv(raw: unknown, allowed: readonly string[]): Record<strin
   for (const [name, value] of Object.entries(raw as Record<string, unknown>)) {
     if (!allowed.includes(name)) {
       const hint = allowed.length === 0 ? 'no --allow-env on this agent' : `allowed: ${allowed.join(', ')}`;
-      throw new VmlinkError(ENV_DENIED, `exec: env name ${describeValue(name)} refused by policy (${hint})`);
+      throw new VmlinkError(AgentErrorCode.ENV_DENIED, `exec: env name ${describeValue(name)} refused by policy (${hint})`);
     }
     if (typeof value !== 'string' || value.includes('\0')) {
       throw agentError(AgentErrorCode.INVALID_PARAMS, `exec: env ${name} must be a string without NUL bytes, got ${describeValue(value)}`);

@@ -10,7 +10,6 @@ import { VmlinkError } from '@vmlink/errors';
 import { RpcPeer } from '@vmlink/rpc';
 import { loadInstalledTransports, type Connection } from '@vmlink/transport';
 import {
-  DETACHED_ERROR_WORDS,
   DetachedRecordDecoder,
   DetachedRecordTag,
   describeAgentError,
@@ -217,7 +216,7 @@ async function runParsed(argv: readonly string[], parsed: Parsed, out: CliOutput
     const translated = session ? session.translate(error) : (error as Error);
     const code = (translated as { code?: unknown }).code;
     const codeText = typeof code === 'string' ? code : undefined;
-    const words = wordsFor(codeText);
+    const words = describeAgentError(codeText);
     out.stderr.write(`vmlink ${label} ${uri}: ${words ? `${words}: ` : ''}${translated.message} [${codeText ?? 'ERROR'}]\n`);
     return detachedExitCode(command, codeText);
   } finally {
@@ -225,26 +224,12 @@ async function runParsed(argv: readonly string[], parsed: Parsed, out: CliOutput
   }
 }
 
-function wordsFor(code: string | undefined): string | undefined {
-  if (code !== undefined && code in DETACHED_ERROR_WORDS) return DETACHED_ERROR_WORDS[code as keyof typeof DETACHED_ERROR_WORDS];
-  return describeAgentError(code);
-}
-
-/** The CLI's exit codes, plus ours: unknown id 66 (like a missing file), limit 75 (retry later), disabled 77. */
+/** The CLI's exit codes (exit-codes.ts: unknown id 66, limit 75, disabled 77); exec --detach of a missing / not executable command 127 / 126. */
 export function detachedExitCode(command: DetachedCommand, code: string | undefined): number {
-  switch (code) {
-    case 'ERR_VMLINK_NO_SUCH_PROCESS':
-      return ExitCode.REMOTE_FILE;
-    case 'ERR_VMLINK_DETACHED_LIMIT':
-      return ExitCode.TIMEOUT;
-    case 'ERR_VMLINK_DETACHED_DISABLED':
-      return ExitCode.POLICY;
-    default:
-      // Like a shell (and vmlink exec): an allowed command not installed / not executable.
-      if (command === 'exec' && code === 'ENOENT') return 127;
-      if (command === 'exec' && code === 'EACCES') return 126;
-      return exitCodeFor(code);
-  }
+  // Like a shell (and vmlink exec): an allowed command not installed / not executable.
+  if (command === 'exec' && code === 'ENOENT') return 127;
+  if (command === 'exec' && code === 'EACCES') return 126;
+  return exitCodeFor(code);
 }
 
 const SIGNAL_NAMES: Readonly<Record<string, DetachedSignal>> = { TERM: 'SIGTERM', INT: 'SIGINT', KILL: 'SIGKILL', HUP: 'SIGHUP', QUIT: 'SIGQUIT' };

@@ -1,10 +1,10 @@
 import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
-import { ENV_DENIED, ExecRecordDecoder, ExecRecordTag, describeAgentError, type ExecExit, type PtySize } from '@vmlink/agent-protocol';
+import { ExecRecordDecoder, ExecRecordTag, describeAgentError, type ExecExit, type PtySize } from '@vmlink/agent-protocol';
 import { VmlinkError } from '@vmlink/errors';
 import { RpcPeer } from '@vmlink/rpc';
 import { loadInstalledTransports, type Connection } from '@vmlink/transport';
-import { ExitCode, exitCodeFor } from '../exit-codes.js';
+import { exitCodeFor } from '../exit-codes.js';
 import { TerminalInput } from './input-queue.js';
 import { enterRawMode, type RawCapable } from './raw-mode.js';
 
@@ -144,12 +144,11 @@ const RPC_CODES: Readonly<Record<string, string>> = {
 function reportFailure(spec: TerminalSpec, error: unknown, stderr: NodeJS.WritableStream): number {
   const raw = (error as { code?: unknown }).code;
   const code = typeof raw === 'string' ? (RPC_CODES[raw] ?? raw) : undefined;
-  const words = code === ENV_DENIED ? 'that environment variable is not allowed on this agent (--allow-env)' : describeAgentError(code);
+  const words = describeAgentError(code);
   const lost = code === 'ERR_VMLINK_CONNECTION_LOST' ? ` (connection to ${spec.uri} lost)` : '';
   stderr.write(`vmlink ${spec.verb} ${spec.uri}: ${words ? `${words}: ` : ''}${(error as Error).message}${lost} [${code ?? 'ERROR'}]\n`);
   if (code === 'ENOENT') return 127;
   if (code === 'EACCES') return 126;
-  if (code === ENV_DENIED) return ExitCode.POLICY;
   return exitCodeFor(code);
 }
 
