@@ -1,4 +1,5 @@
 import { createServer, isIPv6, type Server, type Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import { describeAgentError } from '@vmlink/agent-protocol';
 import { VmlinkError } from '@vmlink/errors';
 import type { AgentClient } from '../agent-client.js';
@@ -45,17 +46,27 @@ interface Carried {
  * Resolves once both requests are on their way (net.connect answered, net.send issued);
  * rejects if net.connect fails (the socket is then untouched, so it can be retried).
  */
-async function open(socket: Socket, client: AgentClient, spec: ForwardSpec): Promise<Carried> {
+async function open(socket: Socket, client: AgentClient, spec: ForwardSpec, held: (delta: 1 | -1) => void = () => undefined): Promise<Carried> {
   const { id, body } = await client.openTcp(spec.host, spec.port);
+  // net.connect is over for the agent when its body has ended, net.send when it is answered.
+  held(1);
+  body.once('close', () => held(-1));
   body.on('error', () => socket.destroy());
+  // A socket closed before the body ended leaves the body unread for good: stop it, so the
+  // agent ends net.connect (and closes the target) instead of holding it.
+  socket.once('close', () => body.destroy());
   body.pipe(socket);
+  held(1);
   const sending = client.sendTcp(id, socket);
-  const closed = new Promise<void>((resolve) => {
-    if (socket.destroyed) resolve();
-    else socket.once('close', () => resolve());
-  });
+  sending.then(
+    () => held(-1),
+    () => held(-1),
+  );
+  const closed = Promise.all([closedEvent(socket), closedEvent(body)]);
+  // Over only when both requests are over on the agent too (net.send answered, net.connect's
+  // body ended): a shared connection counts on that room for the next forward.
   const done = sending.then(
-    () => closed,
+    async () => void (await closed),
     (error: unknown) => {
       body.destroy();
       socket.destroy();
@@ -64,6 +75,13 @@ async function open(socket: Socket, client: AgentClient, spec: ForwardSpec): Pro
   );
   done.catch(() => undefined); // awaited by the caller; never an unhandled rejection meanwhile
   return { done };
+}
+
+function closedEvent(stream: Socket | Readable): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed) resolve();
+    else stream.once('close', () => resolve());
+  });
 }
 
 async function carry(socket: Socket, client: AgentClient, spec: ForwardSpec, report: (error: Error) => void): Promise<void> {
@@ -92,6 +110,11 @@ export class SharedAgentConnection {
   private dialing: Promise<AgentClient> | undefined;
   /** Forwards holding (or about to hold) requests on the current connection. */
   private inUse = 0;
+  /** Our requests (net.connect, net.send) the agent has not finished yet, as far as we have heard. */
+  private requestsHeld = 0;
+  private readonly track = (delta: 1 | -1): void => {
+    this.requestsHeld += delta;
+  };
   /** How many forwards the agent took at once before refusing one: learned, not configured. */
   private capacity = Number.POSITIVE_INFINITY;
   private readonly waiting: (() => void)[] = [];
@@ -164,16 +187,18 @@ export class SharedAgentConnection {
       }
       let carried: Carried | undefined;
       const turn = this.opening.then(async () => {
-        carried = await open(socket, await this.current(), spec);
+        carried = await open(socket, await this.current(), spec, this.track);
       });
       this.opening = turn.catch(() => undefined);
       try {
         await turn;
       } catch (error) {
         this.release();
-        // net.connect refused for room: nothing of the socket was taken yet, so wait for a forward to end and retry.
-        if (isTooManyStreams(error) && this.inUse > 0) {
-          this.capacity = Math.max(1, this.inUse);
+        // net.connect refused for room: nothing of the socket was taken yet. The agent held
+        // --max-streams requests then, at most what we still count (frames arrive in order),
+        // two per forward: wait for a forward to end, then retry.
+        if (isTooManyStreams(error) && this.requestsHeld > 0) {
+          this.learnRoom();
           continue;
         }
         socket.destroy();
@@ -183,15 +208,20 @@ export class SharedAgentConnection {
       try {
         await carried?.done;
       } catch (error) {
-        // net.send refused for room (the agent allows an odd number of requests): the
-        // socket's first bytes may be gone, so this one fails; the next ones wait.
-        if (isTooManyStreams(error)) this.capacity = Math.max(1, this.inUse - 1);
+        // net.send refused for room: possible only while the room is unknown (a forward
+        // half over let net.connect in). The socket's first bytes may be gone, so this
+        // one fails; the next ones wait.
+        if (isTooManyStreams(error)) this.learnRoom();
         report(error as Error);
       } finally {
         this.release();
       }
       return;
     }
+  }
+
+  private learnRoom(): void {
+    this.capacity = Math.min(this.capacity, Math.max(1, Math.floor(this.requestsHeld / 2)));
   }
 
   async close(): Promise<void> {
