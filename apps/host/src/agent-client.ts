@@ -6,6 +6,7 @@
 import type {
   AgentInfo,
   ChmodResult,
+  ExecRequestOptions,
   ExecResult,
   HashResult,
   ListResult,
@@ -42,6 +43,8 @@ export type ExecSignal = 'SIGINT' | 'SIGTERM' | 'SIGKILL' | 'SIGHUP' | 'SIGQUIT'
 
 export interface ExecOptions {
   readonly stdin?: AsyncIterable<Uint8Array>;
+  /** exec's env (names the agent allows: --allow-env), cwd (under its --root), maxOutput (per stream). */
+  readonly request?: Pick<ExecRequestOptions, 'env' | 'cwd' | 'maxOutput'>;
   readonly onStarted?: (control: { signal(name: ExecSignal): Promise<void> }) => void;
 }
 

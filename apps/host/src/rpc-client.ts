@@ -331,7 +331,15 @@ class RpcAgentClient implements AgentClient {
     let body: Readable | undefined;
     let feeding: Promise<unknown> | undefined;
     try {
-      const params = { command, args: [...args], ...(options.stdin ? { stdin: true } : {}) };
+      const { env, cwd, maxOutput } = options.request ?? {};
+      const params = {
+        command,
+        args: [...args],
+        ...(options.stdin ? { stdin: true } : {}),
+        ...(env !== undefined ? { env } : {}),
+        ...(cwd !== undefined ? { cwd } : {}),
+        ...(maxOutput !== undefined ? { maxOutput } : {}),
+      };
       let result: unknown;
       ({ result, body } = await this.rpc.request('exec', params));
       if (!body) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `exec on ${this.uri}: the reply has no body`);
