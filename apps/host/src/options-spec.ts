@@ -13,7 +13,26 @@ export interface OptionSpec {
   readonly help: string;
 }
 
-export const COMMAND_NAMES = ['ping', 'info', 'ls', 'stat', 'cp', 'mkdir', 'rm', 'mv', 'chmod', 'exec', 'forward', 'wait-port', 'bench'] as const;
+export const COMMAND_NAMES = [
+  'ping',
+  'info',
+  'ls',
+  'stat',
+  'cp',
+  'mkdir',
+  'rm',
+  'mv',
+  'chmod',
+  'exec',
+  'shell',
+  'ps',
+  'wait',
+  'kill',
+  'attach',
+  'forward',
+  'wait-port',
+  'bench',
+] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -55,7 +74,26 @@ export const COMMAND_OPTIONS: Readonly<Record<CommandName, Readonly<Record<strin
   rm: { recursive: { type: 'boolean', short: 'r', help: 'remove a directory and everything in it' } },
   mv: {},
   chmod: {},
-  exec: { 'no-stdin': { type: 'boolean', short: 'n', help: "do not send stdin (the command's stdin is /dev/null)" } },
+  exec: {
+    'no-stdin': { type: 'boolean', short: 'n', help: "do not send stdin (the command's stdin is /dev/null)" },
+    env: { type: 'string', multiple: true, value: 'NAME[=VALUE]', help: 'set a variable the agent allows (--allow-env), repeatable; NAME alone passes ours' },
+    cwd: { type: 'string', value: 'DIR', help: "start in DIR (under the agent's --root)" },
+    'max-output': { type: 'string', value: 'SIZE', help: 'most bytes of stdout, and of stderr, to receive, e.g. 64M (the rest is cut, like head -c)' },
+    // Routed before this parser (cli.ts): commands/detached.ts and terminal/route.ts.
+    detach: { type: 'boolean', help: 'start the command detached: print its id and return (ps, wait, kill, attach)' },
+    tty: { type: 'boolean', short: 't', help: 'run on a terminal in the guest (-it like docker; see vmlink shell --help)' },
+    interactive: { type: 'boolean', short: 'i', help: 'accepted for docker habits: stdin is always streamed' },
+  },
+  // Parsed by terminal/route.ts; listed here for help, ownership and "did you mean".
+  shell: {
+    env: { type: 'string', multiple: true, value: 'NAME[=VALUE]', help: 'set a variable the agent allows (--allow-env), repeatable; NAME alone passes ours' },
+    cwd: { type: 'string', value: 'DIR', help: "start in DIR (under the agent's --root)" },
+  },
+  // Parsed by commands/detached.ts, which takes its options from here.
+  ps: {},
+  wait: {},
+  kill: { signal: { type: 'string', short: 's', value: 'SIG', help: 'TERM (default), INT, KILL, HUP or QUIT, to the process group' } },
+  attach: { 'from-start': { type: 'boolean', help: 'replay from the oldest output the agent kept, not from where the last attach stopped' } },
   forward: {},
   'wait-port': {},
   bench: {
