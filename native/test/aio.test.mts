@@ -1,52 +1,66 @@
 import { createRequire } from 'node:module';
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { ThreadPoolConfig } from '../index.cjs';
+import { bySlot, completionCollector, encodeBatch, submitBatch, type TestRequest } from './helpers/batch.mjs';
+import { shortWrite } from './helpers/short-write.mjs';
 
 const require = createRequire(import.meta.url);
 const native = require('../index.cjs') as typeof import('../index.cjs', { with: { 'resolution-mode': 'require' } });
 const binding = native.loadBinding();
+const layout = binding.ThreadPool.layout;
 type Pool = InstanceType<typeof binding.ThreadPool>;
+type PoolNumbers = Omit<ThreadPoolConfig, 'completions'>;
 
 const dir = mkdtempSync(join(tmpdir(), 'vmlink-native-aio-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const READ = 0;
-const WRITE = 1;
-const FSYNC = 2;
-
-/** Collects completions until `count` requests have come back; returns them and how many callbacks carried them. */
-function collector(): { onComplete: (c: Float64Array) => void; wait: (count: number) => Promise<{ rows: number[][]; callbacks: number }> } {
-  const rows: number[][] = [];
-  let callbacks = 0;
-  let waiter: (() => void) | undefined;
-  let wanted = Infinity;
-  return {
-    onComplete(completions) {
-      callbacks += 1;
-      // 6 numbers per request: id, result, partial, queue wait, service time, flags.
-      for (let i = 0; i < completions.length; i += 6) rows.push(Array.from(completions.subarray(i, i + 6)));
-      if (rows.length >= wanted) waiter?.();
-    },
-    wait(count) {
-      wanted = count;
-      return new Promise((resolve) => {
-        waiter = () => resolve({ rows, callbacks });
-        if (rows.length >= count) waiter();
-      });
-    },
-  };
+function opCode(name: string): number {
+  const code = layout.ops[name];
+  if (code === undefined) throw new Error(`ThreadPool.layout.ops has no ${name}`);
+  return code;
 }
-
-/** Meta rows of 8 fields; rows given with 6 (no length) get length 0. */
-function meta(...requests: number[][]): Uint32Array {
-  return Uint32Array.from(requests.flatMap((request) => (request.length === 6 ? [...request, 0, 0] : request)));
-}
+const READ = opCode('read');
+const WRITE = opCode('write');
+const FSYNC = opCode('fsync');
+const FDATASYNC = opCode('fdatasync');
+const READ_CACHE_FIRST = opCode('readCacheFirst');
+const FALLOCATE = opCode('fallocate');
+const TRUNCATE = opCode('truncate');
+const DISCARD = opCode('discard');
+const { EBADF, EINVAL, EISDIR, ENOSPC, EOPNOTSUPP, EFBIG } = constants.errno;
 
 /** A fixed-size pool config (no coalescing numbers of note). */
-function fixed(threads: number): ConstructorParameters<typeof binding.ThreadPool>[0] {
+function fixed(threads: number): PoolNumbers {
   return { minThreads: threads, maxThreads: threads, idleTimeoutMs: 5000, maxHoldUs: 200, maxHeld: 16 };
+}
+
+/** A pool whose completions (a table of `capacity`) are collected. */
+function openPool(numbers: PoolNumbers, capacity = 64) {
+  const collector = completionCollector(layout, capacity);
+  const pool: Pool = new binding.ThreadPool({ ...numbers, completions: collector.completions }, collector.onComplete);
+  return { pool, ...collector };
+}
+
+/** Blocks the JS thread (no callback can run) until every worker is idle and the queue empty. */
+function blockUntilWorkersIdle(pool: Pool): void {
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = Date.now() + 30_000;
+  while (!(pool.queued === 0 && pool.idleThreads === pool.threads)) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for the workers to finish');
+    Atomics.wait(cell, 0, 0, 1);
+  }
+}
+
+/** Polls a condition that a worker thread changes on its own (no event reaches JS for it). */
+async function until(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 describe('addressOffset', () => {
@@ -66,63 +80,123 @@ describe('addressOffset', () => {
 });
 
 describe('ThreadPool (raw binding)', () => {
-  it('validates its arguments', () => {
-    expect(() => new binding.ThreadPool({ ...fixed(1), maxThreads: 0 }, () => {})).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
-    expect(() => new binding.ThreadPool(fixed(1000), () => {})).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('1000') }));
-    expect(() => new binding.ThreadPool({ ...fixed(4), maxThreads: 2 }, () => {})).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('minThreads (4)') }));
-    expect(() => new binding.ThreadPool({ ...fixed(1), idleTimeoutMs: 0.5 }, () => {})).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('idleTimeoutMs') }));
-    expect(() => new binding.ThreadPool(2 as unknown as ReturnType<typeof fixed>, () => {})).toThrow(TypeError);
-    expect(() => new binding.ThreadPool({ ...fixed(1), maxHeld: 'x' as unknown as number }, () => {})).toThrow(TypeError);
-    expect(() => new binding.ThreadPool(fixed(2), 'x' as unknown as () => void)).toThrow(TypeError);
-    const pool = new binding.ThreadPool(fixed(1), () => {});
-    expect(() => pool.submit([1] as unknown as Uint32Array, [])).toThrow(TypeError);
-    expect(() => pool.submit(new Uint32Array(6), [])).toThrow(TypeError);
-    expect(() => pool.submit(meta([1, 9, 0, 0, 0, 0]), [])).toThrow(TypeError);
-    expect(() => pool.submit(meta([1, READ, 0, 2, 0, 0]), [Buffer.alloc(1)])).toThrow(TypeError);
-    expect(() => pool.submit(meta([1, READ, 0, 1, 0, 0]), ['x' as unknown as Buffer])).toThrow(TypeError);
-    expect(pool.inFlight).toBe(0);
-    pool.destroy();
+  it('validates its config, including the completion table', () => {
+    const completions = new Float64Array(layout.completionStride);
+    const make = (config: unknown, onComplete: unknown = () => {}) => () => new binding.ThreadPool(config as ThreadPoolConfig, onComplete as (count: number) => void);
+    expect(make({ ...fixed(1), completions, maxThreads: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(make({ ...fixed(1000), completions })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('1000') }));
+    expect(make({ ...fixed(4), completions, maxThreads: 2 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('minThreads (4)') }));
+    expect(make({ ...fixed(1), completions, idleTimeoutMs: 0.5 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('idleTimeoutMs') }));
+    expect(make(2)).toThrow(TypeError);
+    expect(make({ ...fixed(1), completions, maxHeld: 'x' })).toThrow(TypeError);
+    expect(make({ ...fixed(2), completions }, 'x')).toThrow(TypeError);
+    expect(make(fixed(1))).toThrow(expect.objectContaining({ message: expect.stringContaining('config.completions') }));
+    expect(make({ ...fixed(1), completions: new Uint32Array(layout.completionStride) })).toThrow(TypeError);
+    expect(make({ ...fixed(1), completions: new Float64Array(layout.completionStride - 1) })).toThrow(TypeError);
   });
 
-  it('writes and reads vectors at 64-bit positions, gathering from sub-arrays', async () => {
-    const path = join(dir, 'vectors');
-    writeFileSync(path, '');
-    const fd = openSync(path, 'r+');
-    const { onComplete, wait } = collector();
-    const pool: Pool = new binding.ThreadPool(fixed(2), onComplete);
+  it('rejects malformed submit() arguments as a whole (TypeError, RangeError) and queues nothing', () => {
+    const { pool } = openPool(fixed(1));
     try {
-      const big = Buffer.from('xxHELLOxx');
-      const position = 2 ** 33 + 5;
-      pool.submit(meta([1, WRITE, fd, 2, position % 2 ** 32, Math.floor(position / 2 ** 32)]), [big.subarray(2, 7), Buffer.from(' WORLD')]);
-      const { rows } = await wait(1);
-      expect(rows[0]!.slice(0, 3)).toEqual([1, 11, 0]);
-      expect(rows[0]![3]).toBeGreaterThanOrEqual(0);
-      const check = Buffer.alloc(11);
-      expect(readSync(fd, check, 0, 11, position)).toBe(11);
-      expect(check.toString()).toBe('HELLO WORLD');
+      const good = encodeBatch(layout, [{ slot: 1, op: FSYNC }]);
+      const call = (requests: unknown, count: unknown, buffers: unknown, status: unknown, records: unknown) => () =>
+        pool.submit(requests as Float64Array, count as number, buffers as [], status as Int32Array, records as Float64Array);
+      expect(call([1], 1, [], good.status, good.records)).toThrow(TypeError);
+      expect(call(new Uint32Array(layout.requestStride), 1, [], good.status, good.records)).toThrow(TypeError);
+      expect(call(good.requests, '1', [], good.status, good.records)).toThrow(TypeError);
+      expect(call(good.requests, 1, 'x', good.status, good.records)).toThrow(TypeError);
+      expect(call(good.requests, 1, [], new Float64Array(1), good.records)).toThrow(TypeError);
+      expect(call(good.requests, 1, [], good.status, new Float64Array(layout.recordStride - 1))).toThrow(TypeError);
+      expect(call(good.requests, 2, [], new Int32Array(2), good.records)).toThrow(RangeError); // past the request table
+      const two = encodeBatch(layout, [{ slot: 1, op: FSYNC }, { slot: 2, op: FSYNC }]);
+      expect(call(two.requests, 2, [], new Int32Array(1), two.records)).toThrow(RangeError); // past the status table
+      expect(call(good.requests, -1, [], good.status, good.records)).toThrow(RangeError);
+      expect(pool.inFlight).toBe(0);
+      expect(pool.queued).toBe(0);
+    } finally {
+      pool.destroy();
+    }
+  });
+
+  it('fails a malformed request alone with status EINVAL; the rest of the call is queued; one record per call', async () => {
+    const path = join(dir, 'malformed');
+    writeFileSync(path, 'abc');
+    const fd = openSync(path, 'r');
+    const { pool, next, pending } = openPool(fixed(1));
+    try {
+      const requests: TestRequest[] = [
+        { slot: 1, op: FSYNC, fd },
+        { slot: 2, op: 99, fd },
+        { slot: 3, op: READ, fd }, // no buffer
+        { slot: 4, op: READ, fd, buffers: 'x' as unknown as Buffer },
+        { slot: 5, op: READ, fd, buffers: [] },
+        { slot: 6, op: READ, fd, buffers: new Uint16Array(4) as unknown as Uint8Array },
+        { slot: 7, op: WRITE, fd, position: 2 ** 63, buffers: Buffer.from('z') }, // past INT64_MAX
+        { slot: -1, op: FSYNC, fd },
+        { slot: 9, op: READ, fd, buffers: [Buffer.alloc(1), Buffer.alloc(2)] },
+      ];
+      const outcome = submitBatch(pool, layout, requests);
+      expect(outcome.status).toEqual([0, EINVAL, EINVAL, EINVAL, EINVAL, EINVAL, EINVAL, EINVAL, 0]);
+      expect(outcome.status.filter((status) => status > 0).map((status) => binding.errnoName(status))).toEqual(Array(7).fill('EINVAL'));
+      expect(outcome.recordCount).toBe(1);
+      expect(outcome.records[0]!.slice(0, 2)).toEqual([9, 2]);
+      expect(outcome.records[0]![2]).toBeGreaterThanOrEqual(0);
+      expect(pool.inFlight).toBe(2); // completions reach JS on the loop, never within this tick
+      const done = bySlot(await next(2));
+      expect([...done.keys()].sort()).toEqual([1, 9]);
+      expect(done.get(1)!.result).toBe(0);
+      expect(done.get(9)!.result).toBe(3);
+      expect(pool.inFlight).toBe(0);
+      expect(pending()).toEqual([]);
     } finally {
       pool.destroy();
       closeSync(fd);
     }
   });
 
-  it('hands many completions to JS in few callbacks (one wake-up per batch)', async () => {
+  it('writes and reads vectors at 64-bit positions, gathering from sub-arrays', async () => {
+    const path = join(dir, 'vectors');
+    writeFileSync(path, '');
+    const fd = openSync(path, 'r+');
+    const { pool, next } = openPool(fixed(2));
+    try {
+      const big = Buffer.from('xxHELLOxx');
+      const position = 2 ** 33 + 5;
+      expect(submitBatch(pool, layout, [{ slot: 1, op: WRITE, fd, position, buffers: [big.subarray(2, 7), Buffer.from(' WORLD')] }]).status).toEqual([0]);
+      const [written] = await next(1);
+      expect(written).toMatchObject({ slot: 1, result: 11, partial: 0, flags: 0 });
+      expect(written!.queueWaitUs).toBeGreaterThanOrEqual(0);
+      expect(written!.serviceUs).toBeGreaterThanOrEqual(0);
+      const check = Buffer.alloc(11);
+      expect(readSync(fd, check, 0, 11, position)).toBe(11);
+      expect(check.toString()).toBe('HELLO WORLD');
+      const a = Buffer.alloc(5);
+      const b = Buffer.alloc(6);
+      submitBatch(pool, layout, [{ slot: 2, op: READ, fd, position, buffers: [a, b] }]);
+      expect((await next(1))[0]).toMatchObject({ slot: 2, result: 11 });
+      expect(`${a.toString()}|${b.toString()}`).toBe('HELLO| WORLD');
+    } finally {
+      pool.destroy();
+      closeSync(fd);
+    }
+  });
+
+  it('hands many completions to JS in one callback (one wake-up per batch)', async () => {
     const path = join(dir, 'batch');
     writeFileSync(path, Buffer.alloc(64 * 4096, 7));
     const fd = openSync(path, 'r');
-    const { onComplete, wait } = collector();
-    const pool = new binding.ThreadPool(fixed(2), onComplete);
+    const { pool, next, callbacks } = openPool(fixed(2), 64);
     try {
       const buffers = Array.from({ length: 64 }, () => Buffer.alloc(4096));
-      pool.submit(meta(...buffers.map((_, i) => [i + 1, READ, fd, 1, i * 4096, 0])), buffers);
+      const outcome = submitBatch(pool, layout, buffers.map((buffer, i) => ({ slot: i + 1, op: READ, fd, position: i * 4096, buffers: buffer })));
+      expect(outcome.records.map((record) => record.slice(0, 2))).toEqual([[64, 64]]);
       expect(pool.inFlight).toBe(64);
-      // Keep the JS thread busy while the workers finish: their completions pile up and
-      // arrive together.
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
-      const { rows, callbacks } = await wait(64);
-      expect(rows.map((row) => row[0]).sort((a, b) => a! - b!)).toEqual(buffers.map((_, i) => i + 1));
-      expect(rows.every((row) => row[1] === 4096)).toBe(true);
-      expect(callbacks).toBe(1);
+      // Keep the JS thread busy until the workers are done: their completions pile up and arrive together.
+      blockUntilWorkersIdle(pool);
+      const done = await next(64);
+      expect(done.map((completion) => completion.slot).sort((x, y) => x - y)).toEqual(buffers.map((_, i) => i + 1));
+      expect(done.every((completion) => completion.result === 4096)).toBe(true);
+      expect(callbacks).toEqual([64]);
       expect(buffers.every((buffer) => buffer.every((byte) => byte === 7))).toBe(true);
       expect(pool.inFlight).toBe(0);
     } finally {
@@ -131,52 +205,146 @@ describe('ThreadPool (raw binding)', () => {
     }
   });
 
-  it('reports errors as -errno and fsync results as 0', async () => {
-    const path = join(dir, 'errors');
-    writeFileSync(path, 'abc');
+  it('never hands more completions per callback than the completion table holds', async () => {
+    const path = join(dir, 'small-table');
+    writeFileSync(path, Buffer.alloc(10 * 512, 3));
     const fd = openSync(path, 'r');
-    const { onComplete, wait } = collector();
-    const pool = new binding.ThreadPool(fixed(2), onComplete);
+    const { pool, next, callbacks } = openPool(fixed(2), 4);
     try {
-      pool.submit(meta([1, WRITE, fd, 1, 0, 0], [2, READ, 1_000_000, 1, 0, 0], [3, FSYNC, fd, 0, 0, 0]), [Buffer.from('z'), Buffer.alloc(1)]);
-      const { rows } = await wait(3);
-      const byId = new Map(rows.map((row) => [row[0], row[1]]));
-      expect(byId.get(1)).toBe(-9); // EBADF: the fd is read-only
-      expect(byId.get(2)).toBe(-9); // EBADF: no such fd
-      expect(byId.get(3)).toBe(0);
-      expect(readFileSync(path, 'utf8')).toBe('abc');
+      const buffers = Array.from({ length: 10 }, () => Buffer.alloc(512));
+      submitBatch(pool, layout, buffers.map((buffer, i) => ({ slot: i, op: READ, fd, position: i * 512, buffers: buffer })));
+      blockUntilWorkersIdle(pool);
+      const done = await next(10);
+      expect(done.map((completion) => completion.slot).sort((x, y) => x - y)).toEqual([...Array(10).keys()]);
+      expect(done.every((completion) => completion.result === 512)).toBe(true);
+      expect(callbacks.every((count) => count >= 1 && count <= 4)).toBe(true);
+      expect(callbacks.reduce((sum, count) => sum + count, 0)).toBe(10);
+      expect(pool.inFlight).toBe(0);
     } finally {
       pool.destroy();
       closeSync(fd);
     }
   });
 
-  it('cancel is false for unknown or finished requests; destroy is final and idempotent', async () => {
-    const { onComplete, wait } = collector();
-    const pool = new binding.ThreadPool(fixed(1), onComplete);
-    expect(pool.cancel(42)).toBe(false);
-    pool.submit(meta([7, FSYNC, 0, 0, 0, 0]), []);
-    await wait(1);
-    expect(pool.cancel(7)).toBe(false);
+  it('reports errors as -errno (named by errnoName) and fsync/fdatasync results as 0', async () => {
+    const path = join(dir, 'errors');
+    writeFileSync(path, 'abc');
+    const fd = openSync(path, 'r');
+    const full = openSync('/dev/full', 'w');
+    const dirFd = openSync(dir, 'r');
+    const { pool, next } = openPool(fixed(2));
+    try {
+      submitBatch(pool, layout, [
+        { slot: 1, op: WRITE, fd, buffers: Buffer.from('z') }, // the fd is read-only
+        { slot: 2, op: READ, fd: 1_000_000, buffers: Buffer.alloc(1) }, // no such fd
+        { slot: 3, op: FSYNC, fd },
+        { slot: 4, op: FDATASYNC, fd },
+        { slot: 5, op: WRITE, fd: full, buffers: Buffer.from('z') },
+        { slot: 6, op: READ, fd: dirFd, buffers: Buffer.alloc(1) },
+      ]);
+      const done = bySlot(await next(6));
+      const result = (slot: number): number => done.get(slot)!.result;
+      expect([1, 2, 5, 6].map((slot) => binding.errnoName(result(slot)))).toEqual(['EBADF', 'EBADF', 'ENOSPC', 'EISDIR']);
+      expect([result(1), result(2), result(5), result(6)]).toEqual([-EBADF, -EBADF, -ENOSPC, -EISDIR]);
+      expect(done.get(5)!.partial).toBe(0);
+      expect(result(3)).toBe(0);
+      expect(result(4)).toBe(0);
+      expect(readFileSync(path, 'utf8')).toBe('abc');
+    } finally {
+      pool.destroy();
+      closeSync(fd);
+      closeSync(full);
+      closeSync(dirFd);
+    }
+  });
+
+  it('a write cut short by the file size limit fails with EFBIG and reports the bytes written as partial', async () => {
+    const path = join(dir, 'short-write');
+    const [first, second] = await shortWrite('pool', path);
+    // 8192 bytes in two buffers under a 4096-byte limit: 4096 land, the retry of the rest fails.
+    expect(first).toEqual({ slot: 0, result: -EFBIG, partial: 4096 });
+    expect(binding.errnoName(first!.result)).toBe('EFBIG');
+    expect(second).toEqual({ slot: 1, result: -EFBIG, partial: 0 });
+    const data = readFileSync(path);
+    expect(data.length).toBe(4096);
+    expect(data.subarray(0, 3000).every((byte) => byte === 1)).toBe(true);
+    expect(data.subarray(3000).every((byte) => byte === 2)).toBe(true);
+  });
+
+  it('readCacheFirst serves a cached file from the page cache (flag nowaitServed), EOF included; read has no flag', async () => {
+    const path = join(dir, 'cached');
+    const content = Buffer.alloc(16384, 0x5a);
+    writeFileSync(path, content);
+    const fd = openSync(path, 'r');
+    const { pool, next } = openPool(fixed(1));
+    try {
+      readFileSync(path); // the pages are in the page cache now
+      const cached = Buffer.alloc(16384);
+      const plain = Buffer.alloc(100);
+      submitBatch(pool, layout, [
+        { slot: 1, op: READ_CACHE_FIRST, fd, buffers: cached },
+        { slot: 2, op: READ_CACHE_FIRST, fd, position: 1 << 20, buffers: Buffer.alloc(10) },
+        { slot: 3, op: READ, fd, buffers: plain },
+      ]);
+      const done = bySlot(await next(3));
+      expect(done.get(1)).toMatchObject({ result: 16384, flags: layout.flags.nowaitServed });
+      expect(cached.equals(content)).toBe(true);
+      expect(done.get(2)).toMatchObject({ result: 0, flags: layout.flags.nowaitServed });
+      expect(done.get(3)).toMatchObject({ result: 100, flags: 0 });
+    } finally {
+      pool.destroy();
+      closeSync(fd);
+    }
+  });
+
+  it('cancel withdraws queued requests in one call (1 per withdrawn slot); no completion follows them', async () => {
+    const path = join(dir, 'cancel');
+    writeFileSync(path, 'x');
+    const fd = openSync(path, 'r');
+    // No worker yet: everything submitted stays queued until spawn().
+    const { pool, next, pending } = openPool({ minThreads: 0, maxThreads: 1, idleTimeoutMs: 5000, maxHoldUs: 0, maxHeld: 1 });
+    try {
+      expect(Array.from(pool.cancel(new Uint32Array([42])))).toEqual([0]);
+      submitBatch(pool, layout, [1, 2, 3].map((slot) => ({ slot, op: FSYNC, fd })));
+      expect(pool.queued).toBe(3);
+      expect(pool.inFlight).toBe(3);
+      const withdrawn = pool.cancel(new Uint32Array([1, 99, 3, 1]));
+      expect(withdrawn).toBeInstanceOf(Uint8Array);
+      expect(Array.from(withdrawn)).toEqual([1, 0, 1, 0]);
+      expect(pool.queued).toBe(1);
+      expect(pool.inFlight).toBe(1);
+      expect(pool.spawn(1)).toBe(1);
+      expect((await next(1)).map((completion) => completion.slot)).toEqual([2]);
+      expect(Array.from(pool.cancel(new Uint32Array([2])))).toEqual([0]); // finished
+      // One worker runs the queue in order: had 1 or 3 stayed queued, they would complete before 4.
+      submitBatch(pool, layout, [{ slot: 4, op: FSYNC, fd }]);
+      expect((await next(1)).map((completion) => completion.slot)).toEqual([4]);
+      expect(pending()).toEqual([]);
+      expect(pool.inFlight).toBe(0);
+      expect(() => pool.cancel([1] as unknown as Uint32Array)).toThrow(TypeError);
+      expect(() => pool.cancel(new Int32Array([1]) as unknown as Uint32Array)).toThrow(TypeError);
+    } finally {
+      pool.destroy();
+      closeSync(fd);
+    }
+  });
+
+  it('destroy is final and idempotent', async () => {
+    const { pool, next } = openPool(fixed(1));
+    submitBatch(pool, layout, [{ slot: 7, op: FSYNC, fd: 0 }]);
+    await next(1);
     expect(pool.threads).toBe(1);
     pool.destroy();
     pool.destroy();
-    expect(() => pool.submit(meta([8, FSYNC, 0, 0, 0, 0]), [])).toThrow(expect.objectContaining({ code: 'ERR_VMLINK_CLOSED' }));
+    expect(pool.threads).toBe(0);
+    expect(() => submitBatch(pool, layout, [{ slot: 8, op: FSYNC, fd: 0 }])).toThrow(expect.objectContaining({ code: 'ERR_VMLINK_CLOSED' }));
+    expect(() => pool.spawn(1)).toThrow(expect.objectContaining({ code: 'ERR_VMLINK_CLOSED' }));
   });
 });
 
 describe('ThreadPool workers (raw binding)', () => {
-  /** Polls a condition that a worker thread changes on its own (no event reaches JS for it). */
-  async function until(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!condition()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  }
-
   it('spawn adds workers up to maxThreads; workers idle past idleTimeoutMs exit down to minThreads', async () => {
-    const pool = new binding.ThreadPool({ minThreads: 1, maxThreads: 4, idleTimeoutMs: 50, maxHoldUs: 0, maxHeld: 1 }, () => {});
+    const { pool } = openPool({ minThreads: 1, maxThreads: 4, idleTimeoutMs: 50, maxHoldUs: 0, maxHeld: 1 });
     try {
       expect(pool.threads).toBe(1);
       expect(pool.spawn(10)).toBe(3);
@@ -195,59 +363,54 @@ describe('ThreadPool workers (raw binding)', () => {
   });
 
   it('a pool with minThreads 0 runs work on a spawned worker, then has none', async () => {
-    const { onComplete, wait } = collector();
-    const pool = new binding.ThreadPool({ minThreads: 0, maxThreads: 2, idleTimeoutMs: 20, maxHoldUs: 0, maxHeld: 1 }, onComplete);
+    const { pool, next } = openPool({ minThreads: 0, maxThreads: 2, idleTimeoutMs: 20, maxHoldUs: 0, maxHeld: 1 });
     try {
       expect(pool.threads).toBe(0);
-      pool.submit(meta([1, FSYNC, 0, 0, 0, 0]), []);
+      submitBatch(pool, layout, [{ slot: 1, op: FSYNC, fd: 0 }]);
       expect(pool.queued).toBe(1);
       expect(pool.spawn(1)).toBe(1);
-      const { rows } = await wait(1);
-      expect(rows[0]![0]).toBe(1);
+      expect((await next(1))[0]!.slot).toBe(1);
       await until(() => pool.threads === 0, 'the worker to exit');
     } finally {
       pool.destroy();
     }
   });
 
-  it('fallocate (5), ftruncate (6) and discard (7) run on the workers; errors are -errno', async () => {
-    const FALLOCATE = 5;
-    const TRUNCATE = 6;
-    const DISCARD = 7;
+  it('fallocate, truncate and discard run on the workers with 64-bit positions and lengths; errors are -errno', async () => {
     const KEEP_SIZE = 1;
     const PUNCH_HOLE = 2;
     const path = join(dir, 'space');
     writeFileSync(path, Buffer.alloc(64 * 1024, 5));
     const fd = openSync(path, 'r+');
-    const { onComplete, wait } = collector();
-    const pool = new binding.ThreadPool(fixed(1), onComplete);
+    const { pool, next } = openPool(fixed(1));
     try {
-      pool.submit(
-        meta(
-          [1, FALLOCATE, fd, PUNCH_HOLE | KEEP_SIZE, 4096, 0, 8192, 0],
-          [2, DISCARD, fd, 0, 32768, 0, 4096, 0],
-          [3, FALLOCATE, fd, 0, 65536, 0, 4096, 0],
-          [4, FALLOCATE, fd, PUNCH_HOLE, 0, 0, 4096, 0],
-          [5, FALLOCATE, fd, 0, 0, 0, 0, 0],
-        ),
-        [],
-      );
-      const first = await wait(5);
-      const byId = new Map(first.rows.map((row) => [row[0], row]));
-      expect(byId.get(1)![1]).toBe(0);
-      expect(byId.get(2)![1]).toBe(0);
-      expect(byId.get(2)![5]).toBe(0); // a regular file: punch-hole, not BLKDISCARD
-      expect(byId.get(3)![1]).toBe(0);
-      expect(byId.get(4)![1]).toBe(-95); // EOPNOTSUPP: PUNCH_HOLE needs KEEP_SIZE
-      expect(byId.get(5)![1]).toBe(-22); // EINVAL: length 0
+      const outcome = submitBatch(pool, layout, [
+        { slot: 1, op: FALLOCATE, fd, mode: PUNCH_HOLE | KEEP_SIZE, position: 4096, length: 8192 },
+        { slot: 2, op: DISCARD, fd, position: 32768, length: 4096 },
+        { slot: 3, op: FALLOCATE, fd, position: 65536, length: 4096 },
+        { slot: 4, op: FALLOCATE, fd, mode: PUNCH_HOLE, position: 0, length: 4096 },
+        { slot: 5, op: FALLOCATE, fd, position: 0, length: 0 },
+        { slot: 6, op: DISCARD, fd: 1_000_000, position: 0, length: 4096 },
+      ]);
+      expect(outcome.status).toEqual([0, 0, 0, 0, 0, 0]);
+      const first = bySlot(await next(6));
+      expect(first.get(1)!.result).toBe(0);
+      expect(first.get(2)).toMatchObject({ result: 0, flags: 0 }); // a regular file: punch-hole, not BLKDISCARD
+      expect(first.get(3)!.result).toBe(0);
+      expect(first.get(4)!.result).toBe(-EOPNOTSUPP); // PUNCH_HOLE needs KEEP_SIZE
+      expect(first.get(5)!.result).toBe(-EINVAL); // length 0
+      expect(binding.errnoName(first.get(6)!.result)).toBe('EBADF');
       const data = readFileSync(path);
       expect(data.length).toBe(65536 + 4096);
       expect(data.subarray(4096, 12288).every((byte) => byte === 0)).toBe(true);
       expect(data.subarray(32768, 36864).every((byte) => byte === 0)).toBe(true);
       expect(data.subarray(12288, 32768).every((byte) => byte === 5)).toBe(true);
-      pool.submit(meta([6, TRUNCATE, fd, 0, 100, 0, 0, 0]), []);
-      const second = await wait(6);
-      expect(second.rows.find((row) => row[0] === 6)![1]).toBe(0);
+      // A size past 4 GiB needs the position's high word (a sparse file: no space used).
+      submitBatch(pool, layout, [{ slot: 7, op: TRUNCATE, fd, position: 2 ** 32 + 100 }]);
+      expect((await next(1))[0]).toMatchObject({ slot: 7, result: 0 });
+      expect(fstatSync(fd).size).toBe(2 ** 32 + 100);
+      submitBatch(pool, layout, [{ slot: 8, op: TRUNCATE, fd, position: 100 }]);
+      expect((await next(1))[0]).toMatchObject({ slot: 8, result: 0 });
       expect(readFileSync(path).length).toBe(100);
     } finally {
       pool.destroy();
