@@ -15,6 +15,9 @@ import {
 } from './options-spec.js';
 import { type CopyPlan, planCopy } from './remote-spec.js';
 import { type ForwardSpec, parseDuration, parseForwardSpec } from './commands/forward.js';
+import { detachedHelp } from './commands/detached.js';
+import { SHELL_HELP } from './terminal/route.js';
+import type { ExecRequestOptions } from '@vmlink/agent-protocol';
 
 export { COMMAND_NAMES, DEFAULT_TIMEOUT_MS, type CommandName };
 
@@ -40,7 +43,7 @@ export type Command =
   | { name: 'rm'; uri: string; path: string; recursive: boolean; common: CommonOptions }
   | { name: 'mv'; uri: string; from: string; to: string; common: CommonOptions }
   | { name: 'chmod'; uri: string; mode: number; path: string; common: CommonOptions }
-  | { name: 'exec'; uri: string; command: string; args: string[]; stdin: boolean; common: CommonOptions }
+  | { name: 'exec'; uri: string; command: string; args: string[]; stdin: boolean; request?: ExecRequestOptions; common: CommonOptions }
   | { name: 'forward'; uri: string; spec: ForwardSpec; common: CommonOptions }
   | { name: 'wait-port'; uri: string; host: string; port: number; common: CommonOptions }
   | { name: 'bench'; uri: string; rounds: number; sizeMiB: number; common: CommonOptions };
@@ -73,6 +76,14 @@ Commands:
   mv URI FROM TO           rename a remote path (into TO if it is a directory)
   chmod URI MODE PATH      set permission bits (octal, at most 777)
   exec URI -- CMD ARGS     run an allowed command; exits with its exit code
+                           (--env NAME=VALUE, --cwd DIR, --max-output SIZE)
+  exec -it URI -- CMD      run it on a terminal in the guest (raw mode, window size, Ctrl-C)
+  shell URI                an interactive sh on a terminal in the guest
+  exec --detach URI -- CMD start it detached: prints its id, keeps running without us
+  ps URI                   list the agent's detached processes
+  wait URI ID              wait for a detached process; exits with its exit code
+  kill URI ID [--signal S] signal a detached process's group (default TERM)
+  attach URI ID            stream a detached process's output (again after a reconnect)
   forward URI [BIND:]LPORT:HOST:PORT
                            carry TCP connections to LPORT on the host to HOST:PORT in the guest
   wait-port URI HOST:PORT  wait until HOST:PORT in the guest accepts connections (--timeout 30s)
@@ -116,12 +127,16 @@ A local path that looks like a URI can be written ./name.`,
   chmod: commandHelp('chmod', 'Usage: vmlink chmod URI MODE PATH', 'Sets the permission bits of PATH to MODE (octal, 0-777: no setuid, setgid or sticky).'),
   exec: commandHelp(
     'exec',
-    'Usage: vmlink exec URI [--json] -- CMD [ARGS...]',
+    `Usage: vmlink exec URI [--json] [--env NAME[=VALUE]]... [--cwd DIR] [--max-output SIZE] -- CMD [ARGS...]
+       vmlink exec -it URI -- CMD [ARGS...]      (on a terminal: vmlink shell --help)
+       vmlink exec --detach URI -- CMD [ARGS...] (detached: vmlink ps/wait/kill/attach)`,
     `Runs CMD on the agent (it must be in the agent's --allow-exec), streams our stdin to it
 and its stdout and stderr back at the same time (flow-controlled both ways), and exits
 with its exit code (128+N when killed by signal N). Ctrl-C (SIGINT) and SIGTERM are sent
 to the command's process group; a second one sends SIGKILL. With --json the output is
-collected and printed as {"exitCode","signal","stdout","stderr"}.`,
+collected and printed as {"exitCode","signal","stdout","stderr"}. --env names must be in
+the agent's --allow-env (else exit 77); --cwd is under its --root; with --max-output a
+stream is cut at SIZE bytes (the agent's --exec-max-output is the ceiling).`,
   ),
   forward: commandHelp(
     'forward',
@@ -139,6 +154,11 @@ all over one where it has one (virtio-serial). Runs until Ctrl-C.`,
 backoff through the agent (which must allow the target: --allow-forward); waits for the
 agent itself too. Exit 75 when --timeout (default 30s) passes first.`,
   ),
+  shell: SHELL_HELP,
+  ps: detachedHelp('ps'),
+  wait: detachedHelp('wait'),
+  kill: detachedHelp('kill'),
+  attach: detachedHelp('attach'),
   bench: commandHelp(
     'bench',
     'Usage: vmlink bench URI [--rounds N] [--size MIB] [--json]',
@@ -307,8 +327,18 @@ export function parseHostArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
       noMore();
       const [cmd, ...args] = afterDashDash;
       if (!terminator || cmd === undefined) throw usageError(`exec needs '-- CMD [ARGS...]'`, command);
-      return { name: command, uri, command: cmd, args, stdin: !bool('no-stdin'), common };
+      if (bool('detach') || bool('tty')) throw usageError(`exec ${bool('detach') ? '--detach' : '-t'} is run by its own parser (vmlink's cli.ts routes it)`, command);
+      const envValues = (Array.isArray(values['env']) ? values['env'] : []).filter((v): v is string => typeof v === 'string');
+      const request = execRequest(envValues, str('cwd'), str('max-output'), env);
+      return { name: command, uri, command: cmd, args, stdin: !bool('no-stdin'), ...(Object.keys(request).length > 0 ? { request } : {}), common };
     }
+    case 'shell':
+    case 'ps':
+    case 'wait':
+    case 'kill':
+    case 'attach':
+      // cli.ts hands these to terminal/route.ts and commands/detached.ts before this parser.
+      throw usageError(`${command} is run by its own parser (vmlink's cli.ts routes it)`, command);
     case 'forward': {
       const uri = takeUri();
       const raw = take('[BIND:]LOCALPORT:GUESTHOST:GUESTPORT');
@@ -383,6 +413,39 @@ function duration(raw: string | undefined, fallback: number, command: CommandNam
   const ms = parseDuration(raw);
   if (ms === undefined) throw usageError(`--timeout must be a duration such as 5000, 500ms, 30s or 2m, got '${raw}'`, command);
   return ms;
+}
+
+/** exec's --env NAME[=VALUE] (NAME alone: our value), --cwd DIR, --max-output SIZE. */
+function execRequest(entries: readonly string[], cwd: string | undefined, maxOutput: string | undefined, env: NodeJS.ProcessEnv): ExecRequestOptions {
+  const request: ExecRequestOptions = {};
+  for (const entry of entries) {
+    const eq = entry.indexOf('=');
+    const name = eq < 0 ? entry : entry.slice(0, eq);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw usageError(`--env '${entry}' is not NAME=VALUE`, 'exec');
+    const value = eq < 0 ? env[name] : entry.slice(eq + 1);
+    if (value === undefined) throw usageError(`--env ${name}: not set here (give NAME=VALUE)`, 'exec');
+    (request.env ??= {})[name] = value;
+  }
+  if (cwd !== undefined) {
+    if (cwd === '') throw usageError('--cwd needs a directory', 'exec');
+    request.cwd = cwd;
+  }
+  if (maxOutput !== undefined) {
+    const bytes = byteSize(maxOutput);
+    if (bytes === undefined) throw usageError(`--max-output must be a size like 64M or 1048576, got '${maxOutput}'`, 'exec');
+    request.maxOutput = { stdout: bytes, stderr: bytes };
+  }
+  return request;
+}
+
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
+
+/** `1048576`, `512K`, `64M`, `1G` (binary units), at least 1. */
+function byteSize(raw: string): number | undefined {
+  const match = /^(\d+)([KMG]?)i?B?$/i.exec(raw.trim());
+  const unit = SIZE_UNITS[(match?.[2] ?? '').toUpperCase()];
+  const n = match && unit !== undefined ? Number(match[1]) * unit : Number.NaN;
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
 
 /** `755`, `0755`, `0o755`: permission bits in octal (the agent refuses anything above 777). */

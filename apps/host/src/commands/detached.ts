@@ -23,7 +23,7 @@ import {
   type ExecResult,
 } from '@vmlink/agent-protocol';
 import { ExitCode, exitCodeFor } from '../exit-codes.js';
-import { COMMON_OPTIONS, DEFAULT_TIMEOUT_MS, didYouMean, optionHelp, type OptionSpec } from '../options-spec.js';
+import { COMMAND_OPTIONS, COMMON_OPTIONS, DEFAULT_TIMEOUT_MS, didYouMean, optionHelp, type OptionSpec } from '../options-spec.js';
 import { type CliOutput, printJson, processOutput, writeWithBackpressure } from '../output.js';
 import { parseDuration } from './forward.js';
 
@@ -33,15 +33,16 @@ type DetachedCommand = (typeof DETACHED_COMMANDS)[number] | 'exec';
 /** Our commands' common options: the CLI's, minus --wait (these commands do not redial yet). */
 const COMMON: Readonly<Record<string, OptionSpec>> = Object.fromEntries(Object.entries(COMMON_OPTIONS).filter(([name]) => name !== 'wait'));
 
+/** Their options are declared with the CLI's (options-spec.ts): one definition each. */
 const OWN_OPTIONS: Readonly<Record<DetachedCommand, Readonly<Record<string, OptionSpec>>>> = {
   exec: {
-    detach: { type: 'boolean', help: 'start the command detached: print its id and return (ps, wait, kill, attach)' },
+    detach: COMMAND_OPTIONS.exec['detach'] as OptionSpec,
     'no-stdin': { type: 'boolean', short: 'n', help: 'accepted for symmetry: a detached command always has /dev/null as stdin' },
   },
-  ps: {},
-  wait: {},
-  kill: { signal: { type: 'string', short: 's', value: 'SIG', help: 'TERM (default), INT, KILL, HUP or QUIT, to the process group' } },
-  attach: { 'from-start': { type: 'boolean', help: 'replay from the oldest output the agent kept, not from where the last attach stopped' } },
+  ps: COMMAND_OPTIONS.ps,
+  wait: COMMAND_OPTIONS.wait,
+  kill: COMMAND_OPTIONS.kill,
+  attach: COMMAND_OPTIONS.attach,
 };
 
 const USAGE: Readonly<Record<DetachedCommand, string>> = {
@@ -131,6 +132,12 @@ function checkOptions(argv: readonly string[], command: DetachedCommand): void {
   }
 }
 
+/** `vmlink COMMAND --help` (and `vmlink help COMMAND`) of ps, wait, kill, attach, exec --detach. */
+export function detachedHelp(command: DetachedCommand): string {
+  const own = optionHelp(OWN_OPTIONS[command]);
+  return `${USAGE[command]}\n\n${own ? `Options:\n${own}\n\n` : ''}Common options:\n${optionHelp(COMMON)}`;
+}
+
 /**
  * Runs `argv` if it is one of the detached-process commands and returns its exit code;
  * undefined when it is not (the caller runs the main CLI).
@@ -145,8 +152,7 @@ async function runParsed(argv: readonly string[], parsed: Parsed, out: CliOutput
   const { command, values } = parsed;
   const label = command === 'exec' ? 'exec --detach' : command;
   if (values['help'] === true) {
-    const own = optionHelp(OWN_OPTIONS[command]);
-    out.stdout.write(`${USAGE[command]}\n\n${own ? `Options:\n${own}\n\n` : ''}Common options:\n${optionHelp(COMMON)}\n`);
+    out.stdout.write(`${detachedHelp(command)}\n`);
     return ExitCode.OK;
   }
   let uri = '';

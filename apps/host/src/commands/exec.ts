@@ -1,4 +1,4 @@
-import type { AgentClient, ExecSignal } from '../agent-client.js';
+import type { AgentClient, ExecOptions, ExecSignal } from '../agent-client.js';
 import type { CommonOptions } from '../args.js';
 import { type CliOutput, printJson, writeWithBackpressure } from '../output.js';
 import { constants as osConstants } from 'node:os';
@@ -10,7 +10,7 @@ export async function execCommand(
   args: readonly string[],
   common: CommonOptions,
   out: CliOutput,
-  io: { stdin?: NodeJS.ReadableStream & { destroy?: () => void }; signals?: boolean } = {},
+  io: { stdin?: NodeJS.ReadableStream & { destroy?: () => void }; signals?: boolean; request?: ExecOptions['request'] } = {},
 ): Promise<number> {
   const collected = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
   // Ctrl-C / SIGTERM go to the remote process group (as a terminal would send them); a
@@ -38,6 +38,7 @@ export async function execCommand(
       },
       {
         ...(io.stdin ? { stdin: io.stdin as AsyncIterable<Uint8Array> } : {}),
+        ...(io.request ? { request: io.request } : {}),
         onStarted: (c) => (control = c),
       },
     );
