@@ -4,6 +4,7 @@ import type { AioBinding } from './types/aio.d.cts';
 import type { ThreadPoolBinding } from './types/threadpool.d.cts';
 import type { IoSubmitBinding } from './types/iosubmit.d.cts';
 import type { VhostUserBinding } from './types/vhostuser.d.cts';
+import type { PtyBinding } from './types/pty.d.cts';
 
 // Every type a binding member names is public: users of loadBinding() meet them all.
 export type * from './types/vsock.d.cts';
@@ -13,6 +14,7 @@ export type * from './types/batch.d.cts';
 export type * from './types/threadpool.d.cts';
 export type * from './types/iosubmit.d.cts';
 export type * from './types/vhostuser.d.cts';
+export type * from './types/pty.d.cts';
 
 export interface CommonBinding {
   /** The symbolic name of an errno ("ECONNREFUSED"); accepts errno or -errno. */
@@ -33,7 +35,7 @@ export interface SocketBinding {
 }
 
 /** Everything the addon exports. */
-export interface NativeBinding extends CommonBinding, SocketBinding, VsockBinding, FdStreamBinding, AioBinding, ThreadPoolBinding, IoSubmitBinding, VhostUserBinding {}
+export interface NativeBinding extends CommonBinding, SocketBinding, VsockBinding, FdStreamBinding, AioBinding, ThreadPoolBinding, IoSubmitBinding, VhostUserBinding, PtyBinding {}
 
 export interface LoadOptions {
   /** Pretend to run on this platform (tests of the off-Linux path). */
@@ -56,4 +58,4 @@ export interface LoadOptions {
 export declare function loadBinding(options?: LoadOptions): NativeBinding;
 /** True when loadBinding() would succeed. Never throws. */
 export declare function isAvailable(options?: LoadOptions): boolean;
-export declare const expectedExports: Readonly<Record<'common' | 'socket' | 'vsock' | 'fdstream' | 'aio' | 'threadpool' | 'iosubmit' | 'vhostuser', readonly string[]>>;
+export declare const expectedExports: Readonly<Record<'common' | 'socket' | 'vsock' | 'fdstream' | 'aio' | 'threadpool' | 'iosubmit' | 'vhostuser' | 'pty', readonly string[]>>;

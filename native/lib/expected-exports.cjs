@@ -10,5 +10,6 @@ module.exports = {
   threadpool: require('./expected-threadpool.cjs'),
   iosubmit: require('./expected-iosubmit.cjs'),
   socket: ['peerCredentials'],
+  pty: ['ptyOpen', 'ptySpawn', 'ptyResize', 'ptyGetSize', 'tcgetattr', 'PidWatcher'],
   vhostuser: require('./expected-vhostuser.cjs'),
 };

@@ -1,42 +1,11 @@
 import { loadBinding } from '@vmlink/native';
-import type { FdStreamBinding } from '@vmlink/native';
+import type { FdStreamBinding, PtyBinding } from '@vmlink/native';
 
-/** What native/src/pty exports (see the comment at the top of native/src/pty/pty_module.cc). */
-export interface PtyBinding {
-  /** A master/slave pair, both close-on-exec, neither our controlling terminal. */
-  ptyOpen(cols: number, rows: number): { master: number; slave: number; path: string };
-  /**
-   * Runs `file` (no PATH search; args[0] is argv[0]) in a new session whose controlling
-   * terminal and stdio are a new pty's slave; signal dispositions and mask reset.
-   */
-  ptySpawn(options: { file: string; args: readonly string[]; env: readonly string[]; cwd?: string; cols: number; rows: number }): { pid: number; master: number };
-  /** TIOCSWINSZ: the terminal's foreground group gets SIGWINCH. */
-  ptyResize(fd: number, cols: number, rows: number): void;
-  ptyGetSize(fd: number): { cols: number; rows: number };
-  /** The raw termios bytes of a terminal fd. */
-  tcgetattr(fd: number): Buffer;
-  PidWatcher: new (pid: number, onExit: (result: PidExit) => void) => PidWatcher;
-}
-
-/** How a watched child ended: `code` or `signal` (a number), or the waitid error. */
-export interface PidExit {
-  readonly code?: number | null;
-  readonly signal?: number | null;
-  readonly error?: NodeJS.ErrnoException;
-}
-
-/** Reaps one child through its pidfd (libuv's SIGCHLD handling is left alone). */
-export interface PidWatcher {
-  /** Stops watching (the child is not reaped then). */
-  close(): void;
-  ref(): void;
-  unref(): void;
-  readonly done: boolean;
-}
+export type { PidExit, PidWatcher, PtyBinding } from '@vmlink/native';
 
 /** The addon's pty part and its FdStream (the master is read and written through it). */
 export function loadPtyBinding(): PtyBinding & FdStreamBinding {
-  const binding = loadBinding() as unknown as PtyBinding & FdStreamBinding;
+  const binding = loadBinding();
   if (typeof binding.ptySpawn !== 'function') {
     throw Object.assign(new Error('the vmlink addon has no pty support (native/src/pty): rebuild it with `npm run build -w @vmlink/native`'), {
       code: 'ERR_VMLINK_NATIVE_UNAVAILABLE',
