@@ -176,6 +176,30 @@ describe('IoSubmitContext (native)', () => {
     }
   });
 
+  it('a slot named twice in one submit() call: the second request fails alone with EBUSY, the first completes into its own buffer', async () => {
+    const fd = openSync(path, 'r');
+    const { ctx, next, pending } = openContext(4);
+    try {
+      const first = Buffer.alloc(8);
+      const second = Buffer.alloc(8);
+      const outcome = submitBatch(ctx, layout, [
+        { slot: 2, op: READ, fd, buffers: first },
+        { slot: 2, op: READ, fd, position: 8, buffers: second },
+        { slot: 3, op: READ, fd, position: 16, buffers: Buffer.alloc(8) },
+      ]);
+      expect(outcome.status).toEqual([0, EBUSY, 0]);
+      const done = [...(await next(1)), ...(await next(1))].sort((a, b) => a.slot - b.slot);
+      expect(done).toMatchObject([{ slot: 2, result: 8 }, { slot: 3, result: 8 }]);
+      expect(first.equals(data.subarray(0, 8))).toBe(true);
+      expect(second.equals(Buffer.alloc(8))).toBe(true);
+      expect(pending()).toEqual([]);
+      expect(ctx.inFlight).toBe(0);
+    } finally {
+      ctx.destroy();
+      closeSync(fd);
+    }
+  });
+
   it('checks O_DIRECT alignment before submitting: misaligned offset, length or memory get status misaligned', async () => {
     const file = join(dir, 'direct.bin');
     writeFileSync(file, data.subarray(0, 64 * 1024));

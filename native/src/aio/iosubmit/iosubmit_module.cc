@@ -45,7 +45,8 @@ bool IsAligned(uint64_t value, uint64_t alignment) { return alignment <= 1 || va
 struct Slot {
   iocb cb;
   std::vector<iovec> iov;
-  bool busy = false;
+  bool busy = false;      // in the kernel
+  bool reserved = false;  // prepared in the submit() call under way (a slot named twice fails the second time)
   double submittedAt = 0;  // NowMicros() of its io_submit call, for the completion's serviceUs
 };
 
@@ -140,7 +141,7 @@ class IoSubmitContext : public Napi::ObjectWrap<IoSubmitContext> {
     if (!(slotNumber >= 0 && slotNumber < maxInFlight_)) return EINVAL;
     uint32_t slotIndex = static_cast<uint32_t>(slotNumber);
     Slot& slot = slots_[slotIndex];
-    if (slot.busy) return EBUSY;  // a JS bookkeeping bug; never reuse a slot in flight
+    if (slot.busy || slot.reserved) return EBUSY;  // a JS bookkeeping bug; never reuse a slot in flight
     int op = static_cast<int>(req[kReqOp]);
     uint64_t position = U64Field(req, kReqPositionLow, kReqPositionHigh);
     uint64_t alignMemory = static_cast<uint64_t>(req[kReqAlignMemory]);
@@ -247,7 +248,10 @@ class IoSubmitContext : public Napi::ObjectWrap<IoSubmitContext> {
       while (batchIndices_.size() < kMaxIocbsPerCall && next < count) {
         int st = Prepare(requestData_ + static_cast<size_t>(next) * kRequestStride, buffers.Get(next));
         statusData_[next] = st;
-        if (st == kStatusSubmitted) batchIndices_.push_back(next);
+        if (st == kStatusSubmitted) {
+          slots_[SlotOf(next)].reserved = true;
+          batchIndices_.push_back(next);
+        }
         next++;
       }
       if (batchIndices_.empty()) break;
@@ -265,8 +269,10 @@ class IoSubmitContext : public Napi::ObjectWrap<IoSubmitContext> {
 
       if (rc > 0) {
         for (int i = 0; i < rc; i++) {
-          slots_[SlotOf(batchIndices_[i])].busy = true;
-          slots_[SlotOf(batchIndices_[i])].submittedAt = start;
+          Slot& slot = slots_[SlotOf(batchIndices_[i])];
+          slot.busy = true;
+          slot.reserved = false;
+          slot.submittedAt = start;
           statusData_[batchIndices_[i]] = kStatusSubmitted;
         }
         AddInFlight(rc);
@@ -276,13 +282,17 @@ class IoSubmitContext : public Napi::ObjectWrap<IoSubmitContext> {
       int err = rc < 0 ? -rc : EIO;
       if (err == EAGAIN) {
         // The context is full: everything not yet accepted waits for completions.
-        for (uint32_t index : batchIndices_) statusData_[index] = kStatusDeferred;
+        for (uint32_t index : batchIndices_) {
+          statusData_[index] = kStatusDeferred;
+          slots_[SlotOf(index)].reserved = false;
+        }
         for (uint32_t index = next; index < count; index++) statusData_[index] = kStatusDeferred;
         batchIndices_.clear();
         break;
       }
       // Only the first iocb of the call failed; the others are tried again.
       statusData_[batchIndices_.front()] = err;
+      slots_[SlotOf(batchIndices_.front())].reserved = false;
       batchIndices_.erase(batchIndices_.begin());
     }
     return Napi::Number::New(env, records);
