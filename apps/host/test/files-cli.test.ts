@@ -113,7 +113,7 @@ describe('vmlink file management against vmlink-guest over unix', () => {
   it('usage errors say what was meant and point to --help', async () => {
     const typo = await runVmlink(['mkdri', agent.uri, '/x']);
     expect(typo.code).toBe(ExitCode.USAGE);
-    expect(typo.stderr).toBe("vmlink: unknown command 'mkdri' (did you mean 'mkdir'?); commands: ping, info, ls, stat, cp, mkdir, rm, mv, chmod, exec, forward, wait-port, bench\nTry 'vmlink --help'.\n");
+    expect(typo.stderr).toBe("vmlink: unknown command 'mkdri' (did you mean 'mkdir'?); commands: ping, info, ls, stat, cp, mkdir, rm, mv, chmod, exec, shell, ps, wait, kill, attach, forward, wait-port, bench\nTry 'vmlink --help'.\n");
     const owner = await runVmlink(['ls', agent.uri, '/', '-r']);
     expect(owner.stderr).toBe("vmlink: option '-r' belongs to 'cp' and 'rm', it is not an option of 'ls'\nTry 'vmlink --help' or 'vmlink ls --help'.\n");
     const version = await runVmlink(['-V']);
