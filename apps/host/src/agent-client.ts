@@ -6,6 +6,10 @@
 import type {
   AgentInfo,
   ChmodResult,
+  DetachedAttachParams,
+  DetachedAttachResult,
+  DetachedMethodTypes,
+  DetachedRecord,
   ExecRequestOptions,
   ExecResult,
   HashResult,
@@ -47,6 +51,9 @@ export interface ExecOptions {
   readonly request?: Pick<ExecRequestOptions, 'env' | 'cwd' | 'maxOutput'>;
   readonly onStarted?: (control: { signal(name: ExecSignal): Promise<void> }) => void;
 }
+
+/** The detached-process calls with a plain reply (detached.attach streams: AgentClient.attach). */
+export type DetachedCallName = 'detached.start' | 'detached.list' | 'detached.wait' | 'detached.kill';
 
 export interface AgentClient {
   readonly uri: string;
@@ -91,5 +98,15 @@ export interface AgentClient {
     onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>,
     options?: ExecOptions,
   ): Promise<ExecResult>;
+  /**
+   * detached.start/list/kill (under the silence watchdog), detached.wait (exempt: it is
+   * quiet until the process exits or its timeoutMs passes).
+   */
+  detached<M extends DetachedCallName>(method: M, params: DetachedMethodTypes[M]['params']): Promise<DetachedMethodTypes[M]['result']>;
+  /**
+   * detached.attach: `onStarted` gets its result, `onRecord` each record of its body (the
+   * next waits for it: backpressure); resolves when the body ended. No silence limit.
+   */
+  attach(params: DetachedAttachParams, onStarted: (result: DetachedAttachResult) => void, onRecord: (record: DetachedRecord) => Promise<void>): Promise<void>;
   close(): Promise<void>;
 }

@@ -3,6 +3,11 @@ import type { Readable } from 'node:stream';
 import { VmlinkError } from '@vmlink/errors';
 import { RpcPeer } from '@vmlink/rpc';
 import {
+  DetachedRecordDecoder,
+  type DetachedAttachParams,
+  type DetachedAttachResult,
+  type DetachedMethodTypes,
+  type DetachedRecord,
   ExecRecordDecoder,
   ExecRecordTag,
   READ_TRAILER_BYTES,
@@ -17,7 +22,7 @@ import {
   type UtimesResult,
 } from '@vmlink/agent-protocol';
 import { loadInstalledTransports, reconnecting, type Connection, type Transport, type Transports } from '@vmlink/transport';
-import type { AgentClient, AgentInfo, ExecOptions, ExecResult, ListResult, OpenedTcp, StatResult, TransferResult, WriteOptions } from './agent-client.js';
+import type { AgentClient, AgentInfo, DetachedCallName, ExecOptions, ExecResult, ListResult, OpenedTcp, StatResult, TransferResult, WriteOptions } from './agent-client.js';
 
 export interface ConnectOptions {
   /** Connect timeout, and the longest silence tolerated while a call runs. */
@@ -364,6 +369,32 @@ class RpcAgentClient implements AgentClient {
       if (!exit) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `exec on ${this.uri}: the output ended without an exit status`);
       void feeding;
       return exit;
+    } catch (error) {
+      body?.destroy();
+      throw this.translate(error);
+    }
+  }
+
+  async detached<M extends DetachedCallName>(method: M, params: DetachedMethodTypes[M]['params']): Promise<DetachedMethodTypes[M]['result']> {
+    if (method !== 'detached.wait') return this.watch((signal) => this.rpc.call(method, params, { signal }) as Promise<DetachedMethodTypes[M]['result']>);
+    try {
+      return (await this.rpc.call(method, params)) as DetachedMethodTypes[M]['result'];
+    } catch (error) {
+      throw this.translate(error);
+    }
+  }
+
+  async attach(params: DetachedAttachParams, onStarted: (result: DetachedAttachResult) => void, onRecord: (record: DetachedRecord) => Promise<void>): Promise<void> {
+    let body: Readable | undefined;
+    try {
+      let result: unknown;
+      ({ result, body } = await this.rpc.request('detached.attach', params));
+      if (!body) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `detached.attach on ${this.uri}: the reply has no body`);
+      onStarted(result as DetachedAttachResult);
+      const decoder = new DetachedRecordDecoder();
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        for (const record of decoder.push(chunk)) await onRecord(record);
+      }
     } catch (error) {
       body?.destroy();
       throw this.translate(error);
