@@ -1,23 +1,18 @@
 /**
  * Detached processes from the CLI: `vmlink exec --detach`, `ps`, `wait`, `kill`, `attach`
  * (the agent's detached.* methods, @vmlink/agent-protocol's detached.ts). They parse their
- * own arguments (the common options included) and talk @vmlink/rpc directly, because
- * AgentClient has no detached calls yet.
+ * own arguments (the common options included) and reach the agent through connectAgent
+ * (--wait, the silence watchdog, refusals and lost connections in the CLI's terms) like
+ * the other commands.
  */
 import { constants as osConstants } from 'node:os';
 import { parseArgs } from 'node:util';
 import { VmlinkError } from '@vmlink/errors';
-import { RpcPeer } from '@vmlink/rpc';
-import { loadInstalledTransports, type Connection } from '@vmlink/transport';
 import {
-  DetachedRecordDecoder,
   DetachedRecordTag,
   describeAgentError,
   type DetachedAttachResult,
   type DetachedGap,
-  type DetachedKillResult,
-  type DetachedListResult,
-  type DetachedMethodName,
   type DetachedProcessInfo,
   type DetachedSignal,
   type ExecResult,
@@ -26,12 +21,14 @@ import { ExitCode, exitCodeFor } from '../exit-codes.js';
 import { COMMAND_OPTIONS, COMMON_OPTIONS, DEFAULT_TIMEOUT_MS, didYouMean, optionHelp, type OptionSpec } from '../options-spec.js';
 import { type CliOutput, printJson, processOutput, writeWithBackpressure } from '../output.js';
 import { parseDuration } from './forward.js';
+import type { AgentClient } from '../agent-client.js';
+import { connectAgent } from '../rpc-client.js';
 
 export const DETACHED_COMMANDS = ['ps', 'wait', 'kill', 'attach'] as const;
 type DetachedCommand = (typeof DETACHED_COMMANDS)[number] | 'exec';
 
-/** Our commands' common options: the CLI's, minus --wait (these commands do not redial yet). */
-const COMMON: Readonly<Record<string, OptionSpec>> = Object.fromEntries(Object.entries(COMMON_OPTIONS).filter(([name]) => name !== 'wait'));
+/** Our commands' common options: the CLI's. */
+const COMMON: Readonly<Record<string, OptionSpec>> = COMMON_OPTIONS;
 
 /** Their options are declared with the CLI's (options-spec.ts): one definition each. */
 const OWN_OPTIONS: Readonly<Record<DetachedCommand, Readonly<Record<string, OptionSpec>>>> = {
@@ -157,7 +154,7 @@ async function runParsed(argv: readonly string[], parsed: Parsed, out: CliOutput
   }
   let uri = '';
   let plan: () => Promise<number>;
-  let session: Session | undefined;
+  let session: AgentClient | undefined;
   try {
     checkOptions(argv, command);
     const rest = [...parsed.positionals];
@@ -179,7 +176,8 @@ async function runParsed(argv: readonly string[], parsed: Parsed, out: CliOutput
     const noMore = (): void => {
       if (rest.length > 0) throw usage(`${label}: unexpected argument '${rest[0]}'`);
     };
-    const connect = async (): Promise<Session> => (session = await Session.open(uri, timeoutMs ?? DEFAULT_TIMEOUT_MS, transports));
+    const wait = values['wait'] === true;
+    const connect = async (): Promise<AgentClient> => (session = await connectAgent(uri, { timeoutMs: timeoutMs ?? DEFAULT_TIMEOUT_MS, wait, transportModules: transports }));
     switch (command) {
       case 'exec': {
         noMore();
@@ -219,7 +217,8 @@ async function runParsed(argv: readonly string[], parsed: Parsed, out: CliOutput
   try {
     return await plan();
   } catch (error) {
-    const translated = session ? session.translate(error) : (error as Error);
+    // connectAgent and the client's calls already speak the CLI's codes.
+    const translated = error as Error;
     const code = (translated as { code?: unknown }).code;
     const codeText = typeof code === 'string' ? code : undefined;
     const words = describeAgentError(codeText);
@@ -259,74 +258,16 @@ export function statusOf(result: Pick<ExecResult, 'exitCode' | 'signal'>): numbe
   return 128 + (n ?? 0);
 }
 
-/** One connection to the agent for one command. */
-class Session {
-  private refusal: { code: string; message: string } | undefined;
 
-  private constructor(
-    readonly uri: string,
-    private readonly connection: Connection,
-    readonly rpc: RpcPeer,
-  ) {
-    rpc.on('warning', (warning) => {
-      if (warning.remote && this.refusal === undefined) this.refusal = { code: warning.code, message: warning.message };
-    });
-  }
-
-  static async open(uri: string, timeoutMs: number, plugins: readonly string[]): Promise<Session> {
-    const { transports } = await loadInstalledTransports({ plugins: [...plugins] });
-    let connection: Connection;
-    try {
-      connection = await transports.dial(uri, { timeout: timeoutMs });
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      const ours =
-        code === 'ETIMEDOUT' || code === 'ABORT_ERR'
-          ? 'ERR_VMLINK_TIMEOUT'
-          : typeof code === 'string' && code.startsWith('ERR_VMLINK_INVALID')
-            ? 'ERR_VMLINK_INVALID_ADDRESS'
-            : 'ERR_VMLINK_UNREACHABLE';
-      throw new VmlinkError(ours, `cannot connect to ${uri}: ${(error as Error).message}${typeof code === 'string' ? ` (${code})` : ''}`, { cause: error });
-    }
-    return new Session(uri, connection, new RpcPeer(connection));
-  }
-
-  call<T>(method: DetachedMethodName, params: object): Promise<T> {
-    return this.rpc.call(method, params) as Promise<T>;
-  }
-
-  /** RPC's codes in the CLI's terms; a connection the agent turned away says why. */
-  translate(error: unknown): Error {
-    const code = (error as { code?: unknown }).code;
-    if ((code === 'ERR_VMLINK_RPC_CLOSED' || code === 'ECONNRESET' || code === 'EPIPE') && this.refusal) {
-      return new VmlinkError(this.refusal.code, `${this.uri} refused this connection: ${this.refusal.message}`, { cause: error });
-    }
-    if (code === 'ERR_VMLINK_RPC_CLOSED' || code === 'ECONNRESET' || code === 'EPIPE') {
-      return new VmlinkError('ERR_VMLINK_CONNECTION_LOST', `connection to ${this.uri} lost: ${(error as Error).message}`, { cause: error });
-    }
-    if (code === 'ERR_VMLINK_RPC_UNKNOWN_METHOD') {
-      return new VmlinkError('ERR_VMLINK_PROTOCOL', `${this.uri} does not serve detached processes (an older agent?): ${(error as Error).message}`, { cause: error });
-    }
-    return error as Error;
-  }
-
-  async close(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.rpc.close().catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, 500)))]);
-    clearTimeout(timer);
-    this.connection.destroy();
-  }
-}
-
-async function startDetached(session: Session, command: string, args: string[], json: boolean, out: CliOutput): Promise<number> {
-  const info = await session.call<DetachedProcessInfo>('detached.start', { command, args });
+async function startDetached(session: AgentClient, command: string, args: string[], json: boolean, out: CliOutput): Promise<number> {
+  const info = await session.detached('detached.start', { command, args });
   if (json) printJson(out, info);
   else out.stdout.write(`${info.id}\n`);
   return ExitCode.OK;
 }
 
-async function listDetached(session: Session, json: boolean, out: CliOutput): Promise<number> {
-  const list = await session.call<DetachedListResult>('detached.list', {});
+async function listDetached(session: AgentClient, json: boolean, out: CliOutput): Promise<number> {
+  const list = await session.detached('detached.list', {});
   if (json) {
     printJson(out, list);
     return ExitCode.OK;
@@ -370,8 +311,8 @@ function quoteArg(arg: string): string {
   return /^[\w./:=@%+,-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
-async function waitDetached(session: Session, id: string, timeoutMs: number | undefined, json: boolean, out: CliOutput): Promise<number> {
-  const info = await session.call<DetachedProcessInfo>('detached.wait', timeoutMs === undefined ? { id } : { id, timeoutMs });
+async function waitDetached(session: AgentClient, id: string, timeoutMs: number | undefined, json: boolean, out: CliOutput): Promise<number> {
+  const info = await session.detached('detached.wait', timeoutMs === undefined ? { id } : { id, timeoutMs });
   if (json) printJson(out, info);
   if (info.state === 'running') {
     out.stderr.write(`vmlink wait ${session.uri}: ${id} is still running after ${timeoutMs} ms (--timeout)\n`);
@@ -380,43 +321,35 @@ async function waitDetached(session: Session, id: string, timeoutMs: number | un
   return statusOf(info);
 }
 
-async function killDetached(session: Session, id: string, signal: DetachedSignal, json: boolean, out: CliOutput): Promise<number> {
-  const result = await session.call<DetachedKillResult>('detached.kill', { id, signal });
+async function killDetached(session: AgentClient, id: string, signal: DetachedSignal, json: boolean, out: CliOutput): Promise<number> {
+  const result = await session.detached('detached.kill', { id, signal });
   if (json) printJson(out, result);
   else if (!result.delivered) out.stderr.write(`vmlink kill ${session.uri}: ${id} had exited already; nothing sent\n`);
   return ExitCode.OK;
 }
 
-async function attachDetached(session: Session, id: string, fromStart: boolean, json: boolean, out: CliOutput): Promise<number> {
-  const { result, body } = await session.rpc.request('detached.attach', fromStart ? { id, fromStart } : { id });
-  const started = result as DetachedAttachResult;
-  if (!body) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `detached.attach on ${session.uri}: the reply has no body`);
-  const lost = { ...started.lost };
-  for (const stream of ['stdout', 'stderr'] as const) {
-    if (lost[stream] > 0) out.stderr.write(`vmlink attach: ${lost[stream]} bytes of ${stream} were dropped before this attach (the agent keeps the last ${humanBytes(started.process[stream].kept)} it has)\n`);
-  }
+async function attachDetached(session: AgentClient, id: string, fromStart: boolean, json: boolean, out: CliOutput): Promise<number> {
   const collected = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
-  const decoder = new DetachedRecordDecoder();
+  const lost = { stdout: 0, stderr: 0 };
   let exit: ExecResult | undefined;
-  try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      for (const record of decoder.push(chunk)) {
-        if (record.tag === DetachedRecordTag.EXIT) exit = JSON.parse(record.data.toString('utf8')) as ExecResult;
-        else if (record.tag === DetachedRecordTag.GAP) {
-          const gap = JSON.parse(record.data.toString('utf8')) as DetachedGap;
-          lost[gap.stream] += gap.bytes;
-          if (!json) out.stderr.write(`\nvmlink attach: ${gap.bytes} bytes of ${gap.stream} were dropped while we were reading too slowly\n`);
-        } else {
-          const stream = record.tag === DetachedRecordTag.STDERR ? 'stderr' : 'stdout';
-          if (json) collected[stream].push(Buffer.from(record.data));
-          else await writeWithBackpressure(out[stream], record.data);
-        }
-      }
+  const onStarted = (started: DetachedAttachResult): void => {
+    Object.assign(lost, started.lost);
+    for (const stream of ['stdout', 'stderr'] as const) {
+      if (lost[stream] > 0) out.stderr.write(`vmlink attach: ${lost[stream]} bytes of ${stream} were dropped before this attach (the agent keeps the last ${humanBytes(started.process[stream].kept)} it has)\n`);
     }
-  } catch (error) {
-    body.destroy();
-    throw error;
-  }
+  };
+  await session.attach(fromStart ? { id, fromStart } : { id }, onStarted, async (record) => {
+    if (record.tag === DetachedRecordTag.EXIT) exit = JSON.parse(record.data.toString('utf8')) as ExecResult;
+    else if (record.tag === DetachedRecordTag.GAP) {
+      const gap = JSON.parse(record.data.toString('utf8')) as DetachedGap;
+      lost[gap.stream] += gap.bytes;
+      if (!json) out.stderr.write(`\nvmlink attach: ${gap.bytes} bytes of ${gap.stream} were dropped while we were reading too slowly\n`);
+    } else {
+      const stream = record.tag === DetachedRecordTag.STDERR ? 'stderr' : 'stdout';
+      if (json) collected[stream].push(Buffer.from(record.data));
+      else await writeWithBackpressure(out[stream], record.data);
+    }
+  });
   if (!exit) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `detached.attach on ${session.uri}: the output ended without an exit status`);
   if (json) {
     printJson(out, {
