@@ -51,7 +51,13 @@ async function open(socket: Socket, client: AgentClient, spec: ForwardSpec, held
   // net.connect is over for the agent when its body has ended, net.send when it is answered.
   held(1);
   body.once('close', () => held(-1));
-  body.on('error', () => socket.destroy());
+  // The agent ends the body with an error when the guest side failed mid-way (a reset
+  // target, a limit): it fails the forward, reported like any other failure.
+  let bodyError: Error | undefined;
+  body.on('error', (error: Error) => {
+    bodyError ??= error;
+    socket.destroy();
+  });
   // A socket closed before the body ended leaves the body unread for good: stop it, so the
   // agent ends net.connect (and closes the target) instead of holding it.
   socket.once('close', () => body.destroy());
@@ -66,7 +72,10 @@ async function open(socket: Socket, client: AgentClient, spec: ForwardSpec, held
   // Over only when both requests are over on the agent too (net.send answered, net.connect's
   // body ended): a shared connection counts on that room for the next forward.
   const done = sending.then(
-    async () => void (await closed),
+    async () => {
+      await closed;
+      if (bodyError) throw bodyError;
+    },
     (error: unknown) => {
       body.destroy();
       socket.destroy();
