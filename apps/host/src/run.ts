@@ -96,6 +96,7 @@ export async function runCli(argv: readonly string[], out: CliOutput = processOu
       case 'exec':
         return await execCommand(client, command.command, command.args, command.common, out, {
           ...(command.stdin ? { stdin: process.stdin } : {}),
+          ...(command.request ? { request: command.request } : {}),
           signals: true,
         });
       case 'bench':

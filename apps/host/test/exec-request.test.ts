@@ -14,7 +14,7 @@ import type { AgentClient, ExecOptions } from '../src/agent-client.js';
 import { execCommand } from '../src/commands/exec.js';
 import { COMMAND_NAMES } from '../src/options-spec.js';
 import { connectAgent } from '../src/rpc-client.js';
-import { type AgentProcess, startAgent } from './helpers.js';
+import { type AgentProcess, runVmlink, startAgent } from './helpers.js';
 
 describe('exec --env/--cwd/--max-output parsing (pure)', () => {
   it('collects repeatable --env (NAME alone takes ours), --cwd, --max-output into the request', () => {
@@ -93,5 +93,11 @@ describe('exec with env, cwd and an output cap against a real agent', () => {
   it('a name the agent does not allow is ERR_VMLINK_ENV_DENIED; a cwd outside the root is refused', async () => {
     await expect(run({ env: { OTHER: 'x' } }, 'true')).rejects.toMatchObject({ code: 'ERR_VMLINK_ENV_DENIED', message: expect.stringContaining('OTHER') });
     await expect(run({ cwd: '/../..' }, 'true')).rejects.toMatchObject({ code: expect.stringMatching(/^ERR_VMLINK_PATH_ESCAPE|ENOENT$/) });
+  }, 60_000);
+
+  it('the vmlink CLI carries --env, --cwd and --max-output to the agent', async () => {
+    const run = await runVmlink(['exec', agent.uri, '--env', 'GREETING=cli', '--cwd', '/sub', '--max-output', '7', '--', 'sh', '-c', 'printf "%s %s!!!!" "$GREETING" "$(basename "$PWD")"'], { timeoutMs: 30_000 });
+    expect(run.stdout).toBe('cli sub');
+    expect(run.code).toBe(0);
   }, 60_000);
 });
