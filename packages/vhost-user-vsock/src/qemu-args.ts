@@ -6,6 +6,11 @@ export interface QemuVsockArgsOptions {
   /** QEMU ids to use (change them if the command line has these already). */
   chardevId?: string;
   memoryId?: string;
+  /**
+   * `'mmio'` for machines without PCI (`-M microvm`): `vhost-user-vsock-device` on
+   * virtio-mmio; the guest needs its `virtio_mmio` driver. Default `'pci'`.
+   */
+  bus?: 'pci' | 'mmio';
 }
 
 /** QEMU's option syntax: a comma inside a value is written twice. */
@@ -16,7 +21,7 @@ function qemuValue(value: string): string {
 /**
  * The QEMU arguments that attach a device: guest RAM from a shared memfd (a vhost-user
  * backend must map it) and `vhost-user-vsock-pci` on the device's socket. `-machine
- * memory-backend=` merges with an earlier `-M q35`.
+ * memory-backend=` merges with an earlier `-M q35` (or `-M microvm`, with `bus: 'mmio'`).
  */
 export function qemuVsockArgs(options: QemuVsockArgsOptions): string[] {
   const chardev = options.chardevId ?? 'vmlink-vsock';
@@ -25,6 +30,6 @@ export function qemuVsockArgs(options: QemuVsockArgsOptions): string[] {
     '-object', `memory-backend-memfd,id=${memory},size=${options.memoryMiB}M,share=on`,
     '-machine', `memory-backend=${memory}`,
     '-chardev', `socket,id=${chardev},path=${qemuValue(options.socket)}`,
-    '-device', `vhost-user-vsock-pci,chardev=${chardev}`,
+    '-device', `${options.bus === 'mmio' ? 'vhost-user-vsock-device' : 'vhost-user-vsock-pci'},chardev=${chardev}`,
   ];
 }

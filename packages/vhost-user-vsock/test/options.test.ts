@@ -129,4 +129,8 @@ describe('qemuVsockArgs', () => {
       '-device', 'vhost-user-vsock-pci,chardev=vmlink-vsock',
     ]);
   });
+
+  it("bus 'mmio' (-M microvm): vhost-user-vsock-device", () => {
+    expect(qemuVsockArgs({ socket: '/s', memoryMiB: 256, bus: 'mmio' }).at(-1)).toBe('vhost-user-vsock-device,chardev=vmlink-vsock');
+  });
 });
