@@ -11,6 +11,7 @@ import {
   didYouMean,
   optionHelp,
   ownersOf,
+  splitPositionals,
   type CommandName,
 } from './options-spec.js';
 import { type CopyPlan, planCopy } from './remote-spec.js';
@@ -197,14 +198,7 @@ export function parseHostArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     throw usageError((err as Error).message);
   }
   const tokens: Token[] = parsed.tokens ?? [];
-  const terminator = tokens.find((t) => t.kind === 'option-terminator');
-  const positionals: string[] = [];
-  const afterDashDash: string[] = [];
-  for (const token of tokens) {
-    if (token.kind !== 'positional') continue;
-    if (terminator && token.index > terminator.index) afterDashDash.push(token.value);
-    else positionals.push(token.value);
-  }
+  const { positionals, afterDashDash, terminator } = splitPositionals(tokens);
   const [name, ...rest] = positionals;
   const command = name !== undefined && isCommandName(name) ? name : undefined;
   const values = parsed.values as Record<string, string | boolean | (string | boolean)[] | undefined>;

@@ -102,18 +102,35 @@ export const COMMAND_OPTIONS: Readonly<Record<CommandName, Readonly<Record<strin
   },
 };
 
-/** Every option any command knows, for node:util parseArgs (ownership is checked after). */
-export function allOptions(): Record<string, { type: 'boolean' | 'string'; multiple?: boolean; short?: string }> {
-  const out: Record<string, { type: 'boolean' | 'string'; multiple?: boolean; short?: string }> = {};
-  const add = (specs: Readonly<Record<string, OptionSpec>>): void => {
+/** node:util parseArgs's options for these option tables. */
+export type ParseArgsOptions = Record<string, { type: 'boolean' | 'string'; multiple?: boolean; short?: string }>;
+export function parseArgsOptions(tables: readonly Readonly<Record<string, OptionSpec>>[]): ParseArgsOptions {
+  const out: ParseArgsOptions = {};
+  for (const specs of tables) {
     for (const [name, spec] of Object.entries(specs)) {
       out[name] = { type: spec.type, ...(spec.multiple ? { multiple: true } : {}), ...(spec.short ? { short: spec.short } : {}) };
     }
-  };
-  add(COMMON_OPTIONS);
-  add(GLOBAL_OPTIONS);
-  for (const name of COMMAND_NAMES) add(COMMAND_OPTIONS[name]);
+  }
   return out;
+}
+
+/** Every option any command knows, for node:util parseArgs (ownership is checked after). */
+export function allOptions(): ParseArgsOptions {
+  return parseArgsOptions([COMMON_OPTIONS, GLOBAL_OPTIONS, ...COMMAND_NAMES.map((name) => COMMAND_OPTIONS[name])]);
+}
+
+type ParseToken = { kind: string; index: number; value?: unknown };
+/** parseArgs tokens' positionals, split at `--`: the command line's own words and the remote command's. */
+export function splitPositionals(tokens: readonly ParseToken[]): { positionals: string[]; afterDashDash: string[]; terminator: boolean } {
+  const terminator = tokens.find((t) => t.kind === 'option-terminator');
+  const positionals: string[] = [];
+  const afterDashDash: string[] = [];
+  for (const token of tokens) {
+    if (token.kind !== 'positional') continue;
+    if (terminator && token.index > terminator.index) afterDashDash.push(String(token.value));
+    else positionals.push(String(token.value));
+  }
+  return { positionals, afterDashDash, terminator: terminator !== undefined };
 }
 
 /** The commands whose own option `name` is. */

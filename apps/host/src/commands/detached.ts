@@ -18,7 +18,7 @@ import {
   type ExecResult,
 } from '@vmlink/agent-protocol';
 import { ExitCode, exitCodeFor } from '../exit-codes.js';
-import { COMMAND_OPTIONS, COMMON_OPTIONS, DEFAULT_TIMEOUT_MS, didYouMean, optionHelp, type OptionSpec } from '../options-spec.js';
+import { COMMAND_OPTIONS, COMMON_OPTIONS, DEFAULT_TIMEOUT_MS, didYouMean, optionHelp, parseArgsOptions, splitPositionals, type OptionSpec } from '../options-spec.js';
 import { type CliOutput, printJson, processOutput, writeWithBackpressure } from '../output.js';
 import { parseDuration } from './forward.js';
 import type { AgentClient } from '../agent-client.js';
@@ -80,31 +80,15 @@ function usage(message: string): VmlinkError {
   return new VmlinkError('ERR_VMLINK_USAGE', message);
 }
 
-function allOwnOptions(): Record<string, { type: 'boolean' | 'string'; multiple?: boolean; short?: string }> {
-  const out: Record<string, { type: 'boolean' | 'string'; multiple?: boolean; short?: string }> = {};
-  for (const specs of [COMMON_OPTIONS, ...Object.values(OWN_OPTIONS)]) {
-    for (const [name, spec] of Object.entries(specs)) out[name] = { type: spec.type, ...(spec.multiple ? { multiple: true } : {}), ...(spec.short ? { short: spec.short } : {}) };
-  }
-  return out;
-}
-
 /** Which of our commands `argv` is, if any: ps/wait/kill/attach, or exec with --detach. */
 function classify(argv: readonly string[]): Parsed | undefined {
   let parsed;
   try {
-    parsed = parseArgs({ args: [...argv], allowPositionals: true, strict: false, tokens: true, options: allOwnOptions() });
+    parsed = parseArgs({ args: [...argv], allowPositionals: true, strict: false, tokens: true, options: parseArgsOptions([COMMON_OPTIONS, ...Object.values(OWN_OPTIONS)]) });
   } catch {
     return undefined; // the main parser will say what is wrong
   }
-  const tokens = parsed.tokens ?? [];
-  const terminator = tokens.find((t) => t.kind === 'option-terminator');
-  const positionals: string[] = [];
-  const afterDashDash: string[] = [];
-  for (const token of tokens) {
-    if (token.kind !== 'positional') continue;
-    if (terminator && token.index > terminator.index) afterDashDash.push(token.value);
-    else positionals.push(token.value);
-  }
+  const { positionals, afterDashDash } = splitPositionals(parsed.tokens ?? []);
   const [name, ...rest] = positionals;
   const values = parsed.values as Values;
   if (name === 'exec' && values['detach'] === true) return { command: 'exec', positionals: rest, afterDashDash, values };
