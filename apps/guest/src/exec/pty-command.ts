@@ -3,7 +3,7 @@ import { ExecInputDecoder, ExecInputTag, type ExecExit, type PtySize } from '@vm
 import type { FdStream, FdStreamBinding } from '@vmlink/native';
 import { VmlinkError } from '@vmlink/errors';
 import { AgentErrorCode, agentError } from '../errors.js';
-import { childEnvironment, startTimeLimit, type ClientSignal, type RunningCommand, type StartOptions, withTruncation } from '../methods/exec.js';
+import { childEnvironment, limitLifetime, type ClientSignal, type RunningCommand, type StartOptions, withTruncation } from '../methods/exec.js';
 import type { ResolvedCommand } from '../policy/exec-policy.js';
 import { describeValue } from '../policy/exec-policy.js';
 import { OutputMeter } from './output-cap.js';
@@ -76,7 +76,6 @@ export class PtyCommand implements RunningCommand {
   private readonly exited: Promise<ExecExit>;
   private hasExited = false;
   private timedOut = false;
-  private readonly timer: NodeJS.Timeout | undefined;
   private onChunk: ((chunk: Buffer) => void) | undefined;
   private onEnd: (() => void) | undefined;
   private ended = false;
@@ -104,17 +103,10 @@ export class PtyCommand implements RunningCommand {
         resolve(exitOf(result));
       });
     });
-    const kill = (): void => this.killGroup();
-    const signal = options.signal;
-    if (signal.aborted) kill();
-    else signal.addEventListener('abort', kill, { once: true });
-    this.timer = startTimeLimit(options.timeoutMs, () => {
+    limitLifetime(this.exited, options, () => this.killGroup(), () => {
       this.timedOut = true;
-      this.killGroup();
     });
     void this.exited.then(() => {
-      clearTimeout(this.timer);
-      signal.removeEventListener('abort', kill);
       // Nobody collects the output (the request was cancelled before its body began): the terminal goes now.
       if (!this.collecting) this.close();
     });

@@ -69,6 +69,25 @@ export function startTimeLimit(timeoutMs: number, onTimeout: () => void): NodeJS
   return setTimeout(onTimeout, Math.min(timeoutMs, MAX_TIMER_MS));
 }
 
+/**
+ * What ends a command early, for every kind of command: a cancelled request or its time
+ * limit kills its group (`onTimeout` first marks why). Both are let go once it exited.
+ */
+export function limitLifetime(exited: Promise<unknown>, options: Pick<StartOptions, 'signal' | 'timeoutMs'>, killGroup: () => void, onTimeout: () => void): void {
+  const { signal } = options;
+  const kill = (): void => killGroup();
+  if (signal.aborted) kill();
+  else signal.addEventListener('abort', kill, { once: true });
+  const timer = startTimeLimit(options.timeoutMs, () => {
+    onTimeout();
+    killGroup();
+  });
+  void exited.then(() => {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', kill);
+  });
+}
+
 /** The longest delay setTimeout honours. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -131,7 +150,6 @@ export class PipeCommand implements RunningCommand {
   private readonly exited: Promise<ExecExit>;
   private timedOut = false;
   private hasExited = false;
-  private readonly timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly child: ChildProcessByStdio<null, Readable, Readable>,
@@ -147,17 +165,8 @@ export class PipeCommand implements RunningCommand {
         resolve({ exitCode, signal: signalName });
       }),
     );
-    const kill = (): void => this.killGroup();
-    const signal = options.signal;
-    if (signal.aborted) kill();
-    else signal.addEventListener('abort', kill, { once: true });
-    this.timer = startTimeLimit(options.timeoutMs, () => {
+    limitLifetime(this.exited, options, () => this.killGroup(), () => {
       this.timedOut = true;
-      this.killGroup();
-    });
-    void this.exited.then(() => {
-      clearTimeout(this.timer);
-      signal.removeEventListener('abort', kill);
     });
   }
 
