@@ -108,13 +108,14 @@ ${EXIT_CODE_HELP}`,
   cp: commandHelp(
     'cp',
     `Usage: vmlink cp [-r] [--resume] URI:/PATH LOCAL      (download)
-       vmlink cp [-r] LOCAL URI:/PATH                 (upload)
+       vmlink cp [-r] [--resume] LOCAL URI:/PATH      (upload)
        vmlink --uri URI cp :PATH LOCAL / cp LOCAL :PATH`,
     `Copies a file, or with -r a directory tree (permission bits and mtimes kept; symlinks
 and special files are skipped and counted). Each file is written to a temporary name and
 renamed only once the SHA-256 of what was received matches the sender's: a failed copy
-never leaves a half file. --resume (downloads) keeps what an interrupted download already
-wrote, checks its SHA-256 against the agent's copy of that prefix, and fetches only the rest.
+never leaves a half file. --resume continues an interrupted copy: a download keeps what it
+already wrote, an upload what the agent kept; the prefix's SHA-256 is compared on both sides
+and only the rest is sent (a prefix that differs is copied again from 0).
 URI:PATH split rule: the remote path starts at the first ':' followed by '/' after the
 URI's scheme, e.g. unix:/tmp/a.sock:/etc/hosts is unix:/tmp/a.sock + /etc/hosts. For
 hvsock: it starts after the port: hvsock:/run/v.sock:1024:/etc/hosts is
@@ -283,9 +284,6 @@ export function parseHostArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
         plan = planCopy(src, dst, explicitUri);
       } catch (error) {
         throw usageError((error as Error).message, command);
-      }
-      if (bool('resume') && plan.direction === 'upload') {
-        throw usageError('--resume continues downloads only (an upload is atomic on the agent: an interrupted one leaves nothing to resume)', command);
       }
       return { name: command, plan, progress, recursive: bool('recursive'), resume: bool('resume'), common };
     }

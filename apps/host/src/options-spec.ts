@@ -63,7 +63,7 @@ export const COMMAND_OPTIONS: Readonly<Record<CommandName, Readonly<Record<strin
   stat: {},
   cp: {
     recursive: { type: 'boolean', short: 'r', help: 'copy a directory tree (modes and mtimes kept)' },
-    resume: { type: 'boolean', help: 'continue an interrupted download after checking the SHA-256 of what is already here' },
+    resume: { type: 'boolean', help: 'continue an interrupted copy (download or upload) after checking the SHA-256 of the prefix both sides have' },
     progress: { type: 'boolean', help: 'draw the progress bar even when stderr is not a terminal' },
     'no-progress': { type: 'boolean', help: 'never draw it (default: only on a terminal)' },
   },

@@ -125,7 +125,7 @@ describe('parseHostArgs: options per command, suggestions, version (pure)', () =
     expect(parseHostArgs(['chmod', 'u', '0o640', '/f'], {})).toEqual({ name: 'chmod', uri: 'u', mode: 0o640, path: '/f', common });
     expect(parseHostArgs(['cp', '-r', 'unix:/a.sock:/d', 'out', '--resume'], {})).toMatchObject({ name: 'cp', recursive: true, resume: true });
     expect(usage(['chmod', 'u', 'rwx', '/f']).message).toMatch(/octal mode such as 755, got 'rwx'/);
-    expect(usage(['cp', 'in', 'unix:/a.sock:/f', '--resume']).message).toMatch(/--resume continues downloads only/);
+    expect(parseHostArgs(['cp', 'in', 'unix:/a.sock:/f', '--resume'], {})).toMatchObject({ name: 'cp', plan: { direction: 'upload' }, resume: true });
   });
 
   it('an option of another command is an error naming its owner', () => {

@@ -2,9 +2,8 @@
  * cp --resume for uploads (#12 §3), against a real agent over unix: an upload broken
  * off mid-way leaves its part with the agent; the next resumable copy continues from it
  * after the agent hashed it (fs.partial) and checks it again (fs.write offset); a part
- * whose bytes were corrupted is never appended to: the copy starts over. The CLI's
- * argument parser still refuses `--resume` with an upload, so the command is driven
- * through cpCommand with a real client (connectAgent), as the parser would.
+ * whose bytes were corrupted is never appended to: the copy starts over. Most cases drive
+ * cpCommand with a real client (connectAgent); one runs the vmlink CLI itself.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -16,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentClient } from '../src/agent-client.js';
 import { cpCommand } from '../src/commands/cp.js';
 import { connectAgent } from '../src/rpc-client.js';
-import { type AgentProcess, startAgent } from './helpers.js';
+import { type AgentProcess, runVmlink, startAgent } from './helpers.js';
 
 const MIB = 1024 * 1024;
 const sha = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
@@ -154,4 +153,14 @@ describe('cp --resume for uploads', () => {
       await client.close();
     }
   });
+
+  it('the vmlink CLI: cp --resume LOCAL URI:/PATH continues the upload the agent kept', async () => {
+    await rm(path.join(root, 'up', 'big.bin'), { force: true });
+    const kept = await brokenUpload(8 * MIB);
+    expect(kept).toBeGreaterThan(0);
+    const run = await runVmlink(['cp', '--resume', '--json', local, `${agent.uri}:/up/big.bin`], { timeoutMs: 60_000 });
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ resumedFrom: kept });
+    expect(sha(await readFile(path.join(root, 'up', 'big.bin')))).toBe(dataSha);
+  }, 90_000);
 });
