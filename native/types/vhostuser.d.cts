@@ -34,6 +34,11 @@ export interface VhostUserVsockDeviceOptions {
   txNotifyDelayUs?: number;
   /** Guest rx buffers one host socket read may fill, 1..256; default 1. */
   rxBuffersPerRead?: number;
+  /**
+   * After host data reaches the guest, ask for the guest's tx kick only at its second
+   * packet (its credit update rides with its reply) for at most this long, µs; default 0 (off).
+   */
+  txKickDeferUs?: number;
 }
 
 /** Counters of one device; `dropped_*` each come with a (rate-limited) log line. */

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { closeSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
-import { loadBinding, type VhostUserVsockDevice as NativeDevice } from '@vmlink/native';
+import { loadBinding, type VhostUserVsockDevice as NativeDevice, type VhostUserVsockDeviceOptions } from '@vmlink/native';
 import { VsockDeviceError, VsockDeviceErrorCode } from './errors.js';
 import { reclaimSocketPath } from './listen-path.js';
 import { resolveDeviceOptions, type ResolvedVsockDeviceOptions, type VsockDeviceOptions } from './options.js';
@@ -148,9 +148,7 @@ export async function createVsockDevice(options: VsockDeviceOptions, hooks: Crea
   }
   pathsInUse.add(resolved.socket);
   pathsInUse.add(resolved.udsPath);
-  // txKickDeferUs is newer than the binding's published option type (native/types): a
-  // variable, not a literal, so the extra key passes the type check.
-  const nativeOptions = {
+  const nativeOptions: VhostUserVsockDeviceOptions = {
     guestCid: resolved.guestCid,
     udsPath: resolved.udsPath,
     udsListenFd,
