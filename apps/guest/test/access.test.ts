@@ -141,6 +141,35 @@ describe('access control', () => {
     expect(unknown.log()).toContain("'fs.nuke'");
   }, 60_000);
 
+  it('an agent listening on hvsock: serves the VMM by its uid (SO_PEERCRED) without --trust-transport, and refuses other uids', async () => {
+    // A guest-initiated hvsock connection is a Unix connection from the VMM to <path>_<PORT>:
+    // this test process plays the VMM.
+    const vsockPath = path.join(work, 'v.sock');
+    const served = await startAgent(path.join(work, 'hv-own.sock'), ['--listen', `hvsock:${vsockPath}:1024`]);
+    try {
+      expect(await callOnce(`${vsockPath}_1024`, 'ping')).toMatchObject({ ok: { pong: true } });
+    } finally {
+      await served.stop();
+    }
+    const strict = await startAgent(path.join(work, 'hv-strict.sock'), ['--listen', `hvsock:${vsockPath}:1025`, '--allow-uid', '12345']);
+    try {
+      const peer = await rpcClient(`${vsockPath}_1025`);
+      const reason = closeReason(peer);
+      await expect(peer.call('ping')).rejects.toMatchObject({ code: 'ERR_VMLINK_RPC_CLOSED' });
+      expect(await reason).toBe('ERR_VMLINK_PEER_NOT_ALLOWED');
+      expect(strict.log()).toMatch(/uid \d+ \(the VMM's\) is not allowed/);
+    } finally {
+      await strict.stop();
+    }
+  }, 60_000);
+
+  it('decides hvsock peers by uid like unix (pure)', () => {
+    const defaults = { allowUids: [1000], allowCids: [2] as const };
+    expect(decideAccess({ transport: 'hvsock', uid: 1000, pid: 7 }, defaults)).toMatchObject({ allowed: true, key: 'uid:1000' });
+    expect(decideAccess({ transport: 'hvsock', uid: 0 }, defaults)).toMatchObject({ allowed: false, code: 'ERR_VMLINK_PEER_NOT_ALLOWED', message: expect.stringContaining("uid 0 (the VMM's)") });
+    expect(decideAccess({ transport: 'hvsock' }, { ...defaults, trustTransports: ['hvsock'] })).toMatchObject({ allowed: false, key: 'hvsock:unknown' });
+  });
+
   it('decides vsock peers by CID (host only by default), virtio-serial always, anything unidentified never (pure)', () => {
     const defaults = { allowUids: [0], allowCids: [2] };
     expect(decideAccess({ transport: 'vsock', cid: 2 }, defaults)).toMatchObject({ allowed: true, key: 'cid:2' });

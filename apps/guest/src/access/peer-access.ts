@@ -28,13 +28,15 @@ export type AccessDecision =
  * one CID) share it, whatever their per-connection number.
  */
 export function peerKey(identity: PeerIdentity): string {
-  if (identity.transport === 'unix') return identity.uid === undefined ? 'unix:unknown' : `uid:${identity.uid}`;
+  if (identity.transport === 'unix' || identity.transport === 'hvsock') {
+    return identity.uid === undefined ? `${identity.transport}:unknown` : `uid:${identity.uid}`;
+  }
   if (identity.transport === 'vsock') return identity.cid === undefined ? 'vsock:unknown' : `cid:${identity.cid}`;
   return identity.transport;
 }
 
 /**
- * Pure decision: Unix peers by uid, vsock peers by CID, virtio-serial always (only the
+ * Pure decision: Unix and hvsock peers by uid (hvsock: the VMM's), vsock peers by CID, virtio-serial always (only the
  * host can open the port). Any other transport, or a peer whose identity the kernel did
  * not give us, is refused: access cannot be checked, so it is denied.
  */
@@ -46,6 +48,14 @@ export function decideAccess(identity: PeerIdentity, options: PeerAccessOptions)
       if (identity.uid === undefined) return refuse('the Unix peer credentials (SO_PEERCRED) could not be read');
       if (!options.allowUids.includes(identity.uid)) {
         return refuse(`uid ${identity.uid} is not allowed (--allow-uid ${options.allowUids.join(',')})`);
+      }
+      return { allowed: true, key };
+    case 'hvsock':
+      // A guest-initiated hvsock connection arrives on our Unix socket from the VMM (or the
+      // vhost-user device): SO_PEERCRED names that process, not the guest. Checked like unix.
+      if (identity.uid === undefined) return refuse("the hvsock peer's credentials (SO_PEERCRED of the VMM's connection) could not be read");
+      if (!options.allowUids.includes(identity.uid)) {
+        return refuse(`uid ${identity.uid} (the VMM's) is not allowed (--allow-uid ${options.allowUids.join(',')})`);
       }
       return { allowed: true, key };
     case 'vsock':
