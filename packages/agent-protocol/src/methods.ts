@@ -60,6 +60,20 @@ export interface AgentInfo {
   transports: string[];
   /** The methods this agent serves (after --allow-rpcs / --block-rpcs). */
   methods: string[];
+  /** The limits a client must stay within to be served; absent from older agents. */
+  limits?: AgentClientLimits;
+}
+
+/** What one client may hold at once before the agent refuses (info.limits). */
+export interface AgentClientLimits {
+  /** Connections at once over all clients (--max-connections). */
+  maxConnections: number;
+  /** Connections of one peer (uid, CID) before refusals (--max-connections-per-peer). */
+  maxConnectionsPerPeer: number;
+  /** Requests in flight on one connection (--max-streams); a forward holds two. */
+  maxStreamsPerConnection: number;
+  /** Forwarded TCP connections the memory budget carries at once (--memory-budget), over all clients. */
+  maxForwards: number;
 }
 
 export interface PathParams {
