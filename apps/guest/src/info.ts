@@ -1,5 +1,6 @@
 import os from 'node:os';
-import type { AgentInfo } from '@vmlink/agent-protocol';
+import type { AgentClientLimits, AgentInfo } from '@vmlink/agent-protocol';
+import { METHOD_MEMORY_COST } from './limits/memory-budget.js';
 import { AGENT_VERSION } from './version.js';
 
 export type { AgentInfo } from '@vmlink/agent-protocol';
@@ -12,6 +13,24 @@ export interface InfoSources {
   readonly root: string | undefined;
   readonly allowExec: readonly string[];
   readonly methods: readonly string[];
+  /** The limits in force (after the open-file cap), reported so clients stay within them. */
+  readonly limits?: AgentClientLimits;
+}
+
+/**
+ * The limits as a client sees them: forwards count against the request half of
+ * --memory-budget (the agent reserves the other half for RPC buffers) at the cost of
+ * net.connect plus net.send each.
+ */
+export function clientLimits(input: { maxConnections: number; maxConnectionsPerPeer: number; maxStreamsPerConnection: number; memoryBudgetBytes: number }): AgentClientLimits {
+  const perForward = (METHOD_MEMORY_COST['net.connect'] ?? 0) + (METHOD_MEMORY_COST['net.send'] ?? 0);
+  const requestBudget = Math.max(1, Math.floor(input.memoryBudgetBytes / 2));
+  return {
+    maxConnections: input.maxConnections,
+    maxConnectionsPerPeer: input.maxConnectionsPerPeer,
+    maxStreamsPerConnection: input.maxStreamsPerConnection,
+    maxForwards: perForward > 0 ? Math.floor(requestBudget / perForward) : input.maxConnections,
+  };
 }
 
 export async function collectInfo(sources: InfoSources): Promise<AgentInfo> {
@@ -41,5 +60,6 @@ export async function collectInfo(sources: InfoSources): Promise<AgentInfo> {
     },
     transports: sources.transports(),
     methods: [...sources.methods],
+    ...(sources.limits ? { limits: { ...sources.limits } } : {}),
   };
 }
