@@ -147,7 +147,10 @@ stream is cut at SIZE bytes (the agent's --exec-max-output is the ceiling).`,
 port, printed) and carries every accepted TCP connection to GUESTHOST:GUESTPORT in the
 guest. The agent must allow that target (--allow-forward HOST:PORT), else exit 77. One
 agent connection per TCP connection where the transport has many (unix, vsock, hvsock),
-all over one where it has one (virtio-serial). Runs until Ctrl-C.`,
+all over one where it has one (virtio-serial). At most --max-active N forwards at once
+(default: the room the agent's info reports, ERR_VMLINK_BUSY and TOO_MANY_STREAMS teach
+less); later connections wait (up to 256 beyond the listen backlog, then are closed with
+a log line). Runs until Ctrl-C.`,
   ),
   'wait-port': commandHelp(
     'wait-port',
@@ -336,7 +339,9 @@ export function parseHostArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
       const raw = take('[BIND:]LOCALPORT:GUESTHOST:GUESTPORT');
       noMore();
       try {
-        return { name: command, uri, spec: parseForwardSpec(raw), common };
+        const maxActive = str('max-active');
+        const spec = parseForwardSpec(raw);
+        return { name: command, uri, spec: maxActive === undefined ? spec : { ...spec, maxActive: positiveInt(maxActive, '--max-active', 1, command) }, common };
       } catch (error) {
         throw usageError((error as Error).message, command);
       }

@@ -94,7 +94,7 @@ export const COMMAND_OPTIONS: Readonly<Record<CommandName, Readonly<Record<strin
   wait: {},
   kill: { signal: { type: 'string', short: 's', value: 'SIG', help: 'TERM (default), INT, KILL, HUP or QUIT, to the process group' } },
   attach: { 'from-start': { type: 'boolean', help: 'replay from the oldest output the agent kept, not from where the last attach stopped' } },
-  forward: {},
+  forward: { 'max-active': { type: 'string', value: 'N', help: "forwards carried at once, more wait (default: the agent's room from its info)" } },
   'wait-port': {},
   bench: {
     rounds: { type: 'string', value: 'N', help: 'ping round trips (default 200)' },

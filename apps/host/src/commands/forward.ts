@@ -1,6 +1,6 @@
 import { createServer, isIPv6, type Server, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { describeAgentError } from '@vmlink/agent-protocol';
+import { describeAgentError, type AgentClientLimits } from '@vmlink/agent-protocol';
 import { VmlinkError } from '@vmlink/errors';
 import type { AgentClient } from '../agent-client.js';
 import type { CommonOptions } from '../args.js';
@@ -12,6 +12,29 @@ export interface ForwardSpec {
   readonly bindPort: number;
   readonly host: string;
   readonly port: number;
+  /** --max-active: forwards carried at once; more wait. Default: the room the agent reports. */
+  readonly maxActive?: number;
+}
+
+/**
+ * Accepted TCP connections that may wait for room beyond the listen backlog; one more is
+ * closed with a log line. Each waiting socket is an fd and little memory.
+ */
+export const MAX_WAITING_CONNECTIONS = 256;
+/** The listen backlog (Node's default): connections the kernel queues before we accept them. */
+export const LISTEN_BACKLOG = 511;
+
+/**
+ * Forwards to carry at once: --max-active, else what the agent says one client may hold
+ * (one connection per forward where the transport has many, two requests on the one
+ * connection where it has one, and the forwards its memory budget carries), else no cap
+ * (an older agent: room is then learned from its refusals).
+ */
+export function forwardRoom(limits: AgentClientLimits | undefined, multiConnection: boolean, maxActive: number | undefined): number {
+  if (maxActive !== undefined) return maxActive;
+  if (!limits) return Number.POSITIVE_INFINITY;
+  const byConnections = multiConnection ? limits.maxConnectionsPerPeer : Math.floor(limits.maxStreamsPerConnection / 2);
+  return Math.max(1, Math.min(byConnections, limits.maxForwards));
 }
 
 /** `[BIND:]LPORT:HOST:PORT` (IPv6 hosts in brackets). Pure; throws a plain Error naming the spec. */
@@ -93,17 +116,120 @@ function closedEvent(stream: Socket | Readable): Promise<void> {
   });
 }
 
-async function carry(socket: Socket, client: AgentClient, spec: ForwardSpec, report: (error: Error) => void): Promise<void> {
-  socket.on('error', () => undefined);
-  try {
-    await (await open(socket, client, spec)).done;
-  } catch (error) {
-    socket.destroy();
-    report(error as Error);
+/** The agent had no room for this forward right now (streams, memory, connections): wait for one to end and retry. */
+const ROOM_REFUSALS = new Set(['ERR_VMLINK_TOO_MANY_STREAMS', 'ERR_VMLINK_BUSY', 'ERR_VMLINK_TOO_MANY_CONNECTIONS']);
+/** Retries of a forward refused for room while none of ours run (the room is other clients'). */
+const ROOM_RETRIES = 10;
+const isTooManyStreams = (error: unknown): boolean => ROOM_REFUSALS.has((error as { code?: unknown }).code as string);
+
+/**
+ * Forwards over transports with many connections, one agent connection each, at most
+ * `room` at once; the rest wait in order (at most MAX_WAITING_CONNECTIONS). A forward
+ * the agent refuses for room before it took any byte goes back to the head of the line
+ * and the room is learned as what we held then.
+ */
+export class ForwardQueue {
+  private active = 0;
+  private readonly waiting: Socket[] = [];
+  private stopped = false;
+  readonly clients = new Set<AgentClient>();
+
+  constructor(
+    private readonly connect: () => Promise<AgentClient>,
+    private readonly spec: ForwardSpec,
+    private room: number,
+    private readonly report: (error: Error) => void,
+    private readonly maxWaiting = MAX_WAITING_CONNECTIONS,
+  ) {}
+
+  get load(): { carried: number; queued: number; room: number } {
+    return { carried: this.active, queued: this.waiting.length, room: this.room };
+  }
+
+  /** False when the socket was refused (the queue is full): it is closed. */
+  accept(socket: Socket): boolean {
+    socket.on('error', () => undefined);
+    if (this.active < this.room) {
+      this.start(socket);
+      return true;
+    }
+    if (this.waiting.length >= this.maxWaiting) {
+      socket.destroy();
+      return false;
+    }
+    this.waiting.push(socket);
+    return true;
+  }
+
+  private start(socket: Socket): void {
+    this.active += 1;
+    void this.run(socket).finally(() => {
+      this.active -= 1;
+      this.next();
+    });
+  }
+
+  private next(): void {
+    while (!this.stopped && this.active < this.room && this.waiting.length > 0) {
+      const socket = this.waiting.shift() as Socket;
+      if (!socket.destroyed) this.start(socket);
+    }
+  }
+
+  private async run(socket: Socket): Promise<void> {
+    if (this.stopped || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    let client: AgentClient | undefined;
+    let carried: Carried;
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        client = await this.connect();
+        this.clients.add(client);
+        carried = await open(socket, client, this.spec);
+        break;
+      } catch (error) {
+        if (client) {
+          this.clients.delete(client);
+          void client.close().catch(() => undefined);
+          client = undefined;
+        }
+        if (isTooManyStreams(error) && !this.stopped && !socket.destroyed) {
+          // Refused for room with others of ours running: wait for one of them to end.
+          if (this.active > 1) {
+            this.room = Math.max(1, this.active - 1);
+            this.waiting.unshift(socket);
+            return;
+          }
+          // Other clients hold the room: retry with backoff (~15 s in all), then give up.
+          if (attempt < ROOM_RETRIES) {
+            await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** attempt)));
+            continue;
+          }
+        }
+        socket.destroy();
+        this.report(error as Error);
+        return;
+      }
+    }
+    try {
+      await carried.done;
+    } catch (error) {
+      socket.destroy();
+      this.report(error as Error);
+    } finally {
+      this.clients.delete(client);
+      await client.close().catch(() => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    for (const socket of this.waiting.splice(0)) socket.destroy();
+    await Promise.allSettled([...this.clients].map((c) => c.close()));
   }
 }
-
-const isTooManyStreams = (error: unknown): boolean => (error as { code?: unknown }).code === 'ERR_VMLINK_TOO_MANY_STREAMS';
 
 /**
  * The one agent connection of a transport that has only one (virtio-serial), shared by
@@ -136,8 +262,12 @@ export class SharedAgentConnection {
     first: AgentClient,
     /** Told after a redial (the previous connection had closed). */
     private readonly onRedial: () => void = () => undefined,
+    /** Forwards at once before any refusal taught us less (forwardRoom). */
+    private readonly initialCapacity = Number.POSITIVE_INFINITY,
+    private readonly maxWaiting = MAX_WAITING_CONNECTIONS,
   ) {
     this.client = first;
+    this.capacity = initialCapacity;
   }
 
   /** How many forwards are carried (or opening) right now, and how many wait for room. */
@@ -154,7 +284,7 @@ export class SharedAgentConnection {
       this.dialing = this.dial().then(
         (client) => {
           this.client = client;
-          this.capacity = Number.POSITIVE_INFINITY; // maybe another agent: learn again
+          this.capacity = this.initialCapacity; // maybe another agent: learn again
           this.dialing = undefined;
           this.onRedial();
           if (this.stopped) void client.close().catch(() => undefined);
@@ -183,6 +313,17 @@ export class SharedAgentConnection {
       this.inUse += 1;
       this.waiting.shift()?.();
     }
+  }
+
+  /** False when the socket was refused (the queue is full): it is closed. */
+  accept(socket: Socket, spec: ForwardSpec, report: (error: Error) => void): boolean {
+    if (this.inUse >= this.capacity && this.waiting.length >= this.maxWaiting) {
+      socket.on('error', () => undefined);
+      socket.destroy();
+      return false;
+    }
+    void this.carry(socket, spec, report);
+    return true;
   }
 
   async carry(socket: Socket, spec: ForwardSpec, report: (error: Error) => void): Promise<void> {
@@ -273,36 +414,32 @@ export async function forwardCommand(
     if (code === ExitCode.POLICY || code === ExitCode.USAGE) throw error;
     out.stderr.write(`vmlink forward: warning: ${formatHostPort(spec.host, spec.port)} in the guest does not accept connections yet: ${describeError(error as Error)}\n`);
   }
+  // What the agent lets one client hold (absent from older agents: learned from refusals).
+  const limits = await first.info().then(
+    (info) => info.limits,
+    () => undefined,
+  );
+  const room = forwardRoom(limits, first.multiConnection, spec.maxActive);
   const redialed = (): void => void out.stderr.write(`vmlink forward ${first.uri}: the agent connection had closed (idle, or the agent restarted); reconnected\n`);
-  const shared = first.multiConnection ? undefined : new SharedAgentConnection(connect, first, redialed);
+  const report = (error: Error): void => void out.stderr.write(`vmlink forward ${first.uri}: ${describeError(error)}\n`);
+  const shared = first.multiConnection ? undefined : new SharedAgentConnection(connect, first, redialed, room);
   // Each TCP connection gets its own agent connection: the first one is not needed (left open it would only idle).
   if (!shared) await first.close().catch(() => undefined);
-  const clients = new Set<AgentClient>();
+  const queue = shared ? undefined : new ForwardQueue(connect, spec, room, report);
+  let refusedLogged = 0;
   const server: Server = createServer({ allowHalfOpen: true });
-  const report = (error: Error): void => void out.stderr.write(`vmlink forward ${first.uri}: ${describeError(error)}\n`);
   server.on('connection', (socket: Socket) => {
-    if (shared) {
-      void shared.carry(socket, spec, report);
-      return;
+    const taken = shared ? shared.accept(socket, spec, report) : (queue as ForwardQueue).accept(socket);
+    if (!taken && refusedLogged++ % 100 === 0) {
+      // One line per 100 refusals: a flood must not flood the log too.
+      out.stderr.write(
+        `vmlink forward ${first.uri}: closed an accepted connection: ${MAX_WAITING_CONNECTIONS} already wait for one of the forwards carried at once (--max-active) to end (${refusedLogged} closed so far)\n`,
+      );
     }
-    void (async () => {
-      let client: AgentClient;
-      try {
-        client = await connect();
-      } catch (error) {
-        socket.destroy();
-        report(error as Error);
-        return;
-      }
-      clients.add(client);
-      await carry(socket, client, spec, report);
-      clients.delete(client);
-      await client.close().catch(() => undefined);
-    })();
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host: spec.bindHost, port: spec.bindPort }, () => {
+    server.listen({ host: spec.bindHost, port: spec.bindPort, backlog: LISTEN_BACKLOG }, () => {
       server.off('error', reject);
       resolve();
     });
@@ -311,14 +448,14 @@ export async function forwardCommand(
   });
   const address = server.address();
   const local = typeof address === 'object' && address ? formatHostPort(address.address, address.port) : String(address);
-  const line = { listening: local, target: formatHostPort(spec.host, spec.port), uri: first.uri };
+  const line = { listening: local, target: formatHostPort(spec.host, spec.port), uri: first.uri, ...(Number.isFinite(room) ? { maxActive: room } : {}) };
   out.stdout.write(common.json ? `${JSON.stringify(line)}\n` : `forwarding ${local} -> ${line.target} in the guest via ${first.uri}\n`);
   await new Promise<void>((resolve) => {
     if (stop.aborted) resolve();
     else stop.addEventListener('abort', () => resolve(), { once: true });
   });
   server.close();
-  await Promise.allSettled([...clients].map((c) => c.close()));
+  await queue?.close();
   await shared?.close();
   return ExitCode.OK;
 }
