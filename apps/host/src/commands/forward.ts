@@ -195,7 +195,11 @@ export class ForwardQueue {
           void client.close().catch(() => undefined);
           client = undefined;
         }
-        if (isTooManyStreams(error) && !this.stopped && !socket.destroyed) {
+        // A connection closed before net.connect was answered while others of ours run is
+        // the agent refusing one more (over vsock its TOO_MANY_CONNECTIONS goodbye may not
+        // arrive before the close): room too, and the socket is untouched.
+        const lostForRoom = (error as { code?: unknown }).code === 'ERR_VMLINK_CONNECTION_LOST' && this.active > 1;
+        if ((isTooManyStreams(error) || lostForRoom) && !this.stopped && !socket.destroyed) {
           // Refused for room with others of ours running: wait for one of them to end.
           if (this.active > 1) {
             this.room = Math.max(1, this.active - 1);
