@@ -11,7 +11,7 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_WAITING_CONNECTIONS } from '../src/commands/forward.js';
+import { forwardRoom, MAX_WAITING_CONNECTIONS } from '../src/commands/forward.js';
 import { type AgentProcess, spawnVmlink, startAgent } from './helpers.js';
 
 interface Service {
@@ -141,4 +141,16 @@ describe('vmlink forward within the agent default limits (unix)', () => {
     const done = await fwd.done;
     expect(done.code, done.stderr).toBe(0);
   }, 120_000);
+});
+
+describe('forwardRoom (pure)', () => {
+  const limits = { maxConnections: 64, maxConnectionsPerPeer: 56, maxStreamsPerConnection: 16, maxForwards: 64 };
+  it('is --max-active when given, else the agent room for the transport, else unbounded (learned)', () => {
+    expect(forwardRoom(limits, true, 3)).toBe(3);
+    expect(forwardRoom(limits, true, undefined)).toBe(56);
+    expect(forwardRoom({ ...limits, maxForwards: 20 }, true, undefined)).toBe(20);
+    expect(forwardRoom(limits, false, undefined)).toBe(8);
+    expect(forwardRoom({ ...limits, maxStreamsPerConnection: 1 }, false, undefined)).toBe(1);
+    expect(forwardRoom(undefined, true, undefined)).toBe(Number.POSITIVE_INFINITY);
+  });
 });
