@@ -11,6 +11,7 @@ import { createHandlers, Streamed, type CallContext, type Handler } from './hand
 import { ConnectionSlots, defaultPerPeer } from './limits/connection-slots.js';
 import { capForOpenFileLimit, readOpenFileLimit } from './limits/fd-limit.js';
 import { METHOD_MEMORY_COST, MemoryBudget } from './limits/memory-budget.js';
+import { clientLimits } from './info.js';
 import { LimitedLog } from './log/limited-log.js';
 import { sweepStaleTempFiles } from './methods/files.js';
 import { resolveAgentOptions, type AgentOptions, type AgentStartOptions } from './options.js';
@@ -146,6 +147,12 @@ export class Agent {
         root: jail?.realRoot,
         allowExec: options.allowExec,
         methods: options.access.methods.methods,
+        limits: clientLimits({
+          maxConnections: cap,
+          maxConnectionsPerPeer: perPeer,
+          maxStreamsPerConnection: limits.maxConcurrentPerConnection,
+          memoryBudgetBytes: limits.memoryBudgetBytes,
+        }),
       },
     });
   }

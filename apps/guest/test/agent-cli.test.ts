@@ -63,8 +63,10 @@ describe('vmlink-guest command line', () => {
     await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     const rpc = new RpcPeer(socket);
     expect(await rpc.call('ping')).toMatchObject({ pong: true });
-    const info = (await rpc.call('info')) as { transports: string[]; agent: { root: string | null } };
+    const info = (await rpc.call('info')) as { transports: string[]; agent: { root: string | null }; limits?: unknown };
     expect(info.transports).toEqual([`unix:${socketPath}`]);
+    // What a client must respect (vmlink forward sizes its queue from it): the defaults.
+    expect(info.limits).toEqual({ maxConnections: expect.any(Number), maxConnectionsPerPeer: expect.any(Number), maxStreamsPerConnection: expect.any(Number), maxForwards: expect.any(Number) });
     await expect(rpc.call('fs.stat', { path: '/' })).rejects.toMatchObject({ code: 'ERR_VMLINK_FS_DISABLED' });
     await expect(rpc.call('exec', { command: 'uname' })).rejects.toMatchObject({ code: 'ERR_VMLINK_EXEC_DENIED' });
     // Allowed but not installed: the call itself fails with the errno code.
