@@ -185,6 +185,12 @@ for i in $(seq 1 400); do grep -q ' ready ' ${LOG} && grep -q listening /tmp/htt
     }, 180_000);
   }
 
+  it('vsock: a 256 MiB download by SHA-256 through node:http', async () => {
+    const { port, stderr } = forwards.get('vsock') as Forward;
+    const got = await downloadSha(port, '/big/256');
+    expect(got, stderr()).toEqual({ bytes: 256 * 1024 * 1024, sha256: patternSha256(256) });
+  }, 300_000);
+
   it('virtio-serial: a forward quiet past the idle timeout stays open; after an idle close the next connection redials', async () => {
     const { port, stderr } = forwards.get('virtio-serial') as Forward;
     const quiet = connect(port, '127.0.0.1');
