@@ -30,8 +30,8 @@ const arm64Prebuild = join(repoRoot, 'native', 'prebuilds', 'linux-arm64');
 const hasArm64Prebuild = existsSync(arm64Prebuild) && readdirSync(arm64Prebuild).some((f) => f.endsWith('.node'));
 const inCi = process.env.CI === 'true';
 /** Skips only outside CI; in CI a missing prebuild fails the tests that need it. */
-const withPrebuild = !hasArm64Prebuild && !inCi;
-const prebuildNote = withPrebuild ? ' (skipped: native/prebuilds/linux-arm64 is not built; node scripts/prebuild.mjs --arch arm64)' : '';
+const skipWithoutPrebuild = !hasArm64Prebuild && !inCi;
+const prebuildNote = skipWithoutPrebuild ? ' (skipped: native/prebuilds/linux-arm64 is not built; node scripts/prebuild.mjs --arch arm64)' : '';
 const vsockGuestDir = join(repoRoot, 'packages', 'vsock', 'test', 'guest');
 const vsockGuestFiles = readdirSync(vsockGuestDir).filter((name) => name.endsWith('.test.mjs')).sort();
 const virtioSerialGuestDir = join(repoRoot, 'packages', 'transport-virtio-serial', 'test', 'guest');
@@ -102,7 +102,7 @@ describe('an arm64 guest (one VM for this file)', () => {
     socket.destroy();
   });
 
-  describe.skipIf(withPrebuild)(`with the linux-arm64 prebuild${prebuildNote}`, () => {
+  describe.skipIf(skipWithoutPrebuild)(`with the linux-arm64 prebuild${prebuildNote}`, () => {
     it('the prebuild is there (node scripts/prebuild.mjs --arch arm64)', () => {
       expect(hasArm64Prebuild, `${arm64Prebuild} holds no .node file`).toBe(true);
     });
