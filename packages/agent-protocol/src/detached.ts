@@ -1,5 +1,5 @@
-import { VmlinkError } from '@vmlink/errors';
-import { EXEC_MAX_RECORD, EXEC_RECORD_HEADER } from './exec-records.js';
+import { EXEC_MAX_RECORD } from './exec-records.js';
+import { encodeTaggedRecord, TaggedRecordDecoder, type TaggedRecord } from './tagged-records.js';
 
 /**
  * Detached processes (kata-agent's exec lifecycle): a command started with an id that
@@ -123,45 +123,16 @@ export interface DetachedGap {
   bytes: number;
 }
 
-export interface DetachedRecord {
-  readonly tag: DetachedRecordTag;
-  readonly data: Buffer;
-}
+export type DetachedRecord = TaggedRecord<DetachedRecordTag>;
 
 export function encodeDetachedRecord(tag: DetachedRecordTag, data: Uint8Array): Buffer {
-  const header = Buffer.allocUnsafe(EXEC_RECORD_HEADER);
-  header.writeUInt8(tag, 0);
-  header.writeUInt32BE(data.length, 1);
-  return Buffer.concat([header, data]);
+  return encodeTaggedRecord(tag, data);
 }
 
-const TAGS: ReadonlySet<number> = new Set(Object.values(DetachedRecordTag));
-
 /** Splits an attach body into records, whatever the chunking; holds at most one record. */
-export class DetachedRecordDecoder {
-  private pending: Buffer = Buffer.alloc(0);
-
-  constructor(private readonly maxRecord = EXEC_MAX_RECORD) {}
-
-  push(chunk: Uint8Array): DetachedRecord[] {
-    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    this.pending = this.pending.length === 0 ? bytes : Buffer.concat([this.pending, bytes]);
-    const records: DetachedRecord[] = [];
-    while (this.pending.length >= EXEC_RECORD_HEADER) {
-      const tag = this.pending.readUInt8(0);
-      const length = this.pending.readUInt32BE(1);
-      if (!TAGS.has(tag)) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `detached output: unknown record tag ${tag}`);
-      if (length > this.maxRecord) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `detached output: a ${length}-byte record (at most ${this.maxRecord})`);
-      if (this.pending.length < EXEC_RECORD_HEADER + length) break;
-      records.push({ tag: tag as DetachedRecordTag, data: this.pending.subarray(EXEC_RECORD_HEADER, EXEC_RECORD_HEADER + length) });
-      this.pending = this.pending.subarray(EXEC_RECORD_HEADER + length);
-    }
-    return records;
-  }
-
-  /** Bytes of an unfinished record (0 at a clean end). */
-  get buffered(): number {
-    return this.pending.length;
+export class DetachedRecordDecoder extends TaggedRecordDecoder<DetachedRecordTag> {
+  constructor(maxRecord = EXEC_MAX_RECORD) {
+    super(Object.values(DetachedRecordTag), 'detached output', maxRecord);
   }
 }
 

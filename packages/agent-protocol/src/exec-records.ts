@@ -1,4 +1,4 @@
-import { VmlinkError } from '@vmlink/errors';
+import { encodeTaggedRecord, RECORD_HEADER, TaggedRecordDecoder, type TaggedRecord } from './tagged-records.js';
 import { AgentErrorCode } from './errors.js';
 
 /**
@@ -14,54 +14,24 @@ export const ExecRecordTag = {
 } as const;
 export type ExecRecordTag = (typeof ExecRecordTag)[keyof typeof ExecRecordTag];
 
-export const EXEC_RECORD_HEADER = 5;
+export const EXEC_RECORD_HEADER = RECORD_HEADER;
 /** A record longer than this is a protocol error: a confused peer cannot make us buffer without bound. */
 export const EXEC_MAX_RECORD = 16 * 1024 * 1024;
 
 export function encodeExecRecord(tag: ExecRecordTag, data: Uint8Array): Buffer {
-  const header = Buffer.allocUnsafe(EXEC_RECORD_HEADER);
-  header.writeUInt8(tag, 0);
-  header.writeUInt32BE(data.length, 1);
-  return Buffer.concat([header, data]);
+  return encodeTaggedRecord(tag, data);
 }
 
-export interface ExecRecord {
-  readonly tag: ExecRecordTag;
-  readonly data: Buffer;
-}
+export type ExecRecord = TaggedRecord<ExecRecordTag>;
 
 /**
- * Splits a byte stream into records, whatever the chunking. Holds at most one record
+ * Splits exec's output body into records, whatever the chunking. Holds at most one record
  * (bounded by `maxRecord`); an unknown tag or an oversized record is
  * `ERR_VMLINK_PROTOCOL` naming it.
  */
-export class ExecRecordDecoder {
-  private pending: Buffer = Buffer.alloc(0);
-
-  constructor(private readonly maxRecord = EXEC_MAX_RECORD) {}
-
-  /** Records completed by `chunk`, in order. */
-  push(chunk: Uint8Array): ExecRecord[] {
-    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    this.pending = this.pending.length === 0 ? bytes : Buffer.concat([this.pending, bytes]);
-    const records: ExecRecord[] = [];
-    while (this.pending.length >= EXEC_RECORD_HEADER) {
-      const tag = this.pending.readUInt8(0);
-      const length = this.pending.readUInt32BE(1);
-      if (tag !== ExecRecordTag.STDOUT && tag !== ExecRecordTag.STDERR && tag !== ExecRecordTag.EXIT) {
-        throw new VmlinkError('ERR_VMLINK_PROTOCOL', `exec output: unknown record tag ${tag}`);
-      }
-      if (length > this.maxRecord) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `exec output: a ${length}-byte record (at most ${this.maxRecord})`);
-      if (this.pending.length < EXEC_RECORD_HEADER + length) break;
-      records.push({ tag, data: this.pending.subarray(EXEC_RECORD_HEADER, EXEC_RECORD_HEADER + length) });
-      this.pending = this.pending.subarray(EXEC_RECORD_HEADER + length);
-    }
-    return records;
-  }
-
-  /** Bytes of an unfinished record (0 at a clean end). */
-  get buffered(): number {
-    return this.pending.length;
+export class ExecRecordDecoder extends TaggedRecordDecoder<ExecRecordTag> {
+  constructor(maxRecord = EXEC_MAX_RECORD) {
+    super(Object.values(ExecRecordTag), 'exec output', maxRecord);
   }
 }
 
@@ -116,43 +86,15 @@ export const EXEC_MAX_INPUT_RECORD = 1024 * 1024;
 
 /** Encodes one input record (DATA bytes, or a RESIZE size). */
 export function encodeExecInput(input: { data: Uint8Array } | { resize: PtySize }): Buffer {
-  if ('data' in input) return encodeRecord(ExecInputTag.DATA, input.data);
-  return encodeRecord(ExecInputTag.RESIZE, Buffer.from(JSON.stringify(input.resize)));
+  if ('data' in input) return encodeTaggedRecord(ExecInputTag.DATA, input.data);
+  return encodeTaggedRecord(ExecInputTag.RESIZE, Buffer.from(JSON.stringify(input.resize)));
 }
 
-function encodeRecord(tag: number, data: Uint8Array): Buffer {
-  const header = Buffer.allocUnsafe(EXEC_RECORD_HEADER);
-  header.writeUInt8(tag, 0);
-  header.writeUInt32BE(data.length, 1);
-  return Buffer.concat([header, data]);
-}
-
-export interface ExecInputRecord {
-  readonly tag: ExecInputTag;
-  readonly data: Buffer;
-}
+export type ExecInputRecord = TaggedRecord<ExecInputTag>;
 
 /** Splits a PTY exec's input body into records; bounded like ExecRecordDecoder. */
-export class ExecInputDecoder {
-  private pending: Buffer = Buffer.alloc(0);
-
-  constructor(private readonly maxRecord = EXEC_MAX_INPUT_RECORD) {}
-
-  push(chunk: Uint8Array): ExecInputRecord[] {
-    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    this.pending = this.pending.length === 0 ? bytes : Buffer.concat([this.pending, bytes]);
-    const records: ExecInputRecord[] = [];
-    while (this.pending.length >= EXEC_RECORD_HEADER) {
-      const tag = this.pending.readUInt8(0);
-      const length = this.pending.readUInt32BE(1);
-      if (tag !== ExecInputTag.DATA && tag !== ExecInputTag.RESIZE) {
-        throw new VmlinkError('ERR_VMLINK_PROTOCOL', `exec input: unknown record tag ${tag}`);
-      }
-      if (length > this.maxRecord) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `exec input: a ${length}-byte record (at most ${this.maxRecord})`);
-      if (this.pending.length < EXEC_RECORD_HEADER + length) break;
-      records.push({ tag, data: this.pending.subarray(EXEC_RECORD_HEADER, EXEC_RECORD_HEADER + length) });
-      this.pending = this.pending.subarray(EXEC_RECORD_HEADER + length);
-    }
-    return records;
+export class ExecInputDecoder extends TaggedRecordDecoder<ExecInputTag> {
+  constructor(maxRecord = EXEC_MAX_INPUT_RECORD) {
+    super(Object.values(ExecInputTag), 'exec input', maxRecord);
   }
 }

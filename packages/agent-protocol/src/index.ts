@@ -10,6 +10,7 @@ export * from './detached.js';
 export { READ_TRAILER_BYTES } from './read-body.js';
 export { UPLOAD_RESUME_METHODS, uploadPartName, type PartialParams, type PartialResult, type WriteResumeParams } from './upload-resume.js';
 export { leftoverName, leftoverWriter, processGone, processStateOf, type LeftoverKind } from './leftovers.js';
+export { RECORD_HEADER, TaggedRecordDecoder, encodeTaggedRecord, type TaggedRecord } from './tagged-records.js';
 export {
   ExecRecordTag,
   EXEC_RECORD_HEADER,
