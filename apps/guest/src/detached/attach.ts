@@ -47,10 +47,13 @@ export async function streamAttach(entry: DetachedProcess, start: AttachStart, s
       for (const stream of STREAMS) {
         const ring = entry.ring(stream);
         if (ring.start > cursor[stream]) {
+          // Move the cursor before waiting for the client: whatever the ring drops while
+          // this record goes out is the next GAP, never unreported.
           const gap: DetachedGap = { stream, bytes: ring.start - cursor[stream] };
-          await send(encodeDetachedRecord(DetachedRecordTag.GAP, Buffer.from(JSON.stringify(gap))));
           cursor[stream] = ring.start;
-          sent = true; // look again: more may have come while we waited for the client
+          await send(encodeDetachedRecord(DetachedRecordTag.GAP, Buffer.from(JSON.stringify(gap))));
+          sent = true; // look again: more may have been dropped while we waited
+          continue;
         }
         const data = ring.read(cursor[stream], MAX_RECORD_DATA);
         if (data.length > 0) {
