@@ -65,6 +65,15 @@ function find(list: DetachedListResult, id: string): DetachedProcessInfo | undef
 }
 
 /** VmRSS / VmHWM (peak) of a process, in bytes. */
+/**
+ * A baseline: the agent's peak RSS is reset to its current RSS first (clear_refs 5), so a
+ * later `peak` is this test's own, not left from an earlier test in the same agent.
+ */
+async function memoryBaseline(pid: number): Promise<{ rss: number; peak: number }> {
+  await writeFile(`/proc/${pid}/clear_refs`, '5');
+  return memoryOf(pid);
+}
+
 async function memoryOf(pid: number): Promise<{ rss: number; peak: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kib = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]) * 1024;
@@ -206,18 +215,20 @@ describe('detached processes: limits and memory', () => {
     await rm(work, { recursive: true, force: true });
   });
 
-  it('a process flooding output with nobody attached: the ring keeps 64 KiB, counts the rest as dropped, agent RSS stays bounded', async () => {
+  it('a 512 MiB flood with nobody attached: the ring keeps 64 KiB, counts the rest as dropped, agent RSS stays bounded', async () => {
     const agentPid = agent.child.pid as number;
-    const before = await memoryOf(agentPid);
-    const total = 256 * 1024 * 1024;
+    const before = await memoryBaseline(agentPid);
+    const total = 512 * 1024 * 1024;
     const id = await detach(agent.uri, ['head', '-c', String(total), '/dev/zero']);
     const waited = await runVmlink(['wait', agent.uri, id], { timeoutMs: 110_000 });
     expect(waited.code, waited.stderr).toBe(0);
     const info = find(await ps(agent.uri), id);
     expect(info?.stdout).toEqual({ total, kept: 64 * 1024, dropped: total - 64 * 1024 });
     const after = await memoryOf(agentPid);
-    // Had the agent kept the output, its peak would have grown by 256 MiB.
-    expect(after.peak - before.rss).toBeLessThan(64 * 1024 * 1024);
+    // Had the agent kept the output, its peak would have grown by 512 MiB. V8 frees the read
+    // buffers (external memory) only after ~64 MiB of them piled up since the last GC (Node
+    // 24 shows ~80 MiB of growth here, Node 20 less): a quarter of the flood is the bound.
+    expect(after.peak - before.rss).toBeLessThan(128 * 1024 * 1024);
     // attach says what was lost and hands over what was kept.
     const attached = spawn(process.execPath, [HOST_CLI, 'attach', agent.uri, id, '--from-start'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let bytes = 0;
@@ -246,7 +257,7 @@ describe('detached processes: limits and memory', () => {
     // Attached (stderr flows), but nobody reads its stdout: the CLI blocks, so does the agent's send.
     await Promise.race([ready, closed.then((code) => Promise.reject(new Error(`attach ended (${code}) before 'ready': ${stderr}`)))]);
     const agentPid = agent.child.pid as number;
-    const before = await memoryOf(agentPid);
+    const before = await memoryBaseline(agentPid);
     await writeFile(go, '');
     const waited = await runVmlink(['wait', agent.uri, id], { timeoutMs: 110_000 });
     expect(waited.code, waited.stderr).toBe(0);
