@@ -79,6 +79,26 @@ describe('src/pty', () => {
     expect(await exited).toEqual({ code: null, signal: osConstants.signals.SIGINT });
   }, 60_000);
 
+  it('PidWatcher runs JS like any Node I/O callback: microtasks queued in onExit run before the next immediate', async () => {
+    // Without MakeCallback they waited for the next unrelated callback (Node 26: ~30 s).
+    const { pid, master } = binding.ptySpawn({ file: '/bin/sh', args: ['sh', '-c', 'exit 0'], env: [], cols: 80, rows: 24 });
+    try {
+      const order = await new Promise<string[]>((resolve) => {
+        const seen: string[] = [];
+        new binding.PidWatcher(pid, () => {
+          queueMicrotask(() => seen.push('microtask'));
+          setImmediate(() => {
+            seen.push('immediate');
+            resolve(seen);
+          });
+        });
+      });
+      expect(order).toEqual(['microtask', 'immediate']);
+    } finally {
+      closeSync(master);
+    }
+  });
+
   it('resize and size through the master; tcgetattr of a fresh pair; ptyOpen fds are close-on-exec', () => {
     const { master, slave, path } = binding.ptyOpen(100, 30);
     try {

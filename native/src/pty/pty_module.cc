@@ -257,7 +257,11 @@ class PidWatcher : public Napi::ObjectWrap<PidWatcher> {
     }
     Napi::FunctionReference onExit = std::move(onExit_);
     Finish();
-    onExit.Call(Value(), {result});
+    // MakeCallback, not Call: from a libuv callback only MakeCallback runs the tick queue and
+    // the microtasks afterwards, so a promise resolved in onExit settles now, not at the next
+    // unrelated callback (Node 26 showed exits seen ~30 s late).
+    Napi::AsyncContext context(env, "vmlink:PidWatcher", Value());
+    onExit.MakeCallback(Value(), {result}, context);
   }
 
   void Finish() {
