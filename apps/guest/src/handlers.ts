@@ -190,7 +190,12 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
       const resolved = await deps.policy.resolve(command);
       const cwd = await resolveCwd(deps.jail, params['cwd']);
       const options = { cwd: cwd.path, signal: ctx.signal, timeoutMs: deps.limits.execTimeoutMs, stdin, env, caps };
-      const running = await (pty ? Promise.resolve().then(() => startPtyCommand(resolved, args, pty, options)) : startCommand(resolved, args, options)).finally(() => cwd.release());
+      const running = await (pty ? Promise.resolve().then(() => startPtyCommand(resolved, args, pty, options)) : startCommand(resolved, args, options)).finally(() => {
+        // Not awaited: the child has its cwd once it runs, and collect() must attach to its
+        // pipes before Node's exit handling drains the ones nobody reads (awaiting the close
+        // here let a quick command's output and 'close' go by: the exec then never ended).
+        void cwd.release().catch(() => undefined);
+      });
       ctx.note('pid', running.pid ?? 0);
       const id = randomBytes(16).toString('hex');
       ctx.commands.set(id, running);

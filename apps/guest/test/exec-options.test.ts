@@ -5,7 +5,7 @@
  * PTY execs: the same policy, and a client that never reads their output cannot make the
  * agent buffer it.
  */
-import { readFile, readdir, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { readFile, readdir, realpath, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { encodeExecInput } from '@vmlink/agent-protocol';
@@ -160,6 +160,16 @@ describe('exec options: caps, env, cwd, pty', () => {
       other.destroy();
     } finally {
       await rootless.stop('SIGKILL');
+    }
+  }, 120_000);
+
+  it('a quick command with a cwd ends with its output, every time (its pipes are read before Node drains them)', async () => {
+    // The cwd's directory fd used to be closed (awaited) between the spawn and the reading of
+    // the pipes: a command done by then had its output drained by Node and the exec hung.
+    const expected = path.join(await realpath(root), 'sub');
+    for (let i = 0; i < 40; i += 1) {
+      const records = await run(agent, { command: 'sh', args: ['-c', 'pwd -P'], cwd: '/sub' });
+      expect(streamText(records, STDOUT).toString().trim(), `run ${i}`).toBe(expected);
     }
   }, 120_000);
 

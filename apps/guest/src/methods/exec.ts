@@ -273,6 +273,12 @@ export class PipeCommand implements RunningCommand {
   private pump(name: 'stdout' | 'stderr', onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>, meter: OutputMeter): Promise<void> {
     const stream = this.child[name];
     return new Promise<void>((resolve, reject) => {
+      // Already closed (drained by Node before anyone read it): nothing more will come, and
+      // waiting for a 'close' that has been would hang the exec.
+      if (stream.closed) {
+        resolve();
+        return;
+      }
       let delivering = false;
       let closed = false;
       let failed = false;
