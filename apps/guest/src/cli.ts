@@ -26,6 +26,7 @@ async function main(argv: readonly string[]): Promise<number> {
   process.on('unhandledRejection', (reason) => {
     log.error('unhandled rejection (bug)', { cause: (reason as Error)?.stack ?? String(reason) });
   });
+  routeProcessWarnings(log);
   // Signal handlers before start: a supervisor may send SIGTERM as soon as it reads
   // 'ready', which can happen before the line after Agent.start() runs.
   const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
@@ -51,6 +52,18 @@ async function main(argv: readonly string[]): Promise<number> {
     log.error('shutdown failed', { cause: (error as Error).message });
   });
   return 0;
+}
+
+/**
+ * Node prints its own warnings ("(node:PID) Warning: ...") as free text on stderr, which
+ * would break a --json log's one-object-per-line promise. They go through the agent's log
+ * instead, in its format, with their name and code, so that nothing is hidden either.
+ */
+function routeProcessWarnings(log: ReturnType<typeof createLogger>): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (warning: Error & { code?: string }) => {
+    log.error('node warning', { name: warning.name, ...(warning.code ? { code: warning.code } : {}), cause: warning.stack ?? warning.message });
+  });
 }
 
 main(process.argv.slice(2)).then(
