@@ -30,7 +30,7 @@ const READ_CACHE_FIRST = opCode('readCacheFirst');
 const FALLOCATE = opCode('fallocate');
 const TRUNCATE = opCode('truncate');
 const DISCARD = opCode('discard');
-const { EBADF, EINVAL, EISDIR, ENOSPC, EOPNOTSUPP, EFBIG } = constants.errno;
+const { EBADF, EBUSY, EINVAL, EISDIR, ENOSPC, EOPNOTSUPP, EFBIG } = constants.errno;
 
 /** A fixed-size pool config (no coalescing numbers of note). */
 function fixed(threads: number): PoolNumbers {
@@ -323,6 +323,42 @@ describe('ThreadPool (raw binding)', () => {
       expect(pool.inFlight).toBe(0);
       expect(() => pool.cancel([1] as unknown as Uint32Array)).toThrow(TypeError);
       expect(() => pool.cancel(new Int32Array([1]) as unknown as Uint32Array)).toThrow(TypeError);
+    } finally {
+      pool.destroy();
+      closeSync(fd);
+    }
+  });
+
+  it('a slot still in flight (queued, or named twice in one call) gets EBUSY alone; cancel then withdraws the first request, not a later one', async () => {
+    const path = join(dir, 'busy-slot');
+    writeFileSync(path, 'abcdefgh');
+    const fd = openSync(path, 'r');
+    // No worker yet: everything stays queued until spawn().
+    const { pool, next, pending } = openPool({ minThreads: 0, maxThreads: 1, idleTimeoutMs: 5000, maxHoldUs: 0, maxHeld: 1 });
+    try {
+      const first = Buffer.alloc(4);
+      const outcome = submitBatch(pool, layout, [
+        { slot: 5, op: READ, fd, buffers: first },
+        { slot: 5, op: READ, fd, position: 4, buffers: Buffer.alloc(4) },
+      ]);
+      expect(outcome.status).toEqual([0, EBUSY]);
+      expect(submitBatch(pool, layout, [{ slot: 5, op: FSYNC, fd }]).status).toEqual([EBUSY]);
+      expect(pool.queued).toBe(1);
+      expect(pool.inFlight).toBe(1);
+      // Before the fix the later requests overwrote slot 5's queue index: this cancel withdrew
+      // the last one, and the first still ran into its buffer with nobody waiting for it.
+      expect(Array.from(pool.cancel(new Uint32Array([5])))).toEqual([1]);
+      expect(pool.queued).toBe(0);
+      // Withdrawn: the slot is free again, and runs normally.
+      expect(submitBatch(pool, layout, [{ slot: 5, op: READ, fd, buffers: first }]).status).toEqual([0]);
+      expect(pool.spawn(1)).toBe(1);
+      expect(await next(1)).toMatchObject([{ slot: 5, result: 4 }]);
+      expect(first.toString()).toBe('abcd');
+      // Completed: free again, even from inside the completion callback's turn.
+      expect(submitBatch(pool, layout, [{ slot: 5, op: FSYNC, fd }]).status).toEqual([0]);
+      expect(await next(1)).toMatchObject([{ slot: 5, result: 0 }]);
+      expect(pending()).toEqual([]);
+      expect(pool.inFlight).toBe(0);
     } finally {
       pool.destroy();
       closeSync(fd);

@@ -155,6 +155,7 @@ void ThreadPool::Shutdown() {
     queued_by_slot_.clear();
     queued_.store(0, std::memory_order_relaxed);
   }
+  slots_in_flight_.clear();
   queue_cv_.notify_all();
   // A worker may be starting another as we go: take and join one at a time until none is left.
   for (;;) {
@@ -222,6 +223,10 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
       continue;
     }
     request.slot = static_cast<uint32_t>(slot);
+    if (slots_in_flight_.count(request.slot) != 0) {
+      status[i] = EBUSY;  // a JS bookkeeping bug; never reuse a slot in flight
+      continue;
+    }
     request.op = static_cast<PoolOp>(static_cast<uint32_t>(op));
     request.fd = static_cast<int>(fields[kReqFd]);
     request.mode = static_cast<uint32_t>(fields[kReqMode]);
@@ -239,6 +244,7 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
       }
     }
     request.enqueued = started;
+    slots_in_flight_.insert(request.slot);
     batch_requests.push_back(std::move(request));
   }
   size_t accepted = batch_requests.size();
@@ -280,6 +286,7 @@ Napi::Value ThreadPool::Cancel(const Napi::CallbackInfo& info) {
       if (found == queued_by_slot_.end()) continue;
       queue_.erase(found->second);
       queued_by_slot_.erase(found);
+      slots_in_flight_.erase(slots[i]);
       withdrawn[i] = 1;
       count++;
     }
@@ -563,6 +570,7 @@ void ThreadPool::DeliverCompletions() {
     for (size_t i = first; i < first + count; i++) {
       const PoolCompletion& completion = completions[i];
       out[kDoneSlot] = completion.slot;
+      slots_in_flight_.erase(completion.slot);
       out[kDoneResult] = static_cast<double>(completion.result);
       out[kDonePartial] = static_cast<double>(completion.partial);
       out[kDoneQueueWaitUs] = completion.queue_wait_us;

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace vmlink {
@@ -113,6 +114,10 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   std::vector<uint64_t> exited_;                       // under workers_mutex_
   uint64_t next_worker_id_ = 0;                        // under workers_mutex_
   size_t in_flight_ = 0;  // JS thread only
+  // Slots submitted and not yet completed or withdrawn (JS thread only): a slot named again
+  // while in flight gets EBUSY, as io_submit's engine does, instead of overwriting the
+  // queue's index of the first request (whose cancel would then withdraw the wrong one).
+  std::unordered_set<uint32_t> slots_in_flight_;
 
   std::mutex queue_mutex_;
   std::condition_variable queue_cv_;
