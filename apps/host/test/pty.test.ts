@@ -3,16 +3,25 @@
  * The real CLI runs as the session leader of a pseudo-terminal this test opens with the
  * vmlink addon (test/terminal-harness.ts): the test types into it, reads the screen,
  * resizes it, and compares its modes with those of a fresh terminal afterwards. Agent
- * over unix. Lines end in \r\r\n on the screen: Node's raw mode (libuv) keeps ONLCR on.
+ * over unix. The guest's terminal already turns \n into \r\n; ours must show its bytes
+ * unchanged (output processing off while the session runs, as ssh does).
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { endianness, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AgentProcess, HOST_CLI, startAgent } from './helpers.js';
-import { freshTerminalModes, runInTerminal, type Terminal } from './terminal-harness.js';
+import { freshTerminalModes, ptyBinding, runInTerminal, type Terminal } from './terminal-harness.js';
 
 const PROMPT = /[$#] $/;
+
+/** Whether the terminal modes (tcgetattr bytes) have output post-processing (OPOST) on. */
+function outputProcessing(modes: Buffer): boolean {
+  const layout = (ptyBinding() as unknown as { termiosLayout?: { oflagOffset: number; OPOST: number } }).termiosLayout;
+  if (!layout) throw new Error('the addon has no termiosLayout: rebuild it (npm run build -w @vmlink/native)');
+  const oflag = endianness() === 'LE' ? modes.readUInt32LE(layout.oflagOffset) : modes.readUInt32BE(layout.oflagOffset);
+  return (oflag & layout.OPOST) !== 0;
+}
 
 function vmlinkInTerminal(args: readonly string[], size = { cols: 100, rows: 30 }): Terminal {
   return runInTerminal(process.execPath, [HOST_CLI, ...args], size);
@@ -74,6 +83,22 @@ describe('vmlink exec -it / vmlink shell: a real terminal (unix)', () => {
 
       term.type('exit 7\r');
       expect(await term.exited).toEqual({ code: 7, signal: null });
+      expect(term.modes().equals(baseline)).toBe(true);
+    } finally {
+      term.close();
+    }
+  }, 60_000);
+
+  it("the guest's bytes reach our terminal unchanged: printf 'a\\nb\\n' shows a\\r\\nb\\r\\n, not \\r\\r\\n; output processing is off during the session and back after", async () => {
+    expect(outputProcessing(baseline)).toBe(true);
+    const term = vmlinkInTerminal(['exec', '-it', agent.uri, '--', 'sh', '-c', "printf 'a\\nb\\nend'; read line; exit 3"]);
+    try {
+      await term.until('end');
+      expect(term.screen()).toContain('a\r\nb\r\nend');
+      expect(term.screen()).not.toContain('\r\r\n');
+      expect(outputProcessing(term.modes())).toBe(false);
+      term.type('\r');
+      expect(await term.exited).toEqual({ code: 3, signal: null });
       expect(term.modes().equals(baseline)).toBe(true);
     } finally {
       term.close();

@@ -6,6 +6,9 @@
 //   ptyResize(fd, cols, rows)  TIOCSWINSZ (the foreground group gets SIGWINCH)
 //   ptyGetSize(fd)             TIOCGWINSZ
 //   tcgetattr(fd)              the raw termios bytes (compare modes before/after)
+//   tcsetattr(fd, modes)       sets those bytes back (edited or not), TCSADRAIN
+//   termiosLayout              { size, oflagOffset, OPOST, ONLCR }: where c_oflag is in
+//                              those bytes and its bits, so TypeScript can edit them
 //   PidWatcher(pid, onExit)    reaps one child through a pidfd: pidfd_open + waitid(P_PIDFD),
 //                              polled on the Node loop, so libuv's own SIGCHLD handling
 //                              (which waits only for the pids it spawned) is not disturbed.
@@ -20,6 +23,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <cstddef>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -207,6 +212,40 @@ Napi::Value TcGetAttr(const Napi::CallbackInfo& info) {
   return Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(&modes), sizeof modes);
 }
 
+// tcsetattr(fd, modes): the terminal takes `modes` (the bytes tcgetattr gave, edited or
+// not) once what was already written has gone out (TCSADRAIN, as libuv and ssh do).
+Napi::Value TcSetAttr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(env, info[0]);
+  if (!info[1].IsBuffer()) throw Napi::TypeError::New(env, "tcsetattr: modes must be a Buffer (from tcgetattr)");
+  Napi::Buffer<uint8_t> bytes = info[1].As<Napi::Buffer<uint8_t>>();
+  struct termios modes = {};
+  if (bytes.Length() != sizeof modes) {
+    throw Napi::RangeError::New(env, "tcsetattr: modes must be " + std::to_string(sizeof modes) + " bytes (a struct termios from tcgetattr), got " +
+                                         std::to_string(bytes.Length()));
+  }
+  std::memcpy(&modes, bytes.Data(), sizeof modes);
+  int rc;
+  do {
+    rc = ::tcsetattr(fd, TCSADRAIN, &modes);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) ThrowErrno(env, errno, "tcsetattr");
+  return env.Undefined();
+}
+
+// Where c_oflag sits in the bytes of tcgetattr, and the output-processing bits; tcflag_t
+// is an unsigned int in the host's byte order.
+Napi::Object TermiosLayout(Napi::Env env) {
+  static_assert(sizeof(tcflag_t) == 4, "tcflag_t is read as 32 bits in TypeScript");
+  Napi::Object layout = Napi::Object::New(env);
+  layout.Set("size", Napi::Number::New(env, sizeof(struct termios)));
+  layout.Set("oflagOffset", Napi::Number::New(env, offsetof(struct termios, c_oflag)));
+  layout.Set("OPOST", Napi::Number::New(env, OPOST));
+  layout.Set("ONLCR", Napi::Number::New(env, ONLCR));
+  layout.Freeze();
+  return layout;
+}
+
 // new PidWatcher(pid, onExit): onExit({ code, signal }) once, when the child ends (it is
 // reaped then). close() stops watching (the child is then left to whoever else reaps it).
 class PidWatcher : public Napi::ObjectWrap<PidWatcher> {
@@ -301,6 +340,8 @@ void RegisterPty(Napi::Env env, Napi::Object exports) {
   exports.Set("ptyResize", Napi::Function::New(env, PtyResize, "ptyResize"));
   exports.Set("ptyGetSize", Napi::Function::New(env, PtyGetSize, "ptyGetSize"));
   exports.Set("tcgetattr", Napi::Function::New(env, TcGetAttr, "tcgetattr"));
+  exports.Set("tcsetattr", Napi::Function::New(env, TcSetAttr, "tcsetattr"));
+  exports.Set("termiosLayout", TermiosLayout(env));
   exports.Set("PidWatcher", PidWatcher::Define(env));
 }
 

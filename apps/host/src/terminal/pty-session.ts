@@ -6,6 +6,7 @@ import { RpcPeer } from '@vmlink/rpc';
 import { loadInstalledTransports, type Connection } from '@vmlink/transport';
 import { exitCodeFor } from '../exit-codes.js';
 import { TerminalInput } from './input-queue.js';
+import { addonTermios } from './output-modes.js';
 import { enterRawMode, type RawCapable } from './raw-mode.js';
 
 /** A remote command on a terminal: `vmlink exec -t` and `vmlink shell`. */
@@ -75,12 +76,16 @@ export async function runTerminalSession(spec: TerminalSpec, io: TerminalIo): Pr
     const id = (result as { id?: unknown }).id;
     if (!body || typeof id !== 'string') throw new VmlinkError('ERR_VMLINK_PROTOCOL', `exec on ${spec.uri}: the reply has no id or no body`);
 
-    const raw = enterRawMode(io.stdin, (signal) => {
-      endedBySignal = osConstants.signals[signal];
-      // The agent kills the remote group when its client goes away.
-      connection?.destroy();
-      body.destroy();
-    });
+    const raw = enterRawMode(
+      io.stdin,
+      (signal) => {
+        endedBySignal = osConstants.signals[signal];
+        // The agent kills the remote group when its client goes away.
+        connection?.destroy();
+        body.destroy();
+      },
+      { outputFd: io.stdout.isTTY ? (io.stdout as { fd?: number }).fd : undefined, termios: addonTermios() },
+    );
     restore = raw.restore;
 
     const input = new TerminalInput(() => io.stdin.resume());
