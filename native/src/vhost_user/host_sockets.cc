@@ -275,10 +275,14 @@ void VsockDevice::FlushPending(Connection& conn) {
     ssize_t n = ::send(conn.fd.get(), conn.pending.data() + conn.pending_offset, conn.pending_bytes(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        counters_.host_writes_blocked++;
+        break;
+      }
       CloseConnection(conn, true);
       return;
     }
+    counters_.host_write_bytes += static_cast<size_t>(n);
     conn.pending_offset += static_cast<size_t>(n);
     conn.fwd_cnt += static_cast<uint32_t>(n);
   }

@@ -87,6 +87,8 @@ class VhostUserVsockDevice : public Napi::ObjectWrap<VhostUserVsockDevice> {
     config.rx_buffers_per_read = OptionalU32(o, "rxBuffersPerRead", config.rx_buffers_per_read, 1, 256);
     config.tx_notify_delay_us = OptionalU32(o, "txNotifyDelayUs", config.tx_notify_delay_us, 0, 10000000);
     config.tx_kick_defer_us = OptionalU32(o, "txKickDeferUs", config.tx_kick_defer_us, 0, 10000000);
+    config.tx_kick_batch = OptionalU32(o, "txKickBatch", config.tx_kick_batch, 1, 32768);
+    config.tx_stream_bytes = OptionalU32(o, "txStreamBytes", config.tx_stream_bytes, 1, 0xffffffffu);
     on_event_ = Napi::Persistent(info[1].As<Napi::Function>());
     async_ = std::make_unique<Napi::AsyncContext>(env, "vmlink:VhostUserVsockDevice", info.This().As<Napi::Object>());
     config.seqpacket = uds_seq.valid();

@@ -77,6 +77,11 @@ uint16_t Virtqueue::AvailIdx() const {
   return idx;
 }
 
+uint16_t Virtqueue::Pending() const {
+  if (!ready()) return 0;
+  return static_cast<uint16_t>(AvailIdx() - last_avail_);
+}
+
 PopResult Virtqueue::Pop(const GuestMemory& memory, DescriptorChain* chain, ChainFault* fault) {
   *fault = ChainFault::kNone;
   chain->Clear();

@@ -72,6 +72,8 @@ class Virtqueue {
   bool broken() const { return broken_; }
   void MarkBroken() { broken_ = true; }
 
+  // Chains the driver made available that we have not popped (0 when not ready).
+  uint16_t Pending() const;
   void SetBase(uint16_t index);
   uint16_t last_avail() const { return last_avail_; }
   // Forget runtime state (a new driver).

@@ -218,34 +218,81 @@ bool VsockDevice::ArmTxNotifyTimer() {
 // so a 1-byte request answered by the guest costs two tx packets, each with its own kick
 // (a device wake-up) when the ring is idle. After stream data went to the guest, the tx
 // ring's avail_event asks for a kick only at the second packet: the credit update rides
-// along with the reply. A lone packet is found by the timer within tx_kick_defer_us. Not
-// while a connection runs low on the guest's credit: then its update is what we wait for.
+// along with the reply. Not while a connection runs low on the guest's credit: then its
+// update is what we wait for.
+// A guest streaming to the host (a TCG guest queues one 4 KiB packet at a time) would
+// otherwise kick, and wake us for one packet and one host write, per packet: while a
+// connection streams, avail_event is set StreamKickSkip() packets ahead.
+// Either way a one-shot timer finds what arrived silently within tx_kick_defer_us.
 void VsockDevice::SettleTxKickDeferral() {
   Virtqueue& q = queues_[vsock::kTxQueue];
   bool delivered = rx_delivered_, credit_low = rx_credit_low_;
   rx_delivered_ = rx_credit_low_ = false;
-  if (config_.tx_kick_defer_us > 0 && q.ready() && (delivered || credit_low) && (credit_low ? tx_kick_deferred_ : !tx_kick_deferred_)) {
+  uint16_t stream = StreamKickSkip();
+  if (config_.tx_kick_defer_us > 0 && q.ready()) {
+    // Only ever widened until the next tx pass asks for kicks again (credit_low narrows).
+    uint16_t want = credit_low ? 0 : std::max<uint16_t>(tx_kick_skip_, std::max<uint16_t>(stream, delivered ? 1 : 0));
     bool pending = false;
-    if (q.DeferKick(credit_low ? 0 : 1, &pending)) {
-      tx_kick_deferred_ = !credit_low;
-      if (pending) {
-        // Packets arrived meanwhile and their kick may not come: ask for kicks as usual and
-        // come back on the next loop turn (a kick of our own; no recursion here).
-        tx_kick_deferred_ = false;
+    if (want != tx_kick_skip_ && q.DeferKick(want, &pending)) {
+      tx_kick_skip_ = want;
+      if (stream > 1 && want == stream) counters_.tx_stream_deferrals++;
+      // Packets arrived meanwhile. A stream's packets within the skip are expected (its next
+      // packets kick, or the timer comes); otherwise their kick may not come (or came before
+      // we narrowed): ask for kicks as usual and come back on the next loop turn (a kick of
+      // our own; no recursion here).
+      if (pending && (want == 0 || stream <= 1 || q.Pending() > want)) {
+        tx_kick_skip_ = 0;
         (void)q.DeferKick(0, &pending);
         uint64_t one = 1;
         if (q.kick.valid()) (void)!::write(q.kick.get(), &one, sizeof one);
       }
     }
   }
-  if (tx_kick_deferred_ != tx_kick_timer_armed_ && !SetTxKickTimer(tx_kick_deferred_) && tx_kick_deferred_) {
+  bool deferred = tx_kick_skip_ > 0;
+  if (deferred != tx_kick_timer_armed_ && !SetTxKickTimer(deferred) && deferred) {
     // No timer, no deferral: ask for the next kick as usual.
     bool pending = false;
-    tx_kick_deferred_ = false;
+    tx_kick_skip_ = 0;
     if (q.DeferKick(0, &pending) && pending && q.kick.valid()) {
       uint64_t one = 1;
       (void)!::write(q.kick.get(), &one, sizeof one);
     }
+  }
+}
+
+uint16_t VsockDevice::StreamKickSkip() {
+  if (tx_streaming_.empty()) return 0;
+  const Virtqueue& q = queues_[vsock::kTxQueue];
+  // A quarter of the ring at most: completions held back for their interrupt
+  // (tx_notify_batch, at most half the ring) and the silent packets must leave the guest
+  // free slots to reach the kick.
+  uint32_t skip = std::min<uint32_t>(config_.tx_kick_batch - 1, q.size / 4);
+  for (uint64_t id : tx_streaming_) {
+    const Connection* conn = Find(id);
+    if (conn == nullptr || !conn->registered || conn->guest_shut_send || conn->max_rw_len == 0) continue;
+    // What the guest may still send before it needs our next CREDIT_UPDATE: its view of our
+    // free space. Half of it, so the packets it queues behind the kick find credit too.
+    uint32_t unannounced = conn->rx_cnt - conn->last_sent_fwd_cnt;
+    uint32_t room = unannounced >= config_.buf_alloc ? 0 : config_.buf_alloc - unannounced;
+    uint32_t fit = room / 2 / conn->max_rw_len;
+    skip = std::min<uint32_t>(skip, fit == 0 ? 0 : fit - 1);
+  }
+  tx_streaming_.clear();
+  return static_cast<uint16_t>(skip);
+}
+
+// A connection streams while its packets come at its largest size so far; a shorter one
+// (an application write's tail, a small message) ends the run.
+void VsockDevice::NoteGuestData(Connection& conn, uint32_t len) {
+  if (len >= conn.max_rw_len) {
+    conn.max_rw_len = len;
+    conn.stream_bytes += len;
+  } else {
+    conn.stream_bytes = 0;
+  }
+  if (config_.tx_kick_batch > 1 && conn.stream_bytes >= config_.tx_stream_bytes && conn.streaming_pass != tx_pass_) {
+    conn.streaming_pass = tx_pass_;
+    tx_streaming_.push_back(conn.id);
   }
 }
 
@@ -265,6 +312,7 @@ bool VsockDevice::SetTxKickTimer(bool on) {
         (void)!::read(tx_kick_timer_.get(), &expirations, sizeof expirations);
         if (!tx_kick_timer_armed_) return;  // disarmed after it fired
         tx_kick_timer_armed_ = false;
+        counters_.tx_timer_passes++;
         // Whatever arrived silently is taken; an empty ring asks for the next kick again.
         ServiceTx();
         ServiceRx();
@@ -285,7 +333,9 @@ void VsockDevice::ServiceTx() {
   Virtqueue& q = queues_[vsock::kTxQueue];
   if (!q.ready()) return;
   // Every pass ends with the ring empty and a kick asked for (or with a self-kick).
-  tx_kick_deferred_ = false;
+  tx_kick_skip_ = 0;
+  tx_pass_++;
+  tx_streaming_.clear();
   // Bounded per wake-up: a guest that keeps the ring full must not hold the loop.
   const uint32_t budget = std::max<uint32_t>(q.size, 256);
   uint32_t done = 0;
@@ -336,6 +386,7 @@ void VsockDevice::ServiceTx() {
     else q.Push(tx_chain_.head, 0);
   }
   FlushTxBatch();
+  if (done > 0) counters_.tx_passes++;
   AfterTxPushes(done);
 }
 
@@ -482,6 +533,7 @@ void VsockDevice::HandleGuestRw(Connection& conn, const vsock::Header& h, const 
   }
   conn.rx_cnt += h.len;
   counters_.tx_bytes += h.len;
+  NoteGuestData(conn, h.len);
   SliceIov(chain.readable, kHeaderSize, h.len, &scratch_iov_);
   if (tx_batch_conn_ != 0 && (tx_batch_conn_ != conn.id || tx_batch_iov_.size() + scratch_iov_.size() > kMaxBatchIov)) FlushTxBatch();
   if (conn.registered && conn.pending_bytes() == 0 && conn.fd.valid() && !conn.host_write_shut) {
@@ -516,7 +568,9 @@ void VsockDevice::FlushTxBatch() {
       conn = nullptr;
     } else {
       size_t written = n < 0 ? 0 : static_cast<size_t>(n);
+      counters_.host_write_bytes += written;
       if (written < tx_batch_bytes_) {
+        counters_.host_writes_blocked++;
         // What the socket did not take is copied out before the chains go back to the guest.
         size_t old = conn->pending.size();
         conn->pending.resize(old + (tx_batch_bytes_ - written));

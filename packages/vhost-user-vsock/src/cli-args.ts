@@ -16,7 +16,8 @@ vhost-user socket; the host side is hybrid vsock on uds-path (CONNECT <port>\\n,
 Options (per VM, also as --vm keys): --buf-alloc BYTES, --max-connections N,
 --seqpacket on|off (SOCK_SEQPACKET too; host clients at <uds-path>.seqpacket),
 --credit-update-bytes BYTES, --tx-notify-batch N, --tx-notify-delay-us US,
---rx-buffers-per-read N, --tx-kick-defer-us US (tuning; see the package README)`;
+--rx-buffers-per-read N, --tx-kick-defer-us US, --tx-kick-batch N,
+--tx-stream-bytes BYTES (tuning; see the package README)`;
 
 function bad(message: string): VsockDeviceError {
   return new VsockDeviceError(VsockDeviceErrorCode.BAD_ARGUMENT, message);
@@ -36,6 +37,8 @@ const NUMERIC = {
   'tx-notify-delay-us': 'txNotifyDelayUs',
   'rx-buffers-per-read': 'rxBuffersPerRead',
   'tx-kick-defer-us': 'txKickDeferUs',
+  'tx-kick-batch': 'txKickBatch',
+  'tx-stream-bytes': 'txStreamBytes',
 } as const satisfies Record<string, keyof VsockDeviceOptions>;
 type Key = 'socket' | 'uds-path' | 'guest-cid' | 'seqpacket' | keyof typeof NUMERIC;
 const KEYS: readonly Key[] = ['socket', 'uds-path', 'guest-cid', 'seqpacket', ...(Object.keys(NUMERIC) as (keyof typeof NUMERIC)[])];

@@ -148,7 +148,7 @@ export async function createVsockDevice(options: VsockDeviceOptions, hooks: Crea
   }
   pathsInUse.add(resolved.socket);
   pathsInUse.add(resolved.udsPath);
-  const nativeOptions: VhostUserVsockDeviceOptions = {
+  const typedOptions: VhostUserVsockDeviceOptions = {
     guestCid: resolved.guestCid,
     udsPath: resolved.udsPath,
     udsListenFd,
@@ -163,5 +163,9 @@ export async function createVsockDevice(options: VsockDeviceOptions, hooks: Crea
     rxBuffersPerRead: resolved.rxBuffersPerRead,
     txKickDeferUs: resolved.txKickDeferUs,
   };
+  // txKickBatch and txStreamBytes are newer than the binding's published option type
+  // (native/types/vhostuser.d.cts, not ours to edit): a variable, not a literal, so the
+  // extra keys pass the type check. The addon reads and range-checks both.
+  const nativeOptions = { ...typedOptions, txKickBatch: resolved.txKickBatch, txStreamBytes: resolved.txStreamBytes };
   return new VsockDevice(resolved, (onEvent) => new binding.VhostUserVsockDevice(nativeOptions, onEvent));
 }

@@ -35,6 +35,14 @@ export interface VsockDeviceStats {
   /** readv/recv calls on host sockets for guest-bound data, and send calls for host-bound data. */
   hostReads: number;
   hostWrites: number;
+  /** Guest bytes the host sockets took, and the writes that found a host socket full (the rest waits, copied, within bufAlloc). */
+  hostWriteBytes: number;
+  hostWritesBlocked: number;
+  /** Device passes over the tx ring that took packets, and those the kick-deferral timer started (no kick came). */
+  txPasses: number;
+  txTimerPasses: number;
+  /** Times a streaming connection made the tx ring ask for a kick only every few packets (txKickBatch). */
+  txStreamDeferrals: number;
   /** Packets from the guest by op (`rwEmpty`: RW with no payload, also counted in `rw`). */
   packetsFromGuestByOp: {
     request: number;
@@ -115,6 +123,11 @@ export function statsFromNative(raw: Raw): VsockDeviceStats {
     creditUpdatesReceived: num(raw, 'credit_updates_received'),
     hostReads: num(raw, 'host_reads'),
     hostWrites: num(raw, 'host_writes'),
+    hostWriteBytes: num(raw, 'host_write_bytes'),
+    hostWritesBlocked: num(raw, 'host_writes_blocked'),
+    txPasses: num(raw, 'tx_passes'),
+    txTimerPasses: num(raw, 'tx_timer_passes'),
+    txStreamDeferrals: num(raw, 'tx_stream_deferrals'),
     packetsFromGuestByOp: {
       request: num(raw, 'tx_op_request'),
       response: num(raw, 'tx_op_response'),

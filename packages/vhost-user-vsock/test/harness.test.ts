@@ -31,6 +31,9 @@ async function harness(
     txNotifyDelayUs?: number;
     rxBuffersPerRead?: number;
     txKickDeferUs?: number;
+    txKickBatch?: number;
+    txStreamBytes?: number;
+    txPacketsPerTurn?: number;
     txKicksByEventIdx?: boolean;
   } = {},
 ): Promise<GuestDriverHarness> {
@@ -371,6 +374,110 @@ describe('txKickDeferUs: the guest\'s credit update after a read rides along wit
     await t.h.untilFromLoop(() => t.h.device.stats().bytesToGuest === 1 + t.h.guestBufAlloc / 2 + 4096, 'the data in the guest');
     expect(t.h.availEvent(TX)).toBe(t.h.availIndex(TX)); // the next packet (an update) kicks
     t.client.destroy();
+  });
+});
+
+describe('txKickBatch: a guest streaming to the host kicks, and is written out, once per batch', () => {
+  const PACKET = 4096;
+
+  /**
+   * A guest -> host connection whose guest queues one 4 KiB packet per loop turn (a TCG
+   * guest's pace) and kicks only when avail_event asks (EVENT_IDX, as Linux does); the device
+   * runs only from its own watchers. `send` streams bytes and resolves when the host has them.
+   */
+  async function streamer(options: { txKickBatch: number; bufAlloc?: number; creditUpdateBytes?: number }) {
+    const h = await harness({ ...options, txKicksByEventIdx: true, txPacketsPerTurn: 1, txKickDeferUs: 200_000, txStreamBytes: 64 * 1024 });
+    h.setup();
+    const atHost = createHash('sha256');
+    const sent = createHash('sha256');
+    let hostBytes = 0;
+    await listenHost(`${h.device.udsPath}_7000`, (s) =>
+      s.on('data', (c: Buffer) => {
+        atHost.update(c);
+        hostBytes += c.length;
+      }),
+    );
+    const sock = h.connect(7000);
+    await h.until(() => sock.state === 'connected', 'connect');
+    /** Largest stretch of packets the device let arrive without a kick (avail_event past the ring's used index). */
+    let maxSilent = 0;
+    const send = async (bytes: number, packet = PACKET): Promise<void> => {
+      const target = hostBytes + bytes;
+      for (let off = 0; off < bytes; off += packet) {
+        const chunk = randomBytes(Math.min(packet, bytes - off));
+        sent.update(chunk);
+        sock.toSend.push(chunk);
+      }
+      await h.untilFromLoop(() => {
+        maxSilent = Math.max(maxSilent, (h.availEvent(TX) - h.usedIdx(TX)) & 0xffff);
+        return hostBytes === target;
+      }, `${target} bytes at the host`);
+    };
+    return { h, send, maxSilent: () => maxSilent, digests: () => [sent.copy().digest('hex'), atHost.copy().digest('hex')] };
+  }
+
+  /** Per MiB of a 2 MiB stream (after 512 KiB to get it going): tx kicks, device passes, host writes. */
+  async function perMiB(txKickBatch: number): Promise<{ kicks: number; passes: number; writes: number; bytesPerWrite: number; t: Awaited<ReturnType<typeof streamer>> }> {
+    const t = await streamer({ txKickBatch });
+    await t.send(512 * 1024);
+    const before = t.h.device.stats();
+    await t.send(2 * 1024 * 1024);
+    const after = t.h.device.stats();
+    const [sent, atHost] = t.digests();
+    expect(atHost).toBe(sent); // whole and in order
+    return {
+      kicks: (after.kicksByQueue.tx - before.kicksByQueue.tx) / 2,
+      passes: (after.txPasses - before.txPasses) / 2,
+      writes: (after.hostWrites - before.hostWrites) / 2,
+      bytesPerWrite: (after.hostWriteBytes - before.hostWriteBytes) / (after.hostWrites - before.hostWrites),
+      t,
+    };
+  }
+
+  it('on (16): at most 20 tx kicks, device passes and host writes per MiB of 4 KiB packets; off (1): one of each per packet', async () => {
+    const on = await perMiB(16);
+    expect(on.kicks).toBeLessThanOrEqual(20);
+    expect(on.passes).toBeLessThanOrEqual(20);
+    expect(on.writes).toBeLessThanOrEqual(20);
+    expect(on.bytesPerWrite).toBeGreaterThanOrEqual(48 * 1024);
+    expect(on.t.h.device.stats().txStreamDeferrals).toBeGreaterThan(0);
+    expect(on.t.maxSilent()).toBe(15); // the kick comes with the 16th packet
+    expect(on.t.h.device.stats().dropped).toMatchObject({ creditViolation: 0, badChain: 0 });
+
+    const off = await perMiB(1);
+    // 256 packets per MiB, each its own kick, wake-up and write (a few may pair up under load).
+    expect(off.kicks).toBeGreaterThanOrEqual(200);
+    expect(off.writes).toBeGreaterThanOrEqual(200);
+    expect(off.t.h.device.stats().txStreamDeferrals).toBe(0);
+    expect(off.t.maxSilent()).toBe(0);
+  });
+
+  it('a short packet ends the stream: the packets after it kick one by one again, none waits for the timer', async () => {
+    const t = await streamer({ txKickBatch: 16 });
+    await t.send(256 * 1024);
+    expect(t.h.device.stats().txStreamDeferrals).toBeGreaterThan(0);
+    await t.send(100, 100); // the tail: waits for a kick or the timer, and resets the run
+    const before = t.h.device.stats();
+    for (let i = 0; i < 8; i++) await t.send(PACKET); // 32 KiB < txStreamBytes: request/response sized
+    const after = t.h.device.stats();
+    expect(after.kicksByQueue.tx - before.kicksByQueue.tx).toBe(8);
+    expect(after.txTimerPasses - before.txTimerPasses).toBe(0);
+    expect(after.txStreamDeferrals - before.txStreamDeferrals).toBe(0);
+  });
+
+  it.each([
+    // 64 KiB window, updates every 32 KiB: half of what the guest may still send is 16-32 KiB.
+    [{ txKickBatch: 1000, bufAlloc: 64 * 1024 }, 7],
+    // A 1 MiB window: the ring's quarter (128 / 4) is the bound.
+    [{ txKickBatch: 1000, bufAlloc: 1024 * 1024, creditUpdateBytes: 128 * 1024 }, 32],
+  ])('the silent stretch stays within the guest\'s credit and the ring (%o: at most %i packets), nothing lost', async (options, bound) => {
+    const t = await streamer(options);
+    await t.send(1024 * 1024);
+    expect(t.maxSilent()).toBeGreaterThan(1);
+    expect(t.maxSilent()).toBeLessThanOrEqual(bound);
+    const [sent, atHost] = t.digests();
+    expect(atHost).toBe(sent);
+    expect(t.h.device.stats().dropped.creditViolation).toBe(0);
   });
 });
 

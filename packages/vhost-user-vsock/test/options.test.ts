@@ -4,7 +4,9 @@ import { parseCliArgs } from '../src/cli-args.js';
 import {
   DEFAULT_BUF_ALLOC,
   DEFAULT_RX_BUFFERS_PER_READ,
+  DEFAULT_TX_KICK_BATCH,
   DEFAULT_TX_KICK_DEFER_US,
+  DEFAULT_TX_STREAM_BYTES,
   DEFAULT_TX_NOTIFY_BATCH,
   DEFAULT_TX_NOTIFY_DELAY_US,
   resolveDeviceOptions,
@@ -47,6 +49,12 @@ describe('resolveDeviceOptions', () => {
     [{ ...ok, txKickDeferUs: -1 }, 'ERR_OUT_OF_RANGE', /txKickDeferUs.*-1/],
     [{ ...ok, txKickDeferUs: 10_000_001 }, 'ERR_OUT_OF_RANGE', /txKickDeferUs.*10000001/],
     [{ ...ok, txKickDeferUs: '5' }, 'ERR_INVALID_ARG_TYPE', /txKickDeferUs/],
+    [{ ...ok, txKickBatch: 0 }, 'ERR_OUT_OF_RANGE', /txKickBatch.*0/],
+    [{ ...ok, txKickBatch: 32769 }, 'ERR_OUT_OF_RANGE', /txKickBatch.*<= 32768.*32769/],
+    [{ ...ok, txKickBatch: 2.5 }, 'ERR_OUT_OF_RANGE', /txKickBatch.*2\.5/],
+    [{ ...ok, txKickBatch: '16' }, 'ERR_INVALID_ARG_TYPE', /txKickBatch/],
+    [{ ...ok, txStreamBytes: 0 }, 'ERR_OUT_OF_RANGE', /txStreamBytes.*0/],
+    [{ ...ok, txStreamBytes: 2 ** 31 + 1 }, 'ERR_OUT_OF_RANGE', /txStreamBytes.*2147483649/],
   ])('rejects %o with %s', (options, code, message) => {
     expect(() => resolveDeviceOptions(options)).toThrow(expect.objectContaining({ code, message: expect.stringMatching(message) }));
   });
@@ -58,7 +66,12 @@ describe('resolveDeviceOptions', () => {
       txNotifyDelayUs: DEFAULT_TX_NOTIFY_DELAY_US,
       rxBuffersPerRead: DEFAULT_RX_BUFFERS_PER_READ,
       txKickDeferUs: DEFAULT_TX_KICK_DEFER_US,
+      txKickBatch: DEFAULT_TX_KICK_BATCH,
+      txStreamBytes: DEFAULT_TX_STREAM_BYTES,
     });
+    expect(DEFAULT_TX_KICK_BATCH).toBe(16);
+    expect(DEFAULT_TX_STREAM_BYTES).toBe(256 * 1024);
+    expect(resolveDeviceOptions({ ...ok, txKickBatch: 1, txStreamBytes: 1 })).toMatchObject({ txKickBatch: 1, txStreamBytes: 1 });
     expect(resolveDeviceOptions({ ...ok, txKickDeferUs: 0 }).txKickDeferUs).toBe(0);
     expect(resolveDeviceOptions({ ...ok, txKickDeferUs: 10_000_000 }).txKickDeferUs).toBe(10_000_000);
     expect(resolveDeviceOptions({ ...ok, bufAlloc: 65536 }).creditUpdateBytes).toBe(32768);
@@ -106,11 +119,12 @@ describe('parseCliArgs', () => {
   it('takes the tuning keys as flags and in --vm groups', () => {
     const args = parseCliArgs([
       '--socket', '/s', '--uds-path', '/u', '--guest-cid', '3', '--tx-notify-batch', '8', '--tx-notify-delay-us=500',
-      '--vm', 'guest-cid=4,socket=/c,uds-path=/d,credit-update-bytes=4096,rx-buffers-per-read=4,tx-kick-defer-us=2000',
+      '--tx-kick-batch', '1',
+      '--vm', 'guest-cid=4,socket=/c,uds-path=/d,credit-update-bytes=4096,rx-buffers-per-read=4,tx-kick-defer-us=2000,tx-stream-bytes=65536',
     ]);
     expect(args.vms).toEqual([
-      { socket: '/s', udsPath: '/u', guestCid: 3, txNotifyBatch: 8, txNotifyDelayUs: 500 },
-      { socket: '/c', udsPath: '/d', guestCid: 4, creditUpdateBytes: 4096, rxBuffersPerRead: 4, txKickDeferUs: 2000 },
+      { socket: '/s', udsPath: '/u', guestCid: 3, txNotifyBatch: 8, txNotifyDelayUs: 500, txKickBatch: 1 },
+      { socket: '/c', udsPath: '/d', guestCid: 4, creditUpdateBytes: 4096, rxBuffersPerRead: 4, txKickDeferUs: 2000, txStreamBytes: 65536 },
     ]);
     expect(() => parseCliArgs(['--vm', 'guest-cid=3,socket=/a,uds-path=/b,tx-notify-batch=x'])).toThrow(/tx-notify-batch must be a decimal integer, got 'x'/);
   });

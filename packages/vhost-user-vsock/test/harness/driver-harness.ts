@@ -94,6 +94,13 @@ export interface HarnessOptions {
   txNotifyDelayUs?: number;
   rxBuffersPerRead?: number;
   txKickDeferUs?: number;
+  txKickBatch?: number;
+  txStreamBytes?: number;
+  /**
+   * Data packets the guest queues per flush (per loop turn under untilFromLoop), as a TCG
+   * guest hands its vsock packets to the ring one at a time; default: all that credit allows.
+   */
+  txPacketsPerTurn?: number;
   /**
    * Kick the tx ring only when the device's avail_event asks for it (EVENT_IDX, as Linux's
    * virtqueue_kick_prepare does); default false: a kick after every packet.
@@ -126,6 +133,7 @@ export class GuestDriverHarness {
   private closed = false;
   private qemuGone = false;
   private txKicksByEventIdx = false;
+  private txPacketsPerTurn = Infinity;
   /** The guest application stops reading: received bytes give no credit back. */
   holdReceived = false;
   /** tx kicks the harness left out because avail_event did not ask for them. */
@@ -159,12 +167,15 @@ export class GuestDriverHarness {
         txNotifyDelayUs: options.txNotifyDelayUs,
         rxBuffersPerRead: options.rxBuffersPerRead,
         txKickDeferUs: options.txKickDeferUs,
+        txKickBatch: options.txKickBatch,
+        txStreamBytes: options.txStreamBytes,
       },
       { vhostConnectedFd: deviceFd },
     );
     const memfd = helpers.memfd(MEMFD_SIZE);
     const harness = new GuestDriverHarness(device, qemuFd, memfd, options.guestCid);
     harness.txKicksByEventIdx = options.txKicksByEventIdx === true;
+    harness.txPacketsPerTurn = options.txPacketsPerTurn ?? Infinity;
     return harness;
   }
 
@@ -536,8 +547,9 @@ export class GuestDriverHarness {
   }
 
   private flushSends(): void {
+    let budget = this.txPacketsPerTurn;
     for (const sock of this.sockets.values()) {
-      while (sock.state === 'connected' && sock.toSend.length > 0) {
+      while (sock.state === 'connected' && sock.toSend.length > 0 && budget-- > 0) {
         const credit = sock.peerBufAlloc - ((sock.txCnt - sock.peerFwdCnt) >>> 0);
         if (credit <= 0 || this.freeTx.length === 0) break;
         const first = sock.toSend[0]!;
