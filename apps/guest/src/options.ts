@@ -136,7 +136,8 @@ Options:
                        guest TCP targets the host may forward to and probe (vmlink forward,
                        vmlink wait-port), repeatable; IP or localhost and port; default: none
   --allow-hardlinks    serve files that have more than one hard link (refused by default)
-  --exec-timeout MS    exec's process group is killed after MS (default: ${DEFAULT_LIMITS.execTimeoutMs})
+  --exec-timeout MS    exec's process group is killed after MS (default: ${DEFAULT_LIMITS.execTimeoutMs});
+                       not terminal sessions (exec with pty): they end when their client disconnects
   --exec-max-output SIZE
                        most bytes of stdout, and of stderr, one exec may send, e.g. 64M (default: 1G)
   --allow-env A,B      environment variables exec may set (never PATH, LD_*); default: none

@@ -41,10 +41,21 @@ export function checkSize(raw: { cols: unknown; rows: unknown }, what: string): 
 }
 
 /**
+ * What ends a terminal session besides its own exit: the request's `signal` only (its
+ * client's connection gone, a cancel, the agent's shutdown), never `timeoutMs`. A session
+ * is interactive (`vmlink shell`): --exec-timeout is the wall-clock limit of commands on
+ * pipes, and a shell killed after 60 s is no shell. A client that dies closes its
+ * connection, and that kills the session.
+ */
+export function terminalLifetime(options: Pick<StartOptions, 'signal' | 'timeoutMs'>): Pick<StartOptions, 'signal' | 'timeoutMs'> {
+  return { signal: options.signal, timeoutMs: 0 };
+}
+
+/**
  * Starts an allowed command on a new pseudo-terminal (native/src/pty): its own session,
  * the terminal as its controlling tty and stdio, so the terminal's line discipline turns
  * a typed Ctrl-C into SIGINT for its foreground group. Same policy, env and cwd rules as
- * a command on pipes.
+ * a command on pipes, but no time limit (terminalLifetime).
  */
 export function startPtyCommand(command: ResolvedCommand, args: readonly string[], pty: PtySize & { term: string }, options: StartOptions): PtyCommand {
   const binding = loadPtyBinding();
@@ -59,7 +70,7 @@ export function startPtyCommand(command: ResolvedCommand, args: readonly string[
     cols: pty.cols,
     rows: pty.rows,
   });
-  return new PtyCommand(binding, spawned.pid, spawned.master, command.name, options);
+  return new PtyCommand(binding, spawned.pid, spawned.master, options);
 }
 
 /**
@@ -75,7 +86,6 @@ export class PtyCommand implements RunningCommand {
   private watcher: PidWatcher | undefined;
   private readonly exited: Promise<ExecExit>;
   private hasExited = false;
-  private timedOut = false;
   private onChunk: ((chunk: Buffer) => void) | undefined;
   private onEnd: (() => void) | undefined;
   private ended = false;
@@ -87,7 +97,6 @@ export class PtyCommand implements RunningCommand {
     private readonly binding: PtyBinding & FdStreamBinding,
     private readonly childPid: number,
     private readonly master: number,
-    private readonly name: string,
     private readonly options: StartOptions,
   ) {
     this.stream = new binding.FdStream(master, { readSize: READ_SIZE }, {
@@ -103,9 +112,7 @@ export class PtyCommand implements RunningCommand {
         resolve(exitOf(result));
       });
     });
-    limitLifetime(this.exited, options, () => this.killGroup(), () => {
-      this.timedOut = true;
-    });
+    limitLifetime(this.exited, terminalLifetime(options), () => this.killGroup(), () => undefined);
     void this.exited.then(() => {
       // Nobody collects the output (the request was cancelled before its body began): the terminal goes now.
       if (!this.collecting) this.close();
@@ -209,9 +216,6 @@ export class PtyCommand implements RunningCommand {
     clearTimeout(cut);
     this.close();
     if (failure !== undefined) throw failure;
-    if (this.timedOut) {
-      throw agentError(AgentErrorCode.EXEC_TIMEOUT, `exec '${this.name}' ran longer than ${this.options.timeoutMs} ms (--exec-timeout): its process group was killed`);
-    }
     return withTruncation(result, { stdout: meter, stderr: new OutputMeter(Number.MAX_SAFE_INTEGER) });
   }
 

@@ -19,7 +19,8 @@ export interface StartOptions {
   readonly signal: AbortSignal;
   /**
    * The command's whole process group is killed after this long (ERR_VMLINK_EXEC_TIMEOUT);
-   * 0: no time limit (detached processes run until they exit or are killed).
+   * 0: no time limit (detached processes run until they exit or are killed). Commands on
+   * pipes only: a terminal session is bound by `signal` (exec/pty-command.ts terminalLifetime).
    */
   readonly timeoutMs: number;
   /**
