@@ -286,11 +286,21 @@ try {
     'interruptsByQueue.rx', 'interruptsByQueue.tx', 'creditUpdatesSent', 'creditUpdatesReceived', 'hostReads', 'hostWrites',
     'packetsFromGuestByOp.rw', 'packetsFromGuestByOp.rwEmpty', 'packetsFromGuestByOp.creditUpdate',
     'packetsFromGuestByOp.creditRequest', 'packetsFromGuestByOp.shutdown', 'packetsFromGuestByOp.other',
+    'txPasses', 'txTimerPasses', 'txStreamDeferrals', 'hostWritesBlocked',
   ];
   console.log(`\n| device counters (median per run) | ${profileKeys.join(' | ')} |`);
   console.log(`|---|${profileKeys.map(() => '---').join('|')}|`);
   for (const kind of kinds) {
     console.log(`| ${kind} | ${profileKeys.map((k) => median(counters[kind].map((d) => d[k] ?? 0))).join(' | ')} |`);
+  }
+  // The guest -> host path's per-packet costs, per MiB (deterministic where MB/s is not).
+  if (kinds.includes('guestToHost')) {
+    const mib = size / 1048576;
+    const perMiB = (key) => (median(counters.guestToHost.map((d) => d[key] ?? 0)) / mib).toFixed(1);
+    const keys = ['packetsFromGuest', 'kicksByQueue.tx', 'txPasses', 'txTimerPasses', 'hostWrites', 'hostWritesBlocked', 'interruptsByQueue.tx', 'interruptsByQueue.rx', 'creditUpdatesSent'];
+    console.log(`\n| guest -> host per MiB (median) | ${keys.join(' | ')} |`);
+    console.log(`|---|${keys.map(() => '---').join('|')}|`);
+    console.log(`| hvsock | ${keys.map(perMiB).join(' | ')} |`);
   }
   if (args.json) {
     mkdirSync(dirname(args.json), { recursive: true });
