@@ -7,7 +7,8 @@ export type BodySource = Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Ar
 
 /**
  * The receiving end of a streamed body: a Readable whose buffer never exceeds `window`
- * bytes, because the sender may only send what we granted. Credit is returned as the
+ * bytes, because the sender may only send what we granted. Emits `'received'` (error?)
+ * synchronously when the sender's END arrives (its last bytes may still be unread). Credit is returned as the
  * consumer reads (in `_read`), in batches of at least half a window, or at once when
  * the sender is close to running out.
  */
@@ -25,6 +26,10 @@ export class InboundBody extends Readable {
     private readonly consumed?: () => void,
   ) {
     super({ highWaterMark: window });
+    // What the remote or the connection does to a body (an END with an error, a close)
+    // must never crash a process whose consumer is not listening yet, or any more (a body
+    // waiting for a handler slot, one a handler kept): for-await, pipe and 'close' see it.
+    this.on('error', () => undefined);
     this.granted = window;
     grant(window);
   }
@@ -61,6 +66,9 @@ export class InboundBody extends Readable {
   onEnd(error: RpcError | undefined): void {
     if (this.finished || this.destroyed) return;
     this.finished = true;
+    // Synchronous, before the next frame is decoded: a handler that counts what its
+    // remote holds (a body over, a request over) learns it in frame order.
+    this.emit('received', error);
     if (error) this.destroy(error);
     else this.push(null);
   }

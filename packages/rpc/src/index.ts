@@ -2,7 +2,7 @@
  * @vmlink/rpc: length-prefixed frames, request/response with ids, notifications, and
  * credit-flow-controlled streamed bodies over any Duplex (a @vmlink/transport Connection).
  */
-export { RpcPeer, withBody, BodyResult, type Handler, type HandlerContext, type CallOptions, type RpcResponse, type RpcPeerOptions, type RpcPeerEventMap, type RpcPeerMemory } from './peer.js';
+export { RpcPeer, withBody, BodyResult, type WithBodyOptions, type Handler, type HandlerContext, type CallOptions, type RpcResponse, type RpcPeerOptions, type RpcPeerEventMap, type RpcPeerMemory } from './peer.js';
 export { RpcMemoryBudget, createMemoryBudget, type BudgetMember } from './budget.js';
 export { RpcError, RpcErrorCode, type RpcErrorOptions } from './errors.js';
 export { FrameDecoder, type Decoded, type FrameSink } from './decoder.js';

@@ -12,7 +12,12 @@ export interface HandlerContext {
   readonly method: string;
   /** Aborted when the caller cancels (abort, timeout) or the connection closes. */
   readonly signal: AbortSignal;
-  /** The request's streamed body, if the caller sent one. Read it or destroy it. */
+  /**
+   * The request's streamed body, if the caller sent one. Read it or destroy it: what is
+   * unread when the handler returns is released, unless the handler returns
+   * `withBody(result, source, { keepRequestBody: true })`. It emits `'received'`
+   * (error?) the moment the caller's END arrives, before its last bytes are read.
+   */
   readonly body: Readable | undefined;
   readonly peer: RpcPeer;
 }
@@ -20,16 +25,36 @@ export interface HandlerContext {
 /** A method handler: gets `params`, returns a JSON-able result (or `withBody(...)`). */
 export type Handler = (params: unknown, context: HandlerContext) => unknown;
 
+export interface WithBodyOptions {
+  /**
+   * The handler goes on reading its request body while the response body streams (one
+   * request carries both directions of a conversation, like a forwarded TCP connection).
+   * The request body is then not released when the handler returns: it stays open, with
+   * its flow control, until it ends, the handler destroys it, the response body fails
+   * (its source fails, or the caller stops reading it) or the connection closes. A
+   * response body that ends normally leaves it open (a half-close). Default false.
+   */
+  readonly keepRequestBody?: boolean;
+}
+
 /** A handler result with a streamed body: `return withBody({ size }, fs.createReadStream(p))`. */
 export class BodyResult {
+  readonly keepRequestBody: boolean;
+
   constructor(
     readonly result: unknown,
     readonly body: BodySource,
-  ) {}
+    options: WithBodyOptions = {},
+  ) {
+    validateObject(options, 'options');
+    const keep = options.keepRequestBody ?? false;
+    if (typeof keep !== 'boolean') throw invalidArgType('options.keepRequestBody', 'a boolean', keep);
+    this.keepRequestBody = keep;
+  }
 }
 
-export function withBody(result: unknown, body: BodySource): BodyResult {
-  return new BodyResult(result, body);
+export function withBody(result: unknown, body: BodySource, options?: WithBodyOptions): BodyResult {
+  return new BodyResult(result, body, options);
 }
 
 export interface CallOptions {
@@ -542,9 +567,12 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
     this.connection.destroy();
   }
 
-  private startPump(body: BodySource, stream: number, gate: CreditGate): void {
+  private startPump(body: BodySource, stream: number, gate: CreditGate, onFailure?: (error: Error) => void): void {
     const done = (): void => void this.outbound.delete(stream);
-    pumpBody(body, stream, this.writer, gate, this.chunkSize).then(done, done);
+    pumpBody(body, stream, this.writer, gate, this.chunkSize).then(done, (error: Error) => {
+      done();
+      onFailure?.(error);
+    });
   }
 
   private stopOutbound(stream: number, error: Error): void {
@@ -657,7 +685,7 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
       value = handler(frame.params, call);
     } catch (error) {
       this.replyError(call, error);
-      this.finishRequest(call);
+      this.finishRequest(call, false);
       return;
     }
     if (value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function') {
@@ -665,23 +693,20 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
       // after the handler has returned, so a synchronous one never needs the map.
       this.incoming.set(call.id, call);
       Promise.resolve(value as PromiseLike<unknown>).then(
-        (result) => {
-          this.reply(call, result);
-          this.finishRequest(call);
-        },
+        (result) => this.finishRequest(call, this.reply(call, result)),
         (error: unknown) => {
           this.replyError(call, error);
-          this.finishRequest(call);
+          this.finishRequest(call, false);
         },
       );
     } else {
       // A synchronous handler is answered in the same tick: no promise hops on the hot path.
-      this.reply(call, value);
-      this.finishRequest(call);
+      this.finishRequest(call, this.reply(call, value));
     }
   }
 
-  private finishRequest(call: IncomingCall): void {
+  /** `keptBody`: the handler reads on after returning (withBody's keepRequestBody), so its body is not released. */
+  private finishRequest(call: IncomingCall, keptBody: boolean): void {
     this.incoming.delete(call.id);
     this.active -= 1;
     if (this.idleTimeout > 0) this.lastActive = performance.now();
@@ -692,11 +717,12 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
     else if (this.active < this.maxConcurrent) this.setPaused(PAUSE_CONCURRENCY, false);
     if (this.budget) this.refreshBudget();
     const body = call.body;
-    if (body && !body.readableEnded) body.destroy(); // the handler is done; stop what it did not read
+    if (body && !keptBody && !body.readableEnded) body.destroy(); // the handler is done; stop what it did not read
   }
 
-  private reply(call: IncomingCall, value: unknown): void {
-    if (call.cancelled || !this.writer.open) return; // the caller is gone
+  /** Answer `call`; true when the answer went out and hands the request body on to the response (keepRequestBody). */
+  private reply(call: IncomingCall, value: unknown): boolean {
+    if (call.cancelled || !this.writer.open) return false; // the caller is gone
     const id = call.id;
     const withStream = value instanceof BodyResult ? value : undefined;
     const result = withStream ? withStream.result : value;
@@ -711,10 +737,14 @@ export class RpcPeer extends EventEmitter<RpcPeerEventMap> implements BudgetMemb
     } catch {
       if (stream !== undefined) this.outbound.delete(stream);
       this.replyError(call, new RpcError(RpcErrorCode.HANDLER_FAILED, 'the handler result is not JSON-serialisable'));
-      return;
+      return false;
     }
     this.checkBacklog();
-    if (withStream && stream !== undefined && gate) this.startPump(withStream.body, stream, gate);
+    if (!withStream || stream === undefined || !gate) return false;
+    const kept = withStream.keepRequestBody && call.body !== undefined && !call.body.destroyed ? call.body : undefined;
+    // A failed response body ends the whole exchange: its request body is released too.
+    this.startPump(withStream.body, stream, gate, kept && ((error) => kept.destroy(error)));
+    return kept !== undefined;
   }
 
   private replyError(call: IncomingCall, error: unknown): void {
