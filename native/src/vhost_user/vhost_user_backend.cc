@@ -176,6 +176,7 @@ void VsockDevice::DetachQemu(const std::string& why) {
   tx_kick_timer_armed_ = false;
   tx_kick_skip_ = 0;
   tx_streaming_.clear();
+  tx_deferred_conns_.clear();
   Emit("qemu-disconnected", why);
   if (vhost_listen_watcher_) {
     vhost_listen_watcher_->Start(UV_READABLE, [this](int status, int) { Guarded([&] { AcceptQemu(); }); });

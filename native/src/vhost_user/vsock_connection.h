@@ -45,9 +45,11 @@ struct VsockDevice::Connection {
   uint32_t fwd_cnt = 0;
   uint32_t last_sent_fwd_cnt = 0;
   // Guest data shape, for the tx kick batching: the largest packet so far, the bytes sent
-  // in packets of that size in a row, and the tx pass that last listed us as streaming.
+  // since the stream last paused, the tx pass of the last data and the one that last
+  // listed us as streaming.
   uint32_t max_rw_len = 0;
   uint64_t stream_bytes = 0;
+  uint64_t data_pass = 0;
   uint64_t streaming_pass = 0;
   std::vector<uint8_t> pending;  // guest bytes the host socket has not taken yet (<= buf_alloc)
   size_t pending_offset = 0;

@@ -229,18 +229,21 @@ void VsockDevice::SettleTxKickDeferral() {
   bool delivered = rx_delivered_, credit_low = rx_credit_low_;
   rx_delivered_ = rx_credit_low_ = false;
   uint16_t stream = StreamKickSkip();
+  bool rearm = false;  // a new deferral: the timer counts from now
   if (config_.tx_kick_defer_us > 0 && q.ready()) {
-    // Only ever widened until the next tx pass asks for kicks again (credit_low narrows).
-    uint16_t want = credit_low ? 0 : std::max<uint16_t>(tx_kick_skip_, std::max<uint16_t>(stream, delivered ? 1 : 0));
+    // Widened by streams until the next tx pass asks for kicks again; host data to the guest
+    // (request/response: its reply comes next) narrows it to one, low credit to none.
+    uint16_t want = credit_low ? 0 : delivered ? std::max<uint16_t>(stream, 1) : std::max(tx_kick_skip_, stream);
     bool pending = false;
     if (want != tx_kick_skip_ && q.DeferKick(want, &pending)) {
       tx_kick_skip_ = want;
-      if (stream > 1 && want == stream) counters_.tx_stream_deferrals++;
+      rearm = want > 0;
+      if (stream > 0 && want == stream) counters_.tx_stream_deferrals++;
       // Packets arrived meanwhile. A stream's packets within the skip are expected (its next
       // packets kick, or the timer comes); otherwise their kick may not come (or came before
       // we narrowed): ask for kicks as usual and come back on the next loop turn (a kick of
       // our own; no recursion here).
-      if (pending && (want == 0 || stream <= 1 || q.Pending() > want)) {
+      if (pending && (want == 0 || stream == 0 || q.Pending() > want)) {
         tx_kick_skip_ = 0;
         (void)q.DeferKick(0, &pending);
         uint64_t one = 1;
@@ -249,7 +252,7 @@ void VsockDevice::SettleTxKickDeferral() {
     }
   }
   bool deferred = tx_kick_skip_ > 0;
-  if (deferred != tx_kick_timer_armed_ && !SetTxKickTimer(deferred) && deferred) {
+  if ((deferred != tx_kick_timer_armed_ || (deferred && rearm)) && !SetTxKickTimer(deferred) && deferred) {
     // No timer, no deferral: ask for the next kick as usual.
     bool pending = false;
     tx_kick_skip_ = 0;
@@ -271,25 +274,28 @@ uint16_t VsockDevice::StreamKickSkip() {
     const Connection* conn = Find(id);
     if (conn == nullptr || !conn->registered || conn->guest_shut_send || conn->max_rw_len == 0) continue;
     // What the guest may still send before it needs our next CREDIT_UPDATE: its view of our
-    // free space. Half of it, so the packets it queues behind the kick find credit too.
+    // free space (Linux 6.1.y caps it at its own buf_alloc too). Half of it, so the packets
+    // it queues behind the kick find credit too.
+    uint32_t window = std::min(config_.buf_alloc, conn->peer_buf_alloc);
     uint32_t unannounced = conn->rx_cnt - conn->last_sent_fwd_cnt;
-    uint32_t room = unannounced >= config_.buf_alloc ? 0 : config_.buf_alloc - unannounced;
+    uint32_t room = unannounced >= window ? 0 : window - unannounced;
     uint32_t fit = room / 2 / conn->max_rw_len;
     skip = std::min<uint32_t>(skip, fit == 0 ? 0 : fit - 1);
   }
+  // Kept until the kick timer's pass: a connection it finds quiet stops streaming.
+  tx_deferred_conns_.swap(tx_streaming_);
   tx_streaming_.clear();
   return static_cast<uint16_t>(skip);
 }
 
-// A connection streams while its packets come at its largest size so far; a shorter one
-// (an application write's tail, a small message) ends the run.
+// A connection streams once it has sent tx_stream_bytes with no pause: the run ends when
+// host data goes to the guest on it (request/response traffic) or when a pass started by
+// the kick timer finds nothing from it (quiet for tx_kick_defer_us since the deferral). Packet sizes vary (a Linux guest
+// sends what one write gave, up to 64 KiB), so the largest one seen bounds the skip.
 void VsockDevice::NoteGuestData(Connection& conn, uint32_t len) {
-  if (len >= conn.max_rw_len) {
-    conn.max_rw_len = len;
-    conn.stream_bytes += len;
-  } else {
-    conn.stream_bytes = 0;
-  }
+  conn.max_rw_len = std::max(conn.max_rw_len, len);
+  conn.stream_bytes += len;
+  conn.data_pass = tx_pass_;
   if (config_.tx_kick_batch > 1 && conn.stream_bytes >= config_.tx_stream_bytes && conn.streaming_pass != tx_pass_) {
     conn.streaming_pass = tx_pass_;
     tx_streaming_.push_back(conn.id);
@@ -314,7 +320,15 @@ bool VsockDevice::SetTxKickTimer(bool on) {
         tx_kick_timer_armed_ = false;
         counters_.tx_timer_passes++;
         // Whatever arrived silently is taken; an empty ring asks for the next kick again.
+        // The timer runs from the last deferral: a stream with nothing in this pass was
+        // quiet for tx_kick_defer_us and stops counting as one.
+        std::vector<uint64_t> deferred;
+        deferred.swap(tx_deferred_conns_);
         ServiceTx();
+        for (uint64_t id : deferred) {
+          Connection* conn = Find(id);
+          if (conn != nullptr && conn->data_pass != tx_pass_) conn->stream_bytes = 0;
+        }
         ServiceRx();
       });
     });
@@ -912,6 +926,7 @@ ssize_t VsockDevice::ReadHostIntoRx(Connection& conn, const DescriptorChain& cha
   q.Unpop(static_cast<uint16_t>(extras - used));
   conn.tx_cnt += static_cast<uint32_t>(n);
   counters_.rx_bytes += static_cast<uint64_t>(n);
+  conn.stream_bytes = 0;  // the host answers: request/response, not a stream
   rx_delivered_ = true;
   if (PeerCredit(conn) < conn.peer_buf_alloc / 2) rx_credit_low_ = true;
   if (static_cast<size_t>(n) == total) MarkRxReady(conn);  // maybe more: back of the line
@@ -972,6 +987,7 @@ bool VsockDevice::FillRxRecord(Connection& conn, const DescriptorChain& chain, u
   CopyToIov(chain.writable, kHeaderSize, conn.rx_record.data() + conn.rx_record_offset, piece);
   conn.rx_record_offset += piece;
   conn.tx_cnt += static_cast<uint32_t>(piece);
+  conn.stream_bytes = 0;
   counters_.rx_bytes += piece;
   if (last) {
     conn.rx_record.clear();

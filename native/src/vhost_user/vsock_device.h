@@ -250,6 +250,7 @@ class VsockDevice {
   // The tx pass now running (a stamp) and the connections that streamed in it.
   uint64_t tx_pass_ = 0;
   std::vector<uint64_t> tx_streaming_;
+  std::vector<uint64_t> tx_deferred_conns_;  // the streams behind the current deferral
   bool rx_delivered_ = false;   // this rx pass put stream data in the guest
   bool rx_credit_low_ = false;  // ... and some connection now needs the guest's credit soon
   bool tx_kick_timer_armed_ = false;

@@ -57,17 +57,18 @@ export interface VsockDeviceOptions {
    */
   txKickDeferUs?: number;
   /**
-   * While a guest connection streams to the host (txStreamBytes in full-size packets in a
-   * row), the guest kicks the tx ring only every this many packets: one device wake-up and
-   * one host write per batch instead of per packet (a Linux 6.1 guest sends 4 KiB packets
-   * and, under TCG, kicks for nearly each). Never more packets than half the guest's credit
-   * room or a quarter of the ring; the tail waits at most txKickDeferUs (0 turns this off
-   * too). 1 = off; default 16 (DEFAULT_TX_KICK_BATCH).
+   * While a guest connection streams to the host (txStreamBytes without a pause), the guest
+   * kicks the tx ring only every this many packets: one device wake-up and one host write
+   * per batch instead of one per guest worker run. Never more packets (of the largest size
+   * the connection sent) than half the guest's credit room, nor a quarter of the ring; the
+   * tail waits at most txKickDeferUs (0 turns this off too). 1 = off; default 16
+   * (DEFAULT_TX_KICK_BATCH).
    */
   txKickBatch?: number;
   /**
-   * Bytes a guest connection sends in full-size packets in a row before txKickBatch applies
-   * to it; default 256 KiB (DEFAULT_TX_STREAM_BYTES): request/response traffic never waits
+   * Bytes a guest connection sends without a pause before txKickBatch applies to it; host
+   * data to the guest on it (request/response) or txKickDeferUs without a packet ends the
+   * run. Default 256 KiB (DEFAULT_TX_STREAM_BYTES): request/response traffic never waits
    * for the timer, a bulk transfer waits for it once at its tail.
    */
   txStreamBytes?: number;
@@ -112,9 +113,10 @@ export const MAX_TX_NOTIFY_DELAY_US = 10_000_000;
 export const DEFAULT_TX_KICK_DEFER_US = 2000;
 export const MAX_TX_KICK_DEFER_US = 10_000_000;
 /**
- * 16 packets (64 KiB of a Linux 6.1 guest's 4 KiB packets) per tx kick while streaming:
- * with the default 256 KiB bufAlloc and 128 KiB credit updates the guest always has the
- * credit for 16 more (bench/hvsock README: tx kicks and host writes per MiB fall ~10x).
+ * 16 packets per tx kick while streaming: with 4 KiB packets, the default 256 KiB bufAlloc
+ * and 128 KiB credit updates the guest always has the credit for 16 more (harness: tx
+ * kicks, device passes and host writes per MiB 256 -> 16). Larger packets get fewer (64
+ * KiB ones: at most 1 silent packet); see bench/hvsock README.
  */
 export const DEFAULT_TX_KICK_BATCH = 16;
 export const MAX_TX_KICK_BATCH = 32768;

@@ -391,12 +391,15 @@ describe('txKickBatch: a guest streaming to the host kicks, and is written out, 
     const atHost = createHash('sha256');
     const sent = createHash('sha256');
     let hostBytes = 0;
-    await listenHost(`${h.device.udsPath}_7000`, (s) =>
+    let hostSocket: (s: Socket) => void = () => {};
+    const hostSocketReady = new Promise<Socket>((resolve) => (hostSocket = resolve));
+    await listenHost(`${h.device.udsPath}_7000`, (s) => {
+      hostSocket(s);
       s.on('data', (c: Buffer) => {
         atHost.update(c);
         hostBytes += c.length;
-      }),
-    );
+      });
+    });
     const sock = h.connect(7000);
     await h.until(() => sock.state === 'connected', 'connect');
     /** Largest stretch of packets the device let arrive without a kick (avail_event past the ring's used index). */
@@ -413,7 +416,13 @@ describe('txKickBatch: a guest streaming to the host kicks, and is written out, 
         return hostBytes === target;
       }, `${target} bytes at the host`);
     };
-    return { h, send, maxSilent: () => maxSilent, digests: () => [sent.copy().digest('hex'), atHost.copy().digest('hex')] };
+    return {
+      h,
+      send,
+      hostSocket: () => hostSocketReady,
+      maxSilent: () => maxSilent,
+      digests: () => [sent.copy().digest('hex'), atHost.copy().digest('hex')],
+    };
   }
 
   /** Per MiB of a 2 MiB stream (after 512 KiB to get it going): tx kicks, device passes, host writes. */
@@ -452,13 +461,32 @@ describe('txKickBatch: a guest streaming to the host kicks, and is written out, 
     expect(off.t.maxSilent()).toBe(0);
   });
 
-  it('a short packet ends the stream: the packets after it kick one by one again, none waits for the timer', async () => {
+  it('host data to the guest ends the stream (request/response): the packets after it kick one by one, none waits for the timer', async () => {
     const t = await streamer({ txKickBatch: 16 });
-    await t.send(256 * 1024);
+    await t.send(256 * 1024 + 4 * PACKET); // streaming now
     expect(t.h.device.stats().txStreamDeferrals).toBeGreaterThan(0);
-    await t.send(100, 100); // the tail: waits for a kick or the timer, and resets the run
+    const sock = [...t.h.sockets.values()][0]!;
+    const hostEnd = await t.hostSocket();
+    const got = sock.receivedBytes;
+    hostEnd.write('?');
+    await t.h.untilFromLoop(() => sock.receivedBytes === got + 1, 'the request in the guest');
+    t.h.sendCreditUpdate(sock); // as Linux does on draining its socket; rides along with the next packet
     const before = t.h.device.stats();
-    for (let i = 0; i < 8; i++) await t.send(PACKET); // 32 KiB < txStreamBytes: request/response sized
+    for (let i = 0; i < 8; i++) await t.send(PACKET);
+    const after = t.h.device.stats();
+    expect(after.kicksByQueue.tx - before.kicksByQueue.tx).toBe(8);
+    expect(after.txTimerPasses - before.txTimerPasses).toBe(0);
+    expect(after.txStreamDeferrals - before.txStreamDeferrals).toBe(0);
+  });
+
+  it('a stream that goes quiet for txKickDeferUs stops counting as one: later packets kick one by one', async () => {
+    const t = await streamer({ txKickBatch: 16 });
+    const timerPasses = t.h.device.stats().txTimerPasses;
+    await t.send(256 * 1024 + 4 * PACKET); // its tail is found by the timer
+    // The next timer pass finds nothing from it: quiet.
+    await t.h.untilFromLoop(() => t.h.device.stats().txTimerPasses >= timerPasses + 2, 'a timer pass with nothing from the stream');
+    const before = t.h.device.stats();
+    for (let i = 0; i < 8; i++) await t.send(PACKET);
     const after = t.h.device.stats();
     expect(after.kicksByQueue.tx - before.kicksByQueue.tx).toBe(8);
     expect(after.txTimerPasses - before.txTimerPasses).toBe(0);
@@ -467,12 +495,14 @@ describe('txKickBatch: a guest streaming to the host kicks, and is written out, 
 
   it.each([
     // 64 KiB window, updates every 32 KiB: half of what the guest may still send is 16-32 KiB.
-    [{ txKickBatch: 1000, bufAlloc: 64 * 1024 }, 7],
-    // A 1 MiB window: the ring's quarter (128 / 4) is the bound.
-    [{ txKickBatch: 1000, bufAlloc: 1024 * 1024, creditUpdateBytes: 128 * 1024 }, 32],
-  ])('the silent stretch stays within the guest\'s credit and the ring (%o: at most %i packets), nothing lost', async (options, bound) => {
+    [{ txKickBatch: 1000, bufAlloc: 64 * 1024 }, PACKET, 7],
+    // Our 1 MiB window, but the guest's own 256 KiB caps its credit (Linux 6.1.y): 128 KiB / 4 KiB - 1.
+    [{ txKickBatch: 1000, bufAlloc: 1024 * 1024, creditUpdateBytes: 128 * 1024 }, PACKET, 31],
+    // 2 KiB packets would fit 64: the ring's quarter (128 / 4) is the bound.
+    [{ txKickBatch: 1000, bufAlloc: 1024 * 1024, creditUpdateBytes: 128 * 1024 }, 2048, 32],
+  ])('the silent stretch stays within the guest\'s credit and the ring (%o, %i-byte packets: at most %i), nothing lost', async (options, packet, bound) => {
     const t = await streamer(options);
-    await t.send(1024 * 1024);
+    await t.send(1024 * 1024, packet);
     expect(t.maxSilent()).toBeGreaterThan(1);
     expect(t.maxSilent()).toBeLessThanOrEqual(bound);
     const [sent, atHost] = t.digests();
