@@ -12,9 +12,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { uploadPartName } from '@vmlink/agent-protocol';
 import { ExitCode, exitCodeFor } from '../src/exit-codes.js';
+import { connectAgent } from '../src/rpc-client.js';
 import { loadTestVm, type GuestVm } from '../src/testvm.js';
 import { type CliRun, GUEST_CLI, HOST_CLI, runVmlink, spawnVmlink } from './helpers.js';
+import { guestFileSize, guestLogCount, guestParts, interruptedAt, setGuestByte, signalWhenFileHolds, waitForGuestLog } from './vm-helpers/upload-interrupt.js';
 
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 const ROOT = '/tmp/agent-root';
@@ -23,6 +26,9 @@ const PID = '/tmp/vmlink-agent.pid';
 const AGENT_PORT = 1024;
 /** No liveness limit of this file may fire on a loaded machine: the CLI's silence limit too. */
 const CLI_SILENCE_MS = '120000';
+const MIB = 1024 * 1024;
+/** `seq 1 20000` in the guest, for the output caps: a cut must keep exactly its first bytes. */
+const SEQ_20000 = Array.from({ length: 20_000 }, (_, i) => `${i + 1}\n`).join('');
 
 async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
@@ -43,6 +49,14 @@ describe('vmlink CLI on the host, vmlink-guest in a QEMU guest, over hvsock: (ho
 
   const guestLog = async (): Promise<string> => (await vm.run('cat', [LOG])).stdout;
   const guestSha = async (remote: string): Promise<string> => (await vm.run('sha256sum', [`${ROOT}${remote}`])).stdout.split(' ')[0] ?? '';
+  const startAgent = async (): Promise<void> => {
+    // No --allow-cid: the agent's default takes vsock peers from the host (CID 2) only.
+    const agent = ['node', GUEST_CLI, '--listen', `vsock://any:${AGENT_PORT}`, '--root', ROOT, '--allow-exec', 'uname,echo,sh', '--allow-env', 'GREETING'].join(' ');
+    const script = `mkdir -p ${ROOT}/dir && (setsid ${agent} >${LOG} 2>&1 </dev/null & echo $! >${PID})
+for i in $(seq 1 600); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; exit 1`;
+    const started = await vm.run('sh', ['-c', script], { timeoutMs: 180_000 });
+    if (started.exitCode !== 0) throw new Error(`agent did not start in the guest:\n${await guestLog()}`);
+  };
 
   beforeAll(async () => {
     local = await mkdtemp(path.join(tmpdir(), 'vmlink-hvsock-e2e-'));
@@ -50,12 +64,7 @@ describe('vmlink CLI on the host, vmlink-guest in a QEMU guest, over hvsock: (ho
     if (vm.vsockPath === undefined) throw new Error('startVm({ vsock: true }) gave no vsockPath');
     vsockPath = vm.vsockPath;
     uri = `hvsock:${vsockPath}:${AGENT_PORT}`;
-    // No --allow-cid: the agent's default takes vsock peers from the host (CID 2) only.
-    const agent = ['node', GUEST_CLI, '--listen', `vsock://any:${AGENT_PORT}`, '--root', ROOT, '--allow-exec', 'uname,echo,sh'].join(' ');
-    const script = `mkdir -p ${ROOT}/dir && (setsid ${agent} >${LOG} 2>&1 </dev/null & echo $! >${PID})
-for i in $(seq 1 600); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; exit 1`;
-    const started = await vm.run('sh', ['-c', script], { timeoutMs: 180_000 });
-    if (started.exitCode !== 0) throw new Error(`agent did not start in the guest:\n${await guestLog()}`);
+    await startAgent();
   }, 480_000);
 
   afterAll(async () => {
@@ -114,6 +123,39 @@ for i in $(seq 1 600); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; e
     expect(refused.stderr).toMatch(/ERR_VMLINK_EXEC_DENIED/);
   });
 
+  it('exec --env, --cwd and --max-output over hvsock:; a name not allowed and a cwd escape (.., a symlink out) are refused', async () => {
+    const made = await vm.run('sh', ['-c', `mkdir -p ${ROOT}/dir/sub && ln -sfn /etc ${ROOT}/out`]);
+    expect(made.exitCode, made.stderr).toBe(0);
+    const ran = await vmlink(['exec', uri, '--env', 'GREETING=hi there', '--cwd', '/dir/sub', '--', 'sh', '-c', 'printf "%s|%s" "$GREETING" "$(pwd -P)"']);
+    expect(ran, `${ran.stderr}\n${await guestLog()}`).toMatchObject({ code: 0, stdout: `hi there|${ROOT}/dir/sub` });
+    const denied = await vmlink(['exec', uri, '--env', 'SECRET=1', '--', 'sh', '-c', 'echo ran']);
+    expect(denied.code, denied.stderr).toBe(ExitCode.POLICY);
+    expect(denied.stderr).toMatch(/'SECRET' refused by policy \(allowed: GREETING\).*\[ERR_VMLINK_ENV_DENIED\]/);
+    expect(denied.stdout).toBe('');
+    for (const cwd of ['../..', '/out']) {
+      const escaped = await vmlink(['exec', uri, '--cwd', cwd, '--', 'sh', '-c', 'echo ran']);
+      expect(escaped.code, `--cwd ${cwd}: ${escaped.stderr}`).toBe(ExitCode.POLICY);
+      expect(escaped.stderr, `--cwd ${cwd}`).toMatch(/\[ERR_VMLINK_PATH_ESCAPE\]/);
+      expect(escaped.stdout).toBe('');
+    }
+    const capped = await vmlink(['exec', uri, '--max-output', '1000', '--', 'sh', '-c', 'seq 1 20000; echo done >&2; exit 4']);
+    expect(capped.code, capped.stderr).toBe(4);
+    expect(capped.stdout).toBe(SEQ_20000.slice(0, 1000));
+    expect(capped.stderr).toBe('done\n');
+    // The exit record marks the cut stream (the CLI itself prints no marker).
+    const client = await connectAgent(uri, { timeoutMs: Number(CLI_SILENCE_MS) });
+    try {
+      const out: Buffer[] = [];
+      const exit = await client.exec('sh', ['-c', 'seq 1 20000'], async (stream, chunk) => void (stream === 'stdout' && out.push(Buffer.from(chunk))), {
+        request: { maxOutput: { stdout: 4096 } },
+      });
+      expect(Buffer.concat(out).toString('utf8')).toBe(SEQ_20000.slice(0, 4096));
+      expect(exit).toMatchObject({ truncated: { stdout: 4096 } });
+    } finally {
+      await client.close();
+    }
+  }, 240_000);
+
   it('a guest port nobody listens on: exit 69 naming the URI and ECONNREFUSED; the agent port still works', async () => {
     // The transport's own code for a VMM that closes before OK is ECONNREFUSED; the
     // CLI files it under "unreachable".
@@ -137,6 +179,69 @@ for i in $(seq 1 600); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; e
     expect(await guestLog()).toMatch(/connection refused .*code=ERR_VMLINK_PEER_NOT_ALLOWED/);
     expect((await vmlink(['ping', uri])).code).toBe(0);
   }, 240_000);
+
+  it('cp --resume up: the CLI killed mid-upload (the agent frozen meanwhile) leaves the part; the next --resume sends only the rest, SHA-256 checked in the guest', async () => {
+    const size = 16 * MIB;
+    const data = randomBytes(size);
+    const sha = createHash('sha256').update(data).digest('hex');
+    const original = path.join(local, 'resume.bin');
+    await writeFile(original, data);
+    const part = `${ROOT}/dir/${uploadPartName('resume.bin', sha)}`;
+    // Frozen once its part holds 4 MiB, the agent cannot finish before the CLI is killed.
+    const watcher = signalWhenFileHolds(vm, { file: part, bytes: 4 * MIB, signal: 'STOP', pidFile: PID, deadlineS: 300 });
+    const copy = spawnVmlink(['cp', '--resume', '--timeout', CLI_SILENCE_MS, original, `${uri}:/dir/resume.bin`]);
+    const seen = await interruptedAt(watcher, copy);
+    const writesBefore = await guestLogCount(vm, LOG, 'req fs.write');
+    copy.child.kill('SIGKILL');
+    expect((await copy.done).signal).toBe('SIGKILL');
+    await vm.run('sh', ['-c', `kill -CONT $(cat ${PID})`]);
+    // The vsock reset ends the write; the agent keeps the part and logs the request.
+    await waitForGuestLog(vm, LOG, 'req fs.write', writesBefore);
+    const kept = await guestFileSize(vm, part);
+    expect(kept).toBeGreaterThanOrEqual(seen);
+    expect(kept).toBeLessThan(size);
+    expect(await guestParts(vm, `${ROOT}/dir`)).toEqual([path.posix.basename(part)]);
+
+    const resumed = await vmlink(['cp', '--resume', '--json', original, `${uri}:/dir/resume.bin`], 600_000);
+    expect(resumed.code, `${resumed.stderr}\n${await guestLog()}`).toBe(0);
+    const summary = JSON.parse(resumed.stdout) as { size: number; sha256: string; resumedFrom?: number };
+    expect(summary).toMatchObject({ size, sha256: sha, verified: true, resumedFrom: kept });
+    // What crossed the link this time: the file minus the kept part (at least 4 MiB fewer).
+    expect(size - (summary.resumedFrom ?? 0)).toBeLessThanOrEqual(size - 4 * MIB);
+    expect(await guestSha('/dir/resume.bin')).toBe(sha);
+    expect(await guestParts(vm, `${ROOT}/dir`)).toEqual([]);
+    await vm.run('rm', ['-f', `${ROOT}/dir/resume.bin`]);
+  }, 900_000);
+
+  it('cp --resume up: an agent killed mid-upload (the CLI sees the reset: 74) keeps its part; with a byte changed in it the next --resume starts over from 0', async () => {
+    const size = 16 * MIB;
+    const data = randomBytes(size);
+    const sha = createHash('sha256').update(data).digest('hex');
+    const original = path.join(local, 'again.bin');
+    await writeFile(original, data);
+    const part = `${ROOT}/dir/${uploadPartName('again.bin', sha)}`;
+    const watcher = signalWhenFileHolds(vm, { file: part, bytes: 4 * MIB, signal: 'KILL', pidFile: PID, deadlineS: 300 });
+    const copy = spawnVmlink(['cp', '--resume', '--json', '--timeout', CLI_SILENCE_MS, original, `${uri}:/dir/again.bin`]);
+    // The CLI may see the reset before the watcher's report reaches the host.
+    const seen = await interruptedAt(watcher, copy, { copyMayEndFirst: true });
+    const broken = await copy.done;
+    expect(broken.code, broken.stderr).toBe(ExitCode.CONNECTION_LOST);
+    expect(broken.stderr).toContain(uri);
+    const kept = await guestFileSize(vm, part);
+    expect(kept).toBeGreaterThanOrEqual(seen);
+    expect(kept).toBeLessThan(size);
+
+    await startAgent();
+    await setGuestByte(vm, part, 1000, data[1000]! ^ 0xff);
+    const restarted = await vmlink(['cp', '--resume', '--json', original, `${uri}:/dir/again.bin`], 600_000);
+    expect(restarted.code, `${restarted.stderr}\n${await guestLog()}`).toBe(0);
+    const summary = JSON.parse(restarted.stdout) as { size: number; sha256: string; resumedFrom?: number };
+    expect(summary).toMatchObject({ size, sha256: sha, verified: true });
+    expect(summary.resumedFrom).toBeUndefined(); // the whole file was sent again
+    expect(await guestSha('/dir/again.bin')).toBe(sha);
+    expect(await guestParts(vm, `${ROOT}/dir`)).toEqual([]);
+    await vm.run('rm', ['-f', `${ROOT}/dir/again.bin`]);
+  }, 900_000);
 
   it('an agent killed mid-download: the host sees the vsock reset, exit 74, no half file', async () => {
     const made = await vm.run('sh', ['-c', `truncate -s 4G ${ROOT}/huge.bin`]);
