@@ -11,15 +11,21 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { uploadPartName } from '@vmlink/agent-protocol';
 import { ExitCode } from '../src/exit-codes.js';
+import { connectAgent } from '../src/rpc-client.js';
 import { loadTestVm, type GuestVm } from '../src/testvm.js';
 import { GUEST_CLI, HOST_CLI, runVmlink, spawnVmlink } from './helpers.js';
+import { guestFileSize, guestLogCount, guestParts, interruptedAt, setGuestByte, signalWhenFileHolds, waitForGuestLog } from './vm-helpers/upload-interrupt.js';
 
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 const PORT = 'org.vmlink.agent.0';
 const ROOT = '/tmp/agent-root';
 const LOG = '/tmp/vmlink-agent.log';
 const PID = '/tmp/vmlink-agent.pid';
+const MIB = 1024 * 1024;
+/** `seq 1 20000` in the guest, for the output caps: a cut must keep exactly its first bytes. */
+const SEQ_20000 = Array.from({ length: 20_000 }, (_, i) => `${i + 1}\n`).join('');
 
 async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
@@ -36,7 +42,7 @@ describe('vmlink CLI on the host, vmlink-guest in a QEMU guest, over virtio-seri
   const startAgent = async (): Promise<void> => {
     const agent = [
       'node', GUEST_CLI, '--listen', `virtio-serial:${PORT}`, '--listen', 'vsock://any:1024',
-      '--root', ROOT, '--allow-exec', 'uname,echo,sh',
+      '--root', ROOT, '--allow-exec', 'uname,echo,sh', '--allow-env', 'GREETING',
       // The second client dials from inside the guest (CID 1); by default only the host (CID 2) may connect.
       '--allow-cid', '1',
     ].join(' ');
@@ -101,6 +107,46 @@ for i in $(seq 1 300); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; e
     expect(escape.code, `${escape.stderr}\n${await guestLog()}`).toBe(ExitCode.POLICY);
     expect(escape.stderr).toMatch(/ERR_VMLINK_PATH_ESCAPE/);
   });
+
+  it('exec --env, --cwd and --max-output reach the guest command; a name not allowed, a cwd escape and a symlink out are refused', async () => {
+    const made = await vm.run('sh', ['-c', `mkdir -p ${ROOT}/dir/sub && ln -sfn /etc ${ROOT}/out`]);
+    expect(made.exitCode, made.stderr).toBe(0);
+    const ran = await runVmlink(['exec', uri, '--env', 'GREETING=hi there', '--cwd', '/dir/sub', '--', 'sh', '-c', 'printf "%s|%s" "$GREETING" "$(pwd -P)"']);
+    expect(ran, `${ran.stderr}\n${await guestLog()}`).toMatchObject({ code: 0, stdout: `hi there|${ROOT}/dir/sub` });
+    // A relative cwd is taken from the root too.
+    const relative = await runVmlink(['exec', uri, '--cwd', 'dir', '--', 'sh', '-c', 'pwd -P']);
+    expect(relative).toMatchObject({ code: 0, stdout: `${ROOT}/dir\n` });
+
+    const denied = await runVmlink(['exec', uri, '--env', 'GREETING=ok', '--env', 'SECRET=1', '--', 'sh', '-c', 'echo ran']);
+    expect(denied.code, denied.stderr).toBe(ExitCode.POLICY);
+    expect(denied.stderr).toMatch(/'SECRET' refused by policy \(allowed: GREETING\).*\[ERR_VMLINK_ENV_DENIED\]/);
+    expect(denied.stdout).toBe('');
+    for (const cwd of ['../..', '/dir/../..', '/out']) {
+      const escaped = await runVmlink(['exec', uri, '--cwd', cwd, '--', 'sh', '-c', 'echo ran']);
+      expect(escaped.code, `--cwd ${cwd}: ${escaped.stderr}`).toBe(ExitCode.POLICY);
+      expect(escaped.stderr, `--cwd ${cwd}`).toMatch(/\[ERR_VMLINK_PATH_ESCAPE\]/);
+      expect(escaped.stdout).toBe('');
+    }
+
+    // Cut like head -c: the first 1000 bytes exactly; stderr and the exit status go on.
+    const capped = await runVmlink(['exec', uri, '--max-output', '1000', '--', 'sh', '-c', 'seq 1 20000; echo done >&2; exit 4']);
+    expect(capped.code, capped.stderr).toBe(4);
+    expect(capped.stdout).toBe(SEQ_20000.slice(0, 1000));
+    expect(capped.stderr).toBe('done\n');
+    // The exit record says where each stream was cut (plain `vmlink exec` prints no marker of it).
+    const client = await connectAgent(uri, { timeoutMs: 60_000 });
+    try {
+      const out: Buffer[] = [];
+      const exit = await client.exec('sh', ['-c', 'seq 1 20000; printf 12345 >&2'], async (stream, chunk) => void (stream === 'stdout' && out.push(Buffer.from(chunk))), {
+        request: { maxOutput: { stdout: 4096, stderr: 5 } },
+      });
+      expect(Buffer.concat(out).toString('utf8')).toBe(SEQ_20000.slice(0, 4096));
+      // stderr fits its cap exactly: not marked.
+      expect(exit).toEqual({ exitCode: 0, signal: null, truncated: { stdout: 4096 } });
+    } finally {
+      await client.close();
+    }
+  }, 180_000);
 
   it('a second client inside the guest reaches the same agent over vsock (CID 1)', async () => {
     const ping = await vm.run('node', [HOST_CLI, 'ping', 'vsock://1:1024'], { timeoutMs: 60_000 });
@@ -183,6 +229,70 @@ for i in $(seq 1 300); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; e
     const leftovers = await vm.run('sh', ['-c', `ls -a ${ROOT}/dir | grep -c '\\.tmp$' || true`]);
     expect(leftovers.stdout.trim()).toBe('0');
   }, 120_000);
+
+  it('cp --resume up: an agent killed mid-upload keeps its part; restarted, it continues from there (only the rest is sent), SHA-256 checked in the guest', async () => {
+    const size = 16 * MIB;
+    const data = randomBytes(size);
+    const sha = createHash('sha256').update(data).digest('hex');
+    const original = path.join(local, 'resume.bin');
+    await writeFile(original, data);
+    const part = `${ROOT}/dir/${uploadPartName('resume.bin', sha)}`;
+    // The guest kills the agent once its part holds 4 MiB: it cannot write a byte more.
+    const watcher = signalWhenFileHolds(vm, { file: part, bytes: 4 * MIB, signal: 'KILL', pidFile: PID, deadlineS: 300 });
+    // Over virtio-serial the host is not told the guest process died: the test ends the CLI
+    // itself, so its silence limit is set out of reach of any stall.
+    const copy = spawnVmlink(['cp', '--resume', '--timeout', '300000', original, `${uri}:/dir/resume.bin`]);
+    const seen = await interruptedAt(watcher, copy);
+    copy.child.kill('SIGKILL');
+    await copy.done;
+    const kept = await guestFileSize(vm, part);
+    expect(kept).toBeGreaterThanOrEqual(seen);
+    expect(kept).toBeLessThan(size);
+    expect(await guestParts(vm, `${ROOT}/dir`)).toEqual([path.posix.basename(part)]);
+
+    await startAgent();
+    const resumed = await runVmlink(['cp', '--resume', '--json', original, `${uri}:/dir/resume.bin`], { timeoutMs: 600_000 });
+    expect(resumed.code, `${resumed.stderr}\n${await guestLog()}`).toBe(0);
+    const summary = JSON.parse(resumed.stdout) as { size: number; sha256: string; resumedFrom?: number };
+    expect(summary).toMatchObject({ size, sha256: sha, verified: true, resumedFrom: kept });
+    // What crossed the link this time: the file minus the kept part (at least 4 MiB fewer).
+    expect(size - (summary.resumedFrom ?? 0)).toBeLessThanOrEqual(size - 4 * MIB);
+    expect((await vm.run('sha256sum', [`${ROOT}/dir/resume.bin`])).stdout.split(' ')[0]).toBe(sha);
+    expect(await guestParts(vm, `${ROOT}/dir`)).toEqual([]);
+    await vm.run('rm', ['-f', `${ROOT}/dir/resume.bin`]);
+  }, 900_000);
+
+  it('cp --resume up: the CLI killed mid-upload (the agent frozen meanwhile) leaves the part; a byte changed in it makes the next --resume start over from 0', async () => {
+    const size = 16 * MIB;
+    const data = randomBytes(size);
+    const sha = createHash('sha256').update(data).digest('hex');
+    const original = path.join(local, 'again.bin');
+    await writeFile(original, data);
+    const part = `${ROOT}/dir/${uploadPartName('again.bin', sha)}`;
+    // Frozen at 4 MiB, the agent cannot finish the upload before the CLI is killed.
+    const watcher = signalWhenFileHolds(vm, { file: part, bytes: 4 * MIB, signal: 'STOP', pidFile: PID, deadlineS: 300 });
+    const copy = spawnVmlink(['cp', '--resume', '--timeout', '300000', original, `${uri}:/dir/again.bin`]);
+    const seen = await interruptedAt(watcher, copy);
+    const writesBefore = await guestLogCount(vm, LOG, 'req fs.write');
+    copy.child.kill('SIGKILL');
+    expect((await copy.done).signal).toBe('SIGKILL');
+    await vm.run('sh', ['-c', `kill -CONT $(cat ${PID})`]);
+    // The agent sees the host hang up, ends the write and keeps the part; then it logs it.
+    await waitForGuestLog(vm, LOG, 'req fs.write', writesBefore);
+    const kept = await guestFileSize(vm, part);
+    expect(kept).toBeGreaterThanOrEqual(seen);
+    expect(kept).toBeLessThan(size);
+
+    await setGuestByte(vm, part, 1000, data[1000]! ^ 0xff);
+    const restarted = await runVmlink(['cp', '--resume', '--json', original, `${uri}:/dir/again.bin`], { timeoutMs: 600_000 });
+    expect(restarted.code, `${restarted.stderr}\n${await guestLog()}`).toBe(0);
+    const summary = JSON.parse(restarted.stdout) as { size: number; sha256: string; resumedFrom?: number };
+    expect(summary).toMatchObject({ size, sha256: sha, verified: true });
+    expect(summary.resumedFrom).toBeUndefined(); // the whole file was sent again
+    expect((await vm.run('sha256sum', [`${ROOT}/dir/again.bin`])).stdout.split(' ')[0]).toBe(sha);
+    expect(await guestParts(vm, `${ROOT}/dir`)).toEqual([]);
+    await vm.run('rm', ['-f', `${ROOT}/dir/again.bin`]);
+  }, 900_000);
 
   it('SIGTERM stops the agent cleanly', async () => {
     await killAgent('TERM');
