@@ -10,8 +10,8 @@ import type {
   DetachedAttachResult,
   DetachedMethodTypes,
   DetachedRecord,
+  ExecExit,
   ExecRequestOptions,
-  ExecResult,
   HashResult,
   ListResult,
   MkdirResult,
@@ -47,8 +47,11 @@ export type ExecSignal = 'SIGINT' | 'SIGTERM' | 'SIGKILL' | 'SIGHUP' | 'SIGQUIT'
 
 export interface ExecOptions {
   readonly stdin?: AsyncIterable<Uint8Array>;
-  /** exec's env (names the agent allows: --allow-env), cwd (under its --root), maxOutput (per stream). */
-  readonly request?: Pick<ExecRequestOptions, 'env' | 'cwd' | 'maxOutput'>;
+  /**
+   * exec's env (names the agent allows: --allow-env), cwd (under its --root), maxOutput (per
+   * stream), pty (run on a terminal: `stdin` then carries input records, ExecInputTag).
+   */
+  readonly request?: Pick<ExecRequestOptions, 'env' | 'cwd' | 'maxOutput' | 'pty'>;
   readonly onStarted?: (control: { signal(name: ExecSignal): Promise<void> }) => void;
 }
 
@@ -90,14 +93,15 @@ export interface AgentClient {
   /**
    * Runs a command, streaming its output to `onOutput`; `options.stdin` is streamed to its
    * stdin at the same time (flow-controlled), and `onStarted` gets a handle that sends
-   * signals to its process group.
+   * signals to its process group. Resolves with its exit record (`truncated`: the streams
+   * cut at their caps). No silence limit: a command (a shell) may be quiet for long.
    */
   exec(
     command: string,
     args: readonly string[],
     onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>,
     options?: ExecOptions,
-  ): Promise<ExecResult>;
+  ): Promise<ExecExit>;
   /**
    * detached.start/list/kill (under the silence watchdog), detached.wait (exempt: it is
    * quiet until the process exits or its timeoutMs passes).
@@ -108,5 +112,12 @@ export interface AgentClient {
    * next waits for it: backpressure); resolves when the body ended. No silence limit.
    */
   attach(params: DetachedAttachParams, onStarted: (result: DetachedAttachResult) => void, onRecord: (record: DetachedRecord) => Promise<void>): Promise<void>;
+  /** Ends the connection gracefully: what is queued goes out, at most ~500 ms. */
   close(): Promise<void>;
+  /**
+   * Ends the connection at once (a fatal signal: nothing may wait). Calls in flight fail
+   * with ERR_VMLINK_CONNECTION_LOST; the agent sees the close (and kills the commands of
+   * this connection). Idempotent.
+   */
+  destroy(): void;
 }

@@ -10,6 +10,7 @@ import {
   type DetachedRecord,
   ExecRecordDecoder,
   ExecRecordTag,
+  type ExecExit,
   READ_TRAILER_BYTES,
   type ChmodResult,
   type HashResult,
@@ -22,7 +23,7 @@ import {
   type UtimesResult,
 } from '@vmlink/agent-protocol';
 import { loadInstalledTransports, reconnecting, type Connection, type Transport, type Transports } from '@vmlink/transport';
-import type { AgentClient, AgentInfo, DetachedCallName, ExecOptions, ExecResult, ListResult, OpenedTcp, StatResult, TransferResult, WriteOptions } from './agent-client.js';
+import type { AgentClient, AgentInfo, DetachedCallName, ExecOptions, ListResult, OpenedTcp, StatResult, TransferResult, WriteOptions } from './agent-client.js';
 
 export interface ConnectOptions {
   /** Connect timeout, and the longest silence tolerated while a call runs. */
@@ -332,15 +333,16 @@ class RpcAgentClient implements AgentClient {
     args: readonly string[],
     onOutput: (stream: 'stdout' | 'stderr', chunk: Uint8Array) => Promise<void>,
     options: ExecOptions = {},
-  ): Promise<ExecResult> {
+  ): Promise<ExecExit> {
     let body: Readable | undefined;
     let feeding: Promise<unknown> | undefined;
     try {
-      const { env, cwd, maxOutput } = options.request ?? {};
+      const { env, cwd, maxOutput, pty } = options.request ?? {};
       const params = {
         command,
         args: [...args],
         ...(options.stdin ? { stdin: true } : {}),
+        ...(pty !== undefined ? { pty } : {}),
         ...(env !== undefined ? { env } : {}),
         ...(cwd !== undefined ? { cwd } : {}),
         ...(maxOutput !== undefined ? { maxOutput } : {}),
@@ -359,10 +361,10 @@ class RpcAgentClient implements AgentClient {
         });
       }
       const decoder = new ExecRecordDecoder();
-      let exit: ExecResult | undefined;
+      let exit: ExecExit | undefined;
       for await (const chunk of body as AsyncIterable<Buffer>) {
         for (const record of decoder.push(chunk)) {
-          if (record.tag === ExecRecordTag.EXIT) exit = JSON.parse(record.data.toString('utf8')) as ExecResult;
+          if (record.tag === ExecRecordTag.EXIT) exit = JSON.parse(record.data.toString('utf8')) as ExecExit;
           else await onOutput(record.tag === ExecRecordTag.STDERR ? 'stderr' : 'stdout', record.data);
         }
       }
@@ -412,6 +414,12 @@ class RpcAgentClient implements AgentClient {
       }),
     ]);
     clearTimeout(timer);
+    this.connection.destroy();
+  }
+
+  destroy(): void {
+    clearTimeout(this.watchdog);
+    if (!this.rpc.closed) this.rpc.destroy();
     this.connection.destroy();
   }
 }

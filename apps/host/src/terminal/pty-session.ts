@@ -1,10 +1,11 @@
 import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
-import { ExecRecordDecoder, ExecRecordTag, describeAgentError, type ExecExit, type PtySize } from '@vmlink/agent-protocol';
+import { describeAgentError, type PtySize } from '@vmlink/agent-protocol';
 import { VmlinkError } from '@vmlink/errors';
-import { RpcPeer } from '@vmlink/rpc';
-import { loadInstalledTransports, type Connection } from '@vmlink/transport';
+import type { AgentClient } from '../agent-client.js';
 import { exitCodeFor } from '../exit-codes.js';
+import { writeWithBackpressure } from '../output.js';
+import { connectAgent } from '../rpc-client.js';
 import { TerminalInput } from './input-queue.js';
 import { addonTermios } from './output-modes.js';
 import { enterRawMode, type RawCapable } from './raw-mode.js';
@@ -42,11 +43,11 @@ export function windowSize(stdout: { isTTY?: boolean; columns?: number; rows?: n
  * SIGINT for its foreground group), window size at start and on every SIGWINCH, output
  * written as it comes (flow-controlled both ways). Returns the remote exit status (128+N
  * for signal N), or the CLI's code for a failure. Our terminal is restored on every way
- * out: the end, an error, a lost connection, SIGTERM/SIGHUP/SIGQUIT (then 128+N).
+ * out: the end, an error, a lost connection, SIGTERM/SIGHUP/SIGQUIT (then 128+N). The
+ * agent is reached as by every other command (connectAgent).
  */
 export async function runTerminalSession(spec: TerminalSpec, io: TerminalIo): Promise<number> {
-  let connection: Connection | undefined;
-  let rpc: RpcPeer | undefined;
+  let client: AgentClient | undefined;
   let restore = (): void => undefined;
   const cleanups: (() => void)[] = [];
   let endedBySignal: number | undefined;
@@ -54,57 +55,46 @@ export async function runTerminalSession(spec: TerminalSpec, io: TerminalIo): Pr
     if (!io.stdin.isTTY || typeof io.stdin.setRawMode !== 'function') {
       throw new VmlinkError('ERR_VMLINK_USAGE', 'a terminal session (-t, shell) needs a terminal on stdin; without one, use exec without -t');
     }
-    const { transports } = await loadInstalledTransports({ plugins: [...spec.transports] });
-    try {
-      connection = await transports.dial(spec.uri, { timeout: spec.timeoutMs });
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      throw new VmlinkError(code === 'ETIMEDOUT' ? 'ERR_VMLINK_TIMEOUT' : 'ERR_VMLINK_UNREACHABLE', `cannot connect to ${spec.uri}: ${(error as Error).message}`, { cause: error });
-    }
-    connection.on('error', () => undefined);
-    rpc = new RpcPeer(connection);
-    const size = windowSize(io.stdout);
-    const params = {
-      command: spec.command,
-      args: [...spec.args],
-      stdin: true,
-      pty: { ...size, term: terminalName(process.env['TERM']) },
-      ...(Object.keys(spec.env).length > 0 ? { env: spec.env } : {}),
+    const agent = await connectAgent(spec.uri, { timeoutMs: spec.timeoutMs, transportModules: spec.transports });
+    client = agent;
+    const input = new TerminalInput(() => io.stdin.resume());
+    const request = {
+      pty: { ...windowSize(io.stdout), term: terminalName(process.env['TERM']) },
+      ...(Object.keys(spec.env).length > 0 ? { env: { ...spec.env } } : {}),
       ...(spec.cwd !== undefined ? { cwd: spec.cwd } : {}),
     };
-    const { result, body } = await rpc.request('exec', params);
-    const id = (result as { id?: unknown }).id;
-    if (!body || typeof id !== 'string') throw new VmlinkError('ERR_VMLINK_PROTOCOL', `exec on ${spec.uri}: the reply has no id or no body`);
-
-    const raw = enterRawMode(
-      io.stdin,
-      (signal) => {
-        endedBySignal = osConstants.signals[signal];
-        // The agent kills the remote group when its client goes away.
-        connection?.destroy();
-        body.destroy();
-      },
-      { outputFd: io.stdout.isTTY ? (io.stdout as { fd?: number }).fd : undefined, termios: addonTermios() },
-    );
-    restore = raw.restore;
-
-    const input = new TerminalInput(() => io.stdin.resume());
-    const onKeys = (chunk: Buffer): void => {
-      if (!input.type(chunk)) io.stdin.pause();
+    // Raw only once the agent accepted the command: a refusal is said on a normal terminal.
+    const started = (): void => {
+      const raw = enterRawMode(
+        io.stdin,
+        (signal) => {
+          endedBySignal = osConstants.signals[signal];
+          // At once, not close()'s graceful wait: the agent kills the remote session when its client goes away.
+          agent.destroy();
+        },
+        { outputFd: io.stdout.isTTY ? (io.stdout as { fd?: number }).fd : undefined, termios: addonTermios() },
+      );
+      restore = raw.restore;
+      const onKeys = (chunk: Buffer): void => {
+        if (!input.type(chunk)) io.stdin.pause();
+      };
+      const onResize = (): void => input.resize(windowSize(io.stdout));
+      io.stdin.on('data', onKeys);
+      io.stdout.on('resize', onResize);
+      cleanups.push(() => {
+        io.stdin.off('data', onKeys);
+        io.stdout.off('resize', onResize);
+        io.stdin.pause();
+        input.end();
+      });
+      io.stdin.resume();
     };
-    const onResize = (): void => input.resize(windowSize(io.stdout));
-    io.stdin.on('data', onKeys);
-    io.stdout.on('resize', onResize);
-    cleanups.push(() => {
-      io.stdin.off('data', onKeys);
-      io.stdout.off('resize', onResize);
-      io.stdin.pause();
-      input.end();
+    // A terminal has one stream: whatever comes goes to our terminal, in order, with backpressure.
+    const exit = await agent.exec(spec.command, spec.args, (_stream, chunk) => writeWithBackpressure(io.stdout, chunk), {
+      stdin: input,
+      request,
+      onStarted: started,
     });
-    io.stdin.resume();
-    void rpc.call('exec.stdin', { id }, { body: input }).catch(() => undefined);
-
-    const exit = await readOutput(body, io.stdout, spec.uri);
     restore();
     if (exit.truncated) {
       io.stderr.write(`vmlink ${spec.verb}: output cut at ${exit.truncated.stdout ?? exit.truncated.stderr} bytes (the agent's --exec-max-output or the requested cap)\r\n`);
@@ -117,24 +107,9 @@ export async function runTerminalSession(spec: TerminalSpec, io: TerminalIo): Pr
   } finally {
     restore();
     for (const cleanup of cleanups) cleanup();
-    if (rpc && !rpc.closed) rpc.destroy();
-    connection?.destroy();
+    client?.destroy();
     if (endedBySignal !== undefined) process.exitCode = 128 + endedBySignal;
   }
-}
-
-/** Output records to our terminal, with backpressure; the EXIT record ends it. */
-async function readOutput(body: Readable, stdout: NodeJS.WritableStream, uri: string): Promise<ExecExit> {
-  const decoder = new ExecRecordDecoder();
-  let exit: ExecExit | undefined;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    for (const record of decoder.push(chunk)) {
-      if (record.tag === ExecRecordTag.EXIT) exit = JSON.parse(record.data.toString('utf8')) as ExecExit;
-      else if (!stdout.write(record.data)) await new Promise<void>((resolve) => stdout.once('drain', resolve));
-    }
-  }
-  if (!exit) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `exec on ${uri}: the output ended without an exit status`);
-  return exit;
 }
 
 const RPC_CODES: Readonly<Record<string, string>> = {
@@ -150,8 +125,9 @@ function reportFailure(spec: TerminalSpec, error: unknown, stderr: NodeJS.Writab
   const raw = (error as { code?: unknown }).code;
   const code = typeof raw === 'string' ? (RPC_CODES[raw] ?? raw) : undefined;
   const words = describeAgentError(code);
-  const lost = code === 'ERR_VMLINK_CONNECTION_LOST' ? ` (connection to ${spec.uri} lost)` : '';
-  stderr.write(`vmlink ${spec.verb} ${spec.uri}: ${words ? `${words}: ` : ''}${(error as Error).message}${lost} [${code ?? 'ERROR'}]\n`);
+  const message = (error as Error).message;
+  const lost = code === 'ERR_VMLINK_CONNECTION_LOST' && !message.includes('lost') ? ` (connection to ${spec.uri} lost)` : '';
+  stderr.write(`vmlink ${spec.verb} ${spec.uri}: ${words ? `${words}: ` : ''}${message}${lost} [${code ?? 'ERROR'}]\n`);
   if (code === 'ENOENT') return 127;
   if (code === 'EACCES') return 126;
   return exitCodeFor(code);
