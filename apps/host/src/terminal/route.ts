@@ -15,8 +15,10 @@ export const SHELL_HELP = `Usage: vmlink shell URI [options] [-- CMD [ARGS...]]
 
 Runs CMD (default: sh) on a terminal in the guest: our terminal is raw while it runs
 (Ctrl-C, Ctrl-Z, Ctrl-D go to the remote terminal), the window size follows ours, and
-the exit status is CMD's. CMD must be in the agent's --allow-exec. Our terminal's modes
-are restored however the session ends.
+the exit status is CMD's. CMD must be in the agent's --allow-exec. The guest's output
+reaches our terminal unchanged, and our terminal's modes are restored however the
+session ends. The agent's --exec-timeout does not apply: the session lasts until CMD
+exits or this command ends (the agent then kills the remote session).
 
 Options:
   -t, --tty          (exec) run on a terminal; needs a terminal on stdin
