@@ -120,7 +120,7 @@ describe('output processing off while a remote terminal runs', () => {
       expect(Buffer.concat([out.subarray(0, 4), out.subarray(8)]).equals(Buffer.alloc(12, 0xff))).toBe(true);
     }
     expect(modes.equals(Buffer.alloc(16, 0xff))).toBe(true);
-    expect(() => withoutOutputProcessing(Buffer.alloc(15), layout)).toThrow(/must be 16 bytes, got 15/);
+    expect(() => withoutOutputProcessing(Buffer.alloc(15), layout)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringMatching(/must be 16 bytes, got 15/) }));
     // The real layout: a fresh terminal has OPOST on, the edited copy has it off.
     const real = termios().termiosLayout;
     const b = ptyBinding();

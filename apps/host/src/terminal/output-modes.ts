@@ -27,7 +27,7 @@ export interface TermiosCalls {
 /** `modes` (tcgetattr bytes) with OPOST cleared: a copy, the input is left alone. */
 export function withoutOutputProcessing(modes: Buffer, layout: TermiosLayout, byteOrder: 'BE' | 'LE' = endianness()): Buffer {
   if (modes.length !== layout.size) {
-    throw Object.assign(new RangeError(`termios modes must be ${layout.size} bytes, got ${modes.length}`), { code: 'ERR_VMLINK_INVALID_ARGUMENT' });
+    throw Object.assign(new RangeError(`termios modes must be ${layout.size} bytes, got ${modes.length}`), { code: 'ERR_INVALID_ARG_VALUE' });
   }
   const copy = Buffer.from(modes);
   const read = byteOrder === 'LE' ? copy.readUInt32LE.bind(copy) : copy.readUInt32BE.bind(copy);
