@@ -66,6 +66,11 @@ export async function guestFileSize(vm: GuestVm, file: string): Promise<number |
   return text === 'none' ? undefined : Number(text);
 }
 
+/** SHA-256 of the first `length` bytes of a guest file, hashed in the guest. */
+export async function guestPrefixSha256(vm: GuestVm, file: string, length: number): Promise<string> {
+  return (await vm.run('sh', ['-c', `head -c ${length} '${file}' | sha256sum`])).stdout.split(' ')[0] ?? '';
+}
+
 /** How many lines of the agent's log contain `needle` (fixed string). */
 export async function guestLogCount(vm: GuestVm, log: string, needle: string): Promise<number> {
   return Number((await vm.run('sh', ['-c', `grep -cF '${needle}' '${log}' || true`])).stdout.trim());
