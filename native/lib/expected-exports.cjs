@@ -10,6 +10,6 @@ module.exports = {
   threadpool: require('./expected-threadpool.cjs'),
   iosubmit: require('./expected-iosubmit.cjs'),
   socket: ['peerCredentials'],
-  pty: ['ptyOpen', 'ptySpawn', 'ptyResize', 'ptyGetSize', 'tcgetattr', 'PidWatcher'],
+  pty: ['ptyOpen', 'ptySpawn', 'ptyResize', 'ptyGetSize', 'tcgetattr', 'tcsetattr', 'termiosLayout', 'PidWatcher'],
   vhostuser: require('./expected-vhostuser.cjs'),
 };

@@ -32,5 +32,9 @@ export interface PtyBinding {
   ptyGetSize(fd: number): { cols: number; rows: number };
   /** The raw termios bytes of a terminal fd. */
   tcgetattr(fd: number): Buffer;
+  /** tcsetattr(TCSADRAIN) with termios bytes as tcgetattr returned them (maybe changed). */
+  tcsetattr(fd: number, modes: Buffer): void;
+  /** Where the output-modes field sits in those bytes, and its flag values (the host's libc). */
+  readonly termiosLayout: { readonly size: number; readonly oflagOffset: number; readonly OPOST: number; readonly ONLCR: number };
   PidWatcher: new (pid: number, onExit: (result: PidExit) => void) => PidWatcher;
 }

@@ -35,8 +35,11 @@ describe('vmlink-guest limits in a QEMU guest', () => {
     const status = await guest().run('sh', ['-c', `cat /proc/$(cat ${PID})/status`]);
     return Number(/VmRSS:\s+(\d+)/.exec(status.stdout)?.[1] ?? Number.NaN);
   };
+  // The dial includes the agent's hello, which comes only once the agent has torn down the
+  // previous connection (after a flood: ~18 MB of pings to discard). A liveness bound for a
+  // TCG guest on a loaded 2-core host (CI once needed more than 30 s), not a speed check.
   const dialPort = async (): Promise<RpcPeer> => {
-    const peer = new RpcPeer(await transports.dial(`virtio-serial+unix:${guest().portPath(PORT)}`, { timeout: 30_000 }));
+    const peer = new RpcPeer(await transports.dial(`virtio-serial+unix:${guest().portPath(PORT)}`, { timeout: 120_000 }));
     peer.on('warning', () => undefined);
     return peer;
   };
