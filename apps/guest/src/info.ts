@@ -20,9 +20,17 @@ export interface InfoSources {
 /**
  * The limits as a client sees them: forwards count against the request half of
  * --memory-budget (the agent reserves the other half for RPC buffers) at the cost of
- * net.connect plus net.send each.
+ * net.connect plus net.send each (the same whether a forward's bytes come in net.connect's
+ * body or in a net.send). `streamsPerForward: 1` is reported by an agent whose net.connect
+ * takes the client's bytes in its own body (a forward is then one of --max-streams).
  */
-export function clientLimits(input: { maxConnections: number; maxConnectionsPerPeer: number; maxStreamsPerConnection: number; memoryBudgetBytes: number }): AgentClientLimits {
+export function clientLimits(input: {
+  maxConnections: number;
+  maxConnectionsPerPeer: number;
+  maxStreamsPerConnection: number;
+  memoryBudgetBytes: number;
+  streamsPerForward?: 1;
+}): AgentClientLimits {
   const perForward = (METHOD_MEMORY_COST['net.connect'] ?? 0) + (METHOD_MEMORY_COST['net.send'] ?? 0);
   const requestBudget = Math.max(1, Math.floor(input.memoryBudgetBytes / 2));
   return {
@@ -30,6 +38,7 @@ export function clientLimits(input: { maxConnections: number; maxConnectionsPerP
     maxConnectionsPerPeer: input.maxConnectionsPerPeer,
     maxStreamsPerConnection: input.maxStreamsPerConnection,
     maxForwards: perForward > 0 ? Math.floor(requestBudget / perForward) : input.maxConnections,
+    ...(input.streamsPerForward === 1 ? { streamsPerForward: 1 as const } : {}),
   };
 }
 

@@ -2,8 +2,11 @@
  * The shared agent connection `vmlink forward` uses on a transport with one connection
  * (virtio-serial), driven here over a real unix agent so it runs in `npm test`: TCP
  * connections beyond the agent's --max-streams room wait for a forward to end instead of
- * failing, and a connection the agent idle-closed is redialed for the next one. (The
- * same over real virtio-serial: forward.vm.test.ts.)
+ * failing, and a connection the agent idle-closed is redialed for the next one. These
+ * take the two-request path (net.connect + net.send), what a host does with an agent that
+ * does not report streamsPerForward, with the room unknown (learned from refusals); the
+ * one-request path: forward-streams.test.ts. (The same over real virtio-serial:
+ * forward.vm.test.ts.)
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request, type Server } from 'node:http';

@@ -70,10 +70,22 @@ export interface AgentClientLimits {
   maxConnections: number;
   /** Connections of one peer (uid, CID) before refusals (--max-connections-per-peer). */
   maxConnectionsPerPeer: number;
-  /** Requests in flight on one connection (--max-streams); a forward holds two. */
+  /** Requests in flight on one connection (--max-streams); a forward holds `streamsPerForward`. */
   maxStreamsPerConnection: number;
   /** Forwarded TCP connections the memory budget carries at once (--memory-budget), over all clients. */
   maxForwards: number;
+  /**
+   * Requests one forwarded TCP connection holds against maxStreamsPerConnection: 1 where
+   * net.connect takes the client's bytes in its own request body (no net.send; see
+   * ConnectResult). Absent from older agents: 2 (net.connect + net.send), and net.connect
+   * must not be sent a body (it would be dropped).
+   */
+  streamsPerForward?: 1;
+}
+
+/** Requests a forward holds on an agent that reports `limits` (absent: an older agent, two). */
+export function streamsPerForward(limits: AgentClientLimits | undefined): 1 | 2 {
+  return limits?.streamsPerForward === 1 ? 1 : 2;
 }
 
 export interface PathParams {
@@ -245,11 +257,18 @@ export interface ProbeResult extends NetTarget {
 /**
  * Port forwarding, one TCP connection in the guest per `net.connect`: its result
  * `{ id }` comes first, then its response body is what the target sends (ends when the
- * target ends). `net.send { id }` with a request body carries the client's bytes to the
- * target (its end half-closes the target's side) and answers `{ bytes }` once all are
- * written. Both are flow-controlled streams of @vmlink/rpc, so a reader that stalls one
- * forwarded connection stalls only that one. The id is valid on the connection that
- * opened it only.
+ * target ends). The client's bytes travel one of two ways:
+ *
+ * - In net.connect's own request body (agents whose info.limits.streamsPerForward is 1):
+ *   one request carries both directions, so a forward is one stream of --max-streams.
+ *   The body's end half-closes the target's side; the request is over once both
+ *   directions are (the target's end may come first: the body flows on).
+ * - `net.send { id }` with a request body (every agent; older ones only): it answers
+ *   `{ bytes }` once all are written. A forward then holds two requests.
+ *
+ * Both are flow-controlled streams of @vmlink/rpc, so a reader that stalls one forwarded
+ * connection stalls only that one. The id is valid on the connection that opened it
+ * only; net.send refuses the id of a connection that takes its bytes from net.connect.
  */
 export interface ConnectResult {
   id: string;

@@ -41,27 +41,38 @@ export async function probeTarget(target: ForwardTarget, signal: AbortSignal, ti
 
 /**
  * The forwarded connections of one client connection, by id. `net.connect` opens one
- * (and streams what the target sends), `net.send` feeds it; an id is only found on the
- * connection that opened it.
+ * (and streams what the target sends); the client's bytes come in its own request body,
+ * or (older clients) `net.send` feeds it. An id is only found on the connection that
+ * opened it.
  */
 export class ForwardTable {
   private readonly open = new Map<string, Socket>();
+  /** Those fed by net.connect's own body: net.send must not write into them too. */
+  private readonly selfFed = new Set<string>();
 
   get size(): number {
     return this.open.size;
   }
 
-  /** Registers a connected socket; it leaves the table when it closes. */
-  add(socket: Socket): ConnectResult {
+  /** Registers a connected socket; it leaves the table when it closes. `selfFed`: its bytes come in net.connect's body. */
+  add(socket: Socket, selfFed = false): ConnectResult {
     const id = randomBytes(16).toString('hex');
     this.open.set(id, socket);
-    socket.once('close', () => this.open.delete(id));
+    if (selfFed) this.selfFed.add(id);
+    socket.once('close', () => {
+      this.open.delete(id);
+      this.selfFed.delete(id);
+    });
     return { id };
   }
 
+  /** The socket net.send { id } feeds. */
   get(rawId: unknown): Socket {
     const socket = typeof rawId === 'string' ? this.open.get(rawId) : undefined;
     if (!socket) throw agentError(AgentErrorCode.NO_SUCH_STREAM, `net.send: no forwarded connection ${describeValue(rawId)} is open on this connection`);
+    if (this.selfFed.has(rawId as string)) {
+      throw agentError(AgentErrorCode.INVALID_PARAMS, `net.send: forwarded connection ${describeValue(rawId)} takes its bytes from its net.connect request body`);
+    }
     return socket;
   }
 
@@ -120,11 +131,11 @@ export function pumpTarget(socket: Socket, send: ChunkSink, signal: AbortSignal)
 }
 
 /** The client's bytes to the target, with backpressure; the end of the body half-closes the target. */
-export async function feedTarget(socket: Socket, body: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<SendResult> {
+export async function feedTarget(socket: Socket, body: AsyncIterable<Uint8Array>, signal: AbortSignal, method = 'net.send'): Promise<SendResult> {
   let bytes = 0;
   for await (const chunk of body) {
     if (signal.aborted) throw signal.reason as Error;
-    if (socket.destroyed) throw agentError(AgentErrorCode.NO_SUCH_STREAM, 'net.send: the forwarded connection closed');
+    if (socket.destroyed) throw agentError(AgentErrorCode.NO_SUCH_STREAM, `${method}: the forwarded connection closed`);
     bytes += chunk.length;
     if (!socket.write(chunk)) {
       await new Promise<void>((resolve) => {
@@ -140,4 +151,20 @@ export async function feedTarget(socket: Socket, body: AsyncIterable<Uint8Array>
   }
   if (!socket.destroyed) socket.end();
   return { bytes };
+}
+
+/**
+ * net.connect with a request body: the client's bytes go to the target while the
+ * response body streams the target's back (pumpTarget), both in the one request. Never
+ * rejects: a body that fails (the client reset its side, the connection went) or a
+ * target that closed resets the target, which ends pumpTarget too; an ended body
+ * half-closes it. Resolves with the bytes written.
+ */
+export async function feedFromConnectBody(socket: Socket, body: AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<SendResult & { error?: Error }> {
+  try {
+    return await feedTarget(socket, body, signal, 'net.connect');
+  } catch (error) {
+    socket.destroy();
+    return { bytes: socket.bytesWritten, error: error as Error };
+  }
 }

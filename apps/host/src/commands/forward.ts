@@ -1,8 +1,8 @@
 import { createServer, isIPv6, type Server, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { describeAgentError, type AgentClientLimits } from '@vmlink/agent-protocol';
+import { describeAgentError, streamsPerForward, type AgentClientLimits } from '@vmlink/agent-protocol';
 import { VmlinkError } from '@vmlink/errors';
-import type { AgentClient } from '../agent-client.js';
+import type { AgentClient, OpenedTcp } from '../agent-client.js';
 import type { CommonOptions } from '../args.js';
 import { exitCodeFor, ExitCode } from '../exit-codes.js';
 import type { CliOutput } from '../output.js';
@@ -26,14 +26,15 @@ export const LISTEN_BACKLOG = 511;
 
 /**
  * Forwards to carry at once: --max-active, else what the agent says one client may hold
- * (one connection per forward where the transport has many, two requests on the one
- * connection where it has one, and the forwards its memory budget carries), else no cap
- * (an older agent: room is then learned from its refusals).
+ * (one connection per forward where the transport has many; on the one connection where
+ * it has one, --max-streams over the requests a forward holds there: one, or two on
+ * older agents; and the forwards its memory budget carries), else no cap (an agent
+ * without info.limits: room is then learned from its refusals).
  */
 export function forwardRoom(limits: AgentClientLimits | undefined, multiConnection: boolean, maxActive: number | undefined): number {
   if (maxActive !== undefined) return maxActive;
   if (!limits) return Number.POSITIVE_INFINITY;
-  const byConnections = multiConnection ? limits.maxConnectionsPerPeer : Math.floor(limits.maxStreamsPerConnection / 2);
+  const byConnections = multiConnection ? limits.maxConnectionsPerPeer : Math.floor(limits.maxStreamsPerConnection / streamsPerForward(limits));
   return Math.max(1, Math.min(byConnections, limits.maxForwards));
 }
 
@@ -62,14 +63,82 @@ interface Carried {
 }
 
 /**
- * One accepted TCP connection carried to the guest: net.connect streams what the target
- * sends into the socket (pipe(): the socket's backpressure pauses the body, whose credit
- * then stalls the agent's reads of the target), net.send streams the socket's bytes to
- * the target (the RPC body's credit pauses the socket). Either side failing closes both.
- * Resolves once both requests are on their way (net.connect answered, net.send issued);
- * rejects if net.connect fails (the socket is then untouched, so it can be retried).
+ * One accepted TCP connection carried to the guest, as one request (`streams` 1: the
+ * agent's info.limits.streamsPerForward) or two (older agents). Either way what the
+ * target sends is piped into the socket (the socket's backpressure pauses the body, whose
+ * credit then stalls the agent's reads of the target) and the socket's bytes go to the
+ * target (the RPC body's credit pauses the socket). Either side failing closes both.
+ * Resolves once the forward is under way; rejects if net.connect fails (the socket is
+ * then untouched, so it can be retried). `held` counts the agent's requests open.
  */
-async function open(socket: Socket, client: AgentClient, spec: ForwardSpec, held: (delta: 1 | -1) => void = () => undefined): Promise<Carried> {
+function open(socket: Socket, client: AgentClient, spec: ForwardSpec, streams: 1 | 2, held: (delta: 1 | -1) => void = () => undefined): Promise<Carried> {
+  const duplex = streams === 1 ? duplexOpener(client) : undefined;
+  return duplex ? openDuplex(socket, duplex, spec, held) : openSplit(socket, client, spec, held);
+}
+
+/** net.connect with a request body (AgentClient.openTcpDuplex). */
+type DuplexOpener = (host: string, port: number, source: AsyncIterable<Uint8Array>) => Promise<OpenedTcp>;
+
+/** The client's one-request forward, if it has one (an AgentClient that predates it takes two requests). */
+function duplexOpener(client: AgentClient): DuplexOpener | undefined {
+  const opener = (client as { openTcpDuplex?: DuplexOpener }).openTcpDuplex;
+  return typeof opener === 'function' ? opener.bind(client) : undefined;
+}
+
+/**
+ * The socket's bytes, read only once `admitted` says net.connect was answered: a refused
+ * one leaves the socket untouched (not one byte taken) for a retry. Its end does not
+ * destroy the socket, whose other direction may still carry the reply (a half-close).
+ */
+async function* socketInput(socket: Socket, admitted: Promise<boolean>): AsyncGenerator<Uint8Array> {
+  if (!(await admitted)) return;
+  for await (const chunk of socket.iterator({ destroyOnReturn: false })) yield chunk as Buffer;
+}
+
+/** Both directions in net.connect (its request body is the socket's bytes): one request of the agent's --max-streams. */
+async function openDuplex(socket: Socket, openTcpDuplex: DuplexOpener, spec: ForwardSpec, held: (delta: 1 | -1) => void): Promise<Carried> {
+  let admit!: (go: boolean) => void;
+  const admitted = new Promise<boolean>((resolve) => (admit = resolve));
+  let inputOver!: () => void;
+  const sent = new Promise<void>((resolve) => (inputOver = resolve));
+  async function* input(): AsyncGenerator<Uint8Array> {
+    try {
+      yield* socketInput(socket, admitted);
+    } finally {
+      inputOver();
+    }
+  }
+  let body: Readable;
+  try {
+    ({ body } = await openTcpDuplex(spec.host, spec.port, input()));
+  } catch (error) {
+    admit(false);
+    throw error;
+  }
+  admit(true);
+  // Over for the agent once its body has ended and our input's END went out (the agent
+  // counts the request free as that END arrives, before anything we send after it).
+  held(1);
+  let bodyError: Error | undefined;
+  body.on('error', (error: Error) => {
+    bodyError ??= error;
+    socket.destroy();
+  });
+  socket.once('close', () => body.destroy());
+  body.pipe(socket);
+  // A turn of the loop after our input ended: its END frame is queued on the connection by
+  // then, ahead of the next forward's net.connect.
+  const endQueued = sent.then(() => new Promise<void>((resolve) => setImmediate(resolve)));
+  const done = Promise.all([closedEvent(body), endQueued, closedEvent(socket)]).then(() => {
+    held(-1);
+    if (bodyError) throw bodyError;
+  });
+  done.catch(() => undefined); // awaited by the caller; never an unhandled rejection meanwhile
+  return { done };
+}
+
+/** net.connect for what the target sends, net.send for the socket's bytes (agents without streamsPerForward 1). */
+async function openSplit(socket: Socket, client: AgentClient, spec: ForwardSpec, held: (delta: 1 | -1) => void): Promise<Carried> {
   const { id, body } = await client.openTcp(spec.host, spec.port);
   // net.connect is over for the agent when its body has ended, net.send when it is answered.
   held(1);
@@ -86,7 +155,8 @@ async function open(socket: Socket, client: AgentClient, spec: ForwardSpec, held
   socket.once('close', () => body.destroy());
   body.pipe(socket);
   held(1);
-  const sending = client.sendTcp(id, socket);
+  // Not the socket itself: its iterator would destroy it at its end, cutting the reply off a client that half-closed.
+  const sending = client.sendTcp(id, socketInput(socket, Promise.resolve(true)));
   sending.then(
     () => held(-1),
     () => held(-1),
@@ -140,6 +210,8 @@ export class ForwardQueue {
     private room: number,
     private readonly report: (error: Error) => void,
     private readonly maxWaiting = MAX_WAITING_CONNECTIONS,
+    /** Requests a forward takes (the agent's info.limits: streamsPerForward). */
+    private readonly streams: 1 | 2 = 2,
   ) {}
 
   get load(): { carried: number; queued: number; room: number } {
@@ -187,7 +259,7 @@ export class ForwardQueue {
       try {
         client = await this.connect();
         this.clients.add(client);
-        carried = await open(socket, client, this.spec);
+        carried = await open(socket, client, this.spec, this.streams);
         break;
       } catch (error) {
         if (client) {
@@ -237,19 +309,19 @@ export class ForwardQueue {
 
 /**
  * The one agent connection of a transport that has only one (virtio-serial), shared by
- * every forwarded TCP connection as two flow-controlled RPC streams each, so a stalled
- * one stalls only itself. An open forward keeps it busy, so the agent's --idle-timeout
- * does not close it under a forward; once it is gone anyway (idle between forwards, an
- * agent restart, a lost link) the next TCP connection redials it. The agent takes at
- * most --max-streams requests per connection (two per forward): a TCP connection that
- * finds no room waits until a forward ends, instead of failing.
+ * every forwarded TCP connection as flow-controlled RPC streams (one request each, or two
+ * on older agents), so a stalled one stalls only itself. An open forward keeps it busy,
+ * so the agent's --idle-timeout does not close it under a forward; once it is gone anyway
+ * (idle between forwards, an agent restart, a lost link) the next TCP connection redials
+ * it. The agent takes at most --max-streams requests per connection: a TCP connection
+ * that finds no room waits until a forward ends, instead of failing.
  */
 export class SharedAgentConnection {
   private client: AgentClient | undefined;
   private dialing: Promise<AgentClient> | undefined;
   /** Forwards holding (or about to hold) requests on the current connection. */
   private inUse = 0;
-  /** Our requests (net.connect, net.send) the agent has not finished yet, as far as we have heard. */
+  /** Our requests (net.connect, and net.send on older agents) the agent has not finished yet, as far as we have heard. */
   private requestsHeld = 0;
   private readonly track = (delta: 1 | -1): void => {
     this.requestsHeld += delta;
@@ -269,6 +341,8 @@ export class SharedAgentConnection {
     /** Forwards at once before any refusal taught us less (forwardRoom). */
     private readonly initialCapacity = Number.POSITIVE_INFINITY,
     private readonly maxWaiting = MAX_WAITING_CONNECTIONS,
+    /** Requests a forward takes (the agent's info.limits: streamsPerForward). */
+    private readonly streams: 1 | 2 = 2,
   ) {
     this.client = first;
     this.capacity = initialCapacity;
@@ -341,7 +415,7 @@ export class SharedAgentConnection {
       }
       let carried: Carried | undefined;
       const turn = this.opening.then(async () => {
-        carried = await open(socket, await this.current(), spec, this.track);
+        carried = await open(socket, await this.current(), spec, this.streams, this.track);
       });
       this.opening = turn.catch(() => undefined);
       try {
@@ -350,7 +424,7 @@ export class SharedAgentConnection {
         this.release();
         // net.connect refused for room: nothing of the socket was taken yet. The agent held
         // --max-streams requests then, at most what we still count (frames arrive in order),
-        // two per forward: wait for a forward to end, then retry.
+        // one or two per forward: wait for a forward to end, then retry.
         if (isTooManyStreams(error) && this.requestsHeld > 0) {
           this.learnRoom();
           continue;
@@ -362,9 +436,9 @@ export class SharedAgentConnection {
       try {
         await carried?.done;
       } catch (error) {
-        // net.send refused for room: possible only while the room is unknown (a forward
-        // half over let net.connect in). The socket's first bytes may be gone, so this
-        // one fails; the next ones wait.
+        // net.send refused for room (older agents): possible only while the room is unknown
+        // (a forward half over let net.connect in). The socket's first bytes may be gone, so
+        // this one fails; the next ones wait.
         if (isTooManyStreams(error)) this.learnRoom();
         report(error as Error);
       } finally {
@@ -375,7 +449,7 @@ export class SharedAgentConnection {
   }
 
   private learnRoom(): void {
-    this.capacity = Math.min(this.capacity, Math.max(1, Math.floor(this.requestsHeld / 2)));
+    this.capacity = Math.min(this.capacity, Math.max(1, Math.floor(this.requestsHeld / this.streams)));
   }
 
   async close(): Promise<void> {
@@ -424,12 +498,14 @@ export async function forwardCommand(
     () => undefined,
   );
   const room = forwardRoom(limits, first.multiConnection, spec.maxActive);
+  // One request per forward where the agent says so; older agents need net.connect + net.send.
+  const streams = streamsPerForward(limits);
   const redialed = (): void => void out.stderr.write(`vmlink forward ${first.uri}: the agent connection had closed (idle, or the agent restarted); reconnected\n`);
   const report = (error: Error): void => void out.stderr.write(`vmlink forward ${first.uri}: ${describeError(error)}\n`);
-  const shared = first.multiConnection ? undefined : new SharedAgentConnection(connect, first, redialed, room);
+  const shared = first.multiConnection ? undefined : new SharedAgentConnection(connect, first, redialed, room, MAX_WAITING_CONNECTIONS, streams);
   // Each TCP connection gets its own agent connection: the first one is not needed (left open it would only idle).
   if (!shared) await first.close().catch(() => undefined);
-  const queue = shared ? undefined : new ForwardQueue(connect, spec, room, report);
+  const queue = shared ? undefined : new ForwardQueue(connect, spec, room, report, MAX_WAITING_CONNECTIONS, streams);
   let refusedLogged = 0;
   const server: Server = createServer({ allowHalfOpen: true });
   server.on('connection', (socket: Socket) => {
