@@ -122,8 +122,19 @@ describe('host <-> guest through the vhost-user vsock device', () => {
         });
       }, { allowHalfOpen: true }),
     );
+    const before = dev.stats();
     const guest = await vm.run('node', [TOOL, 'source', '6100', ...SIZES.map(String)], { timeoutMs: LIVENESS });
     expect(guest.exitCode, guest.stderr).toBe(0);
+    // Per-packet costs (counts, not timing): one host write per device pass over the tx ring
+    // (plus the retries of writes a full host socket refused), never one per packet; one
+    // CREDIT_UPDATE per creditUpdateBytes (128 KiB by default) forwarded, not per packet.
+    const after = dev.stats();
+    const delta = (pick: (s: typeof after) => number): number => pick(after) - pick(before);
+    const bytes = delta((s) => s.bytesFromGuest);
+    expect(bytes).toBe(SIZES.reduce((a, b) => a + b, 0));
+    expect(delta((s) => s.hostWrites)).toBeLessThanOrEqual(delta((s) => s.txPasses) + 3 * delta((s) => s.hostWritesBlocked) + 3);
+    expect(delta((s) => s.hostWrites)).toBeLessThan(delta((s) => s.packetsFromGuest));
+    expect(delta((s) => s.creditUpdatesSent)).toBeLessThanOrEqual(Math.ceil(bytes / (128 * 1024)) + SIZES.length);
     const lines = guest.stdout.trim().split('\n');
     expect(lines).toHaveLength(SIZES.length);
     lines.forEach((line, i) => {
