@@ -141,8 +141,8 @@ for i in $(seq 1 600); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; e
     const capped = await vmlink(['exec', uri, '--max-output', '1000', '--', 'sh', '-c', 'seq 1 20000; echo done >&2; exit 4']);
     expect(capped.code, capped.stderr).toBe(4);
     expect(capped.stdout).toBe(SEQ_20000.slice(0, 1000));
-    expect(capped.stderr).toBe('done\n');
-    // The exit record marks the cut stream (the CLI itself prints no marker).
+    expect(capped.stderr).toBe('done\nvmlink exec: stdout cut at 1000 bytes (--max-output or the agent\'s --exec-max-output); the command\'s exit status is its own\n');
+    // The exit record says where each stream was cut (the CLI's note above comes from it).
     const client = await connectAgent(uri, { timeoutMs: Number(CLI_SILENCE_MS) });
     try {
       const out: Buffer[] = [];

@@ -99,5 +99,12 @@ describe('exec with env, cwd and an output cap against a real agent', () => {
     const run = await runVmlink(['exec', agent.uri, '--env', 'GREETING=cli', '--cwd', '/sub', '--max-output', '7', '--', 'sh', '-c', 'printf "%s %s!!!!" "$GREETING" "$(basename "$PWD")"'], { timeoutMs: 30_000 });
     expect(run.stdout).toBe('cli sub');
     expect(run.code).toBe(0);
+    // Cut output does not pass for the whole: a note on stderr, and `truncated` in --json.
+    expect(run.stderr).toContain('vmlink exec: stdout cut at 7 bytes');
+    const json = await runVmlink(['exec', agent.uri, '--json', '--max-output', '3', '--', 'sh', '-c', 'printf 12345; printf ab >&2'], { timeoutMs: 30_000 });
+    expect(JSON.parse(json.stdout)).toMatchObject({ exitCode: 0, stdout: '123', stderr: 'ab', truncated: { stdout: 3 } });
+    expect(JSON.parse(json.stdout).truncated).not.toHaveProperty('stderr');
+    const whole = await runVmlink(['exec', agent.uri, '--max-output', '7', '--', 'sh', '-c', 'printf 1234567'], { timeoutMs: 30_000 });
+    expect(whole.stderr).not.toContain('cut at');
   }, 60_000);
 });

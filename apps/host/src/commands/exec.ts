@@ -55,7 +55,14 @@ export async function execCommand(
       signal: result.signal,
       stdout: Buffer.concat(collected.stdout).toString('utf8'),
       stderr: Buffer.concat(collected.stderr).toString('utf8'),
+      ...(result.truncated ? { truncated: result.truncated } : {}),
     });
+  } else {
+    // Cut output must not pass for the whole of it: say so, as the terminal session does.
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const cap = result.truncated?.[stream];
+      if (cap !== undefined) out.stderr.write(`vmlink exec: ${stream} cut at ${cap} bytes (--max-output or the agent's --exec-max-output); the command's exit status is its own\n`);
+    }
   }
   return status;
 }
