@@ -127,6 +127,8 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
         signal: ctx.signal,
       });
       ctx.note('bytes', result.size);
+      // A resumed upload received only what follows the part it continued.
+      if (resume && resume.offset > 0) ctx.note('resumedFrom', resume.offset);
       return result;
     },
     'fs.partial': async (params, ctx) => partialUpload(jail(), params['path'], params['sha256'], ctx.signal),

@@ -111,6 +111,8 @@ describe('cp --resume for uploads', () => {
     expect(resumed.resumedFrom).toBe(kept);
     expect(sha(await readFile(path.join(root, 'up', 'big.bin')))).toBe(dataSha);
     expect(await readdir(path.join(root, 'up'))).toEqual(['big.bin']);
+    // The agent's request line says where it continued (bytes= is the whole file).
+    expect(agent.log()).toMatch(new RegExp(`req fs\\.write .*result=OK.* resumedFrom=${kept}`));
   });
 
   it('a corrupted part is not appended to: the copy starts over from 0', async () => {
