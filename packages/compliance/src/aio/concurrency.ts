@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
 import type { AioRequest } from '@vmlink/aio';
 import { withFile } from './basics.js';
-import { collectGarbage, patternBytes } from './helpers.js';
+import { collectGarbage, livenessMs, patternBytes } from './helpers.js';
 import type { AioSuiteContext } from './setup.js';
 
 const MIB = 1 << 20;
@@ -67,7 +67,7 @@ export function concurrencyTests(ctx: AioSuiteContext): void {
       expect(ticks).toBeGreaterThan(0);
       expect(ctx.backend().stats().inFlight).toBe(0);
     });
-  }, HEAVY_TIMEOUT_MS);
+  }, livenessMs(ctx.setup, HEAVY_TIMEOUT_MS));
 
   it('a pre-aborted signal rejects with AbortError and does nothing', async () => {
     await withFile(ctx, 'abort-before', async (file) => {
@@ -131,7 +131,7 @@ export function concurrencyTests(ctx: AioSuiteContext): void {
     } finally {
       await file.close();
     }
-  }, HEAVY_TIMEOUT_MS);
+  }, livenessMs(ctx.setup, HEAVY_TIMEOUT_MS));
 
   it('buffers the caller dropped survive GC while their requests are in flight', async () => {
     await withFile(ctx, 'gc', async (file) => {

@@ -4,6 +4,14 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { O_DIRECT } from '@vmlink/aio';
+import type { AioTestSetup } from './setup.js';
+
+/** A liveness limit of the suite, scaled by the setup's `timeoutScale` (default 1). */
+export function livenessMs(setup: AioTestSetup, ms: number): number {
+  const scale = setup.timeoutScale ?? 1;
+  if (!Number.isFinite(scale) || scale < 1) throw new RangeError(`aio compliance: timeoutScale must be a finite number >= 1; got ${String(scale)}`);
+  return Math.round(ms * scale);
+}
 
 /** A small, fast, seeded PRNG (mulberry32): the same seed gives the same sequence everywhere. */
 export function seededRandom(seed: number): () => number {

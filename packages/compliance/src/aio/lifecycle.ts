@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
-import { openFdCount, patternBytes, runChild } from './helpers.js';
+import { livenessMs, openFdCount, patternBytes, runChild } from './helpers.js';
 import type { AioSuiteContext } from './setup.js';
 
 const CHILD_TIMEOUT_MS = 30_000;
@@ -84,7 +84,7 @@ export function lifecycleTests(ctx: AioSuiteContext): void {
           if (${closeBackend}) { await file.close(); await backend.close(); }
           console.log('done');
         `;
-        const result = await runChild(source, CHILD_TIMEOUT_MS);
+        const result = await runChild(source, livenessMs(ctx.setup, CHILD_TIMEOUT_MS));
         const detail = `closeBackend=${closeBackend}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`;
         expect(result.killed, `the child did not exit by itself\n${detail}`).toBe(false);
         expect(result.code, detail).toBe(0);
@@ -92,5 +92,5 @@ export function lifecycleTests(ctx: AioSuiteContext): void {
       }
     }
     // Liveness only: two child processes that each load the addon, on 2 shared cores.
-  }, 2 * CHILD_TIMEOUT_MS + 10_000);
+  }, livenessMs(ctx.setup, 2 * CHILD_TIMEOUT_MS + 10_000));
 }

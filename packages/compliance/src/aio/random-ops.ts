@@ -1,7 +1,7 @@
 import { constants, readFileSync } from 'node:fs';
 import { expect, it, type TestContext } from 'vitest';
 import { allocAligned, O_DIRECT, type AioFile } from '@vmlink/aio';
-import { patternBytes, randomInt, seededRandom } from './helpers.js';
+import { livenessMs, patternBytes, randomInt, seededRandom } from './helpers.js';
 import type { AioSuiteContext } from './setup.js';
 
 const SEED = 0x5eed_a10;
@@ -122,6 +122,6 @@ export function randomOpTests(ctx: AioSuiteContext): void {
   }
 
   // Generous liveness limits: 600 ops each way plus 1 MiB of generated pattern, on 2 shared cores.
-  it('a seeded random op sequence is byte-identical to the fs reference (buffered)', (test) => compare(test, false), 60_000);
-  it('a seeded random op sequence is byte-identical to the fs reference (O_DIRECT)', (test) => compare(test, true), 60_000);
+  it('a seeded random op sequence is byte-identical to the fs reference (buffered)', (test) => compare(test, false), livenessMs(ctx.setup, 60_000));
+  it('a seeded random op sequence is byte-identical to the fs reference (O_DIRECT)', (test) => compare(test, true), livenessMs(ctx.setup, 60_000));
 }

@@ -17,6 +17,12 @@ export interface AioTestSetup {
   maxInFlight?: number;
   /** Where test files are made; default os.tmpdir(). O_DIRECT tests skip if it lacks O_DIRECT. */
   dir?: string;
+  /**
+   * Multiplies the suite's liveness limits (the heavy tests' timeouts, how long a child
+   * process may take to exit by itself); default 1. For machines several times slower
+   * than a host core, such as an emulated guest: every assertion stays the same.
+   */
+  timeoutScale?: number;
 }
 
 /** What each group of tests receives. */

@@ -2,7 +2,7 @@ import { fdatasyncSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { FALLOCATE_MODES, type AioBackend, type AioFile, type FallocateMode } from '@vmlink/aio';
-import { patternBytes, randomInt, seededRandom } from './helpers.js';
+import { livenessMs, patternBytes, randomInt, seededRandom } from './helpers.js';
 import type { AioSuiteContext } from './setup.js';
 
 const TMPFS_MAGIC = 0x01021994;
@@ -305,5 +305,5 @@ export function spaceTests(ctx: AioSuiteContext): void {
     subject.log.forEach((entry, i) => expect(entry, `op ${i}`).toBe(reference.log[i]));
     expect(subject.bytes.length).toBe(reference.bytes.length);
     expect(subject.bytes.equals(reference.bytes)).toBe(true);
-  }, 60_000);
+  }, livenessMs(ctx.setup, 60_000));
 }
