@@ -5,6 +5,7 @@
 //   flood         writes 1 MiB chunks until the Connection dies (the host does not read)
 //   pause         never reads (the host sends more than the guest reads ahead)
 //   stats         one JSON line with what this server saw, then end
+// It prints "closed N" when Connection N (counted from 1) has closed.
 // A first line that is none of these is a stale byte reaching a new Connection: counted.
 import { readFileSync } from 'node:fs';
 import { servePeerConnection } from '@vmlink/compliance/transport';
@@ -132,6 +133,7 @@ const transport = virtioSerial();
 const listener = await transport.listen(`virtio-serial:${name}`);
 listener.on('connection', async (connection) => {
   stats.connections += 1;
+  const index = stats.connections;
   if (awaySince) {
     stats.away.push({ ticks: cpuTicks() - awaySince.ticks, wakeups: listener.wakeups - awaySince.wakeups, ms: Date.now() - awaySince.at });
     awaySince = undefined;
@@ -139,8 +141,12 @@ listener.on('connection', async (connection) => {
   connection.on('error', (error) => {
     if (error.code === 'ECONNRESET') stats.resets += 1;
   });
-  // From here until the next Connection the host is away (or about to come back).
-  connection.on('close', () => (awaySince = { ticks: cpuTicks(), wakeups: listener.wakeups, at: Date.now() }));
+  // From here until the next Connection the host is away (or about to come back). The
+  // line tells the host that the guest has seen its hang-up (it waits for it, not a guess).
+  connection.on('close', () => {
+    awaySince = { ticks: cpuTicks(), wakeups: listener.wakeups, at: Date.now() };
+    console.log(`closed ${index}`);
+  });
   let line;
   try {
     line = await readFirstLine(connection);

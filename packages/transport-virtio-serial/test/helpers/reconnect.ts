@@ -62,9 +62,17 @@ function request(connection: Connection, id: number, size: number, signal: Abort
 
 /**
  * Dial, send one request, and leave in one of four ways: after the reply, at once, after
- * a few ms, or with end(). Every 25th time the host stays away for a second.
+ * a few ms, or with end(). Every 25th time the host stays away: `away(n)` runs after the
+ * host closed its n-th Connection (counted from 1) and the host dials again once it
+ * settles (without it the host stays away for a second).
  */
-export async function reconnectLoop(transport: Transport, address: string, count: number): Promise<LoopResult> {
+export async function reconnectLoop<Away = void>(
+  transport: Transport,
+  address: string,
+  count: number,
+  away: (closedConnections: number) => Promise<Away> = () => delay(1000) as Promise<Away>,
+): Promise<LoopResult & { absences: Away[] }> {
+  const absences: Away[] = [];
   const result: LoopResult = { answered: 0, failed: 0, failureCodes: {}, wrongReplies: [], failures: [] };
   for (let i = 0; i < count; i++) {
     const connection = await transport.dial(address, { timeout: 60_000 });
@@ -100,9 +108,9 @@ export async function reconnectLoop(transport: Transport, address: string, count
       connection.destroy();
       await closed;
     }
-    if (i % 25 === 24) await delay(1000);
+    if (i % 25 === 24) absences.push(await away(i + 1));
   }
-  return result;
+  return { ...result, absences };
 }
 
 /** The guest server's counters (one more Connection). */
