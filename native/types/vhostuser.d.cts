@@ -39,6 +39,14 @@ export interface VhostUserVsockDeviceOptions {
    * packet (its credit update rides with its reply) for at most this long, µs; default 0 (off).
    */
   txKickDeferUs?: number;
+  /**
+   * While a guest connection streams (txStreamBytes without a pause), ask for a tx kick only
+   * every this many packets (bounded by credit and a quarter of the ring; the tail waits at
+   * most txKickDeferUs); 1..32768, default 1 (off).
+   */
+  txKickBatch?: number;
+  /** Bytes a connection sends without a pause before txKickBatch applies, 1..4294967295; default 262144. */
+  txStreamBytes?: number;
 }
 
 /** Counters of one device; `dropped_*` each come with a (rate-limited) log line. */

@@ -162,10 +162,8 @@ export async function createVsockDevice(options: VsockDeviceOptions, hooks: Crea
     txNotifyDelayUs: resolved.txNotifyDelayUs,
     rxBuffersPerRead: resolved.rxBuffersPerRead,
     txKickDeferUs: resolved.txKickDeferUs,
+    txKickBatch: resolved.txKickBatch,
+    txStreamBytes: resolved.txStreamBytes,
   };
-  // txKickBatch and txStreamBytes are newer than the binding's published option type
-  // (native/types/vhostuser.d.cts, not ours to edit): a variable, not a literal, so the
-  // extra keys pass the type check. The addon reads and range-checks both.
-  const nativeOptions = { ...typedOptions, txKickBatch: resolved.txKickBatch, txStreamBytes: resolved.txStreamBytes };
-  return new VsockDevice(resolved, (onEvent) => new binding.VhostUserVsockDevice(nativeOptions, onEvent));
+  return new VsockDevice(resolved, (onEvent) => new binding.VhostUserVsockDevice(typedOptions, onEvent));
 }
