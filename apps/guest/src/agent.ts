@@ -1,5 +1,6 @@
 import { VmlinkError } from '@vmlink/errors';
 import { RpcError, RpcErrorCode, RpcPeer, createMemoryBudget, encodeFrame, withBody, type HandlerContext, type RpcMemoryBudget } from '@vmlink/rpc';
+import type { Readable } from 'node:stream';
 import type { Connection, Listener, Transports } from '@vmlink/transport';
 import { loadInstalledTransports } from '@vmlink/transport';
 import { decideAccess, describePeer, identifyPeer } from './access/peer-access.js';
@@ -152,6 +153,8 @@ export class Agent {
           maxConnectionsPerPeer: perPeer,
           maxStreamsPerConnection: limits.maxConcurrentPerConnection,
           memoryBudgetBytes: limits.memoryBudgetBytes,
+          // net.connect takes the client's bytes in its own body (handlers.ts).
+          streamsPerForward: 1,
         }),
       },
     });
@@ -414,18 +417,28 @@ export class Agent {
       if (signal.aborted) channel.abort(signal.reason as Error);
       else signal.addEventListener('abort', () => channel.abort(signal.reason as Error), { once: true });
       // The request is over when the body has been handed to RPC to the last byte (so a
-      // shutdown does not end the connection under it), not merely produced.
+      // shutdown does not end the connection under it), not merely produced; one that kept
+      // its request body (a forward's other direction) also when that body is over, so a
+      // forward counts as one stream for its whole life.
+      const kept = reply.keepRequestBody ? context.body : undefined;
+      let parts = kept ? 2 : 1;
+      let failure: unknown;
+      const partDone = (error?: unknown): void => {
+        failure ??= error;
+        if (--parts === 0) finish(failure);
+      };
+      if (kept) whenBodyOver(kept, () => partDone());
       reply.produce((chunk) => channel.send(chunk)).then(
         () => {
           channel.end();
-          void channel.done.then(() => finish(undefined));
+          void channel.done.then(() => partDone());
         },
         (error: unknown) => {
           channel.fail(toWireError(error));
-          void channel.done.then(() => finish(error));
+          void channel.done.then(() => partDone(error));
         },
       );
-      return withBody(reply.result, channel);
+      return withBody(reply.result, channel, { keepRequestBody: kept !== undefined });
     } catch (error) {
       finish(error);
       throw error;
@@ -477,6 +490,28 @@ export class Agent {
     this.limitLog.flush();
     this.log.event('stopped');
   }
+}
+
+/**
+ * `then` once nothing more will come in `body`: its sender's END arrived (RPC's
+ * 'received', emitted in frame order, so a client that sends its next request after that
+ * END finds the stream free), or it was destroyed here. Called once.
+ */
+function whenBodyOver(body: Readable, then: () => void): void {
+  if (body.destroyed || body.readableEnded) {
+    then();
+    return;
+  }
+  let called = false;
+  const once = (): void => {
+    if (called) return;
+    called = true;
+    body.off('received', once);
+    body.off('close', once);
+    then();
+  };
+  body.on('received', once);
+  body.on('close', once);
 }
 
 /** Closed connections still being told why (each holds an fd until its client closes). */

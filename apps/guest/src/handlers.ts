@@ -12,7 +12,7 @@ import { changeMode, changeTimes, checkMode, hashPrefix, makeDirectory, movePath
 import { listDirectory, openForRead, partialUpload, statPath, streamOpenedFile, writeFileAtomic } from './methods/files.js';
 import { detachedHandlers } from './methods/detached.js';
 import { DetachedRegistry } from './detached/registry.js';
-import { dialTarget, feedTarget, probeTarget, pumpTarget, type ForwardTable } from './methods/forward.js';
+import { dialTarget, feedFromConnectBody, feedTarget, probeTarget, pumpTarget, type ForwardTable } from './methods/forward.js';
 import type { AgentLimits } from './options.js';
 import { formatTarget, type ForwardPolicy } from './policy/forward-policy.js';
 import type { RootJail } from './policy/confine.js';
@@ -36,12 +36,15 @@ export interface CallContext {
 
 /**
  * A reply with a streamed body: `result` goes out first, then `produce` sends the body
- * through `send` (which resolves when the client can take more).
+ * through `send` (which resolves when the client can take more). `keepRequestBody`: the
+ * handler reads its request body on after returning (a forward's two directions); the
+ * request is then over once that body is over too.
  */
 export class Streamed {
   constructor(
     readonly result: unknown,
     readonly produce: (send: ChunkSink) => Promise<void>,
+    readonly keepRequestBody = false,
   ) {}
 }
 
@@ -164,15 +167,20 @@ export function createHandlers(deps: HandlerDeps): Record<MethodName, Handler> {
       ctx.note('target', formatTarget(target));
       const socket = await dialTarget(target, ctx.signal, CONNECT_TIMEOUT_MS);
       socket.on('error', () => undefined); // reported through the body's end
-      const opened = ctx.forwards.add(socket);
-      return new Streamed(opened, async (send) => {
+      // A request body carries the client's bytes (info.limits.streamsPerForward 1): one
+      // request per forward. Without one, net.send { id } feeds it (older clients).
+      const input = ctx.body;
+      const opened = ctx.forwards.add(socket, input !== undefined);
+      if (input) void feedFromConnectBody(socket, input, ctx.signal).then((fed) => ctx.note('sent', fed.bytes));
+      const produce = async (send: ChunkSink): Promise<void> => {
         try {
           ctx.note('bytes', await pumpTarget(socket, send, ctx.signal));
         } catch (error) {
           socket.destroy();
           throw error;
         }
-      });
+      };
+      return new Streamed(opened, produce, input !== undefined);
     },
     'net.send': async (params, ctx) => {
       const socket = ctx.forwards.get(params['id']);

@@ -88,7 +88,7 @@ describe('vmlink-guest command line', () => {
     const info = (await rpc.call('info')) as { transports: string[]; agent: { root: string | null }; limits?: unknown };
     expect(info.transports).toEqual([`unix:${socketPath}`]);
     // What a client must respect (vmlink forward sizes its queue from it): the defaults.
-    expect(info.limits).toEqual({ maxConnections: expect.any(Number), maxConnectionsPerPeer: expect.any(Number), maxStreamsPerConnection: expect.any(Number), maxForwards: expect.any(Number) });
+    expect(info.limits).toEqual({ maxConnections: expect.any(Number), maxConnectionsPerPeer: expect.any(Number), maxStreamsPerConnection: expect.any(Number), maxForwards: expect.any(Number), streamsPerForward: 1 });
     await expect(rpc.call('fs.stat', { path: '/' })).rejects.toMatchObject({ code: 'ERR_VMLINK_FS_DISABLED' });
     await expect(rpc.call('exec', { command: 'uname' })).rejects.toMatchObject({ code: 'ERR_VMLINK_EXEC_DENIED' });
     // Allowed but not installed: the call itself fails with the errno code.

@@ -91,6 +91,13 @@ export interface AgentClient {
   /** Carries `source` to the forwarded connection `id`; its end half-closes the target. */
   sendTcp(id: string, source: AsyncIterable<Uint8Array>): Promise<{ bytes: number }>;
   /**
+   * Opens a TCP connection in the guest that carries both directions in one request
+   * (net.connect with `source` as its request body; only for agents whose
+   * info.limits.streamsPerForward is 1): `source` goes to the target (its end half-closes
+   * it) while the result's body is what the target sends. No silence limit.
+   */
+  openTcpDuplex(host: string, port: number, source: AsyncIterable<Uint8Array>): Promise<OpenedTcp>;
+  /**
    * Runs a command, streaming its output to `onOutput`; `options.stdin` is streamed to its
    * stdin at the same time (flow-controlled), and `onStarted` gets a handle that sends
    * signals to its process group. Resolves with its exit record (`truncated`: the streams

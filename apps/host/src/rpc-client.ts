@@ -268,6 +268,17 @@ class RpcAgentClient implements AgentClient {
     }
   }
 
+  async openTcpDuplex(host: string, port: number, source: AsyncIterable<Uint8Array>): Promise<OpenedTcp> {
+    try {
+      const { result, body } = await this.rpc.request('net.connect', { host, port }, { body: source });
+      const id = (result as { id?: unknown }).id;
+      if (typeof id !== 'string' || !body) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `net.connect on ${this.uri}: no id or no body in the reply`);
+      return { id, body };
+    } catch (error) {
+      throw this.translate(error);
+    }
+  }
+
   async sendTcp(id: string, source: AsyncIterable<Uint8Array>): Promise<{ bytes: number }> {
     try {
       return (await this.rpc.call('net.send', { id }, { body: source })) as { bytes: number };

@@ -43,9 +43,9 @@ export const METHOD_MEMORY_COST: Readonly<Record<string, number>> = {
   // A 1 MiB read buffer; rm -r holds up to 1,000 names per directory level it is in.
   'fs.hash': 1 * MiB,
   'fs.rm': 2 * MiB,
-  // A forwarded connection: one body window each way.
-  'net.connect': 1 * MiB,
-  'net.send': 1 * MiB,
+  // A forwarded connection: one body window each way, reserved by its net.connect whether
+  // the client's bytes come in its body or (older clients) in a net.send, which adds none.
+  'net.connect': 2 * MiB,
   'exec.stdin': 1 * MiB,
   // A body window of a detached process's output (its rings are the registry's, counted
   // by --max-detached x --detached-output); start/list/wait/kill send small replies.
