@@ -45,20 +45,26 @@ describe('vmlink-guest command line', () => {
   });
 
   it("with --json, Node's own process warnings become JSON log lines too, with their name and code", async () => {
-    // A real warning, raised inside the agent's process after it is ready (a preload's timer).
-    const preload = path.join(work, 'warn-later.cjs');
-    await writeFile(preload, "setTimeout(() => process.emitWarning('vmlink test warning', { type: 'DeprecationWarning', code: 'DEP_VMLINK_TEST' }), 300);\n");
+    // A real warning, raised inside the agent's process once it is ready: a preload that
+    // emits one on SIGUSR2 (a timer could fire before the agent's own handlers are in place).
+    const preload = path.join(work, 'warn-on-usr2.cjs');
+    await writeFile(preload, "process.on('SIGUSR2', () => process.emitWarning('vmlink test warning', { type: 'DeprecationWarning', code: 'DEP_VMLINK_TEST' }));\n");
     const agent = spawn(process.execPath, ['--require', preload, GUEST_CLI, '--listen', `unix:${path.join(work, 'warn.sock')}`, '--json'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let log = '';
     agent.stderr?.setEncoding('utf8').on('data', (t: string) => (log += t));
     const exited = new Promise<number | null>((resolve) => agent.on('exit', (code) => resolve(code)));
-    const deadline = Date.now() + 20_000;
-    while (!log.includes('DEP_VMLINK_TEST')) {
-      if (agent.exitCode !== null || Date.now() > deadline) throw new Error(`no warning logged:\n${log}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const waitFor = async (text: string): Promise<void> => {
+      const deadline = Date.now() + 20_000;
+      while (!log.includes(text)) {
+        if (agent.exitCode !== null || Date.now() > deadline) throw new Error(`no ${text} in the log:\n${log}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    await waitFor('"msg":"ready"');
+    agent.kill('SIGUSR2');
+    await waitFor('DEP_VMLINK_TEST');
     agent.kill('SIGTERM');
     expect(await exited).toBe(0);
     const lines = parseJsonLog(log);
