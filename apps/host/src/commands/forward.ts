@@ -191,6 +191,7 @@ const ROOM_REFUSALS = new Set(['ERR_VMLINK_TOO_MANY_STREAMS', 'ERR_VMLINK_BUSY',
 /** Retries of a forward refused for room while none of ours run (the room is other clients'). */
 const ROOM_RETRIES = 10;
 const isTooManyStreams = (error: unknown): boolean => ROOM_REFUSALS.has((error as { code?: unknown }).code as string);
+const closedAsIdle = (error: unknown): boolean => (error as { code?: unknown }).code === 'ERR_VMLINK_IDLE_TIMEOUT';
 
 /**
  * Forwards over transports with many connections, one agent connection each, at most
@@ -271,6 +272,9 @@ export class ForwardQueue {
         // the agent refusing one more (over vsock its TOO_MANY_CONNECTIONS goodbye may not
         // arrive before the close): room too, and the socket is untouched.
         const lostForRoom = (error as { code?: unknown }).code === 'ERR_VMLINK_CONNECTION_LOST' && this.active > 1;
+        // The agent closed the new connection as idle before our net.connect reached it (a
+        // slow guest, the race of every idle timeout): nothing was taken, dial again.
+        if (closedAsIdle(error) && attempt < ROOM_RETRIES && !this.stopped && !socket.destroyed) continue;
         if ((isTooManyStreams(error) || lostForRoom) && !this.stopped && !socket.destroyed) {
           // Refused for room with others of ours running: wait for one of them to end.
           if (this.active > 1) {
