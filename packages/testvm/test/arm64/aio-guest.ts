@@ -22,7 +22,12 @@ import { repoRoot } from '../helpers.js';
 const execFileAsync = promisify(execFile);
 const gzipAsync = promisify(gzip);
 
-/** What ext4 on a loop device needs beyond testvm's modules (their dependencies are added from modinfo). */
+/**
+ * What ext4 on a loop device needs beyond testvm's modules (their dependencies come from
+ * modinfo). crc32c_generic: 6.1's ext4 loads the crc32c driver at every mount ("Cannot load
+ * crc32c driver" without it). A cache entry of its own next to testvm's (getKernel keeps the
+ * two newest arm64 entries: this one and the guest's).
+ */
 export const AIO_GUEST_MODULES = ['loop', 'crc32c_generic', 'ext4'] as const;
 /** Room for the suite's files (its largest are a few MiB); the image lives in the guest's RAM. */
 const IMAGE_MIB = 64;
