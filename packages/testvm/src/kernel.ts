@@ -98,6 +98,17 @@ async function loadKernel(dir: string): Promise<GuestKernel> {
 }
 
 /**
+ * Whether a kernel cache entry is an older one of the same arch AND module set. Each module
+ * set (the default guest, one with the vhost-user vsock driver, the arm64 aio guest's...) is
+ * its own line: pruning across sets made three amd64 sets evict each other, rebuilding one
+ * on most boots and deleting a kernel another test process had just resolved and was about
+ * to hand to QEMU.
+ */
+export function sameKernelLine(entry: string, debianArch: string, modulesKey: string): boolean {
+  return entry.startsWith('linux-image-') && entry.includes(`-${debianArch}_`) && entry.includes(`_${modulesKey}`);
+}
+
+/**
  * The guest kernel from the cache, fetched with `apt-get download` + `dpkg -x` the first
  * time. The resolved package is remembered in `kernel/current.json` so later boots skip
  * apt-cache (~1 s); delete the cache folder to pick up a newer Debian kernel.
@@ -132,7 +143,7 @@ export async function getKernel(
   }
   const dir = dirOf(pkg);
   await writeFileAtomic(currentFile, JSON.stringify({ dir, package: pkg }));
-  // Older kernels (and older cache layouts) go once a new one is in place.
-  await touchAndPrune(dir, KEEP_KERNELS, (name) => name.startsWith('linux-image-') && name.includes(`-${profile.debianArch}_`));
+  // Older kernels (and older cache layouts) of this module set go once a new one is in place.
+  await touchAndPrune(dir, KEEP_KERNELS, (name) => sameKernelLine(name, profile.debianArch, modulesKey));
   return loadKernel(dir);
 }

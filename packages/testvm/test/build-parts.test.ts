@@ -13,6 +13,7 @@ import { archProfile } from '../src/arch.js';
 import { GuestTree, sharedLibraries } from '../src/host-files.js';
 import { buildOnce, cacheRoot } from '../src/cache.js';
 import { extractVmlinux } from '../src/vmlinux.js';
+import { sameKernelLine } from '../src/kernel.js';
 
 describe('newc cpio writer', () => {
   it('writes an archive GNU cpio extracts byte for byte', async () => {
@@ -156,5 +157,21 @@ describe('vmlinux extraction', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('kernel cache pruning (pure)', () => {
+  it('prunes within one arch and module set only: the default, vsock and aio sets of amd64 never evict each other', () => {
+    const entries = [
+      'linux-image-6.1.0-57-amd64_6.1.192-3_86e1286bb0f5_v2',
+      'linux-image-6.1.0-57-amd64_6.1.192-3_e551ba2b3ef9_v2',
+      'linux-image-6.1.0-56-amd64_6.1.190-1_e551ba2b3ef9_v2',
+      'linux-image-6.1.0-57-arm64_6.1.192-3_e551ba2b3ef9_v2',
+      'current-linux-image-amd64-e551ba2b3ef9-v2.json',
+    ];
+    expect(entries.filter((name) => sameKernelLine(name, 'amd64', 'e551ba2b3ef9'))).toEqual([
+      'linux-image-6.1.0-57-amd64_6.1.192-3_e551ba2b3ef9_v2',
+      'linux-image-6.1.0-56-amd64_6.1.190-1_e551ba2b3ef9_v2',
+    ]);
   });
 });
