@@ -15,13 +15,18 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTestVm, type GuestVm } from '../src/testvm.js';
 import { patternSha256 } from './fixtures/http-service.mjs';
-import { GUEST_CLI, spawnVmlink } from './helpers.js';
+import { ExitCode } from '../src/exit-codes.js';
+import { GUEST_CLI, runVmlink, spawnVmlink } from './helpers.js';
 
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 const SERVICE = fileURLToPath(new URL('./fixtures/http-service.mjs', import.meta.url));
 const PORT = 'org.vmlink.agent.0';
 const AGENT_PORT = 1024;
 const HTTP_PORT = 8080;
+/** Allowed for wait-port, served only once a test starts a service there. */
+const LATE_PORT = 8081;
+/** Allowed, never served. */
+const NEVER_PORT = 8082;
 const LOG = '/tmp/vmlink-agent.log';
 /** Short, so the redial after an idle close is seen within the test. */
 const IDLE_MS = 2000;
@@ -122,7 +127,7 @@ describe('vmlink forward to an HTTP service in a QEMU guest', () => {
     if (vm.vsockPath === undefined) throw new Error('startVm({ vsock: true }) gave no vsockPath');
     const agent = [
       'node', GUEST_CLI, '--listen', `virtio-serial:${PORT}`, '--listen', `vsock://any:${AGENT_PORT}`,
-      '--allow-forward', `127.0.0.1:${HTTP_PORT}`,
+      '--allow-forward', `127.0.0.1:${HTTP_PORT},127.0.0.1:${LATE_PORT},127.0.0.1:${NEVER_PORT}`,
       // Default limits: 100 forwards at once are more than the agent takes (--max-streams 16
       // on the one virtio-serial connection, two requests each; 56 connections per peer and
       // 2 MiB of --memory-budget each over vsock): vmlink forward makes the rest wait.
@@ -184,6 +189,43 @@ for i in $(seq 1 400); do grep -q ' ready ' ${LOG} && grep -q listening /tmp/htt
       expect([big.code, big.bytes, big.sha256], big.stderr).toEqual([0, 16 * 1024 * 1024, expected]);
     }, 180_000);
   }
+
+  // "Is the guest ready": wait-port against services in the guest, over each transport.
+  it('wait-port over vsock and virtio-serial: a service up, one that comes up while waiting, one never up (75), a port not allowed (77)', async () => {
+    const uris = { vsock: `hvsock:${vm.vsockPath as string}:${AGENT_PORT}`, 'virtio-serial': `virtio-serial+unix:${vm.portPath(PORT)}` };
+    for (const [name, uri] of Object.entries(uris)) {
+      const up = await runVmlink(['wait-port', uri, `127.0.0.1:${HTTP_PORT}`, '--timeout', '60s'], { timeoutMs: 90_000 });
+      expect(up.code, `${name}: ${up.stderr}`).toBe(0);
+      expect(up.stdout).toContain(`127.0.0.1:${HTTP_PORT} in the guest accepts connections`);
+
+      const waiting = spawnVmlink(['wait-port', uri, `127.0.0.1:${LATE_PORT}`, '--timeout', '120s']);
+      // Not up yet: the service starts only once the agent has logged a probe of this wait-port.
+      const probes = async (): Promise<number> => (await guestLog()).split('req net.probe').length;
+      const probesBefore = await probes();
+      const deadline = Date.now() + 60_000;
+      while ((await probes()) === probesBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(waiting.child.exitCode, name).toBeNull();
+      const started = await vm.run('sh', ['-c', `(setsid node ${SERVICE} ${LATE_PORT} >/tmp/late.log 2>&1 </dev/null & echo $! >/tmp/late.pid)`]);
+      expect(started.exitCode).toBe(0);
+      try {
+        const late = await waiting.done;
+        expect(late.code, `${name}: ${late.stderr}`).toBe(0);
+        expect(late.stdout).toContain(`127.0.0.1:${LATE_PORT} in the guest accepts connections`);
+      } finally {
+        // Gone before the next transport's turn, which needs the port closed again.
+        const stopped = await vm.run('sh', ['-c', `kill $(cat /tmp/late.pid) && while kill -0 $(cat /tmp/late.pid) 2>/dev/null; do sleep 0.05; done`]);
+        expect(stopped.exitCode, stopped.stderr).toBe(0);
+      }
+
+      const never = await runVmlink(['wait-port', uri, `127.0.0.1:${NEVER_PORT}`, '--timeout', '1500ms'], { timeoutMs: 60_000 });
+      expect(never.code, `${name}: ${never.stderr}`).toBe(ExitCode.TIMEOUT);
+      expect(never.stderr).toMatch(/did not accept connections in time; last: .*ECONNREFUSED/);
+
+      const denied = await runVmlink(['wait-port', uri, '127.0.0.1:22'], { timeoutMs: 60_000 });
+      expect(denied.code, `${name}: ${denied.stderr}`).toBe(ExitCode.POLICY);
+      expect(denied.stderr).toMatch(/\[ERR_VMLINK_FORWARD_DENIED\]/);
+    }
+  }, 300_000);
 
   it('vsock: a 256 MiB download by SHA-256 through node:http', async () => {
     const { port, stderr } = forwards.get('vsock') as Forward;
