@@ -74,7 +74,7 @@ describe('options: defaults and checks', () => {
       completionBudgetUs: DEFAULT_COMPLETION_BUDGET_US,
       writeNowaitProbeWrites: DEFAULT_WRITE_NOWAIT_PROBE_WRITES,
     });
-    expect([DEFAULT_SUBMIT_THRESHOLD, DEFAULT_DIRECT_SUBMIT_THRESHOLD, DEFAULT_DIRECT_BATCH]).toEqual([8, 4, 16]);
+    expect([DEFAULT_SUBMIT_THRESHOLD, DEFAULT_DIRECT_SUBMIT_THRESHOLD, DEFAULT_DIRECT_BATCH]).toEqual([8, 4, 8]);
     expect([DEFAULT_SLOW_SUBMIT_US_PER_IOCB, DEFAULT_COMPLETION_BUDGET_US, DEFAULT_WRITE_NOWAIT_PROBE_WRITES]).toEqual([20, 500, 4]);
     expect(resolved.coldReads).toEqual({ window: 32, missesToCool: 4, missesToWarm: 2, firstPause: 256, maxPause: 4096 });
     expect(resolved.coldReads).toEqual(DEFAULT_COLD_READ_POLICY);

@@ -88,7 +88,7 @@ describe('resolveOptions', () => {
   it('fills documented defaults: minThreads = cores (>= 2), maxThreads 64, idle 5 s', () => {
     const options = resolveOptions(undefined);
     expect(options.minThreads).toBeGreaterThanOrEqual(2);
-    expect(options).toMatchObject({ maxThreads: 64, idleTimeoutMs: 5000, growWhenSlowShare: 0.25, cachedBaseUs: 20, cachedBytesPerUs: 2000, maxHoldUs: 200, maxHeld: 16, completionBudgetUs: 500, threadsPerInFlight: 0.25 });
+    expect(options).toMatchObject({ maxThreads: 64, idleTimeoutMs: 5000, growWhenSlowShare: 0.25, cachedBaseUs: 20, cachedBytesPerUs: 2000, maxHoldUs: 200, maxHeld: 16, completionBudgetUs: 500, threadsPerInFlight: 0.375 });
   });
 
   it('threads fixes the size; min/max override it; a small max lowers the default min', () => {

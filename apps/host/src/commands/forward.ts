@@ -119,19 +119,14 @@ async function openDuplex(socket: Socket, openTcpDuplex: DuplexOpener, spec: For
   // Over for the agent once its body has ended and our input's END went out (the agent
   // counts the request free as that END arrives, before anything we send after it).
   held(1);
-  let bodyError: Error | undefined;
-  body.on('error', (error: Error) => {
-    bodyError ??= error;
-    socket.destroy();
-  });
-  socket.once('close', () => body.destroy());
-  body.pipe(socket);
+  const bodyError = pipeBodyToSocket(body, socket);
   // A turn of the loop after our input ended: its END frame is queued on the connection by
   // then, ahead of the next forward's net.connect.
   const endQueued = sent.then(() => new Promise<void>((resolve) => setImmediate(resolve)));
   const done = Promise.all([closedEvent(body), endQueued, closedEvent(socket)]).then(() => {
     held(-1);
-    if (bodyError) throw bodyError;
+    const error = bodyError();
+    if (error) throw error;
   });
   done.catch(() => undefined); // awaited by the caller; never an unhandled rejection meanwhile
   return { done };
@@ -143,17 +138,7 @@ async function openSplit(socket: Socket, client: AgentClient, spec: ForwardSpec,
   // net.connect is over for the agent when its body has ended, net.send when it is answered.
   held(1);
   body.once('close', () => held(-1));
-  // The agent ends the body with an error when the guest side failed mid-way (a reset
-  // target, a limit): it fails the forward, reported like any other failure.
-  let bodyError: Error | undefined;
-  body.on('error', (error: Error) => {
-    bodyError ??= error;
-    socket.destroy();
-  });
-  // A socket closed before the body ended leaves the body unread for good: stop it, so the
-  // agent ends net.connect (and closes the target) instead of holding it.
-  socket.once('close', () => body.destroy());
-  body.pipe(socket);
+  const bodyError = pipeBodyToSocket(body, socket);
   held(1);
   // Not the socket itself: its iterator would destroy it at its end, cutting the reply off a client that half-closed.
   const sending = client.sendTcp(id, socketInput(socket, Promise.resolve(true)));
@@ -167,7 +152,8 @@ async function openSplit(socket: Socket, client: AgentClient, spec: ForwardSpec,
   const done = sending.then(
     async () => {
       await closed;
-      if (bodyError) throw bodyError;
+      const error = bodyError();
+      if (error) throw error;
     },
     (error: unknown) => {
       body.destroy();
@@ -177,6 +163,24 @@ async function openSplit(socket: Socket, client: AgentClient, spec: ForwardSpec,
   );
   done.catch(() => undefined); // awaited by the caller; never an unhandled rejection meanwhile
   return { done };
+}
+
+/**
+ * What the target sends, piped into the socket, each side's end closing the other. The
+ * agent ends the body with an error when the guest side failed mid-way (a reset target, a
+ * limit): it closes the socket and is returned by the getter, to fail the forward. A socket
+ * closed before the body ended leaves the body unread for good: it is stopped, so the agent
+ * ends net.connect (and closes the target) instead of holding it.
+ */
+function pipeBodyToSocket(body: Readable, socket: Socket): () => Error | undefined {
+  let bodyError: Error | undefined;
+  body.on('error', (error: Error) => {
+    bodyError ??= error;
+    socket.destroy();
+  });
+  socket.once('close', () => body.destroy());
+  body.pipe(socket);
+  return () => bodyError;
 }
 
 function closedEvent(stream: Socket | Readable): Promise<void> {
