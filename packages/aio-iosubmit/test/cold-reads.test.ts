@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createFsFdIo } from '@vmlink/aio';
 import { ColdReadMeter } from '../src/cold-reads.js';
-import { createIoSubmitBackend, type IoSubmitBackend } from '../src/index.js';
+import { createIoSubmitBackend } from '../src/index.js';
 import type { IoSubmitFile } from '../src/file.js';
 import { dropFileCache, scratchDir, writeRandomFile } from './helpers.js';
 
@@ -87,13 +87,8 @@ describe('ColdReadMeter (pure logic)', () => {
 
 describe('cold buffered files on a real file system', () => {
   const scratch = scratchDir();
-  let backend: IoSubmitBackend;
 
-  beforeAll(async () => {
-    backend = await createIoSubmitBackend();
-  });
-  afterAll(async () => {
-    await backend.close();
+  afterAll(() => {
     scratch.remove();
   });
 
@@ -134,47 +129,56 @@ describe('cold buffered files on a real file system', () => {
     const path = join(scratch.dir, 'cold-then-warm.bin');
     const data = writeRandomFile(path, 48 * MiB);
     dropFileCache(path);
-    const file = (await backend.open(path, 'r')) as IoSubmitFile;
-    const buffer = Buffer.alloc(4096);
-    // With the thread pool as the fallback a buffered file starts cold: its first reads
-    // go to the pool, and not one NOWAIT miss starts readahead inside io_submit.
-    expect(file.coldReads).toBe(true);
-    const start = backend.stats();
-    for (let i = 0; i < 32; i++) await file.read(buffer, i * MiB);
-    expect(file.coldReads).toBe(true);
-    expect(backend.stats().nowaitFallbacks - start.nowaitFallbacks).toBe(0);
+    // Misses judged by the cache alone (EAGAIN, or the pool's NOWAIT report), not by time:
+    // on a loaded machine a preempted io_submit of a cached page looks slow, counts as a
+    // miss, and four of them in the last window cool the warm file again (seen in CI: 32
+    // of the 64 warm reads routed). Which calls count as slow is unit-tested (submit-policy.test.ts).
+    const timeBlind = await createIoSubmitBackend({ slowSubmitUsPerIocb: 1_000_000 });
+    try {
+      const file = (await timeBlind.open(path, 'r')) as IoSubmitFile;
+      const buffer = Buffer.alloc(4096);
+      // With the thread pool as the fallback a buffered file starts cold: its first reads
+      // go to the pool, and not one NOWAIT miss starts readahead inside io_submit.
+      expect(file.coldReads).toBe(true);
+      const start = timeBlind.stats();
+      for (let i = 0; i < 32; i++) await file.read(buffer, i * MiB);
+      expect(file.coldReads).toBe(true);
+      expect(timeBlind.stats().nowaitFallbacks - start.nowaitFallbacks).toBe(0);
 
-    // More reads than the first pause of a probing meter (256 reads, then a window of 32
-    // NOWAIT probes), all cold (distinct pages far apart: no readahead brings the next one
-    // in): with the thread pool as the fallback, none of them is a NOWAIT probe in io_submit.
-    dropFileCache(path);
-    const cold = backend.stats();
-    const reads = 600;
-    const page = (n: number): number => ((n * 7919) % 12_288) * 4096;
-    for (let i = 0; i < reads; i += 50) {
-      await Promise.all(Array.from({ length: 50 }, (_, k) => file.read(Buffer.alloc(4096), page(i + k))));
-    }
-    const stillCold = backend.stats();
-    expect(stillCold.nowaitFallbacks - cold.nowaitFallbacks).toBe(0);
-    expect(stillCold.guardRouted - cold.guardRouted).toBe(reads);
+      // More reads than the first pause of a probing meter (256 reads, then a window of 32
+      // NOWAIT probes), all cold (distinct pages far apart: no readahead brings the next one
+      // in): with the thread pool as the fallback, none of them is a NOWAIT probe in io_submit.
+      dropFileCache(path);
+      const cold = timeBlind.stats();
+      const reads = 600;
+      const page = (n: number): number => ((n * 7919) % 12_288) * 4096;
+      for (let i = 0; i < reads; i += 50) {
+        await Promise.all(Array.from({ length: 50 }, (_, k) => file.read(Buffer.alloc(4096), page(i + k))));
+      }
+      const stillCold = timeBlind.stats();
+      expect(stillCold.nowaitFallbacks - cold.nowaitFallbacks).toBe(0);
+      expect(stillCold.guardRouted - cold.guardRouted).toBe(reads);
 
-    // Warm the whole file: once the current pause runs out (at most 4096 reads), the last
-    // window of fallback reads hit, and reads return to io_submit.
-    readFileSync(path);
-    let warmAfter = 0;
-    while (file.coldReads && warmAfter < 5000) {
-      const offset = page(warmAfter);
-      expect(await file.read(buffer, offset)).toBe(4096);
-      expect(buffer.equals(data.subarray(offset, offset + 4096))).toBe(true);
-      warmAfter++;
+      // Warm the whole file: once the current pause runs out (at most 4096 reads), the last
+      // window of fallback reads hit, and reads return to io_submit.
+      readFileSync(path);
+      let warmAfter = 0;
+      while (file.coldReads && warmAfter < 5000) {
+        const offset = page(warmAfter);
+        expect(await file.read(buffer, offset)).toBe(4096);
+        expect(buffer.equals(data.subarray(offset, offset + 4096))).toBe(true);
+        warmAfter++;
+      }
+      expect(file.coldReads).toBe(false);
+      const warm = timeBlind.stats();
+      for (let i = 0; i < 64; i++) expect(await file.read(buffer, page(i))).toBe(4096);
+      const after = timeBlind.stats();
+      expect(after.guardRouted - warm.guardRouted).toBe(0);
+      expect(after.nowaitFallbacks - warm.nowaitFallbacks).toBe(0);
+      await file.close();
+    } finally {
+      await timeBlind.close();
     }
-    expect(file.coldReads).toBe(false);
-    const warm = backend.stats();
-    for (let i = 0; i < 64; i++) expect(await file.read(buffer, page(i))).toBe(4096);
-    const after = backend.stats();
-    expect(after.guardRouted - warm.guardRouted).toBe(0);
-    expect(after.nowaitFallbacks - warm.nowaitFallbacks).toBe(0);
-    await file.close();
   }, 60_000); // liveness only: ~700 cold reads on a shared disk
 
   it("bufferedReads: 'nowait' keeps every buffered read on io_submit + NOWAIT, cold or not", async () => {
