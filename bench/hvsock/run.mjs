@@ -30,12 +30,21 @@ const { values: args } = parseArgs({
     device: { type: 'string', default: '{}' },
     // a subset of guestToHost,hostToGuest,ping (tuning one path; the tables show only those)
     only: { type: 'string', default: 'guestToHost,hostToGuest,ping' },
+    // guest -> host source, both paths alike: 'file' = socat reads /dev/zero itself in
+    // 64 KiB reads (its -b); 'pipe' = `head -c N /dev/zero | socat` (the sections before
+    // 2026-12-06 06:00), where socat gets whatever one pipe read holds (often 4 KiB)
+    source: { type: 'string', default: 'file' },
   },
 });
 const size = Number(args.mib) * 1024 * 1024;
 const seconds = Number(args.seconds);
 const runs = Math.max(1, Number(args.runs));
 const kinds = args.only.split(',').filter((k) => ['guestToHost', 'hostToGuest', 'ping'].includes(k));
+if (!['file', 'pipe'].includes(args.source)) throw new Error(`--source must be file or pipe, got ${JSON.stringify(args.source)}`);
+/** The guest's sending socat up to (not including) its destination address. */
+const guestSender = args.source === 'pipe'
+  ? `head -c ${size} /dev/zero | socat -u -b 65536 STDIN`
+  : `socat -u -b 65536 OPEN:/dev/zero,readbytes=${size}`;
 const PORT = 'org.vmlink.bench.hvsock';
 const MEMORY_MIB = 1024;
 
@@ -164,7 +173,7 @@ try {
   // testvm adds the device's QEMU arguments, loads the guest module and waits for the driver.
   vm = await startVm({ share, ports: [PORT], withPrograms: ['socat'], vsock: { device: dev }, memoryMiB: MEMORY_MIB, timeoutMs: 180_000 });
   const serialPath = vm.portPath(PORT);
-  console.log(`guest ready; ${args.mib} MiB per bulk run, ${seconds} s per ping-pong, ${runs} runs (order swapped each run); device options ${JSON.stringify(deviceOptions)}`);
+  console.log(`guest ready; ${args.mib} MiB per bulk run, ${seconds} s per ping-pong, ${runs} runs (order swapped each run); device options ${JSON.stringify(deviceOptions)}; guest -> host source: ${args.source}`);
   await vm.run('sh', ['-c', 'socat VSOCK-LISTEN:5002,fork EXEC:cat >/dev/null 2>&1 </dev/null &']);
 
   const measure = {
@@ -173,7 +182,7 @@ try {
         const server = createServer();
         const conn = new Promise((resolve) => server.once('connection', resolve));
         await new Promise((resolve) => server.listen(`${dev.udsPath}_6000`, resolve));
-        const run = vm.run('sh', ['-c', `head -c ${size} /dev/zero | socat -u -b 65536 STDIN VSOCK-CONNECT:2:6000`], { timeoutMs: 900_000 });
+        const run = vm.run('sh', ['-c', `${guestSender} VSOCK-CONNECT:2:6000`], { timeoutMs: 900_000 });
         const secs = await timeBytes(await conn, size);
         await run;
         await new Promise((resolve) => server.close(resolve));
@@ -182,7 +191,7 @@ try {
       async serial() {
         const socket = await connectSerial(serialPath);
         const timing = timeBytes(socket, size);
-        const run = vm.run('sh', ['-c', `head -c ${size} /dev/zero | socat -u -b 65536 STDIN OPEN:/dev/virtio-ports/${PORT},wronly`], { timeoutMs: 900_000 });
+        const run = vm.run('sh', ['-c', `${guestSender} OPEN:/dev/virtio-ports/${PORT},wronly`], { timeoutMs: 900_000 });
         const secs = await timing;
         await run;
         socket.destroy();
@@ -304,7 +313,7 @@ try {
   }
   if (args.json) {
     mkdirSync(dirname(args.json), { recursive: true });
-    writeFileSync(args.json, JSON.stringify({ date: new Date().toISOString(), mib: Number(args.mib), seconds, runs, deviceOptions, load, results, cpu, counters }, null, 2));
+    writeFileSync(args.json, JSON.stringify({ date: new Date().toISOString(), mib: Number(args.mib), seconds, runs, source: args.source, deviceOptions, load, results, cpu, counters }, null, 2));
   }
 } finally {
   await vm?.stop();

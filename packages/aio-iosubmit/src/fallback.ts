@@ -17,7 +17,9 @@ const UNAVAILABLE = new Set(['ERR_VMLINK_NATIVE_NOT_BUILT', 'ERR_VMLINK_NATIVE_M
  */
 export function defaultFallback(): Promise<Fallback> {
   try {
-    const pool = createThreadPoolIo();
+    // The io_submit engine reads warm files from the cache itself; what it routes here
+    // was judged cold or must stay off the loop, so the pool never reads on the loop.
+    const pool = createThreadPoolIo({ cachedReadsOnLoop: false });
     return Promise.resolve({ io: pool, release: () => pool.close() });
   } catch (error) {
     if (!UNAVAILABLE.has((error as { code?: string }).code ?? '')) throw error;

@@ -1,6 +1,5 @@
 import { constants as fsConstants, type Stats } from 'node:fs';
-import type { Position } from '@vmlink/aio';
-import { ColdReadMeter, type ColdReadPolicy } from './cold-reads.js';
+import { ColdReadMeter, type ColdReadPolicy, type Position } from '@vmlink/aio';
 import { routeRead, routeWrite, type FileFacts, type GuardPolicy, type Route } from './guard.js';
 import type { BufferedReads } from './options.js';
 import type { WriteNowaitProbe } from './write-nowait.js';

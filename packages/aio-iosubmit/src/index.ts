@@ -1,7 +1,7 @@
 export { createIoSubmitBackend, IoSubmitBackend } from './backend.js';
 export type { BufferedReads, IoSubmitBackendOptions } from './options.js';
 export type { WriteNowaitMode } from './write-nowait.js';
-export type { ColdReadPolicy } from './cold-reads.js';
+export type { ColdReadPolicy } from '@vmlink/aio';
 export type { FileFacts, RouteReason } from './guard.js';
 export { IoSubmitFile } from './file.js';
 

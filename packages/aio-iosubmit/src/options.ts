@@ -1,6 +1,5 @@
 import { invalidArgType, outOfRange, validateInteger, validateObject } from '@vmlink/errors';
-import type { FdIo } from '@vmlink/aio';
-import { DEFAULT_COLD_READ_POLICY, type ColdReadPolicy } from './cold-reads.js';
+import { validateColdReadPolicy, type ColdReadPolicy, type FdIo } from '@vmlink/aio';
 
 /**
  * Options of createIoSubmitBackend. Every number the backend decides by is one of these,
@@ -157,19 +156,4 @@ export function validateOptions(options: unknown, maxInFlightLimit: number): Omi
     writeNowaitProbeWrites,
     ...(fallback === undefined ? {} : { fallback }),
   };
-}
-
-/** The cold-read meter's policy: the defaults overlaid with `overrides`, checked. */
-export function validateColdReadPolicy(overrides: unknown): ColdReadPolicy {
-  validateObject(overrides, 'options.coldReads');
-  const policy = { ...DEFAULT_COLD_READ_POLICY, ...(overrides as Partial<ColdReadPolicy>) };
-  for (const key of Object.keys(overrides) as (keyof ColdReadPolicy)[]) {
-    if (!Object.hasOwn(DEFAULT_COLD_READ_POLICY, key)) throw outOfRange('options.coldReads', `fields among ${Object.keys(DEFAULT_COLD_READ_POLICY).join(', ')}`, key);
-  }
-  validateInteger(policy.window, 'options.coldReads.window', 1, MAX_COUNT);
-  validateInteger(policy.missesToCool, 'options.coldReads.missesToCool', 1, policy.window);
-  validateInteger(policy.missesToWarm, 'options.coldReads.missesToWarm', 1, policy.window);
-  validateInteger(policy.firstPause, 'options.coldReads.firstPause', 1, MAX_COUNT);
-  validateInteger(policy.maxPause, 'options.coldReads.maxPause', policy.firstPause, MAX_COUNT);
-  return Object.freeze(policy);
 }

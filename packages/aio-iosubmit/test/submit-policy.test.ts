@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_COLD_READ_POLICY } from '../src/cold-reads.js';
+import { DEFAULT_COLD_READ_POLICY } from '@vmlink/aio';
 import {
   DEFAULT_COMPLETION_BUDGET_US,
   DEFAULT_DIRECT_BATCH,

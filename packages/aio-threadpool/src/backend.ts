@@ -47,6 +47,9 @@ const POOL_OPTIONS = [
   'maxHeld',
   'completionBudgetUs',
   'threadsPerInFlight',
+  'cachedReadsOnLoop',
+  'loopReadBudgetUs',
+  'coldReads',
 ] as const satisfies readonly (keyof ThreadPoolOptions)[];
 
 /** The factory @vmlink/aio's createBackend('threadpool', options) calls; other backends' options are ignored. */

@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { DEFAULT_COLD_READ_POLICY, validateColdReadPolicy, type ColdReadPolicy } from '@vmlink/aio';
 import { invalidArgType, outOfRange, validateInteger, validateObject } from '@vmlink/errors';
 
 /**
@@ -39,6 +40,17 @@ export interface ThreadPoolOptions {
    * takes the next without sleeping (0..1).
    */
   readonly threadsPerInFlight?: number;
+  /**
+   * Serve reads of warm buffered files on the loop thread with preadv2(RWF_NOWAIT), which
+   * copies from the page cache or says EAGAIN, never waiting for the disk (default true).
+   * A file starts on the workers and reads here only after a window of its reads was
+   * served by the cache (coldReads); never on O_DIRECT fds. See loop-reads.ts.
+   */
+  readonly cachedReadsOnLoop?: boolean;
+  /** Microseconds of such reads per loop turn; the rest go to the workers (default 500). */
+  readonly loopReadBudgetUs?: number;
+  /** The cold/warm meter's numbers for cachedReadsOnLoop (as the io_submit backend's); missing fields keep their defaults. */
+  readonly coldReads?: Partial<ColdReadPolicy>;
 }
 
 /** The options with every default filled in. */
@@ -53,6 +65,9 @@ export interface ResolvedThreadPoolOptions {
   readonly maxHeld: number;
   readonly completionBudgetUs: number;
   readonly threadsPerInFlight: number;
+  readonly cachedReadsOnLoop: boolean;
+  readonly loopReadBudgetUs: number;
+  readonly coldReads: ColdReadPolicy;
 }
 
 export const MAX_THREADS = 256;
@@ -76,6 +91,9 @@ export const DEFAULT_COMPLETION_BUDGET_US = 500;
  * 0.375 (12 workers) 0.97x, 0.5 0.92x, 0.75 0.74x. 0.375 is best or near it in both.
  */
 export const DEFAULT_THREADS_PER_IN_FLIGHT = 0.375;
+
+/** As completionBudgetUs: half a millisecond of page-cache copies per loop turn at most. */
+export const DEFAULT_LOOP_READ_BUDGET_US = 500;
 
 /** The default minimum: one thread per core, but at least 2 so one slow request cannot stall the rest. */
 export function defaultThreadCount(): number {
@@ -112,5 +130,13 @@ export function resolveOptions(options: unknown): ResolvedThreadPoolOptions {
       given.threadsPerInFlight === undefined ? DEFAULT_THREADS_PER_IN_FLIGHT : finite(given.threadsPerInFlight, 'options.threadsPerInFlight', 0.01, 1),
     completionBudgetUs:
       given.completionBudgetUs === undefined ? DEFAULT_COMPLETION_BUDGET_US : finite(given.completionBudgetUs, 'options.completionBudgetUs', 0, 1e7),
+    cachedReadsOnLoop: given.cachedReadsOnLoop === undefined ? true : boolean(given.cachedReadsOnLoop, 'options.cachedReadsOnLoop'),
+    loopReadBudgetUs: given.loopReadBudgetUs === undefined ? DEFAULT_LOOP_READ_BUDGET_US : finite(given.loopReadBudgetUs, 'options.loopReadBudgetUs', 0, 1e6),
+    coldReads: given.coldReads === undefined ? DEFAULT_COLD_READ_POLICY : validateColdReadPolicy(given.coldReads),
   };
+}
+
+function boolean(value: unknown, name: string): boolean {
+  if (typeof value !== 'boolean') throw invalidArgType(name, 'of type boolean', value);
+  return value;
 }

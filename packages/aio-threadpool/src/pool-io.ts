@@ -5,6 +5,7 @@ import {
   closedError,
   fallocateModeBits,
   StatsRecorder,
+  totalLength,
   validateBuffers,
   validateFallocateMode,
   validateLength,
@@ -21,6 +22,7 @@ import {
 } from '@vmlink/aio';
 import { resolveOptions, type ResolvedThreadPoolOptions, type ThreadPoolOptions } from './options.js';
 import { servedFromCache, SlowShare, withinCopyTime, workersToAdd } from './policy.js';
+import { LoopReads, NOT_SERVED } from './loop-reads.js';
 
 /** The native pool: a BatchEngine plus its worker counts. */
 type ThreadPoolEngine = ThreadPoolInstance;
@@ -50,6 +52,8 @@ export class ThreadPoolIo implements FdIo {
   readonly #nowaitServed: number;
   readonly #usedBlkdiscard: number;
   readonly #slowShare = new SlowShare();
+  /** Reads of warm buffered files on the loop thread; undefined when cachedReadsOnLoop is off. */
+  readonly #loopReads: LoopReads | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(options?: ThreadPoolOptions, recorder: StatsRecorder = new StatsRecorder()) {
@@ -79,6 +83,18 @@ export class ThreadPoolIo implements FdIo {
       },
     });
     this.#pool = this.#queue.engine;
+    const { cachedReadsOnLoop, loopReadBudgetUs, cachedBaseUs, cachedBytesPerUs, coldReads } = this.options;
+    if (cachedReadsOnLoop) this.#loopReads = new LoopReads(this.#binding, { budgetUs: loopReadBudgetUs, cachedBaseUs, cachedBytesPerUs, policy: coldReads });
+  }
+
+  /** Reads served on the loop thread from the page cache so far (cachedReadsOnLoop). */
+  get readsOnLoop(): number {
+    return this.#loopReads?.served ?? 0;
+  }
+
+  /** Reads tried on the loop thread that the page cache could not serve (EAGAIN): each then went to a worker. */
+  get loopReadMisses(): number {
+    return this.#loopReads?.missed ?? 0;
   }
 
   /** Workers alive now (or starting); minThreads while idle. */
@@ -101,7 +117,37 @@ export class ThreadPoolIo implements FdIo {
     return this.#closing !== undefined;
   }
 
+  /**
+   * A positioned read on a worker; or, when the file is warm (cachedReadsOnLoop, see
+   * loop-reads.ts), right here from the page cache with preadv2(RWF_NOWAIT).
+   */
   readv(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number> {
+    const loopReads = this.#loopReads;
+    if (loopReads !== undefined) {
+      let checked: readonly Uint8Array[];
+      try {
+        checked = validateBuffers(buffers);
+        position = validatePosition(position);
+        throwIfAborted(validateOpOptions(options));
+        validateInteger(fd, 'fd', 0, 0x7fff_ffff);
+        if (this.closed) throw closedError('preadv2');
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      const meter = loopReads.meterFor(fd);
+      if (meter !== undefined) {
+        const bytes = loopReads.readOnLoop(fd, checked, position, meter, totalLength(checked));
+        if (bytes !== NOT_SERVED) {
+          this.recorder.submitted();
+          this.recorder.settled(true);
+          return Promise.resolve(bytes);
+        }
+        // A cold file's reads on the workers report whether the cache served them.
+        if (meter.cold) {
+          return this.#enqueue('readCacheFirst', 'preadv2', fd, () => checked, position, options, 0, 0, (cached) => meter.recordFallback(cached));
+        }
+      }
+    }
     return this.#enqueue('read', 'preadv2', fd, () => validateBuffers(buffers), position, options);
   }
 

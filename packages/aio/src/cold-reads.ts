@@ -1,5 +1,9 @@
+import { outOfRange, validateInteger, validateObject } from '@vmlink/errors';
+
 /**
- * Cold-file detection for buffered reads. A RWF_NOWAIT read that misses the page cache
+ * Cold-file detection for buffered reads, shared by the two backends that read the page
+ * cache from the loop thread: the io_submit backend (RWF_NOWAIT inside io_submit) and the
+ * thread pool (preadv2 RWF_NOWAIT on the loop, pool-io.ts). A RWF_NOWAIT read that misses the page cache
  * says EAGAIN, but only after the kernel has started readahead for it inside io_submit
  * (page allocation, bio submission, a wait for a free request tag when the device queue
  * is full): every miss can cost the event loop that time, and the read still goes to the
@@ -110,4 +114,21 @@ export class ColdReadMeter {
     this.#seen = 0;
     this.#missed = 0;
   }
+}
+
+const MAX_PAUSE_OR_WINDOW = 1 << 24;
+
+/** The cold-read meter's policy: the defaults overlaid with `overrides`, checked. */
+export function validateColdReadPolicy(overrides: unknown): ColdReadPolicy {
+  validateObject(overrides, 'options.coldReads');
+  const policy = { ...DEFAULT_COLD_READ_POLICY, ...(overrides as Partial<ColdReadPolicy>) };
+  for (const key of Object.keys(overrides) as (keyof ColdReadPolicy)[]) {
+    if (!Object.hasOwn(DEFAULT_COLD_READ_POLICY, key)) throw outOfRange('options.coldReads', `fields among ${Object.keys(DEFAULT_COLD_READ_POLICY).join(', ')}`, key);
+  }
+  validateInteger(policy.window, 'options.coldReads.window', 1, MAX_PAUSE_OR_WINDOW);
+  validateInteger(policy.missesToCool, 'options.coldReads.missesToCool', 1, policy.window);
+  validateInteger(policy.missesToWarm, 'options.coldReads.missesToWarm', 1, policy.window);
+  validateInteger(policy.firstPause, 'options.coldReads.firstPause', 1, MAX_PAUSE_OR_WINDOW);
+  validateInteger(policy.maxPause, 'options.coldReads.maxPause', policy.firstPause, MAX_PAUSE_OR_WINDOW);
+  return Object.freeze(policy);
 }
