@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
-import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants as fsConstants, fstatSync, fsyncSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -27,6 +28,7 @@ const WRITE = opCode('write');
 const FSYNC = opCode('fsync');
 const FDATASYNC = opCode('fdatasync');
 const READ_CACHE_FIRST = opCode('readCacheFirst');
+const READ_CACHED_HERE = opCode('readCachedHere');
 const FALLOCATE = opCode('fallocate');
 const TRUNCATE = opCode('truncate');
 const DISCARD = opCode('discard');
@@ -294,6 +296,53 @@ describe('ThreadPool (raw binding)', () => {
     } finally {
       pool.destroy();
       closeSync(fd);
+    }
+  });
+
+  it('readCachedHere: the page cache serves it inside submit() (flag servedHere, no worker needed); a miss, an O_DIRECT fd or a bad fd goes on to a worker', async () => {
+    const path = join(dir, 'cached-here');
+    const content = Buffer.alloc(16384, 0x6b);
+    writeFileSync(path, content);
+    readFileSync(path);
+    const fd = openSync(path, 'r');
+    const direct = openSync(path, fsConstants.O_RDONLY | fsConstants.O_DIRECT);
+    const cold = join(dir, 'cached-here-cold');
+    writeFileSync(cold, content);
+    const coldFd = openSync(cold, 'r');
+    fsyncSync(coldFd); // written back, so the page cache can drop it below
+    // No worker at all: what submit() served arrives anyway; the rest waits for spawn().
+    const { pool, next, pending } = openPool({ minThreads: 0, maxThreads: 1, idleTimeoutMs: 5000, maxHoldUs: 0, maxHeld: 1 });
+    try {
+      const here = Buffer.alloc(16384);
+      const outcome = submitBatch(pool, layout, [
+        { slot: 1, op: READ_CACHED_HERE, fd, buffers: here },
+        { slot: 2, op: READ_CACHED_HERE, fd, position: 1 << 20, buffers: Buffer.alloc(10) },
+        { slot: 3, op: READ_CACHED_HERE, fd: direct, buffers: Buffer.alloc(4096) },
+        { slot: 4, op: READ_CACHED_HERE, fd: 1_000_000, buffers: Buffer.alloc(10) },
+      ]);
+      expect(outcome.status).toEqual([0, 0, 0, 0]);
+      expect(pool.queued).toBe(2);
+      const served = bySlot(await next(2));
+      expect(served.get(1)).toMatchObject({ result: 16384, flags: layout.flags.servedHere });
+      expect(here.equals(content)).toBe(true);
+      expect(served.get(2)).toMatchObject({ result: 0, flags: layout.flags.servedHere }); // EOF
+      expect(pending()).toEqual([]);
+      expect(pool.spawn(1)).toBe(1);
+      const workers = bySlot(await next(2));
+      expect(workers.get(3)).toMatchObject({ flags: layout.flags.directFd });
+      expect(workers.get(4)).toMatchObject({ result: -EBADF, flags: 0 });
+      // A page not in the cache: EAGAIN in submit(), then the worker reads it.
+      execFileSync('dd', [`if=${cold}`, 'iflag=nocache', 'count=0', 'status=none']);
+      const missed = Buffer.alloc(4096);
+      submitBatch(pool, layout, [{ slot: 5, op: READ_CACHED_HERE, fd: coldFd, position: 8192, buffers: missed }]);
+      expect((await next(1))[0]).toMatchObject({ slot: 5, result: 4096, flags: layout.flags.missedHere });
+      expect(missed.equals(content.subarray(8192, 12288))).toBe(true);
+      expect(pool.inFlight).toBe(0);
+    } finally {
+      pool.destroy();
+      closeSync(fd);
+      closeSync(direct);
+      closeSync(coldFd);
     }
   });
 

@@ -61,7 +61,7 @@ describe('the two engines share one contract', () => {
     const { ops: poolOps, ...poolShared } = pool;
     const { ops: kernelOps, maxIocbsPerCall, maxInFlightLimit, rwfNowait, ...kernelShared } = binding.IoSubmitContext.layout;
     expect(kernelShared).toEqual(poolShared);
-    expect(Object.keys(poolOps).sort()).toEqual(['discard', 'fallocate', 'fdatasync', 'fsync', 'read', 'readCacheFirst', 'truncate', 'write']);
+    expect(Object.keys(poolOps).sort()).toEqual(['discard', 'fallocate', 'fdatasync', 'fsync', 'read', 'readCacheFirst', 'readCachedHere', 'truncate', 'write']);
     expect(Object.keys(kernelOps).sort()).toEqual(['fdatasync', 'fsync', 'read', 'write']);
     expect(maxIocbsPerCall).toBe(32);
     expect(maxInFlightLimit).toBeGreaterThanOrEqual(maxIocbsPerCall);

@@ -31,12 +31,4 @@ export interface AioBinding {
    * block device. Rejects with an errno-named error (syscall 'fallocate' or 'ioctl').
    */
   fileDiscard(fd: number, offset: bigint, length: bigint): Promise<void>;
-  /**
-   * preadv2(RWF_NOWAIT) on the calling thread: a read the page cache serves without
-   * waiting for the disk. Returns the bytes read (possibly short: only part was cached,
-   * or end of file), or a negative errno: -EAGAIN (11) when the first page is not cached,
-   * -EOPNOTSUPP (95) on an O_DIRECT fd (nothing read: NOWAIT would still wait for the
-   * disk there), -EBADF and the like as preadv2 reports them.
-   */
-  readCachedNow(fd: number, buffers: ArrayBufferView | readonly ArrayBufferView[], position: number | bigint): number;
 }

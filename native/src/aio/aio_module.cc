@@ -3,20 +3,12 @@
 //   dioAlignment(fd, method?)      -> { memory, offset, length, source }
 //   fileFallocate(fd, modeBits, offset: bigint, length: bigint) -> Promise<void>
 //   fileDiscard(fd, offset: bigint, length: bigint)             -> Promise<void>
-//   readCachedNow(fd, view | view[], position) -> bytes read, or -errno (-EAGAIN: not all
-//                                   cached; -EOPNOTSUPP: an O_DIRECT fd, nothing read)
 // The two file* calls run on libuv's pool (napi async work), like node:fs: they are the
 // fs reference backend's fallocate/discard, which node:fs lacks.
 #include <napi.h>
 
-#include <fcntl.h>
-#include <sys/uio.h>
-
-#include <cerrno>
-#include <climits>
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "aio/alignment.h"
 #include "aio/threadpool/space_ops.h"
@@ -155,49 +147,6 @@ Napi::Value FileDiscard(const Napi::CallbackInfo& info) {
   return promise;
 }
 
-// One view's bytes as an iovec (the caller keeps the view alive for the call).
-iovec ViewIovec(Napi::Env env, Napi::Value value) {
-  if (!value.IsTypedArray()) throw Napi::TypeError::New(env, "The \"buffers\" argument must be a TypedArray or an array of them");
-  Napi::TypedArray view = value.As<Napi::TypedArray>();
-  uintptr_t address = ViewAddress(env, value, "buffers");
-  return iovec{reinterpret_cast<void*>(address), view.ByteLength()};
-}
-
-// A read served by the page cache alone, on the calling (loop) thread: preadv2 with
-// RWF_NOWAIT, which says EAGAIN instead of waiting for the disk. Mechanism only: whether
-// to try it (the file is warm, the loop has time left) is the thread pool's JS policy.
-// Never on an O_DIRECT fd: there NOWAIT still reads the disk, synchronously.
-Napi::Value ReadCachedNow(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = FdArg(env, info[0]);
-  std::vector<iovec> iov;
-  if (info[1].IsArray()) {
-    Napi::Array list = info[1].As<Napi::Array>();
-    uint32_t count = list.Length();
-    if (count > IOV_MAX) return Napi::Number::New(env, -EINVAL);
-    iov.reserve(count);
-    for (uint32_t i = 0; i < count; i++) iov.push_back(ViewIovec(env, list.Get(i)));
-  } else {
-    iov.push_back(ViewIovec(env, info[1]));
-  }
-  int64_t position;
-  if (info[2].IsBigInt()) {
-    position = static_cast<int64_t>(BigIntArg(env, info[2], "position"));
-  } else if (info[2].IsNumber()) {
-    position = info[2].As<Napi::Number>().Int64Value();
-    if (position < 0) throw CodedError(env, "ERR_OUT_OF_RANGE", "The \"position\" argument must be >= 0. Received " + std::to_string(position));
-  } else {
-    throw Napi::TypeError::New(env, "The \"position\" argument must be a number or a bigint");
-  }
-  int flags = fcntl(fd, F_GETFL);
-  if (flags < 0) return Napi::Number::New(env, -errno);
-  if ((flags & O_DIRECT) != 0) return Napi::Number::New(env, -EOPNOTSUPP);
-  ssize_t n;
-  do n = preadv2(fd, iov.data(), static_cast<int>(iov.size()), position, RWF_NOWAIT);
-  while (n < 0 && errno == EINTR);
-  return Napi::Number::New(env, n < 0 ? -errno : static_cast<double>(n));
-}
-
 }  // namespace
 
 void RegisterAioCommon(Napi::Env env, Napi::Object exports) {
@@ -205,7 +154,6 @@ void RegisterAioCommon(Napi::Env env, Napi::Object exports) {
   exports.Set("dioAlignment", Napi::Function::New(env, DioAlignmentOf, "dioAlignment"));
   exports.Set("fileFallocate", Napi::Function::New(env, FileFallocate, "fileFallocate"));
   exports.Set("fileDiscard", Napi::Function::New(env, FileDiscard, "fileDiscard"));
-  exports.Set("readCachedNow", Napi::Function::New(env, ReadCachedNow, "readCachedNow"));
 }
 
 }  // namespace vmlink

@@ -56,6 +56,10 @@ constexpr int kRecordStride = 3;  // [requests passed, requests accepted, micros
 // Completion flags bits.
 constexpr uint32_t kFlagNowaitServed = 1;   // a cache-first read: its RWF_NOWAIT attempt brought it all (or EOF)
 constexpr uint32_t kFlagUsedBlkdiscard = 2;  // a discard ran ioctl(BLKDISCARD) (a block device)
+// A read tried in the hand-over call itself (the thread pool's readCachedHere):
+constexpr uint32_t kFlagServedHere = 4;  // the page cache served it all (or EOF) in the call
+constexpr uint32_t kFlagMissedHere = 8;  // RWF_NOWAIT said EAGAIN: a worker read it
+constexpr uint32_t kFlagDirectFd = 16;   // an O_DIRECT fd, not tried (NOWAIT would wait for the disk): a worker read it
 
 struct FieldName {
   int index;
@@ -91,6 +95,9 @@ inline Napi::Object MakeBatchLayout(Napi::Env env, std::initializer_list<std::pa
   Napi::Object flags = Napi::Object::New(env);
   flags.Set("nowaitServed", static_cast<double>(kFlagNowaitServed));
   flags.Set("usedBlkdiscard", static_cast<double>(kFlagUsedBlkdiscard));
+  flags.Set("servedHere", static_cast<double>(kFlagServedHere));
+  flags.Set("missedHere", static_cast<double>(kFlagMissedHere));
+  flags.Set("directFd", static_cast<double>(kFlagDirectFd));
   layout.Set("flags", flags);
   Napi::Object opCodes = Napi::Object::New(env);
   for (const auto& op : ops) opCodes.Set(op.first, static_cast<double>(op.second));

@@ -1,105 +1,104 @@
-import { ColdReadMeter, type ColdReadPolicy, type Position } from '@vmlink/aio';
-import type { NativeBinding } from '@vmlink/native';
+import { ColdReadMeter, type ColdReadPolicy } from '@vmlink/aio';
 import { withinCopyTime, type CopyTiming } from './policy.js';
 
-const EAGAIN = 11;
-const EOPNOTSUPP = 95;
-/** Fds remembered at most; past this the map starts over (a forgotten fd is probed again). */
+/** Fds remembered at most; past this the map starts over (a forgotten fd starts cold again). */
 const MAX_TRACKED_FDS = 4096;
-/** An fd whose reads never run on the loop: O_DIRECT (NOWAIT still waits for the disk there) or no NOWAIT support. */
+/** An fd whose reads are never tried on the loop: O_DIRECT (NOWAIT still waits for the disk there). */
 const NEVER = 'never';
+/** What a read served in the hand-over call is assumed to cost before one was measured, us. */
+const FIRST_COST_ESTIMATE_US = 4;
 
-/** What readOnLoop did: the bytes it read (>= 0), or that the pool must read. */
-export const NOT_SERVED = -1;
+/** How a read goes to the pool: tried in the hand-over call, a cache-first read on a worker, or a plain one. */
+export type ReadRoute = 'here' | 'cacheFirst' | 'plain';
 
 export interface LoopReadOptions extends CopyTiming {
-  /** Microseconds of reads on the loop thread per loop turn; the rest go to the workers. */
+  /** Microseconds of reads in one hand-over call (one per loop tick) at most, by their measured cost. */
   readonly budgetUs: number;
   readonly policy: ColdReadPolicy;
 }
 
+/** How a read marked 'here' ended, from its completion's flags. */
+export interface HereOutcome {
+  /** The page cache served it in the hand-over call. */
+  readonly served: boolean;
+  /** RWF_NOWAIT said EAGAIN: a worker read it. */
+  readonly missed: boolean;
+  /** The fd is O_DIRECT: never try it again. */
+  readonly directFd: boolean;
+  readonly bytes: number;
+  readonly serviceUs: number;
+}
+
 /**
- * Reads that the page cache can serve, done on the loop thread with preadv2(RWF_NOWAIT):
- * a cache hit is a 4 KiB copy (~2 us), where a hand-over to a worker costs two thread
+ * Which reads the pool serves on the loop thread, in the call that hands a tick's requests
+ * to the workers (the native op readCachedHere: preadv2 with RWF_NOWAIT, which copies from
+ * the page cache or says EAGAIN, never waiting for the disk; what misses goes on to a
+ * worker in the same call). A cache hit is a ~2 us copy; a worker costs two thread
  * wake-ups (~20 us each on this VM). What keeps the loop free:
- * - per fd, a ColdReadMeter (as the io_submit backend's): a file starts cold, its reads go
- *   to the workers as cache-first reads that report hits, and only a window of hits lets
- *   it read here; a window with missesToCool misses (EAGAIN, or a read slower than a
- *   copy) sends it back to the workers for a pause that doubles each time;
- * - a time budget per loop turn: once spent, reads go to the workers until the loop
- *   turns, so a chain of awaited hits cannot starve timers and sockets;
- * - never on O_DIRECT fds, found by one empty probe per fd.
- * Partial reads (part cached, or end of file) are not served: the worker reads it all
- * again (a read is idempotent).
+ * - per fd, a ColdReadMeter (the io_submit backend's): a file starts on the workers, whose
+ *   cache-first reads report hits, and only a window of hits lets it be read here; a
+ *   window with missesToCool misses (EAGAIN, or a read slower than a copy) sends it back
+ *   to the workers for a pause that doubles each time;
+ * - a time budget per hand-over call: reads are marked while their measured cost (a moving
+ *   average) fits in budgetUs; the rest go to the workers;
+ * - never on O_DIRECT fds (the native op refuses them and says so; the fd is remembered).
+ * Completions of reads served here arrive on the next loop turn, like any other, so a
+ * chain of awaited reads lets the loop turn between links.
+ * Pure logic: the caller asks route() per read and reports each 'here' read's outcome.
  */
 export class LoopReads {
-  readonly #readCachedNow: NativeBinding['readCachedNow'];
   readonly #options: LoopReadOptions;
   readonly #files = new Map<number, ColdReadMeter | typeof NEVER>();
-  #spentUs = 0;
-  #resetScheduled = false;
-  /** Reads served on the loop thread (for stats and tests). */
+  #costUs = FIRST_COST_ESTIMATE_US;
+  #markedUs = 0;
+  /** Reads served in the hand-over call (for stats and tests). */
   served = 0;
-  /** Reads tried on the loop that the cache could not serve (EAGAIN). */
+  /** Reads tried there that the page cache could not serve (EAGAIN). */
   missed = 0;
 
-  constructor(binding: Pick<NativeBinding, 'readCachedNow'>, options: LoopReadOptions) {
-    this.#readCachedNow = binding.readCachedNow;
+  constructor(options: LoopReadOptions) {
     this.#options = options;
   }
 
-  /**
-   * The fd's meter, or undefined when its reads never run here. Only for reads that go
-   * to the workers: `meter.cold` says whether to report their cache outcome.
-   */
+  /** The fd's meter, or undefined when its reads are never tried here. */
   meterFor(fd: number): ColdReadMeter | undefined {
     let meter = this.#files.get(fd);
     if (meter === undefined) {
       if (this.#files.size >= MAX_TRACKED_FDS) this.#files.clear();
-      // An empty read: only the fd checks run (EBADF, O_DIRECT, NOWAIT support).
-      const probe = this.#readCachedNow(fd, [], 0);
-      if (probe === -EOPNOTSUPP) meter = NEVER;
-      else if (probe < 0) return undefined; // a bad fd: the worker's read reports it
-      else meter = new ColdReadMeter(this.#options.policy, { fallbackReports: true });
+      meter = new ColdReadMeter(this.#options.policy, { fallbackReports: true });
       this.#files.set(fd, meter);
     }
     return meter === NEVER ? undefined : meter;
   }
 
-  /**
-   * Reads on the loop thread if the file is warm and the turn has time left: the bytes
-   * read, or NOT_SERVED (then the pool reads it; `meter.cold` says how).
-   */
-  readOnLoop(fd: number, buffers: readonly Uint8Array[], position: Position, meter: ColdReadMeter, wanted: number): number {
-    if (this.#spentUs >= this.#options.budgetUs) return NOT_SERVED;
-    if (meter.skipNowait()) return NOT_SERVED;
-    const started = performance.now();
-    const result = this.#readCachedNow(fd, buffers.length === 1 ? buffers[0]! : buffers, position);
-    const tookUs = (performance.now() - started) * 1000;
-    this.#spend(tookUs);
-    if (result === -EOPNOTSUPP) {
-      this.#files.set(fd, NEVER); // the fd number now names an O_DIRECT file
-      return NOT_SERVED;
+  /** Where this read of a metered file goes (counts it in the meter and the budget). */
+  route(meter: ColdReadMeter): ReadRoute {
+    if (this.#markedUs + this.#costUs <= this.#options.budgetUs && !meter.skipNowait()) {
+      this.#markedUs += this.#costUs;
+      return 'here';
     }
-    if (result === -EAGAIN) {
-      this.missed++;
-      meter.record(false);
-      return NOT_SERVED;
-    }
-    // Other errors and short reads: the worker's read gives the answer (and the errno).
-    if (result < 0 || (result > 0 && result < wanted)) return NOT_SERVED;
-    meter.record(result === 0 || withinCopyTime(tookUs, result, this.#options));
-    this.served++;
-    return result;
+    return meter.cold ? 'cacheFirst' : 'plain';
   }
 
-  #spend(us: number): void {
-    this.#spentUs += us;
-    if (this.#resetScheduled) return;
-    this.#resetScheduled = true;
-    setImmediate(() => {
-      this.#spentUs = 0;
-      this.#resetScheduled = false;
-    }).unref();
+  /** The tick's requests were handed over: a new budget for the next call. */
+  handedOver(): void {
+    this.#markedUs = 0;
+  }
+
+  /** Reports how a read routed 'here' ended. */
+  settle(fd: number, meter: ColdReadMeter, outcome: HereOutcome): void {
+    if (outcome.directFd) {
+      this.#files.set(fd, NEVER);
+      return;
+    }
+    if (outcome.missed) {
+      this.missed++;
+      meter.record(false);
+      return;
+    }
+    if (!outcome.served) return; // a part (or an error): the worker's read answered; no verdict
+    this.served++;
+    this.#costUs += (outcome.serviceUs - this.#costUs) / 16;
+    meter.record(outcome.bytes === 0 || withinCopyTime(outcome.serviceUs, outcome.bytes, this.#options));
   }
 }

@@ -5,7 +5,6 @@ import {
   closedError,
   fallocateModeBits,
   StatsRecorder,
-  totalLength,
   validateBuffers,
   validateFallocateMode,
   validateLength,
@@ -22,12 +21,12 @@ import {
 } from '@vmlink/aio';
 import { resolveOptions, type ResolvedThreadPoolOptions, type ThreadPoolOptions } from './options.js';
 import { servedFromCache, SlowShare, withinCopyTime, workersToAdd } from './policy.js';
-import { LoopReads, NOT_SERVED } from './loop-reads.js';
+import { LoopReads } from './loop-reads.js';
 
 /** The native pool: a BatchEngine plus its worker counts. */
 type ThreadPoolEngine = ThreadPoolInstance;
 
-type PoolOp = 'read' | 'write' | 'fsync' | 'fdatasync' | 'readCacheFirst' | 'fallocate' | 'truncate' | 'discard';
+type PoolOp = 'read' | 'write' | 'fsync' | 'fdatasync' | 'readCacheFirst' | 'fallocate' | 'truncate' | 'discard' | 'readCachedHere';
 
 /** Completions per callback at most: the size of the completion table the pool fills. */
 const COMPLETION_TABLE_SIZE = 256;
@@ -51,6 +50,7 @@ export class ThreadPoolIo implements FdIo {
   readonly #ops: Readonly<Record<PoolOp, number>>;
   readonly #nowaitServed: number;
   readonly #usedBlkdiscard: number;
+  readonly #flags: { readonly servedHere: number; readonly missedHere: number; readonly directFd: number };
   readonly #slowShare = new SlowShare();
   /** Reads of warm buffered files on the loop thread; undefined when cachedReadsOnLoop is off. */
   readonly #loopReads: LoopReads | undefined;
@@ -65,6 +65,7 @@ export class ThreadPoolIo implements FdIo {
     this.#ops = layout.ops as Readonly<Record<PoolOp, number>>;
     this.#nowaitServed = layout.flags.nowaitServed;
     this.#usedBlkdiscard = layout.flags.usedBlkdiscard;
+    this.#flags = layout.flags;
     const { minThreads, maxThreads, idleTimeoutMs, maxHoldUs, maxHeld, completionBudgetUs } = this.options;
     this.#queue = new BatchQueue({
       layout,
@@ -75,7 +76,10 @@ export class ThreadPoolIo implements FdIo {
       slowSubmitUsPerRequest: Infinity,
       completionBudgetUs,
       recorder,
-      afterSubmit: () => this.#grow(),
+      afterSubmit: () => {
+        this.#loopReads?.handedOver();
+        this.#grow();
+      },
       // Requests may still wait behind busy workers: the submit-time check can miss them when
       // a woken worker preempts the loop thread and drains part of the queue first.
       afterComplete: () => {
@@ -84,15 +88,15 @@ export class ThreadPoolIo implements FdIo {
     });
     this.#pool = this.#queue.engine;
     const { cachedReadsOnLoop, loopReadBudgetUs, cachedBaseUs, cachedBytesPerUs, coldReads } = this.options;
-    if (cachedReadsOnLoop) this.#loopReads = new LoopReads(this.#binding, { budgetUs: loopReadBudgetUs, cachedBaseUs, cachedBytesPerUs, policy: coldReads });
+    if (cachedReadsOnLoop) this.#loopReads = new LoopReads({ budgetUs: loopReadBudgetUs, cachedBaseUs, cachedBytesPerUs, policy: coldReads });
   }
 
-  /** Reads served on the loop thread from the page cache so far (cachedReadsOnLoop). */
+  /** Reads the page cache served on the loop thread, in the hand-over call, so far (cachedReadsOnLoop). */
   get readsOnLoop(): number {
     return this.#loopReads?.served ?? 0;
   }
 
-  /** Reads tried on the loop thread that the page cache could not serve (EAGAIN): each then went to a worker. */
+  /** Reads tried in the hand-over call that the page cache could not serve (EAGAIN): each then went to a worker. */
   get loopReadMisses(): number {
     return this.#loopReads?.missed ?? 0;
   }
@@ -119,33 +123,30 @@ export class ThreadPoolIo implements FdIo {
 
   /**
    * A positioned read on a worker; or, when the file is warm (cachedReadsOnLoop, see
-   * loop-reads.ts), right here from the page cache with preadv2(RWF_NOWAIT).
+   * loop-reads.ts), from the page cache in the call that hands the tick's requests over.
    */
   readv(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number> {
     const loopReads = this.#loopReads;
-    if (loopReads !== undefined) {
-      let checked: readonly Uint8Array[];
-      try {
-        checked = validateBuffers(buffers);
-        position = validatePosition(position);
-        throwIfAborted(validateOpOptions(options));
-        validateInteger(fd, 'fd', 0, 0x7fff_ffff);
-        if (this.closed) throw closedError('preadv2');
-      } catch (error) {
-        return Promise.reject(error);
+    const meter = loopReads !== undefined && Number.isInteger(fd) && fd >= 0 ? loopReads.meterFor(fd) : undefined;
+    if (loopReads !== undefined && meter !== undefined) {
+      const route = loopReads.route(meter);
+      if (route === 'here') {
+        return this.#enqueue('readCachedHere', 'preadv2', fd, () => validateBuffers(buffers), position, options, 0, 0, (completion) => {
+          const { flags, result, serviceUs } = completion;
+          loopReads.settle(fd, meter, {
+            served: (flags & this.#flags.servedHere) !== 0,
+            missed: (flags & this.#flags.missedHere) !== 0,
+            directFd: (flags & this.#flags.directFd) !== 0,
+            bytes: result > 0 ? result : 0,
+            serviceUs,
+          });
+        });
       }
-      const meter = loopReads.meterFor(fd);
-      if (meter !== undefined) {
-        const bytes = loopReads.readOnLoop(fd, checked, position, meter, totalLength(checked));
-        if (bytes !== NOT_SERVED) {
-          this.recorder.submitted();
-          this.recorder.settled(true);
-          return Promise.resolve(bytes);
-        }
-        // A cold file's reads on the workers report whether the cache served them.
-        if (meter.cold) {
-          return this.#enqueue('readCacheFirst', 'preadv2', fd, () => checked, position, options, 0, 0, (cached) => meter.recordFallback(cached));
-        }
+      // A cold file's reads on the workers report whether the cache served them.
+      if (route === 'cacheFirst') {
+        return this.#enqueue('readCacheFirst', 'preadv2', fd, () => validateBuffers(buffers), position, options, 0, 0, (completion) =>
+          meter.recordFallback(this.#servedFromCache(completion)),
+        );
       }
     }
     return this.#enqueue('read', 'preadv2', fd, () => validateBuffers(buffers), position, options);
@@ -159,8 +160,8 @@ export class ThreadPoolIo implements FdIo {
    */
   async readvCacheFirst(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<CacheFirstRead> {
     let cached = false;
-    const bytes = await this.#enqueue('readCacheFirst', 'preadv2', fd, () => validateBuffers(buffers), position, options, 0, 0, (served) => {
-      cached = served;
+    const bytes = await this.#enqueue('readCacheFirst', 'preadv2', fd, () => validateBuffers(buffers), position, options, 0, 0, (completion) => {
+      cached = this.#servedFromCache(completion);
     });
     return { bytes, cached };
   }
@@ -221,7 +222,7 @@ export class ThreadPoolIo implements FdIo {
     options: OpOptions | undefined,
     length: Position = 0,
     mode = 0,
-    onCached?: (cached: boolean) => void,
+    observe?: (completion: BatchCompletion) => void,
     positionName = 'position',
   ): Promise<number> {
     let buffers: readonly Uint8Array[] | undefined;
@@ -247,7 +248,7 @@ export class ThreadPoolIo implements FdIo {
         // One buffer goes as the view itself: the addon then skips walking a list.
         buffers: buffers?.length === 1 ? buffers[0] : buffers,
         signal,
-        done: (completion) => this.#settle(completion, syscall, signal, onCached, resolve, reject),
+        done: (completion) => this.#settle(completion, syscall, signal, observe, resolve, reject),
       });
     });
   }
@@ -267,7 +268,7 @@ export class ThreadPoolIo implements FdIo {
     completion: BatchCompletion,
     syscall: string,
     signal: AbortSignal | undefined,
-    onCached: ((cached: boolean) => void) | undefined,
+    observe: ((completion: BatchCompletion) => void) | undefined,
     resolve: (value: number) => void,
     reject: (reason: Error) => void,
   ): void {
@@ -279,7 +280,7 @@ export class ThreadPoolIo implements FdIo {
     }
     const bytes = result > 0 ? result : 0;
     this.#slowShare.record(!withinCopyTime(serviceUs, bytes, this.options));
-    onCached?.(servedFromCache((flags & this.#nowaitServed) !== 0, bytes, serviceUs, this.options));
+    observe?.(completion);
     if (result >= 0) {
       this.recorder.settled(true);
       resolve(result);
@@ -288,6 +289,12 @@ export class ThreadPoolIo implements FdIo {
     this.recorder.settled(false);
     const used = completion.request.op === this.#ops.discard && (flags & this.#usedBlkdiscard) !== 0 ? 'ioctl' : syscall;
     reject(this.#systemError(-result, used, completion.partial));
+  }
+
+  /** A cache-first read's verdict: its RWF_NOWAIT attempt brought it all, in a copy's time. */
+  #servedFromCache(completion: BatchCompletion): boolean {
+    const bytes = completion.result > 0 ? completion.result : 0;
+    return servedFromCache((completion.flags & this.#nowaitServed) !== 0, bytes, completion.serviceUs, this.options);
   }
 
   #systemError(errno: number, syscall: string, partial: number): Error {

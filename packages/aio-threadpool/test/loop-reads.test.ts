@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -180,6 +181,24 @@ describe('reads on the loop thread (cachedReadsOnLoop, real page cache)', () => 
       closeSync(fd);
     }
     await expect(io.readv(fd, [Buffer.alloc(BLOCK)], 0)).rejects.toMatchObject({ code: 'EBADF', message: expect.stringContaining('closed') });
+  });
+
+  it('reads in flight keep a process with nothing else alive, on the workers and served in the hand-over', () => {
+    // vitest's own handles keep every other test's loop alive: this needs a bare process.
+    const { path } = writeRandomFile('alive');
+    readFileSync(path);
+    const script = `
+      import { openSync } from 'node:fs';
+      import { createThreadPoolIo } from '@vmlink/aio-threadpool';
+      const io = createThreadPoolIo();
+      const fd = openSync(${JSON.stringify(path)}, 'r');
+      const buffer = Buffer.alloc(${BLOCK});
+      let total = 0;
+      for (let i = 0; i < 3000; i++) total += await io.readv(fd, [buffer], (i % ${BLOCKS}) * ${BLOCK});
+      console.log(total, io.readsOnLoop > 0);
+      await io.close();`;
+    const cwd = fileURLToPath(new URL('..', import.meta.url));
+    expect(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd, encoding: 'utf8', timeout: 60_000 }).trim()).toBe(`${3000 * BLOCK} true`);
   });
 
   it('rejects bad options naming them', () => {

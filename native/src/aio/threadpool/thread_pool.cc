@@ -1,6 +1,7 @@
 #include "aio/threadpool/thread_pool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <unistd.h>
 
@@ -92,7 +93,8 @@ Napi::Function ThreadPool::Define(Napi::Env env) {
                                                                      {"readCacheFirst", static_cast<int>(PoolOp::kReadCacheFirst)},
                                                                      {"fallocate", static_cast<int>(PoolOp::kFallocate)},
                                                                      {"truncate", static_cast<int>(PoolOp::kTruncate)},
-                                                                     {"discard", static_cast<int>(PoolOp::kDiscard)}})),
+                                                                     {"discard", static_cast<int>(PoolOp::kDiscard)},
+                                                                     {"readCachedHere", static_cast<int>(PoolOp::kReadCachedHere)}})),
                      });
 }
 
@@ -212,13 +214,16 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
   napi_value buffers = info[2];
 
   std::list<PoolRequest> batch_requests;
+  std::vector<PoolCompletion> served_here;
+  int flags_fd = -1;
+  int fd_flags = -1;
   for (size_t i = 0; i < count; i++) {
     const double* fields = table + i * kRequestStride;
     status[i] = kStatusSubmitted;
     PoolRequest request;
     double op = fields[kReqOp];
     double slot = fields[kReqSlot];
-    if (!(op >= 0 && op <= static_cast<double>(PoolOp::kDiscard)) || !(slot >= 0 && slot <= UINT32_MAX)) {
+    if (!(op >= 0 && op <= static_cast<double>(PoolOp::kReadCachedHere)) || !(slot >= 0 && slot <= UINT32_MAX)) {
       status[i] = EINVAL;
       continue;
     }
@@ -236,7 +241,9 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
       status[i] = EINVAL;
       continue;
     }
-    if (request.op <= PoolOp::kReadCacheFirst && request.op != PoolOp::kFsync && request.op != PoolOp::kFdatasync) {
+    bool has_buffers = (request.op <= PoolOp::kReadCacheFirst && request.op != PoolOp::kFsync && request.op != PoolOp::kFdatasync) ||
+                       request.op == PoolOp::kReadCachedHere;
+    if (has_buffers) {
       napi_value value;
       if (napi_get_element(env, buffers, static_cast<uint32_t>(i), &value) != napi_ok || !BuffersToIov(env, value, &request.iov)) {
         status[i] = EINVAL;
@@ -245,10 +252,37 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
     }
     request.enqueued = started;
     slots_in_flight_.insert(request.slot);
+    if (request.op == PoolOp::kReadCachedHere) {
+      // One F_GETFL per fd per call (a batch is mostly one file's): an fd cannot change
+      // what it names while this call runs on the only thread that closes JS's fds.
+      if (request.fd != flags_fd) {
+        flags_fd = request.fd;
+        fd_flags = fcntl(request.fd, F_GETFL);
+      }
+      PoolCompletion completion;
+      if (ReadCachedHere(request, fd_flags, &completion, &request.flags)) {
+        served_here.push_back(completion);
+        continue;
+      }
+      request.op = PoolOp::kRead;
+    }
     batch_requests.push_back(std::move(request));
   }
-  size_t accepted = batch_requests.size();
-  if (accepted > 0) {
+  if (!served_here.empty()) {
+    // Delivered on the next loop turn, with whatever the workers finish by then.
+    bool wake;
+    {
+      std::lock_guard<std::mutex> lock(done_mutex_);
+      done_.insert(done_.end(), served_here.begin(), served_here.end());
+      wake = !wake_sent_;
+      wake_sent_ = true;
+    }
+    AddInFlight(served_here.size());
+    if (wake) uv_async_send(async_);
+  }
+  size_t to_workers = batch_requests.size();  // splice below empties the list
+  size_t accepted = to_workers + served_here.size();
+  if (to_workers > 0) {
     {
       std::lock_guard<std::mutex> lock(queue_mutex_);
       for (auto it = batch_requests.begin(); it != batch_requests.end(); ++it) queued_by_slot_[it->slot] = it;
@@ -259,7 +293,7 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
     // (WorkerMain). Waking every worker for every batch cost a context switch each on a
     // 2-core machine even when one worker drained the batch alone (page-cache hits take ~2 us).
     queue_cv_.notify_one();
-    AddInFlight(accepted);
+    AddInFlight(to_workers);
   }
   records[0] = static_cast<double>(count);
   records[1] = static_cast<double>(accepted);
@@ -431,6 +465,7 @@ void ThreadPool::WorkerMain(uint64_t id) {
     completion.slot = request.slot;
     auto started = std::chrono::steady_clock::now();
     Execute(request, &completion);
+    completion.flags |= request.flags;
     auto finished = std::chrono::steady_clock::now();
     completion.queue_wait_us = MicrosBetween(request.enqueued, started);
     completion.service_us = MicrosBetween(started, finished);
@@ -464,6 +499,30 @@ bool ThreadPool::ShouldWake(std::chrono::steady_clock::time_point finished, doub
   return !hold;
 }
 
+bool ThreadPool::ReadCachedHere(const PoolRequest& request, int fd_flags, PoolCompletion* completion, uint32_t* flags) {
+  if (fd_flags < 0) return false;  // EBADF and the like: the worker's read reports it
+  if ((fd_flags & O_DIRECT) != 0) {
+    *flags = kFlagDirectFd;
+    return false;
+  }
+  size_t length = 0;
+  for (const iovec& v : request.iov) length += v.iov_len;
+  auto started = std::chrono::steady_clock::now();
+  ssize_t n;
+  do n = preadv2(request.fd, request.iov.data(), static_cast<int>(request.iov.size()), static_cast<off_t>(request.position), RWF_NOWAIT);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN) *flags = kFlagMissedHere;
+    return false;  // EAGAIN, or an error the worker's read reports with its errno
+  }
+  if (static_cast<size_t>(n) != length && n != 0) return false;  // a part: the worker reads it all
+  completion->slot = request.slot;
+  completion->result = n;
+  completion->service_us = MicrosBetween(started, std::chrono::steady_clock::now());
+  completion->flags = kFlagServedHere;
+  return true;
+}
+
 void ThreadPool::Execute(const PoolRequest& request, PoolCompletion* completion) {
   const int iovcnt = static_cast<int>(request.iov.size());
   const off_t position = static_cast<off_t>(request.position);
@@ -485,6 +544,7 @@ void ThreadPool::Execute(const PoolRequest& request, PoolCompletion* completion)
       // EAGAIN, a part, or EOPNOTSUPP: read again the usual way (the cached part costs a copy).
       [[fallthrough]];
     }
+    case PoolOp::kReadCachedHere:  // turned into kRead at hand-over; never queued as itself
     case PoolOp::kRead: {
       ssize_t n;
       do n = preadv2(request.fd, request.iov.data(), iovcnt, position, 0);

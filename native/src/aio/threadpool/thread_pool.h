@@ -36,6 +36,11 @@ enum class PoolOp : uint32_t {
   kFallocate = 5,  // mode field = mode bits, position = offset, length
   kTruncate = 6,   // position = size
   kDiscard = 7,    // position = offset, length
+  // A read the hand-over call (Submit, on the JS thread) tries with RWF_NOWAIT first: the
+  // page cache serves it in the call, or a worker reads it as kRead. Completion flags say
+  // which (kFlagServedHere / kFlagMissedHere / kFlagDirectFd). Which reads to mark so, and
+  // how many per call, is JS's decision (a warm file, a time budget).
+  kReadCachedHere = 8,
 };
 
 struct PoolRequest {
@@ -47,6 +52,7 @@ struct PoolRequest {
   uint32_t mode = 0;    // kFallocate
   std::vector<iovec> iov;
   std::chrono::steady_clock::time_point enqueued;
+  uint32_t flags = 0;  // completion flags known at hand-over (a kReadCachedHere that went to a worker)
 };
 
 struct PoolCompletion {
@@ -85,6 +91,9 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   // Joins workers that exited after idling (JS thread).
   void ReapExited();
   static void Execute(const PoolRequest& request, PoolCompletion* completion);
+  // kReadCachedHere in the hand-over call (`fd_flags`: the fd's F_GETFL, or -1): true when
+  // served (completion filled); else the request goes to a worker as kRead, `*flags` saying why.
+  static bool ReadCachedHere(const PoolRequest& request, int fd_flags, PoolCompletion* completion, uint32_t* flags);
   static void OnAsync(uv_async_t* handle);
   static void OnEnvCleanup(void* arg);
   void DeliverCompletions();
