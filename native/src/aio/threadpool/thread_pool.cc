@@ -253,8 +253,9 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
     request.enqueued = started;
     slots_in_flight_.insert(request.slot);
     if (request.op == PoolOp::kReadCachedHere) {
-      // One F_GETFL per fd per call (a batch is mostly one file's): an fd cannot change
-      // what it names while this call runs on the only thread that closes JS's fds.
+      // One F_GETFL per fd per call (a batch is mostly one file's). Only another thread
+      // closing and reusing the fd number during this call could make it stale; the cost
+      // would be one read tried here that should not have been, or the reverse.
       if (request.fd != flags_fd) {
         flags_fd = request.fd;
         fd_flags = fcntl(request.fd, F_GETFL);
