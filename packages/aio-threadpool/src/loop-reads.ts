@@ -73,7 +73,11 @@ export class LoopReads {
 
   /** Where this read of a metered file goes (counts it in the meter and the budget). */
   route(meter: ColdReadMeter): ReadRoute {
-    if (this.#markedUs + this.#costUs <= this.#options.budgetUs && !meter.skipNowait()) {
+    // The first read of a call always fits (budget > 0): otherwise one preempted read, by
+    // raising the cost estimate above the budget, would stop every later one from being
+    // tried, and only tried reads bring the estimate back down.
+    const fits = this.#markedUs === 0 ? this.#options.budgetUs > 0 : this.#markedUs + this.#costUs <= this.#options.budgetUs;
+    if (fits && !meter.skipNowait()) {
       this.#markedUs += this.#costUs;
       return 'here';
     }
@@ -98,7 +102,8 @@ export class LoopReads {
     }
     if (!outcome.served) return; // a part (or an error): the worker's read answered; no verdict
     this.served++;
-    this.#costUs += (outcome.serviceUs - this.#costUs) / 16;
+    // A sample is at most the budget: a read preempted for milliseconds says little about the next.
+    this.#costUs += (Math.min(outcome.serviceUs, this.#options.budgetUs) - this.#costUs) / 16;
     meter.record(outcome.bytes === 0 || withinCopyTime(outcome.serviceUs, outcome.bytes, this.#options));
   }
 }

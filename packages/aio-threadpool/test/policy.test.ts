@@ -1,6 +1,8 @@
 // Pure logic (no threads, no files): the pool's decisions from the numbers it reports.
 import { describe, expect, it } from 'vitest';
+import type { ColdReadMeter } from '@vmlink/aio';
 import { DEFAULT_CACHED_BASE_US, DEFAULT_CACHED_BYTES_PER_US, resolveOptions, servedFromCache, SlowShare, withinCopyTime, workersToAdd } from '../src/index.js';
+import { LoopReads } from '../src/loop-reads.js';
 
 const timing = { cachedBaseUs: DEFAULT_CACHED_BASE_US, cachedBytesPerUs: DEFAULT_CACHED_BYTES_PER_US };
 
@@ -123,5 +125,67 @@ describe('resolveOptions', () => {
       expect(() => resolveOptions(options), JSON.stringify(options)).toThrow(expect.objectContaining({ code, message: expect.stringContaining(named) }));
     }
     expect(() => resolveOptions(7)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  });
+});
+
+// Pure logic: LoopReads routes reads by the per-fd meter and a per-call budget.
+describe('LoopReads (pure logic)', () => {
+  const options = { budgetUs: 100, cachedBaseUs: 20, cachedBytesPerUs: 2000, policy: { window: 4, missesToCool: 2, missesToWarm: 1, firstPause: 4, maxPause: 8 } };
+  const served = (serviceUs: number) => ({ served: true, missed: false, directFd: false, bytes: 4096, serviceUs });
+
+  /** A LoopReads whose fd 5 is warm (a window of fallback hits reported). */
+  function warmed(): { loop: LoopReads; meter: ColdReadMeter } {
+    const loop = new LoopReads(options);
+    const meter = loop.meterFor(5)!;
+    expect(meter.cold).toBe(true); // every file starts on the workers
+    for (let reads = 0; meter.cold; reads++) {
+      expect(reads).toBeLessThan(20);
+      // the read that ends the pause goes plain: the meter is warm by then
+      expect(['cacheFirst', 'plain']).toContain(loop.route(meter));
+      meter.recordFallback(true);
+    }
+    loop.handedOver();
+    return { loop, meter };
+  }
+
+  it('routes a warm file here within the budget per hand-over, the rest plain', () => {
+    const { loop, meter } = warmed();
+    const routes = Array.from({ length: 40 }, () => loop.route(meter));
+    expect(routes.filter((r) => r === 'here').length).toBe(25); // 100 us at the first estimate of 4 us
+    expect(routes.slice(25).every((r) => r === 'plain')).toBe(true);
+    loop.handedOver();
+    expect(loop.route(meter)).toBe('here');
+  });
+
+  it('one preempted read does not stop reads here: the first of each call always fits, the estimate recovers', () => {
+    const { loop, meter } = warmed();
+    expect(loop.route(meter)).toBe('here');
+    loop.settle(5, meter, served(50_000));
+    loop.handedOver();
+    expect(loop.route(meter)).toBe('here');
+    for (let call = 0; call < 100; call++) {
+      loop.settle(5, meter, served(2));
+      loop.handedOver();
+      loop.route(meter);
+    }
+    loop.handedOver();
+    expect(Array.from({ length: 10 }, () => loop.route(meter)).every((r) => r === 'here')).toBe(true);
+  });
+
+  it('a budget of 0 never routes here; an O_DIRECT fd is never metered again; misses cool the file', () => {
+    const none = new LoopReads({ ...options, budgetUs: 0 });
+    const meter0 = none.meterFor(3)!;
+    expect(Array.from({ length: 50 }, () => none.route(meter0)).includes('here')).toBe(false);
+    const { loop, meter } = warmed();
+    loop.settle(5, meter, { served: false, missed: false, directFd: true, bytes: 0, serviceUs: 0 });
+    expect(loop.meterFor(5)).toBeUndefined();
+    const fresh = warmed();
+    for (let i = 0; i < 4; i++) {
+      expect(fresh.loop.route(fresh.meter)).toBe('here');
+      fresh.loop.settle(5, fresh.meter, { served: false, missed: true, directFd: false, bytes: 0, serviceUs: 3 });
+    }
+    expect(fresh.meter.cold).toBe(true);
+    expect(fresh.loop.missed).toBe(4);
+    expect(fresh.loop.route(fresh.meter)).toBe('cacheFirst');
   });
 });
