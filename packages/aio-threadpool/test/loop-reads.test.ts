@@ -173,6 +173,24 @@ describe('reads on the loop thread (cachedReadsOnLoop, real page cache)', () => 
     }).finally(() => closeSync(fd));
   });
 
+  it('odd file types never block the loop: a FIFO fails with ESPIPE, /dev/zero reads zeros, as on the workers', async () => {
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const fifoFd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK); // no writer needed
+    const zeroFd = openSync('/dev/zero', 'r');
+    await withIo(TIME_BLIND, async (io) => {
+      for (let i = 0; i < 600; i++) {
+        await expect(io.readv(fifoFd, [Buffer.alloc(BLOCK)], 0)).rejects.toMatchObject({ code: 'ESPIPE', syscall: 'preadv2' });
+      }
+      const zeros = Buffer.alloc(BLOCK, 1);
+      for (let i = 0; i < 600; i++) expect(await io.readv(zeroFd, [zeros], i * BLOCK)).toBe(BLOCK);
+      expect(zeros.every((byte) => byte === 0)).toBe(true);
+    }).finally(() => {
+      closeSync(fifoFd);
+      closeSync(zeroFd);
+    });
+  });
+
   it('refuses bad input, aborted signals, closed pools and bad fds as the worker path does', async () => {
     const { path, data } = writeRandomFile('bad');
     readFileSync(path);
