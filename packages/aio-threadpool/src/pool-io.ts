@@ -12,6 +12,7 @@ import {
   validatePosition,
   WITHDRAWN,
   type BatchCompletion,
+  type BatchLayout,
   type CacheFirstRead,
   type FallocateMode,
   type FdIo,
@@ -48,9 +49,8 @@ export class ThreadPoolIo implements FdIo {
   readonly #queue: BatchQueue<ThreadPoolEngine>;
   readonly #pool: ThreadPoolEngine;
   readonly #ops: Readonly<Record<PoolOp, number>>;
-  readonly #nowaitServed: number;
-  readonly #usedBlkdiscard: number;
-  readonly #flags: { readonly servedHere: number; readonly missedHere: number; readonly directFd: number };
+  /** The engine's completion flag bits (layout.flags), one definition in batch_layout.h. */
+  readonly #flags: BatchLayout['flags'];
   readonly #slowShare = new SlowShare();
   /** Reads of warm buffered files on the loop thread; undefined when cachedReadsOnLoop is off. */
   readonly #loopReads: LoopReads | undefined;
@@ -63,8 +63,6 @@ export class ThreadPoolIo implements FdIo {
     const Pool = this.#binding.ThreadPool;
     const { layout } = Pool;
     this.#ops = layout.ops as Readonly<Record<PoolOp, number>>;
-    this.#nowaitServed = layout.flags.nowaitServed;
-    this.#usedBlkdiscard = layout.flags.usedBlkdiscard;
     this.#flags = layout.flags;
     const { minThreads, maxThreads, idleTimeoutMs, maxHoldUs, maxHeld, completionBudgetUs } = this.options;
     this.#queue = new BatchQueue({
@@ -287,14 +285,14 @@ export class ThreadPoolIo implements FdIo {
       return;
     }
     this.recorder.settled(false);
-    const used = completion.request.op === this.#ops.discard && (flags & this.#usedBlkdiscard) !== 0 ? 'ioctl' : syscall;
+    const used = completion.request.op === this.#ops.discard && (flags & this.#flags.usedBlkdiscard) !== 0 ? 'ioctl' : syscall;
     reject(this.#systemError(-result, used, completion.partial));
   }
 
   /** A cache-first read's verdict: its RWF_NOWAIT attempt brought it all, in a copy's time. */
   #servedFromCache(completion: BatchCompletion): boolean {
     const bytes = completion.result > 0 ? completion.result : 0;
-    return servedFromCache((completion.flags & this.#nowaitServed) !== 0, bytes, completion.serviceUs, this.options);
+    return servedFromCache((completion.flags & this.#flags.nowaitServed) !== 0, bytes, completion.serviceUs, this.options);
   }
 
   #systemError(errno: number, syscall: string, partial: number): Error {

@@ -66,17 +66,26 @@ async function withIo(options: ThreadPoolOptions, body: (io: ReturnType<typeof c
   }
 }
 
+/** A fresh 1 MiB file with every page cached, open for reading while `body` runs on a new pool. */
+async function withWarmFile(name: string, options: ThreadPoolOptions, body: (io: ReturnType<typeof createThreadPoolIo>, fd: number, data: Buffer, path: string) => Promise<void>): Promise<void> {
+  const { path, data } = writeRandomFile(name);
+  readFileSync(path);
+  const fd = openSync(path, 'r');
+  try {
+    await withIo(options, (io) => body(io, fd, data, path));
+  } finally {
+    closeSync(fd);
+  }
+}
+
 describe('reads on the loop thread (cachedReadsOnLoop, real page cache)', () => {
   it('a warm file moves to the loop after a window of cache hits on the workers, with the right bytes', async () => {
-    const { path, data } = writeRandomFile('warm');
-    readFileSync(path); // every page cached
-    const fd = openSync(path, 'r');
-    await withIo(TIME_BLIND, async (io) => {
+    await withWarmFile('warm', TIME_BLIND, async (io, fd, data) => {
       await readAround(io, fd, data, 32);
       expect(io.readsOnLoop).toBe(0); // a file starts on the workers, however warm
       await readAround(io, fd, data, 3000);
       expect(io.readsOnLoop).toBeGreaterThan(1000);
-    }).finally(() => closeSync(fd));
+    });
   });
 
   it('a cold file is read by the workers: none of its first reads run on the loop', async () => {
@@ -90,10 +99,7 @@ describe('reads on the loop thread (cachedReadsOnLoop, real page cache)', () => 
   });
 
   it('a warm file that goes cold goes back to the workers after missesToCool misses in a window', async () => {
-    const { path, data } = writeRandomFile('cooling');
-    readFileSync(path);
-    const fd = openSync(path, 'r');
-    await withIo({ ...TIME_BLIND, coldReads: { window: 8, missesToCool: 2, firstPause: 64, maxPause: 64 } }, async (io) => {
+    await withWarmFile('cooling', { ...TIME_BLIND, coldReads: { window: 8, missesToCool: 2, firstPause: 64, maxPause: 64 } }, async (io, fd, data, path) => {
       await readAround(io, fd, data, 1000, 1);
       expect(io.readsOnLoop).toBeGreaterThan(500);
       const [served, missed] = [io.readsOnLoop, io.loopReadMisses];
@@ -108,7 +114,7 @@ describe('reads on the loop thread (cachedReadsOnLoop, real page cache)', () => 
       }
       expect(io.loopReadMisses - missed).toBeGreaterThanOrEqual(2);
       expect(io.loopReadMisses - missed + (io.readsOnLoop - served)).toBeLessThanOrEqual(8);
-    }).finally(() => closeSync(fd));
+    });
   });
 
   it('never reads an O_DIRECT fd on the loop (NOWAIT would still wait for the disk there)', async () => {
@@ -143,10 +149,7 @@ describe('reads on the loop thread (cachedReadsOnLoop, real page cache)', () => 
   });
 
   it('a chain of awaited cache hits still lets the event loop turn (the per-turn budget)', async () => {
-    const { path, data } = writeRandomFile('chain');
-    readFileSync(path);
-    const fd = openSync(path, 'r');
-    await withIo(TIME_BLIND, async (io) => {
+    await withWarmFile('chain', TIME_BLIND, async (io, fd, data) => {
       await readAround(io, fd, data, 3000); // warm by the meter
       const before = io.readsOnLoop;
       let done = 0;
@@ -156,21 +159,18 @@ describe('reads on the loop thread (cachedReadsOnLoop, real page cache)', () => 
       for (; done < 5000; done++) await io.readv(fd, [buffer], (done % BLOCKS) * BLOCK);
       expect(io.readsOnLoop - before).toBeGreaterThan(2500); // most were hits on the loop...
       expect(doneWhenLoopTurned).toBeLessThan(5000); // ...and yet the loop turned mid-chain
-    }).finally(() => closeSync(fd));
+    });
   });
 
   it('short reads at the end of the file and reads past it are exact', async () => {
-    const { path, data } = writeRandomFile('eof');
-    readFileSync(path);
-    const fd = openSync(path, 'r');
-    await withIo(TIME_BLIND, async (io) => {
+    await withWarmFile('eof', TIME_BLIND, async (io, fd, data) => {
       await readAround(io, fd, data, 3000);
       const tail = Buffer.alloc(BLOCK);
       expect(await io.readv(fd, [tail], data.length - 100)).toBe(100);
       expect(tail.subarray(0, 100).equals(data.subarray(data.length - 100))).toBe(true);
       expect(await io.readv(fd, [Buffer.alloc(BLOCK)], data.length + BLOCK)).toBe(0);
       expect(await io.readv(fd, [Buffer.alloc(BLOCK)], BigInt(data.length))).toBe(0);
-    }).finally(() => closeSync(fd));
+    });
   });
 
   it('odd file types never block the loop: a FIFO fails with ESPIPE, /dev/zero reads zeros, as on the workers', async () => {
