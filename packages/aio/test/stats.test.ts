@@ -1,8 +1,25 @@
 import { describe, expect, it } from 'vitest';
 import { LogHistogram, StatsRecorder } from '../src/index.js';
+import { bucketOf } from '../src/histogram.js';
 
 // Pure logic: no I/O involved.
 describe('LogHistogram', () => {
+  it('puts every value in the bucket of floor(log2) and its eighth, at octave edges too', () => {
+    const reference = (v: number): number => {
+      if (v < 1) return Math.floor(v * 8);
+      const octave = Math.min(40, Math.floor(Math.log2(v)));
+      const base = 2 ** octave;
+      return 8 * (octave + 1) + Math.min(7, Math.floor(((v - base) / base) * 8));
+    };
+    const values = [0, 0.5, 0.999, 1, 1.124, 1.125, 3, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 0.5, 2 ** 32, 2 ** 40, 2 ** 45];
+    for (let octave = 0; octave < 41; octave++) {
+      const base = 2 ** octave;
+      values.push(base, base * 1.0625, base * 1.99, base * 2 - 2 ** (octave - 40));
+    }
+    for (let i = 0; i < 2000; i++) values.push(Math.random() * 2 ** (i % 44));
+    for (const value of values) expect([value, bucketOf(value)]).toEqual([value, reference(value)]);
+  });
+
   it('summarises an empty histogram as zeros', () => {
     expect(new LogHistogram().summary()).toEqual({ count: 0, min: 0, max: 0, mean: 0, p50: 0, p90: 0, p99: 0 });
   });
