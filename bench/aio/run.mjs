@@ -13,17 +13,39 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const resultsDir = join(here, '..', 'results');
 
-const { values: args } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    only: { type: 'string' },
-    runs: { type: 'string' },
-    seconds: { type: 'string' },
-    slice: { type: 'string' },
-    scenario: { type: 'string' },
-    bench: { type: 'string' },
-  },
-});
+const USAGE = `usage: node bench/aio/run.mjs [--quick] [--only=throughput|stall] [--runs=N] [--seconds=S]
+       [--slice=S] [--bench=TEXT] [--scenario=TEXT]
+  --quick       256 MiB file, 2 s runs, 1 round (a smoke run; numbers not comparable)
+  --only        run only the throughput benchmarks or only the stall suite
+  --runs        rounds per benchmark (default 3); tables show medians
+  --seconds     seconds per contestant per round (default 10), cut into --slice second slices (default 2)
+  --bench       throughput benchmarks whose name contains TEXT (e.g. --bench=warm)
+  --scenario    stall workloads whose name contains TEXT`;
+
+function parseCommandLine() {
+  try {
+    return parseArgs({ options: OPTIONS }).values;
+  } catch (error) {
+    console.error(`${error.message}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h', default: false },
+  quick: { type: 'boolean', default: false },
+  only: { type: 'string' },
+  runs: { type: 'string' },
+  seconds: { type: 'string' },
+  slice: { type: 'string' },
+  scenario: { type: 'string' },
+  bench: { type: 'string' },
+};
+const args = parseCommandLine();
+if (args.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 
 const GiB = 1 << 30;
 const cfg = {
