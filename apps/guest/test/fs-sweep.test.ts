@@ -38,8 +38,11 @@ describe('the start-up sweep of stale temp files (real processes and files)', ()
   });
 
   it('treats a writer that is a zombie (exited, not yet reaped) as dead', { timeout: 30_000 }, async () => {
-    // `sleep 0` exits at once; its parent execs `sleep 30` and never reaps it: a zombie.
-    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // The background child exits only once its parent has exec'd `sleep 30` (which never
+    // reaps it): a zombie. Exiting at once raced with the shell, which may reap a child
+    // that is already done before its exec (seen once on a loaded CI machine: ENOENT).
+    const waitForExec = 'p=$$; (while read -r comm < /proc/$p/comm && [ "$comm" != sleep ]; do :; done) &';
+    const parent = spawn('sh', ['-c', `${waitForExec} echo $!; exec sleep 30`], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       const [line] = (await once(parent.stdout, 'data')) as [Buffer];
       const zombie = Number(line.toString().trim());
