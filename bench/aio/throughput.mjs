@@ -5,33 +5,38 @@
 // separate blocks: each round runs every contestant once, the order rotates from round to
 // round, and a ratio is taken inside each round. The reported ratio is the median of those
 // per-round ratios; the per-engine medians are shown beside it.
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { cpuSnapshot, stealShare } from './lib/cpu.mjs';
-import { DIRECT_READ } from './lib/engines.mjs';
+import { buffers, DIRECT_READ, openEngine } from './lib/engines.mjs';
 import { dropCache, warmCache } from './lib/files.mjs';
 import { runFio } from './lib/fio.mjs';
+import { closedLoop, randomOffset } from './lib/load.mjs';
 import { median, percent } from './lib/report.mjs';
-
-const execFileAsync = promisify(execFile);
-const SLICE_SCRIPT = fileURLToPath(new URL('./lib/slice.mjs', import.meta.url));
 
 /**
  * A contestant that runs one of our engines (or Node's FileHandle) on a closed-loop load.
- * Each slice runs in a fresh process (lib/slice.mjs) that loads only this engine, as in an
- * application that picked one; the sequential cursor carries over between slices.
+ * The engine is opened for each slice and closed after it, so that only one engine (and
+ * its threads) exists at a time, as in an application that picked one.
  * `measure(seconds)` resolves to { ops, seconds }.
  */
 function engineContestant(cfg, engine, { flags, depth, blockSize, pattern, options }) {
+  const bufs = buffers(depth, blockSize);
   let cursor = 0;
+  const nextOffset = pattern === 'seq'
+    ? () => {
+        const offset = cursor;
+        cursor = (cursor + blockSize) % cfg.fileSize;
+        return offset;
+      }
+    : () => randomOffset(cfg.fileSize, blockSize);
   return {
     measure: async (seconds) => {
-      const spec = { engine, file: cfg.file, fileSize: cfg.fileSize, flags, depth, blockSize, pattern, options, seconds, cursor };
-      const { stdout } = await execFileAsync(process.execPath, [SLICE_SCRIPT, JSON.stringify(spec)], { encoding: 'utf8', maxBuffer: 1 << 20 });
-      const result = JSON.parse(stdout.trim().split('\n').pop());
-      cursor = result.cursor;
-      return { ops: result.ops, seconds: result.seconds };
+      const io = await openEngine(engine, cfg.file, flags, options);
+      try {
+        const load = await closedLoop({ depth, seconds, op: (w) => io.read(bufs[w], nextOffset()) });
+        return { ops: load.ops, seconds: load.seconds };
+      } finally {
+        await io.close();
+      }
     },
   };
 }
