@@ -85,8 +85,10 @@ describe('vmlink cp: stale partial downloads', () => {
     expect(stale).toMatch(new RegExp(`^\\.big\\.bin\\.vmlink-${pid}-[0-9a-f]{12}\\.part$`));
     expect((await stat(path.join(local, stale as string))).size).toBeGreaterThanOrEqual(MiB);
 
-    // A zombie: `sleep 0` exits, and its parent (exec'd into `sleep 60`) never reaps it.
-    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // A zombie: a child that exits once its parent has exec'd `sleep 60`, which never reaps
+    // it (a child that exited before the exec could be reaped by the shell itself).
+    const waitForExec = 'p=$$; (while read -r comm < /proc/$p/comm && [ "$comm" != sleep ]; do :; done) &';
+    const parent = spawn('sh', ['-c', `${waitForExec} echo $!; exec sleep 60`], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const zombie = await new Promise<number>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
       const state = (): string => {
