@@ -135,13 +135,14 @@ describe('ThreadPool (raw binding)', () => {
         { slot: 6, op: READ, fd, buffers: new Uint16Array(4) as unknown as Uint8Array },
         { slot: 7, op: WRITE, fd, position: 2 ** 63, buffers: Buffer.from('z') }, // past INT64_MAX
         { slot: -1, op: FSYNC, fd },
+        { slot: 2 ** 24, op: FSYNC, fd }, // past the slot bound: it would grow the in-flight bitmap
         { slot: 9, op: READ, fd, buffers: [Buffer.alloc(1), Buffer.alloc(2)] },
       ];
       const outcome = submitBatch(pool, layout, requests);
-      expect(outcome.status).toEqual([0, EINVAL, EINVAL, EINVAL, EINVAL, EINVAL, EINVAL, EINVAL, 0]);
-      expect(outcome.status.filter((status) => status > 0).map((status) => binding.errnoName(status))).toEqual(Array(7).fill('EINVAL'));
+      expect(outcome.status).toEqual([0, EINVAL, EINVAL, EINVAL, EINVAL, EINVAL, EINVAL, EINVAL, EINVAL, 0]);
+      expect(outcome.status.filter((status) => status > 0).map((status) => binding.errnoName(status))).toEqual(Array(8).fill('EINVAL'));
       expect(outcome.recordCount).toBe(1);
-      expect(outcome.records[0]!.slice(0, 2)).toEqual([9, 2]);
+      expect(outcome.records[0]!.slice(0, 2)).toEqual([10, 2]);
       expect(outcome.records[0]![2]).toBeGreaterThanOrEqual(0);
       expect(pool.inFlight).toBe(2); // completions reach JS on the loop, never within this tick
       const done = bySlot(await next(2));

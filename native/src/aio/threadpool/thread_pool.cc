@@ -18,6 +18,9 @@ using namespace batch;  // NOLINT(build/namespaces): the request/completion fiel
 namespace {
 
 constexpr uint32_t kMaxThreads = 256;
+// Slots are JS's request table indexes, reused once free: far below this in practice. The
+// bound keeps a malformed slot from growing the in-flight bitmap past a few MiB.
+constexpr double kMaxSlot = (1u << 24) - 1;
 
 std::string Shown(double number) {
   if (number == static_cast<double>(static_cast<int64_t>(number))) return std::to_string(static_cast<int64_t>(number));
@@ -214,7 +217,8 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
   napi_value buffers = info[2];
 
   std::list<PoolRequest> batch_requests;
-  std::vector<PoolCompletion> served_here;
+  std::vector<PoolCompletion>& served_here = served_here_;
+  served_here.clear();
   int flags_fd = -1;
   int fd_flags = -1;
   for (size_t i = 0; i < count; i++) {
@@ -223,12 +227,12 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
     PoolRequest request;
     double op = fields[kReqOp];
     double slot = fields[kReqSlot];
-    if (!(op >= 0 && op <= static_cast<double>(PoolOp::kReadCachedHere)) || !(slot >= 0 && slot <= UINT32_MAX)) {
+    if (!(op >= 0 && op <= static_cast<double>(PoolOp::kReadCachedHere)) || !(slot >= 0 && slot <= kMaxSlot)) {
       status[i] = EINVAL;
       continue;
     }
     request.slot = static_cast<uint32_t>(slot);
-    if (slots_in_flight_.count(request.slot) != 0) {
+    if (SlotInFlight(request.slot)) {
       status[i] = EBUSY;  // a JS bookkeeping bug; never reuse a slot in flight
       continue;
     }
@@ -243,16 +247,19 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
     }
     bool has_buffers = (request.op <= PoolOp::kReadCacheFirst && request.op != PoolOp::kFsync && request.op != PoolOp::kFdatasync) ||
                        request.op == PoolOp::kReadCachedHere;
+    bool here = request.op == PoolOp::kReadCachedHere;
     if (has_buffers) {
+      // A read tried in this call fills the reused scratch list: served, it needs none of its own.
+      std::vector<iovec>* iov = here ? &here_iov_ : &request.iov;
       napi_value value;
-      if (napi_get_element(env, buffers, static_cast<uint32_t>(i), &value) != napi_ok || !BuffersToIov(env, value, &request.iov)) {
+      if (napi_get_element(env, buffers, static_cast<uint32_t>(i), &value) != napi_ok || !BuffersToIov(env, value, iov)) {
         status[i] = EINVAL;
         continue;
       }
     }
     request.enqueued = started;
-    slots_in_flight_.insert(request.slot);
-    if (request.op == PoolOp::kReadCachedHere) {
+    MarkSlot(request.slot, true);
+    if (here) {
       // One F_GETFL per fd per call (a batch is mostly one file's). Only another thread
       // closing and reusing the fd number during this call could make it stale; the cost
       // would be one read tried here that should not have been, or the reverse.
@@ -261,10 +268,11 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
         fd_flags = fcntl(request.fd, F_GETFL);
       }
       PoolCompletion completion;
-      if (ReadCachedHere(request, fd_flags, &completion, &request.flags)) {
+      if (ReadCachedHere(request, here_iov_, fd_flags, &completion, &request.flags)) {
         served_here.push_back(completion);
         continue;
       }
+      request.iov = here_iov_;
       request.op = PoolOp::kRead;
     }
     batch_requests.push_back(std::move(request));
@@ -321,7 +329,7 @@ Napi::Value ThreadPool::Cancel(const Napi::CallbackInfo& info) {
       if (found == queued_by_slot_.end()) continue;
       queue_.erase(found->second);
       queued_by_slot_.erase(found);
-      slots_in_flight_.erase(slots[i]);
+      MarkSlot(slots[i], false);
       withdrawn[i] = 1;
       count++;
     }
@@ -500,17 +508,26 @@ bool ThreadPool::ShouldWake(std::chrono::steady_clock::time_point finished, doub
   return !hold;
 }
 
-bool ThreadPool::ReadCachedHere(const PoolRequest& request, int fd_flags, PoolCompletion* completion, uint32_t* flags) {
+void ThreadPool::MarkSlot(uint32_t slot, bool in_flight) {
+  if (slot >= slots_in_flight_.size()) {
+    if (!in_flight) return;
+    slots_in_flight_.resize(std::max<size_t>(slot + 1, slots_in_flight_.size() * 2));
+  }
+  slots_in_flight_[slot] = in_flight;
+}
+
+bool ThreadPool::ReadCachedHere(const PoolRequest& request, const std::vector<iovec>& iov, int fd_flags, PoolCompletion* completion,
+                                uint32_t* flags) {
   if (fd_flags < 0) return false;  // EBADF and the like: the worker's read reports it
   if ((fd_flags & O_DIRECT) != 0) {
     *flags = kFlagDirectFd;
     return false;
   }
   size_t length = 0;
-  for (const iovec& v : request.iov) length += v.iov_len;
+  for (const iovec& v : iov) length += v.iov_len;
   auto started = std::chrono::steady_clock::now();
   ssize_t n;
-  do n = preadv2(request.fd, request.iov.data(), static_cast<int>(request.iov.size()), static_cast<off_t>(request.position), RWF_NOWAIT);
+  do n = preadv2(request.fd, iov.data(), static_cast<int>(iov.size()), static_cast<off_t>(request.position), RWF_NOWAIT);
   while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN) *flags = kFlagMissedHere;
@@ -614,7 +631,8 @@ void ThreadPool::OnAsync(uv_async_t* handle) {
 }
 
 void ThreadPool::DeliverCompletions() {
-  std::vector<PoolCompletion> completions;
+  std::vector<PoolCompletion>& completions = delivering_;
+  completions.clear();
   {
     std::lock_guard<std::mutex> lock(done_mutex_);
     completions.swap(done_);
@@ -631,7 +649,7 @@ void ThreadPool::DeliverCompletions() {
     for (size_t i = first; i < first + count; i++) {
       const PoolCompletion& completion = completions[i];
       out[kDoneSlot] = completion.slot;
-      slots_in_flight_.erase(completion.slot);
+      MarkSlot(completion.slot, false);
       out[kDoneResult] = static_cast<double>(completion.result);
       out[kDonePartial] = static_cast<double>(completion.partial);
       out[kDoneQueueWaitUs] = completion.queue_wait_us;

@@ -19,7 +19,6 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 namespace vmlink {
@@ -91,9 +90,10 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   // Joins workers that exited after idling (JS thread).
   void ReapExited();
   static void Execute(const PoolRequest& request, PoolCompletion* completion);
-  // kReadCachedHere in the hand-over call (`fd_flags`: the fd's F_GETFL, or -1): true when
+  // kReadCachedHere in the hand-over call, reading into `iov` (`fd_flags`: the fd's F_GETFL, or -1): true when
   // served (completion filled); else the request goes to a worker as kRead, `*flags` saying why.
-  static bool ReadCachedHere(const PoolRequest& request, int fd_flags, PoolCompletion* completion, uint32_t* flags);
+  static bool ReadCachedHere(const PoolRequest& request, const std::vector<iovec>& iov, int fd_flags, PoolCompletion* completion,
+                             uint32_t* flags);
   static void OnAsync(uv_async_t* handle);
   static void OnEnvCleanup(void* arg);
   void DeliverCompletions();
@@ -126,7 +126,14 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   // Slots submitted and not yet completed or withdrawn (JS thread only): a slot named again
   // while in flight gets EBUSY, as io_submit's engine does, instead of overwriting the
   // queue's index of the first request (whose cancel would then withdraw the wrong one).
-  std::unordered_set<uint32_t> slots_in_flight_;
+  // A bit per slot: JS reuses freed slots, so the set stays as small as the peak in flight
+  // (a hash set cost a node allocation per request on the warm path).
+  std::vector<bool> slots_in_flight_;
+  bool SlotInFlight(uint32_t slot) const { return slot < slots_in_flight_.size() && slots_in_flight_[slot]; }
+  void MarkSlot(uint32_t slot, bool in_flight);
+  // Reused by every Submit (JS thread only), so a batch served in the call allocates nothing.
+  std::vector<iovec> here_iov_;
+  std::vector<PoolCompletion> served_here_;
 
   std::mutex queue_mutex_;
   std::condition_variable queue_cv_;
@@ -146,6 +153,8 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
 
   std::mutex done_mutex_;
   std::vector<PoolCompletion> done_;
+  // What DeliverCompletions swaps with done_ (JS thread only): both keep their capacity.
+  std::vector<PoolCompletion> delivering_;
   bool wake_sent_ = false;  // a wake-up is on its way for what done_ holds
   std::chrono::steady_clock::time_point first_held_;
   double recent_service_us_ = 0;  // moving average of service times
