@@ -43,10 +43,9 @@ double MicrosBetween(std::chrono::steady_clock::time_point from, std::chrono::st
   return std::chrono::duration<double, std::micro>(to - from).count();
 }
 
-// A Uint8Array's bytes; false for anything else.
+// A Uint8Array's bytes; false for anything else (napi_get_typedarray_info refuses a value
+// that is not a typed array with napi_invalid_arg, and raises nothing).
 bool ViewToIovec(napi_env env, napi_value value, iovec* out) {
-  bool is_typed = false;
-  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) return false;
   napi_typedarray_type type;
   size_t length = 0;
   void* data = nullptr;
@@ -59,12 +58,12 @@ bool ViewToIovec(napi_env env, napi_value value, iovec* out) {
 
 // A request's buffers: one Uint8Array, or an Array of them (readv/writev). false when malformed.
 bool BuffersToIov(napi_env env, napi_value value, std::vector<iovec>* iov) {
+  // One view is the common case (JS passes a lone buffer as itself): tried first, it spares
+  // an is-array check per request; a value that is not a view only fails the probe.
+  iov->resize(1);
+  if (ViewToIovec(env, value, iov->data())) return true;
   bool is_array = false;
-  if (napi_is_array(env, value, &is_array) != napi_ok) return false;
-  if (!is_array) {
-    iov->resize(1);
-    return ViewToIovec(env, value, iov->data());
-  }
+  if (napi_is_array(env, value, &is_array) != napi_ok || !is_array) return false;
   uint32_t count = 0;
   if (napi_get_array_length(env, value, &count) != napi_ok || count == 0 || count > IOV_MAX) return false;
   iov->resize(count);
