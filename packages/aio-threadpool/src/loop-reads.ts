@@ -42,8 +42,9 @@ export interface HereOutcome {
  * - a time budget per hand-over call: reads are marked while their measured cost (a moving
  *   average) fits in budgetUs; the rest go to the workers;
  * - never on O_DIRECT fds (the native op refuses them and says so; the fd is remembered).
- * Completions of reads served here arrive on the next loop turn, like any other, so a
- * chain of awaited reads lets the loop turn between links.
+ * Completions of reads served here arrive in the loop turn's check phase (where
+ * setImmediate callbacks run; no thread wake-up to pay for), so a chain of awaited reads
+ * lets the loop turn, timers and I/O included, between links.
  * Pure logic: the caller asks route() per read and reports each 'here' read's outcome.
  */
 export class LoopReads {

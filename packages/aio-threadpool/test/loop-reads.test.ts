@@ -154,11 +154,14 @@ describe('reads on the loop thread (cachedReadsOnLoop, real page cache)', () => 
       const before = io.readsOnLoop;
       let done = 0;
       let doneWhenLoopTurned: number | undefined;
+      let doneWhenTimerFired: number | undefined;
       setImmediate(() => (doneWhenLoopTurned = done));
+      setTimeout(() => (doneWhenTimerFired = done), 1);
       const buffer = Buffer.alloc(BLOCK);
       for (; done < 5000; done++) await io.readv(fd, [buffer], (done % BLOCKS) * BLOCK);
       expect(io.readsOnLoop - before).toBeGreaterThan(2500); // most were hits on the loop...
       expect(doneWhenLoopTurned).toBeLessThan(5000); // ...and yet the loop turned mid-chain
+      expect(doneWhenTimerFired).toBeLessThan(5000); // timers too: delivery waits for the check phase, never loops
     });
   });
 
@@ -225,6 +228,22 @@ describe('reads on the loop thread (cachedReadsOnLoop, real page cache)', () => 
       await io.close();`;
     const cwd = fileURLToPath(new URL('..', import.meta.url));
     expect(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd, encoding: 'utf8', timeout: 60_000 }).trim()).toBe(`${3000 * BLOCK} true`);
+  });
+
+  it('a process whose reads were served in the hand-over exits on its own, the pool never closed', () => {
+    // The check and idle handles that deliver those reads must not hold the loop once idle.
+    const { path } = writeRandomFile('exit');
+    readFileSync(path);
+    const script = `
+      import { openSync } from 'node:fs';
+      import { createThreadPoolIo } from '@vmlink/aio-threadpool';
+      const io = createThreadPoolIo(${JSON.stringify(TIME_BLIND)});
+      const fd = openSync(${JSON.stringify(path)}, 'r');
+      const buffer = Buffer.alloc(${BLOCK});
+      for (let i = 0; i < 3000; i++) await io.readv(fd, [buffer], (i % ${BLOCKS}) * ${BLOCK});
+      console.log(io.readsOnLoop > 0);`;
+    const cwd = fileURLToPath(new URL('..', import.meta.url));
+    expect(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd, encoding: 'utf8', timeout: 30_000 }).trim()).toBe('true');
   });
 
   it('rejects bad options naming them', () => {

@@ -136,6 +136,17 @@ ThreadPool::ThreadPool(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Thread
   async_->data = this;
   // Idle until something is in flight: an idle pool never keeps the process alive.
   uv_unref(reinterpret_cast<uv_handle_t*>(async_));
+  // Reads served in the hand-over call are delivered in this loop turn's check phase (as
+  // setImmediate's callbacks are): no eventfd write and read, as a uv_async_send costs. The
+  // idle handle, while started, keeps the poll from blocking first. Neither keeps the
+  // process alive (async_ does, while anything is in flight).
+  check_ = new uv_check_t;
+  no_block_ = new uv_idle_t;
+  uv_check_init(loop, check_);
+  uv_idle_init(loop, no_block_);
+  check_->data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(check_));
+  uv_unref(reinterpret_cast<uv_handle_t*>(no_block_));
   NAPI_THROW_IF_FAILED_VOID(env, napi_add_env_cleanup_hook(env, &ThreadPool::OnEnvCleanup, this));
 
   SpawnWorkers(min_threads_);
@@ -181,6 +192,13 @@ void ThreadPool::Shutdown() {
   {
     std::lock_guard<std::mutex> lock(done_mutex_);
     done_.clear();
+  }
+  if (check_ != nullptr) {
+    check_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(check_), [](uv_handle_t* handle) { delete reinterpret_cast<uv_check_t*>(handle); });
+    check_ = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(no_block_), [](uv_handle_t* handle) { delete reinterpret_cast<uv_idle_t*>(handle); });
+    no_block_ = nullptr;
   }
   if (async_ != nullptr) {
     async_->data = nullptr;
@@ -277,16 +295,13 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
     batch_requests.push_back(std::move(request));
   }
   if (!served_here.empty()) {
-    // Delivered on the next loop turn, with whatever the workers finish by then.
-    bool wake;
+    // Delivered after this turn's poll, with whatever the workers finish by then.
     {
       std::lock_guard<std::mutex> lock(done_mutex_);
       done_.insert(done_.end(), served_here.begin(), served_here.end());
-      wake = !wake_sent_;
-      wake_sent_ = true;
     }
     AddInFlight(served_here.size());
-    if (wake) uv_async_send(async_);
+    DeliverInCheckPhase();
   }
   size_t to_workers = batch_requests.size();  // splice below empties the list
   size_t accepted = to_workers + served_here.size();
@@ -616,6 +631,26 @@ void ThreadPool::Execute(const PoolRequest& request, PoolCompletion* completion)
       if (used_ioctl) completion->flags = kFlagUsedBlkdiscard;
       return;
     }
+  }
+}
+
+void ThreadPool::DeliverInCheckPhase() {
+  if (check_ == nullptr || uv_is_active(reinterpret_cast<uv_handle_t*>(check_))) return;
+  uv_idle_start(no_block_, [](uv_idle_t*) {});
+  uv_check_start(check_, &ThreadPool::OnCheck);
+}
+
+void ThreadPool::OnCheck(uv_check_t* handle) {
+  auto* pool = static_cast<ThreadPool*>(handle->data);
+  if (pool == nullptr) return;
+  // Stopped first: reads served during the delivery start it again, for the next turn
+  // (libuv runs a check handle started in its own callback on the next iteration).
+  uv_check_stop(pool->check_);
+  uv_idle_stop(pool->no_block_);
+  try {
+    pool->DeliverCompletions();
+  } catch (...) {
+    // Nothing may propagate into libuv; DeliverCompletions reports JS errors itself.
   }
 }
 

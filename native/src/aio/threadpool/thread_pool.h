@@ -1,7 +1,8 @@
 // A pool of dedicated worker threads doing positioned file I/O (preadv2/pwritev2/fsync/
 // fdatasync/fallocate/ftruncate/BLKDISCARD) for JS. Requests arrive in batches (one native
 // call per batch, through the request table of batch_layout.h) and completions go back in
-// batches (one uv_async_t wake-up, one JS callback per table-full). JS keeps every buffer
+// batches (one uv_async_t wake-up, one JS callback per table-full; reads served in the
+// hand-over call come back in the loop turn's check phase instead). JS keeps every buffer
 // reachable until its completion is delivered. Mechanism only: JS decides when to spawn() workers (and how many);
 // a worker idle for idleTimeoutMs exits while more than minThreads live. Every number
 // (sizes, idle timeout, completion coalescing bounds) comes from JS.
@@ -95,6 +96,9 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   static bool ReadCachedHere(const PoolRequest& request, const std::vector<iovec>& iov, int fd_flags, PoolCompletion* completion,
                              uint32_t* flags);
   static void OnAsync(uv_async_t* handle);
+  // Delivers done_ in this loop turn's check phase (reads served in the hand-over call).
+  void DeliverInCheckPhase();
+  static void OnCheck(uv_check_t* handle);
   static void OnEnvCleanup(void* arg);
   void DeliverCompletions();
   void AddInFlight(size_t count);
@@ -110,6 +114,8 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   size_t completion_capacity_ = 0;
   std::unique_ptr<Napi::AsyncContext> async_context_;
   uv_async_t* async_ = nullptr;  // freed by its close callback
+  uv_check_t* check_ = nullptr;  // started while served-here completions wait; freed on close
+  uv_idle_t* no_block_ = nullptr;  // started with check_, so the poll does not block before it
   bool shut_down_ = false;
   // Fixed before any worker starts.
   size_t min_threads_ = 0;
