@@ -29,6 +29,8 @@ type ThreadPoolEngine = ThreadPoolInstance;
 
 type PoolOp = 'read' | 'write' | 'fsync' | 'fdatasync' | 'readCacheFirst' | 'fallocate' | 'truncate' | 'discard' | 'readCachedHere';
 
+/** What an op without buffers (fsync, fallocate, ...) passes for them. */
+const NO_BUFFERS = Symbol('no buffers');
 /** Completions per callback at most: the size of the completion table the pool fills. */
 const COMPLETION_TABLE_SIZE = 256;
 /** The pool hands requests over at the end of the tick only (one call per tick); workers start on the first. */
@@ -129,7 +131,7 @@ export class ThreadPoolIo implements FdIo {
     if (loopReads !== undefined && meter !== undefined) {
       const route = loopReads.route(meter);
       if (route === 'here') {
-        return this.#enqueue('readCachedHere', 'preadv2', fd, () => validateBuffers(buffers), position, options, 0, 0, (completion) => {
+        return this.#enqueue('readCachedHere', 'preadv2', fd, buffers, position, options, 0, 0, (completion) => {
           const { flags, result, serviceUs } = completion;
           loopReads.settle(fd, meter, {
             served: (flags & this.#flags.servedHere) !== 0,
@@ -142,12 +144,12 @@ export class ThreadPoolIo implements FdIo {
       }
       // A cold file's reads on the workers report whether the cache served them.
       if (route === 'cacheFirst') {
-        return this.#enqueue('readCacheFirst', 'preadv2', fd, () => validateBuffers(buffers), position, options, 0, 0, (completion) =>
+        return this.#enqueue('readCacheFirst', 'preadv2', fd, buffers, position, options, 0, 0, (completion) =>
           meter.recordFallback(this.#servedFromCache(completion)),
         );
       }
     }
-    return this.#enqueue('read', 'preadv2', fd, () => validateBuffers(buffers), position, options);
+    return this.#enqueue('read', 'preadv2', fd, buffers, position, options);
   }
 
   /**
@@ -158,22 +160,22 @@ export class ThreadPoolIo implements FdIo {
    */
   async readvCacheFirst(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<CacheFirstRead> {
     let cached = false;
-    const bytes = await this.#enqueue('readCacheFirst', 'preadv2', fd, () => validateBuffers(buffers), position, options, 0, 0, (completion) => {
+    const bytes = await this.#enqueue('readCacheFirst', 'preadv2', fd, buffers, position, options, 0, 0, (completion) => {
       cached = this.#servedFromCache(completion);
     });
     return { bytes, cached };
   }
 
   writev(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number> {
-    return this.#enqueue('write', 'pwritev2', fd, () => validateBuffers(buffers), position, options);
+    return this.#enqueue('write', 'pwritev2', fd, buffers, position, options);
   }
 
   async fsync(fd: number, options?: OpOptions): Promise<void> {
-    await this.#enqueue('fsync', 'fsync', fd, noBuffers, 0, options);
+    await this.#enqueue('fsync', 'fsync', fd, NO_BUFFERS, 0, options);
   }
 
   async fdatasync(fd: number, options?: OpOptions): Promise<void> {
-    await this.#enqueue('fdatasync', 'fdatasync', fd, noBuffers, 0, options);
+    await this.#enqueue('fdatasync', 'fdatasync', fd, NO_BUFFERS, 0, options);
   }
 
   /** fallocate(2) on a worker. */
@@ -186,12 +188,12 @@ export class ThreadPoolIo implements FdIo {
     } catch (error) {
       return Promise.reject(error);
     }
-    await this.#enqueue('fallocate', 'fallocate', fd, noBuffers, offset, options, checkedLength, bits, undefined, 'offset');
+    await this.#enqueue('fallocate', 'fallocate', fd, NO_BUFFERS, offset, options, checkedLength, bits, undefined, 'offset');
   }
 
   /** ftruncate(2) on a worker. */
   async truncate(fd: number, size: Position, options?: OpOptions): Promise<void> {
-    await this.#enqueue('truncate', 'ftruncate', fd, noBuffers, size, options, 0, 0, undefined, 'size');
+    await this.#enqueue('truncate', 'ftruncate', fd, NO_BUFFERS, size, options, 0, 0, undefined, 'size');
   }
 
   /** Punch-hole (keep size) on a file, ioctl(BLKDISCARD) on a block device, on a worker. */
@@ -202,7 +204,7 @@ export class ThreadPoolIo implements FdIo {
     } catch (error) {
       return Promise.reject(error);
     }
-    await this.#enqueue('discard', 'fallocate', fd, noBuffers, offset, options, checkedLength, 0, undefined, 'offset');
+    await this.#enqueue('discard', 'fallocate', fd, NO_BUFFERS, offset, options, checkedLength, 0, undefined, 'offset');
   }
 
   /** Waits for every request in flight, then stops and joins the workers. */
@@ -215,7 +217,7 @@ export class ThreadPoolIo implements FdIo {
     op: PoolOp,
     syscall: string,
     fd: number,
-    validate: () => readonly Uint8Array[] | undefined,
+    unchecked: readonly Uint8Array[] | typeof NO_BUFFERS,
     position: Position,
     options: OpOptions | undefined,
     length: Position = 0,
@@ -226,7 +228,7 @@ export class ThreadPoolIo implements FdIo {
     let buffers: readonly Uint8Array[] | undefined;
     let signal: AbortSignal | undefined;
     try {
-      buffers = validate();
+      buffers = unchecked === NO_BUFFERS ? undefined : validateBuffers(unchecked);
       position = validatePosition(position, positionName);
       signal = validateOpOptions(options);
       validateInteger(fd, 'fd', 0, 0x7fff_ffff);
@@ -300,8 +302,4 @@ export class ThreadPoolIo implements FdIo {
     if (partial > 0) error.bytesWritten = partial;
     return error;
   }
-}
-
-function noBuffers(): undefined {
-  return undefined;
 }

@@ -46,7 +46,11 @@ export function validateBuffers(value: unknown, name = 'buffers'): readonly Uint
   if (value.length === 0 || value.length > MAX_BUFFERS) {
     throw outOfRange(`${name}.length`, `>= 1 and <= ${MAX_BUFFERS}`, value.length);
   }
-  value.forEach((buffer, index) => validateBuffer(buffer, `${name}[${index}]`));
+  // A plain loop: the element's name is built only for the error (a string per buffer per
+  // request showed in the warm-read profile).
+  for (let index = 0; index < value.length; index++) {
+    if (!(value[index] instanceof Uint8Array)) validateBuffer(value[index], `${name}[${index}]`);
+  }
   return value as readonly Uint8Array[];
 }
 
