@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { VmlinkError } from '@vmlink/errors';
 import { RpcPeer } from '@vmlink/rpc';
 import {
+  DetachedAttachCursor,
   DetachedRecordDecoder,
+  encodeDetachedAck,
   type DetachedAttachParams,
   type DetachedAttachResult,
   type DetachedMethodTypes,
@@ -125,6 +127,26 @@ async function stopRedialing(client: ReturnType<typeof reconnecting>, connection
  * That is how a dead agent behind virtio-serial is noticed (QEMU's chardev socket stays
  * open when the guest process dies). exec is exempt: a command may be quiet for long.
  */
+/** How long an attach waits for its last ACK to reach the connection before it returns. */
+const LAST_ACK_WAIT_MS = 1000;
+
+/**
+ * Resolves once RPC has taken all of `body` (its source read to the end: the last chunk is
+ * on the connection, so a close() right after does not lose it), or after `ms` (an agent
+ * that stopped granting credit cannot hold the caller).
+ */
+async function sentOrGivenUp(body: PassThrough, ms: number): Promise<void> {
+  if (body.readableEnded) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    new Promise<void>((resolve) => body.once('end', resolve).once('close', resolve)),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
 class RpcAgentClient implements AgentClient {
   private readonly rpc: RpcPeer;
   readonly multiConnection: boolean;
@@ -399,16 +421,34 @@ class RpcAgentClient implements AgentClient {
 
   async attach(params: DetachedAttachParams, onStarted: (result: DetachedAttachResult) => void, onRecord: (record: DetachedRecord) => Promise<void>): Promise<void> {
     let body: Readable | undefined;
+    // Tells the agent what has been written out (onRecord resolved), so that the next
+    // attach after this process dies continues from there, not from what was merely sent.
+    const acks = new PassThrough();
     try {
       let result: unknown;
-      ({ result, body } = await this.rpc.request('detached.attach', params));
+      ({ result, body } = await this.rpc.request('detached.attach', { ...params, ack: true }, { body: acks }));
       if (!body) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `detached.attach on ${this.uri}: the reply has no body`);
-      onStarted(result as DetachedAttachResult);
+      const started = result as DetachedAttachResult;
+      onStarted(started);
+      // An agent without `start` in its reply does not read acknowledgements.
+      const cursor = started.start ? new DetachedAttachCursor(started.start) : undefined;
+      if (!cursor) acks.end();
       const decoder = new DetachedRecordDecoder();
       for await (const chunk of body as AsyncIterable<Buffer>) {
-        for (const record of decoder.push(chunk)) await onRecord(record);
+        let moved = false;
+        for (const record of decoder.push(chunk)) {
+          await onRecord(record);
+          if (cursor?.advance(record)) moved = true;
+        }
+        // ACKs are cumulative: one skipped while the agent is slow to read is covered by the next.
+        if (cursor && moved && !acks.writableNeedDrain) acks.write(encodeDetachedAck(cursor.offsets));
+      }
+      if (cursor) {
+        acks.end(encodeDetachedAck(cursor.offsets));
+        await sentOrGivenUp(acks, LAST_ACK_WAIT_MS);
       }
     } catch (error) {
+      acks.destroy();
       body?.destroy();
       throw this.translate(error);
     }

@@ -4,11 +4,15 @@
  * processes; every disconnect is a CLI process that ends or is killed.
  */
 import { spawn } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DetachedListResult, DetachedProcessInfo } from '@vmlink/agent-protocol';
+import { DetachedRecordDecoder, encodeDetachedAck } from '@vmlink/agent-protocol';
+import { RpcPeer } from '@vmlink/rpc';
 import { type AgentProcess, HOST_CLI, runVmlink, startAgent } from './helpers.js';
 
 /** A CLI child whose stdout we can wait on line by line. */
@@ -34,6 +38,14 @@ function interactive(args: readonly string[]) {
     }
   };
   return { child, done, until };
+}
+
+function openUnix(socketPath: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(socketPath);
+    socket.once('connect', () => resolve(socket));
+    socket.once('error', reject);
+  });
 }
 
 /** Alive = exists and is not a zombie (a zombie is dead, merely not reaped yet). */
@@ -62,6 +74,16 @@ async function ps(uri: string): Promise<DetachedListResult> {
 
 function find(list: DetachedListResult, id: string): DetachedProcessInfo | undefined {
   return list.processes.find((p) => p.id === id);
+}
+
+/** Until the agent says an attach client acknowledged `bytes` of stdout (ps: delivered). */
+async function untilDelivered(uri: string, id: string, bytes: number): Promise<void> {
+  for (let tries = 0; ; tries += 1) {
+    const delivered = find(await ps(uri), id)?.stdout.delivered;
+    if (delivered === bytes) return;
+    if (tries === 100) throw new Error(`stdout of ${id}: delivered ${delivered}, never ${bytes}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** VmRSS / VmHWM (peak) of a process, in bytes. */
@@ -102,6 +124,8 @@ describe('detached processes over unix', () => {
     // First attach: sees "a", then its connection dies (the CLI is killed).
     const first = interactive(['attach', agent.uri, id]);
     await first.until(/^a\n/);
+    // Killed once the agent has its acknowledgement of "a" (else "a" would rightly come again).
+    await untilDelivered(agent.uri, id, 2);
     first.child.kill('SIGKILL');
     await first.done;
     await writeFile(go, '');
@@ -113,6 +137,67 @@ describe('detached processes over unix', () => {
     expect(replay.code, replay.stderr).toBe(3);
     expect(replay.stdout).toBe('a\nb\n');
     expect(replay.stderr).toBe('');
+  });
+
+  it('output sent to a client that died before acknowledging it is shown again; what the CLI wrote out is not; ps shows the continue point', async () => {
+    const go = path.join(work, 'go-ack');
+    const id = await detach(agent.uri, ['sh', '-c', `echo a; while [ ! -e ${go} ]; do sleep 0.05; done; echo b; exit 3`]);
+    // A client that asks to acknowledge, takes "a" and dies without a word: a crash between
+    // the agent's send and the client's write.
+    const socket = await openUnix(path.join(work, 'agent.sock'));
+    const peer = new RpcPeer(socket);
+    const silent = new PassThrough();
+    const { result, body } = await peer.request('detached.attach', { id, ack: true }, { body: silent });
+    expect(result).toMatchObject({ start: { stdout: 0, stderr: 0 }, lost: { stdout: 0, stderr: 0 } });
+    const decoder = new DetachedRecordDecoder();
+    let seen = '';
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      for (const record of decoder.push(chunk)) seen += record.data.toString();
+      if (seen === 'a\n') break;
+    }
+    peer.destroy();
+    socket.destroy();
+    expect(find(await ps(agent.uri), id)?.stdout).toMatchObject({ total: 2, delivered: 0 });
+    await writeFile(go, '');
+    // Nothing was acknowledged: the next attach shows "a" again, then the rest.
+    const again = await runVmlink(['attach', agent.uri, id]);
+    expect(again.code, again.stderr).toBe(3);
+    expect(again.stdout).toBe('a\nb\n');
+    // The CLI acknowledged all it wrote out: one more attach has nothing left but the status.
+    expect(find(await ps(agent.uri), id)?.stdout).toMatchObject({ total: 4, delivered: 4 });
+    const last = await runVmlink(['attach', agent.uri, id]);
+    expect(last.code, last.stderr).toBe(3);
+    expect(last.stdout).toBe('');
+  });
+
+  it('a hostile acknowledgement (beyond what was sent, or malformed) ends that attach with ERR_VMLINK_INVALID_PARAMS and moves nothing; the agent serves on', async () => {
+    // Still running while the hostile clients attach: their ACKs arrive while the body is live.
+    const go = path.join(work, 'go-hostile');
+    const id = await detach(agent.uri, ['sh', '-c', `echo hello; while [ ! -e ${go} ]; do sleep 0.05; done`]);
+    const hostile = async (ack: Buffer): Promise<unknown> => {
+      const socket = await openUnix(path.join(work, 'agent.sock'));
+      const peer = new RpcPeer(socket);
+      const acks = new PassThrough();
+      try {
+        const { body } = await peer.request('detached.attach', { id, ack: true }, { body: acks });
+        acks.write(ack);
+        for await (const chunk of body as AsyncIterable<Buffer>) void chunk;
+        return undefined;
+      } catch (error) {
+        return error;
+      } finally {
+        peer.destroy();
+        socket.destroy();
+      }
+    };
+    // The whole output (6 bytes) may be sent before the ACK arrives: 7 is beyond it either way.
+    await expect(hostile(encodeDetachedAck({ stdout: 7, stderr: 0 }))).resolves.toMatchObject({ code: 'ERR_VMLINK_INVALID_PARAMS', message: expect.stringMatching(/stdout up to byte 7, beyond the \d+ sent/) });
+    await expect(hostile(Buffer.from([1, 0, 0, 0, 2, 0x7b, 0x7d]))).resolves.toMatchObject({ code: 'ERR_VMLINK_INVALID_PARAMS', message: expect.stringMatching(/stdout must be an integer >= 0, got undefined/) });
+    expect(find(await ps(agent.uri), id)?.stdout).toMatchObject({ total: 6, delivered: 0 });
+    await writeFile(go, '');
+    const attached = await runVmlink(['attach', agent.uri, id]);
+    expect(attached.code, attached.stderr).toBe(0);
+    expect(attached.stdout).toBe('hello\n');
   });
 
   it('a fresh attach after the client went away sees both lines and the exit status', async () => {
@@ -223,7 +308,7 @@ describe('detached processes: limits and memory', () => {
     const waited = await runVmlink(['wait', agent.uri, id], { timeoutMs: 110_000 });
     expect(waited.code, waited.stderr).toBe(0);
     const info = find(await ps(agent.uri), id);
-    expect(info?.stdout).toEqual({ total, kept: 64 * 1024, dropped: total - 64 * 1024 });
+    expect(info?.stdout).toEqual({ total, kept: 64 * 1024, dropped: total - 64 * 1024, delivered: 0 });
     const after = await memoryOf(agentPid);
     // Had the agent kept the output, its peak would have grown by 512 MiB. V8 frees the read
     // buffers (external memory) only after ~64 MiB of them piled up since the last GC (Node

@@ -4,6 +4,9 @@
  * hybrid-vsock socket) and over virtio-serial (QEMU's chardev socket). A detached command
  * outlives the attach that watched it, a second attach continues, ps and wait report its
  * exit status, kill reaches its process group. One guest boot, one agent, both transports.
+ * A killed attach client is killed only once the agent has its acknowledgement of what it
+ * printed (ps: delivered): the agent may go on sending into its dead connection for a
+ * moment, and only acknowledged bytes move where the next attach continues.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +27,17 @@ describe('detached processes in a QEMU guest over vsock (hvsock: on the host)', 
   let serialUri: string;
 
   const guestLog = async (): Promise<string> => (await vm.run('cat', [LOG])).stdout;
+
+  /** Until the agent (asked over vsock) says an attach client acknowledged `bytes` of stdout. */
+  const untilDelivered = async (id: string, bytes: number): Promise<void> => {
+    for (let tries = 0; ; tries += 1) {
+      const listed = await runVmlink(['ps', uri, '--json']);
+      const delivered = listed.code === 0 ? (JSON.parse(listed.stdout) as DetachedListResult).processes.find((p) => p.id === id)?.stdout.delivered : undefined;
+      if (delivered === bytes) return;
+      if (tries === 100) throw new Error(`stdout of ${id}: delivered ${delivered}, never ${bytes}: ${listed.stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
 
   beforeAll(async () => {
     vm = await (await loadTestVm()).startVm({ share: repoRoot, ports: [PORT], memoryMiB: 1024, timeoutMs: 240_000, vsock: true });
@@ -55,6 +69,9 @@ for i in $(seq 1 600); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; e
       });
       first.on('close', (code) => reject(new Error(`attach ended (${code}) before 'a': ${seen}`)));
     });
+    // Killed once the agent has the acknowledgement of "a": what it sends after that (to a
+    // client it may not know is dead yet) is not acknowledged, so the next attach shows it.
+    await untilDelivered(id, 2);
     first.kill('SIGKILL');
     await vm.run('touch', [GO]);
     const again = await runVmlink(['attach', uri, id]);
@@ -91,6 +108,8 @@ for i in $(seq 1 600); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; e
       });
       first.on('close', (code) => reject(new Error(`attach ended (${code}) before 'a': ${seen}`)));
     });
+    // Asked over vsock: the port has one host at a time, and the first attach holds it.
+    await untilDelivered(id, 2);
     first.kill('SIGKILL');
     await firstClosed;
     await vm.run('touch', [go]);

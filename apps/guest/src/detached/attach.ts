@@ -1,39 +1,37 @@
-import { DetachedRecordTag, encodeDetachedRecord, type DetachedGap } from '@vmlink/agent-protocol';
+import { DetachedRecordTag, encodeDetachedRecord, type DetachedGap, type DetachedOffsets } from '@vmlink/agent-protocol';
 import type { DetachedProcess, OutputStream } from './process.js';
 
 /** Largest data record an attach sends: the client's window takes it in a few frames. */
 const MAX_RECORD_DATA = 64 * 1024;
 const STREAMS: readonly OutputStream[] = ['stdout', 'stderr'];
 
-export interface AttachStart {
-  readonly stdout: number;
-  readonly stderr: number;
-}
-
 /**
- * Where an attach wants to begin on each stream: the very first byte (`fromStart`), else
- * where the furthest attach so far stopped (so attaching again after a reconnect
- * continues). What the ring no longer holds of that is reported as lost.
+ * Where an attach begins on each stream, and what it can no longer show: it wants the very
+ * first byte (`fromStart`), else where the furthest attach so far stopped (so attaching
+ * again after a reconnect continues); what the ring no longer holds of that is `lost`
+ * (reported in the result) and the body begins at the oldest byte kept instead.
  */
-export function attachStart(entry: DetachedProcess, fromStart: boolean): AttachStart {
-  return fromStart ? { stdout: 0, stderr: 0 } : { stdout: entry.deliveredUpTo('stdout'), stderr: entry.deliveredUpTo('stderr') };
-}
-
-/** Bytes between `start` and the oldest byte kept: gone before this attach began. */
-export function lostBefore(entry: DetachedProcess, start: AttachStart): { stdout: number; stderr: number } {
-  return { stdout: Math.max(0, entry.stdout.start - start.stdout), stderr: Math.max(0, entry.stderr.start - start.stderr) };
+export function attachStart(entry: DetachedProcess, fromStart: boolean): { start: DetachedOffsets; lost: DetachedOffsets } {
+  const wanted = fromStart ? { stdout: 0, stderr: 0 } : { stdout: entry.deliveredUpTo('stdout'), stderr: entry.deliveredUpTo('stderr') };
+  const start = { stdout: Math.max(wanted.stdout, entry.stdout.start), stderr: Math.max(wanted.stderr, entry.stderr.start) };
+  return { start, lost: { stdout: start.stdout - wanted.stdout, stderr: start.stderr - wanted.stderr } };
 }
 
 /**
  * Streams a detached process's output from `start`: what the rings hold, then live output
  * as it arrives, then the EXIT record. `send` resolves when the client can take more; the
- * process is never slowed by it: if the reader lags past what the ring keeps, a GAP record
- * says how much it missed. Ends early (rejecting) when `signal` aborts (client gone).
+ * process is never slowed by it: if the reader lags past what the ring keeps (also between
+ * attachStart and now), a GAP record says how much it missed. `sentTo` hears a stream's
+ * offset once a data or GAP record for it went out. Ends early (rejecting) when `signal` aborts (client gone).
  */
-export async function streamAttach(entry: DetachedProcess, start: AttachStart, send: (chunk: Uint8Array) => Promise<void>, signal: AbortSignal): Promise<void> {
+export async function streamAttach(
+  entry: DetachedProcess,
+  start: DetachedOffsets,
+  send: (chunk: Uint8Array) => Promise<void>,
+  signal: AbortSignal,
+  sentTo: (stream: OutputStream, offset: number) => void,
+): Promise<void> {
   const cursor = { stdout: start.stdout, stderr: start.stderr };
-  // Start behind the ring: that part is reported in the result (lost), not as a GAP.
-  for (const stream of STREAMS) cursor[stream] = Math.max(cursor[stream], entry.ring(stream).start);
   let wake: (() => void) | undefined;
   const unsubscribe = entry.subscribe(() => wake?.());
   const onAbort = (): void => wake?.();
@@ -52,6 +50,7 @@ export async function streamAttach(entry: DetachedProcess, start: AttachStart, s
           const gap: DetachedGap = { stream, bytes: ring.start - cursor[stream] };
           cursor[stream] = ring.start;
           await send(encodeDetachedRecord(DetachedRecordTag.GAP, Buffer.from(JSON.stringify(gap))));
+          sentTo(stream, cursor[stream]);
           sent = true; // look again: more may have been dropped while we waited
           continue;
         }
@@ -59,7 +58,7 @@ export async function streamAttach(entry: DetachedProcess, start: AttachStart, s
         if (data.length > 0) {
           await send(encodeDetachedRecord(stream === 'stdout' ? DetachedRecordTag.STDOUT : DetachedRecordTag.STDERR, data));
           cursor[stream] += data.length;
-          entry.markDelivered(stream, cursor[stream]);
+          sentTo(stream, cursor[stream]);
           sent = true;
         }
       }

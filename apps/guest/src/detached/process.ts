@@ -74,7 +74,7 @@ export class DetachedProcess {
     return this.delivered[stream];
   }
 
-  /** An attach handed bytes up to `offset` to its client. */
+  /** A client has `offset` bytes of `stream` (acknowledged, or sent to a client that does not acknowledge). */
   markDelivered(stream: OutputStream, offset: number): void {
     if (offset > this.delivered[stream]) this.delivered[stream] = offset;
   }
@@ -108,8 +108,8 @@ export class DetachedProcess {
       signal: this.result?.signal ?? null,
       startedAt: this.startedAt,
       exitedAt: this.exitedAtMs ?? null,
-      stdout: bytesOf(this.stdout),
-      stderr: bytesOf(this.stderr),
+      stdout: { ...bytesOf(this.stdout), delivered: this.delivered.stdout },
+      stderr: { ...bytesOf(this.stderr), delivered: this.delivered.stderr },
     };
   }
 

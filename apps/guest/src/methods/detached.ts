@@ -1,5 +1,6 @@
 import { DETACHED_SIGNALS, type DetachedAttachResult, type DetachedKillResult, type DetachedListResult, type DetachedMethodName, type DetachedProcessInfo, type DetachedSignal } from '@vmlink/agent-protocol';
-import { attachStart, lostBefore, streamAttach } from '../detached/attach.js';
+import { readAttachAcks } from '../detached/acks.js';
+import { attachStart, streamAttach } from '../detached/attach.js';
 import type { DetachedProcess } from '../detached/process.js';
 import { DetachedRegistry } from '../detached/registry.js';
 import { AgentErrorCode, agentError } from '../errors.js';
@@ -65,9 +66,30 @@ export function detachedHandlers(deps: Pick<HandlerDeps, 'policy' | 'jail'>, reg
       const entry = registry.get(params['id'], 'detached.attach');
       const fromStart = params['fromStart'] ?? false;
       if (typeof fromStart !== 'boolean') throw agentError(AgentErrorCode.INVALID_PARAMS, `detached.attach: fromStart must be a boolean, got ${describeValue(fromStart)}`);
-      const start = attachStart(entry, fromStart);
-      const result: DetachedAttachResult = { process: entry.info(), lost: lostBefore(entry, start) };
-      return new Streamed(result, async (send) => streamAttach(entry, start, send, ctx.signal));
+      const ack = params['ack'] ?? false;
+      if (typeof ack !== 'boolean') throw agentError(AgentErrorCode.INVALID_PARAMS, `detached.attach: ack must be a boolean, got ${describeValue(ack)}`);
+      const acks = ctx.body;
+      if (ack && acks === undefined) throw agentError(AgentErrorCode.INVALID_PARAMS, 'detached.attach: ack needs a request body (the ACK records)');
+      const { start, lost } = attachStart(entry, fromStart);
+      const result: DetachedAttachResult = { process: entry.info(), lost, start };
+      if (!ack || acks === undefined) {
+        // A client that does not acknowledge: what was sent to it counts as delivered.
+        return new Streamed(result, async (send) => streamAttach(entry, start, send, ctx.signal, (stream, offset) => entry.markDelivered(stream, offset)));
+      }
+      const sentUpTo = { ...start };
+      return new Streamed(
+        result,
+        async (send) => {
+          // A bad acknowledgement ends the attach with its error.
+          const badAck = new AbortController();
+          readAttachAcks(acks, entry, sentUpTo).catch((error: unknown) => badAck.abort(error));
+          const signal = AbortSignal.any([ctx.signal, badAck.signal]);
+          await streamAttach(entry, start, send, signal, (stream, offset) => {
+            sentUpTo[stream] = offset;
+          });
+        },
+        true,
+      );
     },
   };
 }
