@@ -10,6 +10,7 @@ import { GUEST_MODULES } from './kernel-modules.js';
 import { getUserland } from './userland.js';
 import { cacheRoot } from './cache.js';
 import { connectWhenListening, ControlChannel } from './control.js';
+import { MAX_BOOT_ATTEMPTS, shouldBootAgain, watchForBootHang } from './boot-hang.js';
 import { readTail } from './console-log.js';
 import { GuestError, testVmError, TestVmErrorCode } from './errors.js';
 import { findExecutable, resolvePrograms } from './host-files.js';
@@ -141,6 +142,42 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
   throwIfAborted(signal);
   const prepareMs = performance.now() - prepareStart;
 
+  const firstBootStart = performance.now();
+  for (let attempt = 1; ; attempt += 1) {
+    const msLeft = resolved.timeoutMs - (performance.now() - firstBootStart);
+    try {
+      return await bootOnce({ resolved, profile, qemuPath, deviceModule, kernel, initramfs, prepareMs, timeoutMs: msLeft, attempt });
+    } catch (err) {
+      const hung = err instanceof GuestError && err.code === TestVmErrorCode.BOOT_HUNG;
+      if (!hung || !shouldBootAgain(attempt, resolved.timeoutMs - (performance.now() - firstBootStart))) throw err;
+      // Said where CI logs show it: a hang we booted past is still worth knowing about.
+      process.stderr.write(`testvm: ${err.message}; booting it again (attempt ${attempt + 1} of ${MAX_BOOT_ATTEMPTS})\n`);
+    }
+  }
+}
+
+interface BootInput {
+  readonly resolved: ResolvedOptions;
+  readonly profile: ArchProfile;
+  readonly qemuPath: string;
+  readonly deviceModule: Awaited<ReturnType<typeof loadDeviceModule>> | undefined;
+  readonly kernel: GuestKernel;
+  readonly initramfs: Initramfs;
+  readonly prepareMs: number;
+  /** What is left of the caller's timeoutMs for this boot. */
+  readonly timeoutMs: number;
+  /** 1 for the first boot; more after a boot that hung. */
+  readonly attempt: number;
+}
+
+/**
+ * One boot: a temp folder, the vsock device (unless the caller brought one), QEMU, the
+ * handshake. A guest kernel that says it hung (bootHangLine) is killed at once and fails
+ * with BOOT_HUNG, which startVm may boot past; every other failure is final.
+ */
+async function bootOnce(input: BootInput): Promise<Vm> {
+  const { resolved, profile, qemuPath, deviceModule, kernel, initramfs, prepareMs } = input;
+  const { signal } = resolved;
   const tmpDir = await mkdtemp(join(tmpdir(), 'vmlink-testvm-'));
   // The vhost-user chardev is a client: the device must listen before QEMU starts.
   // A caller's device stays the caller's: testvm never closes it.
@@ -193,11 +230,20 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
   let vm: Vm | undefined;
   let failure: Error | undefined;
   let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    failure ??= testVmError(TestVmErrorCode.BOOT_TIMEOUT, `${waitingFor} was not ready within ${resolved.timeoutMs} ms`);
+  const timer = setTimeout(
+    () => {
+      timedOut = true;
+      failure ??= testVmError(TestVmErrorCode.BOOT_TIMEOUT, `${waitingFor} was not ready within ${resolved.timeoutMs} ms`);
+      qemu.kill();
+    },
+    Math.max(0, input.timeoutMs),
+  );
+  let hangLine: string | undefined;
+  const stopWatching = watchForBootHang(paths.consoleLog, (line) => {
+    hangLine = line;
+    failure ??= testVmError(TestVmErrorCode.BOOT_HUNG, `the guest kernel hung while booting (boot ${input.attempt}): "${line}"`);
     qemu.kill();
-  }, resolved.timeoutMs);
+  });
   const onAbort = (): void => {
     failure ??= abortError(signal);
     qemu.kill();
@@ -226,7 +272,7 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
       waitingFor = "the guest's virtio vsock driver (vmw_vsock_virtio_transport)";
       await Promise.race([vsockDriverReady, stopped]);
     }
-    vm = new Vm(qemu, control, resolved, paths, info, { prepareMs, bootMs: performance.now() - bootStart }, device && { device, owned: ownsDevice });
+    vm = new Vm(qemu, control, resolved, paths, info, { prepareMs, bootMs: performance.now() - bootStart, bootAttempts: input.attempt }, device && { device, owned: ownsDevice });
     return vm;
   } catch (err) {
     const exit = qemu.hasExited ? await qemu.exited : undefined;
@@ -236,9 +282,9 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
     control?.close();
     await qemu.release();
     await closeOwnDevice();
-    if (failure !== undefined && (failure.name === 'AbortError' || timedOut)) {
+    if (failure !== undefined && (failure.name === 'AbortError' || timedOut || hangLine !== undefined)) {
       if (failure.name === 'AbortError') throw failure;
-      throw new GuestError(TestVmErrorCode.BOOT_TIMEOUT, failure.message, tail);
+      throw new GuestError((failure as VmlinkError).code as TestVmErrorCode, failure.message, tail);
     }
     const reasons = [
       (err as Error).message,
@@ -249,6 +295,7 @@ export async function startVm(options: StartVmOptions = {}): Promise<Vm> {
     throw new GuestError(TestVmErrorCode.BOOT_FAILED, `the guest failed to boot: ${reasons.join('; ')}`, tail, { cause: err });
   } finally {
     clearTimeout(timer);
+    stopWatching();
     signal?.removeEventListener('abort', onAbort);
   }
 }

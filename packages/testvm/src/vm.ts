@@ -75,8 +75,10 @@ interface PendingRun {
 export interface VmTimings {
   /** Kernel + initramfs from the cache (or built). */
   prepareMs: number;
-  /** QEMU start until the runner said it is ready. */
+  /** QEMU start until the runner said it is ready (of the boot that came up). */
   bootMs: number;
+  /** Boots it took: 1, or 2 when the first guest kernel hung while booting (startVm booted it again). */
+  bootAttempts: number;
 }
 
 /** A running guest. Always `await vm.stop()` (also after a failure) when done. */

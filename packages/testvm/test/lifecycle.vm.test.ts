@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -141,6 +141,71 @@ describe('nothing survives a failed, aborted or killed VM', () => {
     });
     expect(await readdir(privateTmp)).toEqual(['fake-qemu']);
   });
+
+  /**
+   * A QEMU stand-in whose first `hangingBoots` runs act as a guest kernel that hung in its
+   * boot (the CI console line, then nothing, for good); later runs exec the real QEMU.
+   * Each run's pid goes to `pids`.
+   */
+  async function hangingQemu(hangingBoots: number): Promise<{ path: string; pids: () => Promise<number[]> }> {
+    const path = join(privateTmp, 'hanging-qemu');
+    const runs = join(privateTmp, 'hanging-qemu.pids');
+    await writeFile(
+      path,
+      `#!/bin/sh
+echo $$ >> ${runs}
+n=$(wc -l < ${runs})
+if [ "$n" -le ${hangingBoots} ]; then
+  for a in "$@"; do case "$a" in file:*console.log) console="\${a#file:}";; esac; done
+  echo "[   48.216412] watchdog: BUG: soft lockup - CPU#1 stuck for 45s! [swapper/0:1]" >> "$console"
+  exec sleep 600
+fi
+exec qemu-system-x86_64 "$@"
+`,
+    );
+    await chmod(path, 0o755);
+    const pids = async (): Promise<number[]> => (await readFile(runs, 'utf8')).trim().split('\n').map(Number);
+    return { path, pids };
+  }
+
+  it(
+    'a guest kernel that hangs in its boot is killed at the hang line and booted once more: the second boot serves',
+    async () => {
+      const fake = await hangingQemu(1);
+      const started = performance.now();
+      const vm = await startVm({ qemuBinary: fake.path, timeoutMs: BOOT_TIMEOUT_MS });
+      try {
+        expect(vm.timings.bootAttempts).toBe(2);
+        expect((await vm.run('echo', ['up'])).stdout).toBe('up\n');
+        const [hung] = await fake.pids();
+        // Killed when its console said so, not at the timeout (which has not passed).
+        expect(processAlive(hung!)).toBe(false);
+        expect(performance.now() - started).toBeLessThan(BOOT_TIMEOUT_MS);
+      } finally {
+        await vm.stop();
+      }
+      // The hung boot's temp folder is gone too.
+      expect((await readdir(privateTmp)).sort()).toEqual(['hanging-qemu', 'hanging-qemu.pids']);
+    },
+    BOOT_TIMEOUT_MS,
+  );
+
+  it(
+    'a guest kernel that hangs in both boots fails with ERR_VMLINK_TESTVM_BOOT_HUNG quoting the line; no QEMU, no folder left',
+    async () => {
+      const fake = await hangingQemu(2);
+      await expect(startVm({ qemuBinary: fake.path, timeoutMs: BOOT_TIMEOUT_MS })).rejects.toMatchObject({
+        code: TestVmErrorCode.BOOT_HUNG,
+        message: expect.stringMatching(/hung while booting \(boot 2\): ".*soft lockup - CPU#1 stuck for 45s/),
+        consoleTail: expect.stringContaining('soft lockup'),
+      });
+      const pids = await fake.pids();
+      expect(pids).toHaveLength(2);
+      for (const pid of pids) expect(processAlive(pid)).toBe(false);
+      expect((await readdir(privateTmp)).sort()).toEqual(['hanging-qemu', 'hanging-qemu.pids']);
+    },
+    BOOT_TIMEOUT_MS,
+  );
 
   it(
     'a caller killed with SIGKILL leaves no QEMU and no socket folder behind',
