@@ -117,8 +117,16 @@ export interface AgentClient {
   /**
    * detached.attach: `onStarted` gets its result, `onRecord` each record of its body (the
    * next waits for it: backpressure); resolves when the body ended. No silence limit.
+   * What `onRecord` resolved for is acknowledged to the agent as written out (where the
+   * next attach continues); with `writtenAtExit` (onRecord only collects, and writes it
+   * all out when it handles the EXIT record) only once, after EXIT.
    */
-  attach(params: DetachedAttachParams, onStarted: (result: DetachedAttachResult) => void, onRecord: (record: DetachedRecord) => Promise<void>): Promise<void>;
+  attach(
+    params: DetachedAttachParams,
+    onStarted: (result: DetachedAttachResult) => void,
+    onRecord: (record: DetachedRecord) => Promise<void>,
+    options?: { readonly writtenAtExit?: boolean },
+  ): Promise<void>;
   /** Ends the connection gracefully: what is queued goes out, at most ~500 ms. */
   close(): Promise<void>;
   /**

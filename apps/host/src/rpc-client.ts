@@ -121,12 +121,6 @@ async function stopRedialing(client: ReturnType<typeof reconnecting>, connection
   await client.close().catch(() => undefined);
 }
 
-/**
- * AgentClient over @vmlink/rpc. Besides RPC's own errors it watches for silence: while a
- * call runs, no byte from the agent for `timeoutMs` fails it with ERR_VMLINK_TIMEOUT.
- * That is how a dead agent behind virtio-serial is noticed (QEMU's chardev socket stays
- * open when the guest process dies). exec is exempt: a command may be quiet for long.
- */
 /** How long an attach waits for its last ACK to reach the connection before it returns. */
 const LAST_ACK_WAIT_MS = 1000;
 
@@ -147,6 +141,12 @@ async function sentOrGivenUp(body: PassThrough, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
+/**
+ * AgentClient over @vmlink/rpc. Besides RPC's own errors it watches for silence: while a
+ * call runs, no byte from the agent for `timeoutMs` fails it with ERR_VMLINK_TIMEOUT.
+ * That is how a dead agent behind virtio-serial is noticed (QEMU's chardev socket stays
+ * open when the guest process dies). exec is exempt: a command may be quiet for long.
+ */
 class RpcAgentClient implements AgentClient {
   private readonly rpc: RpcPeer;
   readonly multiConnection: boolean;
@@ -419,7 +419,12 @@ class RpcAgentClient implements AgentClient {
     }
   }
 
-  async attach(params: DetachedAttachParams, onStarted: (result: DetachedAttachResult) => void, onRecord: (record: DetachedRecord) => Promise<void>): Promise<void> {
+  async attach(
+    params: DetachedAttachParams,
+    onStarted: (result: DetachedAttachResult) => void,
+    onRecord: (record: DetachedRecord) => Promise<void>,
+    options: { readonly writtenAtExit?: boolean } = {},
+  ): Promise<void> {
     let body: Readable | undefined;
     // Tells the agent what has been written out (onRecord resolved), so that the next
     // attach after this process dies continues from there, not from what was merely sent.
@@ -441,7 +446,7 @@ class RpcAgentClient implements AgentClient {
           if (cursor?.advance(record)) moved = true;
         }
         // ACKs are cumulative: one skipped while the agent is slow to read is covered by the next.
-        if (cursor && moved && !acks.writableNeedDrain) acks.write(encodeDetachedAck(cursor.offsets));
+        if (cursor && moved && !options.writtenAtExit && !acks.writableNeedDrain) acks.write(encodeDetachedAck(cursor.offsets));
       }
       if (cursor) {
         acks.end(encodeDetachedAck(cursor.offsets));

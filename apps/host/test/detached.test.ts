@@ -170,6 +170,20 @@ describe('detached processes over unix', () => {
     expect(last.stdout).toBe('');
   });
 
+  it('attach --json acknowledges only once it printed the JSON: nothing while it collects, everything after', async () => {
+    const go = path.join(work, 'go-json');
+    const id = await detach(agent.uri, ['sh', '-c', `echo a; while [ ! -e ${go} ]; do sleep 0.05; done; echo b`]);
+    const attach = interactive(['attach', agent.uri, id, '--json']);
+    // Give "a" time to reach it: a plain attach would have acknowledged it by now.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(find(await ps(agent.uri), id)?.stdout).toMatchObject({ total: 2, delivered: 0 });
+    await writeFile(go, '');
+    const done = await attach.done;
+    expect(done.code, done.stderr).toBe(0);
+    expect(JSON.parse(done.stdout)).toMatchObject({ id, exitCode: 0, stdout: 'a\nb\n' });
+    expect(find(await ps(agent.uri), id)?.stdout).toMatchObject({ total: 4, delivered: 4 });
+  });
+
   it('a hostile acknowledgement (beyond what was sent, or malformed) ends that attach with ERR_VMLINK_INVALID_PARAMS and moves nothing; the agent serves on', async () => {
     // Still running while the hostile clients attach: their ACKs arrive while the body is live.
     const go = path.join(work, 'go-hostile');

@@ -322,28 +322,35 @@ async function attachDetached(session: AgentClient, id: string, fromStart: boole
       if (lost[stream] > 0) out.stderr.write(`vmlink attach: ${lost[stream]} bytes of ${stream} were dropped before this attach (the agent keeps the last ${humanBytes(started.process[stream].kept)} it has)\n`);
     }
   };
-  await session.attach(fromStart ? { id, fromStart } : { id }, onStarted, async (record) => {
-    if (record.tag === DetachedRecordTag.EXIT) exit = JSON.parse(record.data.toString('utf8')) as ExecResult;
-    else if (record.tag === DetachedRecordTag.GAP) {
-      const gap = JSON.parse(record.data.toString('utf8')) as DetachedGap;
-      lost[gap.stream] += gap.bytes;
-      if (!json) out.stderr.write(`\nvmlink attach: ${gap.bytes} bytes of ${gap.stream} were dropped while we were reading too slowly\n`);
-    } else {
-      const stream = record.tag === DetachedRecordTag.STDERR ? 'stderr' : 'stdout';
-      if (json) collected[stream].push(Buffer.from(record.data));
-      else await writeWithBackpressure(out[stream], record.data);
-    }
-  });
+  await session.attach(
+    fromStart ? { id, fromStart } : { id },
+    onStarted,
+    async (record) => {
+      if (record.tag === DetachedRecordTag.EXIT) {
+        exit = JSON.parse(record.data.toString('utf8')) as ExecResult;
+        // Printed here, before the agent hears it was all written out (writtenAtExit).
+        if (json) {
+          printJson(out, {
+            id,
+            exitCode: exit.exitCode,
+            signal: exit.signal,
+            stdout: Buffer.concat(collected.stdout).toString('utf8'),
+            stderr: Buffer.concat(collected.stderr).toString('utf8'),
+            lost,
+          });
+        }
+      } else if (record.tag === DetachedRecordTag.GAP) {
+        const gap = JSON.parse(record.data.toString('utf8')) as DetachedGap;
+        lost[gap.stream] += gap.bytes;
+        if (!json) out.stderr.write(`\nvmlink attach: ${gap.bytes} bytes of ${gap.stream} were dropped while we were reading too slowly\n`);
+      } else {
+        const stream = record.tag === DetachedRecordTag.STDERR ? 'stderr' : 'stdout';
+        if (json) collected[stream].push(Buffer.from(record.data));
+        else await writeWithBackpressure(out[stream], record.data);
+      }
+    },
+    { writtenAtExit: json },
+  );
   if (!exit) throw new VmlinkError('ERR_VMLINK_PROTOCOL', `detached.attach on ${session.uri}: the output ended without an exit status`);
-  if (json) {
-    printJson(out, {
-      id,
-      exitCode: exit.exitCode,
-      signal: exit.signal,
-      stdout: Buffer.concat(collected.stdout).toString('utf8'),
-      stderr: Buffer.concat(collected.stderr).toString('utf8'),
-      lost,
-    });
-  }
   return statusOf(exit);
 }
