@@ -212,9 +212,14 @@ describe('reads on the loop thread (cachedReadsOnLoop, real page cache)', () => 
     await expect(io.readv(fd, [Buffer.alloc(BLOCK)], 0)).rejects.toMatchObject({ code: 'EBADF', message: expect.stringContaining('closed') });
   });
 
-  it('reads in flight keep a process with nothing else alive, on the workers and served in the hand-over', () => {
-    // vitest's own handles keep every other test's loop alive: this needs a bare process.
-    const { path } = writeRandomFile('alive');
+  /**
+   * Runs `body` in a bare node process (vitest's own handles keep every test's loop alive)
+   * after it opened a warm file of BLOCKS blocks as `fd` with a time-blind pool as `io`
+   * and `buffer` of one block; returns what it printed, trimmed. The process must exit on
+   * its own within `timeoutMs`.
+   */
+  const runBareScript = (name: string, body: string, timeoutMs: number): string => {
+    const { path } = writeRandomFile(name);
     readFileSync(path);
     const script = `
       import { openSync } from 'node:fs';
@@ -222,28 +227,32 @@ describe('reads on the loop thread (cachedReadsOnLoop, real page cache)', () => 
       const io = createThreadPoolIo(${JSON.stringify(TIME_BLIND)});
       const fd = openSync(${JSON.stringify(path)}, 'r');
       const buffer = Buffer.alloc(${BLOCK});
-      let total = 0;
+      ${body}`;
+    const cwd = fileURLToPath(new URL('..', import.meta.url));
+    return execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd, encoding: 'utf8', timeout: timeoutMs }).trim();
+  };
+
+  it('reads in flight keep a process with nothing else alive, on the workers and served in the hand-over', () => {
+    const printed = runBareScript(
+      'alive',
+      `let total = 0;
       for (let i = 0; i < 3000; i++) total += await io.readv(fd, [buffer], (i % ${BLOCKS}) * ${BLOCK});
       console.log(total, io.readsOnLoop > 0);
-      await io.close();`;
-    const cwd = fileURLToPath(new URL('..', import.meta.url));
-    expect(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd, encoding: 'utf8', timeout: 60_000 }).trim()).toBe(`${3000 * BLOCK} true`);
+      await io.close();`,
+      60_000,
+    );
+    expect(printed).toBe(`${3000 * BLOCK} true`);
   });
 
   it('a process whose reads were served in the hand-over exits on its own, the pool never closed', () => {
     // The check and idle handles that deliver those reads must not hold the loop once idle.
-    const { path } = writeRandomFile('exit');
-    readFileSync(path);
-    const script = `
-      import { openSync } from 'node:fs';
-      import { createThreadPoolIo } from '@vmlink/aio-threadpool';
-      const io = createThreadPoolIo(${JSON.stringify(TIME_BLIND)});
-      const fd = openSync(${JSON.stringify(path)}, 'r');
-      const buffer = Buffer.alloc(${BLOCK});
-      for (let i = 0; i < 3000; i++) await io.readv(fd, [buffer], (i % ${BLOCKS}) * ${BLOCK});
-      console.log(io.readsOnLoop > 0);`;
-    const cwd = fileURLToPath(new URL('..', import.meta.url));
-    expect(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd, encoding: 'utf8', timeout: 30_000 }).trim()).toBe('true');
+    const printed = runBareScript(
+      'exit',
+      `for (let i = 0; i < 3000; i++) await io.readv(fd, [buffer], (i % ${BLOCKS}) * ${BLOCK});
+      console.log(io.readsOnLoop > 0);`,
+      30_000,
+    );
+    expect(printed).toBe('true');
   });
 
   it('rejects bad options naming them', () => {
