@@ -181,7 +181,7 @@ for i in $(seq 1 600); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; e
   }, 240_000);
 
   it('cp --resume up: the CLI killed mid-upload (the agent frozen meanwhile) leaves the part; the next --resume sends only the rest, SHA-256 checked in the guest', async () => {
-    const size = 8 * MIB;
+    const size = 16 * MIB; // 2 MiB -> the end takes long enough for the guest watcher to see the threshold crossed
     const data = randomBytes(size);
     const sha = createHash('sha256').update(data).digest('hex');
     const original = path.join(local, 'resume.bin');
@@ -214,7 +214,7 @@ for i in $(seq 1 600); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; e
   }, 900_000);
 
   it('cp --resume up: an agent killed mid-upload (the CLI sees the reset: 74) keeps its part; with a byte changed in it the next --resume starts over from 0', async () => {
-    const size = 8 * MIB;
+    const size = 16 * MIB; // 2 MiB -> the end takes long enough for the guest watcher to see the threshold crossed
     const data = randomBytes(size);
     const sha = createHash('sha256').update(data).digest('hex');
     const original = path.join(local, 'again.bin');

@@ -214,7 +214,14 @@ for i in $(seq 1 300); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; e
     const elapsed = performance.now() - killedAt;
     expect([ExitCode.CONNECTION_LOST, ExitCode.TIMEOUT], result.stderr).toContain(result.code);
     expect(result.stderr).toContain(uri);
-    expect(elapsed).toBeLessThan(2000);
+    // The CLI's own clock says when it gave up (the 2 s bound); the test's wall clock also
+    // holds the CLI's exit and a loaded host's scheduling, so it only gets a loose bound.
+    if (result.code === ExitCode.TIMEOUT) {
+      const silentMs = Number(/no answer from .* for (\d+) ms/.exec(result.stderr)?.[1]);
+      expect(silentMs, result.stderr).toBeGreaterThanOrEqual(1500);
+      expect(silentMs, result.stderr).toBeLessThan(2000);
+    }
+    expect(elapsed).toBeLessThan(5000);
     expect((await readdir(local)).filter((n) => n.startsWith('.huge.bin'))).toEqual([]);
     await expect(stat(target)).rejects.toMatchObject({ code: 'ENOENT' });
     await vm.run('rm', ['-f', `${ROOT}/huge.bin`]);
@@ -233,7 +240,7 @@ for i in $(seq 1 300); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; e
   }, 120_000);
 
   it('cp --resume up: an agent killed mid-upload keeps its part; restarted, it continues from there (only the rest is sent), SHA-256 checked in the guest', async () => {
-    const size = 8 * MIB;
+    const size = 16 * MIB; // 2 MiB -> the end takes long enough for the guest watcher to see the threshold crossed
     const data = randomBytes(size);
     const sha = createHash('sha256').update(data).digest('hex');
     const original = path.join(local, 'resume.bin');
@@ -265,7 +272,7 @@ for i in $(seq 1 300); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; e
   }, 900_000);
 
   it('cp --resume up: the CLI killed mid-upload (the agent frozen meanwhile) leaves the part; a byte changed in it makes the next --resume start over from 0', async () => {
-    const size = 8 * MIB;
+    const size = 16 * MIB; // 2 MiB -> the end takes long enough for the guest watcher to see the threshold crossed
     const data = randomBytes(size);
     const sha = createHash('sha256').update(data).digest('hex');
     const original = path.join(local, 'again.bin');

@@ -83,7 +83,11 @@ for i in $(seq 1 600); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; e
     expect((await runVmlink(['wait', uri, id])).code).toBe(3);
 
     const sleeper = (await runVmlink(['exec', '--detach', uri, '--', 'sh', '-c', 'sleep 300 & wait'])).stdout.trim();
-    expect((await runVmlink(['wait', uri, sleeper, '--timeout', '300ms'])).code).toBe(75);
+    // --timeout also bounds the connect, which also exits 75: long enough for a loaded
+    // guest, and the message tells "still running" from "could not connect".
+    const stillRunning = await runVmlink(['wait', uri, sleeper, '--timeout', '3s']);
+    expect(stillRunning.code, stillRunning.stderr).toBe(75);
+    expect(stillRunning.stderr).toMatch(/is still running after 3000 ms/);
     expect((await runVmlink(['kill', uri, sleeper])).code).toBe(0);
     // SIGTERM to the group: sh dies of it (143); the sleep in its group too (nothing left).
     expect((await runVmlink(['wait', uri, sleeper])).code).toBe(143);
@@ -128,7 +132,11 @@ for i in $(seq 1 600); do grep -q ' ready ' ${LOG} && exit 0; sleep 0.2; done; e
     expect((await runVmlink(['wait', uri, id])).code).toBe(3);
 
     const sleeper = (await runVmlink(['exec', '--detach', serialUri, '--', 'sh', '-c', 'sleep 300 & wait'])).stdout.trim();
-    expect((await runVmlink(['wait', serialUri, sleeper, '--timeout', '300ms'])).code).toBe(75);
+    // --timeout also bounds the connect, which also exits 75: long enough for a loaded
+    // guest, and the message tells "still running" from "could not connect".
+    const stillRunning = await runVmlink(['wait', serialUri, sleeper, '--timeout', '3s']);
+    expect(stillRunning.code, stillRunning.stderr).toBe(75);
+    expect(stillRunning.stderr).toMatch(/is still running after 3000 ms/);
     expect((await runVmlink(['kill', serialUri, sleeper])).code).toBe(0);
     // SIGTERM to the group: sh dies of it (143); the sleep in its group too (nothing left).
     expect((await runVmlink(['wait', serialUri, sleeper])).code).toBe(143);

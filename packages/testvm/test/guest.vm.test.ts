@@ -122,7 +122,8 @@ describe('a booted guest (one VM for this file)', () => {
   it('turns a hang into ERR_VMLINK_TESTVM_RUN_TIMEOUT, kills it, and stays usable', async () => {
     const hang = vm.run('sh', ['-c', 'echo started; sleep 1000'], { timeoutMs: 3000 });
     await expect(hang).rejects.toMatchObject({ code: TestVmErrorCode.RUN_TIMEOUT });
-    const after = await vm.run('sh', ['-c', 'pgrep -x sleep || echo none']);
+    // The kill is sent before the timeout rejects; dying and being reaped take a moment more.
+    const after = await vm.run('sh', ['-c', 'for i in $(seq 100); do pgrep -x sleep >/dev/null || { echo none; exit 0; }; sleep 0.1; done; pgrep -x sleep']);
     expect(after.stdout.trim()).toBe('none');
   });
 

@@ -140,7 +140,8 @@ describe('startVm({ vsock }): host<->guest vsock through the vhost-user device',
   it('CID 1 (vsock_loopback) keeps working next to the device', async () => {
     const result = await vm.run('sh', [
       '-c',
-      'socat VSOCK-LISTEN:5100,reuseaddr EXEC:cat & for i in 1 2 3 4 5 6 7 8 9 10; do out=$(echo loop | socat -t 5 - VSOCK-CONNECT:1:5100 2>/dev/null) && [ -n "$out" ] && echo "$out" && exit 0; sleep 0.3; done; exit 1',
+      // Dialled until the listener (fork: a dial too early does not use it up) is up.
+      'socat VSOCK-LISTEN:5100,reuseaddr,fork EXEC:cat </dev/null >/dev/null 2>&1 & listener=$!; for i in $(seq 200); do out=$(echo loop | socat -t 5 - VSOCK-CONNECT:1:5100 2>/dev/null) && [ -n "$out" ] && echo "$out" && kill $listener && exit 0; sleep 0.1; done; kill $listener; exit 1',
     ]);
     expect(result.stdout).toBe('loop\n');
     expect(result.exitCode).toBe(0);

@@ -109,7 +109,14 @@ describe('an arm64 guest (one VM for this file)', () => {
 
   it('vsock over CID 1 in the guest: a stream echo through the arm64 kernel (socat both ends)', async () => {
     const payload = 'hello from arm64 '.repeat(1000);
-    const res = await bootedVm().run('sh', ['-c', 'socat VSOCK-LISTEN:7000,reuseaddr EXEC:cat & sleep 1; socat -t 5 - VSOCK-CONNECT:1:7000'], { input: payload, timeoutMs: 60_000 });
+    // Dialled until the listener is up (no fixed sleep: the aio suite shares this emulated guest).
+    const script = [
+      'cat >/tmp/vsock-in',
+      'socat VSOCK-LISTEN:7000,reuseaddr,fork EXEC:cat </dev/null >/dev/null 2>&1 & listener=$!',
+      'for i in $(seq 300); do if socat -t 5 - VSOCK-CONNECT:1:7000 </tmp/vsock-in 2>/dev/null; then kill $listener; exit 0; fi; sleep 0.1; done',
+      'kill $listener; exit 1',
+    ].join('\n');
+    const res = await bootedVm().run('sh', ['-c', script], { input: payload, timeoutMs: 60_000 });
     expect(res.exitCode, res.stderr).toBe(0);
     expect(res.stdout).toBe(payload);
   });

@@ -57,15 +57,22 @@ describe('virtio-serial guest listener', () => {
   it('no host: the listener waits without spinning (CPU ticks and native wake-ups stay low over 2 s)', async () => {
     const listener = await transport.listen(`virtio-serial:${spare}`);
     try {
-      await new Promise((resolve) => setTimeout(resolve, 200)); // let the first hang-up be seen
-      const before = { ticks: cpuTicks(), wakeups: listener.wakeups };
-      await new Promise((resolve) => setTimeout(resolve, 2000));
-      const ticks = cpuTicks() - before.ticks;
-      const wakeups = listener.wakeups - before.wakeups;
+      // Waits for the first hang-up to be seen (evidence, not a fixed sleep).
+      for (let i = 0; i < 200 && !listener.hostAway; i += 1) await new Promise((resolve) => setTimeout(resolve, 50));
       assert.equal(listener.hostAway, true, 'the port should report the host away');
-      // A spinning loop burns ~200 ticks in 2 s and wakes up thousands of times.
-      assert.ok(ticks <= 30, `the listener used ${ticks} CPU ticks in 2 s with no host`);
-      assert.ok(wakeups <= 5, `the listener woke ${wakeups} times in 2 s with no host`);
+      // A spinning loop wakes up thousands of times in 2 s (in every window) and burns ~200
+      // ticks. Ticks also count V8's background threads (GC, compiling: hundreds of ms under
+      // an emulated CPU), so a window with a burst of those is measured again, up to 5 times;
+      // wake-ups are the listener's own and must stay low in every window.
+      let ticks = Infinity;
+      for (let window = 0; window < 5 && ticks > 30; window += 1) {
+        const before = { ticks: cpuTicks(), wakeups: listener.wakeups };
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+        ticks = cpuTicks() - before.ticks;
+        const wakeups = listener.wakeups - before.wakeups;
+        assert.ok(wakeups <= 5, `the listener woke ${wakeups} times in 2 s with no host`);
+      }
+      assert.ok(ticks <= 30, `the listener used ${ticks} CPU ticks in each of 5 windows of 2 s with no host`);
     } finally {
       await listener.close();
     }

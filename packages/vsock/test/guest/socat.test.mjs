@@ -10,16 +10,20 @@ import { LOOPBACK, listen, pattern, readAll, sha256, tick } from './helpers.mjs'
 
 const SIZE = 4 * 1024 * 1024;
 
-/** Connects once socat's listener is up (a connect before that is reset or refused). */
+/**
+ * Connects once socat's listener is up (a connect before that is reset or refused). Bound
+ * by time, not attempts: starting socat under an emulated CPU can take seconds.
+ */
 async function connectWhenListening(port) {
-  for (let attempt = 0; ; attempt++) {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
     const socket = connect({ cid: LOOPBACK, port });
     const outcome = await new Promise((resolve) => {
       socket.once('connect', () => resolve(null));
       socket.once('error', resolve);
     });
     if (outcome === null) return socket;
-    if (attempt >= 200) throw outcome;
+    if (Date.now() > deadline) throw outcome;
     await tick(25);
   }
 }
