@@ -248,8 +248,19 @@ function describeDial(t: Runner, ctx: Context): void {
     t.it('a timeout that did not expire does not touch the Connection later', async () => {
       // Not a speed check: the dial must succeed well within its timeout, even in a loaded
       // guest. Waiting past the timer's due time is enough: timers fire in due order.
-      const timeout = unexpiredDialTimeout(ctx.setup);
-      const connection = ctx.track(await ctx.transport.dial(ctx.peerAddress, { timeout }));
+      // A dial that a loaded guest answers too late to beat it is not what this checks:
+      // once more with twice the time (ETIMEDOUT only; any other failure is one).
+      let timeout = unexpiredDialTimeout(ctx.setup);
+      let connection: Connection;
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          connection = ctx.track(await ctx.transport.dial(ctx.peerAddress, { timeout }));
+          break;
+        } catch (error) {
+          if ((error as { code?: unknown }).code !== 'ETIMEDOUT' || attempt === 2) throw error;
+          timeout *= 2;
+        }
+      }
       await delay(timeout + 50);
       assert.equal(connection.destroyed, false, 'the dial timer destroyed a connected Connection');
       connection.write('echo\nalive');
