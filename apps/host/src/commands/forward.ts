@@ -414,7 +414,7 @@ export class SharedAgentConnection {
 
   async carry(socket: Socket, spec: ForwardSpec, report: (error: Error) => void): Promise<void> {
     socket.on('error', () => undefined);
-    for (;;) {
+    for (let idleRetries = 0; ; ) {
       await this.acquire();
       if (this.stopped || socket.destroyed) {
         this.release();
@@ -435,6 +435,12 @@ export class SharedAgentConnection {
         // one or two per forward: wait for a forward to end, then retry.
         if (isTooManyStreams(error) && this.requestsHeld > 0) {
           this.learnRoom();
+          continue;
+        }
+        // The agent closed the shared connection as idle before our net.connect reached it
+        // (the race of every idle timeout): nothing was taken; current() dials a new one.
+        if (closedAsIdle(error) && idleRetries < ROOM_RETRIES && !this.stopped && !socket.destroyed) {
+          idleRetries += 1;
           continue;
         }
         socket.destroy();
