@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { VmlinkError } from '@vmlink/errors';
+import { byteSize } from './byte-size.js';
 import { EXIT_CODE_HELP } from './exit-codes.js';
 import {
   COMMAND_NAMES,
@@ -433,16 +434,6 @@ function execRequest(entries: readonly string[], cwd: string | undefined, maxOut
     request.maxOutput = { stdout: bytes, stderr: bytes };
   }
   return request;
-}
-
-const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
-
-/** `1048576`, `512K`, `64M`, `1G` (binary units), at least 1. */
-function byteSize(raw: string): number | undefined {
-  const match = /^(\d+)([KMG]?)i?B?$/i.exec(raw.trim());
-  const unit = SIZE_UNITS[(match?.[2] ?? '').toUpperCase()];
-  const n = match && unit !== undefined ? Number(match[1]) * unit : Number.NaN;
-  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
 
 /** `755`, `0755`, `0o755`: permission bits in octal (the agent refuses anything above 777). */

@@ -93,7 +93,10 @@ export const COMMAND_OPTIONS: Readonly<Record<CommandName, Readonly<Record<strin
   ps: {},
   wait: {},
   kill: { signal: { type: 'string', short: 's', value: 'SIG', help: 'TERM (default), INT, KILL, HUP or QUIT, to the process group' } },
-  attach: { 'from-start': { type: 'boolean', help: 'replay from the oldest output the agent kept, not from where the last attach stopped' } },
+  attach: {
+    'from-start': { type: 'boolean', help: 'replay from the oldest output the agent kept, not from where the last attach stopped' },
+    'max-output': { type: 'string', value: 'SIZE', help: 'with --json: most bytes of stdout, and of stderr, to collect, e.g. 16M (default 64M; the rest is cut, like head -c)' },
+  },
   forward: { 'max-active': { type: 'string', value: 'N', help: "forwards carried at once, more wait (default: the agent's room from its info)" } },
   'wait-port': {},
   bench: {

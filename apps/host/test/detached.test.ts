@@ -184,6 +184,26 @@ describe('detached processes over unix', () => {
     expect(find(await ps(agent.uri), id)?.stdout).toMatchObject({ total: 4, delivered: 4 });
   });
 
+  it('attach --json collects at most --max-output bytes per stream (the rest cut and said in truncated); --max-output without --json or a bad size is a usage error', async () => {
+    const id = await detach(agent.uri, ['sh', '-c', 'head -c 307200 /dev/zero; echo err >&2']);
+    expect((await runVmlink(['wait', agent.uri, id])).code).toBe(0);
+    const cut = await runVmlink(['attach', agent.uri, id, '--from-start', '--json', '--max-output', '100K']);
+    expect(cut.code, cut.stderr).toBe(0);
+    const result = JSON.parse(cut.stdout) as { stdout: string; stderr: string; truncated?: unknown };
+    expect(result.stdout.length).toBe(100 * 1024);
+    expect(result.stderr).toBe('err\n');
+    expect(result.truncated).toEqual({ stdout: 100 * 1024 });
+    const whole = await runVmlink(['attach', agent.uri, id, '--from-start', '--json']);
+    expect((JSON.parse(whole.stdout) as { stdout: string; truncated?: unknown }).stdout.length).toBe(307200);
+    expect(JSON.parse(whole.stdout)).not.toHaveProperty('truncated');
+    const plain = await runVmlink(['attach', agent.uri, id, '--max-output', '100K']);
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).toMatch(/--max-output is for --json/);
+    const bad = await runVmlink(['attach', agent.uri, id, '--json', '--max-output', 'lots']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--max-output must be a size like 64M or 1048576, got 'lots'/);
+  });
+
   it('a hostile acknowledgement (beyond what was sent, or malformed) ends that attach with ERR_VMLINK_INVALID_PARAMS and moves nothing; the agent serves on', async () => {
     // Still running while the hostile clients attach: their ACKs arrive while the body is live.
     const go = path.join(work, 'go-hostile');

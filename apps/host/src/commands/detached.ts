@@ -17,6 +17,7 @@ import {
   type DetachedSignal,
   type ExecResult,
 } from '@vmlink/agent-protocol';
+import { byteSize } from '../byte-size.js';
 import { ExitCode, exitCodeFor } from '../exit-codes.js';
 import { COMMAND_OPTIONS, COMMON_OPTIONS, DEFAULT_TIMEOUT_MS, didYouMean, optionHelp, parseArgsOptions, splitPositionals, type OptionSpec } from '../options-spec.js';
 import { type CliOutput, printJson, processOutput, writeWithBackpressure } from '../output.js';
@@ -59,12 +60,14 @@ signal N). With --timeout, gives up after that long (exit 75); without, waits as
   kill: `Usage: vmlink kill URI ID [--signal TERM|INT|KILL|HUP|QUIT]
 
 Sends the signal (default TERM) to the process group of the detached process ID.`,
-  attach: `Usage: vmlink attach URI ID [--from-start]
+  attach: `Usage: vmlink attach URI ID [--from-start] [--json [--max-output SIZE]]
 
 Streams the output of the detached process ID: what the agent kept from where the last
 attach stopped (--from-start: from the oldest byte kept), then live output until it
 exits; exits with its exit status. Says on stderr how many bytes were dropped before it
-could read them. Ctrl-C leaves the process running; attach again to continue.`,
+could read them. Ctrl-C leaves the process running; attach again to continue. --json
+collects the output and prints it with the exit status once the process exited, at most
+--max-output bytes per stream (default 64M; the rest is cut and said in 'truncated').`,
 };
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -190,7 +193,11 @@ async function runParsed(argv: readonly string[], parsed: Parsed, out: CliOutput
       case 'attach': {
         const id = takeId();
         noMore();
-        plan = async () => attachDetached(await connect(), id, values['from-start'] === true, json, out);
+        const maxText = typeof values['max-output'] === 'string' ? values['max-output'] : undefined;
+        if (maxText !== undefined && !json) throw usage('attach: --max-output is for --json (without it, output is written out as it comes, nothing is collected)');
+        const maxOutput = maxText === undefined ? ATTACH_JSON_MAX_OUTPUT : byteSize(maxText);
+        if (maxOutput === undefined) throw usage(`--max-output must be a size like 64M or 1048576, got '${maxText}'`);
+        plan = async () => attachDetached(await connect(), id, { fromStart: values['from-start'] === true, json, maxOutput }, out);
         break;
       }
     }
@@ -312,8 +319,14 @@ async function killDetached(session: AgentClient, id: string, signal: DetachedSi
   return ExitCode.OK;
 }
 
-async function attachDetached(session: AgentClient, id: string, fromStart: boolean, json: boolean, out: CliOutput): Promise<number> {
+/** What `attach --json` collects per stream at most by default: a detached process may write without end. */
+const ATTACH_JSON_MAX_OUTPUT = 64 * 1024 * 1024;
+
+async function attachDetached(session: AgentClient, id: string, options: { fromStart: boolean; json: boolean; maxOutput: number }, out: CliOutput): Promise<number> {
+  const { fromStart, json, maxOutput } = options;
   const collected = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+  const collectedBytes = { stdout: 0, stderr: 0 };
+  const truncated: { stdout?: number; stderr?: number } = {};
   const lost = { stdout: 0, stderr: 0 };
   let exit: ExecResult | undefined;
   const onStarted = (started: DetachedAttachResult): void => {
@@ -337,6 +350,7 @@ async function attachDetached(session: AgentClient, id: string, fromStart: boole
             stdout: Buffer.concat(collected.stdout).toString('utf8'),
             stderr: Buffer.concat(collected.stderr).toString('utf8'),
             lost,
+            ...(truncated.stdout !== undefined || truncated.stderr !== undefined ? { truncated } : {}),
           });
         }
       } else if (record.tag === DetachedRecordTag.GAP) {
@@ -345,8 +359,17 @@ async function attachDetached(session: AgentClient, id: string, fromStart: boole
         if (!json) out.stderr.write(`\nvmlink attach: ${gap.bytes} bytes of ${gap.stream} were dropped while we were reading too slowly\n`);
       } else {
         const stream = record.tag === DetachedRecordTag.STDERR ? 'stderr' : 'stdout';
-        if (json) collected[stream].push(Buffer.from(record.data));
-        else await writeWithBackpressure(out[stream], record.data);
+        if (!json) await writeWithBackpressure(out[stream], record.data);
+        else {
+          // Bounded like exec's --max-output: the first maxOutput bytes, the rest cut and said.
+          const room = maxOutput - collectedBytes[stream];
+          if (room < record.data.length) truncated[stream] = maxOutput;
+          if (room > 0) {
+            const kept = record.data.subarray(0, room);
+            collected[stream].push(Buffer.from(kept));
+            collectedBytes[stream] += kept.length;
+          }
+        }
       }
     },
     { writtenAtExit: json },
