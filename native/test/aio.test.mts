@@ -39,11 +39,20 @@ function fixed(threads: number): PoolNumbers {
   return { minThreads: threads, maxThreads: threads, idleTimeoutMs: 5000, maxHoldUs: 200, maxHeld: 16 };
 }
 
-/** A pool whose completions (a table of `capacity`) are collected. */
+/** The flag a worker sets when it slept before taking the request: timing, not outcome. */
+const SLEPT = layout.flags.workerSlept;
+
+/**
+ * A pool whose completions (a table of `capacity`) are collected. `next` gives each
+ * completion's flags without workerSlept (whether a worker slept first depends on timing)
+ * and says it as `slept`.
+ */
 function openPool(numbers: PoolNumbers, capacity = 64) {
   const collector = completionCollector(layout, capacity);
   const pool: Pool = new binding.ThreadPool({ ...numbers, completions: collector.completions }, collector.onComplete);
-  return { pool, ...collector };
+  const next = async (n: number) =>
+    (await collector.next(n)).map((completion) => ({ ...completion, flags: completion.flags & ~SLEPT, slept: (completion.flags & SLEPT) !== 0 }));
+  return { pool, ...collector, next };
 }
 
 /** Blocks the JS thread (no callback can run) until every worker is idle and the queue empty. */
@@ -447,6 +456,61 @@ describe('ThreadPool workers (raw binding)', () => {
     }
     expect(() => pool.spawn(1)).toThrow(expect.objectContaining({ code: 'ERR_VMLINK_CLOSED' }));
   });
+
+  it('workerSlept: set when the worker waited for the request, not when it found it queued', async () => {
+    const path = join(dir, 'slept');
+    writeFileSync(path, 'x');
+    const fd = openSync(path, 'r');
+    const { pool, next } = openPool(fixed(1));
+    try {
+      await until(() => pool.idleThreads === 1, 'the worker to wait');
+      submitBatch(pool, layout, [{ slot: 1, op: FSYNC, fd }]);
+      expect((await next(1))[0]).toMatchObject({ slot: 1, result: 0, slept: true });
+      // One submit queues both under one lock: the woken worker finds the second waiting.
+      submitBatch(pool, layout, [
+        { slot: 2, op: FSYNC, fd },
+        { slot: 3, op: FSYNC, fd },
+      ]);
+      const done = bySlot(await next(2));
+      expect(done.get(2)).toMatchObject({ slept: true });
+      expect(done.get(3)).toMatchObject({ slept: false });
+    } finally {
+      pool.destroy();
+      closeSync(fd);
+    }
+  });
+
+  it('trim: workers past the count kept (never below minThreads) leave when they find the queue empty; spawn raises it again', async () => {
+    // An idle timeout the test never reaches: leaving is trim's doing.
+    const { pool } = openPool({ minThreads: 2, maxThreads: 8, idleTimeoutMs: 600_000, maxHoldUs: 0, maxHeld: 1 });
+    try {
+      expect(pool.spawn(6)).toBe(6);
+      await until(() => pool.idleThreads === 8, 'eight workers to wait');
+      pool.trim(5);
+      // Sleeping workers look again only when woken: a request wakes one, and it goes on.
+      const path = join(dir, 'trim');
+      writeFileSync(path, 'x');
+      const fd = openSync(path, 'r');
+      try {
+        for (let slot = 1; pool.threads > 5; slot++) {
+          submitBatch(pool, layout, [{ slot, op: FSYNC, fd }]);
+          await until(() => pool.inFlight === 0 || pool.threads <= 5, 'the request to finish');
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          expect(slot).toBeLessThan(200);
+        }
+      } finally {
+        closeSync(fd);
+      }
+      await until(() => pool.threads === 5, 'three workers to leave');
+      pool.trim(0);
+      expect(pool.spawn(4)).toBe(3); // 5 alive, 8 at most
+      await until(() => pool.idleThreads === 8, 'eight workers to wait again');
+      expect(pool.threads).toBe(8);
+      expect(() => pool.trim('3' as unknown as number)).toThrow(TypeError);
+    } finally {
+      pool.destroy();
+    }
+  }, 30_000);
 
   it('a pool with minThreads 0 runs work on a spawned worker, then has none', async () => {
     const { pool, next } = openPool({ minThreads: 0, maxThreads: 2, idleTimeoutMs: 20, maxHoldUs: 0, maxHeld: 1 });

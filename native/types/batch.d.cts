@@ -33,7 +33,7 @@ export interface BatchLayout {
   /** Per-request submit status; positive values are errnos that failed only that request. */
   readonly status: { readonly submitted: number; readonly deferred: number; readonly misaligned: number };
   /** Completion flag bits. */
-  readonly flags: { readonly nowaitServed: number; readonly usedBlkdiscard: number; readonly servedHere: number; readonly missedHere: number; readonly directFd: number };
+  readonly flags: { readonly nowaitServed: number; readonly usedBlkdiscard: number; readonly servedHere: number; readonly missedHere: number; readonly directFd: number; readonly workerSlept: number };
   /** The engine's op codes by name. */
   readonly ops: Readonly<Record<string, number>>;
 }

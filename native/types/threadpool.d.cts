@@ -30,6 +30,11 @@ export interface ThreadPoolInstance extends BatchEngine {
    * at once, each new one starts the next, so this call costs one thread creation.
    */
   spawn(count: number): number;
+  /**
+   * Workers beyond max(count, minThreads) leave as soon as they find the queue empty
+   * (instead of after idleTimeoutMs). spawn() raises the count kept again.
+   */
+  trim(count: number): void;
   /** Stops and joins the workers; queued requests are dropped without completions. */
   destroy(): void;
   /** Workers alive or starting. */

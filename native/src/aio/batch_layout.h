@@ -60,6 +60,9 @@ constexpr uint32_t kFlagUsedBlkdiscard = 2;  // a discard ran ioctl(BLKDISCARD) 
 constexpr uint32_t kFlagServedHere = 4;  // the page cache served it all (or EOF) in the call
 constexpr uint32_t kFlagMissedHere = 8;  // RWF_NOWAIT said EAGAIN: a worker read it
 constexpr uint32_t kFlagDirectFd = 16;   // an O_DIRECT fd, not tried (NOWAIT would wait for the disk): a worker read it
+// The thread pool's worker found the queue empty and slept before it took this request
+// (it had to be woken for it): JS sizes the pool from how often that happens.
+constexpr uint32_t kFlagWorkerSlept = 32;
 
 struct FieldName {
   int index;
@@ -98,6 +101,7 @@ inline Napi::Object MakeBatchLayout(Napi::Env env, std::initializer_list<std::pa
   flags.Set("servedHere", static_cast<double>(kFlagServedHere));
   flags.Set("missedHere", static_cast<double>(kFlagMissedHere));
   flags.Set("directFd", static_cast<double>(kFlagDirectFd));
+  flags.Set("workerSlept", static_cast<double>(kFlagWorkerSlept));
   layout.Set("flags", flags);
   Napi::Object opCodes = Napi::Object::New(env);
   for (const auto& op : ops) opCodes.Set(op.first, static_cast<double>(op.second));

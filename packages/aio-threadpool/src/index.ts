@@ -13,7 +13,22 @@ export {
   DEFAULT_MAX_HELD,
   DEFAULT_COMPLETION_BUDGET_US,
   DEFAULT_THREADS_PER_IN_FLIGHT,
+  DEFAULT_MAX_THREADS_PER_IN_FLIGHT,
+  DEFAULT_RISE_WHEN_SLEPT_SHARE_BELOW,
+  DEFAULT_RISE_WHEN_LOOP_BUSY_BELOW,
+  DEFAULT_FALL_WHEN_SLEPT_SHARE_ABOVE,
   type ThreadPoolOptions,
   type ResolvedThreadPoolOptions,
 } from './options.js';
-export { servedFromCache, SlowShare, withinCopyTime, workersToAdd, type CopyTiming, type PoolLoad } from './policy.js';
+export {
+  servedFromCache,
+  SlowShare,
+  withinCopyTime,
+  workersToAdd,
+  WorkerCeiling,
+  CEILING_STEP,
+  CEILING_WINDOW,
+  type CeilingPolicy,
+  type CopyTiming,
+  type PoolLoad,
+} from './policy.js';

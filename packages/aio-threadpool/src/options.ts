@@ -34,12 +34,21 @@ export interface ThreadPoolOptions {
    */
   readonly completionBudgetUs?: number;
   /**
-   * The pool grows to at most this many workers per request in flight, rounded up
-   * (default 0.375: 12 for 32 in flight; 1 = one worker per request, as QEMU). Fewer
+   * The pool grows to at most this many workers per request in flight, rounded up, at
+   * first (default 0.375: 12 for 32 in flight); the ceiling then rises while the workers
+   * are the limit, up to maxThreadsPerInFlight (see WorkerCeiling in policy.ts). Fewer
    * workers than requests keep the queue non-empty, so a worker that finishes one request
-   * takes the next without sleeping (0..1).
+   * takes the next without sleeping (0.01..1).
    */
   readonly threadsPerInFlight?: number;
+  /** The most the workers-per-request ceiling rises to (default 1, QEMU's one per request; threadsPerInFlight..1; equal: a fixed ceiling). */
+  readonly maxThreadsPerInFlight?: number;
+  /** The ceiling rises only while fewer than this share of recent requests had to wake a sleeping worker (default 0.1; 0 never rises). */
+  readonly riseWhenSleptShareBelow?: number;
+  /** ... and while the loop thread was busy less than this share of the time (default 0.75: on a CPU-bound loop more threads only take its CPU). */
+  readonly riseWhenLoopBusyBelow?: number;
+  /** The ceiling falls (down to threadsPerInFlight; the surplus workers leave) when more than this share of recent requests woke a worker (default 0.3; 1 never falls). */
+  readonly fallWhenSleptShareAbove?: number;
   /**
    * Serve reads of warm buffered files on the loop thread with preadv2(RWF_NOWAIT), which
    * copies from the page cache or says EAGAIN, never waiting for the disk (default true).
@@ -65,6 +74,10 @@ export interface ResolvedThreadPoolOptions {
   readonly maxHeld: number;
   readonly completionBudgetUs: number;
   readonly threadsPerInFlight: number;
+  readonly maxThreadsPerInFlight: number;
+  readonly riseWhenSleptShareBelow: number;
+  readonly riseWhenLoopBusyBelow: number;
+  readonly fallWhenSleptShareAbove: number;
   readonly cachedReadsOnLoop: boolean;
   readonly loopReadBudgetUs: number;
   readonly coldReads: ColdReadPolicy;
@@ -91,6 +104,18 @@ export const DEFAULT_COMPLETION_BUDGET_US = 500;
  * 0.375 (12 workers) 0.97x, 0.5 0.92x, 0.75 0.74x. 0.375 is best or near it in both.
  */
 export const DEFAULT_THREADS_PER_IN_FLIGHT = 0.375;
+/**
+ * The same load on a slower disk (~80k IOPS, 2026-12-06; the rows above were a ~200k one):
+ * 12 workers 0.74x of fio, 16 0.83x, 20 0.89x, 24 0.85x, 32 0.77x. No fixed ratio is best
+ * on both, so the ceiling starts at 0.375 and rises (WorkerCeiling) as far as one per request.
+ */
+export const DEFAULT_MAX_THREADS_PER_IN_FLIGHT = 1;
+/** Measured at 32 in flight: 1% of requests woke a worker at 16 workers, 6% at 20 (best), 33% at 24. */
+export const DEFAULT_RISE_WHEN_SLEPT_SHARE_BELOW = 0.1;
+/** Headroom on the loop thread; 0.3-0.4 at the knee above, where the disk is the limit. */
+export const DEFAULT_RISE_WHEN_LOOP_BUSY_BELOW = 0.75;
+/** 24 workers above (33% woke one) were past the best count; 20 (6%) at it. */
+export const DEFAULT_FALL_WHEN_SLEPT_SHARE_ABOVE = 0.3;
 
 /** As completionBudgetUs: half a millisecond of page-cache copies per loop turn at most. */
 export const DEFAULT_LOOP_READ_BUDGET_US = 500;
@@ -126,13 +151,34 @@ export function resolveOptions(options: unknown): ResolvedThreadPoolOptions {
     cachedBytesPerUs: given.cachedBytesPerUs === undefined ? DEFAULT_CACHED_BYTES_PER_US : finite(given.cachedBytesPerUs, 'options.cachedBytesPerUs', 1, 1e9),
     maxHoldUs: given.maxHoldUs === undefined ? DEFAULT_MAX_HOLD_US : validateInteger(given.maxHoldUs, 'options.maxHoldUs', 0, 1_000_000),
     maxHeld: given.maxHeld === undefined ? DEFAULT_MAX_HELD : validateInteger(given.maxHeld, 'options.maxHeld', 1, 1 << 20),
-    threadsPerInFlight:
-      given.threadsPerInFlight === undefined ? DEFAULT_THREADS_PER_IN_FLIGHT : finite(given.threadsPerInFlight, 'options.threadsPerInFlight', 0.01, 1),
+    ...ceilingOptions(given),
     completionBudgetUs:
       given.completionBudgetUs === undefined ? DEFAULT_COMPLETION_BUDGET_US : finite(given.completionBudgetUs, 'options.completionBudgetUs', 0, 1e7),
     cachedReadsOnLoop: given.cachedReadsOnLoop === undefined ? true : boolean(given.cachedReadsOnLoop, 'options.cachedReadsOnLoop'),
     loopReadBudgetUs: given.loopReadBudgetUs === undefined ? DEFAULT_LOOP_READ_BUDGET_US : finite(given.loopReadBudgetUs, 'options.loopReadBudgetUs', 0, 1e6),
     coldReads: given.coldReads === undefined ? DEFAULT_COLD_READ_POLICY : validateColdReadPolicy(given.coldReads),
+  };
+}
+
+function ceilingOptions(given: ThreadPoolOptions): Pick<ResolvedThreadPoolOptions, 'threadsPerInFlight' | 'maxThreadsPerInFlight' | 'riseWhenSleptShareBelow' | 'riseWhenLoopBusyBelow' | 'fallWhenSleptShareAbove'> {
+  const maxThreadsPerInFlight =
+    given.maxThreadsPerInFlight === undefined ? DEFAULT_MAX_THREADS_PER_IN_FLIGHT : finite(given.maxThreadsPerInFlight, 'options.maxThreadsPerInFlight', 0.01, 1);
+  const threadsPerInFlight =
+    given.threadsPerInFlight === undefined
+      ? Math.min(DEFAULT_THREADS_PER_IN_FLIGHT, maxThreadsPerInFlight)
+      : finite(given.threadsPerInFlight, 'options.threadsPerInFlight', 0.01, 1);
+  if (threadsPerInFlight > maxThreadsPerInFlight) {
+    throw outOfRange('options.threadsPerInFlight', `<= options.maxThreadsPerInFlight (${maxThreadsPerInFlight})`, threadsPerInFlight);
+  }
+  return {
+    threadsPerInFlight,
+    maxThreadsPerInFlight,
+    riseWhenSleptShareBelow:
+      given.riseWhenSleptShareBelow === undefined ? DEFAULT_RISE_WHEN_SLEPT_SHARE_BELOW : finite(given.riseWhenSleptShareBelow, 'options.riseWhenSleptShareBelow', 0, 1),
+    riseWhenLoopBusyBelow:
+      given.riseWhenLoopBusyBelow === undefined ? DEFAULT_RISE_WHEN_LOOP_BUSY_BELOW : finite(given.riseWhenLoopBusyBelow, 'options.riseWhenLoopBusyBelow', 0, 1),
+    fallWhenSleptShareAbove:
+      given.fallWhenSleptShareAbove === undefined ? DEFAULT_FALL_WHEN_SLEPT_SHARE_ABOVE : finite(given.fallWhenSleptShareAbove, 'options.fallWhenSleptShareAbove', 0, 1),
   };
 }
 

@@ -70,3 +70,93 @@ export function workersToAdd(load: PoolLoad, slowShare: number, growWhenSlowShar
   if (slowShare < growWhenSlowShare) return load.threads === 0 ? Math.min(1, room) : 0;
   return Math.min(waiting, room);
 }
+
+/** How the workers-per-request ceiling moves (ThreadPoolOptions' numbers). */
+export interface CeilingPolicy {
+  /** Workers per request in flight at the start (threadsPerInFlight). */
+  readonly start: number;
+  /** The most it rises to (maxThreadsPerInFlight). */
+  readonly max: number;
+  /** Rise only while fewer than this share of a window's requests had to wake a sleeping worker. */
+  readonly riseBelowSleptShare: number;
+  /** ... and while the loop thread was busy less than this share of the window's time. */
+  readonly riseBelowLoopBusy: number;
+  /** Fall (down to start) when more than this share of a window's requests woke a worker. */
+  readonly fallAboveSleptShare: number;
+}
+
+/** Worker completions judged together. */
+export const CEILING_WINDOW = 1024;
+/** How far the ceiling moves per window: 2 workers at 32 in flight. */
+export const CEILING_STEP = 1 / 16;
+
+/**
+ * The workers-per-request ceiling of workersToAdd, found while running. Too few workers
+ * leave requests queued (not at the device); too many sleep between requests, and each
+ * request then pays a wake-up (on 2 cores at 32 in flight, a ~80k IOPS disk: 16 workers,
+ * 1% of requests woke a worker; 20, 6%; 24, 33%; 28, 60%; 32, 71%; IOPS peaked at 20).
+ * Which count is best depends on the device's latency against the loop's round trip, so
+ * the ceiling starts at `start` and rises while requests almost never find a sleeping
+ * worker (they queue: the workers are the limit) and the loop thread has time to spare
+ * (on a CPU-bound loop more threads only take its CPU); it falls when many requests woke
+ * one (the pool then trims its surplus). Windows are CEILING_WINDOW requests at one
+ * worker count (a window that saw workers join or leave starts again), so each judges
+ * the count it ran at. Counts only requests that did I/O on a worker: page-cache copies
+ * never grow the pool anyway.
+ */
+export class WorkerCeiling {
+  readonly #policy: CeilingPolicy;
+  #value: number;
+  #seen = 0;
+  #slept = 0;
+  #mostInFlight = 0;
+  /** The workers alive when this window began: a window that saw the count change is not judged. */
+  #windowThreads = -1;
+
+  constructor(policy: CeilingPolicy) {
+    this.#policy = policy;
+    this.#value = policy.start;
+  }
+
+  /** Workers per request in flight the pool may grow to now. */
+  get value(): number {
+    return this.#value;
+  }
+
+  /**
+   * Counts one request a worker served (`inFlight`: the pool's requests in flight then).
+   * At the end of a window, rises by CEILING_STEP (up to max) when the ceiling is what
+   * bounds the pool (`threads` reached it for the window's most requests in flight: new
+   * workers must have joined before their effect is judged), few requests woke a worker,
+   * and `loopBusy()` (the loop thread's busy share since the last window) is below the bound;
+   * falls by CEILING_STEP (down to start) when many woke a worker, and then returns the
+   * workers to keep (the new ceiling for the window's most requests in flight).
+   */
+  record(workerSlept: boolean, inFlight: number, threads: number, loopBusy: () => number): number | undefined {
+    if (threads !== this.#windowThreads) this.#restart(threads);
+    this.#seen++;
+    if (workerSlept) this.#slept++;
+    if (inFlight > this.#mostInFlight) this.#mostInFlight = inFlight;
+    if (this.#seen < CEILING_WINDOW) return undefined;
+    const sleptShare = this.#slept / this.#seen;
+    const mostInFlight = this.#mostInFlight;
+    const bound = threads >= Math.ceil(mostInFlight * this.#value);
+    this.#restart(threads);
+    const busy = loopBusy();
+    if (sleptShare > this.#policy.fallAboveSleptShare && this.#value > this.#policy.start) {
+      this.#value = Math.max(this.#policy.start, this.#value - CEILING_STEP);
+      return Math.ceil(mostInFlight * this.#value);
+    }
+    if (bound && this.#value < this.#policy.max && sleptShare < this.#policy.riseBelowSleptShare && busy < this.#policy.riseBelowLoopBusy) {
+      this.#value = Math.min(this.#policy.max, this.#value + CEILING_STEP);
+    }
+    return undefined;
+  }
+
+  #restart(threads: number): void {
+    this.#seen = 0;
+    this.#slept = 0;
+    this.#mostInFlight = 0;
+    this.#windowThreads = threads;
+  }
+}

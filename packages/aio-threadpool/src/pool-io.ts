@@ -1,3 +1,4 @@
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { loadBinding, type NativeBinding, type ThreadPoolInstance } from '@vmlink/native';
 import { abortError, SystemError, throwIfAborted, validateInteger } from '@vmlink/errors';
 import {
@@ -21,7 +22,7 @@ import {
   type ThreadStats,
 } from '@vmlink/aio';
 import { resolveOptions, type ResolvedThreadPoolOptions, type ThreadPoolOptions } from './options.js';
-import { servedFromCache, SlowShare, withinCopyTime, workersToAdd } from './policy.js';
+import { servedFromCache, SlowShare, withinCopyTime, WorkerCeiling, workersToAdd } from './policy.js';
 import { LoopReads } from './loop-reads.js';
 
 /** The native pool: a BatchEngine plus its worker counts. */
@@ -54,6 +55,15 @@ export class ThreadPoolIo implements FdIo {
   /** The engine's completion flag bits (layout.flags), one definition in batch_layout.h. */
   readonly #flags: BatchLayout['flags'];
   readonly #slowShare = new SlowShare();
+  readonly #ceiling: WorkerCeiling;
+  /** The loop's utilization when the ceiling last judged a window. */
+  #lastLoopUse: EventLoopUtilization = performance.eventLoopUtilization();
+  readonly #loopBusy = (): number => {
+    const now = performance.eventLoopUtilization();
+    const busy = performance.eventLoopUtilization(now, this.#lastLoopUse).utilization;
+    this.#lastLoopUse = now;
+    return busy;
+  };
   /** Reads of warm buffered files on the loop thread; undefined when cachedReadsOnLoop is off. */
   readonly #loopReads: LoopReads | undefined;
   #closing: Promise<void> | undefined;
@@ -61,6 +71,14 @@ export class ThreadPoolIo implements FdIo {
   constructor(options?: ThreadPoolOptions, recorder: StatsRecorder = new StatsRecorder()) {
     this.options = Object.freeze(resolveOptions(options));
     this.recorder = recorder;
+    const { threadsPerInFlight, maxThreadsPerInFlight, riseWhenSleptShareBelow, riseWhenLoopBusyBelow, fallWhenSleptShareAbove } = this.options;
+    this.#ceiling = new WorkerCeiling({
+      start: threadsPerInFlight,
+      max: maxThreadsPerInFlight,
+      riseBelowSleptShare: riseWhenSleptShareBelow,
+      riseBelowLoopBusy: riseWhenLoopBusyBelow,
+      fallAboveSleptShare: fallWhenSleptShareAbove,
+    });
     this.#binding = loadBinding();
     const Pool = this.#binding.ThreadPool;
     const { layout } = Pool;
@@ -115,6 +133,11 @@ export class ThreadPoolIo implements FdIo {
       min: this.options.minThreads,
       max: this.options.maxThreads,
     };
+  }
+
+  /** Workers per request in flight the pool may grow to now (threadsPerInFlight, risen; see WorkerCeiling). */
+  get threadsPerInFlight(): number {
+    return this.#ceiling.value;
   }
 
   get closed(): boolean {
@@ -259,7 +282,7 @@ export class ThreadPoolIo implements FdIo {
     // the warm path skips the native reads.
     if (this.#slowShare.value < this.options.growWhenSlowShare && this.options.minThreads > 0) return;
     const pool = this.#pool;
-    const load = { threads: pool.threads, idleThreads: pool.idleThreads, queued: pool.queued, inFlight: pool.inFlight, maxThreads: this.options.maxThreads, threadsPerInFlight: this.options.threadsPerInFlight };
+    const load = { threads: pool.threads, idleThreads: pool.idleThreads, queued: pool.queued, inFlight: pool.inFlight, maxThreads: this.options.maxThreads, threadsPerInFlight: this.#ceiling.value };
     const add = workersToAdd(load, this.#slowShare.value, this.options.growWhenSlowShare);
     if (add > 0) pool.spawn(add);
   }
@@ -279,7 +302,12 @@ export class ThreadPoolIo implements FdIo {
       return;
     }
     const bytes = result > 0 ? result : 0;
-    this.#slowShare.record(!withinCopyTime(serviceUs, bytes, this.options));
+    const slow = !withinCopyTime(serviceUs, bytes, this.options);
+    this.#slowShare.record(slow);
+    if (slow && (flags & this.#flags.servedHere) === 0) {
+      const keep = this.#ceiling.record((flags & this.#flags.workerSlept) !== 0, this.#pool.inFlight, this.#pool.threads, this.#loopBusy);
+      if (keep !== undefined) this.#pool.trim(keep);
+    }
     observe?.(completion);
     if (result >= 0) {
       this.recorder.settled(true);

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ColdReadMeter } from '@vmlink/aio';
 import { DEFAULT_CACHED_BASE_US, DEFAULT_CACHED_BYTES_PER_US, resolveOptions, servedFromCache, SlowShare, withinCopyTime, workersToAdd } from '../src/index.js';
+import { CEILING_STEP, CEILING_WINDOW, WorkerCeiling } from '../src/policy.js';
 import { LoopReads } from '../src/loop-reads.js';
 
 const timing = { cachedBaseUs: DEFAULT_CACHED_BASE_US, cachedBytesPerUs: DEFAULT_CACHED_BYTES_PER_US };
@@ -86,11 +87,89 @@ describe('workersToAdd', () => {
   });
 });
 
+describe('WorkerCeiling (pure logic)', () => {
+  const policy = { start: 0.375, max: 1, riseBelowSleptShare: 0.1, riseBelowLoopBusy: 0.75, fallAboveSleptShare: 0.3 };
+  const idleLoop = () => 0.3;
+
+  /** Feeds one window: `slept` of its requests woke a worker; returns what the last record returned. */
+  function window(ceiling: WorkerCeiling, slept: number, threads: number, loopBusy = idleLoop, inFlight = 32): number | undefined {
+    let last: number | undefined;
+    for (let i = 0; i < CEILING_WINDOW; i++) last = ceiling.record(i < slept, inFlight, threads, loopBusy);
+    return last;
+  }
+
+  it('rises a step per window while requests rarely woke a worker and the pool is at its ceiling, up to max', () => {
+    const ceiling = new WorkerCeiling(policy);
+    expect(ceiling.value).toBe(0.375);
+    expect(window(ceiling, 0, 12)).toBeUndefined();
+    expect(ceiling.value).toBeCloseTo(0.375 + CEILING_STEP);
+    window(ceiling, Math.floor(CEILING_WINDOW * 0.09), 14);
+    expect(ceiling.value).toBeCloseTo(0.375 + 2 * CEILING_STEP);
+    for (let threads = 16; threads <= 40; threads += 2) window(ceiling, 0, threads);
+    expect(ceiling.value).toBe(1);
+  });
+
+  it('does not rise while the pool has not reached it (workers still to join), or the loop is busy', () => {
+    const ceiling = new WorkerCeiling(policy);
+    window(ceiling, 0, 11); // ceil(32 x 0.375) = 12 not reached
+    expect(ceiling.value).toBe(0.375);
+    window(ceiling, 0, 12, () => 0.8);
+    expect(ceiling.value).toBe(0.375);
+    window(ceiling, Math.ceil(CEILING_WINDOW * 0.1), 12); // exactly 10%: not below
+    expect(ceiling.value).toBe(0.375);
+  });
+
+  it('falls a step when many requests woke a worker, returning the workers to keep; never below start', () => {
+    const ceiling = new WorkerCeiling(policy);
+    window(ceiling, 0, 12);
+    window(ceiling, 0, 14);
+    expect(ceiling.value).toBeCloseTo(0.5);
+    expect(window(ceiling, Math.floor(CEILING_WINDOW * 0.5), 16)).toBe(Math.ceil(32 * (0.5 - CEILING_STEP)));
+    expect(ceiling.value).toBeCloseTo(0.5 - CEILING_STEP);
+    window(ceiling, CEILING_WINDOW, 14);
+    expect(ceiling.value).toBe(0.375);
+    expect(window(ceiling, CEILING_WINDOW, 12)).toBeUndefined(); // at start: nothing to trim
+    expect(ceiling.value).toBe(0.375);
+    // Between the bounds it holds.
+    window(ceiling, Math.floor(CEILING_WINDOW * 0.2), 12);
+    expect(ceiling.value).toBe(0.375);
+  });
+
+  it('judges a window only at one worker count: a change of count starts the window again', () => {
+    const ceiling = new WorkerCeiling(policy);
+    for (let i = 0; i < CEILING_WINDOW - 1; i++) ceiling.record(false, 32, 12, idleLoop);
+    let judged = 0;
+    ceiling.record(false, 32, 13, () => ++judged); // joined: starts again, not judged
+    expect(judged).toBe(0);
+    for (let i = 0; i < CEILING_WINDOW - 2; i++) ceiling.record(false, 32, 13, () => ++judged);
+    expect(judged).toBe(0);
+    ceiling.record(false, 32, 13, () => ++judged / 10);
+    expect(judged).toBe(1);
+  });
+
+  it('the window\'s most requests in flight sets the count the pool must have reached', () => {
+    const ceiling = new WorkerCeiling(policy);
+    let last: number | undefined;
+    for (let i = 0; i < CEILING_WINDOW; i++) last = ceiling.record(false, i === 5 ? 64 : 8, 12, idleLoop);
+    expect(last).toBeUndefined();
+    expect(ceiling.value).toBe(0.375); // 64 x 0.375 = 24 > 12 alive
+  });
+
+  it('max equal to start: a fixed ceiling', () => {
+    const ceiling = new WorkerCeiling({ ...policy, max: 0.375 });
+    window(ceiling, 0, 12);
+    expect(ceiling.value).toBe(0.375);
+  });
+});
+
 describe('resolveOptions', () => {
   it('fills documented defaults: minThreads = cores (>= 2), maxThreads 64, idle 5 s', () => {
     const options = resolveOptions(undefined);
     expect(options.minThreads).toBeGreaterThanOrEqual(2);
     expect(options).toMatchObject({ maxThreads: 64, idleTimeoutMs: 5000, growWhenSlowShare: 0.25, cachedBaseUs: 20, cachedBytesPerUs: 2000, maxHoldUs: 200, maxHeld: 16, completionBudgetUs: 500, threadsPerInFlight: 0.375 });
+    expect(options).toMatchObject({ maxThreadsPerInFlight: 1, riseWhenSleptShareBelow: 0.1, riseWhenLoopBusyBelow: 0.75, fallWhenSleptShareAbove: 0.3 });
+    // A ceiling's maximum below the default start lowers the start.
+    expect(resolveOptions({ maxThreadsPerInFlight: 0.25 })).toMatchObject({ threadsPerInFlight: 0.25, maxThreadsPerInFlight: 0.25 });
   });
 
   it('threads fixes the size; min/max override it; a small max lowers the default min', () => {
@@ -119,6 +198,11 @@ describe('resolveOptions', () => {
       [{ completionBudgetUs: -1 }, 'ERR_OUT_OF_RANGE', 'options.completionBudgetUs'],
       [{ threadsPerInFlight: 0 }, 'ERR_OUT_OF_RANGE', 'options.threadsPerInFlight'],
       [{ threadsPerInFlight: 1.5 }, 'ERR_OUT_OF_RANGE', 'options.threadsPerInFlight'],
+      [{ threadsPerInFlight: 0.5, maxThreadsPerInFlight: 0.4 }, 'ERR_OUT_OF_RANGE', 'options.maxThreadsPerInFlight (0.4)'],
+      [{ maxThreadsPerInFlight: 0 }, 'ERR_OUT_OF_RANGE', 'options.maxThreadsPerInFlight'],
+      [{ riseWhenSleptShareBelow: -0.1 }, 'ERR_OUT_OF_RANGE', 'options.riseWhenSleptShareBelow'],
+      [{ riseWhenLoopBusyBelow: 2 }, 'ERR_OUT_OF_RANGE', 'options.riseWhenLoopBusyBelow'],
+      [{ fallWhenSleptShareAbove: 'x' }, 'ERR_INVALID_ARG_TYPE', 'options.fallWhenSleptShareAbove'],
       [{ completionBudgetUs: 'x' }, 'ERR_INVALID_ARG_TYPE', 'options.completionBudgetUs'],
     ];
     for (const [options, code, named] of bad) {

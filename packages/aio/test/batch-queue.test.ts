@@ -13,7 +13,7 @@ const LAYOUT: BatchLayout = {
   completion: { slot: 6, result: 0, partial: 1, queueWaitUs: 2, serviceUs: 3, flags: 4 },
   recordStride: 3,
   status: { submitted: 0, deferred: -1, misaligned: -2 },
-  flags: { nowaitServed: 1, usedBlkdiscard: 2, servedHere: 4, missedHere: 8, directFd: 16 },
+  flags: { nowaitServed: 1, usedBlkdiscard: 2, servedHere: 4, missedHere: 8, directFd: 16, workerSlept: 32 },
   ops: { read: 10, write: 11 },
 };
 

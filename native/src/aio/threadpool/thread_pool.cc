@@ -83,6 +83,7 @@ Napi::Function ThreadPool::Define(Napi::Env env) {
                          InstanceMethod<&ThreadPool::Cancel>("cancel"),
                          InstanceMethod<&ThreadPool::Destroy>("destroy"),
                          InstanceMethod<&ThreadPool::Spawn>("spawn"),
+                         InstanceMethod<&ThreadPool::Trim>("trim"),
                          InstanceAccessor<&ThreadPool::Threads>("threads"),
                          InstanceAccessor<&ThreadPool::IdleThreads>("idleThreads"),
                          InstanceAccessor<&ThreadPool::PeakThreads>("peakThreads"),
@@ -107,6 +108,7 @@ ThreadPool::ThreadPool(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Thread
   Napi::Object config = info[0].As<Napi::Object>();
   min_threads_ = ConfigNumber(env, config, "minThreads", 0, kMaxThreads);
   max_threads_ = ConfigNumber(env, config, "maxThreads", 1, kMaxThreads);
+  keep_ = max_threads_;
   if (min_threads_ > max_threads_) {
     throw CodedError(env, "ERR_OUT_OF_RANGE", "ThreadPool: config.minThreads (" + std::to_string(min_threads_) +
                                                   ") must be <= config.maxThreads (" + std::to_string(max_threads_) + ")");
@@ -369,6 +371,20 @@ Napi::Value ThreadPool::Spawn(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(count > 0 ? SpawnWorkers(static_cast<size_t>(count)) : 0));
 }
 
+// trim(count): workers beyond max(count, minThreads) leave when they next find the queue
+// empty, instead of sleeping until the idle timeout. Spawn past it again is allowed.
+Napi::Value ThreadPool::Trim(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "ThreadPool.trim: count must be a number");
+  int64_t count = info[0].As<Napi::Number>().Int64Value();
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    keep_ = std::max<size_t>(min_threads_, count > 0 ? static_cast<size_t>(count) : 0);
+  }
+  ReapExited();
+  return env.Undefined();
+}
+
 Napi::Value ThreadPool::Threads(const Napi::CallbackInfo& info) {
   if (!shut_down_) ReapExited();
   return Napi::Number::New(info.Env(), static_cast<double>(live_.load(std::memory_order_relaxed)));
@@ -398,6 +414,7 @@ size_t ThreadPool::SpawnWorkers(size_t count) {
     if (stopping_) return 0;
     size_t live = live_.load(std::memory_order_relaxed);
     reserved = std::min(count, max_threads_ - std::min(live, max_threads_));
+    keep_ = std::max(keep_, live + reserved);  // spawning asks to keep them
     if (reserved == 0) return 0;
     live_.store(live + reserved, std::memory_order_relaxed);
     if (live + reserved > peak_.load(std::memory_order_relaxed)) peak_.store(live + reserved, std::memory_order_relaxed);
@@ -455,11 +472,18 @@ void ThreadPool::WorkerMain(uint64_t id) {
   for (;;) {
     PoolRequest request;
     bool more;
+    bool slept = false;
     {
       std::unique_lock<std::mutex> lock(queue_mutex_);
       idle_.fetch_add(1, std::memory_order_relaxed);
       bool retire = false;
       while (!stopping_ && queue_.empty()) {
+        // More workers than JS last asked to keep: leave now rather than sleep (trim()).
+        if (live_.load(std::memory_order_relaxed) > keep_ + starting_) {
+          retire = true;
+          break;
+        }
+        slept = true;
         // Idle for a whole timeout with more than the minimum alive: this worker goes.
         if (queue_cv_.wait_for(lock, idle_timeout_) == std::cv_status::timeout && queue_.empty() && !stopping_ &&
             live_.load(std::memory_order_relaxed) > min_threads_ + starting_) {
@@ -488,7 +512,7 @@ void ThreadPool::WorkerMain(uint64_t id) {
     completion.slot = request.slot;
     auto started = std::chrono::steady_clock::now();
     Execute(request, &completion);
-    completion.flags |= request.flags;
+    completion.flags |= request.flags | (slept ? kFlagWorkerSlept : 0);
     auto finished = std::chrono::steady_clock::now();
     completion.queue_wait_us = MicrosBetween(request.enqueued, started);
     completion.service_us = MicrosBetween(started, finished);

@@ -75,6 +75,7 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   Napi::Value Cancel(const Napi::CallbackInfo& info);
   Napi::Value Destroy(const Napi::CallbackInfo& info);
   Napi::Value Spawn(const Napi::CallbackInfo& info);
+  Napi::Value Trim(const Napi::CallbackInfo& info);
   Napi::Value Threads(const Napi::CallbackInfo& info);
   Napi::Value IdleThreads(const Napi::CallbackInfo& info);
   Napi::Value PeakThreads(const Napi::CallbackInfo& info);
@@ -151,6 +152,7 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   std::atomic<size_t> idle_{0};     // waiting for work
   std::atomic<size_t> peak_{0};     // most live_ ever
   size_t starting_ = 0;             // reserved, not yet started; under queue_mutex_
+  size_t keep_ = 0;                 // workers past this leave when idle (trim; maxThreads at first); under queue_mutex_
   bool spawner_active_ = false;     // a thread is starting the reserved ones; under queue_mutex_
 
   // Whether a worker that just finished a request should wake the loop now (true) or
