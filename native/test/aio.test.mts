@@ -466,7 +466,10 @@ describe('ThreadPool workers (raw binding)', () => {
       await until(() => pool.idleThreads === 1, 'the worker to wait');
       submitBatch(pool, layout, [{ slot: 1, op: FSYNC, fd }]);
       expect((await next(1))[0]).toMatchObject({ slot: 1, result: 0, slept: true });
-      // One submit queues both under one lock: the woken worker finds the second waiting.
+      // Its completion can arrive before the worker is back in its wait: idle again first
+      // (counted under the queue lock it holds until it sleeps). One submit then queues
+      // both under one lock: the woken worker finds the second waiting.
+      await until(() => pool.idleThreads === 1, 'the worker to wait again');
       submitBatch(pool, layout, [
         { slot: 2, op: FSYNC, fd },
         { slot: 3, op: FSYNC, fd },
