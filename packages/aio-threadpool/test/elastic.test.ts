@@ -1,4 +1,4 @@
-import { constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -73,6 +73,44 @@ describe('elastic thread pool (real files)', () => {
       await file.close();
     } finally {
       await backend.close();
+    }
+  }, 60_000);
+
+  it('the workers-per-request ceiling rises from the workers\' own workerSlept flags while requests queue (real workers)', async () => {
+    const path = join(dir, 'ceiling');
+    const size = 1 << 20;
+    const fileSize = 32 << 20;
+    writeFileSync(path, Buffer.alloc(fileSize, 4));
+    // Every completion counts as I/O (a copy budget none meets) and the rise is open to any
+    // window with one request that found work queued: the wiring is under test, not the numbers.
+    const io = createThreadPoolIo({
+      minThreads: 1,
+      maxThreads: 16,
+      threadsPerInFlight: 0.25,
+      riseWhenSleptShareBelow: 1,
+      riseWhenLoopBusyBelow: 1,
+      cachedBaseUs: 0,
+      cachedBytesPerUs: 1e9,
+      cachedReadsOnLoop: false,
+    });
+    const fd = openSync(path, 'r');
+    try {
+      expect(io.threadsPerInFlight).toBe(0.25);
+      const deadline = Date.now() + 30_000;
+      let reads = 0;
+      // 16 closed loops of 1 MiB copies: the queue stays long enough for workers to find work.
+      const loop = async (): Promise<void> => {
+        const buffer = Buffer.alloc(size);
+        while (io.threadsPerInFlight < 0.5 && Date.now() < deadline) {
+          expect(await io.readv(fd, [buffer], ((reads++ * 7919) % (fileSize / size)) * size)).toBe(size);
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, loop));
+      expect(io.threadsPerInFlight).toBeGreaterThanOrEqual(0.5);
+      expect(io.threadStats().peak).toBeGreaterThan(4); // 16 x 0.25 at first
+    } finally {
+      closeSync(fd);
+      await io.close();
     }
   }, 60_000);
 
