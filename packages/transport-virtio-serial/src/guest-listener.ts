@@ -25,6 +25,9 @@ interface QueuedWrite {
  */
 type Phase = 'idle' | 'acked' | 'open';
 
+/** Where our ACK of the current HELLO stands: a hang-up can drop it before it went out. */
+type AckState = 'queued' | 'sent' | 'lost';
+
 /**
  * The guest side: owns the port's fd (opened O_NONBLOCK, read and written by the native
  * VirtioSerialStream: no pool thread, no spinning while the host is away)
@@ -35,9 +38,11 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
   private readonly reader: FrameReader;
   private phase: Phase = 'idle';
   private nonce: bigint | undefined;
+  private ack: AckState = 'queued';
   private connection: GuestConnection | undefined;
   private readonly queue: QueuedWrite[] = [];
-  private writing = false;
+  /** The write the kernel refused part of (EAGAIN): it finishes when the port has room. */
+  private inFlight: QueuedWrite | undefined;
   private refed = true;
 
   /** Takes ownership of `fd` (an open virtio-serial port, or a stand-in in tests). */
@@ -118,6 +123,7 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
     switch (header.type) {
       case FrameType.hello:
         if (!current) this.startSession(header.nonce);
+        else if (this.phase === 'acked' && this.ack === 'lost') this.sendAck(header.nonce);
         return true; // ours again: the host repeats HELLO until it sees our ACK
       case FrameType.open:
         if (!current || this.phase !== 'acked') return false;
@@ -139,7 +145,13 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
     // while paused (HUP: what it left is read later, as stale bytes). A record it left
     // unfinished is dropped; the next host starts with HELLO.
     this.reader.scan();
-    this.endSession(connectionReset('read', this.uri, 'the host went away'));
+    // Between ACK and OPEN no Connection exists, and the hang-up may not be this host's:
+    // the guest kernel learns of hosts coming and going on the control queue, which can
+    // lag behind the data queue, so the former host's departure can be reported after the
+    // new host's HELLO was read and answered. Ending the session would then ignore the
+    // new host's OPEN and leave its dial resolved on a Connection nobody serves. Keeping
+    // it costs nothing: if this host did leave, the next one's HELLO replaces the session.
+    if (this.phase !== 'acked') this.endSession(connectionReset('read', this.uri, 'the host went away'));
     // A write the kernel refused (EAGAIN) would wait for the next host, who would only
     // discard its bytes: give it up (its callback runs, then pump() goes on).
     this.stream.dropPendingWrite(connectionReset('write', this.uri, 'the host went away'));
@@ -178,7 +190,16 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
     if (this.closed) return; // not accepting: stay silent, the host's dial times out
     this.nonce = nonce;
     this.phase = 'acked';
-    this.enqueue({ records: [encodeHeader(FrameType.ack, nonce)], owner: undefined, nonce, callback: undefined });
+    this.sendAck(nonce);
+  }
+
+  /** ACK(nonce); if a hang-up drops it unsent, the host's next HELLO asks for it again. */
+  private sendAck(nonce: bigint): void {
+    this.ack = 'queued';
+    const settled = (error: Error | null): void => {
+      if (this.nonce === nonce) this.ack = error ? 'lost' : 'sent';
+    };
+    this.enqueue({ records: [encodeHeader(FrameType.ack, nonce)], owner: undefined, nonce, callback: settled });
   }
 
   private openConnection(): void {
@@ -202,7 +223,11 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
     const nonce = this.nonce;
     this.phase = 'idle';
     this.nonce = undefined;
-    if (nonce !== undefined) this.dropQueued(nonce, error);
+    if (nonce !== undefined) {
+      this.dropQueued(nonce, error);
+      // Bytes of an ended session only delay the next host's ACK (it discards them).
+      if (this.inFlight?.nonce === nonce) this.stream.dropPendingWrite(connectionReset('write', this.uri, 'the session ended'));
+    }
     if (connection && !connection.destroyed) {
       if (connection.readableEnded && connection.writableFinished) connection.destroy();
       else connection.destroy(error);
@@ -244,14 +269,15 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
   }
 
   private pump(): void {
-    while (!this.writing && this.queue.length > 0 && !this.stream.closed) {
+    while (this.inFlight === undefined && this.queue.length > 0 && !this.stream.closed) {
       const write = this.queue.shift() as QueuedWrite;
       let done: boolean;
       try {
         // While the host is away the kernel says EAGAIN: the write waits for it to come
-        // back. Such bytes reach the next host before its ACK, and it discards them.
+        // back (or is dropped on hang-up). Bytes that reach the next host before its ACK
+        // are discarded by it.
         done = this.stream.write(write.records, (error) => {
-          this.writing = false;
+          this.inFlight = undefined;
           write.callback?.(error);
           this.pump();
         });
@@ -260,7 +286,7 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
         continue;
       }
       if (done) write.callback?.(null);
-      else this.writing = true;
+      else this.inFlight = write;
     }
   }
 

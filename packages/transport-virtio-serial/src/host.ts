@@ -86,6 +86,9 @@ class HostConnection extends Duplex {
       return true;
     }
     if (header.type === FrameType.data) return true;
+    // A guest whose ACK a hang-up report dropped answers a repeated HELLO again; if the
+    // first ACK did go out, this one is a duplicate: nothing to do.
+    if (header.type === FrameType.ack) return true;
     if (header.type === FrameType.end) {
       this.push(null);
       if (this.sentEnd) this.socket.end();

@@ -5,6 +5,7 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadBinding } from '@vmlink/native';
 import type { Connection } from '@vmlink/transport';
 import { VirtioSerialListener } from '../src/guest-listener.js';
 import { virtioSerial } from '../src/index.js';
@@ -115,6 +116,34 @@ describe('handshake', () => {
     await once(fresh, 'data');
     expect(seen.text()).toBe('hi');
     second.destroy();
+  });
+
+  it('the host takes a second ACK of its nonce as a duplicate (a guest answers a repeated HELLO again when a hang-up dropped its ACK)', async () => {
+    // The guest is played by hand on the fake port's guest end: it answers the first HELLO twice.
+    const port = await startFakePort();
+    const guestEnd = new (loadBinding().FdStream)(port.guestFd, {}, { onData: (chunk: Buffer) => onGuestData(chunk), onError: () => {} });
+    cleanups.push(async () => {
+      guestEnd.close();
+      await port.close();
+    });
+    let fromHost = Buffer.alloc(0);
+    let answered = false;
+    const onGuestData = (chunk: Buffer): void => {
+      fromHost = Buffer.concat([fromHost, chunk]);
+      const at = fromHost.indexOf(Buffer.from([0xff, 0x76, 0x73, FrameType.hello]));
+      if (answered || at < 0 || fromHost.length < at + HEADER_SIZE) return;
+      answered = true;
+      const nonce = fromHost.readBigUInt64BE(at + 4);
+      const ack = encodeHeader(FrameType.ack, nonce);
+      guestEnd.write([ack, ack, ...encodeData(nonce, [Buffer.from('after two ACKs')])], () => {});
+    };
+    guestEnd.readStart();
+    const dialed = await host.dial(`virtio-serial+unix:${port.socketPath}`, { timeout: 10_000 });
+    const seen = collect(dialed);
+    while (seen.text().length < 'after two ACKs'.length) await once(dialed, 'data');
+    expect(seen.text()).toBe('after two ACKs');
+    expect(dialed.errored).toBeNull();
+    dialed.destroy();
   });
 
   it("the guest's end() reaches the host as 'end' (half-close), and the host can still answer", async () => {

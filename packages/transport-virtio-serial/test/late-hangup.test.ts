@@ -1,0 +1,112 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Connection } from '@vmlink/transport';
+import { VirtioSerialListener } from '../src/guest-listener.js';
+import { virtioSerial } from '../src/index.js';
+import { FILLER_SIZE, FrameType, encodeData, encodeHeader } from '../src/wire.js';
+import { startPtyPort, type PtyHost, type PtyPort } from './helpers/pty-port.js';
+
+// Hang-ups that are not the current host's, on real fds (a pty: test/helpers/pty-port.ts).
+// In a guest, the kernel learns of hosts coming and going on virtio-serial's control
+// queue and gets their bytes on the data queue; the two are not ordered, so a former
+// host's departure can be reported after the new host's HELLO was read and answered
+// (seen in CI: an emulated arm64 guest ignored the new host's OPEN, and the host's
+// request hung). Here the host plays exactly that: HELLO, our ACK, then a hang-up and the
+// port back, and the same host goes on with OPEN.
+const guest = virtioSerial({ side: 'guest' });
+const LIVENESS_MS = 30_000;
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(what: string, condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + LIVENESS_MS;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await delay(5);
+  }
+}
+
+function setup(options = { reading: true }): { port: PtyPort; listener: VirtioSerialListener; accepted: Connection[] } {
+  const port = startPtyPort(options);
+  const listener = new VirtioSerialListener(guest, port.guestFd, 'virtio-serial:pty');
+  const accepted: Connection[] = [];
+  listener.on('connection', (connection: Connection) => {
+    connection.on('error', () => {});
+    accepted.push(connection);
+  });
+  cleanups.push(async () => {
+    for (const connection of accepted) connection.destroy();
+    await listener.close();
+    port.close();
+  });
+  return { port, listener, accepted };
+}
+
+const contains = (host: PtyHost, record: Buffer): boolean => host.received().includes(record);
+
+/** The rest of the handshake and one exchange: OPEN, DATA "ping" from the host, "pong" back. */
+async function openAndExchange(host: PtyHost, nonce: bigint, accepted: Connection[]): Promise<void> {
+  await host.write(Buffer.concat([encodeHeader(FrameType.open, nonce), ...encodeData(nonce, [Buffer.from('ping')])]));
+  await until('the guest accepted the Connection', () => accepted.length === 1);
+  const connection = accepted[0] as Connection;
+  let text = '';
+  connection.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+  await until('the Connection read "ping"', () => text === 'ping');
+  connection.write('pong');
+  await until('the host read DATA "pong"', () => contains(host, Buffer.concat(encodeData(nonce, [Buffer.from('pong')]))));
+}
+
+describe('a hang-up reported after the new host was answered', { timeout: LIVENESS_MS * 2 }, () => {
+  it('between ACK and OPEN it does not end the session: the host that sent HELLO gets its Connection', async () => {
+    const { port, listener, accepted } = setup();
+    const nonce = 0x1122334455667788n;
+    const host = port.host as PtyHost;
+    await host.write(Buffer.concat([Buffer.alloc(FILLER_SIZE), encodeHeader(FrameType.hello, nonce)]));
+    await until('the host read ACK', () => contains(host, encodeHeader(FrameType.ack, nonce)));
+
+    port.hangUp();
+    await until('the guest saw the hang-up', () => listener.hostAway);
+    const back = port.reopen();
+    await openAndExchange(back, nonce, accepted);
+    expect(listener.hostAway).toBe(false);
+    // One ACK: the hang-up did not make the guest answer again.
+    expect(back.received().includes(encodeHeader(FrameType.ack, nonce))).toBe(false);
+  });
+
+  it('an ACK that the hang-up dropped unsent is sent again when the same host repeats HELLO', async () => {
+    const { port, listener, accepted } = setup({ reading: false });
+    // The session's state is private; peeking at it shows the ACK waiting for room, then lost.
+    const session = listener as unknown as { phase: string; nonce: bigint | undefined; ack: string; inFlight: unknown };
+    // Hosts that never read fill the port with ACKs: each HELLO (a new nonce) ends the
+    // session before it and is answered, until an ACK waits for room.
+    const host = port.host as PtyHost;
+    await host.write(Buffer.alloc(FILLER_SIZE));
+    let next = 0x1000n;
+    for (let batch = 0; batch < 100 && session.inFlight === undefined; batch++) {
+      const hellos = Array.from({ length: 2_000 }, () => encodeHeader(FrameType.hello, next++));
+      await host.write(Buffer.concat(hellos));
+      await until('the guest answered the last HELLO', () => session.nonce === next - 1n);
+    }
+    expect(session.inFlight).toBeDefined(); // the port is full
+
+    // A HELLO and the hang-up in the same tick: the guest reads the HELLO, which ends the
+    // session before it and drops its waiting ACK, and the new ACK meets the still full
+    // port; then it reads the hang-up, which drops that ACK too.
+    const nonce = 0x2233445566778899n;
+    void host.write(encodeHeader(FrameType.hello, nonce));
+    port.hangUp();
+    await until('the guest saw the hang-up', () => listener.hostAway);
+    expect({ phase: session.phase, nonce: session.nonce, ack: session.ack }).toEqual({ phase: 'acked', nonce, ack: 'lost' });
+
+    // The same host is back (it was never away: the hang-up was a former host's, late),
+    // reads, and repeats HELLO: the guest answers again, and OPEN gives the Connection.
+    const back = port.reopen();
+    await back.write(encodeHeader(FrameType.hello, nonce));
+    await until('the host read ACK', () => contains(back, encodeHeader(FrameType.ack, nonce)));
+    accepted.length = 0;
+    await openAndExchange(back, nonce, accepted);
+  });
+});
