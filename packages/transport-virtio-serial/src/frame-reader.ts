@@ -44,6 +44,11 @@ export class FrameReader {
     return this.payloadLeft > 0;
   }
 
+  /** True when the bytes fed so far end exactly at a record boundary (no partial header or payload). */
+  get betweenRecords(): boolean {
+    return this.payloadLeft === 0 && this.carry.length === 0;
+  }
+
   feed(chunk: Buffer): void {
     let bytes = chunk;
     if (this.carry.length > 0) {

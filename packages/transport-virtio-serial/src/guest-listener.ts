@@ -8,6 +8,13 @@ import { FrameType, encodeData, encodeHeader, type Header } from './wire.js';
 
 /** Bytes read ahead of a Connection that does not read (see deliver()). */
 const READ_AHEAD = 1024 * 1024;
+/**
+ * How long the port may stay away after a hang-up before it ends an open Connection. The
+ * hang-up may be a former host's, reported late (see onHangup()); then the port is back as
+ * soon as the guest kernel handles the next control message, and the Connection goes on.
+ * A host that did leave is seen this much later (a new host's HELLO ends it at once).
+ */
+export const HANGUP_GRACE_MS = 500;
 
 interface QueuedWrite {
   readonly records: Uint8Array[];
@@ -43,6 +50,10 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
   private readonly queue: QueuedWrite[] = [];
   /** The write the kernel refused part of (EAGAIN): it finishes when the port has room. */
   private inFlight: QueuedWrite | undefined;
+  /** Reading stopped for a Connection that does not read (READ_AHEAD). */
+  private readAheadFull = false;
+  /** Runs out when the port stays away after a hang-up that found a Connection open. */
+  private graceTimer: NodeJS.Timeout | undefined;
   private refed = true;
 
   /** Takes ownership of `fd` (an open virtio-serial port, or a stand-in in tests). */
@@ -71,6 +82,7 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
       onData: (chunk) => this.reader.feed(chunk),
       onError: (error) => this.onReadError(error),
       onHangup: () => this.onHangup(),
+      onReconnect: () => this.clearGrace(),
     });
     this.stream.readStart();
   }
@@ -140,17 +152,44 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
     }
   }
 
+  /**
+   * The guest kernel learns of hosts coming and going on virtio-serial's control queue and
+   * gets their bytes on the data queue, and the two are not ordered: a former host's
+   * departure can be reported after the new host's HELLO was read and answered, even
+   * after its OPEN. So a hang-up is not always the current host's:
+   * - between ACK and OPEN no Connection exists: the session is kept (if this host did
+   *   leave, the next one's HELLO replaces it). Ending it would ignore the host's OPEN and
+   *   leave its dial resolved on a Connection nobody serves (seen in CI's arm64 guest).
+   * - with a Connection open and reading, between two records, the port gets
+   *   HANGUP_GRACE_MS to come back before the Connection is reset.
+   * - a host that left in the middle of a record did leave: the Connection ends at once
+   *   (a new host's filler would otherwise complete the record as data).
+   * - so does a Connection that does not read (read-ahead full): reading must go on for
+   *   the next host's HELLO to be seen.
+   */
   private onHangup(): void {
-    // Reported while reading (read() gave EOF: everything the host sent was read) or
-    // while paused (HUP: what it left is read later, as stale bytes). A record it left
-    // unfinished is dropped; the next host starts with HELLO.
+    if (this.phase === 'open' && this.connection !== undefined && !this.readAheadFull && this.reader.betweenRecords) {
+      this.clearGrace();
+      this.graceTimer = setTimeout(() => {
+        this.graceTimer = undefined;
+        if (this.stream.hungUp && !this.stream.closed) this.hostLeft();
+      }, HANGUP_GRACE_MS);
+      this.graceTimer.unref(); // the listener and its Connection keep the process alive, not this
+      return;
+    }
+    this.hostLeft();
+  }
+
+  private clearGrace(): void {
+    if (this.graceTimer !== undefined) clearTimeout(this.graceTimer);
+    this.graceTimer = undefined;
+  }
+
+  /** The host is gone: its session (unless only ACKed) and its waiting write with it. */
+  private hostLeft(): void {
+    // Everything the host sent was read (EOF) or is read later as stale bytes (HUP while
+    // paused). A record it left unfinished is dropped; the next host starts with HELLO.
     this.reader.scan();
-    // Between ACK and OPEN no Connection exists, and the hang-up may not be this host's:
-    // the guest kernel learns of hosts coming and going on the control queue, which can
-    // lag behind the data queue, so the former host's departure can be reported after the
-    // new host's HELLO was read and answered. Ending the session would then ignore the
-    // new host's OPEN and leave its dial resolved on a Connection nobody serves. Keeping
-    // it costs nothing: if this host did leave, the next one's HELLO replaces the session.
     if (this.phase !== 'acked') this.endSession(connectionReset('read', this.uri, 'the host went away'));
     // A write the kernel refused (EAGAIN) would wait for the next host, who would only
     // discard its bytes: give it up (its callback runs, then pump() goes on).
@@ -174,11 +213,15 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
     const connection = this.connection;
     if (connection === undefined) return; // its Connection is gone: the host's DATA is dropped
     connection.deliver(bytes);
-    if (connection.readableLength >= READ_AHEAD) this.stream.readStop();
+    if (connection.readableLength >= READ_AHEAD) {
+      this.readAheadFull = true;
+      this.stream.readStop();
+    }
   }
 
   /** @internal GuestPortLink plumbing for this listener's GuestConnection. */
   resumeReading(): void {
+    this.readAheadFull = false;
     if (!this.stream.closed) this.stream.readStart();
   }
 
@@ -219,18 +262,19 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
 
   /** The host left (or was replaced, or garbled the stream): reset its Connection. */
   private endSession(error: Error): void {
+    this.clearGrace();
     const connection = this.connection;
     const nonce = this.nonce;
     this.phase = 'idle';
     this.nonce = undefined;
-    if (nonce !== undefined) {
-      this.dropQueued(nonce, error);
-      // Bytes of an ended session only delay the next host's ACK (it discards them).
-      if (this.inFlight?.nonce === nonce) this.stream.dropPendingWrite(connectionReset('write', this.uri, 'the session ended'));
-    }
+    if (nonce !== undefined) this.dropQueued(nonce, error);
     if (connection && !connection.destroyed) {
       if (connection.readableEnded && connection.writableFinished) connection.destroy();
       else connection.destroy(error);
+    }
+    // Bytes of an ended session only delay the next host's ACK (it discards them).
+    if (nonce !== undefined && this.inFlight?.nonce === nonce) {
+      this.stream.dropPendingWrite(connectionReset('write', this.uri, 'the session ended'));
     }
   }
 

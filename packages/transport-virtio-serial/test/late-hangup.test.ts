@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Connection } from '@vmlink/transport';
-import { VirtioSerialListener } from '../src/guest-listener.js';
+import { HANGUP_GRACE_MS, VirtioSerialListener } from '../src/guest-listener.js';
 import { virtioSerial } from '../src/index.js';
 import { FILLER_SIZE, FrameType, encodeData, encodeHeader } from '../src/wire.js';
 import { startPtyPort, type PtyHost, type PtyPort } from './helpers/pty-port.js';
@@ -108,5 +108,88 @@ describe('a hang-up reported after the new host was answered', { timeout: LIVENE
     await until('the host read ACK', () => contains(back, encodeHeader(FrameType.ack, nonce)));
     accepted.length = 0;
     await openAndExchange(back, nonce, accepted);
+  });
+});
+
+/** HELLO, ACK, OPEN: the guest's Connection for `nonce` (the host end reads). */
+async function connect(port: PtyPort, nonce: bigint, accepted: Connection[]): Promise<{ host: PtyHost; connection: Connection; text: () => string }> {
+  const host = port.host as PtyHost;
+  await host.write(Buffer.concat([Buffer.alloc(FILLER_SIZE), encodeHeader(FrameType.hello, nonce)]));
+  await until('the host read ACK', () => contains(host, encodeHeader(FrameType.ack, nonce)));
+  await host.write(encodeHeader(FrameType.open, nonce));
+  await until('the guest accepted the Connection', () => accepted.length === 1);
+  const connection = accepted[0] as Connection;
+  let text = '';
+  connection.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+  return { host, connection, text: () => text };
+}
+
+describe('a hang-up while a Connection is open', { timeout: LIVENESS_MS * 2 }, () => {
+  it(`the port back within ${HANGUP_GRACE_MS} ms: the Connection goes on, nothing lost either way`, async () => {
+    const { port, listener, accepted } = setup();
+    const nonce = 0x3344556677889900n;
+    const { host, connection, text } = await connect(port, nonce, accepted);
+    await host.write(Buffer.concat(encodeData(nonce, [Buffer.from('one ')])));
+    await until('the Connection read "one "', () => text() === 'one ');
+
+    port.hangUp();
+    await until('the guest saw the hang-up', () => listener.hostAway);
+    expect(connection.destroyed).toBe(false); // not before the grace ran out
+    let written = false;
+    connection.write('pong', () => (written = true)); // the port refuses it until the host is back
+    const back = port.reopen();
+    await back.write(Buffer.concat(encodeData(nonce, [Buffer.from('two')])));
+    await until('the Connection read "two"', () => text() === 'one two');
+    await until('the host read DATA "pong"', () => contains(back, Buffer.concat(encodeData(nonce, [Buffer.from('pong')]))));
+    expect(written).toBe(true);
+    await delay(HANGUP_GRACE_MS + 100); // past the grace: nothing ends it
+    expect(connection.destroyed).toBe(false);
+    expect(listener.hostAway).toBe(false);
+  });
+
+  it(`the port still away after ${HANGUP_GRACE_MS} ms: the Connection is reset (ECONNRESET) and its waiting write dropped`, async () => {
+    const { port, listener, accepted } = setup({ reading: false });
+    const nonce = 0x4455667788990011n;
+    const host = port.host as PtyHost;
+    await host.write(Buffer.concat([Buffer.alloc(FILLER_SIZE), encodeHeader(FrameType.hello, nonce), encodeHeader(FrameType.open, nonce)]));
+    await until('the guest accepted the Connection', () => accepted.length === 1);
+    const connection = accepted[0] as Connection;
+    let writeError: Error | null | undefined;
+    connection.write(Buffer.alloc(1024 * 1024), (error) => (writeError = error)); // fills the port: the host end does not read
+    const closed = new Promise((resolve) => connection.once('close', resolve));
+
+    port.hangUp();
+    await until('the guest saw the hang-up', () => listener.hostAway);
+    expect(connection.destroyed).toBe(false);
+    await closed;
+    expect(connection.errored).toMatchObject({ code: 'ECONNRESET', syscall: 'read' });
+    expect(writeError).toMatchObject({ code: 'ECONNRESET', syscall: 'write' });
+    expect(listener.hostAway).toBe(true);
+  });
+
+  it('a host that left in the middle of a record: the Connection ends at once, without the grace', async () => {
+    const { port, listener, accepted } = setup();
+    const nonce = 0x5566778899001122n;
+    const { host, connection, text } = await connect(port, nonce, accepted);
+    await host.write(Buffer.concat([encodeHeader(FrameType.data, nonce, 100), Buffer.alloc(50, 0x61)]));
+    await until('the Connection read half the record', () => text().length === 50);
+    port.hangUp();
+    await until('the guest saw the hang-up', () => listener.hostAway);
+    expect(connection.destroyed).toBe(true);
+    expect(connection.errored).toMatchObject({ code: 'ECONNRESET' });
+  });
+
+  it('a Connection that does not read (read-ahead full): it ends at once, so that reading goes on', async () => {
+    const { port, listener, accepted } = setup();
+    const nonce = 0x6677889900112233n;
+    const { host, connection } = await connect(port, nonce, accepted);
+    connection.removeAllListeners('data');
+    connection.pause();
+    await host.write(Buffer.concat(encodeData(nonce, [Buffer.alloc(1024 * 1024 + 16 * 1024, 0x62)])));
+    await until('the guest read 1 MiB ahead', () => connection.readableLength >= 1024 * 1024);
+    port.hangUp();
+    await until('the guest saw the hang-up', () => listener.hostAway);
+    expect(connection.destroyed).toBe(true);
+    expect(connection.errored).toMatchObject({ code: 'ECONNRESET' });
   });
 });
