@@ -9,12 +9,18 @@ import { FrameType, encodeData, encodeHeader, type Header } from './wire.js';
 /** Bytes read ahead of a Connection that does not read (see deliver()). */
 const READ_AHEAD = 1024 * 1024;
 /**
- * How long the port may stay away after a hang-up before it ends an open Connection. The
- * hang-up may be a former host's, reported late (see onHangup()); then the port is back as
- * soon as the guest kernel handles the next control message, and the Connection goes on.
- * A host that did leave is seen this much later (a new host's HELLO ends it at once).
+ * The default of how long the port may stay away after a hang-up before it ends an open
+ * Connection (VirtioSerialOptions.hangupGraceMs). The hang-up may be a former host's,
+ * reported late (see onHangup()); then the port is back as soon as the guest kernel
+ * handles the next control message, and the Connection goes on. A host that did leave is
+ * seen this much later (a new host's HELLO ends the session at once).
  */
 export const HANGUP_GRACE_MS = 500;
+
+export interface GuestListenerOptions {
+  /** See VirtioSerialOptions.hangupGraceMs (validated there). */
+  readonly hangupGraceMs: number;
+}
 
 interface QueuedWrite {
   readonly records: Uint8Array[];
@@ -62,6 +68,7 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
     fd: number,
     private readonly uri: string,
     signal?: AbortSignal,
+    private readonly options: GuestListenerOptions = { hangupGraceMs: HANGUP_GRACE_MS },
   ) {
     super(transport, signal);
     this.reader = new FrameReader(
@@ -161,19 +168,20 @@ export class VirtioSerialListener extends ListenerBase implements GuestPortLink 
    *   leave, the next one's HELLO replaces it). Ending it would ignore the host's OPEN and
    *   leave its dial resolved on a Connection nobody serves (seen in CI's arm64 guest).
    * - with a Connection open and reading, between two records, the port gets
-   *   HANGUP_GRACE_MS to come back before the Connection is reset.
+   *   hangupGraceMs to come back before the Connection is reset.
    * - a host that left in the middle of a record did leave: the Connection ends at once
    *   (a new host's filler would otherwise complete the record as data).
    * - so does a Connection that does not read (read-ahead full): reading must go on for
    *   the next host's HELLO to be seen.
    */
   private onHangup(): void {
-    if (this.phase === 'open' && this.connection !== undefined && !this.readAheadFull && this.reader.betweenRecords) {
+    const graceMs = this.options.hangupGraceMs;
+    if (graceMs > 0 && this.phase === 'open' && this.connection !== undefined && !this.readAheadFull && this.reader.betweenRecords) {
       this.clearGrace();
       this.graceTimer = setTimeout(() => {
         this.graceTimer = undefined;
         if (this.stream.hungUp && !this.stream.closed) this.hostLeft();
-      }, HANGUP_GRACE_MS);
+      }, graceMs);
       this.graceTimer.unref(); // the listener and its Connection keep the process alive, not this
       return;
     }

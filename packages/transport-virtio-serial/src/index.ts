@@ -12,5 +12,5 @@ export {
   type GuestPortAddress,
   type HostSocketAddress,
 } from './address.js';
-export { HANGUP_GRACE_MS, VirtioSerialListener } from './guest-listener.js';
+export { HANGUP_GRACE_MS, VirtioSerialListener, type GuestListenerOptions } from './guest-listener.js';
 export type { GuestPortLink } from './guest-connection.js';

@@ -12,7 +12,7 @@ import {
   type TransportCapabilities,
 } from '@vmlink/transport';
 import { GUEST_SCHEME, HOST_SCHEME, parseVirtioSerialAddress, type VirtioSerialAddress } from './address.js';
-import { VirtioSerialListener } from './guest-listener.js';
+import { HANGUP_GRACE_MS, VirtioSerialListener } from './guest-listener.js';
 import { dialHost } from './host.js';
 
 /** Which end(s) of the port this transport object serves. */
@@ -25,7 +25,17 @@ export interface VirtioSerialOptions {
    * so the capabilities describe exactly that side (e.g. `listen: false` on the host).
    */
   readonly side?: VirtioSerialSide;
+  /**
+   * Guest side: how long the port may stay away after a hang-up before an open, reading
+   * Connection is reset (ms, default 500 = HANGUP_GRACE_MS; 0 resets at once). A former
+   * host's departure can be reported after the new host connected (see the README's wire
+   * protocol); then the port is back at once and the Connection goes on.
+   */
+  readonly hangupGraceMs?: number;
 }
+
+/** The largest hangupGraceMs: a minute (a host gone longer is gone). */
+const MAX_HANGUP_GRACE_MS = 60_000;
 
 const SCHEMES: Record<VirtioSerialSide, readonly string[]> = {
   both: Object.freeze([GUEST_SCHEME, HOST_SCHEME]),
@@ -43,12 +53,14 @@ export class VirtioSerialTransport implements Transport<VirtioSerialAddress> {
   readonly schemes: readonly string[];
   readonly capabilities: TransportCapabilities;
   readonly side: VirtioSerialSide;
+  readonly #hangupGraceMs: number;
 
   constructor(options: VirtioSerialOptions = {}) {
     validateObject(options, 'options');
     const side = options.side ?? 'both';
     if (side !== 'both' && side !== 'host' && side !== 'guest') throw invalidArgType('options.side', "'both', 'host' or 'guest'", side);
     this.side = side;
+    this.#hangupGraceMs = options.hangupGraceMs === undefined ? HANGUP_GRACE_MS : validateInteger(options.hangupGraceMs, 'options.hangupGraceMs', 0, MAX_HANGUP_GRACE_MS);
     this.schemes = SCHEMES[side];
     this.capabilities = Object.freeze({
       multiConnection: false,
@@ -96,7 +108,7 @@ export class VirtioSerialTransport implements Transport<VirtioSerialAddress> {
     throwIfAborted(options.signal);
     // A char device open never blocks; EBUSY when another process (or listener) holds the port.
     const fd = openSync(target.devicePath, constants.O_RDWR | constants.O_NONBLOCK);
-    return new VirtioSerialListener(this, fd, target.uri, options.signal);
+    return new VirtioSerialListener(this, fd, target.uri, options.signal, { hangupGraceMs: this.#hangupGraceMs });
   }
 }
 

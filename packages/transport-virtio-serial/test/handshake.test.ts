@@ -162,6 +162,15 @@ describe('handshake', () => {
 });
 
 describe('addresses and operations', () => {
+  it('hangupGraceMs: an integer 0..60000, else a typed error naming it', () => {
+    expect(() => virtioSerial({ hangupGraceMs: 0 })).not.toThrow();
+    expect(() => virtioSerial({ hangupGraceMs: 60_000 })).not.toThrow();
+    expect(() => virtioSerial({ hangupGraceMs: -1 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('options.hangupGraceMs') }));
+    expect(() => virtioSerial({ hangupGraceMs: 1.5 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => virtioSerial({ hangupGraceMs: 60_001 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => virtioSerial({ hangupGraceMs: '5' as unknown as number })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('options.hangupGraceMs') }));
+  });
+
   it('parses both schemes and refuses bad ones', () => {
     const both = virtioSerial();
     expect(both.parse('virtio-serial:org.example.0')).toMatchObject({ name: 'org.example.0', devicePath: '/dev/virtio-ports/org.example.0' });
