@@ -64,23 +64,21 @@ export function startPtyPort(options = { reading: true }): PtyPort {
     return host;
   };
   attach(slave, options.reading);
+  const hangUp = (): void => {
+    current?.stream.close();
+    current = undefined;
+  };
 
   return {
     guestFd: master,
     get host() {
       return current?.host;
     },
-    hangUp: () => {
-      current?.stream.close();
-      current = undefined;
-    },
+    hangUp,
     reopen: (options = { reading: true }) => {
       if (current) throw new Error('the host end is open already');
       return attach(openSync(path, constants.O_RDWR | constants.O_NOCTTY | constants.O_NONBLOCK), options.reading);
     },
-    close: () => {
-      current?.stream.close();
-      current = undefined;
-    },
+    close: hangUp, // the master is the listener's (it took ownership)
   };
 }
