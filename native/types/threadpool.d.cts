@@ -35,6 +35,19 @@ export interface ThreadPoolInstance extends BatchEngine {
    * (instead of after idleTimeoutMs). spawn() raises the count kept again.
    */
   trim(count: number): void;
+  /**
+   * Polling instead of sleeping (0 = never; integers 0..10000 us): the loop thread waits up
+   * to `loopPollUs` for a worker's completion before it blocks in libuv's poll (in the
+   * prepare phase; it stops early when other I/O is ready or a timer is due), and one
+   * worker at a time looks up to `workerSpinUs` for the next request before it sleeps.
+   */
+  setPolling(loopPollUs: number, workerSpinUs: number): void;
+  /**
+   * What the loop thread's polling did so far: prepare phases that spun, those that saw a
+   * completion in time, microseconds spent spinning, and spins cut short because other
+   * I/O was ready (a due timer ends a spin by shortening it, not counted there).
+   */
+  pollStats(): [polls: number, hits: number, spentUs: number, cutShort: number];
   /** Stops and joins the workers; queued requests are dropped without completions. */
   destroy(): void;
   /** Workers alive or starting. */

@@ -18,7 +18,7 @@ class ThreadPoolBackend extends FdBackend {
   }
 
   override stats(): AioStats {
-    return { ...super.stats(), threads: this.#io.threadStats() };
+    return { ...super.stats(), threads: this.#io.threadStats(), polling: this.#io.pollingStats() };
   }
 }
 
@@ -47,9 +47,16 @@ const POOL_OPTIONS = [
   'maxHeld',
   'completionBudgetUs',
   'threadsPerInFlight',
+  'maxThreadsPerInFlight',
+  'riseWhenSleptShareBelow',
+  'riseWhenLoopBusyBelow',
+  'fallWhenSleptShareAbove',
   'cachedReadsOnLoop',
   'loopReadBudgetUs',
   'coldReads',
+  'pollUs',
+  'pollWhenInFlightAtMost',
+  'pollWhileHitShareAbove',
 ] as const satisfies readonly (keyof ThreadPoolOptions)[];
 
 /** The factory @vmlink/aio's createBackend('threadpool', options) calls; other backends' options are ignored. */

@@ -17,6 +17,9 @@ export {
   DEFAULT_RISE_WHEN_SLEPT_SHARE_BELOW,
   DEFAULT_RISE_WHEN_LOOP_BUSY_BELOW,
   DEFAULT_FALL_WHEN_SLEPT_SHARE_ABOVE,
+  DEFAULT_POLL_US,
+  DEFAULT_POLL_WHILE_HIT_SHARE_ABOVE,
+  defaultPollWhenInFlightAtMost,
   type ThreadPoolOptions,
   type ResolvedThreadPoolOptions,
 } from './options.js';
@@ -32,3 +35,4 @@ export {
   type CopyTiming,
   type PoolLoad,
 } from './policy.js';
+export { busyShare, Polling, POLL_WINDOW, POLL_MIN_SAMPLES, POLL_BACKOFF_WINDOWS, type PollingPolicy, type PollCounts } from './polling.js';

@@ -19,11 +19,13 @@ import {
   type FdIo,
   type OpOptions,
   type Position,
+  type PollingStats,
   type ThreadStats,
 } from '@vmlink/aio';
 import { resolveOptions, type ResolvedThreadPoolOptions, type ThreadPoolOptions } from './options.js';
 import { servedFromCache, SlowShare, withinCopyTime, WorkerCeiling, workersToAdd } from './policy.js';
 import { LoopReads } from './loop-reads.js';
+import { busyShare, Polling } from './polling.js';
 
 /** The native pool: a BatchEngine plus its worker counts. */
 type ThreadPoolEngine = ThreadPoolInstance;
@@ -56,14 +58,20 @@ export class ThreadPoolIo implements FdIo {
   readonly #flags: BatchLayout['flags'];
   readonly #slowShare = new SlowShare();
   readonly #ceiling: WorkerCeiling;
-  /** The loop's utilization when the ceiling last judged a window. */
+  /** The loop's utilization, and the time it spent polling, when the ceiling last judged a window. */
   #lastLoopUse: EventLoopUtilization = performance.eventLoopUtilization();
+  #lastPollSpentUs = 0;
+  /** The loop thread's busy share since the last call, its polling not counted (a wait, not work). */
   readonly #loopBusy = (): number => {
     const now = performance.eventLoopUtilization();
-    const busy = performance.eventLoopUtilization(now, this.#lastLoopUse).utilization;
+    const since = performance.eventLoopUtilization(now, this.#lastLoopUse);
+    const spentUs = this.#pool.pollStats()[2];
     this.#lastLoopUse = now;
+    const busy = busyShare(since.active, since.idle, (spentUs - this.#lastPollSpentUs) / 1000);
+    this.#lastPollSpentUs = spentUs;
     return busy;
   };
+  readonly #polling: Polling;
   /** Reads of warm buffered files on the loop thread; undefined when cachedReadsOnLoop is off. */
   readonly #loopReads: LoopReads | undefined;
   #closing: Promise<void> | undefined;
@@ -97,14 +105,21 @@ export class ThreadPoolIo implements FdIo {
       afterSubmit: () => {
         this.#loopReads?.handedOver();
         this.#grow();
+        this.#updatePolling(0);
       },
       // Requests may still wait behind busy workers: the submit-time check can miss them when
       // a woken worker preempts the loop thread and drains part of the queue first.
-      afterComplete: () => {
+      afterComplete: (count) => {
         if (this.#pool.queued > 0) this.#grow();
+        this.#updatePolling(count);
       },
     });
     this.#pool = this.#queue.engine;
+    const { pollUs, pollWhenInFlightAtMost, pollWhileHitShareAbove } = this.options;
+    this.#polling = new Polling({ pollUs, maxInFlight: pollWhenInFlightAtMost, minHitShare: pollWhileHitShareAbove }, () => {
+      const [polls, hits] = this.#pool.pollStats();
+      return { polls, hits };
+    });
     const { cachedReadsOnLoop, loopReadBudgetUs, cachedBaseUs, cachedBytesPerUs, coldReads } = this.options;
     if (cachedReadsOnLoop) this.#loopReads = new LoopReads({ budgetUs: loopReadBudgetUs, cachedBaseUs, cachedBytesPerUs, policy: coldReads });
   }
@@ -277,6 +292,17 @@ export class ThreadPoolIo implements FdIo {
   }
 
   /** Adds workers when requests wait with none idle and recent requests blocked (policy.ts). */
+  #updatePolling(completed: number): void {
+    const us = this.#polling.next(this.#queue.inEngine, completed);
+    if (us !== undefined) this.#pool.setPolling(us, us);
+  }
+
+  /** What polling did so far (stats().polling). */
+  pollingStats(): PollingStats {
+    const [polls, hits, spentUs] = this.#pool.pollStats();
+    return { on: this.#polling.on, polls, hits, spentUs };
+  }
+
   #grow(): void {
     // workersToAdd gives 0 for fast requests when a worker exists (minThreads keeps one):
     // the warm path skips the native reads.

@@ -64,8 +64,8 @@ export interface BatchQueueOptions<E extends BatchEngine> {
   readonly recorder: StatsRecorder;
   /** After each hand-over to the engine (the thread pool grows here). */
   readonly afterSubmit?: () => void;
-  /** After each batch of completions is decoded, before they settle. */
-  readonly afterComplete?: () => void;
+  /** After each batch of `count` completions is decoded, before they settle. */
+  readonly afterComplete?: (count: number) => void;
 }
 
 const enum State {
@@ -364,7 +364,7 @@ export class BatchQueue<E extends BatchEngine> {
       entry.state = State.Ready;
       this.#ready.push(entry);
     }
-    this.#options.afterComplete?.();
+    this.#options.afterComplete?.(count);
     this.#unblock();
     if (!this.#settling) this.#settleReady(performance.now());
   }

@@ -19,6 +19,7 @@ export type {
   Position,
   SpaceRequest,
   ThreadStats,
+  PollingStats,
 } from './types.js';
 export { createBackend } from './create-backend.js';
 export { createFsBackend, createFsFdIo } from './fs-backend.js';

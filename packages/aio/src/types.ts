@@ -143,6 +143,20 @@ export interface AioStats {
   readonly alignmentRejections: number;
   /** Worker threads, for backends that have an elastic pool (the thread pool). */
   readonly threads?: ThreadStats;
+  /** What polling cost and brought, for backends that poll instead of sleeping (the thread pool). */
+  readonly polling?: PollingStats;
+}
+
+/** The loop thread's waits for completions before it sleeps (a backend's polling). */
+export interface PollingStats {
+  /** Polling is on now (few requests in flight, and waits paying off). */
+  readonly on: boolean;
+  /** Loop turns that waited. */
+  readonly polls: number;
+  /** ... of which saw a completion in time (each spared the loop thread a sleep and a wake-up). */
+  readonly hits: number;
+  /** Microseconds the loop thread spent waiting, in all: CPU time polling cost. */
+  readonly spentUs: number;
 }
 
 /** A worker pool's size: now, idle now, the most at once, and its bounds. */

@@ -11,6 +11,7 @@
 #include "aio/batch_layout.h"
 #include "aio/threadpool/space_ops.h"
 #include "common/errors.h"
+#include "common/spin.h"
 
 namespace vmlink {
 using namespace batch;  // NOLINT(build/namespaces): the request/completion field names
@@ -18,6 +19,8 @@ using namespace batch;  // NOLINT(build/namespaces): the request/completion fiel
 namespace {
 
 constexpr uint32_t kMaxThreads = 256;
+// The longest wait setPolling accepts: 10 ms, past any sensible spin.
+constexpr uint32_t kMaxPollUs = 10000;
 // Slots are JS's request table indexes, reused once free: far below this in practice. The
 // bound keeps a malformed slot from growing the in-flight bitmap past a few MiB.
 constexpr double kMaxSlot = (1u << 24) - 1;
@@ -84,6 +87,8 @@ Napi::Function ThreadPool::Define(Napi::Env env) {
                          InstanceMethod<&ThreadPool::Destroy>("destroy"),
                          InstanceMethod<&ThreadPool::Spawn>("spawn"),
                          InstanceMethod<&ThreadPool::Trim>("trim"),
+                         InstanceMethod<&ThreadPool::SetPolling>("setPolling"),
+                         InstanceMethod<&ThreadPool::PollStats>("pollStats"),
                          InstanceAccessor<&ThreadPool::Threads>("threads"),
                          InstanceAccessor<&ThreadPool::IdleThreads>("idleThreads"),
                          InstanceAccessor<&ThreadPool::PeakThreads>("peakThreads"),
@@ -149,6 +154,15 @@ ThreadPool::ThreadPool(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Thread
   check_->data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(check_));
   uv_unref(reinterpret_cast<uv_handle_t*>(no_block_));
+  poller_ = std::make_unique<LoopPoller>(
+      loop, [this] { return in_flight_ > 0; }, [this] { return done_count_.load(std::memory_order_seq_cst) > 0; },
+      [this] {
+        try {
+          DeliverCompletions();
+        } catch (...) {
+          // Nothing may propagate into libuv; DeliverCompletions reports JS errors itself.
+        }
+      });
   NAPI_THROW_IF_FAILED_VOID(env, napi_add_env_cleanup_hook(env, &ThreadPool::OnEnvCleanup, this));
 
   SpawnWorkers(min_threads_);
@@ -194,6 +208,7 @@ void ThreadPool::Shutdown() {
   {
     std::lock_guard<std::mutex> lock(done_mutex_);
     done_.clear();
+    done_count_.store(0, std::memory_order_relaxed);
   }
   if (check_ != nullptr) {
     check_->data = nullptr;
@@ -202,6 +217,7 @@ void ThreadPool::Shutdown() {
     uv_close(reinterpret_cast<uv_handle_t*>(no_block_), [](uv_handle_t* handle) { delete reinterpret_cast<uv_idle_t*>(handle); });
     no_block_ = nullptr;
   }
+  if (poller_) poller_->Close();
   if (async_ != nullptr) {
     async_->data = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(async_), [](uv_handle_t* handle) { delete reinterpret_cast<uv_async_t*>(handle); });
@@ -301,6 +317,7 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
     {
       std::lock_guard<std::mutex> lock(done_mutex_);
       done_.insert(done_.end(), served_here.begin(), served_here.end());
+      done_count_.store(done_.size(), std::memory_order_release);
     }
     AddInFlight(served_here.size());
     DeliverInCheckPhase();
@@ -477,11 +494,27 @@ void ThreadPool::WorkerMain(uint64_t id) {
       std::unique_lock<std::mutex> lock(queue_mutex_);
       idle_.fetch_add(1, std::memory_order_relaxed);
       bool retire = false;
+      bool looked = false;
       while (!stopping_ && queue_.empty()) {
         // More workers than JS last asked to keep: leave now rather than sleep (trim()).
         if (live_.load(std::memory_order_relaxed) > keep_ + starting_) {
           retire = true;
           break;
+        }
+        uint32_t spin_us = worker_spin_us_.load(std::memory_order_relaxed);
+        if (spin_us > 0 && !looked) {
+          looked = true;
+          // The loop thread usually hands over the next request within microseconds of a
+          // completion: looking for it costs less than sleeping and being woken. One worker
+          // looks at a time: more would only take the CPU the others' completions need.
+          size_t none = 0;
+          if (spinning_.compare_exchange_strong(none, 1, std::memory_order_acq_rel)) {
+            lock.unlock();
+            SpinUntil([this] { return queued_.load(std::memory_order_relaxed) > 0; }, spin_us);
+            spinning_.store(0, std::memory_order_release);
+            lock.lock();
+            continue;
+          }
         }
         slept = true;
         // Idle for a whole timeout with more than the minimum alive: this worker goes.
@@ -520,9 +553,11 @@ void ThreadPool::WorkerMain(uint64_t id) {
     {
       std::lock_guard<std::mutex> lock(done_mutex_);
       done_.push_back(completion);
+      done_count_.store(done_.size(), std::memory_order_seq_cst);
       wake = ShouldWake(finished, completion.service_us, queued_.load(std::memory_order_relaxed));
     }
-    if (wake) uv_async_send(async_);
+    // A loop thread spinning for completions sees this one without the eventfd write.
+    if (wake && !poller_->Spinning()) uv_async_send(async_);
   }
 }
 
@@ -678,6 +713,39 @@ void ThreadPool::OnCheck(uv_check_t* handle) {
   }
 }
 
+// setPolling(loopPollUs, workerSpinUs): how long the loop thread waits for a completion
+// before it blocks in its poll (LoopPoller), and one worker for a request before it sleeps
+// (WorkerMain); 0 = never. When and how long is JS's decision (polling.ts).
+Napi::Value ThreadPool::SetPolling(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  static const char* const kNames[] = {"loopPollUs", "workerSpinUs"};
+  uint32_t us[2];
+  for (size_t i = 0; i < 2; i++) {
+    if (!info[i].IsNumber()) throw Napi::TypeError::New(env, std::string("ThreadPool.setPolling: ") + kNames[i] + " must be a number");
+    double value = info[i].As<Napi::Number>().DoubleValue();
+    if (!(value >= 0 && value <= kMaxPollUs) || value != static_cast<double>(static_cast<uint32_t>(value))) {
+      throw CodedError(env, "ERR_OUT_OF_RANGE", std::string("ThreadPool.setPolling: ") + kNames[i] + " must be an integer >= 0 and <= " +
+                                                    std::to_string(kMaxPollUs) + ". Received " + Shown(value));
+    }
+    us[i] = static_cast<uint32_t>(value);
+  }
+  if (poller_) poller_->SetPollUs(us[0]);
+  worker_spin_us_.store(us[1], std::memory_order_relaxed);
+  return env.Undefined();
+}
+
+// pollStats() -> [polls, hits, spentUs, cutShort] since the pool began (LoopPollStats).
+Napi::Value ThreadPool::PollStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env, 4);
+  const LoopPollStats& stats = poller_->stats();
+  out.Set(0u, stats.polls);
+  out.Set(1u, stats.hits);
+  out.Set(2u, stats.spent_us);
+  out.Set(3u, stats.cut_short);
+  return out;
+}
+
 void ThreadPool::OnAsync(uv_async_t* handle) {
   auto* pool = static_cast<ThreadPool*>(handle->data);
   if (pool == nullptr) return;
@@ -694,6 +762,7 @@ void ThreadPool::DeliverCompletions() {
   {
     std::lock_guard<std::mutex> lock(done_mutex_);
     completions.swap(done_);
+    done_count_.store(0, std::memory_order_relaxed);
     wake_sent_ = false;
   }
   if (completions.empty()) return;

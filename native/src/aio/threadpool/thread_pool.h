@@ -22,6 +22,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "aio/threadpool/loop_poller.h"
+
 namespace vmlink {
 
 // Op codes in the request table's op field (exported as ThreadPool.layout.ops).
@@ -76,6 +78,8 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   Napi::Value Destroy(const Napi::CallbackInfo& info);
   Napi::Value Spawn(const Napi::CallbackInfo& info);
   Napi::Value Trim(const Napi::CallbackInfo& info);
+  Napi::Value SetPolling(const Napi::CallbackInfo& info);
+  Napi::Value PollStats(const Napi::CallbackInfo& info);
   Napi::Value Threads(const Napi::CallbackInfo& info);
   Napi::Value IdleThreads(const Napi::CallbackInfo& info);
   Napi::Value PeakThreads(const Napi::CallbackInfo& info);
@@ -117,6 +121,12 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   uv_async_t* async_ = nullptr;  // freed by its close callback
   uv_check_t* check_ = nullptr;  // started while served-here completions wait; freed on close
   uv_idle_t* no_block_ = nullptr;  // started with check_, so the poll does not block before it
+  // The loop thread's wait for completions before it blocks (setPolling); made before any
+  // worker starts, closed in Shutdown after they are joined.
+  std::unique_ptr<LoopPoller> poller_;
+  // setPolling: how long a worker looks for a request before it sleeps.
+  std::atomic<uint32_t> worker_spin_us_{0};
+  std::atomic<size_t> spinning_{0};  // workers looking for work without sleeping (at most one)
   bool shut_down_ = false;
   // Fixed before any worker starts.
   size_t min_threads_ = 0;
@@ -167,6 +177,7 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   std::chrono::steady_clock::time_point first_held_;
   double recent_service_us_ = 0;  // moving average of service times
   std::atomic<size_t> queued_{0};  // queue_.size(), readable without queue_mutex_
+  std::atomic<size_t> done_count_{0};  // done_.size(), readable without done_mutex_
 };
 
 }  // namespace vmlink
