@@ -43,9 +43,10 @@ export interface ThreadPoolInstance extends BatchEngine {
    */
   setPolling(loopPollUs: number, workerSpinUs: number): void;
   /**
-   * What the loop thread's polling did so far: prepare phases that spun, those that saw a
-   * completion in time, microseconds spent spinning, and spins cut short because other
-   * I/O was ready (a due timer ends a spin by shortening it, not counted there).
+   * What the loop thread's polling did so far: prepare phases that looked for a completion
+   * (one was ready, or it spun for one), those that saw one, microseconds spent spinning,
+   * and spins cut short because other I/O was ready (a due timer ends a spin by
+   * shortening it, not counted there). A turn with other I/O ready at once is no poll.
    */
   pollStats(): [polls: number, hits: number, spentUs: number, cutShort: number];
   /** Stops and joins the workers; queued requests are dropped without completions. */

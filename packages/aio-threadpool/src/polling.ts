@@ -55,13 +55,12 @@ export class Polling {
   }
 
   /**
-   * After a hand-over (`completed` 0) or a delivery of `completed` completions, with
-   * `inFlight` requests in the pool now: the poll microseconds to set when the decision
-   * changes (0 turns it off), else undefined.
+   * After a hand-over, with `inFlight` requests in the pool now (what the loop thread will
+   * wait for): the poll microseconds to set when the decision changes (0 turns it off),
+   * else undefined. Only hand-overs turn it on or off by depth: deciding on completions
+   * too would flip it per batch (a batch settles, then its continuations hand over again).
    */
-  next(inFlight: number, completed: number): number | undefined {
-    if (this.#backoffLeft > 0) this.#backoffLeft -= completed;
-    else if (this.#on) this.#judge(completed);
+  submitted(inFlight: number): number | undefined {
     const want = this.#policy.pollUs > 0 && this.#backoffLeft <= 0 && inFlight <= this.#policy.maxInFlight;
     if (want === this.#on) return undefined;
     this.#on = want;
@@ -73,17 +72,29 @@ export class Polling {
     return want ? this.#policy.pollUs : 0;
   }
 
-  #judge(completed: number): void {
+  /** After `count` completions were delivered: 0 when a window of mostly missed waits turns polling off, else undefined. */
+  completed(count: number): number | undefined {
+    if (this.#backoffLeft > 0) {
+      this.#backoffLeft -= count;
+      return undefined;
+    }
+    if (!this.#on || !this.#judge(count)) return undefined;
+    this.#on = false;
+    return 0;
+  }
+
+  /** Counts `completed` toward the window; at its end, true when it was mostly misses (backing off starts). */
+  #judge(completed: number): boolean {
     this.#sinceJudged += completed;
-    if (this.#sinceJudged < POLL_WINDOW) return;
+    if (this.#sinceJudged < POLL_WINDOW) return false;
     this.#sinceJudged = 0;
     const counts = this.#readCounts();
     const polls = counts.polls - this.#last.polls;
     const hits = counts.hits - this.#last.hits;
     this.#last = counts;
-    if (polls >= POLL_MIN_SAMPLES && hits / polls < this.#policy.minHitShare) {
-      this.#backoffLeft = POLL_WINDOW * POLL_BACKOFF_WINDOWS;
-    }
+    if (polls < POLL_MIN_SAMPLES || hits / polls >= this.#policy.minHitShare) return false;
+    this.#backoffLeft = POLL_WINDOW * POLL_BACKOFF_WINDOWS;
+    return true;
   }
 }
 

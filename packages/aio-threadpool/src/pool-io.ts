@@ -105,13 +105,13 @@ export class ThreadPoolIo implements FdIo {
       afterSubmit: () => {
         this.#loopReads?.handedOver();
         this.#grow();
-        this.#updatePolling(0);
+        this.#setPolling(this.#polling.submitted(this.#queue.inEngine));
       },
       // Requests may still wait behind busy workers: the submit-time check can miss them when
       // a woken worker preempts the loop thread and drains part of the queue first.
       afterComplete: (count) => {
         if (this.#pool.queued > 0) this.#grow();
-        this.#updatePolling(count);
+        this.#setPolling(this.#polling.completed(count));
       },
     });
     this.#pool = this.#queue.engine;
@@ -292,8 +292,8 @@ export class ThreadPoolIo implements FdIo {
   }
 
   /** Adds workers when requests wait with none idle and recent requests blocked (policy.ts). */
-  #updatePolling(completed: number): void {
-    const us = this.#polling.next(this.#queue.inEngine, completed);
+  /** Carries out Polling's decision (undefined: unchanged): the loop's wait and the workers' spin alike. */
+  #setPolling(us: number | undefined): void {
     if (us !== undefined) this.#pool.setPolling(us, us);
   }
 

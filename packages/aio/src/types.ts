@@ -151,7 +151,7 @@ export interface AioStats {
 export interface PollingStats {
   /** Polling is on now (few requests in flight, and waits paying off). */
   readonly on: boolean;
-  /** Loop turns that waited. */
+  /** Loop turns that looked for a completion before sleeping (one was there, or they waited for one). */
   readonly polls: number;
   /** ... of which saw a completion in time (each spared the loop thread a sleep and a wake-up). */
   readonly hits: number;

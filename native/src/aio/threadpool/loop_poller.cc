@@ -60,7 +60,8 @@ void LoopPoller::Poll() {
   if (poll_us_ == 0 || !expecting_()) return;
   bool ready = ready_();
   if (!ready) {
-    // A timer due sooner than the spin (or an idle handle: timeout 0) bounds it.
+    // A timer due sooner than the spin (or an idle handle: timeout 0) bounds it; other
+    // ready I/O means the loop has work now: no wait, and no poll counted.
     int timeout_ms = uv_backend_timeout(loop_);
     if (timeout_ms == 0 || OtherIoReady()) return;
     uint32_t us = timeout_ms < 0 ? poll_us_ : std::min<uint32_t>(poll_us_, static_cast<uint32_t>(timeout_ms) * 1000);
@@ -73,15 +74,12 @@ void LoopPoller::Poll() {
     spinning_.store(false, std::memory_order_seq_cst);
     // A producer that saw the spin going skipped its wake-up: its work is visible now.
     ready = ready || ready_();
-    stats_.polls++;
-    if (ready) {
-      stats_.hits++;
-    } else if (cut_short) {
-      stats_.cut_short++;
-    }
     stats_.spent_us += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - started).count();
+    if (!ready && cut_short) stats_.cut_short++;
   }
+  stats_.polls++;
   if (!ready) return;
+  stats_.hits++;
   deliver_();
   if (again_ == nullptr) return;  // closed by what deliver_ ran (the pool destroyed in a callback)
   // What deliver_ set going (the next request) is likely to complete as soon as this one

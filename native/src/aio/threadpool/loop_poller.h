@@ -15,10 +15,10 @@
 namespace vmlink {
 
 struct LoopPollStats {
-  double polls = 0;    // prepare phases that spun
-  double hits = 0;     // ... and saw ready() within the spin
-  double cut_short = 0;  // ... and stopped early for other I/O, ready() still false
-  double spent_us = 0;  // time spent spinning
+  double polls = 0;      // prepare phases that looked (ready at once, or spun for it)
+  double hits = 0;       // ... and saw ready(): each spared the loop thread a sleep and a wake-up
+  double cut_short = 0;  // ... and stopped spinning early for other I/O, ready() still false
+  double spent_us = 0;   // time spent spinning
 };
 
 class LoopPoller {
