@@ -123,20 +123,75 @@ describe('io_submit backend lifecycle', () => {
       const controller = new AbortController();
       const signal = controller.signal;
       const directBuffers = Array.from({ length: 3 }, () => allocAligned(4096));
-      // Two buffered reads, then three direct ones: the second direct read reaches the
-      // direct threshold and submits all four queued so far; the fifth stays queued.
+      // Two buffered reads, then three direct ones (not contiguous: each its own run): the
+      // second direct read reaches the direct threshold and submits all four queued so
+      // far; the fifth stays queued.
       const reads = [
         buffered.read(Buffer.alloc(16), 0, { signal }),
         buffered.read(Buffer.alloc(16), 0, { signal }),
-        ...directBuffers.map((buffer, i) => direct.read(buffer, i * 4096, { signal })),
+        ...directBuffers.map((buffer, i) => direct.read(buffer, i * 8192, { signal })),
       ];
       controller.abort();
       const settled = await Promise.allSettled(reads);
       expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
-      expect(directBuffers[1]?.equals(data.subarray(4096, 8192))).toBe(true);
+      expect(directBuffers[1]?.equals(data.subarray(8192, 12288))).toBe(true);
       expect(backend.stats().batchSize).toMatchObject({ count: 1, max: 4 });
       await direct.close();
       await buffered.close();
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('contiguous O_DIRECT reads are one run: they go together at the end of the tick, past directSubmitThreshold, and read right', async () => {
+    const path = join(scratch.dir, 'direct-run.bin');
+    const data = writeRandomFile(path, 256 * 1024);
+    const backend = await createIoSubmitBackend({ submitThreshold: 4, directSubmitThreshold: 2 });
+    try {
+      const direct = await backend.open(path, constants.O_RDONLY | O_DIRECT);
+      // 16 reads, each starting where the last one ends: one run (the block layer merges
+      // it into one device request when it goes in one call).
+      const buffers = Array.from({ length: 16 }, () => allocAligned(16384));
+      expect(await Promise.all(buffers.map((buffer, i) => direct.read(buffer, i * 16384)))).toEqual(Array(16).fill(16384));
+      expect(Buffer.concat(buffers).equals(data)).toBe(true);
+      expect(backend.stats().batchSize).toMatchObject({ count: 1, max: 16 });
+      // A gap starts a new run: two runs of 4 here, so the threshold of 2 submits at the second.
+      const before = backend.stats().batchSize.count;
+      const gapped = buffers.slice(0, 8).map((buffer, i) => direct.read(buffer, (i < 4 ? i : i + 1) * 16384));
+      await Promise.all(gapped);
+      const after = backend.stats().batchSize;
+      expect(after.count - before).toBe(2);
+      await direct.close();
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('requests held for a completion go in one call with those its continuations make (a convoy, as fio batches)', async () => {
+    const path = join(scratch.dir, 'convoy.bin');
+    writeRandomFile(path, 256 * 1024);
+    // Hold O_DIRECT requests while 2 are in the kernel; no early submits otherwise.
+    const backend = await createIoSubmitBackend({ submitThreshold: 100, directSubmitThreshold: 100, directBatch: 2 });
+    try {
+      const direct = await backend.open(path, constants.O_RDONLY | O_DIRECT);
+      const buffer = (): Buffer => allocAligned(4096);
+      // A and B go in one call; C, made a tick later, waits for a completion (2 in the
+      // kernel); the first of A and B to complete makes D in its continuation (whichever
+      // the disk finishes first). Every offset stands apart: no runs.
+      let d: Promise<number> | undefined;
+      const continueOnce = (n: number): number => {
+        d ??= direct.read(buffer(), 192 * 1024);
+        return n;
+      };
+      const a = direct.read(buffer(), 0).then(continueOnce);
+      const b = direct.read(buffer(), 64 * 1024).then(continueOnce);
+      await new Promise((resolve) => setImmediate(resolve));
+      const c = direct.read(buffer(), 128 * 1024);
+      expect(await Promise.all([a, b, c])).toEqual([4096, 4096, 4096]);
+      expect(await d).toBe(4096);
+      // C and D rode together: 2 calls of 2, not C alone and then D alone.
+      expect(backend.stats().batchSize).toMatchObject({ count: 2, max: 2 });
+      await direct.close();
     } finally {
       await backend.close();
     }

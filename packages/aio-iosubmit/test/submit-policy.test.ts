@@ -9,7 +9,7 @@ import {
   DEFAULT_WRITE_NOWAIT_PROBE_WRITES,
   validateOptions,
 } from '../src/options.js';
-import { slowSubmitFlags, whenToSubmit, type SubmitPolicy } from '@vmlink/aio';
+import { continuesRun, slowSubmitFlags, whenToSubmit, type RunEnd, type SubmitPolicy } from '@vmlink/aio';
 
 const policy: SubmitPolicy = { submitThreshold: 8, directSubmitThreshold: 4, directBatch: 16 };
 
@@ -42,6 +42,46 @@ describe('whenToSubmit (pure logic)', () => {
 
   it('has nothing to submit for an empty queue', () => {
     expect(whenToSubmit(0, 0, 64, policy)).toBe('tick');
+  });
+
+  it('counts a run of contiguous O_DIRECT requests once against every threshold', () => {
+    // 16 requests in one run: below directSubmitThreshold (4 runs) and submitThreshold (8).
+    expect(whenToSubmit(16, 16, 0, policy, 1)).toBe('tick');
+    expect(whenToSubmit(16, 16, 0, policy, 4)).toBe('now');
+    // Buffered requests count each; the runs add to them.
+    expect(whenToSubmit(10, 4, 0, policy, 1)).toBe('tick'); // 6 + 1 units
+    expect(whenToSubmit(11, 4, 0, policy, 2)).toBe('now'); // 7 + 2 units >= 8
+    // A busy device holds a run until directBatch runs are queued (a completion flushes it).
+    expect(whenToSubmit(32, 32, 16, policy, 1)).toBe('completion');
+    expect(whenToSubmit(32, 32, 16, policy, 16)).toBe('now');
+    // Runs default to the O_DIRECT requests (each its own run), as before.
+    expect(whenToSubmit(4, 4, 0, policy)).toBe(whenToSubmit(4, 4, 0, policy, 4));
+  });
+});
+
+// Pure logic: which O_DIRECT request continues the run of the one staged before it.
+describe('continuesRun (pure logic)', () => {
+  const READ = 0;
+  const WRITE = 1;
+
+  it('continues where the last one ended, on the same fd and op', () => {
+    let last: RunEnd | undefined;
+    const step = (fd: number, op: number, position: number | bigint, bytes: number): boolean => {
+      const { continues, end } = continuesRun(last, fd, op, position, bytes);
+      last = end;
+      return continues;
+    };
+    expect(step(5, READ, 0, 4096)).toBe(false); // nothing before it
+    expect(step(5, READ, 4096, 8192)).toBe(true);
+    expect(step(5, READ, 12288, 4096)).toBe(true);
+    expect(step(5, READ, 20480, 4096)).toBe(false); // a gap
+    expect(step(6, READ, 24576, 4096)).toBe(false); // another fd
+    expect(step(6, WRITE, 28672, 4096)).toBe(false); // another op
+    expect(step(6, WRITE, 32768, 4096)).toBe(true);
+    expect(step(6, WRITE, 32768, 4096)).toBe(false); // the same range again: no merge
+    expect(step(6, WRITE, 36864n, 4096)).toBe(false); // bigint positions start anew
+    expect(last).toBeUndefined();
+    expect(step(6, WRITE, 40960, 4096)).toBe(false);
   });
 });
 

@@ -26,14 +26,42 @@ export interface SubmitPolicy {
 /** 'now': submit before returning; 'tick': at the end of the tick; 'completion': hold until a completion arrives. */
 export type SubmitWhen = 'now' | 'tick' | 'completion';
 
-export function whenToSubmit(pending: number, pendingDirect: number, inKernel: number, policy: SubmitPolicy): SubmitWhen {
+/**
+ * `directRuns`: how many runs the staged O_DIRECT requests make (see continuesRun); a run
+ * of contiguous requests counts once against the thresholds, because the block layer
+ * merges it into one device request when it goes in one call (its plug). Splitting it to
+ * start the device sooner would only make more, smaller device requests: 128 KiB
+ * sequential reads, 16 in flight, averaged 670 KiB per device request in groups of 4 and
+ * 8, against fio's 1.9 MiB in its batches of 16, and made 0.7-0.85x of fio's MB/s. Equal
+ * to `pendingDirect` when no request continues another (random I/O: nothing changes).
+ */
+export function whenToSubmit(pending: number, pendingDirect: number, inKernel: number, policy: SubmitPolicy, directRuns = pendingDirect): SubmitWhen {
   if (pending === 0) return 'tick';
   if (pendingDirect === pending && policy.directBatch > 0 && inKernel >= policy.directBatch) {
     // The device is busy: a fuller call beats an earlier one (a completion is coming).
-    return pending >= policy.directBatch ? 'now' : 'completion';
+    return directRuns >= policy.directBatch ? 'now' : 'completion';
   }
-  if (pending >= policy.submitThreshold || pendingDirect >= policy.directSubmitThreshold) return 'now';
+  const units = pending - pendingDirect + directRuns;
+  if (units >= policy.submitThreshold || directRuns >= policy.directSubmitThreshold) return 'now';
   return 'tick';
+}
+
+/** Where the last staged O_DIRECT request ends: the next one continues its run if it starts there. */
+export interface RunEnd {
+  readonly fd: number;
+  readonly op: number;
+  readonly end: number;
+}
+
+/**
+ * The run end after staging an O_DIRECT request (`op` on `fd` at `position`, `bytes`
+ * long), and whether it continued the run `last` ended: same fd, same op, starting where
+ * the last one stopped. Positions past 2^53 (bigint) start a new run.
+ */
+export function continuesRun(last: RunEnd | undefined, fd: number, op: number, position: number | bigint, bytes: number): { continues: boolean; end: RunEnd | undefined } {
+  if (typeof position !== 'number') return { continues: false, end: undefined };
+  const continues = last !== undefined && last.fd === fd && last.op === op && last.end === position;
+  return { continues, end: { fd, op, end: position + bytes } };
 }
 
 /**

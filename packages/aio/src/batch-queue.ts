@@ -1,6 +1,6 @@
 import { watchAbort } from './abort-watch.js';
 import type { BatchBuffers, BatchEngine, BatchEngineFactory, BatchLayout } from './batch-engine.js';
-import { slowSubmitFlags, whenToSubmit, type SubmitPolicy } from './batch-policy.js';
+import { continuesRun, slowSubmitFlags, whenToSubmit, type RunEnd, type SubmitPolicy } from './batch-policy.js';
 import type { StatsRecorder } from './stats.js';
 import type { Alignment, Position } from './types.js';
 
@@ -127,6 +127,9 @@ export class BatchQueue<E extends BatchEngine> {
   #records = new Float64Array(0);
   #staged: Entry[] = [];
   #stagedDirect = 0;
+  /** Runs of contiguous requests among the staged O_DIRECT ones, and where the last one ends (whenToSubmit). */
+  #stagedDirectRuns = 0;
+  #lastDirectEnd: RunEnd | undefined;
   /** When the oldest staged request was made (performance.now()). */
   #stagedSince = 0;
   #flushScheduled = false;
@@ -142,9 +145,10 @@ export class BatchQueue<E extends BatchEngine> {
   #deferredTurns = 0;
   #turnStart = 0;
   readonly #settleNextGroup = (): void => this.#settleReady(this.#turnStart);
+  readonly #unblockAfterContinuations = (): void => this.#unblock();
   readonly #flushAtTickEnd = (): void => {
     this.#flushScheduled = false;
-    if (whenToSubmit(this.#staged.length, this.#stagedDirect, this.#inEngine, this.#options.policy) !== 'completion') this.#flush();
+    if (this.#whenToSubmit() !== 'completion') this.#flush();
   };
 
   constructor(options: BatchQueueOptions<E>) {
@@ -188,11 +192,22 @@ export class BatchQueue<E extends BatchEngine> {
     if (request.signal !== undefined) entry.unwatch = watchAbort(request.signal, () => this.#abort(entry));
     if (this.#staged.length === 0) this.#stagedSince = performance.now();
     this.#staged.push(entry);
-    if (request.direct === true) this.#stagedDirect++;
-    const when = whenToSubmit(this.#staged.length, this.#stagedDirect, this.#inEngine, this.#options.policy);
+    if (request.direct === true) this.#stageDirect(request);
+    const when = this.#whenToSubmit();
     if (when === 'now') this.#flush();
     else if (when === 'tick') this.#scheduleFlush();
     // 'completion': #onComplete schedules the flush.
+  }
+
+  #whenToSubmit(): ReturnType<typeof whenToSubmit> {
+    return whenToSubmit(this.#staged.length, this.#stagedDirect, this.#inEngine, this.#options.policy, this.#stagedDirectRuns);
+  }
+
+  #stageDirect(request: BatchRequest): void {
+    this.#stagedDirect++;
+    const { continues, end } = continuesRun(this.#lastDirectEnd, request.fd, request.op, request.position, byteLength(request.buffers));
+    if (!continues) this.#stagedDirectRuns++;
+    this.#lastDirectEnd = end;
   }
 
   #scheduleFlush(): void {
@@ -297,9 +312,10 @@ export class BatchQueue<E extends BatchEngine> {
 
   #setStaged(entries: Entry[]): void {
     this.#staged = entries;
-    let direct = 0;
-    for (const entry of entries) if (entry.request.direct === true) direct++;
-    this.#stagedDirect = direct;
+    this.#stagedDirect = 0;
+    this.#stagedDirectRuns = 0;
+    this.#lastDirectEnd = undefined;
+    for (const entry of entries) if (entry.request.direct === true) this.#stageDirect(entry.request);
   }
 
   #unblock(): void {
@@ -365,7 +381,10 @@ export class BatchQueue<E extends BatchEngine> {
       this.#ready.push(entry);
     }
     this.#options.afterComplete?.(count);
-    this.#unblock();
+    // From a microtask, so that the flush (a nextTick) runs after every continuation these
+    // completions start: what they stage goes in the same call as what waited for them
+    // (one io_submit, one merged device request for a sequential run), not in the next.
+    queueMicrotask(this.#unblockAfterContinuations);
     if (!this.#settling) this.#settleReady(performance.now());
   }
 
@@ -421,4 +440,13 @@ function writeU64(table: Float64Array, low: number, high: number, value: Positio
     table[low] = Number(value & 0xffffffffn);
     table[high] = Number(value >> 32n);
   }
+}
+
+/** Bytes a request's buffers hold (0 for none). */
+function byteLength(buffers: BatchBuffers): number {
+  if (buffers === undefined) return 0;
+  if (!Array.isArray(buffers)) return (buffers as Uint8Array).byteLength;
+  let bytes = 0;
+  for (const buffer of buffers as readonly Uint8Array[]) bytes += buffer.byteLength;
+  return bytes;
 }

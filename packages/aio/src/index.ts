@@ -61,4 +61,4 @@ export { watchAbort } from './abort-watch.js';
 export { ColdReadMeter, DEFAULT_COLD_READ_POLICY, validateColdReadPolicy, type ColdReadPolicy } from './cold-reads.js';
 export { BatchQueue, MISALIGNED, WITHDRAWN, type BatchCompletion, type BatchQueueOptions, type BatchRequest } from './batch-queue.js';
 export type { BatchBuffers, BatchEngine, BatchEngineFactory, BatchLayout, CompletionField, RequestField } from './batch-engine.js';
-export { slowSubmitFlags, whenToSubmit, type SubmitPolicy, type SubmitWhen } from './batch-policy.js';
+export { continuesRun, slowSubmitFlags, whenToSubmit, type RunEnd, type SubmitPolicy, type SubmitWhen } from './batch-policy.js';
