@@ -35,7 +35,7 @@ class LoopPoller {
   void SetPollUs(uint32_t us);
   // Whether the loop thread is spinning now: a producer that sees true may skip waking the
   // loop (uv_async_send), since the spin will see its work. Sequentially consistent with
-  // the producer's own publication (see OnPrepare), so a wake-up is never lost.
+  // the producer's own publication (see Poll), so a wake-up is never lost.
   bool Spinning() const { return spinning_.load(std::memory_order_seq_cst); }
   const LoopPollStats& stats() const { return stats_; }
   // Closes the uv handle (freed by its close callback); idempotent.
