@@ -67,7 +67,7 @@ export interface ThreadPoolOptions {
    * (default 100; 0 never polls; 0..10000).
    */
   readonly pollUs?: number;
-  /** Poll only while at most this many requests are in flight (default: the number of cores; 0..1024). */
+  /** Poll only while at most this many requests are in flight (default: the number of cores, 0 on one core; 0..1024). */
   readonly pollWhenInFlightAtMost?: number;
   /** Stop polling for a while when fewer than this share of the loop's waits saw a completion in time (default 0.5; 0..1). */
   readonly pollWhileHitShareAbove?: number;
@@ -141,10 +141,11 @@ export const DEFAULT_POLL_US = 100;
  * Same load, 64 us polling against none: 1 in flight 0.76-0.90x vs 0.54-0.62x; 2 in
  * flight as above; 4 in flight 0.59-0.75x vs 0.65-0.74x; 8 in flight 0.62-0.66x vs
  * 0.71-0.84x; 32 in flight 0.65-0.70x vs 0.81-0.90x (2 cores): polling pays while the
- * requests in flight do not outnumber the cores.
+ * requests in flight do not outnumber the cores. On one core it never pays: the thread
+ * that spins holds the only CPU the one it waits for needs (0: no polling).
  */
-export function defaultPollWhenInFlightAtMost(): number {
-  return availableParallelism();
+export function defaultPollWhenInFlightAtMost(cores = availableParallelism()): number {
+  return cores >= 2 ? cores : 0;
 }
 /** A wait that sees no completion is CPU lost: stop when most are. */
 export const DEFAULT_POLL_WHILE_HIT_SHARE_ABOVE = 0.5;

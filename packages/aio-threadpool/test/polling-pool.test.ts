@@ -35,7 +35,7 @@ async function closedLoop(file: AioFile, depth: number, perLoop: number, during?
 // cachedReadsOnLoop off: every read goes to a worker (a warm file would be read on the loop thread).
 describe('thread pool polling (real files, real workers)', () => {
   it('one request in flight at a time: polling is on and its waits see completions', async () => {
-    const backend = createThreadPoolBackend({ cachedReadsOnLoop: false, pollUs: 5000 });
+    const backend = createThreadPoolBackend({ cachedReadsOnLoop: false, pollUs: 5000, pollWhenInFlightAtMost: 2 });
     try {
       expect(pollingOf(backend)).toEqual({ on: false, polls: 0, hits: 0, spentUs: 0 });
       const file = await backend.open(path, 'r');

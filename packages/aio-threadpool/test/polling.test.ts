@@ -147,6 +147,15 @@ describe('polling options', () => {
     });
   });
 
+  it('polls up to as many requests as cores, and not at all on one core (the spinner would hold the only CPU)', () => {
+    expect(defaultPollWhenInFlightAtMost(1)).toBe(0);
+    expect(defaultPollWhenInFlightAtMost(2)).toBe(2);
+    expect(defaultPollWhenInFlightAtMost(8)).toBe(8);
+    const polling = new Polling({ ...policy, maxInFlight: defaultPollWhenInFlightAtMost(1) }, fakeCounts().read);
+    expect(polling.submitted(1)).toBeUndefined();
+    expect(polling.on).toBe(false);
+  });
+
   it('bad values: typed errors naming the option and the value', () => {
     for (const [options, code, text] of [
       [{ pollUs: -1 }, 'ERR_OUT_OF_RANGE', 'options.pollUs'],
