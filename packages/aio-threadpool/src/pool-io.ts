@@ -291,7 +291,6 @@ export class ThreadPoolIo implements FdIo {
     });
   }
 
-  /** Adds workers when requests wait with none idle and recent requests blocked (policy.ts). */
   /** Carries out Polling's decision (undefined: unchanged): the loop's wait and the workers' spin alike. */
   #setPolling(us: number | undefined): void {
     if (us !== undefined) this.#pool.setPolling(us, us);
@@ -303,6 +302,7 @@ export class ThreadPoolIo implements FdIo {
     return { on: this.#polling.on, polls, hits, spentUs };
   }
 
+  /** Adds workers when requests wait with none idle and recent requests blocked (policy.ts). */
   #grow(): void {
     // workersToAdd gives 0 for fast requests when a worker exists (minThreads keeps one):
     // the warm path skips the native reads.
