@@ -507,11 +507,11 @@ void ThreadPool::WorkerMain(uint64_t id) {
           // The loop thread usually hands over the next request within microseconds of a
           // completion: looking for it costs less than sleeping and being woken. One worker
           // looks at a time: more would only take the CPU the others' completions need.
-          size_t none = 0;
-          if (spinning_.compare_exchange_strong(none, 1, std::memory_order_acq_rel)) {
+          bool none = false;
+          if (worker_looking_.compare_exchange_strong(none, true, std::memory_order_acq_rel)) {
             lock.unlock();
             SpinUntil([this] { return queued_.load(std::memory_order_relaxed) > 0; }, spin_us);
-            spinning_.store(0, std::memory_order_release);
+            worker_looking_.store(false, std::memory_order_release);
             lock.lock();
             continue;
           }

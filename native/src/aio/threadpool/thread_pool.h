@@ -126,7 +126,7 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   std::unique_ptr<LoopPoller> poller_;
   // setPolling: how long a worker looks for a request before it sleeps.
   std::atomic<uint32_t> worker_spin_us_{0};
-  std::atomic<size_t> spinning_{0};  // workers looking for work without sleeping (at most one)
+  std::atomic<bool> worker_looking_{false};  // a worker looks for work without sleeping (one at a time)
   bool shut_down_ = false;
   // Fixed before any worker starts.
   size_t min_threads_ = 0;
