@@ -42,7 +42,9 @@ describe('thread pool polling (real files, real workers)', () => {
       await closedLoop(file, 1, 200);
       const polling = pollingOf(backend);
       expect(polling.on).toBe(true);
-      expect(polling.hits).toBeGreaterThanOrEqual(100);
+      // Without polling there are none. How many of the 200 is timing: a loop turn that
+      // finds other I/O ready (vitest's own channel, under CI load) does not look at all.
+      expect(polling.hits).toBeGreaterThanOrEqual(20);
       await file.close();
     } finally {
       await backend.close();
