@@ -139,7 +139,7 @@ export class ThreadPoolIo implements FdIo {
     return this.#pool.threads;
   }
 
-  /** The worker counts now: current (alive or starting), idle, peak (most at once), min, max. */
+  /** The worker counts now: current (alive or starting), idle, peak (most at once), min, max, and the ceiling per request in flight. */
   threadStats(): ThreadStats {
     return {
       current: this.threads,
@@ -147,6 +147,7 @@ export class ThreadPoolIo implements FdIo {
       peak: this.#pool.peakThreads,
       min: this.options.minThreads,
       max: this.options.maxThreads,
+      perInFlight: this.#ceiling.value,
     };
   }
 

@@ -96,6 +96,7 @@ describe('elastic thread pool (real files)', () => {
     const fd = openSync(path, 'r');
     try {
       expect(io.threadsPerInFlight).toBe(0.25);
+      expect(io.threadStats().perInFlight).toBe(0.25);
       const deadline = Date.now() + 30_000;
       let reads = 0;
       // 16 closed loops of 1 MiB copies: the queue stays long enough for workers to find work.
@@ -108,6 +109,7 @@ describe('elastic thread pool (real files)', () => {
       await Promise.all(Array.from({ length: 16 }, loop));
       expect(io.threadsPerInFlight).toBeGreaterThanOrEqual(0.5);
       expect(io.threadStats().peak).toBeGreaterThan(4); // 16 x 0.25 at first
+      expect(io.threadStats().perInFlight).toBe(io.threadsPerInFlight);
     } finally {
       closeSync(fd);
       await io.close();
@@ -171,9 +173,9 @@ describe('elastic thread pool (real files)', () => {
   }, 60_000);
 
   it("createBackend('threadpool', { minThreads, maxThreads, idleTimeoutMs }) passes them on; bad ones are typed errors", async () => {
-    const backend = await createBackend('threadpool', { minThreads: 1, maxThreads: 3, idleTimeoutMs: 1000, strict: true });
+    const backend = await createBackend('threadpool', { minThreads: 1, maxThreads: 3, idleTimeoutMs: 1000, threadsPerInFlight: 0.5, strict: true });
     try {
-      expect(backend.stats().threads).toMatchObject({ current: 1, min: 1, max: 3 });
+      expect(backend.stats().threads).toMatchObject({ current: 1, min: 1, max: 3, perInFlight: 0.5 });
     } finally {
       await backend.close();
     }

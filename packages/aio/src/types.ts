@@ -161,11 +161,20 @@ export interface PollingStats {
 
 /** A worker pool's size: now, idle now, the most at once, and its bounds. */
 export interface ThreadStats {
+  /** Workers alive (or starting). */
   readonly current: number;
+  /** Workers waiting for work. */
   readonly idle: number;
+  /** The most workers alive at once so far. */
   readonly peak: number;
   readonly min: number;
   readonly max: number;
+  /**
+   * Workers per request in flight the pool may grow to now (the pool's ceiling: it starts
+   * at the backend's threadsPerInFlight option and moves while running), when the backend
+   * sizes itself that way.
+   */
+  readonly perInFlight?: number;
 }
 
 /** How createBackend() came to this backend: what was asked for, and why this one. */
