@@ -96,9 +96,12 @@ const load = () => loadavg().map((x) => x.toFixed(2)).join(' / ');
 console.log(`node ${process.version}, kernel ${release()}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average ${load()} (1/5/15 min)\n`);
 console.log('preparing data files (random bytes, written, not fallocated)...');
 cfg.file = randomDataFile(`data-${cfg.fileSize >> 20}M.bin`, cfg.fileSize);
+const { diskInterrupts } = await import('./lib/cpu.mjs');
+const interrupts = diskInterrupts(cfg.file);
+if (interrupts !== undefined) console.log(`the data file's disk takes its interrupts on ${interrupts} (since boot)`);
 cfg.unalignedFile = randomDataFile(`unaligned-${cfg.unalignedSize >> 20}M.bin`, cfg.unalignedSize);
 
-const result = { date: new Date().toISOString(), loadAverageAtStart: loadavg(), node: process.version, kernel: release(), cores: cpus().length, config: { ...cfg, log: undefined } };
+const result = { date: new Date().toISOString(), loadAverageAtStart: loadavg(), node: process.version, kernel: release(), cores: cpus().length, diskInterrupts: interrupts, config: { ...cfg, log: undefined } };
 
 if (args.only === undefined || args.only === 'throughput') {
   console.log('\n## Throughput');
@@ -107,7 +110,7 @@ if (args.only === undefined || args.only === 'throughput') {
   console.log(
     '\n' +
       table(
-        ['benchmark', 'engine', 'IOPS (median)', 'MB/s', 'vs', 'ratio (median of rounds)', 'per-round ratios', 'target', 'host steal'],
+        ['benchmark', 'engine', 'IOPS (median)', 'MB/s', 'vs', 'ratio (median of rounds)', 'per-round ratios', 'target', 'cores busy', 'CPU us/request', 'host steal'],
         rows.map((r) => [
           r.bench,
           r.engine,
@@ -117,6 +120,8 @@ if (args.only === undefined || args.only === 'throughput') {
           r.ratio === undefined ? '' : `${fmt(r.ratio)}x`,
           r.roundRatios === undefined ? '' : r.roundRatios.map((x) => fmt(x)).join(', '),
           r.target === undefined ? (r.ratio === undefined ? '' : 'reference') : `>= ${r.target}x ${r.ratio >= r.target ? 'met' : 'NOT met'}`,
+          fmt(r.cores),
+          fmt(r.cpuUsPerOp, 1),
           percent(r.steal),
         ]),
       ),

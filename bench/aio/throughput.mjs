@@ -5,7 +5,8 @@
 // separate blocks: each round runs every contestant once, the order rotates from round to
 // round, and a ratio is taken inside each round. The reported ratio is the median of those
 // per-round ratios; the per-engine medians are shown beside it.
-import { cpuSnapshot, stealShare } from './lib/cpu.mjs';
+import { availableParallelism } from 'node:os';
+import { busyCores, cpuSnapshot, stealShare } from './lib/cpu.mjs';
 import { buffers, DIRECT_READ, openEngine } from './lib/engines.mjs';
 import { dropCache, warmCache } from './lib/files.mjs';
 import { runFio } from './lib/fio.mjs';
@@ -60,32 +61,38 @@ function fioContestant(cfg, job) {
  * cut into slices of `cfg.slice` seconds that alternate between the contestants (the order
  * rotates per slice and per round), so that a disk which drifts within seconds treats them
  * alike. Returns { [name]: values[] } (IOPS per round: all ops over all measured seconds,
- * in round order), with the host steal share of each round in `values[name].steal`.
+ * in round order), with the host steal share of each round in `values[name].steal` and the
+ * machine's busy cores while that contestant ran in `values[name].cores`.
  */
 async function rounds(cfg, contestants) {
   const names = Object.keys(contestants);
-  const values = Object.fromEntries(names.map((name) => [name, Object.assign([], { steal: [] })]));
+  const values = Object.fromEntries(names.map((name) => [name, Object.assign([], { steal: [], cores: [] })]));
   const slices = Math.max(1, Math.round(cfg.seconds / cfg.slice));
   const sliceSeconds = cfg.seconds / slices;
   for (let round = 0; round < cfg.runs; round++) {
-    const totals = Object.fromEntries(names.map((name) => [name, { ops: 0, seconds: 0, steal: 0, stealKnown: true }]));
+    const totals = Object.fromEntries(names.map((name) => [name, { ops: 0, seconds: 0, steal: 0, stealKnown: true, cores: 0, coresKnown: true }]));
     for (let s = 0; s < slices; s++) {
       for (let k = 0; k < names.length; k++) {
         const name = names[(k + round + s) % names.length];
         const before = cpuSnapshot();
         const { ops, seconds } = await contestants[name].measure(sliceSeconds);
-        const steal = stealShare(before, cpuSnapshot());
+        const after = cpuSnapshot();
+        const steal = stealShare(before, after);
+        const cores = busyCores(before, after, availableParallelism());
         const total = totals[name];
         total.ops += ops;
         total.seconds += seconds;
         if (steal === undefined) total.stealKnown = false;
         else total.steal += steal / slices;
+        if (cores === undefined) total.coresKnown = false;
+        else total.cores += cores / slices;
       }
     }
     for (const name of names) {
       const total = totals[name];
       values[name][round] = total.ops / total.seconds;
       values[name].steal[round] = total.stealKnown ? total.steal : undefined;
+      values[name].cores[round] = total.coresKnown ? total.cores : undefined;
     }
   }
   return values;
@@ -94,7 +101,11 @@ async function rounds(cfg, contestants) {
 function row(bench, engine, values, blockSize) {
   const iops = median(values);
   const steals = (values.steal ?? []).filter((v) => v !== undefined);
-  return { bench, engine, iops, mbps: (iops * blockSize) / 1e6, values: [...values], steal: steals.length > 0 ? median(steals) : undefined };
+  const cores = (values.cores ?? []).filter((v) => v !== undefined);
+  const busy = cores.length > 0 ? median(cores) : undefined;
+  // CPU time per request, machine-wide (kernel and interrupts included): what the IOPS cost.
+  const cpuUsPerOp = busy !== undefined && iops > 0 ? (busy * 1e6) / iops : undefined;
+  return { bench, engine, iops, mbps: (iops * blockSize) / 1e6, values: [...values], steal: steals.length > 0 ? median(steals) : undefined, cores: busy, cpuUsPerOp };
 }
 
 /** Adds ratio fields to `subject` against `baseline`: the median of per-round ratios. */
@@ -130,7 +141,8 @@ export async function throughputSuite(cfg) {
     const ratios = r.roundRatios ? `; ratio ${r.ratio.toFixed(2)}x (rounds ${r.roundRatios.map((x) => x.toFixed(2)).join(', ')})` : '';
     const target = r.target === undefined ? '' : `, target >= ${r.target}x ${r.ratio >= r.target ? 'met' : 'NOT met'}`;
     const steal = r.steal === undefined ? '' : `; host steal ${percent(r.steal)}`;
-    cfg.log(`  ${r.bench} / ${r.engine}${vs}: ${Math.round(r.iops)} IOPS (${r.values.map(Math.round).join(', ')})${ratios}${target}${steal}`);
+    const cpu = r.cores === undefined ? '' : `; ${r.cores.toFixed(2)} cores busy, ${r.cpuUsPerOp.toFixed(1)} CPU us/request`;
+    cfg.log(`  ${r.bench} / ${r.engine}${vs}: ${Math.round(r.iops)} IOPS (${r.values.map(Math.round).join(', ')})${ratios}${target}${cpu}${steal}`);
   };
 
   /**
