@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // AIO benchmarks: `node bench/aio/run.mjs [--quick] [--only=throughput|stall] [--runs=N] [--seconds=S]
 //   [--slice=S] [--bench=TEXT] [--scenario=TEXT]` (throughput contestants alternate in slices of
-//   S seconds; throughput benchmarks / stall workloads whose name contains TEXT).
+//   S seconds; throughput benchmarks / stall workloads whose name contains TEXT at the start of a word).
 // Prints markdown tables and writes JSON to bench/results/. Installs nothing: it says
 // what is missing (fio, the addon, the built packages).
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -19,8 +19,8 @@ const USAGE = `usage: node bench/aio/run.mjs [--quick] [--only=throughput|stall]
   --only        run only the throughput benchmarks or only the stall suite
   --runs        rounds per benchmark (default 3); tables show medians
   --seconds     seconds per contestant per round (default 10), cut into --slice second slices (default 2)
-  --bench       throughput benchmarks whose name contains TEXT (e.g. --bench=warm)
-  --scenario    stall workloads whose name contains TEXT`;
+  --bench       throughput benchmarks whose name contains TEXT at a word start (e.g. --bench=warm; "2 in flight" is not "32 in flight")
+  --scenario    stall workloads whose name contains TEXT at a word start`;
 
 function parseCommandLine() {
   try {

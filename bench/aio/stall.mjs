@@ -3,6 +3,7 @@
 import { closeSync, fdatasyncSync, ftruncateSync, openSync, rmSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { cpuSnapshot, stealShare } from './lib/cpu.mjs';
+import { nameMatches } from './lib/filter.mjs';
 import { buffers, DIRECT_READ, DIRECT_RW, openEngine } from './lib/engines.mjs';
 import { benchPath, dropCache } from './lib/files.mjs';
 import { closedLoop, randomOffset } from './lib/load.mjs';
@@ -126,7 +127,7 @@ async function stallRun(cfg, scenario, engine) {
 /** Returns rows { scenario, engine, runs: [...], median: {...} }; `cfg.runs` runs each. */
 export async function stallSuite(cfg) {
   const rows = [];
-  for (const scenario of scenarios(cfg).filter((s) => cfg.scenario === undefined || s.name.includes(cfg.scenario))) {
+  for (const scenario of scenarios(cfg).filter((s) => nameMatches(s.name, cfg.scenario))) {
     for (const engine of STALL_ENGINES) {
       const runs = [];
       for (let i = 0; i < cfg.runs; i++) runs.push(await stallRun(cfg, scenario, engine));

@@ -10,6 +10,7 @@ import { busyCores, cpuSnapshot, stealShare } from './lib/cpu.mjs';
 import { buffers, DIRECT_READ, openEngine } from './lib/engines.mjs';
 import { dropCache, warmCache } from './lib/files.mjs';
 import { runFio } from './lib/fio.mjs';
+import { nameMatches } from './lib/filter.mjs';
 import { closedLoop, randomOffset } from './lib/load.mjs';
 import { median, percent } from './lib/report.mjs';
 
@@ -121,7 +122,7 @@ export const FIO_BATCH = { iodepth_batch_submit: 16, iodepth_batch_complete_max:
 
 /** `--bench=TEXT`: only the benchmarks whose name contains TEXT. */
 function selected(cfg, bench) {
-  return cfg.bench === undefined || bench.includes(cfg.bench);
+  return nameMatches(bench, cfg.bench);
 }
 
 function fioLabel(job) {

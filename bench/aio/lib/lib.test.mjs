@@ -1,0 +1,51 @@
+// bench/aio helpers: the name filter and the CPU accounting (pure logic over /proc/stat
+// numbers), and where the data disk's interrupts land (read from this machine's /proc).
+import { describe, expect, it } from 'vitest';
+import { busyCores, diskInterrupts, stealShare } from './cpu.mjs';
+import { nameMatches } from './filter.mjs';
+
+describe('nameMatches (--bench, --scenario)', () => {
+  it('selects a name where the text starts a word, not inside one', () => {
+    expect(nameMatches('4 KiB random read, O_DIRECT, 2 in flight', '2 in flight')).toBe(true);
+    expect(nameMatches('4 KiB random read, O_DIRECT, 32 in flight', '2 in flight')).toBe(false);
+    expect(nameMatches('4 KiB random read, buffered, warm cache, 32 in flight', 'warm')).toBe(true);
+    expect(nameMatches('4 KiB random read, O_DIRECT, 32 in flight', 'O_DIRECT, 32')).toBe(true);
+    expect(nameMatches('anything', undefined)).toBe(true);
+  });
+
+  it('takes the text literally (no pattern characters)', () => {
+    expect(nameMatches('128 KiB sequential read (O_DIRECT)', '(O_DIRECT)')).toBe(true);
+    expect(nameMatches('4 KiB random read', '4.KiB')).toBe(false);
+  });
+});
+
+describe('busyCores and stealShare (/proc/stat deltas)', () => {
+  // user nice system idle iowait irq softirq steal
+  const before = [100, 0, 100, 1000, 0, 0, 0, 0];
+
+  it('counts everything but idle, iowait and steal as busy, scaled to the cores', () => {
+    const after = [150, 0, 150, 1050, 20, 0, 30, 0]; // 130 busy of 200
+    expect(busyCores(before, after, 2)).toBeCloseTo((130 / 200) * 2);
+    expect(stealShare(before, after)).toBe(0);
+  });
+
+  it('steal is neither busy nor idle', () => {
+    const after = [150, 0, 100, 1050, 0, 0, 0, 100]; // 50 busy, 100 steal of 200
+    expect(busyCores(before, after, 2)).toBeCloseTo(0.5);
+    expect(stealShare(before, after)).toBeCloseTo(0.5);
+  });
+
+  it('undefined when a snapshot is missing or no time passed', () => {
+    expect(busyCores(undefined, before, 2)).toBeUndefined();
+    expect(busyCores(before, [...before], 2)).toBeUndefined();
+  });
+});
+
+describe('diskInterrupts (this machine)', () => {
+  it('names a device and CPU shares for a file on a disk, and nothing for a missing path', () => {
+    const found = diskInterrupts('/tmp');
+    // A disk without per-device interrupt lines (not virtio) has no answer, never a wrong one.
+    if (found !== undefined) expect(found).toMatch(/^\S+: CPU\d+ \d+%(, CPU\d+ \d+%)*$/);
+    expect(diskInterrupts('/nonexistent/vmlink')).toBeUndefined();
+  });
+});
