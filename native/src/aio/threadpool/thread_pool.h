@@ -18,11 +18,11 @@
 #include <list>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "aio/threadpool/loop_poller.h"
+#include "common/joinable_thread.h"
 
 namespace vmlink {
 
@@ -136,8 +136,8 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   size_t max_held_ = 0;
 
   std::mutex workers_mutex_;
-  std::unordered_map<uint64_t, std::thread> workers_;  // under workers_mutex_
-  std::vector<uint64_t> exited_;                       // under workers_mutex_
+  std::unordered_map<uint64_t, JoinableThread> workers_;  // under workers_mutex_
+  std::vector<uint64_t> exited_;  // left WorkerMain, not yet joined; under workers_mutex_
   uint64_t next_worker_id_ = 0;                        // under workers_mutex_
   size_t in_flight_ = 0;  // JS thread only
   // Slots submitted and not yet completed or withdrawn (JS thread only): a slot named again
