@@ -120,7 +120,7 @@ function compare(subject, baseline, target) {
 /** fio's batched submit and reap: what a batching engine can reach (aio-facts.md, last section). */
 export const FIO_BATCH = { iodepth_batch_submit: 16, iodepth_batch_complete_max: 16 };
 
-/** `--bench=TEXT`: only the benchmarks whose name contains TEXT. */
+/** `--bench=TEXT`: only the benchmarks whose name contains TEXT at a word start. */
 function selected(cfg, bench) {
   return nameMatches(bench, cfg.bench);
 }

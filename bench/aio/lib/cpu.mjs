@@ -1,6 +1,7 @@
-// Host CPU steal: on a virtual machine, the share of time the hypervisor ran something
-// else while our vCPUs were runnable. Event-loop delays and throughput both move with it,
-// so every row records it (Linux /proc/stat; undefined elsewhere).
+// What the CPUs did while a contestant ran (Linux /proc/stat; undefined elsewhere): the
+// host's steal (on a virtual machine, the share of time the hypervisor ran something else
+// while our vCPUs were runnable; event-loop delays and throughput both move with it) and
+// the cores kept busy; and which CPU takes the data disk's interrupts.
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 
 /** The first line of /proc/stat as numbers (user nice system idle iowait irq softirq steal ...). */
@@ -12,13 +13,21 @@ export function cpuSnapshot() {
   }
 }
 
-/** Steal as a share (0..1) of all CPU time between two snapshots, or undefined. */
-export function stealShare(before, after) {
+/**
+ * The time each field gained between two snapshots, and their total, or undefined. Fields
+ * past steal (guest, guest_nice) are already counted in user and nice: not in the total.
+ */
+function elapsed(before, after) {
   if (before === undefined || after === undefined || before.length < 8) return undefined;
   const delta = after.map((v, i) => v - (before[i] ?? 0));
-  // Fields past steal (guest, guest_nice) are already counted in user and nice.
   const total = delta.slice(0, 8).reduce((a, b) => a + b, 0);
-  return total > 0 ? delta[7] / total : undefined;
+  return total > 0 ? { delta, total } : undefined;
+}
+
+/** Steal as a share (0..1) of all CPU time between two snapshots, or undefined. */
+export function stealShare(before, after) {
+  const time = elapsed(before, after);
+  return time === undefined ? undefined : time.delta[7] / time.total;
 }
 
 /**
@@ -27,10 +36,9 @@ export function stealShare(before, after) {
  * Idle, iowait and steal are not busy. Undefined when unknown.
  */
 export function busyCores(before, after, cores) {
-  if (before === undefined || after === undefined || before.length < 8) return undefined;
-  const delta = after.map((v, i) => v - (before[i] ?? 0));
-  const total = delta.slice(0, 8).reduce((a, b) => a + b, 0);
-  if (total <= 0) return undefined;
+  const time = elapsed(before, after);
+  if (time === undefined) return undefined;
+  const { delta, total } = time;
   const notBusy = delta[3] + delta[4] + delta[7];
   return ((total - notBusy) / total) * cores;
 }
