@@ -43,8 +43,6 @@ class JoinableThread {
 
   ~JoinableThread() { Join(); }
 
-  bool joinable() const { return joinable_; }
-
   // True when the thread has ended and is joined now (or never ran); false, without
   // waiting, while it is still running.
   bool TryJoin() {
