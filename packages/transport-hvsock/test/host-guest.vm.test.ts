@@ -10,7 +10,6 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as vitest from 'vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +18,7 @@ import type { Connection, Listener } from '@vmlink/transport';
 import { hvsock, HvsockTransport, type HvsockConnection } from '@vmlink/transport-hvsock';
 import { runGuestNodeTest, startVm, type Vm } from '@vmlink/testvm';
 import { replyWithSha256 } from './sha-reply.js';
+import { untilListening } from './unix-listening.js';
 
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 const guestDir = fileURLToPath(new URL('./guest', import.meta.url));
@@ -204,7 +204,7 @@ describe('socat on the host against @vmlink/transport-vsock in the guest, throug
     const path = `${vsockPath(v)}_6200`;
     const child = spawn('socat', [`UNIX-LISTEN:${path}`, 'EXEC:cat'], { stdio: ['ignore', 'ignore', 'inherit'] });
     try {
-      for (let i = 0; i < 500 && !existsSync(path); i++) await new Promise((resolve) => setTimeout(resolve, 10)); // socat says nothing when it listens
+      await untilListening(path);
       const run = await v.run('node', [`${guestDir}/dial-host.mjs`, '6200', String(1024 * 1024)], { cwd: guestDir, timeoutMs: 120_000 });
       expect(run.exitCode, run.stderr).toBe(0);
       const [sent, received] = run.stdout.trim().split(' ');

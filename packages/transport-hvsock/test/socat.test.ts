@@ -1,12 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hvsock, type HvsockConnection } from '@vmlink/transport-hvsock';
 import { replyWithSha256 } from './sha-reply.js';
+import { untilListening } from './unix-listening.js';
 
 // Peers nobody here wrote, on the host: socat + sh playing the VMM's two roles. A shell
 // `read` takes the CONNECT line byte by byte (it never reads past the newline either).
@@ -31,12 +32,6 @@ function socat(args: string[]): ChildProcess {
   return child;
 }
 
-/** Wait until a socket file exists: socat gives no event when it listens. */
-async function socketAppears(path: string): Promise<void> {
-  for (let i = 0; i < 500 && !existsSync(path); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-  if (!existsSync(path)) throw new Error(`socat never created ${path}`);
-}
-
 describe('hvsock against socat', () => {
   it('dial: socat UNIX-LISTEN + sh as the VMM (reads CONNECT with `read`, answers OK 2^30, then echoes 1 MiB)', async () => {
     const uds = join(dir, 'v.sock');
@@ -44,7 +39,7 @@ describe('hvsock against socat', () => {
     const script = join(dir, 'vmm.sh');
     writeFileSync(script, `read -r cmd\nprintf '%s\\n' "$cmd" >> ${commands}\nprintf 'OK 1073741824\\n'\nexec cat\n`);
     socat([`UNIX-LISTEN:${uds},fork`, `EXEC:/bin/sh ${script}`]);
-    await socketAppears(uds);
+    await untilListening(uds);
     const connection = (await transport.dial(`hvsock:${uds}:52`, { timeout: 30_000 })) as HvsockConnection;
     expect(connection.hostPort).toBe(2 ** 30);
     const payload = randomBytes(1024 * 1024);
