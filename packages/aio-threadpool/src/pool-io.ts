@@ -20,6 +20,7 @@ import {
   type OpOptions,
   type Position,
   type PollingStats,
+  type Settle,
   type ThreadStats,
 } from '@vmlink/aio';
 import { resolveOptions, type ResolvedThreadPoolOptions, type ThreadPoolOptions } from './options.js';
@@ -34,6 +35,13 @@ type PoolOp = 'read' | 'write' | 'fsync' | 'fdatasync' | 'readCacheFirst' | 'fal
 
 /** What an op without buffers (fsync, fallocate, ...) passes for them. */
 const NO_BUFFERS = Symbol('no buffers');
+
+/** A request's arguments once checked (#check). */
+interface Checked {
+  readonly buffers: readonly Uint8Array[] | undefined;
+  readonly position: Position;
+  readonly signal: AbortSignal | undefined;
+}
 /** Completions per callback at most: the size of the completion table the pool fills. */
 const COMPLETION_TABLE_SIZE = 256;
 /** The pool hands requests over at the end of the tick only (one call per tick); workers start on the first. */
@@ -165,12 +173,24 @@ export class ThreadPoolIo implements FdIo {
    * loop-reads.ts), from the page cache in the call that hands the tick's requests over.
    */
   readv(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number> {
+    return this.#checkedThen('preadv2', fd, buffers, position, options, true);
+  }
+
+  /**
+   * readv or writev without the checks (an FdFile made them), ending through `settle`: one
+   * promise per request, the FdFile's (see FdIo.transferChecked).
+   */
+  transferChecked(isRead: boolean, fd: number, buffers: readonly Uint8Array[], position: Position, signal: AbortSignal | undefined, settle: Settle<number>): void {
+    if (!isRead) {
+      this.#submit('write', 'pwritev2', fd, buffers, position, signal, settle);
+      return;
+    }
     const loopReads = this.#loopReads;
-    const meter = loopReads !== undefined && Number.isInteger(fd) && fd >= 0 ? loopReads.meterFor(fd) : undefined;
+    const meter = loopReads !== undefined && fd >= 0 ? loopReads.meterFor(fd) : undefined;
     if (loopReads !== undefined && meter !== undefined) {
       const route = loopReads.route(meter);
       if (route === 'here') {
-        return this.#enqueue('readCachedHere', 'preadv2', fd, buffers, position, options, 0, 0, (completion) => {
+        this.#submit('readCachedHere', 'preadv2', fd, buffers, position, signal, settle, 0, 0, (completion) => {
           const { flags, result, serviceUs } = completion;
           loopReads.settle(fd, meter, {
             served: (flags & this.#flags.servedHere) !== 0,
@@ -180,15 +200,17 @@ export class ThreadPoolIo implements FdIo {
             serviceUs,
           });
         });
+        return;
       }
       // A cold file's reads on the workers report whether the cache served them.
       if (route === 'cacheFirst') {
-        return this.#enqueue('readCacheFirst', 'preadv2', fd, buffers, position, options, 0, 0, (completion) =>
+        this.#submit('readCacheFirst', 'preadv2', fd, buffers, position, signal, settle, 0, 0, (completion) =>
           meter.recordFallback(this.#servedFromCache(completion)),
         );
+        return;
       }
     }
-    return this.#enqueue('read', 'preadv2', fd, buffers, position, options);
+    this.#submit('read', 'preadv2', fd, buffers, position, signal, settle);
   }
 
   /**
@@ -206,7 +228,7 @@ export class ThreadPoolIo implements FdIo {
   }
 
   writev(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number> {
-    return this.#enqueue('write', 'pwritev2', fd, buffers, position, options);
+    return this.#checkedThen('pwritev2', fd, buffers, position, options, false);
   }
 
   async fsync(fd: number, options?: OpOptions): Promise<void> {
@@ -252,6 +274,19 @@ export class ThreadPoolIo implements FdIo {
     return this.#closing;
   }
 
+  /** readv/writev called directly: the checks an FdFile makes, then transferChecked. */
+  #checkedThen(syscall: string, fd: number, unchecked: readonly Uint8Array[], position: Position, options: OpOptions | undefined, isRead: boolean): Promise<number> {
+    let checked: Checked;
+    try {
+      checked = this.#check(syscall, fd, unchecked, position, options, 'position');
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const { buffers, signal } = checked;
+    return new Promise<number>((resolve, reject) => this.transferChecked(isRead, fd, buffers ?? [], checked.position, signal, { resolve, reject }));
+  }
+
+  /** Any other request: checked, then queued. */
   #enqueue(
     op: PoolOp,
     syscall: string,
@@ -264,31 +299,58 @@ export class ThreadPoolIo implements FdIo {
     observe?: (completion: BatchCompletion) => void,
     positionName = 'position',
   ): Promise<number> {
-    let buffers: readonly Uint8Array[] | undefined;
-    let signal: AbortSignal | undefined;
+    let checked: Checked;
     try {
-      buffers = unchecked === NO_BUFFERS ? undefined : validateBuffers(unchecked);
-      position = validatePosition(position, positionName);
-      signal = validateOpOptions(options);
-      validateInteger(fd, 'fd', 0, 0x7fff_ffff);
-      if (this.closed) throw closedError(syscall);
-      throwIfAborted(signal);
+      checked = this.#check(syscall, fd, unchecked, position, options, positionName);
     } catch (error) {
       return Promise.reject(error);
     }
+    const { buffers, signal } = checked;
+    return new Promise<number>((resolve, reject) =>
+      this.#submit(op, syscall, fd, buffers ?? NO_BUFFERS, checked.position, signal, { resolve, reject }, length, mode, observe),
+    );
+  }
+
+  /** The arguments of a request made on the FdIo itself (an FdFile checks its own); throws the typed error. */
+  #check(syscall: string, fd: number, unchecked: readonly Uint8Array[] | typeof NO_BUFFERS, position: Position, options: OpOptions | undefined, positionName: string): Checked {
+    const buffers = unchecked === NO_BUFFERS ? undefined : validateBuffers(unchecked);
+    const checkedPosition = validatePosition(position, positionName);
+    const signal = validateOpOptions(options);
+    validateInteger(fd, 'fd', 0, 0x7fff_ffff);
+    if (this.closed) throw closedError(syscall);
+    throwIfAborted(signal);
+    return { buffers, position: checkedPosition, signal };
+  }
+
+  /** Queues one checked request on the BatchQueue; `settle` hears how it ended (`observe` first sees its completion). */
+  #submit(
+    op: PoolOp,
+    syscall: string,
+    fd: number,
+    buffers: readonly Uint8Array[] | typeof NO_BUFFERS,
+    position: Position,
+    signal: AbortSignal | undefined,
+    settle: Settle<number>,
+    length: Position = 0,
+    mode = 0,
+    observe?: (completion: BatchCompletion) => void,
+  ): void {
+    // The pool closes only once its FdFiles are idle; a raw FdIo caller may race it.
+    if (this.closed) {
+      settle.reject(closedError(syscall));
+      return;
+    }
     this.recorder.submitted();
-    return new Promise<number>((resolve, reject) => {
-      this.#queue.enqueue({
-        op: this.#ops[op],
-        fd,
-        position,
-        length,
-        mode,
-        // One buffer goes as the view itself: the addon then skips walking a list.
-        buffers: buffers?.length === 1 ? buffers[0] : buffers,
-        signal,
-        done: (completion) => this.#settle(completion, syscall, signal, observe, resolve, reject),
-      });
+    this.#queue.enqueue({
+      op: this.#ops[op],
+      fd,
+      position,
+      length,
+      mode,
+      // One buffer goes as the view itself: the addon then skips walking a list.
+      buffers: buffers === NO_BUFFERS ? undefined : buffers.length === 1 ? buffers[0] : buffers,
+      signal,
+      done: (completion) => this.#settle(completion, syscall, signal, observe, settle),
     });
   }
 
@@ -319,13 +381,12 @@ export class ThreadPoolIo implements FdIo {
     syscall: string,
     signal: AbortSignal | undefined,
     observe: ((completion: BatchCompletion) => void) | undefined,
-    resolve: (value: number) => void,
-    reject: (reason: Error) => void,
+    settle: Settle<number>,
   ): void {
     const { result, flags, serviceUs } = completion;
     if (result === WITHDRAWN) {
       this.recorder.settled(false);
-      reject(abortError(signal));
+      settle.reject(abortError(signal));
       return;
     }
     const bytes = result > 0 ? result : 0;
@@ -338,12 +399,12 @@ export class ThreadPoolIo implements FdIo {
     observe?.(completion);
     if (result >= 0) {
       this.recorder.settled(true);
-      resolve(result);
+      settle.resolve(result);
       return;
     }
     this.recorder.settled(false);
     const used = completion.request.op === this.#ops.discard && (flags & this.#flags.usedBlkdiscard) !== 0 ? 'ioctl' : syscall;
-    reject(this.#systemError(-result, used, completion.partial));
+    settle.reject(this.#systemError(-result, used, completion.partial));
   }
 
   /** A cache-first read's verdict: its RWF_NOWAIT attempt brought it all, in a copy's time. */

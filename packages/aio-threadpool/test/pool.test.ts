@@ -74,6 +74,29 @@ describe('ThreadPoolIo as an FdIo on raw fds', () => {
     await expect(io.readv(fd, [Buffer.alloc(1)], 0)).rejects.toMatchObject({ code: 'EBADF' });
   });
 
+  it('transferChecked (what an FdFile calls) moves the bytes and ends through settle, errors and a closed pool included', async () => {
+    const path = join(dir, 'checked');
+    writeFileSync(path, Buffer.alloc(8192, 4));
+    const fd = openSync(path, 'r+');
+    const io = createThreadPoolIo({ threads: 2 });
+    const run = (isRead: boolean, target: number, buffers: Buffer[], position: number): Promise<number> =>
+      new Promise((resolve, reject) => io.transferChecked(isRead, target, buffers, position, undefined, { resolve, reject }));
+    try {
+      await expect(run(false, fd, [Buffer.alloc(4096, 8)], 4096)).resolves.toBe(4096);
+      const halves = [Buffer.alloc(2048), Buffer.alloc(2048)];
+      await expect(run(true, fd, halves, 4096)).resolves.toBe(4096);
+      expect(Buffer.concat(halves).every((byte) => byte === 8)).toBe(true);
+      const readOnly = openSync(path, 'r');
+      await expect(run(false, readOnly, [Buffer.from('x')], 0)).rejects.toMatchObject({ code: 'EBADF', syscall: 'pwritev2' });
+      closeSync(readOnly);
+    } finally {
+      await io.close();
+    }
+    // After close: a rejection through settle, not a throw into the caller.
+    await expect(run(true, fd, [Buffer.alloc(1)], 0)).rejects.toMatchObject({ code: 'EBADF' });
+    closeSync(fd);
+  });
+
   it('close() waits for requests in flight', async () => {
     const path = join(dir, 'close-wait');
     writeFileSync(path, Buffer.alloc(1 << 20, 9));

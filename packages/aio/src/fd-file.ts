@@ -44,6 +44,11 @@ export class FdFile extends AioFileBase {
       }
     }
     const isRead = op === 'read' || op === 'readv';
+    const io = this.#io;
+    if (io.transferChecked !== undefined) {
+      // FileBase checked the arguments, trackSettled the signal: one promise per request.
+      return this.trackSettled<number>(op, options, (signal, settle) => io.transferChecked?.(isRead, this.fd, buffers, position, signal, settle));
+    }
     return this.track(op, options, (signal) =>
       isRead ? this.#io.readv(this.fd, buffers, position, { signal }) : this.#io.writev(this.fd, buffers, position, { signal }),
     );

@@ -2,14 +2,10 @@ import { close as closeFd, fstat, type Stats } from 'node:fs';
 import { throwIfAborted } from '@vmlink/errors';
 import { closedError, withPath } from './errors.js';
 import { runSpaceRequest, validateSpaceRequest } from './space.js';
-import type { AioFile, Alignment, FallocateMode, OpOptions, Position, SpaceRequest } from './types.js';
+import type { AioFile, Alignment, FallocateMode, OpOptions, Position, Settle, SpaceRequest } from './types.js';
 import { validateBuffer, validateBuffers, validateOpOptions, validatePosition } from './validate.js';
 
-/** How a request started with `trackSettled` ends: call one of them once. */
-export interface Settle<T> {
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
+export type { Settle };
 
 /** The data-moving AioFile calls. */
 export type TransferOp = 'read' | 'readv' | 'write' | 'writev';

@@ -216,9 +216,23 @@ export interface CacheFirstRead {
   readonly cached: boolean;
 }
 
+/** How a request reported through a callback pair ends (trackSettled, FdIo.transferChecked): call one of them once. */
+export interface Settle<T> {
+  resolve(value: T): void;
+  reject(error: unknown): void;
+}
+
 export interface FdIo {
   readonly name: string;
   readv(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number>;
+  /**
+   * Optional: a read (`isRead`) or write whose fd, buffers, position and signal the caller
+   * has checked already (an FdFile has), ending through `settle` instead of a promise of its
+   * own: a request then costs one promise, not a chain of two, which is what a hot path of
+   * hundreds of thousands of requests a second pays for. readv/writev are then the checks
+   * plus this.
+   */
+  transferChecked?(isRead: boolean, fd: number, buffers: readonly Uint8Array[], position: Position, signal: AbortSignal | undefined, settle: Settle<number>): void;
   /**
    * Optional: readv that also says whether the page cache alone served it (the thread
    * pool has it). The io_submit backend uses it to see a cold file warm up.
