@@ -49,3 +49,35 @@ describe('diskInterrupts (this machine)', () => {
     expect(diskInterrupts('/nonexistent/vmlink')).toBeUndefined();
   });
 });
+
+describe('runSlice (one engine slice, the body of a fresh process; a real file)', () => {
+  it('counts reads after the warm-up and carries a sequential cursor across slices, wrapping at the end', async () => {
+    const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { execFileSync } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const { runSlice } = await import('./slice.mjs');
+    const dir = mkdtempSync(join(tmpdir(), 'vmlink-bench-slice-'));
+    try {
+      const file = join(dir, 'data');
+      const fileSize = 64 * 4096;
+      writeFileSync(file, Buffer.alloc(fileSize, 1));
+      const job = { engine: 'threadpool', file, fileSize, flags: 'r', depth: 2, blockSize: 4096, pattern: 'seq', seconds: 0.2, warmupSeconds: 0.05, cursor: fileSize - 4096 };
+      const result = await runSlice(job);
+      expect(result.ops).toBeGreaterThan(0);
+      expect(result.seconds).toBeGreaterThan(0.15);
+      // Every read issued (counted or not) moved the cursor one block on, modulo the file.
+      expect(result.cursor % 4096).toBe(0);
+      expect(result.cursor).toBeLessThan(fileSize);
+      // As a child process: one JSON line on stdout.
+      const script = fileURLToPath(new URL('./slice.mjs', import.meta.url));
+      const out = execFileSync(process.execPath, [script, JSON.stringify({ ...job, engine: 'node FileHandle', pattern: 'random' })], { encoding: 'utf8' });
+      const child = JSON.parse(out.trim());
+      expect(child.ops).toBeGreaterThan(0);
+      expect(Object.keys(child).sort()).toEqual(['cursor', 'ops', 'seconds']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
