@@ -42,6 +42,7 @@ interface Checked {
   readonly position: Position;
   readonly signal: AbortSignal | undefined;
 }
+
 /** Completions per callback at most: the size of the completion table the pool fills. */
 const COMPLETION_TABLE_SIZE = 256;
 /** The pool hands requests over at the end of the tick only (one call per tick); workers start on the first. */
