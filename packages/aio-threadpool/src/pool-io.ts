@@ -174,7 +174,7 @@ export class ThreadPoolIo implements FdIo {
    * loop-reads.ts), from the page cache in the call that hands the tick's requests over.
    */
   readv(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number> {
-    return this.#checkedThen('preadv2', fd, buffers, position, options, true);
+    return this.#enqueue('read', 'preadv2', fd, buffers, position, options);
   }
 
   /**
@@ -187,7 +187,7 @@ export class ThreadPoolIo implements FdIo {
       return;
     }
     const loopReads = this.#loopReads;
-    const meter = loopReads !== undefined && fd >= 0 ? loopReads.meterFor(fd) : undefined;
+    const meter = loopReads?.meterFor(fd);
     if (loopReads !== undefined && meter !== undefined) {
       const route = loopReads.route(meter);
       if (route === 'here') {
@@ -229,7 +229,7 @@ export class ThreadPoolIo implements FdIo {
   }
 
   writev(fd: number, buffers: readonly Uint8Array[], position: Position, options?: OpOptions): Promise<number> {
-    return this.#checkedThen('pwritev2', fd, buffers, position, options, false);
+    return this.#enqueue('write', 'pwritev2', fd, buffers, position, options);
   }
 
   async fsync(fd: number, options?: OpOptions): Promise<void> {
@@ -275,19 +275,7 @@ export class ThreadPoolIo implements FdIo {
     return this.#closing;
   }
 
-  /** readv/writev called directly: the checks an FdFile makes, then transferChecked. */
-  #checkedThen(syscall: string, fd: number, unchecked: readonly Uint8Array[], position: Position, options: OpOptions | undefined, isRead: boolean): Promise<number> {
-    let checked: Checked;
-    try {
-      checked = this.#check(syscall, fd, unchecked, position, options, 'position');
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const { buffers, signal } = checked;
-    return new Promise<number>((resolve, reject) => this.transferChecked(isRead, fd, buffers ?? [], checked.position, signal, { resolve, reject }));
-  }
-
-  /** Any other request: checked, then queued. */
+  /** A request made on the FdIo itself: checked as an FdFile checks, then queued (reads and writes through transferChecked's routing). */
   #enqueue(
     op: PoolOp,
     syscall: string,
@@ -307,9 +295,11 @@ export class ThreadPoolIo implements FdIo {
       return Promise.reject(error);
     }
     const { buffers, signal } = checked;
-    return new Promise<number>((resolve, reject) =>
-      this.#submit(op, syscall, fd, buffers ?? NO_BUFFERS, checked.position, signal, { resolve, reject }, length, mode, observe),
-    );
+    return new Promise<number>((resolve, reject) => {
+      const settle = { resolve, reject };
+      if (op === 'read' || op === 'write') this.transferChecked(op === 'read', fd, buffers ?? [], checked.position, signal, settle);
+      else this.#submit(op, syscall, fd, buffers ?? NO_BUFFERS, checked.position, signal, settle, length, mode, observe);
+    });
   }
 
   /** The arguments of a request made on the FdIo itself (an FdFile checks its own); throws the typed error. */

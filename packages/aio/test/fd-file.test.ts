@@ -62,13 +62,19 @@ function backendOver(io: FdIo): FdBackend {
   return new FdBackend({ name: io.name, capabilities: { direct: false, nowait: false, batch: false, cancel: false, misalignedDirect: 'reject' }, io, recorder: new StatsRecorder() });
 }
 
+/** A real file of `size` bytes of `fill` at `name`, opened with `flags` on an FdBackend over a RecordingIo. */
+async function openRecorded(name: string, size: number, fill: number, flags: string) {
+  const path = join(dir, name);
+  writeFileSync(path, Buffer.alloc(size, fill));
+  const io = new RecordingIo();
+  const backend = backendOver(io);
+  const file = await backend.open(path, flags);
+  return { path, io, backend, file };
+}
+
 describe('FdFile over an FdIo with transferChecked (a real file)', () => {
   it('sends reads and writes through transferChecked with the checked arguments, never through readv/writev', async () => {
-    const path = join(dir, 'checked.bin');
-    writeFileSync(path, Buffer.alloc(8192, 1));
-    const io = new RecordingIo();
-    const backend = backendOver(io);
-    const file = await backend.open(path, 'r+');
+    const { path, io, backend, file } = await openRecorded('checked.bin', 8192, 1, 'r+');
     const controller = new AbortController();
     expect(await file.write(Buffer.alloc(4096, 7), 4096, { signal: controller.signal })).toBe(4096);
     const into = Buffer.alloc(4096);
@@ -86,11 +92,7 @@ describe('FdFile over an FdIo with transferChecked (a real file)', () => {
   });
 
   it('checks before it calls: bad arguments, an aborted signal and a closed file never reach the FdIo', async () => {
-    const path = join(dir, 'refused.bin');
-    writeFileSync(path, Buffer.alloc(4096));
-    const io = new RecordingIo();
-    const backend = backendOver(io);
-    const file = await backend.open(path, 'r');
+    const { io, backend, file } = await openRecorded('refused.bin', 4096, 0, 'r');
     await expect(file.read(Buffer.alloc(16), -1)).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
     await expect(file.read('not a buffer' as unknown as Buffer, 0)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
     await expect(file.read(Buffer.alloc(16), 0, { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
@@ -101,11 +103,7 @@ describe('FdFile over an FdIo with transferChecked (a real file)', () => {
   });
 
   it("an error through settle, or thrown, rejects that request (a system error gets the file's path); the file stays usable and closes", async () => {
-    const path = join(dir, 'errors.bin');
-    writeFileSync(path, Buffer.alloc(4096, 3));
-    const io = new RecordingIo();
-    const backend = backendOver(io);
-    const file = await backend.open(path, 'r');
+    const { path, io, backend, file } = await openRecorded('errors.bin', 4096, 3, 'r');
     io.fail = Object.assign(new Error('EIO: i/o error'), { code: 'EIO', errno: -5, syscall: 'preadv2' });
     await expect(file.read(Buffer.alloc(16), 0)).rejects.toMatchObject({ code: 'EIO', syscall: 'preadv2', path });
     io.fail = undefined;
