@@ -13,6 +13,11 @@ export interface ThreadPoolConfig {
   readonly maxHoldUs: number;
   /** Completion coalescing: the most completions held together (>= 1). */
   readonly maxHeld: number;
+  /**
+   * Workers run under SCHED_BATCH: one woken for a request does not preempt the thread that
+   * woke it (the event loop's). false leaves them as the process's threads are.
+   */
+  readonly batchScheduling: boolean;
   /** The completion table the pool fills before each onComplete(count) (layout.completionStride numbers each). */
   readonly completions: Float64Array;
 }
@@ -57,6 +62,8 @@ export interface ThreadPoolInstance extends BatchEngine {
   readonly idleThreads: number;
   /** The most workers alive at once so far. */
   readonly peakThreads: number;
+  /** The errno name (e.g. "EPERM") of the first worker refused SCHED_BATCH (batchScheduling); undefined when none was. */
+  readonly schedulingError: string | undefined;
   /** Requests queued that no worker has taken. */
   readonly queued: number;
   /** Requests submitted and not yet delivered or cancelled. */

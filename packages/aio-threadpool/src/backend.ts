@@ -57,6 +57,7 @@ const POOL_OPTIONS = [
   'pollUs',
   'pollWhenInFlightAtMost',
   'pollWhileHitShareAbove',
+  'workerScheduling',
 ] as const satisfies readonly (keyof ThreadPoolOptions)[];
 
 /** The factory @vmlink/aio's createBackend('threadpool', options) calls; other backends' options are ignored. */

@@ -19,9 +19,11 @@ export {
   DEFAULT_FALL_WHEN_SLEPT_SHARE_ABOVE,
   DEFAULT_POLL_US,
   DEFAULT_POLL_WHILE_HIT_SHARE_ABOVE,
+  DEFAULT_WORKER_SCHEDULING,
   defaultPollWhenInFlightAtMost,
   type ThreadPoolOptions,
   type ResolvedThreadPoolOptions,
+  type WorkerScheduling,
 } from './options.js';
 export {
   servedFromCache,

@@ -101,10 +101,11 @@ export class ThreadPoolIo implements FdIo {
     const { layout } = Pool;
     this.#ops = layout.ops as Readonly<Record<PoolOp, number>>;
     this.#flags = layout.flags;
-    const { minThreads, maxThreads, idleTimeoutMs, maxHoldUs, maxHeld, completionBudgetUs } = this.options;
+    const { minThreads, maxThreads, idleTimeoutMs, maxHoldUs, maxHeld, completionBudgetUs, workerScheduling } = this.options;
+    const batchScheduling = workerScheduling === 'batch';
     this.#queue = new BatchQueue({
       layout,
-      engine: (completions, onComplete) => new Pool({ minThreads, maxThreads, idleTimeoutMs, maxHoldUs, maxHeld, completions }, onComplete),
+      engine: (completions, onComplete) => new Pool({ minThreads, maxThreads, idleTimeoutMs, maxHoldUs, maxHeld, batchScheduling, completions }, onComplete),
       capacity: Infinity,
       completionTableSize: COMPLETION_TABLE_SIZE,
       policy: POOL_SUBMIT_POLICY,
@@ -157,7 +158,15 @@ export class ThreadPoolIo implements FdIo {
       min: this.options.minThreads,
       max: this.options.maxThreads,
       perInFlight: this.#ceiling.value,
+      ...this.#scheduling(),
     };
+  }
+
+  /** The policy the workers run under; a refused SCHED_BATCH leaves them 'normal' and says why. */
+  #scheduling(): Pick<ThreadStats, 'scheduling' | 'schedulingError'> {
+    const schedulingError = this.#pool.schedulingError;
+    if (this.options.workerScheduling === 'batch' && schedulingError !== undefined) return { scheduling: 'normal', schedulingError };
+    return { scheduling: this.options.workerScheduling };
   }
 
   /** Workers per request in flight the pool may grow to now (threadsPerInFlight, risen; see WorkerCeiling). */

@@ -175,6 +175,13 @@ export interface ThreadStats {
    * sizes itself that way.
    */
   readonly perInFlight?: number;
+  /**
+   * The Linux scheduling policy the workers run under ('batch': SCHED_BATCH), when the
+   * backend chooses one. A worker refused 'batch' runs 'normal' (and says so here).
+   */
+  readonly scheduling?: 'batch' | 'normal';
+  /** Why workers asked to run 'batch' do not: the errno name, e.g. "EPERM". */
+  readonly schedulingError?: string;
 }
 
 /** How createBackend() came to this backend: what was asked for, and why this one. */

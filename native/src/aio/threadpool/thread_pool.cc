@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -92,6 +93,7 @@ Napi::Function ThreadPool::Define(Napi::Env env) {
                          InstanceAccessor<&ThreadPool::Threads>("threads"),
                          InstanceAccessor<&ThreadPool::IdleThreads>("idleThreads"),
                          InstanceAccessor<&ThreadPool::PeakThreads>("peakThreads"),
+                         InstanceAccessor<&ThreadPool::SchedulingError>("schedulingError"),
                          InstanceAccessor<&ThreadPool::Queued>("queued"),
                          InstanceAccessor<&ThreadPool::Pending>("inFlight"),
                          StaticValue("layout", MakeBatchLayout(env, {{"read", static_cast<int>(PoolOp::kRead)},
@@ -121,6 +123,9 @@ ThreadPool::ThreadPool(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Thread
   idle_timeout_ = std::chrono::milliseconds(ConfigNumber(env, config, "idleTimeoutMs", 1, 24u * 3600 * 1000));
   max_hold_us_ = ConfigNumber(env, config, "maxHoldUs", 0, 1000000);
   max_held_ = ConfigNumber(env, config, "maxHeld", 1, 1 << 20);
+  Napi::Value batch = config.Get("batchScheduling");
+  if (!batch.IsBoolean()) throw Napi::TypeError::New(env, "ThreadPool: config.batchScheduling must be a boolean");
+  batch_scheduling_ = batch.As<Napi::Boolean>().Value();
   size_t table_length = 0;
   completions_ = TableData<double>(config.Get("completions"), napi_float64_array, &table_length);
   completion_capacity_ = table_length / kCompletionStride;
@@ -415,6 +420,13 @@ Napi::Value ThreadPool::PeakThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(peak_.load(std::memory_order_relaxed)));
 }
 
+// schedulingError: the errno name (e.g. "EPERM") of the first worker refused SCHED_BATCH, else undefined.
+Napi::Value ThreadPool::SchedulingError(const Napi::CallbackInfo& info) {
+  int err = scheduling_errno_.load(std::memory_order_relaxed);
+  if (err == 0) return info.Env().Undefined();
+  return Napi::String::New(info.Env(), ErrnoName(err));
+}
+
 Napi::Value ThreadPool::Queued(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(queued_.load(std::memory_order_relaxed)));
 }
@@ -473,6 +485,15 @@ void ThreadPool::ReapExited() {
 }
 
 void ThreadPool::WorkerMain(uint64_t id) {
+  if (batch_scheduling_) {
+    // SCHED_BATCH: a worker woken for a request does not preempt the thread that woke it
+    // (the event loop's, in the middle of a hand-over). Lowering the policy needs no privilege.
+    sched_param param{};
+    if (sched_setscheduler(0, SCHED_BATCH, &param) != 0) {
+      int expected = 0;
+      scheduling_errno_.compare_exchange_strong(expected, errno, std::memory_order_relaxed);
+    }
+  }
   bool start_next = false;
   {
     std::lock_guard<std::mutex> lock(queue_mutex_);

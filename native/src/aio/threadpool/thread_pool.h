@@ -83,6 +83,7 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   Napi::Value Threads(const Napi::CallbackInfo& info);
   Napi::Value IdleThreads(const Napi::CallbackInfo& info);
   Napi::Value PeakThreads(const Napi::CallbackInfo& info);
+  Napi::Value SchedulingError(const Napi::CallbackInfo& info);
   Napi::Value Queued(const Napi::CallbackInfo& info);
   Napi::Value Pending(const Napi::CallbackInfo& info);
 
@@ -134,6 +135,9 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   std::chrono::milliseconds idle_timeout_{0};
   double max_hold_us_ = 0;
   size_t max_held_ = 0;
+  bool batch_scheduling_ = false;  // workers run under SCHED_BATCH (config.batchScheduling)
+  // The errno of the first worker refused SCHED_BATCH (0: none); that worker runs as it was.
+  std::atomic<int> scheduling_errno_{0};
 
   std::mutex workers_mutex_;
   std::unordered_map<uint64_t, JoinableThread> workers_;  // under workers_mutex_

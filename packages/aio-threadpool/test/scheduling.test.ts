@@ -1,0 +1,67 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createThreadPoolIo, DEFAULT_WORKER_SCHEDULING, resolveOptions, type ThreadPoolIo } from '../src/index.js';
+
+const SCHED_BATCH = 3;
+
+/** This process's threads and their Linux scheduling policy (/proc/self/task/TID/stat, field 41). */
+function threadPolicies(): Map<number, number> {
+  const policies = new Map<number, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    // Fields after the ")" closing the name start at field 3 (state).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    policies.set(Number(tid), Number(fields[41 - 3]));
+  }
+  return policies;
+}
+
+/** The policies of the threads started since `before`, once `count` of them exist (workers start one after another). */
+async function newThreadPolicies(before: Map<number, number>, count: number): Promise<number[]> {
+  for (let tries = 0; ; tries++) {
+    const started = [...threadPolicies()].filter(([tid]) => !before.has(tid)).map(([, policy]) => policy);
+    if (started.length >= count || tries === 200) return started;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe('worker scheduling (real threads, policy read from /proc)', () => {
+  let io: ThreadPoolIo | undefined;
+  afterEach(async () => {
+    await io?.close();
+    io = undefined;
+  });
+
+  it("defaults to 'batch' and rejects anything but 'batch' or 'normal', naming the value", () => {
+    expect(DEFAULT_WORKER_SCHEDULING).toBe('batch');
+    expect(resolveOptions({}).workerScheduling).toBe('batch');
+    expect(resolveOptions({ workerScheduling: 'normal' }).workerScheduling).toBe('normal');
+    expect(() => resolveOptions({ workerScheduling: 'idle' })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('Received idle') }));
+    expect(() => resolveOptions({ workerScheduling: 3 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('options.workerScheduling') }));
+  });
+
+  it('at the default, every worker runs under SCHED_BATCH and the stats say so', async () => {
+    const before = threadPolicies();
+    io = createThreadPoolIo({ threads: 3 });
+    const started = await newThreadPolicies(before, 3);
+    expect(started.filter((policy) => policy === SCHED_BATCH)).toHaveLength(3);
+    expect(io.threadStats()).toMatchObject({ current: 3, scheduling: 'batch' });
+    expect(io.threadStats().schedulingError).toBeUndefined();
+    // The loop thread keeps its own policy.
+    expect(threadPolicies().get(process.pid)).toBe(before.get(process.pid));
+  });
+
+  it("'normal' leaves the workers as the process's other threads", async () => {
+    const before = threadPolicies();
+    io = createThreadPoolIo({ threads: 3, workerScheduling: 'normal' });
+    const started = await newThreadPolicies(before, 3);
+    expect(started.length).toBeGreaterThanOrEqual(3);
+    expect(started.filter((policy) => policy === SCHED_BATCH)).toHaveLength(0);
+    expect(io.threadStats().scheduling).toBe('normal');
+  });
+});
