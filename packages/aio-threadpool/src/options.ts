@@ -72,10 +72,11 @@ export interface ThreadPoolOptions {
   /** Stop polling for a while when fewer than this share of the loop's waits saw a completion in time (default 0.5; 0..1). */
   readonly pollWhileHitShareAbove?: number;
   /**
-   * The Linux scheduling policy of the workers: 'batch' (SCHED_BATCH, the default) or
-   * 'normal' (as the process's other threads). A batch worker woken for a request does not
+   * The Linux scheduling policy of the workers: 'normal' (as the process's other threads,
+   * the default) or 'batch' (SCHED_BATCH). A batch worker woken for a request does not
    * preempt the thread that woke it, so the event loop finishes its hand-over (and its turn)
-   * before the workers it woke run. See DEFAULT_WORKER_SCHEDULING.
+   * before the workers it woke run: faster O_DIRECT reads at high depth, but writers
+   * contending for one file's lock collapse. See DEFAULT_WORKER_SCHEDULING.
    */
   readonly workerScheduling?: WorkerScheduling;
 }
@@ -159,13 +160,16 @@ export function defaultPollWhenInFlightAtMost(cores = availableParallelism()): n
   return cores >= 2 ? cores : 0;
 }
 /**
- * 4 KiB O_DIRECT random reads, 32 in flight, 2 cores (2026-12-07, 4 s runs, alternating):
- * 'batch' 128k-143k IOPS against 'normal' 120k-124k; with one worker per request 101k
- * against 77k. Under 'normal' the worker the loop thread wakes in the hand-over preempted
- * it: the hand-over's p99 was 144 us, 52 us under 'batch'. At 2 in flight no difference
- * (30.2k-30.4k both).
+ * 'batch' measured on 2 cores (2026-12-07, 4 s runs, alternating with 'normal'): 4 KiB
+ * O_DIRECT random reads at 32 in flight 128k-143k IOPS against 120k-124k (one worker per
+ * request: 101k against 77k), the hand-over's p99 52 us against 144 us, 2 in flight the
+ * same. But unaligned 2 KiB buffered writes to one cold file, 32 in flight, fell from
+ * 15k-22k to 5.4k-5.6k ops/s and the loop delay's p99 rose from 0.8-1.1 ms to 2.9 ms: the
+ * writers queue on the inode's lock, and a batch waiter spinning on the lock's owner is not
+ * told to stop when another thread wakes (0.6 of the 2 cores in rwsem_down_write_slowpath
+ * and rwsem_spin_on_owner). So 'normal' by default; 'batch' for read-mostly loads.
  */
-export const DEFAULT_WORKER_SCHEDULING: WorkerScheduling = 'batch';
+export const DEFAULT_WORKER_SCHEDULING: WorkerScheduling = 'normal';
 
 /** A wait that sees no completion is CPU lost: stop when most are. */
 export const DEFAULT_POLL_WHILE_HIT_SHARE_ABOVE = 0.5;

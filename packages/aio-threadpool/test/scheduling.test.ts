@@ -37,17 +37,17 @@ describe('worker scheduling (real threads, policy read from /proc)', () => {
     io = undefined;
   });
 
-  it("defaults to 'batch' and rejects anything but 'batch' or 'normal', naming the value", () => {
-    expect(DEFAULT_WORKER_SCHEDULING).toBe('batch');
-    expect(resolveOptions({}).workerScheduling).toBe('batch');
-    expect(resolveOptions({ workerScheduling: 'normal' }).workerScheduling).toBe('normal');
+  it("defaults to 'normal' and rejects anything but 'batch' or 'normal', naming the value", () => {
+    expect(DEFAULT_WORKER_SCHEDULING).toBe('normal');
+    expect(resolveOptions({}).workerScheduling).toBe('normal');
+    expect(resolveOptions({ workerScheduling: 'batch' }).workerScheduling).toBe('batch');
     expect(() => resolveOptions({ workerScheduling: 'idle' })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('Received idle') }));
     expect(() => resolveOptions({ workerScheduling: 3 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('options.workerScheduling') }));
   });
 
-  it('at the default, every worker runs under SCHED_BATCH and the stats say so', async () => {
+  it("'batch': every worker runs under SCHED_BATCH and the stats say so", async () => {
     const before = threadPolicies();
-    io = createThreadPoolIo({ threads: 3 });
+    io = createThreadPoolIo({ threads: 3, workerScheduling: 'batch' });
     const started = await newThreadPolicies(before, 3);
     expect(started.filter((policy) => policy === SCHED_BATCH)).toHaveLength(3);
     expect(io.threadStats()).toMatchObject({ current: 3, scheduling: 'batch' });
@@ -56,9 +56,9 @@ describe('worker scheduling (real threads, policy read from /proc)', () => {
     expect(threadPolicies().get(process.pid)).toBe(before.get(process.pid));
   });
 
-  it("'normal' leaves the workers as the process's other threads", async () => {
+  it("the default, 'normal', leaves the workers as the process's other threads", async () => {
     const before = threadPolicies();
-    io = createThreadPoolIo({ threads: 3, workerScheduling: 'normal' });
+    io = createThreadPoolIo({ threads: 3 });
     const started = await newThreadPolicies(before, 3);
     expect(started.length).toBeGreaterThanOrEqual(3);
     expect(started.filter((policy) => policy === SCHED_BATCH)).toHaveLength(0);
