@@ -165,7 +165,7 @@ export class ThreadPoolIo implements FdIo {
   /** The policy the workers run under; a refused SCHED_BATCH leaves them 'normal' and says why. */
   #scheduling(): Pick<ThreadStats, 'scheduling' | 'schedulingError'> {
     const schedulingError = this.#pool.schedulingError;
-    if (this.options.workerScheduling === 'batch' && schedulingError !== undefined) return { scheduling: 'normal', schedulingError };
+    if (schedulingError !== undefined) return { scheduling: 'normal', schedulingError };
     return { scheduling: this.options.workerScheduling };
   }
 

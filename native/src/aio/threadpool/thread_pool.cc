@@ -473,8 +473,8 @@ void ThreadPool::StartWorker() {
 // WorkerMain may still need a CPU to finish; waiting for it here stalled the loop for up
 // to 10 ms (O_DIRECT appends on 2 busy cores), so it stays listed for the next call.
 // Nor does it wait for the lock: a worker starting the next one holds it across the
-// thread's creation, and preempted there (2 busy cores, a pool growing) it kept the loop
-// thread waiting for 2-4 ms. Reaping is only tidying; the next call does it.
+// thread's creation, and one preempted there (2 busy cores, a pool growing) would keep the
+// loop thread waiting. Reaping is only tidying; the next call does it.
 void ThreadPool::ReapExited() {
   std::unique_lock<std::mutex> lock(workers_mutex_, std::try_to_lock);
   if (!lock.owns_lock()) return;
