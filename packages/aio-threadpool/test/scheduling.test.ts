@@ -21,11 +21,18 @@ function threadPolicies(): Map<number, number> {
   return policies;
 }
 
-/** The policies of the threads started since `before`, once `count` of them exist (workers start one after another). */
-async function newThreadPolicies(before: Map<number, number>, count: number): Promise<number[]> {
-  for (let tries = 0; ; tries++) {
-    const started = [...threadPolicies()].filter(([tid]) => !before.has(tid)).map(([, policy]) => policy);
-    if (started.length >= count || tries === 200) return started;
+/** The policies of the threads started since `before`. */
+function newThreadPolicies(before: Map<number, number>): number[] {
+  return [...threadPolicies()].filter(([tid]) => !before.has(tid)).map(([, policy]) => policy);
+}
+
+/**
+ * Resolves once all `count` workers wait for work: a worker counts itself idle only after
+ * it has set its policy, so /proc shows the policy it runs under (not the one it was born with).
+ */
+async function workersIdle(io: ThreadPoolIo, count: number): Promise<void> {
+  for (let tries = 0; io.threadStats().idle < count; tries++) {
+    if (tries === 500) throw new Error(`only ${io.threadStats().idle} of ${count} workers started`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
@@ -48,7 +55,8 @@ describe('worker scheduling (real threads, policy read from /proc)', () => {
   it("'batch': every worker runs under SCHED_BATCH and the stats say so", async () => {
     const before = threadPolicies();
     io = createThreadPoolIo({ threads: 3, workerScheduling: 'batch' });
-    const started = await newThreadPolicies(before, 3);
+    await workersIdle(io, 3);
+    const started = newThreadPolicies(before);
     expect(started.filter((policy) => policy === SCHED_BATCH)).toHaveLength(3);
     expect(io.threadStats()).toMatchObject({ current: 3, scheduling: 'batch' });
     expect(io.threadStats().schedulingError).toBeUndefined();
@@ -59,7 +67,8 @@ describe('worker scheduling (real threads, policy read from /proc)', () => {
   it("the default, 'normal', leaves the workers as the process's other threads", async () => {
     const before = threadPolicies();
     io = createThreadPoolIo({ threads: 3 });
-    const started = await newThreadPolicies(before, 3);
+    await workersIdle(io, 3);
+    const started = newThreadPolicies(before);
     expect(started.length).toBeGreaterThanOrEqual(3);
     expect(started.filter((policy) => policy === SCHED_BATCH)).toHaveLength(0);
     expect(io.threadStats().scheduling).toBe('normal');
