@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { DEFAULT_COLD_READ_POLICY, validateColdReadPolicy, type ColdReadPolicy } from '@vmlink/aio';
+import { DEFAULT_COLD_READ_POLICY, validateColdReadPolicy, type ColdReadPolicy, type ThreadStats } from '@vmlink/aio';
 import { invalidArgType, outOfRange, validateInteger, validateObject } from '@vmlink/errors';
 
 /**
@@ -81,8 +81,8 @@ export interface ThreadPoolOptions {
   readonly workerScheduling?: WorkerScheduling;
 }
 
-/** How the workers are scheduled (ThreadPoolOptions.workerScheduling). */
-export type WorkerScheduling = 'batch' | 'normal';
+/** How the workers are scheduled (ThreadPoolOptions.workerScheduling): the policies stats().threads.scheduling names. */
+export type WorkerScheduling = NonNullable<ThreadStats['scheduling']>;
 
 /** The options with every default filled in. */
 export interface ResolvedThreadPoolOptions {
