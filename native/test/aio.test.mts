@@ -310,6 +310,36 @@ describe('ThreadPool (raw binding)', () => {
     }
   });
 
+  it('a write to an O_DIRECT fd comes back flagged directFd (JS grows the pool for those); a buffered write or a bad fd does not', async () => {
+    const path = join(dir, 'write-flags');
+    writeFileSync(path, Buffer.alloc(8192));
+    const buffered = openSync(path, 'r+');
+    const direct = openSync(path, fsConstants.O_RDWR | fsConstants.O_DIRECT);
+    const { pool, next } = openPool({ minThreads: 1, maxThreads: 1, idleTimeoutMs: 5000, maxHoldUs: 0, maxHeld: 1, batchScheduling: false });
+    try {
+      const { memory } = binding.dioAlignment(direct);
+      const aligned = Buffer.alloc(4096 + memory);
+      const at = (memory - binding.addressOffset(aligned, memory)) % memory;
+      const block = aligned.subarray(at, at + 4096).fill(0x5a);
+      // Alternating fds in one call: each write gets its own fd's answer.
+      submitBatch(pool, layout, [
+        { slot: 1, op: WRITE, fd: direct, buffers: block },
+        { slot: 2, op: WRITE, fd: buffered, position: 4096, buffers: Buffer.alloc(100, 1) },
+        { slot: 3, op: WRITE, fd: direct, position: 4096, buffers: block },
+        { slot: 4, op: WRITE, fd: 1_000_000, buffers: Buffer.alloc(10) },
+      ]);
+      const done = bySlot(await next(4));
+      expect(done.get(1)).toMatchObject({ result: 4096, flags: layout.flags.directFd });
+      expect(done.get(2)).toMatchObject({ result: 100, flags: 0 });
+      expect(done.get(3)).toMatchObject({ result: 4096, flags: layout.flags.directFd });
+      expect(done.get(4)).toMatchObject({ result: -EBADF, flags: 0 });
+    } finally {
+      pool.destroy();
+      closeSync(buffered);
+      closeSync(direct);
+    }
+  });
+
   it('readCachedHere: the page cache serves it inside submit() (flag servedHere, no worker needed); a miss, an O_DIRECT fd or a bad fd goes on to a worker', async () => {
     const path = join(dir, 'cached-here');
     const content = Buffer.alloc(16384, 0x6b);

@@ -59,7 +59,10 @@ constexpr uint32_t kFlagUsedBlkdiscard = 2;  // a discard ran ioctl(BLKDISCARD) 
 // A read tried in the hand-over call itself (the thread pool's readCachedHere):
 constexpr uint32_t kFlagServedHere = 4;  // the page cache served it all (or EOF) in the call
 constexpr uint32_t kFlagMissedHere = 8;  // RWF_NOWAIT said EAGAIN: a worker read it
-constexpr uint32_t kFlagDirectFd = 16;   // an O_DIRECT fd, not tried (NOWAIT would wait for the disk): a worker read it
+// An O_DIRECT fd: a read marked to be tried in the call was not (NOWAIT would wait for the
+// disk; a worker read it); on a write, reported for JS's growth policy (buffered writes to
+// one file take its inode lock one at a time).
+constexpr uint32_t kFlagDirectFd = 16;
 // The thread pool's worker found the queue empty and slept before it took this request
 // (it had to be woken for it): JS sizes the pool from how often that happens.
 constexpr uint32_t kFlagWorkerSlept = 32;

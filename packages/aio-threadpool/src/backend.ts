@@ -58,6 +58,7 @@ const POOL_OPTIONS = [
   'pollWhenInFlightAtMost',
   'pollWhileHitShareAbove',
   'workerScheduling',
+  'bufferedWritesPerFile',
 ] as const satisfies readonly (keyof ThreadPoolOptions)[];
 
 /** The factory @vmlink/aio's createBackend('threadpool', options) calls; other backends' options are ignored. */

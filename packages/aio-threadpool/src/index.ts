@@ -20,6 +20,7 @@ export {
   DEFAULT_POLL_US,
   DEFAULT_POLL_WHILE_HIT_SHARE_ABOVE,
   DEFAULT_WORKER_SCHEDULING,
+  DEFAULT_BUFFERED_WRITES_PER_FILE,
   defaultPollWhenInFlightAtMost,
   type ThreadPoolOptions,
   type ResolvedThreadPoolOptions,

@@ -27,6 +27,7 @@ import { resolveOptions, type ResolvedThreadPoolOptions, type ThreadPoolOptions 
 import { servedFromCache, SlowShare, withinCopyTime, WorkerCeiling, workersToAdd } from './policy.js';
 import { LoopReads } from './loop-reads.js';
 import { busyShare, Polling } from './polling.js';
+import { SerialWrites } from './serial-writes.js';
 
 /** The native pool: a BatchEngine plus its worker counts. */
 type ThreadPoolEngine = ThreadPoolInstance;
@@ -67,6 +68,8 @@ export class ThreadPoolIo implements FdIo {
   readonly #flags: BatchLayout['flags'];
   readonly #slowShare = new SlowShare();
   readonly #ceiling: WorkerCeiling;
+  /** One file's buffered writes run one at a time (its inode lock): they count as few toward growing. */
+  readonly #serialWrites: SerialWrites;
   /** The loop's utilization, and the time it spent polling, when the ceiling last judged a window. */
   #lastLoopUse: EventLoopUtilization = performance.eventLoopUtilization();
   #lastPollSpentUs = 0;
@@ -96,6 +99,7 @@ export class ThreadPoolIo implements FdIo {
       riseBelowLoopBusy: riseWhenLoopBusyBelow,
       fallAboveSleptShare: fallWhenSleptShareAbove,
     });
+    this.#serialWrites = new SerialWrites(this.options.bufferedWritesPerFile);
     this.#binding = loadBinding();
     const Pool = this.#binding.ThreadPool;
     const { layout } = Pool;
@@ -341,6 +345,8 @@ export class ThreadPoolIo implements FdIo {
       return;
     }
     this.recorder.submitted();
+    const isWrite = op === 'write';
+    if (isWrite) this.#serialWrites.submitted(fd);
     this.#queue.enqueue({
       op: this.#ops[op],
       fd,
@@ -350,7 +356,11 @@ export class ThreadPoolIo implements FdIo {
       // One buffer goes as the view itself: the addon then skips walking a list.
       buffers: buffers === NO_BUFFERS ? undefined : buffers.length === 1 ? buffers[0] : buffers,
       signal,
-      done: (completion) => this.#settle(completion, syscall, signal, observe, settle),
+      done: (completion) => {
+        // A withdrawn write never reached the hand-over: its flags say nothing about the fd.
+        if (isWrite) this.#serialWrites.completed(fd, completion.result === WITHDRAWN ? undefined : (completion.flags & this.#flags.directFd) !== 0);
+        this.#settle(completion, syscall, signal, observe, settle);
+      },
     });
   }
 
@@ -371,9 +381,16 @@ export class ThreadPoolIo implements FdIo {
     // the warm path skips the native reads.
     if (this.#slowShare.value < this.options.growWhenSlowShare && this.options.minThreads > 0) return;
     const pool = this.#pool;
-    const load = { threads: pool.threads, idleThreads: pool.idleThreads, queued: pool.queued, inFlight: pool.inFlight, maxThreads: this.options.maxThreads, threadsPerInFlight: this.#ceiling.value };
+    // Writes held up only by an earlier write to the same buffered file need no worker of their own.
+    const queued = Math.max(0, pool.queued - this.#serialWrites.excess);
+    const load = { threads: pool.threads, idleThreads: pool.idleThreads, queued, inFlight: this.#parallelInFlight(), maxThreads: this.options.maxThreads, threadsPerInFlight: this.#ceiling.value };
     const add = workersToAdd(load, this.#slowShare.value, this.options.growWhenSlowShare);
     if (add > 0) pool.spawn(add);
+  }
+
+  /** The pool's requests in flight, one buffered file's writes beyond bufferedWritesPerFile not counted. */
+  #parallelInFlight(): number {
+    return Math.max(0, this.#pool.inFlight - this.#serialWrites.excess);
   }
 
   #settle(
@@ -393,7 +410,7 @@ export class ThreadPoolIo implements FdIo {
     const slow = !withinCopyTime(serviceUs, bytes, this.options);
     this.#slowShare.record(slow);
     if (slow && (flags & this.#flags.servedHere) === 0) {
-      const keep = this.#ceiling.record((flags & this.#flags.workerSlept) !== 0, this.#pool.inFlight, this.#pool.threads, this.#loopBusy);
+      const keep = this.#ceiling.record((flags & this.#flags.workerSlept) !== 0, this.#parallelInFlight(), this.#pool.threads, this.#loopBusy);
       if (keep !== undefined) this.#pool.trim(keep);
     }
     observe?.(completion);

@@ -187,3 +187,62 @@ describe('elastic thread pool (real files)', () => {
     await expect(createBackend('threadpool', { idleTimeoutMs: 'soon' as unknown as number })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('idleTimeoutMs') });
   });
 });
+
+/** `rounds` rounds of `depth` writes of `size` bytes in flight to `file`, at distinct offsets; checks every byte count. */
+async function writeRounds(file: AioFile, rounds: number, depth: number, size: number, direct: boolean): Promise<void> {
+  const buffers = Array.from({ length: depth }, (_, i) => {
+    const buffer = direct ? allocAligned(size, file.alignment.memory) : Buffer.alloc(size);
+    buffer.fill(i + 1);
+    return buffer;
+  });
+  for (let round = 0; round < rounds; round++) {
+    expect(await Promise.all(buffers.map((buffer, i) => file.write(buffer, i * size)))).toEqual(Array(depth).fill(size));
+  }
+}
+
+// One file's buffered writes run one at a time in the kernel (its inode lock), so the pool
+// does not grow a worker for each (serial-writes.ts). Growth is made certain as above: a copy
+// budget no request meets counts every completion as slow.
+describe('buffered writes to one file grow the pool only to bufferedWritesPerFile (real files)', () => {
+  const certain = { minThreads: 1, maxThreads: 8, threadsPerInFlight: 1, cachedBaseUs: 0, cachedBytesPerUs: 1e9, idleTimeoutMs: 60_000 };
+
+  async function peakOf(options: Record<string, unknown>, files: readonly { name: string; flags: number; direct: boolean }[], depth: number): Promise<number> {
+    const backend = createThreadPoolBackend(options);
+    try {
+      const opened = await Promise.all(files.map(({ name, flags }) => backend.open(join(dir, name), flags)));
+      await Promise.all(opened.map((file, i) => writeRounds(file, 10, depth, 256 << 10, files[i]!.direct)));
+      await Promise.all(opened.map((file) => file.close()));
+      return threadsOf(backend).peak;
+    } finally {
+      await backend.close();
+    }
+  }
+
+  const create = constants.O_RDWR | constants.O_CREAT;
+
+  it('32 writes in flight to one buffered file: 2 workers at most (the default); with bufferedWritesPerFile 32 it grows to maxThreads', async () => {
+    expect(await peakOf(certain, [{ name: 'serial', flags: create, direct: false }], 32)).toBeLessThanOrEqual(2);
+    // The control: the same load with the allowance lifted grows, so the bound above is the policy's.
+    expect(await peakOf({ ...certain, bufferedWritesPerFile: 32 }, [{ name: 'serial', flags: create, direct: false }], 32)).toBe(8);
+  }, 60_000);
+
+  it('two buffered files: an allowance each (more than one file allows, never more than both)', async () => {
+    const peak = await peakOf(certain, [{ name: 'serial-a', flags: create, direct: false }, { name: 'serial-b', flags: create, direct: false }], 16);
+    expect(peak).toBeGreaterThan(2);
+    expect(peak).toBeLessThanOrEqual(4);
+  }, 60_000);
+
+  it('O_DIRECT writes (the hand-over reports the fd so) still grow the pool past the allowance', async (test) => {
+    const reason = probeDirect(dir);
+    if (reason !== undefined) test.skip(reason);
+    expect(await peakOf(certain, [{ name: 'direct-writes', flags: create | O_DIRECT, direct: true }], 32)).toBeGreaterThan(2);
+  }, 60_000);
+
+  it('bufferedWritesPerFile: 0 or a string is a typed error naming it', async () => {
+    await expect(createBackend('threadpool', { bufferedWritesPerFile: 0 })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('options.bufferedWritesPerFile') });
+    await expect(createBackend('threadpool', { bufferedWritesPerFile: 'two' as unknown as number })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARG_TYPE',
+      message: expect.stringContaining('options.bufferedWritesPerFile'),
+    });
+  });
+});

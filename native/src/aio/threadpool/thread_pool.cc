@@ -299,14 +299,19 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
     }
     request.enqueued = started;
     MarkSlot(request.slot, true);
-    if (here) {
+    bool is_write = request.op == PoolOp::kWrite;
+    if (here || is_write) {
       // One F_GETFL per fd per call (a batch is mostly one file's). Only another thread
       // closing and reusing the fd number during this call could make it stale; the cost
-      // would be one read tried here that should not have been, or the reverse.
+      // would be one read tried here that should not have been, or the reverse, or one
+      // write misreported to JS's growth policy.
       if (request.fd != flags_fd) {
         flags_fd = request.fd;
         fd_flags = fcntl(request.fd, F_GETFL);
       }
+    }
+    if (is_write && fd_flags >= 0 && (fd_flags & O_DIRECT) != 0) request.flags |= kFlagDirectFd;
+    if (here) {
       PoolCompletion completion;
       if (ReadCachedHere(request, here_iov_, fd_flags, &completion, &request.flags)) {
         served_here.push_back(completion);
