@@ -37,6 +37,20 @@ async function workersIdle(io: ThreadPoolIo, count: number): Promise<void> {
   }
 }
 
+/** The names (/proc/self/task/TID/comm) of the threads started since `before`. */
+function newThreadNames(before: Map<number, number>): string[] {
+  const names: string[] = [];
+  for (const tid of readdirSync('/proc/self/task')) {
+    if (before.has(Number(tid))) continue;
+    try {
+      names.push(readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim());
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return names;
+}
+
 describe('worker scheduling (real threads, policy read from /proc)', () => {
   let io: ThreadPoolIo | undefined;
   afterEach(async () => {
@@ -72,5 +86,14 @@ describe('worker scheduling (real threads, policy read from /proc)', () => {
     expect(started.length).toBeGreaterThanOrEqual(3);
     expect(started.filter((policy) => policy === SCHED_BATCH)).toHaveLength(0);
     expect(io.threadStats().scheduling).toBe('normal');
+  });
+
+  it("workers are named 'vmlink-aio' (what top -H and perf show), the loop thread keeps its name", async () => {
+    const before = threadPolicies();
+    const loopName = readFileSync(`/proc/self/task/${process.pid}/comm`, 'utf8');
+    io = createThreadPoolIo({ threads: 3 });
+    await workersIdle(io, 3);
+    expect(newThreadNames(before).filter((name) => name === 'vmlink-aio')).toHaveLength(3);
+    expect(readFileSync(`/proc/self/task/${process.pid}/comm`, 'utf8')).toBe(loopName);
   });
 });

@@ -494,6 +494,9 @@ void ThreadPool::ReapExited() {
 }
 
 void ThreadPool::WorkerMain(uint64_t id) {
+  // Named, so that top -H, perf and /proc/PID/task/TID/comm tell the pool's workers from
+  // V8's and libuv's threads (all "node" otherwise). Best effort: a name is not a must.
+  pthread_setname_np(pthread_self(), "vmlink-aio");
   if (batch_scheduling_) {
     // SCHED_BATCH: a worker woken for a request does not preempt the thread that woke it
     // (the event loop's, in the middle of a hand-over). Lowering the policy needs no privilege.
