@@ -88,7 +88,7 @@ if (problems.some((p) => !p.startsWith('fio'))) process.exit(1);
 
 const { randomDataFile } = await import('./lib/files.mjs');
 const { throughputSuite } = await import('./throughput.mjs');
-const { stallSuite } = await import('./stall.mjs');
+const { FLOOR_NAME, stallSuite } = await import('./stall.mjs');
 const { table, fmt, fmtInt, percent } = await import('./lib/report.mjs');
 
 console.log(`# AIO benchmarks (${cfg.quick ? 'quick' : 'full'}: ${cfg.fileSize >> 20} MiB file, ${cfg.seconds} s runs in ${cfg.slice} s slices, ${cfg.runs} round(s), contestants interleaved, medians)`);
@@ -132,15 +132,22 @@ if (args.only === undefined || args.only === 'throughput') {
 
 if (args.only === undefined || args.only === 'stall') {
   console.log('\n## Stall suite (event-loop delay beyond the 1 ms monitor interval)');
-  const rows = await stallSuite(cfg);
+  const { rows, floor, floorMissing } = await stallSuite(cfg);
   result.stall = rows;
+  // The C floor's longest gap, after each workload's engines: the max a loop delay could not beat then.
+  result.stallFloor = floor;
+  if (floorMissing !== undefined) result.stallFloorMissing = floorMissing;
+  const floorRow = (scenario) => {
+    const f = floor.find((x) => x.scenario === scenario);
+    return f === undefined ? [] : [[scenario, FLOOR_NAME, `- / - / ${fmt(f.median.maxGapMs)}`, 'n/a', '', '', '', '']];
+  };
   console.log(
     '\n' +
       table(
         ['workload', 'engine', 'loop delay p50 / p99 / max (ms)', 'submit time p99 / max (us)', 'ops/s', 'routed', 'NOWAIT fallbacks', 'host steal'],
-        rows.map((r) => {
+        rows.flatMap((r, i) => {
           const m = r.median;
-          return [
+          const row = [
             r.scenario,
             r.engine,
             `${fmt(m.loopDelayMs.p50)} / ${fmt(m.loopDelayMs.p99)} / ${fmt(m.loopDelayMs.max)}`,
@@ -150,6 +157,8 @@ if (args.only === undefined || args.only === 'stall') {
             fmtInt(m.nowaitFallbacks),
             percent(m.steal),
           ];
+          const lastOfScenario = rows[i + 1]?.scenario !== r.scenario;
+          return lastOfScenario ? [row, ...floorRow(r.scenario)] : [row];
         }),
       ),
   );

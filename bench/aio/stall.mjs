@@ -6,6 +6,7 @@ import { cpuSnapshot, stealShare } from './lib/cpu.mjs';
 import { nameMatches } from './lib/filter.mjs';
 import { buffers, DIRECT_READ, DIRECT_RW, openEngine } from './lib/engines.mjs';
 import { benchPath, dropCache } from './lib/files.mjs';
+import { hiccupMeter } from './lib/floor.mjs';
 import { closedLoop, randomOffset } from './lib/load.mjs';
 import { median, percent } from './lib/report.mjs';
 
@@ -124,9 +125,19 @@ async function stallRun(cfg, scenario, engine) {
   }
 }
 
-/** Returns rows { scenario, engine, runs: [...], median: {...} }; `cfg.runs` runs each. */
+/** The floor's row name: no engine, no I/O; only its max is comparable with a loop delay. */
+export const FLOOR_NAME = 'C floor (a spinning thread per CPU, no I/O)';
+
+/**
+ * Returns { rows, floor }: rows { scenario, engine, runs: [...], median: {...} }, `cfg.runs`
+ * runs each; floor { scenario, runs: [{ cpus, maxGapMs }], median: { maxGapMs } } per
+ * workload, measured right after its engines (absent without a C compiler: `floorMissing`).
+ */
 export async function stallSuite(cfg) {
   const rows = [];
+  const floor = [];
+  const meter = hiccupMeter();
+  if (typeof meter === 'string') cfg.log(`  ${meter}`);
   for (const scenario of scenarios(cfg).filter((s) => nameMatches(s.name, cfg.scenario))) {
     for (const engine of STALL_ENGINES) {
       const runs = [];
@@ -157,6 +168,13 @@ export async function stallSuite(cfg) {
           `host steal ${percent(m.steal)}`,
       );
     }
+    if (typeof meter !== 'string') {
+      const runs = [];
+      for (let i = 0; i < cfg.runs; i++) runs.push(meter(cfg.seconds));
+      const maxGapMs = median(runs.map((r) => r.maxGapMs));
+      floor.push({ scenario: scenario.name, runs, median: { maxGapMs } });
+      cfg.log(`  ${scenario.name} / ${FLOOR_NAME}: longest gap ${maxGapMs.toFixed(2)} ms (per run, per CPU: ${runs.map((r) => r.cpus.map((c) => c.maxGapMs.toFixed(1)).join('/')).join(', ')})`);
+    }
   }
-  return rows;
+  return { rows, floor, floorMissing: typeof meter === 'string' ? meter : undefined };
 }
