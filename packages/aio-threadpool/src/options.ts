@@ -183,8 +183,8 @@ export const DEFAULT_WORKER_SCHEDULING: WorkerScheduling = 'normal';
 /**
  * One writer in the inode lock and one ready to take it next: 32 unaligned 2 KiB writes in
  * flight to one cold file made 21k-28k writes/s on 2 workers, 20k-25k on 4, 15k on 8 and
- * 11k-13k on the 28-32 the pool grew to before (loop-delay p99 0.4-0.6 ms against 2 ms);
- * warm 4 KiB writes 135k-144k on 2, 119k-132k on 4, 92k-99k on 12.
+ * 11k-13k on the 28-32 the pool grew to before (loop-delay p99 0.4-0.6 ms against 2-3 ms);
+ * warm 4 KiB writes 135k-144k on 2, 119k-132k on 4, 92k-103k on 12.
  */
 export const DEFAULT_BUFFERED_WRITES_PER_FILE = 2;
 

@@ -357,7 +357,7 @@ export class ThreadPoolIo implements FdIo {
       buffers: buffers === NO_BUFFERS ? undefined : buffers.length === 1 ? buffers[0] : buffers,
       signal,
       done: (completion) => {
-        // A withdrawn write never reached the hand-over: its flags say nothing about the fd.
+        // A withdrawn write may never have reached the hand-over: its flags need not say anything about the fd.
         if (isWrite) this.#serialWrites.completed(fd, completion.result === WITHDRAWN ? undefined : (completion.flags & this.#flags.directFd) !== 0);
         this.#settle(completion, syscall, signal, observe, settle);
       },

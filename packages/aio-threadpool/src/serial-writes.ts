@@ -4,7 +4,7 @@
  * per write then only queues on that lock, and a convoy of sleeping writers hands it on
  * slower than two workers do (32 unaligned 2 KiB writes in flight to one cold file:
  * 2 workers 21k-28k writes/s, loop-delay p99 0.5 ms; the 28-32 the pool grew to, 11k-13k
- * and 2 ms; warm 4 KiB writes: 135k-144k against 92k-99k). So one file's buffered writes
+ * and 2-3 ms; warm 4 KiB writes: 135k-144k against 92k-103k). So one file's buffered writes
  * count as at most `perFile` requests when the pool decides how far to grow.
  *
  * Whether an fd is O_DIRECT (its writes then run in parallel) is learned from the
