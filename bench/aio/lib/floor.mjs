@@ -5,8 +5,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const source = new URL('./hiccup.c', import.meta.url);
+const source = fileURLToPath(new URL('./hiccup.c', import.meta.url));
 
 /**
  * Builds lib/hiccup.c once (cached in the temp dir by its content) and returns
@@ -18,7 +19,7 @@ export function hiccupMeter() {
   const binary = join(tmpdir(), `vmlink-bench-hiccup-${createHash('sha256').update(text).digest('hex').slice(0, 12)}`);
   if (!existsSync(binary)) {
     try {
-      execFileSync('cc', ['-O2', '-pthread', '-o', binary, source.pathname], { stdio: ['ignore', 'ignore', 'pipe'] });
+      execFileSync('cc', ['-O2', '-pthread', '-o', binary, source], { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (error) {
       return `no C floor: cc failed (${error.code ?? error.message})`;
     }
