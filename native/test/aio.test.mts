@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants as fsConstants, fstatSync, fsyncSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, fsyncSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -469,6 +469,35 @@ describe('ThreadPool (raw binding)', () => {
 });
 
 describe('ThreadPool workers (raw binding)', () => {
+  it('setWorkerCpus moves every worker, sleeping ones too; empty gives back the pool maker\'s CPUs; bad input is a typed error', async () => {
+    const workerCpus = (): string[] =>
+      readdirSync('/proc/self/task').flatMap((tid) => {
+        try {
+          if (readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() !== 'vmlink-aio') return [];
+          return [/^Cpus_allowed_list:\s*(.*)$/m.exec(readFileSync(`/proc/self/task/${tid}/status`, 'utf8'))?.[1] ?? ''];
+        } catch {
+          return [];
+        }
+      });
+    const mine = /^Cpus_allowed_list:\s*(.*)$/m.exec(readFileSync('/proc/thread-self/status', 'utf8'))?.[1] ?? '';
+    const { pool } = openPool(fixed(3));
+    try {
+      await until(() => pool.idleThreads === 3, 'the workers to wait');
+      pool.setWorkerCpus(Uint32Array.of(0));
+      await until(() => workerCpus().length >= 3 && workerCpus().every((cpus) => cpus === '0'), 'the workers to move to CPU 0');
+      pool.setWorkerCpus(new Uint32Array(0));
+      await until(() => workerCpus().every((cpus) => cpus === mine), `the workers to move back to ${mine}`);
+      expect(pool.affinityError).toBeUndefined();
+      pool.setWorkerCpus(Uint32Array.of(1023)); // no such CPU here: refused, the workers stay
+      await until(() => pool.affinityError === 'EINVAL', 'a worker to be refused');
+      expect(workerCpus().every((cpus) => cpus === mine)).toBe(true);
+      expect(() => pool.setWorkerCpus([0] as unknown as Uint32Array)).toThrow(TypeError);
+      expect(() => pool.setWorkerCpus(Uint32Array.of(1024))).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('1024') }));
+    } finally {
+      pool.destroy();
+    }
+  });
+
   it('spawn adds workers up to maxThreads; workers idle past idleTimeoutMs exit down to minThreads', async () => {
     const { pool } = openPool({ minThreads: 1, maxThreads: 4, idleTimeoutMs: 50, maxHoldUs: 0, maxHeld: 1, batchScheduling: false });
     try {

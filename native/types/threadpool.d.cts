@@ -64,6 +64,14 @@ export interface ThreadPoolInstance extends BatchEngine {
   readonly peakThreads: number;
   /** The errno name (e.g. "EPERM") of the first worker refused SCHED_BATCH (batchScheduling); undefined when none was. */
   readonly schedulingError: string | undefined;
+  /**
+   * The CPUs every worker may run on (sched_setaffinity), from its next request on; sleeping
+   * workers are woken to move. Empty: the affinity of the thread that made the pool. CPU
+   * numbers must be < 1024 (ERR_OUT_OF_RANGE).
+   */
+  setWorkerCpus(cpus: Uint32Array): void;
+  /** The errno name (e.g. "EINVAL") of the first worker refused its CPU set; undefined when none was. */
+  readonly affinityError: string | undefined;
   /** Requests queued that no worker has taken. */
   readonly queued: number;
   /** Requests submitted and not yet delivered or cancelled. */

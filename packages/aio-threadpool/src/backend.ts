@@ -51,6 +51,7 @@ const POOL_OPTIONS = [
   'riseWhenSleptShareBelow',
   'riseWhenLoopBusyBelow',
   'fallWhenSleptShareAbove',
+  'keepRiseWhenFasterBy',
   'cachedReadsOnLoop',
   'loopReadBudgetUs',
   'coldReads',
@@ -59,6 +60,7 @@ const POOL_OPTIONS = [
   'pollWhileHitShareAbove',
   'workerScheduling',
   'bufferedWritesPerFile',
+  'workerCpus',
 ] as const satisfies readonly (keyof ThreadPoolOptions)[];
 
 /** The factory @vmlink/aio's createBackend('threadpool', options) calls; other backends' options are ignored. */

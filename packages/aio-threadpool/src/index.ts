@@ -21,7 +21,11 @@ export {
   DEFAULT_POLL_WHILE_HIT_SHARE_ABOVE,
   DEFAULT_WORKER_SCHEDULING,
   DEFAULT_BUFFERED_WRITES_PER_FILE,
+  DEFAULT_KEEP_RISE_WHEN_FASTER_BY,
+  DEFAULT_WORKER_CPUS,
+  MAX_CPU,
   defaultPollWhenInFlightAtMost,
+  type WorkerCpusOption,
   type ThreadPoolOptions,
   type ResolvedThreadPoolOptions,
   type WorkerScheduling,
@@ -34,8 +38,11 @@ export {
   WorkerCeiling,
   CEILING_STEP,
   CEILING_WINDOW,
+  CEILING_MAX_HOLD_WINDOWS,
   type CeilingPolicy,
   type CopyTiming,
   type PoolLoad,
 } from './policy.js';
 export { busyShare, Polling, POLL_WINDOW, POLL_MIN_SAMPLES, POLL_BACKOFF_WINDOWS, type PollingPolicy, type PollCounts } from './polling.js';
+export { completionCpus, workerCpuSet, WorkerCpus, DEFAULT_COMPLETION_CPU_POLICY, type CompletionCpuPolicy } from './worker-cpus.js';
+export { allowedCpus, deviceInterrupts, parseCpuList, type DeviceInterrupt } from './device-interrupts.js';

@@ -49,6 +49,8 @@ export interface ThreadPoolOptions {
   readonly riseWhenLoopBusyBelow?: number;
   /** The ceiling falls (down to threadsPerInFlight; the surplus workers leave) when more than this share of recent requests woke a worker (default 0.3; 1 never falls). */
   readonly fallWhenSleptShareAbove?: number;
+  /** A rise of the ceiling stays only if requests then complete faster by at least this share (default 0.02; 0..1; see WorkerCeiling). */
+  readonly keepRiseWhenFasterBy?: number;
   /**
    * Serve reads of warm buffered files on the loop thread with preadv2(RWF_NOWAIT), which
    * copies from the page cache or says EAGAIN, never waiting for the disk (default true).
@@ -85,7 +87,17 @@ export interface ThreadPoolOptions {
    * the file's inode lock, so more workers for them only queue there. See serial-writes.ts.
    */
   readonly bufferedWritesPerFile?: number;
+  /**
+   * Where the workers run: 'completions' (the default) holds them to the CPUs that take the
+   * completion interrupts of the devices the open files are on, when those are fewer than
+   * the process's CPUs (a single-queue disk's go to one; see worker-cpus.ts); 'any' leaves
+   * them to the scheduler; a list of CPU numbers (0..1023) holds them there.
+   */
+  readonly workerCpus?: WorkerCpusOption;
 }
+
+/** ThreadPoolOptions.workerCpus. */
+export type WorkerCpusOption = 'completions' | 'any' | readonly number[];
 
 /** How the workers are scheduled (ThreadPoolOptions.workerScheduling): the policies stats().threads.scheduling names. */
 export type WorkerScheduling = NonNullable<ThreadStats['scheduling']>;
@@ -106,6 +118,7 @@ export interface ResolvedThreadPoolOptions {
   readonly riseWhenSleptShareBelow: number;
   readonly riseWhenLoopBusyBelow: number;
   readonly fallWhenSleptShareAbove: number;
+  readonly keepRiseWhenFasterBy: number;
   readonly cachedReadsOnLoop: boolean;
   readonly loopReadBudgetUs: number;
   readonly coldReads: ColdReadPolicy;
@@ -114,6 +127,7 @@ export interface ResolvedThreadPoolOptions {
   readonly pollWhileHitShareAbove: number;
   readonly workerScheduling: WorkerScheduling;
   readonly bufferedWritesPerFile: number;
+  readonly workerCpus: WorkerCpusOption;
 }
 
 export const MAX_THREADS = 256;
@@ -149,6 +163,8 @@ export const DEFAULT_RISE_WHEN_SLEPT_SHARE_BELOW = 0.1;
 export const DEFAULT_RISE_WHEN_LOOP_BUSY_BELOW = 0.75;
 /** 24 workers above (33% woke one) were past the best count; 20 (6%) at it. */
 export const DEFAULT_FALL_WHEN_SLEPT_SHARE_ABOVE = 0.3;
+/** A 2% faster window keeps a rise: above the rate's drift at one count, below what a useful step brings. */
+export const DEFAULT_KEEP_RISE_WHEN_FASTER_BY = 0.02;
 
 /**
  * 4 KiB O_DIRECT random reads, 2 in flight, against fio psync numjobs=2 (5 interleaved
@@ -187,6 +203,8 @@ export const DEFAULT_WORKER_SCHEDULING: WorkerScheduling = 'normal';
  * warm 4 KiB writes 135k-144k on 2, 119k-132k on 4, 92k-103k on 12.
  */
 export const DEFAULT_BUFFERED_WRITES_PER_FILE = 2;
+/** Workers follow the open files' completion interrupts (worker-cpus.ts). */
+export const DEFAULT_WORKER_CPUS: WorkerCpusOption = 'completions';
 
 /** A wait that sees no completion is CPU lost: stop when most are. */
 export const DEFAULT_POLL_WHILE_HIT_SHARE_ABOVE = 0.5;
@@ -243,7 +261,20 @@ export function resolveOptions(options: unknown): ResolvedThreadPoolOptions {
     workerScheduling: given.workerScheduling === undefined ? DEFAULT_WORKER_SCHEDULING : workerScheduling(given.workerScheduling),
     bufferedWritesPerFile:
       given.bufferedWritesPerFile === undefined ? DEFAULT_BUFFERED_WRITES_PER_FILE : validateInteger(given.bufferedWritesPerFile, 'options.bufferedWritesPerFile', 1, MAX_THREADS),
+    workerCpus: given.workerCpus === undefined ? DEFAULT_WORKER_CPUS : workerCpus(given.workerCpus),
   };
+}
+
+/** The highest CPU number workerCpus accepts (the kernel's default cpu_set_t holds 1024). */
+export const MAX_CPU = 1023;
+
+function workerCpus(value: unknown): WorkerCpusOption {
+  if (value === 'completions' || value === 'any') return value;
+  if (typeof value === 'string') throw outOfRange('options.workerCpus', "'completions', 'any' or an array of CPU numbers", value);
+  if (!Array.isArray(value)) throw invalidArgType('options.workerCpus', "'completions', 'any' or an array of CPU numbers", value);
+  if (value.length === 0) throw outOfRange('options.workerCpus', 'a non-empty array', '[]');
+  value.forEach((cpu, i) => validateInteger(cpu, `options.workerCpus[${i}]`, 0, MAX_CPU));
+  return Object.freeze([...new Set(value as number[])].sort((a, b) => a - b));
 }
 
 function workerScheduling(value: unknown): WorkerScheduling {
@@ -252,7 +283,7 @@ function workerScheduling(value: unknown): WorkerScheduling {
   throw outOfRange('options.workerScheduling', "'batch' or 'normal'", value);
 }
 
-function ceilingOptions(given: ThreadPoolOptions): Pick<ResolvedThreadPoolOptions, 'threadsPerInFlight' | 'maxThreadsPerInFlight' | 'riseWhenSleptShareBelow' | 'riseWhenLoopBusyBelow' | 'fallWhenSleptShareAbove'> {
+function ceilingOptions(given: ThreadPoolOptions): Pick<ResolvedThreadPoolOptions, 'threadsPerInFlight' | 'maxThreadsPerInFlight' | 'riseWhenSleptShareBelow' | 'riseWhenLoopBusyBelow' | 'fallWhenSleptShareAbove' | 'keepRiseWhenFasterBy'> {
   const maxThreadsPerInFlight =
     given.maxThreadsPerInFlight === undefined ? DEFAULT_MAX_THREADS_PER_IN_FLIGHT : finite(given.maxThreadsPerInFlight, 'options.maxThreadsPerInFlight', 0.01, 1);
   const threadsPerInFlight =
@@ -271,6 +302,8 @@ function ceilingOptions(given: ThreadPoolOptions): Pick<ResolvedThreadPoolOption
       given.riseWhenLoopBusyBelow === undefined ? DEFAULT_RISE_WHEN_LOOP_BUSY_BELOW : finite(given.riseWhenLoopBusyBelow, 'options.riseWhenLoopBusyBelow', 0, 1),
     fallWhenSleptShareAbove:
       given.fallWhenSleptShareAbove === undefined ? DEFAULT_FALL_WHEN_SLEPT_SHARE_ABOVE : finite(given.fallWhenSleptShareAbove, 'options.fallWhenSleptShareAbove', 0, 1),
+    keepRiseWhenFasterBy:
+      given.keepRiseWhenFasterBy === undefined ? DEFAULT_KEEP_RISE_WHEN_FASTER_BY : finite(given.keepRiseWhenFasterBy, 'options.keepRiseWhenFasterBy', 0, 1),
   };
 }
 

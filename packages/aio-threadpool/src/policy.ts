@@ -83,12 +83,16 @@ export interface CeilingPolicy {
   readonly riseBelowLoopBusy: number;
   /** Fall (down to start) when more than this share of a window's requests woke a worker. */
   readonly fallAboveSleptShare: number;
+  /** A rise is kept only when the window after it completed requests faster by at least this share than the one before (keepRiseWhenFasterBy). */
+  readonly keepRiseWhenFasterBy: number;
 }
 
 /** Worker completions judged together. */
-export const CEILING_WINDOW = 1024;
+export const CEILING_WINDOW = 4096;
 /** How far the ceiling moves per window: 2 workers at 32 in flight. */
 export const CEILING_STEP = 1 / 16;
+/** After a rise that did not pay, windows before the next try: doubling from 1 up to this. */
+export const CEILING_MAX_HOLD_WINDOWS = 64;
 
 /**
  * The workers-per-request ceiling of workersToAdd, found while running. Too few workers
@@ -96,13 +100,17 @@ export const CEILING_STEP = 1 / 16;
  * request then pays a wake-up (on 2 cores at 32 in flight, a ~80k IOPS disk: 16 workers,
  * 1% of requests woke a worker; 20, 6%; 24, 33%; 28, 60%; 32, 71%; IOPS peaked at 20).
  * Which count is best depends on the device's latency against the loop's round trip, so
- * the ceiling starts at `start` and rises while requests almost never find a sleeping
- * worker (they queue: the workers are the limit) and the loop thread has time to spare
- * (on a CPU-bound loop more threads only take its CPU); it falls when many requests woke
- * one (the pool then trims its surplus). Windows are CEILING_WINDOW requests at one
- * worker count (a window that saw workers join or leave starts again), so each judges
- * the count it ran at. Counts only requests that did I/O on a worker: page-cache copies
- * never grow the pool anyway.
+ * the ceiling starts at `start` and tries a rise while requests almost never find a
+ * sleeping worker (they queue: the workers are the limit) and the loop thread has time to
+ * spare (on a CPU-bound loop more threads only take its CPU). A rise is a trial: it stays
+ * only if the next window completed requests faster than the one before it by
+ * keepRiseWhenFasterBy; else the ceiling steps back (the pool trims the workers it added)
+ * and waits 1, 2, 4 ... CEILING_MAX_HOLD_WINDOWS windows before trying again (workers with
+ * their wakes local to the device's interrupts sleep little even past the best count:
+ * judged by sleeps alone the ceiling rose to 0.875 where 0.625 was 35% faster). It falls
+ * when many requests woke a worker. Windows are CEILING_WINDOW requests at one worker count
+ * (a window that saw workers join or leave starts again), so each judges the count it ran
+ * at. Counts only requests that did I/O on a worker: page-cache copies never grow the pool.
  */
 export class WorkerCeiling {
   readonly #policy: CeilingPolicy;
@@ -112,6 +120,12 @@ export class WorkerCeiling {
   #mostInFlight = 0;
   /** The workers alive when this window began: a window that saw the count change is not judged. */
   #windowThreads = -1;
+  #windowStartMs = 0;
+  /** The rise being judged: the value before it and the completion rate there (per ms). */
+  #trial: { readonly from: number; readonly rate: number } | undefined;
+  /** Windows to let pass before the next rise, and what the next refusal holds for. */
+  #holdWindows = 0;
+  #nextHold = 1;
 
   constructor(policy: CeilingPolicy) {
     this.#policy = policy;
@@ -124,39 +138,59 @@ export class WorkerCeiling {
   }
 
   /**
-   * Counts one request a worker served (`inFlight`: the pool's requests in flight then).
-   * At the end of a window, rises by CEILING_STEP (up to max) when the ceiling is what
-   * bounds the pool (`threads` reached it for the window's most requests in flight: new
-   * workers must have joined before their effect is judged), few requests woke a worker,
-   * and `loopBusy()` (the loop thread's busy share since the last window) is below the bound;
-   * falls by CEILING_STEP (down to start) when many woke a worker, and then returns the
-   * workers to keep (the new ceiling for the window's most requests in flight).
+   * Counts one request a worker served (`inFlight`: the pool's requests in flight then;
+   * `nowMs`: a monotonic clock). At the end of a window: falls by CEILING_STEP (down to
+   * start) when many requests woke a worker; judges a trial rise (kept when faster, else
+   * undone); or tries a rise by CEILING_STEP (up to max) when the ceiling is what bounds the
+   * pool (`threads` reached it for the window's most requests in flight), few requests woke
+   * a worker and `loopBusy()` (the loop thread's busy share since the last window) is below
+   * the bound. A fall or an undone rise returns the workers to keep.
    */
-  record(workerSlept: boolean, inFlight: number, threads: number, loopBusy: () => number): number | undefined {
-    if (threads !== this.#windowThreads) this.#restart(threads);
+  record(workerSlept: boolean, inFlight: number, threads: number, loopBusy: () => number, nowMs: number): number | undefined {
+    if (threads !== this.#windowThreads) this.#restart(threads, nowMs);
     this.#seen++;
     if (workerSlept) this.#slept++;
     if (inFlight > this.#mostInFlight) this.#mostInFlight = inFlight;
     if (this.#seen < CEILING_WINDOW) return undefined;
     const sleptShare = this.#slept / this.#seen;
+    const rate = this.#seen / Math.max(nowMs - this.#windowStartMs, 1e-3);
     const mostInFlight = this.#mostInFlight;
     const bound = threads >= Math.ceil(mostInFlight * this.#value);
-    this.#restart(threads);
+    this.#restart(threads, nowMs);
     const busy = loopBusy();
+    const trial = this.#trial;
+    this.#trial = undefined;
     if (sleptShare > this.#policy.fallAboveSleptShare && this.#value > this.#policy.start) {
       this.#value = Math.max(this.#policy.start, this.#value - CEILING_STEP);
+      this.#nextHold = 1;
       return Math.ceil(mostInFlight * this.#value);
     }
+    if (trial !== undefined) {
+      if (rate >= trial.rate * (1 + this.#policy.keepRiseWhenFasterBy)) {
+        this.#nextHold = 1;
+      } else {
+        this.#value = trial.from;
+        this.#holdWindows = this.#nextHold;
+        this.#nextHold = Math.min(CEILING_MAX_HOLD_WINDOWS, this.#nextHold * 2);
+        return Math.ceil(mostInFlight * this.#value);
+      }
+    }
+    if (this.#holdWindows > 0) {
+      this.#holdWindows--;
+      return undefined;
+    }
     if (bound && this.#value < this.#policy.max && sleptShare < this.#policy.riseBelowSleptShare && busy < this.#policy.riseBelowLoopBusy) {
+      this.#trial = { from: this.#value, rate };
       this.#value = Math.min(this.#policy.max, this.#value + CEILING_STEP);
     }
     return undefined;
   }
 
-  #restart(threads: number): void {
+  #restart(threads: number, nowMs: number): void {
     this.#seen = 0;
     this.#slept = 0;
     this.#mostInFlight = 0;
     this.#windowThreads = threads;
+    this.#windowStartMs = nowMs;
   }
 }

@@ -28,6 +28,8 @@ import { servedFromCache, SlowShare, withinCopyTime, WorkerCeiling, workersToAdd
 import { LoopReads } from './loop-reads.js';
 import { busyShare, Polling } from './polling.js';
 import { SerialWrites } from './serial-writes.js';
+import { allowedCpus, deviceInterrupts } from './device-interrupts.js';
+import { completionCpus, WorkerCpus } from './worker-cpus.js';
 
 /** The native pool: a BatchEngine plus its worker counts. */
 type ThreadPoolEngine = ThreadPoolInstance;
@@ -86,18 +88,21 @@ export class ThreadPoolIo implements FdIo {
   readonly #polling: Polling;
   /** Reads of warm buffered files on the loop thread; undefined when cachedReadsOnLoop is off. */
   readonly #loopReads: LoopReads | undefined;
+  /** Where the workers run, following the open files' devices (workerCpus 'completions'); undefined otherwise. */
+  readonly #workerCpus: WorkerCpus | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(options?: ThreadPoolOptions, recorder: StatsRecorder = new StatsRecorder()) {
     this.options = Object.freeze(resolveOptions(options));
     this.recorder = recorder;
-    const { threadsPerInFlight, maxThreadsPerInFlight, riseWhenSleptShareBelow, riseWhenLoopBusyBelow, fallWhenSleptShareAbove } = this.options;
+    const { threadsPerInFlight, maxThreadsPerInFlight, riseWhenSleptShareBelow, riseWhenLoopBusyBelow, fallWhenSleptShareAbove, keepRiseWhenFasterBy } = this.options;
     this.#ceiling = new WorkerCeiling({
       start: threadsPerInFlight,
       max: maxThreadsPerInFlight,
       riseBelowSleptShare: riseWhenSleptShareBelow,
       riseBelowLoopBusy: riseWhenLoopBusyBelow,
       fallAboveSleptShare: fallWhenSleptShareAbove,
+      keepRiseWhenFasterBy,
     });
     this.#serialWrites = new SerialWrites(this.options.bufferedWritesPerFile);
     this.#binding = loadBinding();
@@ -136,6 +141,31 @@ export class ThreadPoolIo implements FdIo {
     });
     const { cachedReadsOnLoop, loopReadBudgetUs, cachedBaseUs, cachedBytesPerUs, coldReads } = this.options;
     if (cachedReadsOnLoop) this.#loopReads = new LoopReads({ budgetUs: loopReadBudgetUs, cachedBaseUs, cachedBytesPerUs, policy: coldReads });
+    const { workerCpus } = this.options;
+    if (typeof workerCpus !== 'string') this.#pool.setWorkerCpus(Uint32Array.from(workerCpus));
+    const allowed = workerCpus === 'completions' ? allowedCpus() : undefined;
+    if (allowed !== undefined && allowed.length > 1) {
+      this.#workerCpus = new WorkerCpus(allowed, (cpus) => {
+        if (!this.closed) this.#pool.setWorkerCpus(Uint32Array.from(cpus ?? []));
+      });
+    }
+  }
+
+  /**
+   * A file's fd joins the pool (FdIo.attach): with workerCpus 'completions' the workers
+   * follow the completion interrupts of its device (worker-cpus.ts) until the returned
+   * detach is called, when the file is closed.
+   */
+  attach(fd: number): () => void {
+    if (this.#workerCpus === undefined) return () => {};
+    const interrupts = deviceInterrupts(fd);
+    return this.#workerCpus.attach(interrupts === undefined ? undefined : completionCpus(interrupts));
+  }
+
+  /** The CPUs the workers are held to now (workerCpus); undefined: anywhere the scheduler puts them. */
+  get workerCpus(): readonly number[] | undefined {
+    const { workerCpus } = this.options;
+    return typeof workerCpus === 'string' ? this.#workerCpus?.current : workerCpus;
   }
 
   /** Reads the page cache served on the loop thread, in the hand-over call, so far (cachedReadsOnLoop). */
@@ -163,7 +193,15 @@ export class ThreadPoolIo implements FdIo {
       max: this.options.maxThreads,
       perInFlight: this.#ceiling.value,
       ...this.#scheduling(),
+      ...this.#cpus(),
     };
+  }
+
+  /** The CPUs the workers are held to, and why a worker is not, when either applies. */
+  #cpus(): Pick<ThreadStats, 'cpus' | 'affinityError'> {
+    const cpus = this.workerCpus;
+    const affinityError = this.#pool.affinityError;
+    return { ...(cpus === undefined ? {} : { cpus: [...cpus] }), ...(affinityError === undefined ? {} : { affinityError }) };
   }
 
   /** The policy the workers run under; a refused SCHED_BATCH leaves them 'normal' and says why. */
@@ -410,7 +448,7 @@ export class ThreadPoolIo implements FdIo {
     const slow = !withinCopyTime(serviceUs, bytes, this.options);
     this.#slowShare.record(slow);
     if (slow && (flags & this.#flags.servedHere) === 0) {
-      const keep = this.#ceiling.record((flags & this.#flags.workerSlept) !== 0, this.#parallelInFlight(), this.#pool.threads, this.#loopBusy);
+      const keep = this.#ceiling.record((flags & this.#flags.workerSlept) !== 0, this.#parallelInFlight(), this.#pool.threads, this.#loopBusy, performance.now());
       if (keep !== undefined) this.#pool.trim(keep);
     }
     observe?.(completion);

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ColdReadMeter } from '@vmlink/aio';
 import { DEFAULT_CACHED_BASE_US, DEFAULT_CACHED_BYTES_PER_US, resolveOptions, servedFromCache, SlowShare, withinCopyTime, workersToAdd } from '../src/index.js';
-import { CEILING_STEP, CEILING_WINDOW, WorkerCeiling } from '../src/policy.js';
+import { CEILING_MAX_HOLD_WINDOWS, CEILING_STEP, CEILING_WINDOW, WorkerCeiling } from '../src/policy.js';
 import { LoopReads } from '../src/loop-reads.js';
 
 const timing = { cachedBaseUs: DEFAULT_CACHED_BASE_US, cachedBytesPerUs: DEFAULT_CACHED_BYTES_PER_US };
@@ -88,76 +88,112 @@ describe('workersToAdd', () => {
 });
 
 describe('WorkerCeiling (pure logic)', () => {
-  const policy = { start: 0.375, max: 1, riseBelowSleptShare: 0.1, riseBelowLoopBusy: 0.75, fallAboveSleptShare: 0.3 };
+  const policy = { start: 0.375, max: 1, riseBelowSleptShare: 0.1, riseBelowLoopBusy: 0.75, fallAboveSleptShare: 0.3, keepRiseWhenFasterBy: 0.02 };
   const idleLoop = () => 0.3;
 
-  /** Feeds one window: `slept` of its requests woke a worker; returns what the last record returned. */
-  function window(ceiling: WorkerCeiling, slept: number, threads: number, loopBusy = idleLoop, inFlight = 32): number | undefined {
-    let last: number | undefined;
-    for (let i = 0; i < CEILING_WINDOW; i++) last = ceiling.record(i < slept, inFlight, threads, loopBusy);
-    return last;
+  /** A fake clock (ms) the windows advance: a window of CEILING_WINDOW requests taking `ms`. */
+  function clocked(ceiling: WorkerCeiling) {
+    let now = 0;
+    /** Feeds one window: `slept` of its requests woke a worker; returns what the last record returned. */
+    return (slept: number, threads: number, ms = 10, loopBusy = idleLoop, inFlight = 32): number | undefined => {
+      let last: number | undefined;
+      for (let i = 0; i < CEILING_WINDOW; i++) {
+        now += ms / CEILING_WINDOW;
+        last = ceiling.record(i < slept, inFlight, threads, loopBusy, now);
+      }
+      return last;
+    };
   }
 
-  it('rises a step per window while requests rarely woke a worker and the pool is at its ceiling, up to max', () => {
+  it('tries a rise while requests rarely woke a worker and the pool is at its ceiling, keeps it while faster, up to max', () => {
     const ceiling = new WorkerCeiling(policy);
+    const window = clocked(ceiling);
     expect(ceiling.value).toBe(0.375);
-    expect(window(ceiling, 0, 12)).toBeUndefined();
+    expect(window(0, 12, 10)).toBeUndefined();
     expect(ceiling.value).toBeCloseTo(0.375 + CEILING_STEP);
-    window(ceiling, Math.floor(CEILING_WINDOW * 0.09), 14);
+    // The window at the new count is 5% faster: kept, and the next rise is tried.
+    let ms = 10 / 1.05;
+    window(Math.floor(CEILING_WINDOW * 0.09), 14, ms);
     expect(ceiling.value).toBeCloseTo(0.375 + 2 * CEILING_STEP);
-    for (let threads = 16; threads <= 40; threads += 2) window(ceiling, 0, threads);
+    for (let threads = 16; threads <= 40; threads += 2) window(0, threads, (ms /= 1.05));
     expect(ceiling.value).toBe(1);
+  });
+
+  it('undoes a rise that did not make requests faster, returning the workers to keep, and waits longer before each next try', () => {
+    const ceiling = new WorkerCeiling(policy);
+    const window = clocked(ceiling);
+    window(0, 12, 10);
+    expect(ceiling.value).toBeCloseTo(0.4375);
+    expect(window(0, 14, 10 / 1.01)).toBe(12); // 1% faster: not enough
+    expect(ceiling.value).toBe(0.375);
+    // Held for 1 window, then tried again; refused again, held for 2; then 4.
+    const triesAfter: number[] = [];
+    let windows = 0;
+    for (let refusals = 0; refusals < 3; ) {
+      window(0, 12, 10);
+      windows++;
+      if (ceiling.value > 0.375) {
+        triesAfter.push(windows);
+        windows = 0;
+        window(0, 14, 10.5); // slower
+        refusals++;
+      }
+    }
+    expect(triesAfter).toEqual([2, 3, 5]);
+    expect(CEILING_MAX_HOLD_WINDOWS).toBe(64);
   });
 
   it('does not rise while the pool has not reached it (workers still to join), or the loop is busy', () => {
     const ceiling = new WorkerCeiling(policy);
-    window(ceiling, 0, 11); // ceil(32 x 0.375) = 12 not reached
+    const window = clocked(ceiling);
+    window(0, 11); // ceil(32 x 0.375) = 12 not reached
     expect(ceiling.value).toBe(0.375);
-    window(ceiling, 0, 12, () => 0.8);
+    window(0, 12, 10, () => 0.8);
     expect(ceiling.value).toBe(0.375);
-    window(ceiling, Math.ceil(CEILING_WINDOW * 0.1), 12); // exactly 10%: not below
+    window(Math.ceil(CEILING_WINDOW * 0.1), 12); // exactly 10%: not below
     expect(ceiling.value).toBe(0.375);
   });
 
   it('falls a step when many requests woke a worker, returning the workers to keep; never below start', () => {
     const ceiling = new WorkerCeiling(policy);
-    window(ceiling, 0, 12);
-    window(ceiling, 0, 14);
+    const window = clocked(ceiling);
+    window(0, 12, 10);
+    window(0, 14, 9);
     expect(ceiling.value).toBeCloseTo(0.5);
-    expect(window(ceiling, Math.floor(CEILING_WINDOW * 0.5), 16)).toBe(Math.ceil(32 * (0.5 - CEILING_STEP)));
+    expect(window(Math.floor(CEILING_WINDOW * 0.5), 16, 8)).toBe(Math.ceil(32 * (0.5 - CEILING_STEP)));
     expect(ceiling.value).toBeCloseTo(0.5 - CEILING_STEP);
-    window(ceiling, CEILING_WINDOW, 14);
+    window(CEILING_WINDOW, 14);
     expect(ceiling.value).toBe(0.375);
-    expect(window(ceiling, CEILING_WINDOW, 12)).toBeUndefined(); // at start: nothing to trim
+    expect(window(CEILING_WINDOW, 12)).toBeUndefined(); // at start: nothing to trim
     expect(ceiling.value).toBe(0.375);
     // Between the bounds it holds.
-    window(ceiling, Math.floor(CEILING_WINDOW * 0.2), 12);
+    window(Math.floor(CEILING_WINDOW * 0.2), 12);
     expect(ceiling.value).toBe(0.375);
   });
 
-  it('judges a window only at one worker count: a change of count starts the window again', () => {
+  it('judges a window only at one worker count: a change of count starts the window (and its clock) again', () => {
     const ceiling = new WorkerCeiling(policy);
-    for (let i = 0; i < CEILING_WINDOW - 1; i++) ceiling.record(false, 32, 12, idleLoop);
+    for (let i = 0; i < CEILING_WINDOW - 1; i++) ceiling.record(false, 32, 12, idleLoop, i);
     let judged = 0;
-    ceiling.record(false, 32, 13, () => ++judged); // joined: starts again, not judged
+    ceiling.record(false, 32, 13, () => ++judged, 5000); // joined: starts again, not judged
     expect(judged).toBe(0);
-    for (let i = 0; i < CEILING_WINDOW - 2; i++) ceiling.record(false, 32, 13, () => ++judged);
+    for (let i = 0; i < CEILING_WINDOW - 2; i++) ceiling.record(false, 32, 13, () => ++judged, 5000 + i);
     expect(judged).toBe(0);
-    ceiling.record(false, 32, 13, () => ++judged / 10);
+    ceiling.record(false, 32, 13, () => ++judged / 10, 6000);
     expect(judged).toBe(1);
   });
 
   it('the window\'s most requests in flight sets the count the pool must have reached', () => {
     const ceiling = new WorkerCeiling(policy);
     let last: number | undefined;
-    for (let i = 0; i < CEILING_WINDOW; i++) last = ceiling.record(false, i === 5 ? 64 : 8, 12, idleLoop);
+    for (let i = 0; i < CEILING_WINDOW; i++) last = ceiling.record(false, i === 5 ? 64 : 8, 12, idleLoop, i);
     expect(last).toBeUndefined();
     expect(ceiling.value).toBe(0.375); // 64 x 0.375 = 24 > 12 alive
   });
 
   it('max equal to start: a fixed ceiling', () => {
     const ceiling = new WorkerCeiling({ ...policy, max: 0.375 });
-    window(ceiling, 0, 12);
+    clocked(ceiling)(0, 12);
     expect(ceiling.value).toBe(0.375);
   });
 });
@@ -167,7 +203,7 @@ describe('resolveOptions', () => {
     const options = resolveOptions(undefined);
     expect(options.minThreads).toBeGreaterThanOrEqual(2);
     expect(options).toMatchObject({ maxThreads: 64, idleTimeoutMs: 5000, growWhenSlowShare: 0.25, cachedBaseUs: 20, cachedBytesPerUs: 2000, maxHoldUs: 200, maxHeld: 16, completionBudgetUs: 500, threadsPerInFlight: 0.375 });
-    expect(options).toMatchObject({ maxThreadsPerInFlight: 1, riseWhenSleptShareBelow: 0.1, riseWhenLoopBusyBelow: 0.75, fallWhenSleptShareAbove: 0.3 });
+    expect(options).toMatchObject({ maxThreadsPerInFlight: 1, riseWhenSleptShareBelow: 0.1, riseWhenLoopBusyBelow: 0.75, fallWhenSleptShareAbove: 0.3, keepRiseWhenFasterBy: 0.02, workerCpus: 'completions' });
     // A ceiling's maximum below the default start lowers the start.
     expect(resolveOptions({ maxThreadsPerInFlight: 0.25 })).toMatchObject({ threadsPerInFlight: 0.25, maxThreadsPerInFlight: 0.25 });
   });
@@ -203,6 +239,8 @@ describe('resolveOptions', () => {
       [{ riseWhenSleptShareBelow: -0.1 }, 'ERR_OUT_OF_RANGE', 'options.riseWhenSleptShareBelow'],
       [{ riseWhenLoopBusyBelow: 2 }, 'ERR_OUT_OF_RANGE', 'options.riseWhenLoopBusyBelow'],
       [{ fallWhenSleptShareAbove: 'x' }, 'ERR_INVALID_ARG_TYPE', 'options.fallWhenSleptShareAbove'],
+      [{ keepRiseWhenFasterBy: 2 }, 'ERR_OUT_OF_RANGE', 'options.keepRiseWhenFasterBy'],
+      [{ keepRiseWhenFasterBy: 'x' }, 'ERR_INVALID_ARG_TYPE', 'options.keepRiseWhenFasterBy'],
       [{ completionBudgetUs: 'x' }, 'ERR_INVALID_ARG_TYPE', 'options.completionBudgetUs'],
     ];
     for (const [options, code, named] of bad) {

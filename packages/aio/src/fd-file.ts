@@ -26,12 +26,15 @@ export class FdFile extends AioFileBase {
   readonly #io: FdIo;
   readonly #recorder: StatsRecorder;
   readonly #onClosed: ((file: FdFile) => void) | undefined;
+  /** What the FdIo's attach returned: called once the fd is closed. */
+  readonly #detach: (() => void) | undefined;
 
   constructor(init: FdFileInit) {
     super(init);
     this.#io = init.io;
     this.#recorder = init.recorder;
     this.#onClosed = init.onClosed;
+    this.#detach = init.io.attach?.(init.fd);
   }
 
   protected override transfer(op: TransferOp, buffers: readonly Uint8Array[], position: Position, options: OpOptions | undefined): Promise<number> {
@@ -64,6 +67,7 @@ export class FdFile extends AioFileBase {
   }
 
   protected override onClosed(): void {
+    this.#detach?.();
     this.#onClosed?.(this);
   }
 }

@@ -182,6 +182,10 @@ export interface ThreadStats {
   readonly scheduling?: 'batch' | 'normal';
   /** Why workers asked to run 'batch' do not: the errno name, e.g. "EPERM". */
   readonly schedulingError?: string;
+  /** The CPUs the workers are held to (the thread pool's workerCpus); absent: wherever the scheduler puts them. */
+  readonly cpus?: readonly number[];
+  /** Why a worker is not on those CPUs: the errno name of the first refusal, e.g. "EINVAL". */
+  readonly affinityError?: string;
 }
 
 /** How createBackend() came to this backend: what was asked for, and why this one. */
@@ -256,6 +260,12 @@ export interface FdIo {
   fallocate?(fd: number, mode: FallocateMode, offset: Position, length: Position, options?: OpOptions): Promise<void>;
   truncate?(fd: number, size: Position, options?: OpOptions): Promise<void>;
   discard?(fd: number, offset: Position, length: Position, options?: OpOptions): Promise<void>;
+  /**
+   * Optional: a file's fd now does its I/O here (an FdFile calls it once made); returns
+   * what to call once the file is closed. The thread pool learns the file's device from it
+   * (where its workers run, workerCpus).
+   */
+  attach?(fd: number): () => void;
 }
 
 export type BackendName = 'auto' | 'threadpool' | 'iosubmit' | 'fs';

@@ -94,6 +94,8 @@ Napi::Function ThreadPool::Define(Napi::Env env) {
                          InstanceAccessor<&ThreadPool::IdleThreads>("idleThreads"),
                          InstanceAccessor<&ThreadPool::PeakThreads>("peakThreads"),
                          InstanceAccessor<&ThreadPool::SchedulingError>("schedulingError"),
+                         InstanceMethod<&ThreadPool::SetWorkerCpus>("setWorkerCpus"),
+                         InstanceAccessor<&ThreadPool::AffinityError>("affinityError"),
                          InstanceAccessor<&ThreadPool::Queued>("queued"),
                          InstanceAccessor<&ThreadPool::Pending>("inFlight"),
                          StaticValue("layout", MakeBatchLayout(env, {{"read", static_cast<int>(PoolOp::kRead)},
@@ -169,6 +171,7 @@ ThreadPool::ThreadPool(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Thread
         }
       });
   NAPI_THROW_IF_FAILED_VOID(env, napi_add_env_cleanup_hook(env, &ThreadPool::OnEnvCleanup, this));
+  if (sched_getaffinity(0, sizeof(default_cpus_), &default_cpus_) != 0) ThrowErrno(env, errno, "sched_getaffinity");
 
   SpawnWorkers(min_threads_);
 }
@@ -432,6 +435,61 @@ Napi::Value ThreadPool::SchedulingError(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), ErrnoName(err));
 }
 
+// setWorkerCpus(cpus: Uint32Array): the CPUs every worker may run on from its next request
+// on (sleeping workers are woken to move); empty: the affinity of the thread that made the
+// pool. Which CPUs is JS's decision (worker-cpus.ts); a worker refused the set
+// (sched_setaffinity) keeps running where it was and affinityError says why.
+Napi::Value ThreadPool::SetWorkerCpus(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    throw Napi::TypeError::New(env, "ThreadPool.setWorkerCpus: cpus must be a Uint32Array");
+  }
+  Napi::Uint32Array cpus = info[0].As<Napi::Uint32Array>();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (size_t i = 0; i < cpus.ElementLength(); i++) {
+    if (cpus[i] >= CPU_SETSIZE) {
+      throw CodedError(env, "ERR_OUT_OF_RANGE", "ThreadPool.setWorkerCpus: a CPU number must be < " + std::to_string(CPU_SETSIZE) +
+                                                    ". Received " + std::to_string(cpus[i]));
+    }
+    CPU_SET(cpus[i], &set);
+  }
+  {
+    std::lock_guard<std::mutex> lock(cpus_mutex_);
+    worker_cpus_ = cpus.ElementLength() == 0 ? default_cpus_ : set;
+    cpus_generation_.fetch_add(1, std::memory_order_release);
+  }
+  {
+    // Taken so that a worker between its check and its wait cannot miss the wake-up.
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+  }
+  queue_cv_.notify_all();
+  return env.Undefined();
+}
+
+// affinityError: the errno name (e.g. "EINVAL") of the first worker refused its CPU set, else undefined.
+Napi::Value ThreadPool::AffinityError(const Napi::CallbackInfo& info) {
+  int err = affinity_errno_.load(std::memory_order_relaxed);
+  if (err == 0) return info.Env().Undefined();
+  return Napi::String::New(info.Env(), ErrnoName(err));
+}
+
+void ThreadPool::FollowWorkerCpus(uint64_t* applied) {
+  uint64_t generation = cpus_generation_.load(std::memory_order_acquire);
+  if (generation == *applied) return;
+  cpu_set_t set;
+  {
+    std::lock_guard<std::mutex> lock(cpus_mutex_);
+    set = worker_cpus_;
+    generation = cpus_generation_.load(std::memory_order_relaxed);
+  }
+  *applied = generation;
+  if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+    int expected = 0;
+    affinity_errno_.compare_exchange_strong(expected, errno, std::memory_order_relaxed);
+  }
+}
+
 Napi::Value ThreadPool::Queued(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(queued_.load(std::memory_order_relaxed)));
 }
@@ -518,7 +576,9 @@ void ThreadPool::WorkerMain(uint64_t id) {
     if (!start_next) spawner_active_ = false;
   }
   if (start_next) StartWorker();
+  uint64_t cpus_applied = 0;
   for (;;) {
+    FollowWorkerCpus(&cpus_applied);
     PoolRequest request;
     bool more;
     bool slept = false;
@@ -528,6 +588,13 @@ void ThreadPool::WorkerMain(uint64_t id) {
       bool retire = false;
       bool looked = false;
       while (!stopping_ && queue_.empty()) {
+        if (cpus_generation_.load(std::memory_order_acquire) != cpus_applied) {
+          // Moved while idle (setWorkerCpus woke it), so that its next request starts there.
+          lock.unlock();
+          FollowWorkerCpus(&cpus_applied);
+          lock.lock();
+          continue;
+        }
         // More workers than JS last asked to keep: leave now rather than sleep (trim()).
         if (live_.load(std::memory_order_relaxed) > keep_ + starting_) {
           retire = true;

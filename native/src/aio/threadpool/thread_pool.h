@@ -8,6 +8,7 @@
 // (sizes, idle timeout, completion coalescing bounds) comes from JS.
 #pragma once
 #include <napi.h>
+#include <sched.h>
 #include <sys/uio.h>
 #include <uv.h>
 
@@ -84,6 +85,8 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   Napi::Value IdleThreads(const Napi::CallbackInfo& info);
   Napi::Value PeakThreads(const Napi::CallbackInfo& info);
   Napi::Value SchedulingError(const Napi::CallbackInfo& info);
+  Napi::Value SetWorkerCpus(const Napi::CallbackInfo& info);
+  Napi::Value AffinityError(const Napi::CallbackInfo& info);
   Napi::Value Queued(const Napi::CallbackInfo& info);
   Napi::Value Pending(const Napi::CallbackInfo& info);
 
@@ -94,6 +97,9 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   // Creates one worker thread; on failure, drops the reservations still waiting.
   void StartWorker();
   void WorkerMain(uint64_t id);
+  // Moves the calling worker to the CPU set setWorkerCpus last gave, if it changed since
+  // `*applied` (the generation this worker runs under).
+  void FollowWorkerCpus(uint64_t* applied);
   // Joins workers that exited after idling (JS thread).
   void ReapExited();
   static void Execute(const PoolRequest& request, PoolCompletion* completion);
@@ -138,6 +144,16 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   bool batch_scheduling_ = false;  // workers run under SCHED_BATCH (config.batchScheduling)
   // The errno of the first worker refused SCHED_BATCH (0: none); that worker runs as it was.
   std::atomic<int> scheduling_errno_{0};
+
+  // setWorkerCpus: the CPUs workers may run on, and its generation (0: never set, workers
+  // keep the affinity they inherit). Empty sets mean default_cpus_, the affinity of the
+  // thread that made the pool.
+  std::mutex cpus_mutex_;
+  cpu_set_t worker_cpus_{};  // under cpus_mutex_
+  cpu_set_t default_cpus_{};
+  std::atomic<uint64_t> cpus_generation_{0};
+  // The errno of the first worker refused its CPU set (0: none); that worker runs where it was.
+  std::atomic<int> affinity_errno_{0};
 
   std::mutex workers_mutex_;
   std::unordered_map<uint64_t, JoinableThread> workers_;  // under workers_mutex_

@@ -1,0 +1,75 @@
+import { existsSync, fstatSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+/** One interrupt line of a device: how many it raised on each CPU so far, and the CPUs it goes to now. */
+export interface DeviceInterrupt {
+  /** /sys/kernel/irq/N/per_cpu_count: interrupts taken, indexed by CPU number. */
+  readonly perCpuCount: readonly number[];
+  /** /proc/irq/N/effective_affinity_list (smp_affinity_list where the kernel has no effective one). */
+  readonly cpus: readonly number[];
+}
+
+/** A Linux CPU list ("0-3,8,10-11") as the CPU numbers; undefined when it is not one. */
+export function parseCpuList(text: string): number[] | undefined {
+  const trimmed = text.trim();
+  if (trimmed === '') return [];
+  const cpus = new Set<number>();
+  for (const part of trimmed.split(',')) {
+    const range = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (range === null) return undefined;
+    const first = Number(range[1]);
+    const last = range[2] === undefined ? first : Number(range[2]);
+    if (last < first || last - first > 4096) return undefined;
+    for (let cpu = first; cpu <= last; cpu++) cpus.add(cpu);
+  }
+  return [...cpus].sort((a, b) => a - b);
+}
+
+/** The CPUs this process may run on (its main thread's Cpus_allowed_list); undefined when unreadable. */
+export function allowedCpus(): number[] | undefined {
+  try {
+    const line = /^Cpus_allowed_list:\s*(.*)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return line === null ? undefined : parseCpuList(line[1] ?? '');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The interrupt lines of the block device holding the file `fd` is open on: its disk's
+ * sysfs directory, walked up to the PCI function that owns MSI vectors (a partition's
+ * disk, a virtio disk's PCI device). Undefined when the file is on no block device
+ * (tmpfs, a pipe), on a virtual one (dm, md, loop: their interrupts are their members'),
+ * on one without MSI, or when sysfs or procfs cannot be read.
+ */
+export function deviceInterrupts(fd: number): DeviceInterrupt[] | undefined {
+  try {
+    const { dev } = fstatSync(fd, { bigint: true });
+    // dev_t as glibc's gnu_dev_major/gnu_dev_minor decode it (12-bit major, 20-bit minor).
+    const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+    const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+    if (major === 0n) return undefined;
+    let dir = realpathSync(`/sys/dev/block/${major}:${minor}`);
+    while (dir.startsWith('/sys/devices/') && !existsSync(`${dir}/msi_irqs`)) dir = dirname(dir);
+    if (!dir.startsWith('/sys/devices/')) return undefined;
+    const lines = readdirSync(`${dir}/msi_irqs`).filter((name) => /^\d+$/.test(name));
+    const found: DeviceInterrupt[] = [];
+    for (const irq of lines) {
+      const perCpuCount = readFileSync(`/sys/kernel/irq/${irq}/per_cpu_count`, 'utf8').trim().split(',').map(Number);
+      const cpus = parseCpuList(readCpuListOf(irq));
+      if (cpus === undefined || perCpuCount.some((count) => !Number.isFinite(count))) return undefined;
+      found.push({ perCpuCount, cpus });
+    }
+    return found.length === 0 ? undefined : found;
+  } catch {
+    return undefined;
+  }
+}
+
+function readCpuListOf(irq: string): string {
+  try {
+    return readFileSync(`/proc/irq/${irq}/effective_affinity_list`, 'utf8');
+  } catch {
+    return readFileSync(`/proc/irq/${irq}/smp_affinity_list`, 'utf8');
+  }
+}
