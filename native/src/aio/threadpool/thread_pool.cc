@@ -135,6 +135,8 @@ ThreadPool::ThreadPool(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Thread
     throw Napi::TypeError::New(env, "ThreadPool: config.completions must be a Float64Array of at least one completion");
   }
   completions_ref_ = Napi::Persistent(config.Get("completions").As<Napi::Float64Array>());
+  // What setWorkerCpus([]) gives back: where the pool's maker (the loop thread) may run.
+  if (sched_getaffinity(0, sizeof(default_cpus_), &default_cpus_) != 0) ThrowErrno(env, errno, "sched_getaffinity");
   on_complete_ = Napi::Persistent(info[1].As<Napi::Function>());
   async_context_ = std::make_unique<Napi::AsyncContext>(env, "vmlink:ThreadPool");
 
@@ -171,7 +173,6 @@ ThreadPool::ThreadPool(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Thread
         }
       });
   NAPI_THROW_IF_FAILED_VOID(env, napi_add_env_cleanup_hook(env, &ThreadPool::OnEnvCleanup, this));
-  if (sched_getaffinity(0, sizeof(default_cpus_), &default_cpus_) != 0) ThrowErrno(env, errno, "sched_getaffinity");
 
   SpawnWorkers(min_threads_);
 }
