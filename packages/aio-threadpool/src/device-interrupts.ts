@@ -3,6 +3,8 @@ import { dirname } from 'node:path';
 
 /** One interrupt line of a device: how many it raised on each CPU so far, and the CPUs it goes to now. */
 export interface DeviceInterrupt {
+  /** The line's name (/sys/kernel/irq/N/actions), e.g. "virtio1-req.0"; '' when it has none. */
+  readonly name: string;
   /** /sys/kernel/irq/N/per_cpu_count: interrupts taken, indexed by CPU number. */
   readonly perCpuCount: readonly number[];
   /** /proc/irq/N/effective_affinity_list (smp_affinity_list where the kernel has no effective one). */
@@ -58,7 +60,7 @@ export function deviceInterrupts(fd: number): DeviceInterrupt[] | undefined {
       const perCpuCount = readFileSync(`/sys/kernel/irq/${irq}/per_cpu_count`, 'utf8').trim().split(',').map(Number);
       const cpus = parseCpuList(readCpuListOf(irq));
       if (cpus === undefined || perCpuCount.some((count) => !Number.isFinite(count))) return undefined;
-      found.push({ perCpuCount, cpus });
+      found.push({ name: readFileSync(`/sys/kernel/irq/${irq}/actions`, 'utf8').trim(), perCpuCount, cpus });
     }
     return found.length === 0 ? undefined : found;
   } catch {

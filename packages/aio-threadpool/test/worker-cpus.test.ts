@@ -26,7 +26,7 @@ describe('parseCpuList (pure logic)', () => {
 });
 
 describe('completionCpus (pure logic)', () => {
-  const line = (perCpuCount: number[], cpus: number[]): DeviceInterrupt => ({ perCpuCount, cpus });
+  const line = (perCpuCount: number[], cpus: number[]): DeviceInterrupt => ({ name: 'test', perCpuCount, cpus });
 
   it('a single-queue disk: its busy line\'s CPUs; a config line that fired once does not count', () => {
     expect(completionCpus([line([0, 1], [0]), line([0, 68_000_000], [1])])).toEqual([1]);
