@@ -154,7 +154,8 @@ export class ThreadPoolIo implements FdIo {
   /**
    * A file's fd joins the pool (FdIo.attach): with workerCpus 'completions' the workers
    * follow the completion interrupts of its device (worker-cpus.ts) until the returned
-   * detach is called, when the file is closed.
+   * detach is called, when the file is closed. Its reads of sysfs and procfs are synchronous:
+   * both live in memory, a few small files per open.
    */
   attach(fd: number): () => void {
     if (this.#workerCpus === undefined) return () => {};
