@@ -49,7 +49,11 @@ export interface ThreadPoolOptions {
   readonly riseWhenLoopBusyBelow?: number;
   /** The ceiling falls (down to threadsPerInFlight; the surplus workers leave) when more than this share of recent requests woke a worker (default 0.3; 1 never falls). */
   readonly fallWhenSleptShareAbove?: number;
-  /** A rise of the ceiling stays only if requests then complete faster by at least this share (default 0.02; 0..1; see WorkerCeiling). */
+  /**
+   * A rise of the ceiling stays only if requests then complete faster by at least this share
+   * (default 0.02; -1..1: a negative share tolerates a slower window, -1 keeps every rise, as
+   * when the ceiling was judged by sleeps alone; see WorkerCeiling).
+   */
   readonly keepRiseWhenFasterBy?: number;
   /**
    * Serve reads of warm buffered files on the loop thread with preadv2(RWF_NOWAIT), which
@@ -303,7 +307,7 @@ function ceilingOptions(given: ThreadPoolOptions): Pick<ResolvedThreadPoolOption
     fallWhenSleptShareAbove:
       given.fallWhenSleptShareAbove === undefined ? DEFAULT_FALL_WHEN_SLEPT_SHARE_ABOVE : finite(given.fallWhenSleptShareAbove, 'options.fallWhenSleptShareAbove', 0, 1),
     keepRiseWhenFasterBy:
-      given.keepRiseWhenFasterBy === undefined ? DEFAULT_KEEP_RISE_WHEN_FASTER_BY : finite(given.keepRiseWhenFasterBy, 'options.keepRiseWhenFasterBy', 0, 1),
+      given.keepRiseWhenFasterBy === undefined ? DEFAULT_KEEP_RISE_WHEN_FASTER_BY : finite(given.keepRiseWhenFasterBy, 'options.keepRiseWhenFasterBy', -1, 1),
   };
 }
 

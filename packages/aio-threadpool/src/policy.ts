@@ -83,7 +83,7 @@ export interface CeilingPolicy {
   readonly riseBelowLoopBusy: number;
   /** Fall (down to start) when more than this share of a window's requests woke a worker. */
   readonly fallAboveSleptShare: number;
-  /** A rise is kept only when the window after it completed requests faster by at least this share than the one before (keepRiseWhenFasterBy). */
+  /** A rise is kept only when the window after it completed requests faster by at least this share than the one before (keepRiseWhenFasterBy; -1 keeps every rise). */
   readonly keepRiseWhenFasterBy: number;
 }
 

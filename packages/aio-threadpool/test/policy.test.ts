@@ -143,6 +143,14 @@ describe('WorkerCeiling (pure logic)', () => {
     expect(CEILING_MAX_HOLD_WINDOWS).toBe(64);
   });
 
+  it('keepRiseWhenFasterBy -1 keeps every rise, slower or not (judged by sleeps alone)', () => {
+    const ceiling = new WorkerCeiling({ ...policy, keepRiseWhenFasterBy: -1 });
+    const window = clocked(ceiling);
+    window(0, 12, 10);
+    expect(window(0, 14, 20)).toBeUndefined(); // half as fast: kept, and the next rise tried
+    expect(ceiling.value).toBeCloseTo(0.375 + 2 * CEILING_STEP);
+  });
+
   it('does not rise while the pool has not reached it (workers still to join), or the loop is busy', () => {
     const ceiling = new WorkerCeiling(policy);
     const window = clocked(ceiling);
@@ -240,6 +248,7 @@ describe('resolveOptions', () => {
       [{ riseWhenLoopBusyBelow: 2 }, 'ERR_OUT_OF_RANGE', 'options.riseWhenLoopBusyBelow'],
       [{ fallWhenSleptShareAbove: 'x' }, 'ERR_INVALID_ARG_TYPE', 'options.fallWhenSleptShareAbove'],
       [{ keepRiseWhenFasterBy: 2 }, 'ERR_OUT_OF_RANGE', 'options.keepRiseWhenFasterBy'],
+      [{ keepRiseWhenFasterBy: -1.5 }, 'ERR_OUT_OF_RANGE', 'options.keepRiseWhenFasterBy'],
       [{ keepRiseWhenFasterBy: 'x' }, 'ERR_INVALID_ARG_TYPE', 'options.keepRiseWhenFasterBy'],
       [{ completionBudgetUs: 'x' }, 'ERR_INVALID_ARG_TYPE', 'options.completionBudgetUs'],
     ];
