@@ -201,7 +201,11 @@ describe('workers follow the completion interrupts (real threads, real files, /p
     const pinned = expected === undefined ? backend.stats().threads?.cpus : expected.length < allowed.length ? expected : undefined;
     expect(backend.stats().threads?.cpus).toEqual(pinned);
     if (pinned !== undefined) {
-      expect(ours().length).toBeGreaterThanOrEqual(2);
+      // The second worker is named (and so found) once it runs: wait for it.
+      for (let tries = 0; ours().length < 2; tries++) {
+        if (tries === 300) throw new Error(`only ${ours().length} of 2 workers found`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
       await workersOn(pinned.join(','), ours());
     }
     await file.close();
