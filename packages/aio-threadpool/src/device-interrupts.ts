@@ -38,7 +38,7 @@ export function allowedCpus(): number[] | undefined {
 }
 
 /**
- * The interrupt lines of the block device holding the file `fd` is open on: its disk's
+ * The interrupt lines of the block device `fd` is open on, or of the one holding its file: its disk's
  * sysfs directory, walked up to the PCI function that owns MSI vectors (a partition's
  * disk, a virtio disk's PCI device). Undefined when the file is on no block device
  * (tmpfs, a pipe), on a virtual one (dm, md, loop: their interrupts are their members'),
@@ -46,12 +46,9 @@ export function allowedCpus(): number[] | undefined {
  */
 export function deviceInterrupts(fd: number): DeviceInterrupt[] | undefined {
   try {
-    const { dev } = fstatSync(fd, { bigint: true });
-    // dev_t as glibc's gnu_dev_major/gnu_dev_minor decode it (12-bit major, 20-bit minor).
-    const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
-    const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
-    if (major === 0n) return undefined;
-    let dir = realpathSync(`/sys/dev/block/${major}:${minor}`);
+    const disk = blockDeviceOf(fstatSync(fd, { bigint: true }));
+    if (disk === undefined) return undefined;
+    let dir = realpathSync(`/sys/dev/block/${disk}`);
     while (dir.startsWith('/sys/devices/') && !existsSync(`${dir}/msi_irqs`)) dir = dirname(dir);
     if (!dir.startsWith('/sys/devices/')) return undefined;
     const lines = readdirSync(`${dir}/msi_irqs`).filter((name) => /^\d+$/.test(name));
@@ -66,6 +63,26 @@ export function deviceInterrupts(fd: number): DeviceInterrupt[] | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** What blockDeviceOf reads of an fstat result (bigint). */
+export interface DeviceStat {
+  readonly dev: bigint;
+  readonly rdev: bigint;
+  isBlockDevice(): boolean;
+}
+
+/**
+ * The block device to look up, as /sys/dev/block names it ("254:0"): a block device opened
+ * directly is its own (st_rdev), a file lives on st_dev's; undefined for major 0 (tmpfs,
+ * procfs, devtmpfs nodes: no block device). dev_t decoded as glibc's gnu_dev_major and
+ * gnu_dev_minor do (12+20-bit major, 8+24-bit minor).
+ */
+export function blockDeviceOf(stat: DeviceStat): string | undefined {
+  const dev = stat.isBlockDevice() ? stat.rdev : stat.dev;
+  const major = ((dev & 0xfff00n) >> 8n) | ((dev & 0xfffff00000000000n) >> 32n);
+  const minor = (dev & 0xffn) | ((dev & 0xffffff00000n) >> 12n);
+  return major === 0n ? undefined : `${major}:${minor}`;
 }
 
 function readCpuListOf(irq: string): string {

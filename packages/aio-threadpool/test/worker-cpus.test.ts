@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -6,7 +6,9 @@ import { createBackend } from '@vmlink/aio';
 import {
   allowedCpus,
   completionCpus,
+  blockDeviceOf,
   createThreadPoolBackend,
+  deviceInterrupts,
   parseCpuList,
   resolveOptions,
   workerCpuSet,
@@ -153,6 +155,53 @@ function diskCompletionCpusFromProc(path: string): number[] | undefined {
 function mainThreadCpus(): string {
   return /^Cpus_allowed_list:\s*(.*)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '';
 }
+
+describe('blockDeviceOf (pure logic)', () => {
+  /** glibc's makedev. */
+  const makedev = (major: bigint, minor: bigint): bigint =>
+    ((major & 0xfffff000n) << 32n) | ((major & 0xfffn) << 8n) | ((minor & 0xffffff00n) << 12n) | (minor & 0xffn);
+  const stat = (dev: bigint, rdev: bigint, block: boolean) => ({ dev, rdev, isBlockDevice: () => block });
+
+  it('a file: the device it lives on; a block device node: itself, not the devtmpfs holding the node', () => {
+    expect(blockDeviceOf(stat(makedev(254n, 1n), 0n, false))).toBe('254:1');
+    expect(blockDeviceOf(stat(makedev(0n, 5n), makedev(259n, 3n), true))).toBe('259:3');
+  });
+
+  it('decodes dev_t in full: minors past 255, majors past 4095', () => {
+    expect(blockDeviceOf(stat(makedev(8n, 300n), 0n, false))).toBe('8:300');
+    expect(blockDeviceOf(stat(makedev(4096n + 7n, (1n << 20n) + 9n), 0n, false))).toBe(`${4096 + 7}:${(1 << 20) + 9}`);
+  });
+
+  it('major 0 (tmpfs, procfs, a character device\'s node) is no block device', () => {
+    expect(blockDeviceOf(stat(makedev(0n, 42n), 0n, false))).toBeUndefined();
+  });
+});
+
+describe('deviceInterrupts (this machine: sysfs and procfs)', () => {
+  it('a character device, a tmpfs directory and procfs have no disk; a file on this machine\'s disk has its lines, each a name and per-CPU counts', () => {
+    for (const noDisk of ['/dev/null', '/dev/shm', '/proc/self'].filter((path) => existsSync(path))) {
+      const fd = openSync(noDisk, 'r');
+      try {
+        expect(deviceInterrupts(fd), noDisk).toBeUndefined();
+      } finally {
+        closeSync(fd);
+      }
+    }
+    const tmpFd = openSync(tmpdir(), 'r');
+    try {
+      const lines = deviceInterrupts(tmpFd);
+      // A disk without MSI lines (or a tmpfs /tmp) has no answer, never a wrong one.
+      for (const line of lines ?? []) {
+        expect(line.perCpuCount.every((count) => Number.isInteger(count) && count >= 0)).toBe(true);
+        expect(line.cpus.length).toBeGreaterThan(0);
+      }
+      // A virtio or NVMe disk whose rows /proc/interrupts shows: the module must find its lines too.
+      if (diskCompletionCpusFromProc(tmpdir()) !== undefined) expect(lines?.length).toBeGreaterThan(0);
+    } finally {
+      closeSync(tmpFd);
+    }
+  });
+});
 
 describe('workers follow the completion interrupts (real threads, real files, /proc)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vmlink-cpus-'));
