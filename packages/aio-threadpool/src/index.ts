@@ -43,6 +43,6 @@ export {
   type CopyTiming,
   type PoolLoad,
 } from './policy.js';
-export { busyShare, Polling, POLL_WINDOW, POLL_MIN_SAMPLES, POLL_BACKOFF_WINDOWS, type PollingPolicy, type PollCounts } from './polling.js';
-export { completionCpus, workerCpuSet, WorkerCpus, DEFAULT_COMPLETION_CPU_POLICY, type CompletionCpuPolicy } from './worker-cpus.js';
+export { busyShare, Polling, POLL_WINDOW, POLL_MIN_SAMPLES, POLL_BACKOFF_WINDOWS, type PollingPolicy, type PollCounts, type PollSetting } from './polling.js';
+export { completionCpus, leavesACpuOut, workerCpuSet, WorkerCpus, DEFAULT_COMPLETION_CPU_POLICY, type CompletionCpuPolicy } from './worker-cpus.js';
 export { allowedCpus, blockDeviceOf, deviceInterrupts, parseCpuList, type DeviceInterrupt, type DeviceStat } from './device-interrupts.js';

@@ -78,6 +78,12 @@ export interface ThreadPoolOptions {
   /** Stop polling for a while when fewer than this share of the loop's waits saw a completion in time (default 0.5; 0..1). */
   readonly pollWhileHitShareAbove?: number;
   /**
+   * While the workers are held off one of the process's CPUs (workerCpus), the loop thread
+   * polls at any depth, not only up to pollWhenInFlightAtMost: its wait then takes no CPU
+   * from the workers (default true; the workers' own spin keeps the depth limit).
+   */
+  readonly pollLoopWhileWorkersHeld?: boolean;
+  /**
    * The Linux scheduling policy of the workers: 'normal' (as the process's other threads,
    * the default) or 'batch' (SCHED_BATCH). A batch worker woken for a request does not
    * preempt the thread that woke it, so the event loop finishes its hand-over (and its turn)
@@ -129,6 +135,7 @@ export interface ResolvedThreadPoolOptions {
   readonly pollUs: number;
   readonly pollWhenInFlightAtMost: number;
   readonly pollWhileHitShareAbove: number;
+  readonly pollLoopWhileWorkersHeld: boolean;
   readonly workerScheduling: WorkerScheduling;
   readonly bufferedWritesPerFile: number;
   readonly workerCpus: WorkerCpusOption;
@@ -185,7 +192,9 @@ export const DEFAULT_POLL_US = 100;
  * flight as above; 4 in flight 0.59-0.75x vs 0.65-0.74x; 8 in flight 0.62-0.66x vs
  * 0.71-0.84x; 32 in flight 0.65-0.70x vs 0.81-0.90x (2 cores): polling pays while the
  * requests in flight do not outnumber the cores. On one core it never pays: the thread
- * that spins holds the only CPU the one it waits for needs (0: no polling).
+ * that spins holds the only CPU the one it waits for needs (0: no polling). Those runs had
+ * the workers anywhere; held off the loop thread's CPU, its polling pays at any depth (see
+ * pollLoopWhileWorkersHeld and polling.ts).
  */
 export function defaultPollWhenInFlightAtMost(cores = availableParallelism()): number {
   return cores >= 2 ? cores : 0;
@@ -266,6 +275,8 @@ export function resolveOptions(options: unknown): ResolvedThreadPoolOptions {
       given.pollWhileHitShareAbove === undefined
         ? DEFAULT_POLL_WHILE_HIT_SHARE_ABOVE
         : finite(given.pollWhileHitShareAbove, 'options.pollWhileHitShareAbove', 0, 1),
+    pollLoopWhileWorkersHeld:
+      given.pollLoopWhileWorkersHeld === undefined ? true : boolean(given.pollLoopWhileWorkersHeld, 'options.pollLoopWhileWorkersHeld'),
     workerScheduling: given.workerScheduling === undefined ? DEFAULT_WORKER_SCHEDULING : workerScheduling(given.workerScheduling),
     bufferedWritesPerFile:
       given.bufferedWritesPerFile === undefined ? DEFAULT_BUFFERED_WRITES_PER_FILE : validateInteger(given.bufferedWritesPerFile, 'options.bufferedWritesPerFile', 1, MAX_THREADS),

@@ -10,6 +10,14 @@
  * while it waits, so it runs only where it pays: few requests in flight (with more, the
  * workers never run dry and spinners would take the CPU their completions need), and only
  * while most waits see a completion in time (a slow device makes every wait a loss).
+ *
+ * One exception for the loop thread: while the workers are held off one of the process's
+ * CPUs (workerCpus), its wait takes nothing from them, so it polls at any depth. At 32 in
+ * flight on this 2-vCPU VM (workers on the disk's interrupt CPU, the loop on the other) that
+ * spares the workers' CPU the eventfd wake-up of a halted loop thread per completion batch,
+ * and the batch its hand-back latency: 122k-140k IOPS without, 162k-167k with (fio psync
+ * numjobs=32: 172k-176k in the same minutes), for some 0.45 cores of spinning. The workers'
+ * own spin stays limited to few in flight: at depth, a spinner shares the held CPUs.
  * Pure logic, unit-tested in test/polling.test.ts.
  */
 
@@ -20,6 +28,14 @@ export interface PollingPolicy {
   readonly maxInFlight: number;
   /** Stop polling when a window's waits saw a completion in time less often than this share. */
   readonly minHitShare: number;
+  /** The loop thread polls at any depth while the workers are held off one of the process's CPUs (workersHeld). */
+  readonly loopAtAnyDepthWhenWorkersHeld: boolean;
+}
+
+/** What the addon is told to do (setPolling): microseconds the loop thread, and one worker, wait before sleeping (0: not at all). */
+export interface PollSetting {
+  readonly loopUs: number;
+  readonly workerUs: number;
 }
 
 /** What the loop thread's polling did so far (the addon's pollStats()). */
@@ -39,6 +55,8 @@ export class Polling {
   readonly #policy: PollingPolicy;
   readonly #readCounts: () => PollCounts;
   #on = false;
+  #workersSpin = false;
+  #workersHeld = false;
   #sinceJudged = 0;
   #backoffLeft = 0;
   #last: PollCounts = { polls: 0, hits: 0 };
@@ -49,38 +67,57 @@ export class Polling {
     this.#readCounts = readCounts;
   }
 
-  /** Whether polling is on now. */
+  /** Whether the loop thread polls now. */
   get on(): boolean {
     return this.#on;
   }
 
+  /** Whether a worker spins for the next request now. */
+  get workersSpin(): boolean {
+    return this.#workersSpin;
+  }
+
+  /**
+   * Whether the workers are held to CPUs that leave out one of the process's (workerCpus),
+   * so that the loop thread has a CPU they do not use. Takes effect at the next hand-over.
+   */
+  set workersHeld(held: boolean) {
+    this.#workersHeld = held;
+  }
+
   /**
    * After a hand-over, with `inFlight` requests in the pool now (what the loop thread will
-   * wait for): the poll microseconds to set when the decision changes (0 turns it off),
-   * else undefined. Only hand-overs turn it on or off by depth: deciding on completions
-   * too would flip it per batch (a batch settles, then its continuations hand over again).
+   * wait for): the setting when the decision changes, else undefined. Only hand-overs turn
+   * it on or off by depth: deciding on completions too would flip it per batch (a batch
+   * settles, then its continuations hand over again).
    */
-  submitted(inFlight: number): number | undefined {
-    const want = this.#policy.pollUs > 0 && this.#backoffLeft <= 0 && inFlight <= this.#policy.maxInFlight;
-    if (want === this.#on) return undefined;
-    this.#on = want;
-    if (want) {
+  submitted(inFlight: number): PollSetting | undefined {
+    const { pollUs, maxInFlight, loopAtAnyDepthWhenWorkersHeld } = this.#policy;
+    const may = pollUs > 0 && this.#backoffLeft <= 0;
+    const few = inFlight <= maxInFlight;
+    const loop = may && (few || (loopAtAnyDepthWhenWorkersHeld && this.#workersHeld));
+    const workers = may && few;
+    if (loop === this.#on && workers === this.#workersSpin) return undefined;
+    if (loop && !this.#on) {
       // A new stretch of polling is judged on its own waits only.
       this.#last = this.#readCounts();
       this.#sinceJudged = 0;
     }
-    return want ? this.#policy.pollUs : 0;
+    this.#on = loop;
+    this.#workersSpin = workers;
+    return { loopUs: loop ? pollUs : 0, workerUs: workers ? pollUs : 0 };
   }
 
-  /** After `count` completions were delivered: 0 when a window of mostly missed waits turns polling off, else undefined. */
-  completed(count: number): number | undefined {
+  /** After `count` completions were delivered: all off when a window of mostly missed waits turns polling off, else undefined. */
+  completed(count: number): PollSetting | undefined {
     if (this.#backoffLeft > 0) {
       this.#backoffLeft -= count;
       return undefined;
     }
     if (!this.#on || !this.#judge(count)) return undefined;
     this.#on = false;
-    return 0;
+    this.#workersSpin = false;
+    return { loopUs: 0, workerUs: 0 };
   }
 
   /** Counts `completed` toward the window; at its end, true when it was mostly misses (backing off starts). */

@@ -26,10 +26,10 @@ import {
 import { resolveOptions, type ResolvedThreadPoolOptions, type ThreadPoolOptions } from './options.js';
 import { servedFromCache, SlowShare, withinCopyTime, WorkerCeiling, workersToAdd } from './policy.js';
 import { LoopReads } from './loop-reads.js';
-import { busyShare, Polling } from './polling.js';
+import { busyShare, Polling, type PollSetting } from './polling.js';
 import { SerialWrites } from './serial-writes.js';
 import { allowedCpus, deviceInterrupts } from './device-interrupts.js';
-import { completionCpus, WorkerCpus } from './worker-cpus.js';
+import { completionCpus, leavesACpuOut, WorkerCpus } from './worker-cpus.js';
 
 /** The native pool: a BatchEngine plus its worker counts. */
 type ThreadPoolEngine = ThreadPoolInstance;
@@ -134,19 +134,27 @@ export class ThreadPoolIo implements FdIo {
       },
     });
     this.#pool = this.#queue.engine;
-    const { pollUs, pollWhenInFlightAtMost, pollWhileHitShareAbove } = this.options;
-    this.#polling = new Polling({ pollUs, maxInFlight: pollWhenInFlightAtMost, minHitShare: pollWhileHitShareAbove }, () => {
-      const [polls, hits] = this.#pool.pollStats();
-      return { polls, hits };
-    });
+    const { pollUs, pollWhenInFlightAtMost, pollWhileHitShareAbove, pollLoopWhileWorkersHeld } = this.options;
+    this.#polling = new Polling(
+      { pollUs, maxInFlight: pollWhenInFlightAtMost, minHitShare: pollWhileHitShareAbove, loopAtAnyDepthWhenWorkersHeld: pollLoopWhileWorkersHeld },
+      () => {
+        const [polls, hits] = this.#pool.pollStats();
+        return { polls, hits };
+      },
+    );
     const { cachedReadsOnLoop, loopReadBudgetUs, cachedBaseUs, cachedBytesPerUs, coldReads } = this.options;
     if (cachedReadsOnLoop) this.#loopReads = new LoopReads({ budgetUs: loopReadBudgetUs, cachedBaseUs, cachedBytesPerUs, policy: coldReads });
     const { workerCpus } = this.options;
-    if (typeof workerCpus !== 'string') this.#pool.setWorkerCpus(Uint32Array.from(workerCpus));
-    const allowed = workerCpus === 'completions' ? allowedCpus() : undefined;
-    if (allowed !== undefined && allowed.length > 1) {
+    const allowed = workerCpus === 'any' ? undefined : allowedCpus();
+    if (typeof workerCpus !== 'string') {
+      this.#pool.setWorkerCpus(Uint32Array.from(workerCpus));
+      this.#polling.workersHeld = leavesACpuOut(workerCpus, allowed);
+    }
+    if (workerCpus === 'completions' && allowed !== undefined && allowed.length > 1) {
       this.#workerCpus = new WorkerCpus(allowed, (cpus) => {
-        if (!this.closed) this.#pool.setWorkerCpus(Uint32Array.from(cpus ?? []));
+        if (this.closed) return;
+        this.#pool.setWorkerCpus(Uint32Array.from(cpus ?? []));
+        this.#polling.workersHeld = leavesACpuOut(cpus, allowed);
       });
     }
   }
@@ -403,9 +411,9 @@ export class ThreadPoolIo implements FdIo {
     });
   }
 
-  /** Carries out Polling's decision (undefined: unchanged): the loop's wait and the workers' spin alike. */
-  #setPolling(us: number | undefined): void {
-    if (us !== undefined) this.#pool.setPolling(us, us);
+  /** Carries out Polling's decision (undefined: unchanged): the loop's wait and the workers' spin. */
+  #setPolling(setting: PollSetting | undefined): void {
+    if (setting !== undefined) this.#pool.setPolling(setting.loopUs, setting.workerUs);
   }
 
   /** What polling did so far (stats().polling). */

@@ -56,6 +56,17 @@ export function workerCpuSet(devices: readonly (readonly number[] | undefined)[]
   return chosen;
 }
 
+/**
+ * Whether workers held to `cpus` leave the loop thread a CPU of its own: they take in some
+ * of the `allowed` CPUs (the process's) and leave out at least one. Undefined either way: no.
+ */
+export function leavesACpuOut(cpus: readonly number[] | undefined, allowed: readonly number[] | undefined): boolean {
+  if (cpus === undefined || allowed === undefined) return false;
+  const held = new Set(cpus);
+  const inside = allowed.filter((cpu) => held.has(cpu)).length;
+  return inside > 0 && inside < allowed.length;
+}
+
 /** The same CPU list (both sorted), or both none. */
 function sameCpus(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;

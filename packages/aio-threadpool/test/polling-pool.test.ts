@@ -5,11 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createBackend, type AioBackend, type AioFile, type PollingStats } from '@vmlink/aio';
-import { createThreadPoolBackend } from '../src/index.js';
+import { allowedCpus, createThreadPoolBackend } from '../src/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vmlink-threadpool-polling-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const path = join(dir, 'data');
+const allowed = allowedCpus();
+const twoCpus = allowed !== undefined && allowed.length >= 2 ? allowed : undefined;
 const FILE_SIZE = 1 << 20;
 writeFileSync(path, Buffer.alloc(FILE_SIZE, 3));
 
@@ -51,8 +53,8 @@ describe('thread pool polling (real files, real workers)', () => {
     }
   });
 
-  it('more requests in flight than pollWhenInFlightAtMost: off while they are', async () => {
-    const backend = createThreadPoolBackend({ cachedReadsOnLoop: false, pollUs: 5000, pollWhenInFlightAtMost: 2 });
+  it('more requests in flight than pollWhenInFlightAtMost, the workers anywhere: off while they are', async () => {
+    const backend = createThreadPoolBackend({ cachedReadsOnLoop: false, pollUs: 5000, pollWhenInFlightAtMost: 2, workerCpus: 'any' });
     try {
       const file = await backend.open(path, 'r');
       let midway: PollingStats | undefined;
@@ -61,6 +63,25 @@ describe('thread pool polling (real files, real workers)', () => {
       await file.close();
     } finally {
       await backend.close();
+    }
+  });
+
+  // Two CPUs at least: workers held to one of them leave the loop thread the other.
+  it.skipIf(twoCpus === undefined)('workers held off one of the CPUs: the loop thread polls at any depth, unless pollLoopWhileWorkersHeld is false', async () => {
+    const [, workerCpu] = twoCpus ?? [];
+    for (const pollLoopWhileWorkersHeld of [true, false]) {
+      const backend = createThreadPoolBackend({ cachedReadsOnLoop: false, pollUs: 5000, pollWhenInFlightAtMost: 2, workerCpus: [workerCpu ?? 0], pollLoopWhileWorkersHeld });
+      try {
+        const file = await backend.open(path, 'r');
+        let midway: PollingStats | undefined;
+        await closedLoop(file, 8, 100, () => (midway = pollingOf(backend)));
+        expect(midway?.on, `pollLoopWhileWorkersHeld ${pollLoopWhileWorkersHeld}`).toBe(pollLoopWhileWorkersHeld);
+        // Midway all 8 loops are still going: the deep polling has looked by then.
+        if (pollLoopWhileWorkersHeld) expect(midway?.polls).toBeGreaterThan(0);
+        await file.close();
+      } finally {
+        await backend.close();
+      }
     }
   });
 

@@ -14,7 +14,12 @@ import {
   resolveOptions,
 } from '../src/index.js';
 
-const policy = { pollUs: 100, maxInFlight: 2, minHitShare: 0.5 };
+const policy = { pollUs: 100, maxInFlight: 2, minHitShare: 0.5, loopAtAnyDepthWhenWorkersHeld: true };
+/** The loop thread and a worker both wait 100 us; neither waits. */
+const BOTH = { loopUs: 100, workerUs: 100 };
+const OFF = { loopUs: 0, workerUs: 0 };
+/** Only the loop thread waits (more in flight than maxInFlight, the workers held off its CPU). */
+const LOOP_ONLY = { loopUs: 100, workerUs: 0 };
 
 /** A fake of the addon's pollStats() counters that the test moves by hand. */
 function fakeCounts() {
@@ -31,13 +36,13 @@ describe('Polling', () => {
     const { read } = fakeCounts();
     const polling = new Polling(policy, read);
     expect(polling.on).toBe(false);
-    expect(polling.submitted(1)).toBe(100);
+    expect(polling.submitted(1)).toEqual(BOTH);
     expect(polling.on).toBe(true);
     expect(polling.submitted(2)).toBeUndefined();
-    expect(polling.submitted(3)).toBe(0);
+    expect(polling.submitted(3)).toEqual(OFF);
     expect(polling.on).toBe(false);
     expect(polling.submitted(32)).toBeUndefined();
-    expect(polling.submitted(2)).toBe(100);
+    expect(polling.submitted(2)).toEqual(BOTH);
     // Nothing in flight keeps it on: the addon does not spin then, and a burst that starts
     // again does not pay a native call to turn it back on.
     expect(polling.submitted(0)).toBeUndefined();
@@ -81,13 +86,13 @@ describe('Polling', () => {
     polling.submitted(1);
     counts.polls += 200;
     counts.hits += 99; // 49.5%: below 0.5
-    expect(polling.completed(POLL_WINDOW)).toBe(0);
+    expect(polling.completed(POLL_WINDOW)).toEqual(OFF);
     expect(polling.on).toBe(false);
     for (let left = POLL_WINDOW * POLL_BACKOFF_WINDOWS; left > 0; left--) {
       expect(polling.submitted(1)).toBeUndefined();
       expect(polling.completed(1)).toBeUndefined();
     }
-    expect(polling.submitted(1)).toBe(100);
+    expect(polling.submitted(1)).toEqual(BOTH);
     // The new stretch is judged on its own waits: a good window keeps it on.
     counts.polls += 200;
     counts.hits += 150;
@@ -106,7 +111,7 @@ describe('Polling', () => {
     expect(polling.completed(POLL_WINDOW)).toBeUndefined();
     expect(polling.on).toBe(true);
     counts.polls += POLL_MIN_SAMPLES; // enough, all missed
-    expect(polling.completed(POLL_WINDOW)).toBe(0);
+    expect(polling.completed(POLL_WINDOW)).toEqual(OFF);
   });
 
   it('waits counted while it was off (another stretch) do not count against a new stretch', () => {
@@ -120,6 +125,50 @@ describe('Polling', () => {
     counts.hits += 90;
     expect(polling.completed(POLL_WINDOW)).toBeUndefined();
     expect(polling.on).toBe(true);
+  });
+
+  it('workers held off one of the CPUs: the loop thread polls at any depth, the workers spin only up to maxInFlight', () => {
+    const { counts, read } = fakeCounts();
+    const polling = new Polling(policy, read);
+    polling.workersHeld = true;
+    expect(polling.submitted(32)).toEqual(LOOP_ONLY);
+    expect(polling.on).toBe(true);
+    expect(polling.workersSpin).toBe(false);
+    expect(counts.reads).toBe(1); // a new stretch: its base read
+    expect(polling.submitted(31)).toBeUndefined();
+    expect(polling.submitted(2)).toEqual(BOTH);
+    expect(polling.workersSpin).toBe(true);
+    expect(counts.reads).toBe(1); // the loop's stretch goes on: same base
+    expect(polling.submitted(3)).toEqual(LOOP_ONLY);
+    // Held no more (the file on that disk closed): the depth limit is back at the next hand-over.
+    polling.workersHeld = false;
+    expect(polling.submitted(3)).toEqual(OFF);
+    expect(polling.on).toBe(false);
+    polling.workersHeld = true;
+    expect(polling.submitted(3)).toEqual(LOOP_ONLY);
+  });
+
+  it('a window of mostly missed waits turns the deep polling off too, and loopAtAnyDepthWhenWorkersHeld false keeps the depth limit', () => {
+    const { counts, read } = fakeCounts();
+    const polling = new Polling(policy, read);
+    polling.workersHeld = true;
+    polling.submitted(32);
+    counts.polls += 200;
+    counts.hits += 20;
+    expect(polling.completed(POLL_WINDOW)).toEqual(OFF);
+    expect(polling.submitted(32)).toBeUndefined(); // backing off
+    const limited = new Polling({ ...policy, loopAtAnyDepthWhenWorkersHeld: false }, fakeCounts().read);
+    limited.workersHeld = true;
+    expect(limited.submitted(32)).toBeUndefined();
+    expect(limited.on).toBe(false);
+    expect(limited.submitted(1)).toEqual(BOTH);
+  });
+
+  it('pollUs 0 never polls, held workers or not', () => {
+    const polling = new Polling({ ...policy, pollUs: 0 }, fakeCounts().read);
+    polling.workersHeld = true;
+    for (const inFlight of [1, 32]) expect(polling.submitted(inFlight)).toBeUndefined();
+    expect(polling.on).toBe(false);
   });
 });
 
@@ -140,6 +189,8 @@ describe('polling options', () => {
     expect(DEFAULT_POLL_US).toBe(100);
     expect(options.pollWhenInFlightAtMost).toBe(defaultPollWhenInFlightAtMost());
     expect(options.pollWhileHitShareAbove).toBe(DEFAULT_POLL_WHILE_HIT_SHARE_ABOVE);
+    expect(options.pollLoopWhileWorkersHeld).toBe(true);
+    expect(resolveOptions({ pollLoopWhileWorkersHeld: false }).pollLoopWhileWorkersHeld).toBe(false);
     expect(resolveOptions({ pollUs: 0, pollWhenInFlightAtMost: 0, pollWhileHitShareAbove: 1 })).toMatchObject({
       pollUs: 0,
       pollWhenInFlightAtMost: 0,
@@ -167,6 +218,7 @@ describe('polling options', () => {
       [{ pollWhileHitShareAbove: 1.5 }, 'ERR_OUT_OF_RANGE', 'options.pollWhileHitShareAbove'],
       [{ pollWhileHitShareAbove: Number.NaN }, 'ERR_OUT_OF_RANGE', 'options.pollWhileHitShareAbove'],
       [{ pollWhileHitShareAbove: null }, 'ERR_INVALID_ARG_TYPE', 'options.pollWhileHitShareAbove'],
+      [{ pollLoopWhileWorkersHeld: 1 }, 'ERR_INVALID_ARG_TYPE', 'options.pollLoopWhileWorkersHeld'],
     ] as const) {
       expect(() => resolveOptions(options), JSON.stringify(options)).toThrow(expect.objectContaining({ code, message: expect.stringContaining(text) }));
     }

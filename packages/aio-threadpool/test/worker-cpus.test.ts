@@ -10,6 +10,7 @@ import {
   createThreadPoolBackend,
   deviceInterrupts,
   parseCpuList,
+  leavesACpuOut,
   resolveOptions,
   workerCpuSet,
   WorkerCpus,
@@ -61,6 +62,17 @@ describe('workerCpuSet (pure logic)', () => {
     expect(workerCpuSet([[1], undefined], [0, 1])).toBeUndefined();
     expect(workerCpuSet([[0], [1]], [0, 1])).toBeUndefined();
     expect(workerCpuSet([[5]], [0, 1])).toBeUndefined();
+  });
+});
+
+describe('leavesACpuOut (pure logic)', () => {
+  it('true when the held CPUs take in some of the allowed ones and leave one out', () => {
+    expect(leavesACpuOut([1], [0, 1])).toBe(true);
+    expect(leavesACpuOut([1, 5], [0, 1])).toBe(true); // 5 is not the process's: only 1 counts
+    expect(leavesACpuOut([0, 1], [0, 1])).toBe(false);
+    expect(leavesACpuOut([5], [0, 1])).toBe(false); // none of the process's: the workers cannot be held there
+    expect(leavesACpuOut(undefined, [0, 1])).toBe(false);
+    expect(leavesACpuOut([1], undefined)).toBe(false);
   });
 });
 
