@@ -15,8 +15,8 @@
  * CPUs (workerCpus), its wait takes nothing from them, so it polls at any depth. At 32 in
  * flight on this 2-vCPU VM (workers on the disk's interrupt CPU, the loop on the other) that
  * spares the workers' CPU the eventfd wake-up of a halted loop thread per completion batch,
- * and the batch its hand-back latency: 122k-140k IOPS without, 162k-167k with (fio psync
- * numjobs=32: 172k-176k in the same minutes), for some 0.45 cores of spinning. The workers'
+ * and the batch its hand-back latency: 117k-140k IOPS without, 161k-178k with (fio psync
+ * numjobs=32: 172k-178k in the same minutes), for some 0.4 cores of spinning. The workers'
  * own spin stays limited to few in flight: at depth, a spinner shares the held CPUs.
  * Pure logic, unit-tested in test/polling.test.ts.
  */
