@@ -131,17 +131,29 @@ export const FLOOR_NAME = 'C floor (a spinning thread per CPU, no I/O)';
 /**
  * Returns { rows, floor }: rows { scenario, engine, runs: [...], median: {...} }, `cfg.runs`
  * runs each; floor { scenario, runs: [{ cpus, maxGapMs }], median: { maxGapMs } } per
- * workload, measured right after its engines (absent without a C compiler: `floorMissing`).
+ * workload (absent without a C compiler: `floorMissing`). The runs go in rounds, as the
+ * throughput benchmarks' slices do: each round runs every engine and the floor once, the
+ * order rotating from round to round, so that a host whose noise drifts over minutes
+ * treats them alike (until the eighteenth session each engine ran all its runs in a block
+ * and the floor after them, FileHandle always last).
  */
 export async function stallSuite(cfg) {
   const rows = [];
   const floor = [];
   const meter = hiccupMeter();
   if (typeof meter === 'string') cfg.log(`  ${meter}`);
+  const FLOOR = Symbol('floor');
+  const contestants = typeof meter === 'string' ? [...STALL_ENGINES] : [...STALL_ENGINES, FLOOR];
   for (const scenario of scenarios(cfg).filter((s) => nameMatches(s.name, cfg.scenario))) {
+    const runsOf = new Map(contestants.map((contestant) => [contestant, []]));
+    for (let round = 0; round < cfg.runs; round++) {
+      for (let k = 0; k < contestants.length; k++) {
+        const contestant = contestants[(k + round) % contestants.length];
+        runsOf.get(contestant).push(contestant === FLOOR ? meter(cfg.seconds) : await stallRun(cfg, scenario, contestant));
+      }
+    }
     for (const engine of STALL_ENGINES) {
-      const runs = [];
-      for (let i = 0; i < cfg.runs; i++) runs.push(await stallRun(cfg, scenario, engine));
+      const runs = runsOf.get(engine);
       const med = (pick) => {
         const values = runs.map(pick).filter((v) => v !== undefined);
         return values.length === 0 ? undefined : median(values);
@@ -169,8 +181,7 @@ export async function stallSuite(cfg) {
       );
     }
     if (typeof meter !== 'string') {
-      const runs = [];
-      for (let i = 0; i < cfg.runs; i++) runs.push(meter(cfg.seconds));
+      const runs = runsOf.get(FLOOR);
       const maxGapMs = median(runs.map((r) => r.maxGapMs));
       floor.push({ scenario: scenario.name, runs, median: { maxGapMs } });
       cfg.log(`  ${scenario.name} / ${FLOOR_NAME}: longest gap ${maxGapMs.toFixed(2)} ms (per run, per CPU: ${runs.map((r) => r.cpus.map((c) => c.maxGapMs.toFixed(1)).join('/')).join(', ')})`);
