@@ -1,21 +1,19 @@
 // The stall suite: workloads where io_submit does the I/O inside the call, run on each
 // engine while perf_hooks.monitorEventLoopDelay watches the event loop.
+import { execFileSync } from 'node:child_process';
 import { closeSync, fdatasyncSync, ftruncateSync, openSync, rmSync } from 'node:fs';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { cpuSnapshot, stealShare } from './lib/cpu.mjs';
+import { fileURLToPath } from 'node:url';
 import { nameMatches } from './lib/filter.mjs';
-import { buffers, DIRECT_READ, DIRECT_RW, openEngine } from './lib/engines.mjs';
+import { DIRECT_READ, DIRECT_RW } from './lib/engines.mjs';
 import { benchPath, dropCache } from './lib/files.mjs';
 import { hiccupMeter } from './lib/floor.mjs';
-import { closedLoop, randomOffset } from './lib/load.mjs';
 import { median, percent } from './lib/report.mjs';
+
+const STALL_RUN_SCRIPT = fileURLToPath(new URL('./lib/stall-run.mjs', import.meta.url));
 
 // Node's own FileHandle (libuv's pool) is the reference: what the machine gives any
 // program doing this I/O right now (no target).
 export const STALL_ENGINES = ['iosubmit strict', 'iosubmit', 'threadpool', 'node FileHandle'];
-
-/** The histogram's timer fires every RESOLUTION_MS: delay is what comes on top of that. */
-const RESOLUTION_MS = 1;
 
 /**
  * Each scenario: prepare() -> { path, flags, cleanup? }, and the request one loop makes.
@@ -30,10 +28,7 @@ function scenarios(cfg) {
       prepare: () => {
         const path = benchPath('stall-append.bin');
         closeSync(openSync(path, 'w'));
-        let next = 0;
-        // Capped: appends must never fill the disk, whatever the clock says.
-        const offset = () => (next * 64 * 1024 >= cfg.appendCap ? null : next++ * 64 * 1024);
-        return { path, flags: DIRECT_RW, cleanup: () => rmSync(path, { force: true }), offset, write: true };
+        return { path, flags: DIRECT_RW, cleanup: () => rmSync(path, { force: true }), offsets: { kind: 'append', cap: cfg.appendCap }, write: true };
       },
     },
     {
@@ -45,7 +40,7 @@ function scenarios(cfg) {
         const fd = openSync(path, 'w');
         ftruncateSync(fd, cfg.fileSize);
         closeSync(fd);
-        return { path, flags: DIRECT_RW, cleanup: () => rmSync(path, { force: true }), offset: () => randomOffset(cfg.fileSize, 4096), write: true };
+        return { path, flags: DIRECT_RW, cleanup: () => rmSync(path, { force: true }), offsets: { kind: 'random', size: cfg.fileSize, align: 4096 }, write: true };
       },
     },
     {
@@ -55,7 +50,7 @@ function scenarios(cfg) {
       blockSize: 4096,
       prepare: () => {
         dropCache(cfg.file);
-        return { path: cfg.file, flags: DIRECT_READ, offset: () => randomOffset(cfg.fileSize, 4096), write: false };
+        return { path: cfg.file, flags: DIRECT_READ, offsets: { kind: 'random', size: cfg.fileSize, align: 4096 }, write: false };
       },
     },
     {
@@ -64,7 +59,7 @@ function scenarios(cfg) {
       blockSize: 4096,
       prepare: () => {
         dropCache(cfg.file);
-        return { path: cfg.file, flags: 'r', offset: () => randomOffset(cfg.fileSize, 4096), write: false };
+        return { path: cfg.file, flags: 'r', offsets: { kind: 'random', size: cfg.fileSize, align: 4096 }, write: false };
       },
     },
     {
@@ -74,7 +69,7 @@ function scenarios(cfg) {
       prepare: () => {
         syncFile(cfg.unalignedFile);
         dropCache(cfg.unalignedFile);
-        return { path: cfg.unalignedFile, flags: 'r+', offset: () => randomOffset(cfg.unalignedSize, 4096) + 1024, write: true };
+        return { path: cfg.unalignedFile, flags: 'r+', offsets: { kind: 'random', size: cfg.unalignedSize, align: 4096, skew: 1024 }, write: true };
       },
     },
   ];
@@ -89,38 +84,13 @@ function syncFile(path) {
   }
 }
 
-async function stallRun(cfg, scenario, engine) {
+/** One run of `engine` on a prepared workload, in a fresh Node process (lib/stall-run.mjs). */
+function stallRun(cfg, scenario, engine) {
   const setup = scenario.prepare();
-  const io = await openEngine(engine, setup.path, setup.flags);
-  const bufs = buffers(scenario.depth, scenario.blockSize);
-  const delay = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   try {
-    delay.enable();
-    const cpuBefore = cpuSnapshot();
-    const load = await closedLoop({
-      depth: scenario.depth,
-      seconds: cfg.seconds,
-      warmupSeconds: 0,
-      op: (w) => {
-        const offset = setup.offset();
-        if (offset === null) return null;
-        return setup.write ? io.write(bufs[w], offset) : io.read(bufs[w], offset);
-      },
-    });
-    delay.disable();
-    const steal = stealShare(cpuBefore, cpuSnapshot());
-    const stats = io.stats();
-    const excess = (ns) => Math.max(0, ns / 1e6 - RESOLUTION_MS);
-    return {
-      opsPerSec: load.opsPerSec,
-      steal,
-      loopDelayMs: { p50: excess(delay.percentile(50)), p99: excess(delay.percentile(99)), max: excess(delay.max) },
-      submitTimeUs: stats === undefined ? undefined : { p99: stats.submitTimeUs.p99, max: stats.submitTimeUs.max },
-      guardRouted: stats?.guardRouted ?? 0,
-      nowaitFallbacks: stats?.nowaitFallbacks ?? 0,
-    };
+    const job = { engine, path: setup.path, flags: setup.flags, depth: scenario.depth, blockSize: scenario.blockSize, seconds: cfg.seconds, offsets: setup.offsets, write: setup.write };
+    return JSON.parse(execFileSync(process.execPath, [STALL_RUN_SCRIPT, JSON.stringify(job)], { encoding: 'utf8', maxBuffer: 1 << 20 }));
   } finally {
-    await io.close();
     setup.cleanup?.();
   }
 }
@@ -149,7 +119,7 @@ export async function stallSuite(cfg) {
     for (let round = 0; round < cfg.runs; round++) {
       for (let k = 0; k < contestants.length; k++) {
         const contestant = contestants[(k + round) % contestants.length];
-        runsOf.get(contestant).push(contestant === FLOOR ? meter(cfg.seconds) : await stallRun(cfg, scenario, contestant));
+        runsOf.get(contestant).push(contestant === FLOOR ? meter(cfg.seconds) : stallRun(cfg, scenario, contestant));
       }
     }
     for (const engine of STALL_ENGINES) {

@@ -81,3 +81,47 @@ describe('runSlice (one engine slice, the body of a fresh process; a real file)'
     }
   });
 });
+
+describe('offsetSource (the stall workloads\' offsets, pure logic)', () => {
+  it('appends block after block and stops before the cap; random offsets are aligned, below the size, skewed', async () => {
+    const { offsetSource } = await import('./stall-run.mjs');
+    const append = offsetSource({ kind: 'append', cap: 3 * 4096 }, 4096);
+    expect([append(), append(), append(), append()]).toEqual([0, 4096, 8192, null]);
+    const random = offsetSource({ kind: 'random', size: 16 * 4096, align: 4096, skew: 1024 }, 2048);
+    for (let i = 0; i < 100; i++) {
+      const offset = random();
+      expect((offset - 1024) % 4096).toBe(0);
+      expect(offset).toBeLessThan(16 * 4096 + 1024);
+    }
+  });
+});
+
+describe('runStall (one stall run, the body of a fresh process; a real file)', () => {
+  it('measures loop delay and ops, in this process and as a child printing one JSON line', async () => {
+    const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { execFileSync } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const { runStall } = await import('./stall-run.mjs');
+    const dir = mkdtempSync(join(tmpdir(), 'vmlink-bench-stall-'));
+    try {
+      const path = join(dir, 'data');
+      writeFileSync(path, Buffer.alloc(64 * 4096, 1));
+      const job = { engine: 'threadpool', path, flags: 'r+', depth: 4, blockSize: 4096, seconds: 0.2, offsets: { kind: 'random', size: 64 * 4096, align: 4096 }, write: true };
+      const result = await runStall(job);
+      expect(result.opsPerSec).toBeGreaterThan(0);
+      expect(result.loopDelayMs.max).toBeGreaterThanOrEqual(result.loopDelayMs.p99);
+      expect(result.submitTimeUs.max).toBeGreaterThanOrEqual(0);
+      const script = fileURLToPath(new URL('./stall-run.mjs', import.meta.url));
+      const out = execFileSync(process.execPath, [script, JSON.stringify({ ...job, engine: 'node FileHandle', write: false, offsets: { kind: 'append', cap: 64 * 4096 } })], { encoding: 'utf8' });
+      const child = JSON.parse(out.trim());
+      expect(child.opsPerSec).toBeGreaterThan(0);
+      expect(Object.keys(child.loopDelayMs).sort()).toEqual(['max', 'p50', 'p99']);
+      // FileHandle has no stats(): no submit time (JSON drops the undefined), as in-process.
+      expect(child.submitTimeUs).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

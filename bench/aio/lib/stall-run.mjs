@@ -1,0 +1,72 @@
+// One stall-suite run of one engine, in a process of its own, as the throughput slices run
+// (lib/slice.mjs): run inside the long-lived bench process, an engine inherited the heap
+// (garbage a later collection pauses for), the JIT state and the threads of every run
+// before it, and a loop-delay maximum is exactly what such a pause shows.
+//
+// `node bench/aio/lib/stall-run.mjs '<json>'` with { engine, path, flags, depth, blockSize,
+// seconds, offsets, write } prints one JSON line { opsPerSec, steal, loopDelayMs,
+// submitTimeUs, guardRouted, nowaitFallbacks }. `offsets`: { kind: 'append', cap } (0, 1,
+// 2 ... blocks, stopping before `cap` bytes) or { kind: 'random', size, align, skew }
+// (an `align`-aligned offset below `size`, plus `skew`).
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { cpuSnapshot, stealShare } from './cpu.mjs';
+import { buffers, openEngine } from './engines.mjs';
+import { closedLoop, randomOffset } from './load.mjs';
+
+/** The histogram's timer fires every RESOLUTION_MS: delay is what comes on top of that. */
+export const RESOLUTION_MS = 1;
+
+/**
+ * Load run before the loop delay is watched: a fresh process compiles and tiers up the
+ * request path in its first fraction of a second, which is not the engine's steady state
+ * (in the long-lived bench process every engine but the first had that done already).
+ */
+export const WARMUP_SECONDS = 0.5;
+
+/** The next offset to use, or null when the load must stop (an append cap reached). */
+export function offsetSource(offsets, blockSize) {
+  if (offsets.kind === 'append') {
+    let next = 0;
+    // Capped: appends must never fill the disk, whatever the clock says.
+    return () => (next * blockSize >= offsets.cap ? null : next++ * blockSize);
+  }
+  return () => randomOffset(offsets.size, offsets.align) + (offsets.skew ?? 0);
+}
+
+/** The run in this process (the child's body; exported for tests). */
+export async function runStall({ engine, path, flags, depth, blockSize, seconds, offsets, write }) {
+  const io = await openEngine(engine, path, flags);
+  const bufs = buffers(depth, blockSize);
+  const nextOffset = offsetSource(offsets, blockSize);
+  const delay = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
+  const op = (w) => {
+    const offset = nextOffset();
+    if (offset === null) return null;
+    return write ? io.write(bufs[w], offset) : io.read(bufs[w], offset);
+  };
+  try {
+    await closedLoop({ depth, seconds: Math.min(WARMUP_SECONDS, seconds), warmupSeconds: 0, op });
+    delay.enable();
+    const cpuBefore = cpuSnapshot();
+    const load = await closedLoop({ depth, seconds, warmupSeconds: 0, op });
+    delay.disable();
+    const steal = stealShare(cpuBefore, cpuSnapshot());
+    const stats = io.stats();
+    const excess = (ns) => Math.max(0, ns / 1e6 - RESOLUTION_MS);
+    return {
+      opsPerSec: load.opsPerSec,
+      steal,
+      loopDelayMs: { p50: excess(delay.percentile(50)), p99: excess(delay.percentile(99)), max: excess(delay.max) },
+      submitTimeUs: stats === undefined ? undefined : { p99: stats.submitTimeUs.p99, max: stats.submitTimeUs.max },
+      guardRouted: stats?.guardRouted ?? 0,
+      nowaitFallbacks: stats?.nowaitFallbacks ?? 0,
+    };
+  } finally {
+    await io.close();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const result = await runStall(JSON.parse(process.argv[2]));
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
