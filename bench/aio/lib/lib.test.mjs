@@ -114,7 +114,7 @@ describe('runStall (one stall run, the body of a fresh process; a real file)', (
       expect(result.loopDelayMs.max).toBeGreaterThanOrEqual(result.loopDelayMs.p99);
       expect(result.submitTimeUs.max).toBeGreaterThanOrEqual(0);
       const script = fileURLToPath(new URL('./stall-run.mjs', import.meta.url));
-      const out = execFileSync(process.execPath, [script, JSON.stringify({ ...job, engine: 'node FileHandle', write: false, offsets: { kind: 'append', cap: 64 * 4096 } })], { encoding: 'utf8' });
+      const out = execFileSync(process.execPath, [script, JSON.stringify({ ...job, engine: 'node FileHandle', write: false })], { encoding: 'utf8' });
       const child = JSON.parse(out.trim());
       expect(child.opsPerSec).toBeGreaterThan(0);
       expect(Object.keys(child.loopDelayMs).sort()).toEqual(['max', 'p50', 'p99']);
