@@ -16,13 +16,6 @@ import { closedLoop, randomOffset } from './load.mjs';
 /** The histogram's timer fires every RESOLUTION_MS: delay is what comes on top of that. */
 export const RESOLUTION_MS = 1;
 
-/**
- * Load run before the loop delay is watched: a fresh process compiles and tiers up the
- * request path in its first fraction of a second, which is not the engine's steady state
- * (in the long-lived bench process every engine but the first had that done already).
- */
-export const WARMUP_SECONDS = 0.5;
-
 /** The next offset to use, or null when the load must stop (an append cap reached). */
 export function offsetSource(offsets, blockSize) {
   if (offsets.kind === 'append') {
@@ -45,7 +38,9 @@ export async function runStall({ engine, path, flags, depth, blockSize, seconds,
     return write ? io.write(bufs[w], offset) : io.read(bufs[w], offset);
   };
   try {
-    await closedLoop({ depth, seconds: Math.min(WARMUP_SECONDS, seconds), warmupSeconds: 0, op });
+    // Watched from the first request, as each workload is defined (a cold file, an empty
+    // one): a warm-up would warm the cache or use up the appends. Every engine's run pays
+    // its fresh process's first tier-up alike.
     delay.enable();
     const cpuBefore = cpuSnapshot();
     const load = await closedLoop({ depth, seconds, warmupSeconds: 0, op });
