@@ -1,5 +1,10 @@
 // bench/aio helpers: the name filter and the CPU accounting (pure logic over /proc/stat
 // numbers), and where the data disk's interrupts land (read from this machine's /proc).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { busyCores, diskInterrupts, stealShare } from './cpu.mjs';
 import { nameMatches } from './filter.mjs';
@@ -52,11 +57,6 @@ describe('diskInterrupts (this machine)', () => {
 
 describe('runSlice (one engine slice, the body of a fresh process; a real file)', () => {
   it('counts reads after the warm-up and carries a sequential cursor across slices, wrapping at the end', async () => {
-    const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const { execFileSync } = await import('node:child_process');
-    const { fileURLToPath } = await import('node:url');
     const { runSlice } = await import('./slice.mjs');
     const dir = mkdtempSync(join(tmpdir(), 'vmlink-bench-slice-'));
     try {
@@ -98,11 +98,6 @@ describe('offsetSource (the stall workloads\' offsets, pure logic)', () => {
 
 describe('runStall (one stall run, the body of a fresh process; a real file)', () => {
   it('measures loop delay and ops, in this process and as a child printing one JSON line', async () => {
-    const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const { execFileSync } = await import('node:child_process');
-    const { fileURLToPath } = await import('node:url');
     const { runStall } = await import('./stall-run.mjs');
     const dir = mkdtempSync(join(tmpdir(), 'vmlink-bench-stall-'));
     try {
