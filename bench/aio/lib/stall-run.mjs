@@ -4,7 +4,8 @@
 // before it, and a loop-delay maximum is exactly what such a pause shows.
 //
 // `node bench/aio/lib/stall-run.mjs '<json>'` with { engine, path, flags, depth, blockSize,
-// seconds, offsets, write } prints one JSON line { opsPerSec, steal, loopDelayMs,
+// seconds, offsets, write, options? } (the engine's options, as lib/slice.mjs takes them)
+// prints one JSON line { opsPerSec, steal, loopDelayMs,
 // submitTimeUs, guardRouted, nowaitFallbacks }. `offsets`: { kind: 'append', cap } (0, 1,
 // 2 ... blocks, stopping before `cap` bytes) or { kind: 'random', size, align, skew }
 // (an `align`-aligned offset below `size`, plus `skew`).
@@ -39,11 +40,11 @@ const SCRATCH_SIZE = 8 << 20;
  * engine's I/O, not that (in the long-lived bench process every engine but the first had it
  * done). A scratch file, so that the workload's own file stays as defined (cold, empty).
  */
-async function warmUp({ engine, path, flags, depth, blockSize, write }) {
+async function warmUp({ engine, path, flags, depth, blockSize, write, options }) {
   const scratch = `${path}.warmup`;
   writeFileSync(scratch, randomBytes(SCRATCH_SIZE));
   try {
-    const io = await openEngine(engine, scratch, flags);
+    const io = await openEngine(engine, scratch, flags, options);
     try {
       const bufs = buffers(depth, blockSize);
       const at = offsetSource({ kind: 'random', size: SCRATCH_SIZE - 4096, align: 4096, skew: blockSize % 4096 === 0 ? 0 : 1024 }, blockSize);
@@ -58,9 +59,9 @@ async function warmUp({ engine, path, flags, depth, blockSize, write }) {
 
 /** The run in this process (the child's body; exported for tests). */
 export async function runStall(job) {
-  const { engine, path, flags, depth, blockSize, seconds, offsets, write } = job;
+  const { engine, path, flags, depth, blockSize, seconds, offsets, write, options } = job;
   await warmUp(job);
-  const io = await openEngine(engine, path, flags);
+  const io = await openEngine(engine, path, flags, options);
   const bufs = buffers(depth, blockSize);
   const nextOffset = offsetSource(offsets, blockSize);
   const delay = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
