@@ -16,7 +16,8 @@ const STALL_RUN_SCRIPT = fileURLToPath(new URL('./lib/stall-run.mjs', import.met
 export const STALL_ENGINES = ['iosubmit strict', 'iosubmit', 'threadpool', 'node FileHandle'];
 
 /**
- * Each scenario: prepare() -> { path, flags, cleanup? }, and the request one loop makes.
+ * Each scenario: prepare() -> { path, flags, offsets, write, cleanup? } (what one run's
+ * requests do, as data for lib/stall-run.mjs: offsets as its offsetSource takes them).
  * `cfg`: { file, fileSize, unalignedFile, unalignedSize, appendCap }.
  */
 function scenarios(cfg) {
