@@ -466,6 +466,60 @@ describe('ThreadPool (raw binding)', () => {
     expect(() => submitBatch(pool, layout, [{ slot: 8, op: FSYNC, fd: 0 }])).toThrow(expect.objectContaining({ code: 'ERR_VMLINK_CLOSED' }));
     expect(() => pool.spawn(1)).toThrow(expect.objectContaining({ code: 'ERR_VMLINK_CLOSED' }));
   });
+
+  it('cancel races busy workers: each request ends exactly once, withdrawn or completed, never both, and the counts return to 0', async () => {
+    const path = join(dir, 'cancel-race');
+    writeFileSync(path, Buffer.alloc(32 * 512, 0x33));
+    const fd = openSync(path, 'r');
+    const { pool, next, pending } = openPool(fixed(4), 32);
+    try {
+      let withdrawnTotal = 0;
+      for (let round = 0; round < 300; round++) {
+        const slots = Array.from({ length: 32 }, (_, i) => i);
+        const buffers = slots.map(() => Buffer.alloc(512));
+        submitBatch(pool, layout, slots.map((slot) => ({ slot, op: READ, fd, position: slot * 512, buffers: buffers[slot] })));
+        // Every other slot withdrawn at once, while four workers take them from the front.
+        const tried = slots.filter((slot) => slot % 2 === round % 2);
+        const answers = pool.cancel(new Uint32Array(tried));
+        const withdrawn = new Set(tried.filter((_, i) => answers[i] === 1));
+        withdrawnTotal += withdrawn.size;
+        const done = await next(32 - withdrawn.size);
+        const expected = slots.filter((slot) => !withdrawn.has(slot));
+        expect(done.map((completion) => completion.slot).sort((a, b) => a - b)).toEqual(expected);
+        for (const completion of done) expect(completion.result).toBe(512);
+        expect(pool.queued).toBe(0);
+        expect(pool.inFlight).toBe(0);
+      }
+      // Some were withdrawn (the workers do not take 16 reads before one cancel call) and
+      // nothing arrives late for a withdrawn one.
+      expect(withdrawnTotal).toBeGreaterThan(0);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(pending()).toEqual([]);
+    } finally {
+      pool.destroy();
+      closeSync(fd);
+    }
+  }, 60_000);
+
+  it('destroy with requests queued and running, again and again: no crash, no worker left, nothing delivered after', async () => {
+    const path = join(dir, 'destroy-busy');
+    writeFileSync(path, Buffer.alloc(64 * 1024, 0x44));
+    const fd = openSync(path, 'r');
+    try {
+      for (let round = 0; round < 50; round++) {
+        const { pool, pending } = openPool(fixed(3), 64);
+        const slots = Array.from({ length: 64 }, (_, i) => i);
+        submitBatch(pool, layout, slots.map((slot) => ({ slot, op: READ, fd, position: slot * 1024, buffers: Buffer.alloc(1024) })));
+        pool.cancel(new Uint32Array(slots.filter((slot) => slot % 3 === 0)));
+        pool.destroy();
+        expect(pool.threads).toBe(0);
+        await new Promise((resolve) => setImmediate(resolve));
+        expect(pending()).toEqual([]);
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }, 60_000);
 });
 
 describe('ThreadPool workers (raw binding)', () => {

@@ -187,16 +187,11 @@ void ThreadPool::OnEnvCleanup(void* arg) { static_cast<ThreadPool*>(arg)->Shutdo
 void ThreadPool::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
-  std::list<PoolRequest> abandoned;
   {
-    std::lock_guard<std::mutex> lock(queue_mutex_);
-    stopping_ = true;
-    abandoned.swap(queue_);
-    queued_by_slot_.clear();
-    queued_.store(0, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(roster_mutex_);
+    stopping_.store(true, std::memory_order_seq_cst);
   }
-  slots_in_flight_.clear();
-  queue_cv_.notify_all();
+  wake_.WakeAll();
   // A worker may be starting another as we go: take and join one at a time until none is left.
   for (;;) {
     JoinableThread worker;
@@ -213,7 +208,10 @@ void ThreadPool::Shutdown() {
     std::lock_guard<std::mutex> lock(workers_mutex_);
     exited_.clear();
   }
-  // Nothing will deliver these any more.
+  // No worker runs any more: what is queued never will, and nothing will be delivered.
+  queue_.Clear();
+  for (uint32_t slot = 0; slot < entries_by_slot_.size(); slot++) ReleaseEntry(slot);
+  slots_in_flight_.clear();
   {
     std::lock_guard<std::mutex> lock(done_mutex_);
     done_.clear();
@@ -260,7 +258,8 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
   size_t count = static_cast<size_t>(count64);
   napi_value buffers = info[2];
 
-  std::list<PoolRequest> batch_requests;
+  std::vector<Queue::Entry*>& to_queue = batch_;
+  to_queue.clear();
   std::vector<PoolCompletion>& served_here = served_here_;
   served_here.clear();
   int flags_fd = -1;
@@ -324,7 +323,13 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
       request.iov = here_iov_;
       request.op = PoolOp::kRead;
     }
-    batch_requests.push_back(std::move(request));
+    uint32_t queued_slot = request.slot;
+    auto* entry = new Queue::Entry(std::move(request));
+    if (queued_slot >= entries_by_slot_.size()) {
+      entries_by_slot_.resize(std::max<size_t>(queued_slot + 1, entries_by_slot_.size() * 2), nullptr);
+    }
+    entries_by_slot_[queued_slot] = entry;
+    to_queue.push_back(entry);
   }
   if (!served_here.empty()) {
     // Delivered after this turn's poll, with whatever the workers finish by then.
@@ -336,19 +341,15 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
     AddInFlight(served_here.size());
     DeliverInCheckPhase();
   }
-  size_t to_workers = batch_requests.size();  // splice below empties the list
+  size_t to_workers = to_queue.size();
   size_t accepted = to_workers + served_here.size();
   if (to_workers > 0) {
-    {
-      std::lock_guard<std::mutex> lock(queue_mutex_);
-      for (auto it = batch_requests.begin(); it != batch_requests.end(); ++it) queued_by_slot_[it->slot] = it;
-      queue_.splice(queue_.end(), batch_requests);
-      queued_.store(queue_.size(), std::memory_order_relaxed);
-    }
-    // Wake one worker; a worker that takes a request and sees more queued wakes the next
-    // (WorkerMain). Waking every worker for every batch cost a context switch each on a
-    // 2-core machine even when one worker drained the batch alone (page-cache hits take ~2 us).
-    queue_cv_.notify_one();
+    queue_.Push(to_queue);
+    // Wake one sleeping worker (none: no system call); a worker that takes a request and
+    // sees more queued wakes the next (WorkerMain). Waking every worker for every batch cost
+    // a context switch each on a 2-core machine even when one worker drained the batch
+    // alone (page-cache hits take ~2 us).
+    wake_.WakeOne();
     AddInFlight(to_workers);
   }
   records[0] = static_cast<double>(count);
@@ -358,8 +359,8 @@ Napi::Value ThreadPool::Submit(const Napi::CallbackInfo& info) {
 }
 
 // cancel(slots: Uint32Array) -> Uint8Array: per slot, 1 when the request was still queued
-// (it will never run, no completion comes), else 0. All under one lock, so workers cannot
-// take the later ones while the earlier ones are withdrawn (an aborted batch).
+// (it will never run, no completion comes), else 0. Each is withdrawn with one
+// compare-and-swap against the worker that would take it: no lock, nothing to wait for.
 Napi::Value ThreadPool::Cancel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
@@ -368,19 +369,14 @@ Napi::Value ThreadPool::Cancel(const Napi::CallbackInfo& info) {
   Napi::Uint32Array slots = info[0].As<Napi::Uint32Array>();
   Napi::Uint8Array withdrawn = Napi::Uint8Array::New(env, slots.ElementLength());
   size_t count = 0;
-  {
-    std::lock_guard<std::mutex> lock(queue_mutex_);
-    for (size_t i = 0; i < slots.ElementLength(); i++) {
-      auto found = queued_by_slot_.find(slots[i]);
-      withdrawn[i] = 0;
-      if (found == queued_by_slot_.end()) continue;
-      queue_.erase(found->second);
-      queued_by_slot_.erase(found);
-      MarkSlot(slots[i], false);
-      withdrawn[i] = 1;
-      count++;
-    }
-    queued_.store(queue_.size(), std::memory_order_relaxed);
+  for (size_t i = 0; i < slots.ElementLength(); i++) {
+    uint32_t slot = slots[i];
+    withdrawn[i] = 0;
+    if (slot >= entries_by_slot_.size() || entries_by_slot_[slot] == nullptr || !queue_.Withdraw(entries_by_slot_[slot])) continue;
+    ReleaseEntry(slot);
+    MarkSlot(slot, false);
+    withdrawn[i] = 1;
+    count++;
   }
   RemoveInFlight(count);
   return withdrawn;
@@ -409,9 +405,11 @@ Napi::Value ThreadPool::Trim(const Napi::CallbackInfo& info) {
   if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "ThreadPool.trim: count must be a number");
   int64_t count = info[0].As<Napi::Number>().Int64Value();
   {
-    std::lock_guard<std::mutex> lock(queue_mutex_);
-    keep_ = std::max<size_t>(min_threads_, count > 0 ? static_cast<size_t>(count) : 0);
+    std::lock_guard<std::mutex> lock(roster_mutex_);
+    keep_.store(std::max<size_t>(min_threads_, count > 0 ? static_cast<size_t>(count) : 0), std::memory_order_seq_cst);
   }
+  // No wake-up: the ceiling trims from completions on the loop thread, where waking every
+  // sleeper would cost a system call and a CPU each; the extra ones leave when next woken.
   ReapExited();
   return env.Undefined();
 }
@@ -458,13 +456,9 @@ Napi::Value ThreadPool::SetWorkerCpus(const Napi::CallbackInfo& info) {
   {
     std::lock_guard<std::mutex> lock(cpus_mutex_);
     worker_cpus_ = cpus.ElementLength() == 0 ? default_cpus_ : set;
-    cpus_generation_.fetch_add(1, std::memory_order_release);
+    cpus_generation_.fetch_add(1, std::memory_order_seq_cst);  // seq_cst: see WakeWord
   }
-  {
-    // Taken so that a worker between its check and its wait cannot miss the wake-up.
-    std::lock_guard<std::mutex> lock(queue_mutex_);
-  }
-  queue_cv_.notify_all();
+  wake_.WakeAll();  // sleeping workers move now (WakeWord: a wake after their look is not lost)
   return env.Undefined();
 }
 
@@ -492,7 +486,7 @@ void ThreadPool::FollowWorkerCpus(uint64_t* applied) {
 }
 
 Napi::Value ThreadPool::Queued(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(queued_.load(std::memory_order_relaxed)));
+  return Napi::Number::New(info.Env(), static_cast<double>(queue_.queued()));
 }
 
 Napi::Value ThreadPool::Pending(const Napi::CallbackInfo& info) {
@@ -503,15 +497,15 @@ size_t ThreadPool::SpawnWorkers(size_t count) {
   bool start = false;
   size_t reserved = 0;
   {
-    std::lock_guard<std::mutex> lock(queue_mutex_);
-    if (stopping_) return 0;
+    std::lock_guard<std::mutex> lock(roster_mutex_);
+    if (stopping_.load(std::memory_order_relaxed)) return 0;
     size_t live = live_.load(std::memory_order_relaxed);
     reserved = std::min(count, max_threads_ - std::min(live, max_threads_));
-    keep_ = std::max(keep_, live + reserved);  // spawning asks to keep them
+    keep_.store(std::max(keep_.load(std::memory_order_relaxed), live + reserved), std::memory_order_relaxed);  // spawning asks to keep them
     if (reserved == 0) return 0;
     live_.store(live + reserved, std::memory_order_relaxed);
     if (live + reserved > peak_.load(std::memory_order_relaxed)) peak_.store(live + reserved, std::memory_order_relaxed);
-    starting_ += reserved;
+    starting_.fetch_add(reserved, std::memory_order_relaxed);
     start = !spawner_active_;
     spawner_active_ = true;
   }
@@ -526,9 +520,9 @@ void ThreadPool::StartWorker() {
     workers_.emplace(id, JoinableThread([this, id] { WorkerMain(id); }));
   } catch (...) {
     // No thread (EAGAIN from clone): forget the reservations still waiting.
-    std::lock_guard<std::mutex> lock(queue_mutex_);
-    live_.store(live_.load(std::memory_order_relaxed) - starting_, std::memory_order_relaxed);
-    starting_ = 0;
+    std::lock_guard<std::mutex> lock(roster_mutex_);
+    live_.store(live_.load(std::memory_order_relaxed) - starting_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    starting_.store(0, std::memory_order_relaxed);
     spawner_active_ = false;
   }
 }
@@ -567,80 +561,68 @@ void ThreadPool::WorkerMain(uint64_t id) {
   }
   bool start_next = false;
   {
-    std::lock_guard<std::mutex> lock(queue_mutex_);
-    starting_--;
-    if (stopping_) {
-      live_.store(live_.load(std::memory_order_relaxed) - starting_, std::memory_order_relaxed);
-      starting_ = 0;
+    std::lock_guard<std::mutex> lock(roster_mutex_);
+    starting_.fetch_sub(1, std::memory_order_relaxed);
+    if (stopping_.load(std::memory_order_relaxed)) {
+      live_.store(live_.load(std::memory_order_relaxed) - starting_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+      starting_.store(0, std::memory_order_relaxed);
     }
-    start_next = starting_ > 0;
+    start_next = starting_.load(std::memory_order_relaxed) > 0;
     if (!start_next) spawner_active_ = false;
   }
   if (start_next) StartWorker();
   uint64_t cpus_applied = 0;
   for (;;) {
     FollowWorkerCpus(&cpus_applied);
-    PoolRequest request;
-    bool more;
+    Queue::Entry* entry = nullptr;
     bool slept = false;
-    {
-      std::unique_lock<std::mutex> lock(queue_mutex_);
-      idle_.fetch_add(1, std::memory_order_relaxed);
-      bool retire = false;
-      bool looked = false;
-      while (!stopping_ && queue_.empty()) {
-        if (cpus_generation_.load(std::memory_order_acquire) != cpus_applied) {
-          // Moved while idle (setWorkerCpus woke it), so that its next request starts there.
-          lock.unlock();
-          FollowWorkerCpus(&cpus_applied);
-          lock.lock();
+    bool looked = false;
+    bool retire = false;
+    idle_.fetch_add(1, std::memory_order_relaxed);
+    while (!stopping_.load(std::memory_order_acquire) && (entry = queue_.Take()) == nullptr) {
+      if (cpus_generation_.load(std::memory_order_acquire) != cpus_applied) {
+        // Moved while idle (setWorkerCpus woke it), so that its next request starts there.
+        FollowWorkerCpus(&cpus_applied);
+        continue;
+      }
+      if ((retire = Retire(false))) break;  // more workers than JS last asked to keep (trim())
+      uint32_t spin_us = worker_spin_us_.load(std::memory_order_relaxed);
+      if (spin_us > 0 && !looked) {
+        looked = true;
+        // The loop thread usually hands over the next request within microseconds of a
+        // completion: looking for it costs less than sleeping and being woken. One worker
+        // looks at a time: more would only take the CPU the others' completions need.
+        bool none = false;
+        if (worker_looking_.compare_exchange_strong(none, true, std::memory_order_acq_rel)) {
+          SpinUntil([this] { return queue_.queued() > 0; }, spin_us);
+          worker_looking_.store(false, std::memory_order_release);
           continue;
         }
-        // More workers than JS last asked to keep: leave now rather than sleep (trim()).
-        if (live_.load(std::memory_order_relaxed) > keep_ + starting_) {
-          retire = true;
-          break;
-        }
-        uint32_t spin_us = worker_spin_us_.load(std::memory_order_relaxed);
-        if (spin_us > 0 && !looked) {
-          looked = true;
-          // The loop thread usually hands over the next request within microseconds of a
-          // completion: looking for it costs less than sleeping and being woken. One worker
-          // looks at a time: more would only take the CPU the others' completions need.
-          bool none = false;
-          if (worker_looking_.compare_exchange_strong(none, true, std::memory_order_acq_rel)) {
-            lock.unlock();
-            SpinUntil([this] { return queued_.load(std::memory_order_relaxed) > 0; }, spin_us);
-            worker_looking_.store(false, std::memory_order_release);
-            lock.lock();
-            continue;
-          }
-        }
-        slept = true;
-        // Idle for a whole timeout with more than the minimum alive: this worker goes.
-        if (queue_cv_.wait_for(lock, idle_timeout_) == std::cv_status::timeout && queue_.empty() && !stopping_ &&
-            live_.load(std::memory_order_relaxed) > min_threads_ + starting_) {
-          retire = true;
-          break;
-        }
       }
-      idle_.fetch_sub(1, std::memory_order_relaxed);
-      if (stopping_ || retire) {
-        live_.fetch_sub(1, std::memory_order_relaxed);
-        lock.unlock();
-        if (retire) {
-          std::lock_guard<std::mutex> workers_lock(workers_mutex_);
-          exited_.push_back(id);
-        }
-        return;
+      uint32_t ticket = wake_.Prepare();
+      if (queue_.queued() > 0 || stopping_.load(std::memory_order_seq_cst) ||
+          cpus_generation_.load(std::memory_order_seq_cst) != cpus_applied ||
+          live_.load(std::memory_order_seq_cst) > keep_.load(std::memory_order_seq_cst) + starting_.load(std::memory_order_seq_cst)) {
+        wake_.Abandon();
+        continue;
       }
-      request = std::move(queue_.front());
-      queued_by_slot_.erase(request.slot);
-      queue_.pop_front();
-      more = !queue_.empty();
-      queued_.store(queue_.size(), std::memory_order_relaxed);
+      slept = true;
+      // Idle for a whole timeout with more than the minimum alive: this worker goes.
+      if (!wake_.Sleep(ticket, idle_timeout_) && queue_.queued() == 0 && (retire = Retire(true))) break;
     }
-    if (more) queue_cv_.notify_one();  // chain: an idle worker takes the next one
+    idle_.fetch_sub(1, std::memory_order_relaxed);
+    if (entry == nullptr) {  // stopping, or retiring
+      if (retire) {
+        std::lock_guard<std::mutex> workers_lock(workers_mutex_);
+        exited_.push_back(id);
+      } else {
+        live_.fetch_sub(1, std::memory_order_relaxed);
+      }
+      return;
+    }
+    PoolRequest request = std::move(entry->value);
+    Queue::Release(entry);
+    if (queue_.queued() > 0) wake_.WakeOne();  // chain: a sleeping worker takes the next one
     PoolCompletion completion;
     completion.slot = request.slot;
     auto started = std::chrono::steady_clock::now();
@@ -654,11 +636,31 @@ void ThreadPool::WorkerMain(uint64_t id) {
       std::lock_guard<std::mutex> lock(done_mutex_);
       done_.push_back(completion);
       done_count_.store(done_.size(), std::memory_order_seq_cst);
-      wake = ShouldWake(finished, completion.service_us, queued_.load(std::memory_order_relaxed));
+      wake = ShouldWake(finished, completion.service_us, queue_.queued());
     }
     // A loop thread spinning for completions sees this one without the eventfd write.
     if (wake && !poller_->Spinning()) uv_async_send(async_);
   }
+}
+
+// Taken only by a worker that found no work: trim() asked for fewer workers, or it idled
+// for a whole timeout with more than minThreads alive.
+bool ThreadPool::Retire(bool timed_out) {
+  size_t live = live_.load(std::memory_order_relaxed);
+  if (!timed_out && live <= keep_.load(std::memory_order_relaxed) + starting_.load(std::memory_order_relaxed)) return false;
+  std::lock_guard<std::mutex> lock(roster_mutex_);
+  if (stopping_.load(std::memory_order_relaxed)) return false;
+  live = live_.load(std::memory_order_relaxed);
+  size_t starting = starting_.load(std::memory_order_relaxed);
+  bool leave = live > keep_.load(std::memory_order_relaxed) + starting || (timed_out && live > min_threads_ + starting);
+  if (leave) live_.store(live - 1, std::memory_order_relaxed);
+  return leave;
+}
+
+void ThreadPool::ReleaseEntry(uint32_t slot) {
+  if (slot >= entries_by_slot_.size() || entries_by_slot_[slot] == nullptr) return;
+  Queue::Release(entries_by_slot_[slot]);
+  entries_by_slot_[slot] = nullptr;
 }
 
 // Each wake-up costs the worker an eventfd write and the loop a trip through JS: ~4 us per
@@ -877,6 +879,7 @@ void ThreadPool::DeliverCompletions() {
       const PoolCompletion& completion = completions[i];
       out[kDoneSlot] = completion.slot;
       MarkSlot(completion.slot, false);
+      ReleaseEntry(completion.slot);
       out[kDoneResult] = static_cast<double>(completion.result);
       out[kDonePartial] = static_cast<double>(completion.partial);
       out[kDoneQueueWaitUs] = completion.queue_wait_us;

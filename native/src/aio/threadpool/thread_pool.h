@@ -14,16 +14,16 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
 
+#include "aio/threadpool/handover_queue.h"
 #include "aio/threadpool/loop_poller.h"
 #include "common/joinable_thread.h"
+#include "common/wake_word.h"
 
 namespace vmlink {
 
@@ -172,18 +172,30 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   std::vector<iovec> here_iov_;
   std::vector<PoolCompletion> served_here_;
 
-  std::mutex queue_mutex_;
-  std::condition_variable queue_cv_;
-  bool stopping_ = false;
-  std::list<PoolRequest> queue_;
-  std::unordered_map<uint32_t, std::list<PoolRequest>::iterator> queued_by_slot_;
-  // Worker counts: written under queue_mutex_, readable without it.
+  // The hand-over: the loop thread queues and withdraws without a lock (handover_queue.h)
+  // and wakes a sleeping worker with a futex (wake_word.h); it never waits for a worker.
+  using Queue = HandOverQueue<PoolRequest>;
+  Queue queue_;
+  WakeWord wake_;
+  // Per slot, the entry handed to the workers and not yet delivered or withdrawn: the
+  // loop thread's reference (JS thread only).
+  std::vector<Queue::Entry*> entries_by_slot_;
+  std::vector<Queue::Entry*> batch_;  // reused by every Submit (JS thread only)
+  // Lets go of a slot's entry once its completion is delivered or it was withdrawn.
+  void ReleaseEntry(uint32_t slot);
+  // Whether an idle worker leaves now (trim(), or idle for a whole timeout); if so, it is no longer counted live.
+  bool Retire(bool timed_out);
+  std::atomic<bool> stopping_{false};  // set under roster_mutex_
+  // The roster (which workers live, start, may stay): guarded by roster_mutex_, which the
+  // loop thread takes only to spawn, trim, change CPUs and shut down, never per request.
+  std::mutex roster_mutex_;
+  // Worker counts: written under roster_mutex_, readable without it.
   std::atomic<size_t> live_{0};     // running or reserved (starting)
   std::atomic<size_t> idle_{0};     // waiting for work
   std::atomic<size_t> peak_{0};     // most live_ ever
-  size_t starting_ = 0;             // reserved, not yet started; under queue_mutex_
-  size_t keep_ = 0;                 // workers past this leave when idle (trim; maxThreads at first); under queue_mutex_
-  bool spawner_active_ = false;     // a thread is starting the reserved ones; under queue_mutex_
+  std::atomic<size_t> starting_{0};  // reserved, not yet started
+  std::atomic<size_t> keep_{0};      // workers past this leave when idle (trim; maxThreads at first)
+  bool spawner_active_ = false;     // a thread is starting the reserved ones; under roster_mutex_
 
   // Whether a worker that just finished a request should wake the loop now (true) or
   // leave its completion for the next one to carry (see WorkerMain). Under done_mutex_.
@@ -196,7 +208,6 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   bool wake_sent_ = false;  // a wake-up is on its way for what done_ holds
   std::chrono::steady_clock::time_point first_held_;
   double recent_service_us_ = 0;  // moving average of service times
-  std::atomic<size_t> queued_{0};  // queue_.size(), readable without queue_mutex_
   std::atomic<size_t> done_count_{0};  // done_.size(), readable without done_mutex_
 };
 
