@@ -629,6 +629,30 @@ describe('ThreadPool workers (raw binding)', () => {
     }
   }, 30_000);
 
+  it('workers leaving at a 1 ms idle timeout while requests keep arriving: every request runs (with pool-io.ts\'s spawn rule)', async () => {
+    // A stress of the leave path, not proof of its race fix: the window between a worker's
+    // last look and its leaving (WorkerMain: Unretire) is too short to hit on purpose.
+    const path = join(dir, 'retire-race');
+    writeFileSync(path, 'x');
+    const fd = openSync(path, 'r');
+    // One worker at most, none kept, a 1 ms idle timeout: it is always about to leave.
+    const { pool, next } = openPool({ minThreads: 0, maxThreads: 1, idleTimeoutMs: 1, maxHoldUs: 0, maxHeld: 1, batchScheduling: false });
+    try {
+      for (let round = 0; round < 300; round++) {
+        submitBatch(pool, layout, [{ slot: 1, op: FSYNC, fd }]);
+        // What pool-io.ts does after every submit: a worker for each request no idle one will take.
+        if (pool.queued > pool.idleThreads) pool.spawn(pool.queued - pool.idleThreads);
+        const done = await Promise.race([next(1), new Promise<'stuck'>((resolve) => setTimeout(() => resolve('stuck'), 5000))]);
+        expect(done).not.toBe('stuck');
+        // Sometimes at once, sometimes around the idle timeout.
+        await new Promise((resolve) => setTimeout(resolve, round % 3));
+      }
+    } finally {
+      pool.destroy();
+      closeSync(fd);
+    }
+  }, 120_000);
+
   it('workers that leave are joined: 30 rounds of 8 idle workers leaving keep the process size flat (a thread never joined keeps its stack mapped)', async () => {
     const vmSizeKiB = (): number => Number(/^VmSize:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]);
     const { pool } = openPool({ minThreads: 1, maxThreads: 9, idleTimeoutMs: 20, maxHoldUs: 0, maxHeld: 1, batchScheduling: false });

@@ -420,7 +420,7 @@ Napi::Value ThreadPool::Threads(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ThreadPool::IdleThreads(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(idle_.load(std::memory_order_relaxed)));
+  return Napi::Number::New(info.Env(), static_cast<double>(idle_.load(std::memory_order_seq_cst)));
 }
 
 Napi::Value ThreadPool::PeakThreads(const Napi::CallbackInfo& info) {
@@ -610,8 +610,12 @@ void ThreadPool::WorkerMain(uint64_t id) {
       // Idle for a whole timeout with more than the minimum alive: this worker goes.
       if (!wake_.Sleep(ticket, idle_timeout_) && queue_.queued() == 0 && (retire = Retire(true))) break;
     }
-    idle_.fetch_sub(1, std::memory_order_relaxed);
+    // seq_cst with JS's look at idleThreads after a submit (Push counts seq_cst too): either
+    // JS sees this worker gone and spawns another for what it queued, or the check below
+    // sees the request and the worker stays.
+    idle_.fetch_sub(1, std::memory_order_seq_cst);
     if (entry == nullptr) {  // stopping, or retiring
+      if (retire && queue_.queued() > 0 && !stopping_.load(std::memory_order_seq_cst) && Unretire()) continue;
       if (retire) {
         std::lock_guard<std::mutex> workers_lock(workers_mutex_);
         exited_.push_back(id);
@@ -655,6 +659,14 @@ bool ThreadPool::Retire(bool timed_out) {
   bool leave = live > keep_.load(std::memory_order_relaxed) + starting || (timed_out && live > min_threads_ + starting);
   if (leave) live_.store(live - 1, std::memory_order_relaxed);
   return leave;
+}
+
+bool ThreadPool::Unretire() {
+  std::lock_guard<std::mutex> lock(roster_mutex_);
+  size_t live = live_.load(std::memory_order_relaxed);
+  if (stopping_.load(std::memory_order_relaxed) || live >= max_threads_) return false;  // JS spawned one meanwhile
+  live_.store(live + 1, std::memory_order_relaxed);
+  return true;
 }
 
 void ThreadPool::ReleaseEntry(uint32_t slot) {

@@ -185,6 +185,9 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   void ReleaseEntry(uint32_t slot);
   // Whether an idle worker leaves now (trim(), or idle for a whole timeout); if so, it is no longer counted live.
   bool Retire(bool timed_out);
+  // Takes back a Retire that a request queued meanwhile makes wrong (see WorkerMain);
+  // false when the pool is stopping or already full again.
+  bool Unretire();
   std::atomic<bool> stopping_{false};  // set under roster_mutex_
   // The roster (which workers live, start, may stay): guarded by roster_mutex_, which the
   // loop thread takes only to spawn, trim, change CPUs and shut down, never per request.
