@@ -12,8 +12,9 @@ import { median, percent } from './lib/report.mjs';
 const STALL_RUN_SCRIPT = fileURLToPath(new URL('./lib/stall-run.mjs', import.meta.url));
 
 // Node's own FileHandle (libuv's pool) is the reference: what the machine gives any
-// program doing this I/O right now (no target).
-export const STALL_ENGINES = ['iosubmit strict', 'iosubmit', 'threadpool', 'node FileHandle'];
+// program doing this I/O right now (no target). 'threadpool idle workers' is the opt-in
+// workerScheduling: 'idle', shown beside the default (no target either).
+export const STALL_ENGINES = ['iosubmit strict', 'iosubmit', 'threadpool', 'threadpool idle workers', 'node FileHandle'];
 
 /**
  * Each scenario: prepare() -> { path, flags, offsets, write, cleanup? } (what one run's

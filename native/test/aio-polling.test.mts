@@ -25,7 +25,7 @@ const dataPath = join(dir, 'data');
 writeFileSync(dataPath, Buffer.alloc(64 * 1024, 7));
 
 function fixed(threads: number): PoolNumbers {
-  return { minThreads: threads, maxThreads: threads, idleTimeoutMs: 5000, maxHoldUs: 0, maxHeld: 1, batchScheduling: false };
+  return { minThreads: threads, maxThreads: threads, idleTimeoutMs: 5000, maxHoldUs: 0, maxHeld: 1, scheduling: 'normal' };
 }
 
 function openPool(numbers: PoolNumbers) {
@@ -119,7 +119,7 @@ describe('ThreadPool polling (raw binding)', () => {
 
   describe('with a request in flight that no worker takes (minThreads 0, none spawned)', () => {
     it('other I/O cuts a wait short: a peer process answering 20 lines, 2 ms apart, is served as it answers', async () => {
-      const { pool, next } = openPool({ minThreads: 0, maxThreads: 1, idleTimeoutMs: 5000, maxHoldUs: 0, maxHeld: 1, batchScheduling: false });
+      const { pool, next } = openPool({ minThreads: 0, maxThreads: 1, idleTimeoutMs: 5000, maxHoldUs: 0, maxHeld: 1, scheduling: 'normal' });
       const fd = openSync(dataPath, 'r');
       const echo = spawn(process.execPath, ['-e', "process.stdin.on('data', (d) => setTimeout(() => process.stdout.write(d), 2))"], {
         stdio: ['pipe', 'pipe', 'inherit'],
@@ -166,7 +166,7 @@ describe('ThreadPool polling (raw binding)', () => {
     });
 
     it('a timer due sooner bounds a wait: twenty 2 ms timers do not wait 10 ms each', async () => {
-      const { pool, next } = openPool({ minThreads: 0, maxThreads: 1, idleTimeoutMs: 5000, maxHoldUs: 0, maxHeld: 1, batchScheduling: false });
+      const { pool, next } = openPool({ minThreads: 0, maxThreads: 1, idleTimeoutMs: 5000, maxHoldUs: 0, maxHeld: 1, scheduling: 'normal' });
       const fd = openSync(dataPath, 'r');
       const parked = new Uint8Array(4096);
       try {
@@ -232,7 +232,7 @@ describe('ThreadPool polling (raw binding)', () => {
       const layout = ThreadPool.layout;
       const completions = new Float64Array(4 * layout.completionStride);
       const buffer = new Uint8Array(4096); // referenced until its completion, as the binding requires
-      const pool = new ThreadPool({ minThreads: 2, maxThreads: 2, idleTimeoutMs: 60000, maxHoldUs: 0, maxHeld: 1, batchScheduling: false, completions }, () => {
+      const pool = new ThreadPool({ minThreads: 2, maxThreads: 2, idleTimeoutMs: 60000, maxHoldUs: 0, maxHeld: 1, scheduling: 'normal', completions }, () => {
         process.stdout.write('done ' + completions[layout.completion.result] + ' ' + buffer[0] + '\\n');
       });
       pool.setPolling(100, 100);

@@ -36,7 +36,7 @@ const { EBADF, EBUSY, EINVAL, EISDIR, ENOSPC, EOPNOTSUPP, EFBIG } = constants.er
 
 /** A fixed-size pool config (no coalescing numbers of note). */
 function fixed(threads: number): PoolNumbers {
-  return { minThreads: threads, maxThreads: threads, idleTimeoutMs: 5000, maxHoldUs: 200, maxHeld: 16, batchScheduling: false };
+  return { minThreads: threads, maxThreads: threads, idleTimeoutMs: 5000, maxHoldUs: 200, maxHeld: 16, scheduling: 'normal' };
 }
 
 /** The flag a worker sets when it slept before taking the request: timing, not outcome. */
@@ -100,7 +100,8 @@ describe('ThreadPool (raw binding)', () => {
     expect(make({ ...fixed(1), completions, idleTimeoutMs: 0.5 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('idleTimeoutMs') }));
     expect(make(2)).toThrow(TypeError);
     expect(make({ ...fixed(1), completions, maxHeld: 'x' })).toThrow(TypeError);
-    expect(make({ ...fixed(1), completions, batchScheduling: 1 })).toThrow(expect.objectContaining({ message: expect.stringContaining('batchScheduling') }));
+    expect(make({ ...fixed(1), completions, scheduling: 1 })).toThrow(expect.objectContaining({ message: expect.stringContaining('config.scheduling') }));
+    expect(make({ ...fixed(1), completions, scheduling: 'fifo' })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining("Received 'fifo'") }));
     expect(make({ ...fixed(2), completions }, 'x')).toThrow(TypeError);
     expect(make(fixed(1))).toThrow(expect.objectContaining({ message: expect.stringContaining('config.completions') }));
     expect(make({ ...fixed(1), completions: new Uint32Array(layout.completionStride) })).toThrow(TypeError);
@@ -315,7 +316,7 @@ describe('ThreadPool (raw binding)', () => {
     writeFileSync(path, Buffer.alloc(8192));
     const buffered = openSync(path, 'r+');
     const direct = openSync(path, fsConstants.O_RDWR | fsConstants.O_DIRECT);
-    const { pool, next } = openPool({ minThreads: 1, maxThreads: 1, idleTimeoutMs: 5000, maxHoldUs: 0, maxHeld: 1, batchScheduling: false });
+    const { pool, next } = openPool({ minThreads: 1, maxThreads: 1, idleTimeoutMs: 5000, maxHoldUs: 0, maxHeld: 1, scheduling: 'normal' });
     try {
       const { memory } = binding.dioAlignment(direct);
       const aligned = Buffer.alloc(4096 + memory);
@@ -352,7 +353,7 @@ describe('ThreadPool (raw binding)', () => {
     const coldFd = openSync(cold, 'r');
     fsyncSync(coldFd); // written back, so the page cache can drop it below
     // No worker at all: what submit() served arrives anyway; the rest waits for spawn().
-    const { pool, next, pending } = openPool({ minThreads: 0, maxThreads: 1, idleTimeoutMs: 5000, maxHoldUs: 0, maxHeld: 1, batchScheduling: false });
+    const { pool, next, pending } = openPool({ minThreads: 0, maxThreads: 1, idleTimeoutMs: 5000, maxHoldUs: 0, maxHeld: 1, scheduling: 'normal' });
     try {
       const here = Buffer.alloc(16384);
       const outcome = submitBatch(pool, layout, [
@@ -392,7 +393,7 @@ describe('ThreadPool (raw binding)', () => {
     writeFileSync(path, 'x');
     const fd = openSync(path, 'r');
     // No worker yet: everything submitted stays queued until spawn().
-    const { pool, next, pending } = openPool({ minThreads: 0, maxThreads: 1, idleTimeoutMs: 5000, maxHoldUs: 0, maxHeld: 1, batchScheduling: false });
+    const { pool, next, pending } = openPool({ minThreads: 0, maxThreads: 1, idleTimeoutMs: 5000, maxHoldUs: 0, maxHeld: 1, scheduling: 'normal' });
     try {
       expect(Array.from(pool.cancel(new Uint32Array([42])))).toEqual([0]);
       submitBatch(pool, layout, [1, 2, 3].map((slot) => ({ slot, op: FSYNC, fd })));
@@ -424,7 +425,7 @@ describe('ThreadPool (raw binding)', () => {
     writeFileSync(path, 'abcdefgh');
     const fd = openSync(path, 'r');
     // No worker yet: everything stays queued until spawn().
-    const { pool, next, pending } = openPool({ minThreads: 0, maxThreads: 1, idleTimeoutMs: 5000, maxHoldUs: 0, maxHeld: 1, batchScheduling: false });
+    const { pool, next, pending } = openPool({ minThreads: 0, maxThreads: 1, idleTimeoutMs: 5000, maxHoldUs: 0, maxHeld: 1, scheduling: 'normal' });
     try {
       const first = Buffer.alloc(4);
       const outcome = submitBatch(pool, layout, [
@@ -553,7 +554,7 @@ describe('ThreadPool workers (raw binding)', () => {
   });
 
   it('spawn adds workers up to maxThreads; workers idle past idleTimeoutMs exit down to minThreads', async () => {
-    const { pool } = openPool({ minThreads: 1, maxThreads: 4, idleTimeoutMs: 50, maxHoldUs: 0, maxHeld: 1, batchScheduling: false });
+    const { pool } = openPool({ minThreads: 1, maxThreads: 4, idleTimeoutMs: 50, maxHoldUs: 0, maxHeld: 1, scheduling: 'normal' });
     try {
       expect(pool.threads).toBe(1);
       expect(pool.spawn(10)).toBe(3);
@@ -599,7 +600,7 @@ describe('ThreadPool workers (raw binding)', () => {
 
   it('trim: workers past the count kept (never below minThreads) leave when they find the queue empty; spawn raises it again', async () => {
     // An idle timeout the test never reaches: leaving is trim's doing.
-    const { pool } = openPool({ minThreads: 2, maxThreads: 8, idleTimeoutMs: 600_000, maxHoldUs: 0, maxHeld: 1, batchScheduling: false });
+    const { pool } = openPool({ minThreads: 2, maxThreads: 8, idleTimeoutMs: 600_000, maxHoldUs: 0, maxHeld: 1, scheduling: 'normal' });
     try {
       expect(pool.spawn(6)).toBe(6);
       await until(() => pool.idleThreads === 8, 'eight workers to wait');
@@ -636,7 +637,7 @@ describe('ThreadPool workers (raw binding)', () => {
     writeFileSync(path, 'x');
     const fd = openSync(path, 'r');
     // One worker at most, none kept, a 1 ms idle timeout: it is always about to leave.
-    const { pool, next } = openPool({ minThreads: 0, maxThreads: 1, idleTimeoutMs: 1, maxHoldUs: 0, maxHeld: 1, batchScheduling: false });
+    const { pool, next } = openPool({ minThreads: 0, maxThreads: 1, idleTimeoutMs: 1, maxHoldUs: 0, maxHeld: 1, scheduling: 'normal' });
     try {
       for (let round = 0; round < 300; round++) {
         submitBatch(pool, layout, [{ slot: 1, op: FSYNC, fd }]);
@@ -655,7 +656,7 @@ describe('ThreadPool workers (raw binding)', () => {
 
   it('workers that leave are joined: 30 rounds of 8 idle workers leaving keep the process size flat (a thread never joined keeps its stack mapped)', async () => {
     const vmSizeKiB = (): number => Number(/^VmSize:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]);
-    const { pool } = openPool({ minThreads: 1, maxThreads: 9, idleTimeoutMs: 20, maxHoldUs: 0, maxHeld: 1, batchScheduling: false });
+    const { pool } = openPool({ minThreads: 1, maxThreads: 9, idleTimeoutMs: 20, maxHoldUs: 0, maxHeld: 1, scheduling: 'normal' });
     try {
       const round = async (): Promise<void> => {
         expect(pool.spawn(8)).toBe(8);
@@ -676,7 +677,7 @@ describe('ThreadPool workers (raw binding)', () => {
   }, 60_000);
 
   it('a pool with minThreads 0 runs work on a spawned worker, then has none', async () => {
-    const { pool, next } = openPool({ minThreads: 0, maxThreads: 2, idleTimeoutMs: 20, maxHoldUs: 0, maxHeld: 1, batchScheduling: false });
+    const { pool, next } = openPool({ minThreads: 0, maxThreads: 2, idleTimeoutMs: 20, maxHoldUs: 0, maxHeld: 1, scheduling: 'normal' });
     try {
       expect(pool.threads).toBe(0);
       submitBatch(pool, layout, [{ slot: 1, op: FSYNC, fd: 0 }]);

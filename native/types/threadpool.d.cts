@@ -14,10 +14,10 @@ export interface ThreadPoolConfig {
   /** Completion coalescing: the most completions held together (>= 1). */
   readonly maxHeld: number;
   /**
-   * Workers run under SCHED_BATCH: one woken for a request does not preempt the thread that
-   * woke it (the event loop's). false leaves them as the process's threads are.
+   * The workers' Linux scheduling policy: 'normal' leaves them as the process's threads are,
+   * 'batch' (SCHED_BATCH) and 'idle' (SCHED_IDLE) lower it (the choice is the caller's).
    */
-  readonly batchScheduling: boolean;
+  readonly scheduling: 'normal' | 'batch' | 'idle';
   /** The completion table the pool fills before each onComplete(count) (layout.completionStride numbers each). */
   readonly completions: Float64Array;
 }
@@ -62,7 +62,7 @@ export interface ThreadPoolInstance extends BatchEngine {
   readonly idleThreads: number;
   /** The most workers alive at once so far. */
   readonly peakThreads: number;
-  /** The errno name (e.g. "EPERM") of the first worker refused SCHED_BATCH (batchScheduling); undefined when none was. */
+  /** The errno name (e.g. "EPERM") of the first worker refused its policy (scheduling); undefined when none was. */
   readonly schedulingError: string | undefined;
   /**
    * The CPUs every worker may run on (sched_setaffinity), from its next request on; sleeping

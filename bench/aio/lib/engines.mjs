@@ -13,6 +13,8 @@ export const BACKENDS = {
   'iosubmit': (options = {}) => createIoSubmitBackend({ maxInFlight: 128, ...options }),
   'iosubmit strict': (options = {}) => createIoSubmitBackend({ maxInFlight: 128, ...options, strict: true }),
   'threadpool': (options = {}) => createThreadPoolBackend(options),
+  // The workers under SCHED_IDLE (opt-in: they starve behind any busy thread on their CPUs).
+  'threadpool idle workers': (options = {}) => createThreadPoolBackend({ ...options, workerScheduling: 'idle' }),
   'fs': () => createFsBackend(),
 };
 

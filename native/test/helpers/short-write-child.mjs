@@ -29,7 +29,7 @@ const onComplete = (count) => {
 };
 const engine =
   engineName === 'pool'
-    ? new Engine({ minThreads: 1, maxThreads: 1, idleTimeoutMs: 1000, maxHoldUs: 0, maxHeld: 1, batchScheduling: false, completions }, onComplete)
+    ? new Engine({ minThreads: 1, maxThreads: 1, idleTimeoutMs: 1000, maxHoldUs: 0, maxHeld: 1, scheduling: 'normal', completions }, onComplete)
     : new Engine({ maxInFlight: 4, completions }, onComplete);
 
 async function write(slot, position, buffers) {

@@ -85,10 +85,16 @@ export interface ThreadPoolOptions {
   readonly pollLoopWhileWorkersHeld?: boolean;
   /**
    * The Linux scheduling policy of the workers: 'normal' (as the process's other threads,
-   * the default) or 'batch' (SCHED_BATCH). A batch worker woken for a request does not
-   * preempt the thread that woke it, so the event loop finishes its hand-over (and its turn)
-   * before the workers it woke run: faster O_DIRECT reads at high depth, but writers
-   * contending for one file's lock collapse. See DEFAULT_WORKER_SCHEDULING.
+   * the default), 'batch' (SCHED_BATCH) or 'idle' (SCHED_IDLE). A batch worker woken for a
+   * request does not preempt the thread that woke it, so the event loop finishes its
+   * hand-over (and its turn) before the workers it woke run: faster O_DIRECT reads at high
+   * depth, but writers contending for one file's lock collapse. An idle worker runs only
+   * when no other thread wants its CPU: the scheduler counts a CPU running only idle
+   * threads as free and puts the process's other threads (V8's, the kernel's) there, away
+   * from the loop thread, whose longest delays then shrink; but any busy thread on the
+   * workers' CPUs starves the pool (measured: one spinning thread on the held CPU cut
+   * 4 KiB reads at 32 in flight from 158k to 3k ops/s). For a machine whose CPUs serve this
+   * process alone. See DEFAULT_WORKER_SCHEDULING.
    */
   readonly workerScheduling?: WorkerScheduling;
   /**
@@ -210,6 +216,10 @@ export function defaultPollWhenInFlightAtMost(cores = availableParallelism()): n
  * and rwsem_spin_on_owner). With bufferedWritesPerFile (2 writers per file) the collapse
  * is gone but 'batch' still lost there: 15.6k-16.3k against 21k-22k, p99 0.8-0.9 ms against
  * 0.5-0.6. So 'normal' by default; 'batch' for read-mostly loads.
+ * 'idle' (2026-12-07, same machine): the loop delay's maximum at 32 in flight came down to
+ * FileHandle's (3.8-4.0 ms against 5.5-8.6 for 'normal', same IOPS), but writers to one
+ * file lost 40% (appends 7.2k against 11.9k ops/s) and one busy thread on the workers' CPU
+ * starved the pool (3k ops/s against 158k): opt-in only.
  */
 export const DEFAULT_WORKER_SCHEDULING: WorkerScheduling = 'normal';
 
@@ -297,9 +307,9 @@ function workerCpus(value: unknown): WorkerCpusOption {
 }
 
 function workerScheduling(value: unknown): WorkerScheduling {
-  if (value === 'batch' || value === 'normal') return value;
+  if (value === 'batch' || value === 'idle' || value === 'normal') return value;
   if (typeof value !== 'string') throw invalidArgType('options.workerScheduling', 'of type string', value);
-  throw outOfRange('options.workerScheduling', "'batch' or 'normal'", value);
+  throw outOfRange('options.workerScheduling', "'normal', 'batch' or 'idle'", value);
 }
 
 function ceilingOptions(given: ThreadPoolOptions): Pick<ResolvedThreadPoolOptions, 'threadsPerInFlight' | 'maxThreadsPerInFlight' | 'riseWhenSleptShareBelow' | 'riseWhenLoopBusyBelow' | 'fallWhenSleptShareAbove' | 'keepRiseWhenFasterBy'> {

@@ -111,10 +111,9 @@ export class ThreadPoolIo implements FdIo {
     this.#ops = layout.ops as Readonly<Record<PoolOp, number>>;
     this.#flags = layout.flags;
     const { minThreads, maxThreads, idleTimeoutMs, maxHoldUs, maxHeld, completionBudgetUs, workerScheduling } = this.options;
-    const batchScheduling = workerScheduling === 'batch';
     this.#queue = new BatchQueue({
       layout,
-      engine: (completions, onComplete) => new Pool({ minThreads, maxThreads, idleTimeoutMs, maxHoldUs, maxHeld, batchScheduling, completions }, onComplete),
+      engine: (completions, onComplete) => new Pool({ minThreads, maxThreads, idleTimeoutMs, maxHoldUs, maxHeld, scheduling: workerScheduling, completions }, onComplete),
       capacity: Infinity,
       completionTableSize: COMPLETION_TABLE_SIZE,
       policy: POOL_SUBMIT_POLICY,
@@ -213,7 +212,7 @@ export class ThreadPoolIo implements FdIo {
     return { ...(cpus === undefined ? {} : { cpus: [...cpus] }), ...(affinityError === undefined ? {} : { affinityError }) };
   }
 
-  /** The policy the workers run under; a refused SCHED_BATCH leaves them 'normal' and says why. */
+  /** The policy the workers run under; a refused policy leaves them 'normal' and says why. */
   #scheduling(): Pick<ThreadStats, 'scheduling' | 'schedulingError'> {
     const schedulingError = this.#pool.schedulingError;
     if (schedulingError !== undefined) return { scheduling: 'normal', schedulingError };

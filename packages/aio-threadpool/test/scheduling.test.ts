@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createThreadPoolIo, DEFAULT_WORKER_SCHEDULING, resolveOptions, type ThreadPoolIo } from '../src/index.js';
 
 const SCHED_BATCH = 3;
+const SCHED_IDLE = 5;
 
 /** This process's threads and their Linux scheduling policy (/proc/self/task/TID/stat, field 41). */
 function threadPolicies(): Map<number, number> {
@@ -58,11 +59,12 @@ describe('worker scheduling (real threads, policy read from /proc)', () => {
     io = undefined;
   });
 
-  it("defaults to 'normal' and rejects anything but 'batch' or 'normal', naming the value", () => {
+  it("defaults to 'normal' and rejects anything but 'normal', 'batch' or 'idle', naming the value", () => {
     expect(DEFAULT_WORKER_SCHEDULING).toBe('normal');
     expect(resolveOptions({}).workerScheduling).toBe('normal');
     expect(resolveOptions({ workerScheduling: 'batch' }).workerScheduling).toBe('batch');
-    expect(() => resolveOptions({ workerScheduling: 'idle' })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('Received idle') }));
+    expect(resolveOptions({ workerScheduling: 'idle' }).workerScheduling).toBe('idle');
+    expect(() => resolveOptions({ workerScheduling: 'fifo' })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('Received fifo') }));
     expect(() => resolveOptions({ workerScheduling: 3 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('options.workerScheduling') }));
   });
 
@@ -78,13 +80,23 @@ describe('worker scheduling (real threads, policy read from /proc)', () => {
     expect(threadPolicies().get(process.pid)).toBe(before.get(process.pid));
   });
 
+  it("'idle': every worker runs under SCHED_IDLE, the loop thread keeps its policy", async () => {
+    const before = threadPolicies();
+    io = createThreadPoolIo({ threads: 3, workerScheduling: 'idle' });
+    await workersIdle(io, 3);
+    expect(newThreadPolicies(before).filter((policy) => policy === SCHED_IDLE)).toHaveLength(3);
+    expect(io.threadStats()).toMatchObject({ current: 3, scheduling: 'idle' });
+    expect(io.threadStats().schedulingError).toBeUndefined();
+    expect(threadPolicies().get(process.pid)).toBe(before.get(process.pid));
+  });
+
   it("the default, 'normal', leaves the workers as the process's other threads", async () => {
     const before = threadPolicies();
     io = createThreadPoolIo({ threads: 3 });
     await workersIdle(io, 3);
     const started = newThreadPolicies(before);
     expect(started.length).toBeGreaterThanOrEqual(3);
-    expect(started.filter((policy) => policy === SCHED_BATCH)).toHaveLength(0);
+    expect(started.filter((policy) => policy === SCHED_BATCH || policy === SCHED_IDLE)).toHaveLength(0);
     expect(io.threadStats().scheduling).toBe('normal');
   });
 

@@ -332,9 +332,9 @@ export class BatchQueue<E extends BatchEngine> {
     }
     if (entry.state !== State.InEngine || this.engine.cancel === undefined) return;
     this.#aborting.push(entry);
-    // One native call under one lock for everything aborted in this turn: a signal shared
-    // by a big batch fires its callbacks one by one, and withdrawing each on its own would
-    // let the workers take the later ones meanwhile.
+    // One native call for everything aborted in this turn: a signal shared by a big batch
+    // fires its callbacks one by one, and withdrawing each on its own would cost a crossing
+    // each and give the engine's workers that much longer to start the later ones.
     if (this.#aborting.length === 1) queueMicrotask(() => this.#withdrawAborted());
   }
 

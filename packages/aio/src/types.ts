@@ -176,11 +176,12 @@ export interface ThreadStats {
    */
   readonly perInFlight?: number;
   /**
-   * The Linux scheduling policy the workers run under ('batch': SCHED_BATCH), when the
-   * backend chooses one. A worker refused 'batch' runs 'normal' (and says so here).
+   * The Linux scheduling policy the workers run under ('batch': SCHED_BATCH, 'idle':
+   * SCHED_IDLE), when the backend chooses one. A worker refused its policy runs 'normal'
+   * (and says so here).
    */
-  readonly scheduling?: 'batch' | 'normal';
-  /** Why workers asked to run 'batch' do not: the errno name, e.g. "EPERM". */
+  readonly scheduling?: 'batch' | 'idle' | 'normal';
+  /** Why workers asked to run 'batch' or 'idle' do not: the errno name, e.g. "EPERM". */
   readonly schedulingError?: string;
   /** The CPUs the workers are held to (the thread pool's workerCpus); absent: wherever the scheduler puts them. */
   readonly cpus?: readonly number[];

@@ -110,6 +110,16 @@ Napi::Function ThreadPool::Define(Napi::Env env) {
                      });
 }
 
+// config.scheduling: the workers' Linux policy by name ("normal", "batch" or "idle").
+static int ConfigPolicy(Napi::Env env, Napi::Value value) {
+  std::string name = value.IsString() ? value.As<Napi::String>().Utf8Value() : "";
+  if (name == "normal") return SCHED_OTHER;
+  if (name == "batch") return SCHED_BATCH;
+  if (name == "idle") return SCHED_IDLE;
+  if (!value.IsString()) throw Napi::TypeError::New(env, "ThreadPool: config.scheduling must be a string");
+  throw CodedError(env, "ERR_OUT_OF_RANGE", "ThreadPool: config.scheduling must be 'normal', 'batch' or 'idle'. Received '" + name + "'");
+}
+
 ThreadPool::ThreadPool(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ThreadPool>(info), env_(info.Env()) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) throw Napi::TypeError::New(env, "ThreadPool: config must be an object");
@@ -125,9 +135,7 @@ ThreadPool::ThreadPool(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Thread
   idle_timeout_ = std::chrono::milliseconds(ConfigNumber(env, config, "idleTimeoutMs", 1, 24u * 3600 * 1000));
   max_hold_us_ = ConfigNumber(env, config, "maxHoldUs", 0, 1000000);
   max_held_ = ConfigNumber(env, config, "maxHeld", 1, 1 << 20);
-  Napi::Value batch = config.Get("batchScheduling");
-  if (!batch.IsBoolean()) throw Napi::TypeError::New(env, "ThreadPool: config.batchScheduling must be a boolean");
-  batch_scheduling_ = batch.As<Napi::Boolean>().Value();
+  worker_policy_ = ConfigPolicy(env, config.Get("scheduling"));
   size_t table_length = 0;
   completions_ = TableData<double>(config.Get("completions"), napi_float64_array, &table_length);
   completion_capacity_ = table_length / kCompletionStride;
@@ -427,7 +435,7 @@ Napi::Value ThreadPool::PeakThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(peak_.load(std::memory_order_relaxed)));
 }
 
-// schedulingError: the errno name (e.g. "EPERM") of the first worker refused SCHED_BATCH, else undefined.
+// schedulingError: the errno name (e.g. "EPERM") of the first worker refused its policy, else undefined.
 Napi::Value ThreadPool::SchedulingError(const Napi::CallbackInfo& info) {
   int err = scheduling_errno_.load(std::memory_order_relaxed);
   if (err == 0) return info.Env().Undefined();
@@ -550,11 +558,11 @@ void ThreadPool::WorkerMain(uint64_t id) {
   // Named, so that top -H, perf and /proc/PID/task/TID/comm tell the pool's workers from
   // V8's and libuv's threads (all "node" otherwise). Best effort: a name is not a must.
   pthread_setname_np(pthread_self(), "vmlink-aio");
-  if (batch_scheduling_) {
-    // SCHED_BATCH: a worker woken for a request does not preempt the thread that woke it
-    // (the event loop's, in the middle of a hand-over). Lowering the policy needs no privilege.
+  if (worker_policy_ != SCHED_OTHER) {
+    // Lowering the policy (SCHED_BATCH, SCHED_IDLE) needs no privilege; which one is JS's
+    // decision (config.scheduling).
     sched_param param{};
-    if (sched_setscheduler(0, SCHED_BATCH, &param) != 0) {
+    if (sched_setscheduler(0, worker_policy_, &param) != 0) {
       int expected = 0;
       scheduling_errno_.compare_exchange_strong(expected, errno, std::memory_order_relaxed);
     }

@@ -141,8 +141,8 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   std::chrono::milliseconds idle_timeout_{0};
   double max_hold_us_ = 0;
   size_t max_held_ = 0;
-  bool batch_scheduling_ = false;  // workers run under SCHED_BATCH (config.batchScheduling)
-  // The errno of the first worker refused SCHED_BATCH (0: none); that worker runs as it was.
+  int worker_policy_ = SCHED_OTHER;  // the workers' Linux policy (config.scheduling)
+  // The errno of the first worker refused its policy (0: none); that worker runs as it was.
   std::atomic<int> scheduling_errno_{0};
 
   // setWorkerCpus: the CPUs workers may run on, and its generation (0: never set, workers
