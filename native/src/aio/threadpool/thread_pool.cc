@@ -609,8 +609,7 @@ void ThreadPool::WorkerMain(uint64_t id) {
       }
       uint32_t ticket = wake_.Prepare();
       if (queue_.queued() > 0 || stopping_.load(std::memory_order_seq_cst) ||
-          cpus_generation_.load(std::memory_order_seq_cst) != cpus_applied ||
-          live_.load(std::memory_order_seq_cst) > keep_.load(std::memory_order_seq_cst) + starting_.load(std::memory_order_seq_cst)) {
+          cpus_generation_.load(std::memory_order_seq_cst) != cpus_applied || MoreThanKept(std::memory_order_seq_cst)) {
         wake_.Abandon();
         continue;
       }
@@ -658,15 +657,19 @@ void ThreadPool::WorkerMain(uint64_t id) {
 // Taken only by a worker that found no work: trim() asked for fewer workers, or it idled
 // for a whole timeout with more than minThreads alive.
 bool ThreadPool::Retire(bool timed_out) {
-  size_t live = live_.load(std::memory_order_relaxed);
-  if (!timed_out && live <= keep_.load(std::memory_order_relaxed) + starting_.load(std::memory_order_relaxed)) return false;
+  if (!timed_out && !MoreThanKept(std::memory_order_relaxed)) return false;
   std::lock_guard<std::mutex> lock(roster_mutex_);
   if (stopping_.load(std::memory_order_relaxed)) return false;
-  live = live_.load(std::memory_order_relaxed);
-  size_t starting = starting_.load(std::memory_order_relaxed);
-  bool leave = live > keep_.load(std::memory_order_relaxed) + starting || (timed_out && live > min_threads_ + starting);
+  size_t live = live_.load(std::memory_order_relaxed);
+  bool leave = MoreThanKept(std::memory_order_relaxed) || (timed_out && live > min_threads_ + starting_.load(std::memory_order_relaxed));
   if (leave) live_.store(live - 1, std::memory_order_relaxed);
   return leave;
+}
+
+// More workers alive than JS last asked to keep (trim()), those still starting aside. The
+// worker's last look before it sleeps reads it seq_cst (against trim()'s store and wake).
+bool ThreadPool::MoreThanKept(std::memory_order order) const {
+  return live_.load(order) > keep_.load(order) + starting_.load(order);
 }
 
 bool ThreadPool::Unretire() {

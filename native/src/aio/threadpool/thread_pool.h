@@ -188,6 +188,8 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   // Takes back a Retire that a request queued meanwhile makes wrong (see WorkerMain);
   // false when the pool is stopping or already full again.
   bool Unretire();
+  // live_ > keep_ + starting_: trim() asked for fewer workers than live.
+  bool MoreThanKept(std::memory_order order) const;
   std::atomic<bool> stopping_{false};  // set under roster_mutex_
   // The roster (which workers live, start, may stay): guarded by roster_mutex_, which the
   // loop thread takes only to spawn, trim, change CPUs and shut down, never per request.
