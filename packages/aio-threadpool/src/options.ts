@@ -217,9 +217,10 @@ export function defaultPollWhenInFlightAtMost(cores = availableParallelism()): n
  * is gone but 'batch' still lost there: 15.6k-16.3k against 21k-22k, p99 0.8-0.9 ms against
  * 0.5-0.6. So 'normal' by default; 'batch' for read-mostly loads.
  * 'idle' (2026-12-07, same machine): the loop delay's maximum at 32 in flight came down to
- * FileHandle's (3.8-4.0 ms against 5.5-8.6 for 'normal', same IOPS), but writers to one
- * file lost 40% (appends 7.2k against 11.9k ops/s) and one busy thread on the workers' CPU
- * starved the pool (3k ops/s against 158k): opt-in only.
+ * FileHandle's in alternating runs (3.8-4.0 ms against 5.5-8.6 for 'normal', same IOPS;
+ * the stall suite's reads did not show it), but writers to one file lost 40-50% (appends
+ * 5.9k-7.2k against 11.6k-11.9k ops/s) and one busy thread on the workers' CPU starved
+ * the pool (3k ops/s against 158k): opt-in only.
  */
 export const DEFAULT_WORKER_SCHEDULING: WorkerScheduling = 'normal';
 
