@@ -91,9 +91,10 @@ export interface ThreadPoolOptions {
    * depth, but writers contending for one file's lock collapse. An idle worker runs only
    * when no other thread wants its CPU: the scheduler counts a CPU running only idle
    * threads as free and puts the process's other threads (V8's, the kernel's) there, away
-   * from the loop thread, whose longest delays then shrink; but any busy thread on the
-   * workers' CPUs starves the pool (measured: one spinning thread on the held CPU cut
-   * 4 KiB reads at 32 in flight from 158k to 3k ops/s). For a machine whose CPUs serve this
+   * from the loop thread, whose longest delays may shrink (reads at depth; not in every
+   * run); but writers to one file lose, and any busy thread on the workers' CPUs starves
+   * the pool (measured: one spinning thread on the held CPU cut 4 KiB reads at 32 in
+   * flight from 158k to 3k ops/s). For read-mostly work on a machine whose CPUs serve this
    * process alone. See DEFAULT_WORKER_SCHEDULING.
    */
   readonly workerScheduling?: WorkerScheduling;
