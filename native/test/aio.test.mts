@@ -521,6 +521,17 @@ describe('ThreadPool (raw binding)', () => {
       closeSync(fd);
     }
   }, 60_000);
+
+  it('destroy while workers still start one another and the first ones already leave: the count ends at 0 every time', () => {
+    // Workers start in a chain (each starts the next); destroy() lands mid-chain, so a worker
+    // starting then gives back the reservations not yet started while the running ones leave.
+    // Both must count down without losing one (CI caught threads 1 after destroy once).
+    for (let round = 0; round < 300; round++) {
+      const { pool } = openPool(fixed(12));
+      pool.destroy();
+      expect(pool.threads).toBe(0);
+    }
+  }, 60_000);
 });
 
 describe('ThreadPool workers (raw binding)', () => {

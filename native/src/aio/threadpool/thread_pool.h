@@ -194,7 +194,8 @@ class ThreadPool : public Napi::ObjectWrap<ThreadPool> {
   // The roster (which workers live, start, may stay): guarded by roster_mutex_, which the
   // loop thread takes only to spawn, trim, change CPUs and shut down, never per request.
   std::mutex roster_mutex_;
-  // Worker counts: written under roster_mutex_, readable without it.
+  // Worker counts: changed under roster_mutex_, readable without it; live_ only by
+  // read-modify-writes, since a stopping worker counts itself down without the lock.
   std::atomic<size_t> live_{0};     // running or reserved (starting)
   std::atomic<size_t> idle_{0};     // waiting for work
   std::atomic<size_t> peak_{0};     // most live_ ever
